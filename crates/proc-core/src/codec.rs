@@ -1,0 +1,184 @@
+//! The wire format every `procs` crate speaks: postcard values in length-prefixed frames.
+//!
+//! A frame is a 4-byte little-endian length followed by that many bytes. Readers take a limit
+//! and refuse a longer frame before they allocate anything for it, so a corrupt or hostile
+//! length costs nothing; a frame cut short by a closed peer is an error, never a hang or a
+//! panic.
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// The largest frame a reader accepts unless it is told otherwise: 1 GiB.
+pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
+
+/// The size of the length prefix of a frame.
+pub const HEADER_LEN: usize = 4;
+
+/// Encodes `value` with postcard.
+///
+/// # Errors
+///
+/// [`Error::Decode`] when serde refuses the value (for example a map with non-string keys is
+/// fine, but a type whose `Serialize` impl fails is not).
+///
+/// # Examples
+///
+/// ```
+/// let bytes = proc_core::codec::encode(&(1u8, "hi")).unwrap();
+/// let back: (u8, String) = proc_core::codec::decode(&bytes).unwrap();
+/// assert_eq!(back, (1, "hi".to_string()));
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| Error::Decode(format!("cannot encode: {e}")))
+}
+
+/// Decodes a postcard value that fills `bytes` exactly.
+///
+/// # Errors
+///
+/// [`Error::Decode`] when the bytes are not a `T`, or leave bytes over.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Error, codec};
+///
+/// assert_eq!(codec::decode::<u32>(&codec::encode(&7u32).unwrap()).unwrap(), 7);
+/// assert!(matches!(codec::decode::<String>(&[200]), Err(Error::Decode(_))));
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(Error::Decode(format!(
+            "{} bytes left over after the value",
+            rest.len()
+        ))),
+        Err(e) => Err(Error::Decode(e.to_string())),
+    }
+}
+
+/// Writes `payload` as one frame.
+///
+/// # Errors
+///
+/// [`Error::Protocol`] when the payload is longer than a frame can say (4 GiB), and
+/// [`Error::Io`] when the writer fails.
+///
+/// # Examples
+///
+/// ```
+/// let mut wire = Vec::new();
+/// proc_core::codec::write_frame(&mut wire, b"abc").unwrap();
+/// assert_eq!(wire, [3, 0, 0, 0, b'a', b'b', b'c']);
+/// ```
+pub fn write_frame<W: Write + ?Sized>(writer: &mut W, payload: &[u8]) -> Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| Error::Protocol(format!("a frame of {} bytes is too long", payload.len())))?;
+    // Small frames go out in one write so that a reader never sees a header without its body
+    // for longer than one system call.
+    if payload.len() <= 64 * 1024 {
+        let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(payload);
+        writer.write_all(&buf)?;
+    } else {
+        writer.write_all(&len.to_le_bytes())?;
+        writer.write_all(payload)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Reads one frame of at most `max` bytes.
+///
+/// Memory grows with the bytes that really arrive, not with the length the header claims.
+///
+/// # Errors
+///
+/// [`Error::Closed`] when the stream ends before a frame starts, [`Error::Protocol`] when the
+/// header claims more than `max` bytes or the stream ends inside the frame, and
+/// [`Error::Io`] when the reader fails.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Error, codec};
+///
+/// let mut wire: &[u8] = &[2, 0, 0, 0, 7, 8];
+/// assert_eq!(codec::read_frame(&mut wire, 16).unwrap(), [7, 8]);
+/// assert!(matches!(codec::read_frame(&mut wire, 16), Err(Error::Closed)));
+///
+/// let mut bogus: &[u8] = &[255, 255, 255, 127];
+/// assert!(matches!(codec::read_frame(&mut bogus, 16), Err(Error::Protocol(_))));
+/// ```
+pub fn read_frame<R: Read + ?Sized>(reader: &mut R, max: usize) -> Result<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match reader.read(&mut header[filled..]) {
+            Ok(0) if filled == 0 => return Err(Error::Closed),
+            Ok(0) => return Err(Error::Protocol("truncated frame header".into())),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_le_bytes(header) as usize;
+    if len > max {
+        return Err(Error::Protocol(format!(
+            "frame of {len} bytes exceeds the limit of {max} bytes"
+        )));
+    }
+    let mut payload = Vec::with_capacity(len.min(64 * 1024));
+    reader.take(len as u64).read_to_end(&mut payload)?;
+    if payload.len() != len {
+        return Err(Error::Protocol(format!(
+            "truncated frame: {} of {len} bytes arrived",
+            payload.len()
+        )));
+    }
+    Ok(payload)
+}
+
+/// Encodes `value` and writes it as one frame.
+///
+/// # Errors
+///
+/// As [`encode`] and [`write_frame`].
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::codec;
+///
+/// let mut wire = Vec::new();
+/// codec::send(&mut wire, &vec![1u16, 2, 3]).unwrap();
+/// let back: Vec<u16> = codec::recv(&mut wire.as_slice(), codec::DEFAULT_MAX_FRAME).unwrap();
+/// assert_eq!(back, [1, 2, 3]);
+/// ```
+pub fn send<W: Write + ?Sized, T: Serialize + ?Sized>(writer: &mut W, value: &T) -> Result<()> {
+    write_frame(writer, &encode(value)?)
+}
+
+/// Reads one frame of at most `max` bytes and decodes it.
+///
+/// # Errors
+///
+/// As [`read_frame`] and [`decode`].
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Error, codec};
+///
+/// let mut wire = Vec::new();
+/// codec::write_frame(&mut wire, &[0xff]).unwrap();
+/// assert!(matches!(codec::recv::<_, String>(&mut wire.as_slice(), 64), Err(Error::Decode(_))));
+/// ```
+pub fn recv<R: Read + ?Sized, T: DeserializeOwned>(reader: &mut R, max: usize) -> Result<T> {
+    decode(&read_frame(reader, max)?)
+}

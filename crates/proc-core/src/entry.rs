@@ -1,0 +1,217 @@
+//! The child side: how a new process finds out that it is a child and runs its function.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, Once};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::current::{self, Identity};
+use crate::fingerprint;
+use crate::method::StartMethod;
+use crate::registry;
+use crate::sys::{self, Channel};
+
+/// What a parent asks of a new child, sent as the first frame on their channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Request {
+    /// The parent's build fingerprint; the child refuses to run under another build.
+    pub(crate) fingerprint: u64,
+    /// Where the trampoline is, as an offset from `fingerprint::anchor`.
+    pub(crate) entry: isize,
+    /// The encoded arguments.
+    pub(crate) payload: Vec<u8>,
+    /// Who the child is.
+    pub(crate) identity: Identity,
+    /// The parent's pid and name.
+    pub(crate) parent: (u32, String),
+    /// How the child was started.
+    pub(crate) method: StartMethod,
+}
+
+/// What a child tells its parent about the function it ran, as the one frame it sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// The function returned; the encoded result.
+    Returned(Vec<u8>),
+    /// The function panicked.
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    /// The child is another build than the parent.
+    BuildMismatch,
+    /// The arguments did not decode or the result did not encode.
+    Failed(String),
+}
+
+/// A monomorphised function that decodes the arguments, runs the user's function and encodes
+/// its result.
+pub(crate) type Trampoline = fn(&[u8]) -> Outcome;
+
+/// The trampoline for a function of type `F`.
+pub(crate) fn trampoline<F, A, R>(payload: &[u8]) -> Outcome
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "the function must not capture anything"
+        )
+    };
+    let args: A = match codec::decode(payload) {
+        Ok(args) => args,
+        Err(e) => return Outcome::Failed(format!("cannot decode the arguments: {e}")),
+    };
+    // SAFETY: `F` is zero-sized (checked above at compile time), so a value of it has no bytes
+    // to be invalid; and as a callable type (a fn item or a closure without captures, which is
+    // all that implements `Fn` on stable Rust) it carries no invariant beyond its type.
+    let f: F = unsafe { std::mem::zeroed() };
+    match catch_unwind(AssertUnwindSafe(move || f(args))) {
+        Ok(result) => match codec::encode(&result) {
+            Ok(bytes) => Outcome::Returned(bytes),
+            Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
+        },
+        Err(payload) => Outcome::Panicked {
+            message: panic_message(&*payload),
+            location: LAST_PANIC_LOCATION
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        },
+    }
+}
+
+/// The offset of a trampoline from the anchor, as sent to spawned children.
+pub(crate) fn entry_offset(t: Trampoline) -> isize {
+    (t as usize).wrapping_sub(fingerprint::anchor()) as isize
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+static LAST_PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records where panics happen (for `Error::Panicked`) and still prints them as usual.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(loc) = info.location() {
+            *LAST_PANIC_LOCATION
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()));
+        }
+        previous(info);
+    }));
+}
+
+static ENTRY: Once = Once::new();
+
+/// Runs before `main` (from the platform constructor) and from `init()`: in a child, serves
+/// the parent and exits; in any other process, returns at once.
+pub(crate) fn from_constructor() {
+    ENTRY.call_once(|| {
+        // Compute the fingerprint before anything can change the executable on disk.
+        fingerprint::fingerprint();
+        let Some(value) = std::env::var_os(sys::CHILD_ENV) else {
+            return;
+        };
+        // SAFETY: this runs before `main` or as the first line of it, before the program
+        // starts threads, so no other thread reads the environment concurrently.
+        unsafe { std::env::remove_var(sys::CHILD_ENV) };
+        let Some((role, channel)) = value.to_str().and_then(Channel::from_env) else {
+            tracing::error!("{} is set but does not name a channel", sys::CHILD_ENV);
+            return;
+        };
+        match role.as_str() {
+            "forkserver" => sys::serve_forkserver(channel),
+            _ => {
+                let code = serve_forked(channel);
+                // Leaves like `main` would: flushes stdout and runs exit handlers.
+                std::process::exit(code)
+            }
+        }
+    });
+}
+
+/// Reads the parent's request from `channel`, checks the build and runs it; returns the exit
+/// code. Used by spawned children and by children of the fork server.
+pub(crate) fn serve_forked(channel: Channel) -> i32 {
+    let request: Request = match codec::recv(&mut &channel, codec::DEFAULT_MAX_FRAME) {
+        Ok(request) => request,
+        // The parent went away (or sent garbage) before the call: nothing to run, nobody to
+        // tell.
+        Err(_) => return 2,
+    };
+    if request.fingerprint != fingerprint::fingerprint() {
+        let _ = codec::send(&mut &channel, &Outcome::BuildMismatch);
+        return 1;
+    }
+    let trampoline = fingerprint::anchor().wrapping_add(request.entry as usize);
+    // SAFETY: the fingerprint matched, so this process runs the parent's build, in which
+    // `entry` was computed by `entry_offset` from a function of type `Trampoline`; the same
+    // offset from the same anchor is therefore that same function here.
+    let trampoline: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(trampoline) };
+    run(channel, request, trampoline)
+}
+
+/// Runs a request in this (new) child and returns its exit code: 0 when the function
+/// returned, 1 otherwise.
+pub(crate) fn run(channel: Channel, request: Request, trampoline: Trampoline) -> i32 {
+    sys::prepare_child();
+    install_panic_hook();
+    registry::forget_inherited();
+    let daemon = request.identity.daemon;
+    current::become_child(request.identity, request.parent, request.method);
+    let _span =
+        tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
+    let channel = std::sync::Arc::new(channel);
+    if daemon {
+        watch_parent(channel.clone());
+    }
+    let outcome = trampoline(&request.payload);
+    let code = match outcome {
+        Outcome::Returned(_) => 0,
+        _ => 1,
+    };
+    if let Err(e) = codec::send(&mut &*channel, &outcome) {
+        tracing::debug!(error = %e, "could not send the result to the parent");
+    }
+    registry::shutdown();
+    sys::flush_std_streams();
+    code
+}
+
+/// A daemonic child dies with its parent: a thread waits for the parent's end of the channel
+/// to close (the parent never writes after the request, so anything readable is end-of-file)
+/// and ends the process.
+fn watch_parent(channel: std::sync::Arc<Channel>) {
+    let spawned = std::thread::Builder::new()
+        .name("procs-watchdog".into())
+        .spawn(move || {
+            loop {
+                match channel.wait_readable(None) {
+                    Ok(true) if channel.peer_closed() => break,
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                    Err(_) => break,
+                }
+            }
+            sys::exit_now(1);
+        });
+    if spawned.is_err() {
+        tracing::warn!("could not start the thread that ends a daemonic child with its parent");
+    }
+}

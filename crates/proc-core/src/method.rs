@@ -1,0 +1,286 @@
+//! Start methods and contexts: Python's `set_start_method` and `get_context`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::process::{Builder, Process};
+
+/// How a child process comes to life.
+///
+/// # Platform-specific behavior
+///
+/// `Spawn` works everywhere. `Fork` and `ForkServer` exist on Unix only; asking for them
+/// elsewhere is [`Error::Unsupported`].
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::StartMethod;
+///
+/// assert_eq!("forkserver".parse::<StartMethod>().unwrap(), StartMethod::ForkServer);
+/// assert_eq!(StartMethod::Spawn.to_string(), "spawn");
+/// assert!(StartMethod::available().contains(&StartMethod::Spawn));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StartMethod {
+    /// Start the program anew and run only the requested function (every platform).
+    Spawn,
+    /// `fork()` the calling process (Unix). Allowed only while the process has one thread,
+    /// because a fork copies locks held by threads that do not exist in the child.
+    Fork,
+    /// Ask a clean, single-threaded copy of the program, started on first use, to fork the
+    /// child (Unix): as safe as `Spawn`, nearly as fast as `Fork`.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// The start methods this platform offers, the default first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let methods = proc_core::StartMethod::available();
+    /// assert_eq!(methods[0], proc_core::StartMethod::default_for_platform());
+    /// ```
+    pub fn available() -> &'static [StartMethod] {
+        if cfg!(unix) {
+            &[
+                StartMethod::ForkServer,
+                StartMethod::Spawn,
+                StartMethod::Fork,
+            ]
+        } else {
+            &[StartMethod::Spawn]
+        }
+    }
+
+    /// The method used when nothing else was asked for: `ForkServer` on Unix, `Spawn`
+    /// elsewhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::StartMethod;
+    ///
+    /// let method = StartMethod::default_for_platform();
+    /// assert_eq!(method, if cfg!(unix) { StartMethod::ForkServer } else { StartMethod::Spawn });
+    /// ```
+    pub fn default_for_platform() -> StartMethod {
+        StartMethod::available()[0]
+    }
+
+    /// Whether this platform offers the method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::StartMethod::Spawn.is_available());
+    /// ```
+    pub fn is_available(self) -> bool {
+        StartMethod::available().contains(&self)
+    }
+
+    /// Python's name of the method: `"spawn"`, `"fork"` or `"forkserver"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_core::StartMethod::Fork.name(), "fork");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Spawn => "spawn",
+            StartMethod::Fork => "fork",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    pub(crate) fn check_available(self) -> Result<()> {
+        if self.is_available() {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(
+                "this start method is not available on this platform; use StartMethod::Spawn",
+            ))
+        }
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "spawn" => Ok(StartMethod::Spawn),
+            "fork" => Ok(StartMethod::Fork),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            _ => Err(Error::Unsupported(
+                "unknown start method; use \"spawn\", \"fork\" or \"forkserver\"",
+            )),
+        }
+    }
+}
+
+static START_METHOD: OnceLock<StartMethod> = OnceLock::new();
+
+/// Sets the start method of every process started without one, once per program.
+///
+/// # Errors
+///
+/// [`Error::InvalidState`] when the method was already set (or already used, which fixes it),
+/// and [`Error::Unsupported`] when the platform lacks the method.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{StartMethod, get_start_method, set_start_method};
+///
+/// set_start_method(StartMethod::Spawn).unwrap();
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// assert!(set_start_method(StartMethod::Spawn).is_err());
+/// ```
+pub fn set_start_method(method: StartMethod) -> Result<()> {
+    method.check_available()?;
+    START_METHOD
+        .set(method)
+        .map_err(|_| Error::InvalidState("the start method has already been set"))
+}
+
+/// The start method of processes started without one; fixes it if it was not set yet.
+///
+/// # Examples
+///
+/// ```
+/// assert!(proc_core::get_start_method().is_available());
+/// ```
+pub fn get_start_method() -> StartMethod {
+    *START_METHOD.get_or_init(StartMethod::default_for_platform)
+}
+
+/// A start method to create processes with: Python's `get_context(method)`.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+///     assert_eq!(ctx.spawn(square, 12).unwrap().join().unwrap(), 144);
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    method: StartMethod,
+}
+
+/// The context of a start method.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] when the platform lacks the method.
+///
+/// # Examples
+///
+/// ```
+/// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+/// assert_eq!(ctx.start_method(), proc_core::StartMethod::Spawn);
+/// ```
+pub fn context(method: StartMethod) -> Result<Context> {
+    method.check_available()?;
+    Ok(Context { method })
+}
+
+impl Context {
+    /// The context's start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+    /// assert_eq!(ctx.start_method().name(), "spawn");
+    /// ```
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// A process builder that uses this context's start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+    /// let mut builder = ctx.builder();
+    /// builder.name("worker");
+    /// ```
+    pub fn builder(&self) -> Builder {
+        let mut builder = Builder::new();
+        builder.start_method(self.method);
+        builder
+    }
+
+    /// Creates (without starting) a process that will run `f(args)`; see [`Process::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(x: i32) -> i32 {
+    ///     x * 2
+    /// }
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+    ///     let mut p = ctx.process(double, 21);
+    ///     p.start().unwrap();
+    ///     assert_eq!(p.join().unwrap(), 42);
+    /// }
+    /// ```
+    pub fn process<F, A, R>(&self, f: F, args: A) -> Process<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.builder().process(f, args)
+    }
+
+    /// Creates and starts a process that runs `f(args)`; see [`Process::spawn`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
+    ///     let mut p = ctx.spawn(|s: String| s.len(), "four".to_string()).unwrap();
+    ///     assert_eq!(p.join().unwrap(), 4);
+    /// }
+    /// ```
+    pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.builder().spawn(f, args)
+    }
+}

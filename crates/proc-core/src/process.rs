@@ -1,0 +1,831 @@
+//! `Process`: a Rust function running in a child process (Python's `multiprocessing.Process`).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::current::{self, Identity};
+use crate::entry::{self, Outcome, Request, Trampoline};
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::method::{StartMethod, get_start_method};
+use crate::registry::{self, ChildState};
+use crate::sys::{self, Channel};
+
+/// A function and its arguments, to run in a child process: Python's "subclass `Process` and
+/// override `run()`".
+///
+/// The value itself travels to the child (it is the argument), and `run` is called there.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Process, Task};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Count {
+///     to: u32,
+/// }
+///
+/// impl Task for Count {
+///     type Output = u32;
+///
+///     fn run(self) -> u32 {
+///         (1..=self.to).sum()
+///     }
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let mut p = Process::spawn_task(Count { to: 10 }).unwrap();
+///     assert_eq!(p.join().unwrap(), 55);
+/// }
+/// ```
+pub trait Task: Serialize + DeserializeOwned + 'static {
+    /// What `run` returns to the parent.
+    type Output: Serialize + DeserializeOwned + 'static;
+
+    /// The work of the child process.
+    fn run(self) -> Self::Output;
+}
+
+fn run_task<T: Task>(task: T) -> T::Output {
+    task.run()
+}
+
+/// Settings for a new process: name, daemon flag, start method, authentication key and
+/// executable. Setters take `&mut self`, like `std::process::Command`.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Process, StartMethod};
+///
+/// fn greet(who: String) -> String {
+///     format!("hello {who} from {}", proc_core::current_process().name())
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let mut p = Process::builder()
+///         .name("greeter")
+///         .start_method(StartMethod::Spawn)
+///         .spawn(greet, "parent".to_string())
+///         .unwrap();
+///     assert_eq!(p.join().unwrap(), "hello parent from greeter");
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until it starts a process"]
+pub struct Builder {
+    name: Option<String>,
+    daemon: bool,
+    start_method: Option<StartMethod>,
+    authkey: Option<Vec<u8>>,
+    executable: Option<PathBuf>,
+}
+
+impl Builder {
+    /// A builder with Python's defaults: `Process-N`, not daemonic, the program's start
+    /// method, the parent's authentication key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = proc_core::Builder::new();
+    /// # let _ = builder;
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the process (Python's `name`; default `Process-N`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::builder().name("worker").process(|(): ()| (), ());
+    /// assert_eq!(p.name(), "worker");
+    /// ```
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes the process daemonic: it is terminated when its parent exits, dies with its
+    /// parent even when the parent is killed, and may not start children of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::builder().daemon(true).process(|(): ()| (), ());
+    /// assert!(p.daemon());
+    /// ```
+    pub fn daemon(&mut self, daemon: bool) -> &mut Builder {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Chooses how the child is started (default: [`get_start_method`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::StartMethod;
+    ///
+    /// let p = proc_core::Process::builder().start_method(StartMethod::Spawn).process(|(): ()| (), ());
+    /// assert_eq!(p.start_method(), StartMethod::Spawn);
+    /// ```
+    pub fn start_method(&mut self, method: StartMethod) -> &mut Builder {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Gives the child its own authentication key instead of the parent's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::builder().authkey(b"secret".to_vec()).process(|(): ()| (), ());
+    /// assert_eq!(p.authkey(), b"secret");
+    /// ```
+    pub fn authkey(&mut self, key: impl Into<Vec<u8>>) -> &mut Builder {
+        self.authkey = Some(key.into());
+        self
+    }
+
+    /// Runs the child from another copy of this program (Python's `set_executable`). Used
+    /// by `Spawn` only. The copy must be the same build, or the child refuses to run with
+    /// [`Error::BuildMismatch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut builder = proc_core::Process::builder();
+    /// builder.executable(std::env::current_exe().unwrap());
+    /// ```
+    pub fn executable(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
+        self.executable = Some(path.into());
+        self
+    }
+
+    /// Creates a process that will run `f(args)` once started; see [`Process::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::builder().name("later").process(|x: u8| x, 1);
+    /// assert!(!p.is_alive());
+    /// ```
+    pub fn process<F, A, R>(&self, _f: F, args: A) -> Process<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        // `_f` itself is not stored: it has no bytes, and its type names the function.
+        const {
+            assert!(
+                size_of::<F>() == 0,
+                "the function must not capture anything: pass what it needs as its argument"
+            )
+        };
+        Process {
+            settings: self.clone(),
+            trampoline: entry::trampoline::<F, A, R>,
+            payload: codec::encode(&args).map_err(|e| e.to_string()),
+            identity: current::next_child(self.name.clone(), self.daemon, self.authkey.clone()),
+            state: State::New,
+            _result: PhantomData,
+        }
+    }
+
+    /// Creates and starts a process that runs `f(args)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::builder().name("adder").spawn(|(a, b): (i32, i32)| a + b, (2, 3)).unwrap();
+    ///     assert_eq!(p.join().unwrap(), 5);
+    /// }
+    /// ```
+    pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let mut process = self.process(f, args);
+        process.start()?;
+        Ok(process)
+    }
+
+    /// Creates and starts a process that runs `task.run()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Shout(String);
+    ///
+    /// impl proc_core::Task for Shout {
+    ///     type Output = String;
+    ///     fn run(self) -> String {
+    ///         self.0.to_uppercase()
+    ///     }
+    /// }
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::builder().name("shouter").spawn_task(Shout("hi".into())).unwrap();
+    ///     assert_eq!(p.join().unwrap(), "HI");
+    /// }
+    /// ```
+    pub fn spawn_task<T: Task>(&self, task: T) -> Result<Process<T::Output>> {
+        self.spawn(run_task::<T>, task)
+    }
+}
+
+enum State {
+    New,
+    Started(Arc<ChildState>),
+    Joined(Arc<ChildState>),
+    Closed,
+}
+
+/// A function running (or to run) in a child process: Python's `multiprocessing.Process`.
+///
+/// The function is a `fn` or a closure that captures nothing; it takes one argument (a tuple
+/// for several) and returns a value, both of which travel through serde. [`join`] hands the
+/// returned value back to the parent — more than Python gives.
+///
+/// Dropping a `Process` does not stop the child; like Python, the parent waits for its
+/// non-daemonic children when it exits, and terminates the daemonic ones.
+///
+/// [`join`]: Process::join
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+///
+/// fn work((name, n): (String, u64)) -> String {
+///     format!("{name}: {}", (1..=n).product::<u64>())
+/// }
+///
+/// fn main() {
+///     proc_core::init(); // first line of main: a child runs its function here and exits
+///     let mut p = Process::spawn(work, ("5!".to_string(), 5)).unwrap();
+///     assert_eq!(p.join().unwrap(), "5!: 120");
+///     assert_eq!(p.exitcode(), Some(0));
+/// }
+/// ```
+///
+/// A closure that captures its environment does not compile:
+///
+/// ```compile_fail
+/// fn main() {
+///     let base = 10;
+///     let _p = proc_core::Process::new(move |x: i32| x + base, 1);
+/// }
+/// ```
+#[must_use = "a process does nothing until it is started"]
+pub struct Process<R = ()> {
+    settings: Builder,
+    trampoline: Trampoline,
+    payload: std::result::Result<Vec<u8>, String>,
+    identity: Identity,
+    state: State,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl Process {
+    /// A builder for a process with a name, a daemon flag or a start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::builder().name("named").process(|(): ()| (), ());
+    /// assert_eq!(p.name(), "named");
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Creates and starts a process that runs `task.run()`: Python's subclass-and-`run()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Task`].
+    pub fn spawn_task<T: Task>(task: T) -> Result<Process<T::Output>> {
+        Builder::new().spawn_task(task)
+    }
+}
+
+impl<R> Process<R>
+where
+    R: Serialize + DeserializeOwned + 'static,
+{
+    /// Creates (without starting) a process that will run `f(args)`.
+    ///
+    /// `f` must capture nothing: the child runs the same program and finds `f` by its type, so
+    /// captured values could not come along. Pass them in `args` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::new(|v: Vec<u32>| v.iter().sum::<u32>(), vec![1, 2, 3]);
+    ///     assert!(!p.is_alive());
+    ///     p.start().unwrap();
+    ///     assert_eq!(p.join().unwrap(), 6);
+    /// }
+    /// ```
+    pub fn new<F, A>(f: F, args: A) -> Process<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Builder::new().process(f, args)
+    }
+
+    /// Creates and starts a process that runs `f(args)`: `Process::new(f, args)` + `start()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|x: f64| x.sqrt(), 81.0).unwrap();
+    ///     assert_eq!(p.join().unwrap(), 9.0);
+    /// }
+    /// ```
+    pub fn spawn<F, A>(f: F, args: A) -> Result<Process<R>>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Builder::new().spawn(f, args)
+    }
+
+    /// Starts the child.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidState`] when the process was started before, or when this process is
+    ///   daemonic ("daemonic processes are not allowed to have children").
+    /// - [`Error::Unsupported`] for a start method the platform lacks, and for `Fork` while
+    ///   this process has more than one thread (a fork would copy locks held by threads that do
+    ///   not exist in the child; use `ForkServer` or `Spawn`).
+    /// - [`Error::Decode`] when the arguments could not be encoded.
+    /// - [`Error::Io`] when the operating system refuses to create the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::new(|(): ()| 1, ());
+    ///     p.start().unwrap();
+    ///     assert!(p.start().is_err());
+    ///     assert_eq!(p.join().unwrap(), 1);
+    /// }
+    /// ```
+    pub fn start(&mut self) -> Result<()> {
+        if !matches!(self.state, State::New) {
+            return Err(Error::InvalidState("cannot start a process twice"));
+        }
+        if current::current_process().daemon() {
+            return Err(Error::InvalidState(
+                "daemonic processes are not allowed to have children",
+            ));
+        }
+        let method = self.start_method();
+        method.check_available()?;
+        let payload = self.payload.clone().map_err(Error::Decode)?;
+        registry::cleanup();
+        // Make sure the constructor that serves children is linked into this program.
+        std::hint::black_box(&sys::CONSTRUCTOR);
+
+        let identity = self.identity.clone();
+        let span = tracing::debug_span!("procs.spawn", name = %identity.name, method = %method);
+        let _entered = span.enter();
+        let request = Request {
+            fingerprint: fingerprint::fingerprint(),
+            entry: entry::entry_offset(self.trampoline),
+            payload,
+            identity,
+            parent: current::as_parent(),
+            method,
+        };
+        let (ours, theirs) = Channel::pair()?;
+        let child = match method {
+            StartMethod::Spawn => {
+                let exe = match &self.settings.executable {
+                    Some(path) => path.clone(),
+                    None => sys::default_executable()?,
+                };
+                sys::spawn(&exe, "spawn", &theirs)
+            }
+            StartMethod::ForkServer => sys::forkserver_spawn(&theirs),
+            StartMethod::Fork => {
+                if sys::thread_count() != Some(1) {
+                    return Err(Error::Unsupported(
+                        "fork needs a single-threaded process and this one has other threads \
+                         (or cannot tell); use StartMethod::ForkServer or StartMethod::Spawn",
+                    ));
+                }
+                sys::flush_std_streams();
+                let (trampoline, request) = (self.trampoline, request.clone());
+                // The closure runs only in the forked child, which owns its copy of `theirs`;
+                // in the parent it is dropped, closing the parent's copy.
+                sys::fork(move || entry::run(theirs, request, trampoline))
+            }
+        }
+        .map_err(|e| {
+            tracing::debug!(error = %e, "could not start the process");
+            Error::Io(e)
+        })?;
+        tracing::debug!(pid = child.pid(), "process started");
+        let state = Arc::new(ChildState::new(
+            self.identity.name.clone(),
+            self.identity.daemon,
+            child,
+            ours,
+        ));
+        if method != StartMethod::Fork {
+            if let Err(e) = state.send_request(&request) {
+                // A child that died before it read its request is reported by join.
+                if !matches!(&e, Error::Io(io) if sys::is_peer_gone(io)) {
+                    let _ = state.child.kill();
+                    let _ = state.wait(None);
+                    return Err(e);
+                }
+            }
+        }
+        registry::register(state.clone());
+        self.state = State::Started(state);
+        Ok(())
+    }
+
+    /// Waits for the child to end and returns what its function returned.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Panicked`] when the function panicked (the exit code is then 1).
+    /// - [`Error::Died`] when the child ended without a result: killed by a signal (the
+    ///   message names it), or left with `std::process::exit`.
+    /// - [`Error::BuildMismatch`] when the child is another build of the program.
+    /// - [`Error::Decode`] when the result did not decode as `R`.
+    /// - [`Error::InvalidState`] before `start`, after `close`, or when an earlier `join`
+    ///   already took the result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn fail(_: ()) -> u8 {
+    ///     panic!("no luck")
+    /// }
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(fail, ()).unwrap();
+    ///     match p.join() {
+    ///         Err(proc_core::Error::Panicked { message, .. }) => assert_eq!(message, "no luck"),
+    ///         other => panic!("unexpected {other:?}"),
+    ///     }
+    ///     assert_eq!(p.exitcode(), Some(1));
+    /// }
+    /// ```
+    pub fn join(&mut self) -> Result<R> {
+        self.join_until(None)
+    }
+
+    /// Like [`join`](Process::join), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the child still runs after `timeout` (join again later), and
+    /// the errors of [`join`](Process::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(std::thread::sleep, Duration::from_secs(5)).unwrap();
+    ///     assert!(p.join_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    ///     p.kill().unwrap();
+    ///     assert!(p.join().is_err());
+    /// }
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    fn join_until(&mut self, deadline: Option<Instant>) -> Result<R> {
+        let state = match &self.state {
+            State::Started(state) => state.clone(),
+            State::New => {
+                return Err(Error::InvalidState(
+                    "cannot join a process that was not started",
+                ));
+            }
+            State::Joined(_) => {
+                return Err(Error::InvalidState(
+                    "the result was already taken by an earlier join",
+                ));
+            }
+            State::Closed => return Err(Error::InvalidState("the process object is closed")),
+        };
+        let exitcode = state.wait(deadline)?.ok_or(Error::Timeout)?;
+        self.state = State::Joined(state.clone());
+        registry::cleanup();
+        match state.take_outcome(exitcode)? {
+            Outcome::Returned(bytes) => codec::decode(&bytes),
+            Outcome::Panicked { message, location } => Err(Error::Panicked { message, location }),
+            Outcome::BuildMismatch => Err(Error::BuildMismatch),
+            Outcome::Failed(message) => Err(Error::Decode(message)),
+        }
+    }
+}
+
+impl<R> Process<R> {
+    fn child(&self) -> Option<&Arc<ChildState>> {
+        match &self.state {
+            State::Started(state) | State::Joined(state) => Some(state),
+            State::New | State::Closed => None,
+        }
+    }
+
+    fn started(&self) -> Result<&Arc<ChildState>> {
+        match &self.state {
+            State::Closed => Err(Error::InvalidState("the process object is closed")),
+            _ => self
+                .child()
+                .ok_or(Error::InvalidState("the process was not started")),
+        }
+    }
+
+    /// Whether the child has been started and has not ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert!(!p.is_alive());
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        self.child().is_some_and(|c| c.exitcode().is_none())
+    }
+
+    /// The exit code: `None` while the child runs (or before it starts), then 0, the code it
+    /// exited with, or minus the signal that killed it (Python's convention).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|code: i32| std::process::exit(code), 7).unwrap();
+    ///     assert_eq!(p.join().unwrap_err().exitcode(), Some(7));
+    ///     assert_eq!(p.exitcode(), Some(7));
+    /// }
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        self.child().and_then(|c| c.exitcode())
+    }
+
+    /// The child's process id, once started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert_eq!(p.pid(), None);
+    /// ```
+    pub fn pid(&self) -> Option<u32> {
+        self.child().map(|c| c.pid())
+    }
+
+    /// The process name (Python's default: `Process-N`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert!(p.name().starts_with("Process-"));
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// Renames the process; only before it starts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] once the process has started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut p = proc_core::Process::new(|(): ()| (), ());
+    /// p.set_name("renamed").unwrap();
+    /// assert_eq!(p.name(), "renamed");
+    /// ```
+    pub fn set_name(&mut self, name: impl Into<String>) -> Result<()> {
+        if !matches!(self.state, State::New) {
+            return Err(Error::InvalidState(
+                "cannot rename a process that has started",
+            ));
+        }
+        self.identity.name = name.into();
+        Ok(())
+    }
+
+    /// Whether the process is daemonic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert!(!p.daemon());
+    /// ```
+    pub fn daemon(&self) -> bool {
+        self.identity.daemon
+    }
+
+    /// Sets the daemon flag; only before the process starts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] once the process has started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut p = proc_core::Process::new(|(): ()| (), ());
+    /// p.set_daemon(true).unwrap();
+    /// assert!(p.daemon());
+    /// ```
+    pub fn set_daemon(&mut self, daemon: bool) -> Result<()> {
+        if !matches!(self.state, State::New) {
+            return Err(Error::InvalidState(
+                "cannot change the daemon flag of a process that has started",
+            ));
+        }
+        self.identity.daemon = daemon;
+        Ok(())
+    }
+
+    /// The start method the process uses (or will use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert_eq!(p.start_method(), proc_core::get_start_method());
+    /// ```
+    pub fn start_method(&self) -> StartMethod {
+        self.settings.start_method.unwrap_or_else(get_start_method)
+    }
+
+    /// The authentication key the child gets (by default the parent's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = proc_core::Process::new(|(): ()| (), ());
+    /// assert_eq!(p.authkey(), proc_core::current_process().authkey());
+    /// ```
+    pub fn authkey(&self) -> &[u8] {
+        &self.identity.authkey
+    }
+
+    /// Asks the child to end: SIGTERM on Unix. Does nothing if it has ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] before `start` or after `close`; [`Error::Io`] if the signal
+    /// cannot be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(std::thread::sleep, std::time::Duration::from_secs(10)).unwrap();
+    ///     p.terminate().unwrap();
+    ///     let err = p.join().unwrap_err();
+    ///     if cfg!(unix) {
+    ///         assert_eq!(err.signal(), Some(15));
+    ///     }
+    /// }
+    /// ```
+    pub fn terminate(&self) -> Result<()> {
+        Ok(self.started()?.child.terminate()?)
+    }
+
+    /// Ends the child at once: SIGKILL on Unix. Does nothing if it has ended.
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(std::thread::sleep, std::time::Duration::from_secs(10)).unwrap();
+    ///     p.kill().unwrap();
+    ///     assert!(matches!(p.join(), Err(proc_core::Error::Died { .. })));
+    /// }
+    /// ```
+    pub fn kill(&self) -> Result<()> {
+        Ok(self.started()?.child.kill()?)
+    }
+
+    /// Releases the process's resources; the object is unusable afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] while the child still runs ("join or terminate it first").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|(): ()| (), ()).unwrap();
+    ///     p.join().unwrap();
+    ///     p.close().unwrap();
+    ///     assert!(p.join().is_err());
+    /// }
+    /// ```
+    pub fn close(&mut self) -> Result<()> {
+        if self.is_alive() {
+            return Err(Error::InvalidState(
+                "cannot close a process that still runs; join or terminate it first",
+            ));
+        }
+        self.state = State::Closed;
+        registry::cleanup();
+        Ok(())
+    }
+
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match &self.state {
+            State::New => "initial",
+            State::Started(_) if self.is_alive() => "started",
+            State::Started(_) | State::Joined(_) => "stopped",
+            State::Closed => "closed",
+        };
+        f.debug_struct("Process")
+            .field("name", &self.name())
+            .field("pid", &self.pid())
+            .field("status", &status)
+            .field("exitcode", &self.exitcode())
+            .field("daemon", &self.daemon())
+            .finish()
+    }
+}
+
+impl<R> fmt::Debug for Process<R>
+where
+    R: 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.debug(f)
+    }
+}

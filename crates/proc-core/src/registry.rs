@@ -1,0 +1,297 @@
+//! The children of this process: their shared state, `active_children()`, and what happens to
+//! them when this process exits (daemonic ones are terminated, the others joined).
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use crate::codec;
+use crate::entry::{Outcome, Request};
+use crate::error::{Error, Result};
+use crate::sys::{Channel, Child};
+
+/// The state of one started child, shared by its `Process` handle and the registry.
+#[derive(Debug)]
+pub(crate) struct ChildState {
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) child: Child,
+    channel: Channel,
+    /// The child's one message, once it has been read: `Err` when the channel closed or broke
+    /// before a whole `Outcome` arrived.
+    outcome: Mutex<Option<Result<Outcome>>>,
+}
+
+impl ChildState {
+    pub(crate) fn new(name: String, daemon: bool, child: Child, channel: Channel) -> ChildState {
+        ChildState {
+            name,
+            daemon,
+            child,
+            channel,
+            outcome: Mutex::new(None),
+        }
+    }
+
+    /// Sends the child its request (the first frame on the channel).
+    pub(crate) fn send_request(&self, request: &Request) -> Result<()> {
+        codec::send(&mut &self.channel, request)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The exit code if the child has ended, without blocking.
+    pub(crate) fn exitcode(&self) -> Option<i32> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits until the child has sent its outcome (or closed the channel) and ended, at most
+    /// until `deadline`. Returns the exit code, or `None` on time-out.
+    ///
+    /// Reading the outcome first matters: a child blocked writing a large result would never
+    /// exit while nobody reads.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        {
+            let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+            if outcome.is_none() {
+                if !self.channel.wait_readable(remaining())? {
+                    return Ok(None);
+                }
+                *outcome = Some(codec::recv(&mut &self.channel, codec::DEFAULT_MAX_FRAME));
+            }
+        }
+        let code = self.child.wait(remaining())?;
+        if let Some(exitcode) = code {
+            tracing::debug!(pid = self.pid(), name = %self.name, exitcode, "process exited");
+        }
+        Ok(code)
+    }
+
+    /// Takes the outcome read by `wait`; the child must have ended with `exitcode`.
+    pub(crate) fn take_outcome(&self, exitcode: i32) -> Result<Outcome> {
+        match self
+            .outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(Ok(outcome)) => Ok(outcome),
+            Some(Err(Error::Closed)) => Err(Error::Died { exitcode }),
+            Some(Err(Error::Protocol(msg))) if exitcode != 0 => {
+                tracing::debug!(%msg, "the child died while it sent its result");
+                Err(Error::Died { exitcode })
+            }
+            Some(Err(other)) => Err(other),
+            None => Err(Error::InvalidState(
+                "the result was already taken by an earlier join",
+            )),
+        }
+    }
+}
+
+static CHILDREN: Mutex<Vec<Arc<ChildState>>> = Mutex::new(Vec::new());
+static AT_EXIT: Once = Once::new();
+
+/// Adds a started child; the first one also installs the exit handler.
+pub(crate) fn register(state: Arc<ChildState>) {
+    AT_EXIT.call_once(|| crate::sys::at_exit(on_exit));
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(state);
+}
+
+/// Forgets children that have ended, reaping them (Python's `_cleanup()`).
+pub(crate) fn cleanup() {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|c| c.exitcode().is_none());
+}
+
+/// The children that still run.
+pub(crate) fn active() -> Vec<Arc<ChildState>> {
+    cleanup();
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Drops the parent's children from a freshly forked child, closing its copies of their
+/// channels so that they still notice when the parent goes away.
+pub(crate) fn forget_inherited() {
+    let inherited = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(inherited);
+}
+
+/// Terminates daemonic children, then waits for all children: what Python does at exit.
+pub(crate) fn shutdown() {
+    let children = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    for child in children.iter().filter(|c| c.daemon) {
+        let _ = child.child.terminate();
+    }
+    for child in &children {
+        if child.daemon {
+            // A daemonic child that ignores SIGTERM is killed after a grace period.
+            if let Ok(None) = child.wait(Some(Instant::now() + Duration::from_secs(1))) {
+                let _ = child.child.kill();
+            }
+        }
+        let _ = child.wait(None);
+    }
+}
+
+extern "C" fn on_exit() {
+    // Unwinding out of an exit handler would abort; a failure here only loses the wait.
+    let _ = std::panic::catch_unwind(shutdown);
+}
+
+/// A child that still runs, as [`active_children`] lists it.
+///
+/// # Examples
+///
+/// ```
+/// fn nap(ms: u64) {
+///     std::thread::sleep(std::time::Duration::from_millis(ms));
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let mut p = proc_core::Process::spawn(nap, 5_000).unwrap();
+///     let active = proc_core::active_children();
+///     let child = active.iter().find(|c| Some(c.pid()) == p.pid()).unwrap();
+///     assert_eq!(child.name(), p.name());
+///     child.terminate().unwrap();
+///     assert!(p.join().unwrap_err().signal().is_some() || cfg!(windows));
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ActiveChild {
+    state: Arc<ChildState>,
+}
+
+impl ActiveChild {
+    /// The child's process id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::active_children().iter().all(|c| c.pid() != 0));
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.state.pid()
+    }
+
+    /// The child's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::active_children().iter().all(|c| !c.name().is_empty()));
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Whether the child is daemonic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::active_children().iter().all(|c| !c.daemon()));
+    /// ```
+    pub fn daemon(&self) -> bool {
+        self.state.daemon
+    }
+
+    /// Whether the child still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::active_children().iter().all(|c| c.is_alive() || c.exitcode().is_some()));
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        self.state.exitcode().is_none()
+    }
+
+    /// The exit code once the child has ended (Python's convention).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::active_children().iter().all(|c| c.exitcode().is_none() || !c.is_alive()));
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        self.state.exitcode()
+    }
+
+    /// Asks the child to end (SIGTERM on Unix).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the signal cannot be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// for child in proc_core::active_children() {
+    ///     child.terminate().unwrap();
+    /// }
+    /// ```
+    pub fn terminate(&self) -> Result<()> {
+        Ok(self.state.child.terminate()?)
+    }
+
+    /// Ends the child at once (SIGKILL on Unix).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the signal cannot be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// for child in proc_core::active_children() {
+    ///     child.kill().unwrap();
+    /// }
+    /// ```
+    pub fn kill(&self) -> Result<()> {
+        Ok(self.state.child.kill()?)
+    }
+
+    /// Waits at most `timeout` (forever with `None`) for the child to end; returns its exit
+    /// code, or `None` if it still runs. The result of the function stays for the owner of the
+    /// `Process` handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when waiting fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// for child in proc_core::active_children() {
+    ///     let _ = child.join(Some(std::time::Duration::from_millis(1))).unwrap();
+    /// }
+    /// ```
+    pub fn join(&self, timeout: Option<Duration>) -> Result<Option<i32>> {
+        self.state.wait(timeout.map(|t| Instant::now() + t))
+    }
+}
+
+/// The children of this process that still run: Python's `active_children()`.
+///
+/// Like Python's, it reaps children that have ended as a side effect.
+///
+/// # Examples
+///
+/// ```
+/// assert!(proc_core::active_children().is_empty());
+/// ```
+pub fn active_children() -> Vec<ActiveChild> {
+    active()
+        .into_iter()
+        .map(|state| ActiveChild { state })
+        .collect()
+}

@@ -1,0 +1,28 @@
+//! The one internal interface to the operating system.
+//!
+//! Everything that differs between platforms lives behind the items that `unix` and `windows`
+//! both define, so that the rest of the crate has no `cfg` of its own:
+//!
+//! - `Channel`: a bidirectional byte stream between a parent and one child, with `pair`,
+//!   `wait_readable`, `Read`/`Write` for `&Channel`, and the `to_child`/`from_env` pair that
+//!   hands one end to a new process.
+//! - `Child`: a started process (`pid`, `try_wait`, `wait`, `terminate`, `kill`).
+//! - `spawn` (re-execute the program), `fork` and `forkserver_spawn` (Unix only; elsewhere
+//!   they answer `Unsupported`), `serve_forkserver` (the zygote's loop).
+//! - Process facts: `getpid`, `getppid`, `pid_alive`, `thread_count`, `random_bytes`,
+//!   `signal_name`, `at_exit`, `prepare_child`, `exit_now`, `default_executable`.
+//! - The constructor that runs `crate::entry::from_constructor` before `main`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+/// The environment variable that tells a new process which role it plays and where its
+/// channel to the parent is. It is removed as soon as the child has read it.
+pub(crate) const CHILD_ENV: &str = "PROCS_CHILD";

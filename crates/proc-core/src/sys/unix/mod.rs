@@ -1,0 +1,797 @@
+//! Unix: `posix_spawn` re-execution, `fork`, a fork server, `poll`-based waits.
+
+mod forkserver;
+
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub(crate) use forkserver::{forkserver_spawn, serve_forkserver};
+
+/// Converts the return value of a libc call that reports failure with -1.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries a libc call interrupted by a signal.
+fn cvt_retry(mut f: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        match cvt(f()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// Milliseconds for `poll`, rounded up so that a short wait never becomes a busy loop.
+fn poll_millis(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// Waits until `fd` has one of `events`, or `timeout` passes. Returns whether it became ready.
+pub(crate) fn poll_fd(
+    fd: RawFd,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid, initialised pollfd and the count passed is 1.
+        let ret = unsafe { libc::poll(&mut pfd, 1, poll_millis(remaining)) };
+        match ret {
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            0 if remaining.is_some_and(|r| r.is_zero()) => return Ok(false),
+            0 => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(true),
+        }
+    }
+}
+
+/// A bidirectional byte stream to one other process: a Unix stream socket.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    fd: OwnedFd,
+}
+
+impl Channel {
+    /// A connected pair; both ends close on exec.
+    pub(crate) fn pair() -> io::Result<(Channel, Channel)> {
+        let mut fds = [0 as RawFd; 2];
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        {
+            // SAFETY: `fds` is a writable array of two descriptors, as socketpair requires.
+            cvt(unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                    0,
+                    fds.as_mut_ptr(),
+                )
+            })?;
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        {
+            // SAFETY: `fds` is a writable array of two descriptors, as socketpair requires.
+            cvt(unsafe {
+                libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr())
+            })?;
+            for fd in fds {
+                set_cloexec(fd, true)?;
+                set_nosigpipe(fd)?;
+            }
+        }
+        // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Wraps a descriptor this process owns.
+    pub(crate) fn from_owned(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    /// The raw descriptor, for poll sets and descriptor passing.
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Waits until the channel has bytes or end-of-file to read, or `timeout` passes.
+    pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        poll_fd(self.raw(), libc::POLLIN, timeout)
+    }
+
+    /// Whether the peer has closed its end (and sent nothing more), without blocking.
+    pub(crate) fn peer_closed(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: one writable byte is passed with length 1; MSG_PEEK leaves the stream as is.
+        let n = unsafe {
+            libc::recv(
+                self.raw(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n == 0
+    }
+
+    /// Takes the channel named by the child environment variable's value (`role:fd`), and
+    /// marks it close-on-exec so that programs this child runs do not inherit it.
+    pub(crate) fn from_env(value: &str) -> Option<(String, Channel)> {
+        let (role, fd) = value.split_once(':')?;
+        let fd: RawFd = fd.parse().ok()?;
+        // SAFETY: F_GETFD only reads the flags of `fd`; it fails cleanly on a closed one.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return None;
+        }
+        // SAFETY: the parent placed this descriptor here for us alone (dup2 in posix_spawn);
+        // nothing else in this process knows it, so taking ownership is sound.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        set_cloexec(fd, true).ok()?;
+        #[cfg(target_vendor = "apple")]
+        set_nosigpipe(fd).ok()?;
+        Some((role.to_string(), Channel { fd: owned }))
+    }
+}
+
+impl Channel {
+    /// Sends `data` (at least one byte) together with copies of the descriptors `fds`.
+    pub(crate) fn send_with_fds(&self, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+        assert!(!data.is_empty() && !fds.is_empty());
+        let payload = fds.len() * size_of::<RawFd>();
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+        // u64 elements keep the control buffer aligned for cmsghdr.
+        let mut control = vec![0u64; space.div_ceil(8)];
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid empty message; every pointer set below points
+        // into `iov`, `control` or `fds`, which outlive the sendmsg call, and the control
+        // buffer has room for exactly one SCM_RIGHTS message of `fds.len()` descriptors.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+                fds.len(),
+            );
+            #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+            let flags = libc::MSG_NOSIGNAL;
+            #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+            let flags = 0;
+            loop {
+                let sent = libc::sendmsg(self.raw(), &msg, flags);
+                if sent >= 0 {
+                    break;
+                }
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+        // The descriptors went with the first byte; the rest is plain stream data.
+        let mut this = self;
+        if data.len() > 1 {
+            this.write_all(&data[1..])?;
+        }
+        Ok(())
+    }
+
+    /// Receives up to `buf.len()` bytes and the descriptors that came with them.
+    /// Returns 0 bytes at end-of-file.
+    pub(crate) fn recv_with_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        const MAX_FDS: usize = 16;
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
+        let mut control = vec![0u64; space.div_ceil(8)];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        let flags = libc::MSG_CMSG_CLOEXEC;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        let flags = 0;
+        // SAFETY: as in `send_with_fds`; the kernel writes at most `msg_controllen` bytes of
+        // control data, and every SCM_RIGHTS descriptor it reports is new and ours to own.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let n = loop {
+                let n = libc::recvmsg(self.raw(), &mut msg, flags);
+                if n >= 0 {
+                    break n as usize;
+                }
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            };
+            let mut fds = Vec::new();
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    for i in 0..bytes / size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.add(i));
+                        fds.push(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            for fd in &fds {
+                set_cloexec(fd.as_raw_fd(), true)?;
+            }
+            Ok((n, fds))
+        }
+    }
+}
+
+impl Read for &Channel {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            let n = unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Write for &Channel {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        let flags = libc::MSG_NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        let flags = 0;
+        loop {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            let n = unsafe { libc::send(self.raw(), buf.as_ptr().cast(), buf.len(), flags) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD only touch the descriptor flags of `fd`.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+        let flags = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
+        cvt(libc::fcntl(fd, libc::F_SETFD, flags))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn set_nosigpipe(fd: RawFd) -> io::Result<()> {
+    #[cfg(target_vendor = "apple")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: the option value points at a live c_int and its size is passed with it.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    let _ = fd;
+    Ok(())
+}
+
+/// Python's exit code from a `waitpid` status: the code, or minus the signal number.
+fn decode_status(status: libc::c_int) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
+}
+
+/// How the exit of a child becomes known.
+#[derive(Debug)]
+enum Watch {
+    /// Our own child: `waitpid`, helped by a pidfd where the kernel has them.
+    Direct { pidfd: Option<OwnedFd> },
+    /// A child of the fork server: it writes the exit code to this pipe and closes it.
+    Server { status: OwnedFd },
+}
+
+/// A started child process.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: libc::pid_t,
+    watch: Watch,
+    exitcode: Mutex<Option<i32>>,
+}
+
+impl Child {
+    fn direct(pid: libc::pid_t) -> Child {
+        Child {
+            pid,
+            watch: Watch::Direct {
+                pidfd: pidfd_open(pid),
+            },
+            exitcode: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    fn known(&self) -> Option<i32> {
+        *self.exitcode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, code: i32) -> i32 {
+        *self.exitcode.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
+        code
+    }
+
+    /// The exit code if the child has ended, without blocking; reaps it.
+    pub(crate) fn try_wait(&self) -> io::Result<Option<i32>> {
+        if let Some(code) = self.known() {
+            return Ok(Some(code));
+        }
+        match &self.watch {
+            Watch::Direct { .. } => {
+                let mut status = 0;
+                // SAFETY: `status` is a writable c_int; WNOHANG makes the call non-blocking.
+                let ret =
+                    cvt_retry(|| unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) });
+                match ret {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Ok(Some(self.record(decode_status(status)))),
+                    // Another thread reaped it between our check and the call.
+                    Err(e) if e.raw_os_error() == Some(libc::ECHILD) => match self.known() {
+                        Some(code) => Ok(Some(code)),
+                        None => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+            Watch::Server { status } => {
+                if !poll_fd(status.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))? {
+                    return Ok(None);
+                }
+                let mut buf = [0u8; 4];
+                let mut file = std::fs::File::from(status.try_clone()?);
+                match file.read_exact(&mut buf) {
+                    Ok(()) => Ok(Some(self.record(i32::from_le_bytes(buf)))),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::other(
+                        "the fork server died, so the exit code of its child is unknown",
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Waits for the child to end, at most `timeout`; returns its exit code if it ended.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
+        if let Some(code) = self.try_wait()? {
+            return Ok(Some(code));
+        }
+        let deadline = timeout.map(|d| Instant::now() + d);
+        let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match &self.watch {
+            Watch::Server { status } => {
+                poll_fd(status.as_raw_fd(), libc::POLLIN, remaining())?;
+                self.try_wait()
+            }
+            Watch::Direct { pidfd: Some(pidfd) } => {
+                poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
+                self.try_wait()
+            }
+            Watch::Direct { pidfd: None } if timeout.is_none() => {
+                let mut status = 0;
+                // SAFETY: `status` is a writable c_int; a blocking wait for our own child.
+                match cvt_retry(|| unsafe { libc::waitpid(self.pid, &mut status, 0) }) {
+                    Ok(_) => Ok(Some(self.record(decode_status(status)))),
+                    Err(_) => self.try_wait(),
+                }
+            }
+            Watch::Direct { pidfd: None } => {
+                // Without pidfds there is no descriptor to sleep on: back off from 50 µs to
+                // 10 ms between checks, so that short waits stay short and long ones stay idle.
+                let mut pause = Duration::from_micros(50);
+                loop {
+                    if let Some(code) = self.try_wait()? {
+                        return Ok(Some(code));
+                    }
+                    let left = remaining().unwrap_or(pause);
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) -> io::Result<()> {
+        // A child that is known to have ended may have had its pid reused: never signal it.
+        if self.try_wait()?.is_some() {
+            return Ok(());
+        }
+        // SAFETY: kill has no memory-safety preconditions.
+        match cvt(unsafe { libc::kill(self.pid, sig) }) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Asks the child to end (SIGTERM).
+    pub(crate) fn terminate(&self) -> io::Result<()> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Ends the child at once (SIGKILL).
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    set_cloexec(fd.as_raw_fd(), true).ok()?;
+    Some(fd)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
+    None
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a nul byte in an argument"))
+}
+
+/// The program that children re-execute: the very file this process runs.
+pub(crate) fn default_executable() -> io::Result<PathBuf> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // `/proc/self/exe` names the running file even after it was replaced on disk.
+        Ok(PathBuf::from("/proc/self/exe"))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        std::env::current_exe()
+    }
+}
+
+/// Starts `exe` with `role` in the child environment variable and `child_end` as its channel.
+pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<Child> {
+    let source = child_end.raw();
+    let target: RawFd = if source == 3 { 4 } else { 3 };
+
+    let path = cstring(exe.as_os_str().as_bytes())?;
+    let argv0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| exe.as_os_str().to_owned());
+    let argv0 = cstring(argv0.as_bytes())?;
+    let argv = [argv0.as_ptr(), std::ptr::null()];
+
+    let mut env: Vec<CString> = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key == super::CHILD_ENV {
+            continue;
+        }
+        let mut entry = key.into_vec();
+        entry.push(b'=');
+        entry.extend_from_slice(value.as_bytes());
+        if let Ok(entry) = CString::new(entry) {
+            env.push(entry);
+        }
+    }
+    env.push(cstring(
+        format!("{}={role}:{target}", super::CHILD_ENV).as_bytes(),
+    )?);
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // SAFETY: the file actions and attributes are initialised before use and destroyed on
+    // every path; all pointers passed to posix_spawn point at nul-terminated strings and
+    // null-terminated arrays that outlive the call.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        check_spawn(libc::posix_spawn_file_actions_init(&mut actions))?;
+        if let Err(e) = check_spawn(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
+        let result = (|| {
+            // dup2 onto another number clears close-on-exec on the copy only.
+            check_spawn(libc::posix_spawn_file_actions_adddup2(
+                &mut actions,
+                source,
+                target,
+            ))?;
+            // Start the child with no blocked signals, whatever the calling thread blocks,
+            // so that terminate() always reaches it.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            check_spawn(libc::posix_spawnattr_setsigmask(&mut attr, &empty))?;
+            check_spawn(libc::posix_spawnattr_setflags(
+                &mut attr,
+                libc::POSIX_SPAWN_SETSIGMASK as _,
+            ))?;
+            let mut pid: libc::pid_t = 0;
+            check_spawn(libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr() as *const *mut libc::c_char,
+                envp.as_ptr() as *const *mut libc::c_char,
+            ))?;
+            Ok(pid)
+        })();
+        libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        result.map(Child::direct)
+    }
+}
+
+fn check_spawn(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Forks; the child runs `child` and leaves with its return value as exit code.
+///
+/// The caller makes sure that this process has a single thread.
+pub(crate) fn fork(child: impl FnOnce() -> i32) -> io::Result<Child> {
+    // SAFETY: the caller checked that no other thread exists, so no lock can be held by a
+    // thread that is missing in the child; the child only runs `child` and then _exit.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
+        exit_now(code);
+    }
+    Ok(Child::direct(pid))
+}
+
+/// Leaves the process at once, without running exit handlers or destructors.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// How many threads this process has, when the platform can tell.
+pub(crate) fn thread_count() -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        std::fs::read_dir("/proc/self/task")
+            .ok()
+            .map(|dir| dir.count())
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let mut info: libc::proc_taskinfo = unsafe_zeroed();
+        let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
+        // SAFETY: `info` is a writable proc_taskinfo of exactly `size` bytes.
+        let got = unsafe {
+            libc::proc_pidinfo(
+                libc::getpid(),
+                libc::PROC_PIDTASKINFO,
+                0,
+                (&mut info as *mut libc::proc_taskinfo).cast(),
+                size,
+            )
+        };
+        (got == size).then_some(info.pti_threadnum as usize)
+    }
+    #[cfg(target_os = "freebsd")]
+    {
+        let mut info: libc::kinfo_proc = unsafe_zeroed();
+        let mut len = std::mem::size_of::<libc::kinfo_proc>();
+        // SAFETY: getpid has no preconditions.
+        let mib = [
+            libc::CTL_KERN,
+            libc::KERN_PROC,
+            libc::KERN_PROC_PID,
+            unsafe { libc::getpid() },
+        ];
+        // SAFETY: `info` is writable for `len` bytes and `mib` names four integers.
+        let ret = unsafe {
+            libc::sysctl(
+                mib.as_ptr(),
+                4,
+                (&mut info as *mut libc::kinfo_proc).cast(),
+                &mut len,
+                std::ptr::null(),
+                0,
+            )
+        };
+        (ret == 0).then_some(info.ki_numthreads as usize)
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd"
+    )))]
+    {
+        None
+    }
+}
+
+#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for plain C structs of integers, for which all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Flushes what the standard streams buffer, so that a forked child does not write it twice.
+pub(crate) fn flush_std_streams() {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+}
+
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+pub(crate) fn getppid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// Whether a process with this pid exists (it may belong to another user).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Fills `buf` from the kernel's random source.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// The conventional name of a signal number.
+pub(crate) fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => "an unnamed signal",
+    }
+}
+
+/// Runs `handler` when the process leaves through `exit` (or returns from `main`).
+pub(crate) fn at_exit(handler: extern "C" fn()) {
+    // SAFETY: `handler` is a plain function that lives as long as the program.
+    unsafe {
+        libc::atexit(handler);
+    }
+}
+
+/// Sets up a child before it runs user code the way Rust's runtime sets up `main`:
+/// writing to a closed pipe is an error, not a fatal signal.
+pub(crate) fn prepare_child() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Whether an error from writing to a child means only that the child is gone.
+pub(crate) fn is_peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EPIPE) | Some(libc::ECONNRESET)
+    )
+}
+
+extern "C" fn constructor() {
+    crate::entry::from_constructor();
+}
+
+/// Runs the child entry before `main`, so that children of test binaries (whose `main` is
+/// libtest's) and of programs that forgot `procs::init()` still serve their parent.
+#[used]
+#[cfg_attr(
+    any(target_os = "linux", target_os = "android", target_os = "freebsd"),
+    unsafe(link_section = ".init_array")
+)]
+#[cfg_attr(
+    target_vendor = "apple",
+    unsafe(link_section = "__DATA,__mod_init_func")
+)]
+pub(crate) static CONSTRUCTOR: extern "C" fn() = constructor;

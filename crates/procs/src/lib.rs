@@ -1,0 +1,46 @@
+//! Python's `multiprocessing`, `queue` and `concurrent.futures`, for Rust.
+//!
+//! `procs` is a facade over small crates that can also be used alone:
+//!
+//! | module | crate | holds |
+//! |---|---|---|
+//! | [`core`] | `proc-core` | [`Process`], start methods, [`current_process`], [`Error`], the wire codec |
+//! | `ipc` (feature `ipc`) | `proc-ipc` | pipes, queues, listeners, managers |
+//! | `sync` (feature `sync`) | `proc-sync` | locks, events, semaphores, shared memory |
+//! | `pool` (feature `pool`) | `proc-pool` | pools, executors, futures |
+//!
+//! The everyday items of `proc-core` are re-exported at the root.
+//!
+//! # Examples
+//!
+//! ```
+//! use procs::Process;
+//!
+//! fn hello(name: String) -> String {
+//!     format!("hello {name} from pid {}", procs::getpid())
+//! }
+//!
+//! fn main() {
+//!     procs::init();
+//!     let mut p = Process::spawn(hello, "world".to_string()).unwrap();
+//!     let greeting = p.join().unwrap();
+//!     assert!(greeting.starts_with("hello world from pid "));
+//!     assert_eq!(p.exitcode(), Some(0));
+//! }
+//! ```
+#![warn(missing_docs)]
+
+pub use proc_core as core;
+#[cfg(feature = "ipc")]
+pub use proc_ipc as ipc;
+#[cfg(feature = "pool")]
+pub use proc_pool as pool;
+#[cfg(feature = "sync")]
+pub use proc_sync as sync;
+
+pub use proc_core::codec;
+pub use proc_core::{
+    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result,
+    StartMethod, Task, active_children, context, cpu_count, current_process, get_start_method,
+    getpid, getppid, init, parent_process, set_start_method,
+};
