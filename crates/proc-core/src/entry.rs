@@ -178,6 +178,7 @@ pub(crate) fn run(channel: Channel, request: Request, trampoline: Trampoline) ->
     current::become_child(request.identity, request.parent, request.method);
     let _span =
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
+    sys::remember_parent_channel(&channel);
     let channel = std::sync::Arc::new(channel);
     if daemon {
         watch_parent(channel.clone());

@@ -467,7 +467,7 @@ where
                 let (trampoline, request) = (self.trampoline, request.clone());
                 // The closure runs only in the forked child, which owns its copy of `theirs`;
                 // in the parent it is dropped, closing the parent's copy.
-                sys::fork(move || entry::run(theirs, request, trampoline))
+                sys::fork(&ours, move || entry::run(theirs, request, trampoline))
             }
         }
         .map_err(|e| {
@@ -615,9 +615,13 @@ impl<R> Process<R> {
     /// # Examples
     ///
     /// ```
+    /// fn exit_with(code: i32) {
+    ///     std::process::exit(code)
+    /// }
+    ///
     /// fn main() {
     ///     proc_core::init();
-    ///     let mut p = proc_core::Process::spawn(|code: i32| std::process::exit(code), 7).unwrap();
+    ///     let mut p = proc_core::Process::spawn(exit_with, 7).unwrap();
     ///     assert_eq!(p.join().unwrap_err().exitcode(), Some(7));
     ///     assert_eq!(p.exitcode(), Some(7));
     /// }

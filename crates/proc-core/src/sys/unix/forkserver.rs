@@ -72,6 +72,12 @@ pub(crate) fn forkserver_spawn(child_end: &Channel) -> io::Result<Child> {
     unreachable!("the loop returns on its second attempt")
 }
 
+/// Drops a forked child's copy of its parent's fork-server connection: the child starts its own
+/// server if it needs one, instead of interleaving requests with its parent.
+pub(crate) fn forget_after_fork() {
+    drop(SERVER.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
 fn request(server: &Server, child_end: &Channel) -> io::Result<Child> {
     let (status_r, status_w) = pipe()?;
     server

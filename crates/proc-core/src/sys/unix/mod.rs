@@ -281,8 +281,12 @@ impl Read for &Channel {
                 return Ok(n as usize);
             }
             let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                // A peer that died with bytes of ours unread resets the connection: for the
+                // reader that is the end of the stream, like any other death of the peer.
+                Some(libc::ECONNRESET) => return Ok(0),
+                _ => return Err(err),
             }
         }
     }
@@ -619,14 +623,37 @@ fn check_spawn(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// The descriptor of this process's own channel to its parent, once it is a child.
+static PARENT_CHANNEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Notes this child's channel to its parent, so that a forked child of ours closes its copy
+/// (otherwise our parent would not see our channel close when we die).
+pub(crate) fn remember_parent_channel(channel: &Channel) {
+    PARENT_CHANNEL.store(channel.raw(), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Forks; the child runs `child` and leaves with its return value as exit code.
 ///
-/// The caller makes sure that this process has a single thread.
-pub(crate) fn fork(child: impl FnOnce() -> i32) -> io::Result<Child> {
+/// In the child, the descriptors that belong to the parent's role are closed first: the
+/// parent's end of the new child's channel (`parent_end`), the parent's own channel to its
+/// parent, and its connection to the fork server. Everything else is inherited, as with any
+/// fork. The caller makes sure that this process has a single thread.
+pub(crate) fn fork(parent_end: &Channel, child: impl FnOnce() -> i32) -> io::Result<Child> {
     // SAFETY: the caller checked that no other thread exists, so no lock can be held by a
     // thread that is missing in the child; the child only runs `child` and then _exit.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
+        let inherited = PARENT_CHANNEL.swap(-1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: both descriptors are this forked child's copies of the parent's links; the
+        // objects that own them in the parent's memory are never used or dropped here, because
+        // the child leaves through _exit.
+        unsafe {
+            libc::close(parent_end.raw());
+            if inherited >= 0 {
+                libc::close(inherited);
+            }
+        }
+        forkserver::forget_after_fork();
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
         exit_now(code);
     }

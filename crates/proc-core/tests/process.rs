@@ -1,0 +1,463 @@
+//! Behaviour of `Process`, after CPython's `_TestProcess` (test_multiprocessing), with real
+//! child processes under every start method the platform has.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use proc_core::{Error, Process, StartMethod, Task};
+use serde::{Deserialize, Serialize};
+
+/// Runs `scenario` once per start method. The test harness runs tests on threads, and `Fork`
+/// refuses multi-threaded processes, so the `Fork` round runs inside a freshly spawned child,
+/// which is single-threaded; its panics come back as the test's failure.
+fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
+    for &method in StartMethod::available() {
+        if method == StartMethod::Fork {
+            let mut p = Process::builder()
+                .name("fork-round")
+                .start_method(StartMethod::Spawn)
+                .spawn(scenario, method)
+                .unwrap();
+            if let Err(e) = p.join() {
+                panic!("under fork: {e}");
+            }
+        } else {
+            scenario(method);
+        }
+    }
+}
+
+fn builder(method: StartMethod) -> proc_core::Builder {
+    let mut b = Process::builder();
+    b.start_method(method);
+    b
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Record {
+    id: u32,
+    tags: Vec<String>,
+    score: Option<f64>,
+}
+
+fn echo_record(r: Record) -> (Record, usize) {
+    let n = r.tags.len();
+    (r, n)
+}
+
+#[test]
+fn join_returns_the_functions_result() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(square, 12).unwrap();
+        assert!(p.pid().is_some());
+        assert_eq!(p.join().unwrap(), 144);
+        assert_eq!(p.exitcode(), Some(0));
+        assert!(!p.is_alive());
+    });
+}
+
+#[test]
+fn structured_arguments_and_results_travel_both_ways() {
+    each_method(|method| {
+        let record = Record {
+            id: 7,
+            tags: vec!["a".into(), "bc".into()],
+            score: Some(0.5),
+        };
+        let mut p = builder(method).spawn(echo_record, record.clone()).unwrap();
+        assert_eq!(p.join().unwrap(), (record, 2));
+    });
+}
+
+#[test]
+fn a_large_result_is_read_while_the_child_writes_it() {
+    each_method(|method| {
+        let mut p = builder(method)
+            .spawn(|n: usize| vec![7u8; n], 8 << 20)
+            .unwrap();
+        let bytes = p.join().unwrap();
+        assert_eq!(bytes.len(), 8 << 20);
+        assert!(bytes.iter().all(|b| *b == 7));
+    });
+}
+
+fn explode(_: ()) -> u32 {
+    panic!("kaboom {}", 42)
+}
+
+#[test]
+fn a_panic_becomes_an_error_with_message_and_location() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(explode, ()).unwrap();
+        match p.join() {
+            Err(Error::Panicked { message, location }) => {
+                assert_eq!(message, "kaboom 42");
+                assert!(location.unwrap().contains("process.rs"));
+            }
+            other => panic!("expected a panic, got {other:?}"),
+        }
+        assert_eq!(p.exitcode(), Some(1));
+    });
+}
+
+fn exit_with(code: i32) {
+    std::process::exit(code)
+}
+
+#[test]
+fn exit_codes_follow_python() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(exit_with, 3).unwrap();
+        let err = p.join().unwrap_err();
+        assert!(matches!(err, Error::Died { exitcode: 3 }), "{err}");
+        assert_eq!(p.exitcode(), Some(3));
+        assert!(err.to_string().contains("exited with code 3"));
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_child_reports_its_signal() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(sleep_ms, 60_000).unwrap();
+        assert!(p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        p.kill().unwrap();
+        let err = p.join().unwrap_err();
+        assert_eq!(err.signal(), Some(libc::SIGKILL), "{method}: {err:?}");
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+        assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+
+        let mut p = builder(method).spawn(sleep_ms, 60_000).unwrap();
+        p.terminate().unwrap();
+        assert_eq!(p.join().unwrap_err().signal(), Some(libc::SIGTERM));
+        // Signalling a process that has ended does nothing.
+        p.terminate().unwrap();
+        p.kill().unwrap();
+    });
+}
+
+#[test]
+fn join_timeout_gives_up_and_can_be_retried() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(sleep_ms, 300).unwrap();
+        let started = Instant::now();
+        assert!(
+            p.join_timeout(Duration::from_millis(20))
+                .unwrap_err()
+                .is_timeout()
+        );
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        p.join_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    });
+}
+
+#[test]
+fn misuse_is_an_invalid_state() {
+    each_method(|method| {
+        let mut p = builder(method).process(square, 2);
+        assert!(matches!(p.join(), Err(Error::InvalidState(_))));
+        assert!(matches!(p.terminate(), Err(Error::InvalidState(_))));
+        p.start().unwrap();
+        assert!(matches!(p.start(), Err(Error::InvalidState(_))));
+        assert!(p.set_name("late").is_err());
+        assert!(p.set_daemon(true).is_err());
+        assert_eq!(p.join().unwrap(), 4);
+        assert!(matches!(p.join(), Err(Error::InvalidState(_))));
+        p.close().unwrap();
+        assert!(matches!(p.kill(), Err(Error::InvalidState(_))));
+    });
+}
+
+#[test]
+fn close_refuses_a_running_child() {
+    let mut p = Process::spawn(sleep_ms, 60_000).unwrap();
+    assert!(p.close().is_err());
+    p.kill().unwrap();
+    let _ = p.join();
+    p.close().unwrap();
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Fib(u32);
+
+impl Task for Fib {
+    type Output = u64;
+
+    fn run(self) -> u64 {
+        let (mut a, mut b) = (0u64, 1u64);
+        for _ in 0..self.0 {
+            (a, b) = (b, a + b);
+        }
+        a
+    }
+}
+
+#[test]
+fn a_task_is_the_subclass_of_python() {
+    each_method(|method| {
+        let mut p = builder(method).spawn_task(Fib(50)).unwrap();
+        assert_eq!(p.join().unwrap(), 12_586_269_025);
+    });
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Seen {
+    name: String,
+    pid: u32,
+    daemon: bool,
+    parent: Option<(u32, String)>,
+    authkey: Vec<u8>,
+    method: Option<StartMethod>,
+}
+
+fn who_am_i(_: ()) -> Seen {
+    let me = proc_core::current_process();
+    Seen {
+        name: me.name().to_string(),
+        pid: me.pid(),
+        daemon: me.daemon(),
+        parent: proc_core::parent_process().map(|p| (p.pid(), p.name().to_string())),
+        authkey: me.authkey().to_vec(),
+        method: me.start_method(),
+    }
+}
+
+#[test]
+fn children_know_themselves_and_their_parent() {
+    each_method(|method| {
+        let me = proc_core::current_process();
+        let mut p = builder(method).name("curious").spawn(who_am_i, ()).unwrap();
+        let pid = p.pid().unwrap();
+        let seen = p.join().unwrap();
+        assert_eq!(seen.name, "curious");
+        assert_eq!(seen.pid, pid);
+        assert!(!seen.daemon);
+        assert_eq!(
+            seen.parent,
+            Some((proc_core::getpid(), me.name().to_string()))
+        );
+        assert_eq!(seen.authkey, me.authkey());
+        assert_eq!(seen.method, Some(method));
+
+        let mut p = builder(method)
+            .daemon(true)
+            .authkey(b"k".to_vec())
+            .spawn(who_am_i, ())
+            .unwrap();
+        let seen = p.join().unwrap();
+        assert!(seen.daemon);
+        assert_eq!(seen.authkey, b"k");
+    });
+}
+
+fn names_of_grandchild(_: ()) -> (String, String, Vec<u32>) {
+    let mut p =
+        Process::spawn(|_: ()| proc_core::current_process().identity().to_vec(), ()).unwrap();
+    let name = p.name().to_string();
+    (
+        proc_core::current_process().name().to_string(),
+        name,
+        p.join().unwrap(),
+    )
+}
+
+#[test]
+fn default_names_count_like_python() {
+    each_method(|method| {
+        let p = builder(method).process(square, 1);
+        let n: u32 = p.name().rsplit(['-', ':']).next().unwrap().parse().unwrap();
+        drop(p);
+        let mut p = builder(method).spawn(names_of_grandchild, ()).unwrap();
+        let own = p.name().to_string();
+        assert!(own.ends_with(&format!("{}", n + 1)));
+        let (child, grandchild, identity) = p.join().unwrap();
+        assert_eq!(child, own);
+        assert_eq!(grandchild, format!("{own}:1"));
+        assert_eq!(*identity.last().unwrap(), 1);
+    });
+}
+
+fn try_to_have_children(_: ()) -> String {
+    match Process::spawn(square, 1) {
+        Err(Error::InvalidState(msg)) => msg.to_string(),
+        other => format!("unexpected: {other:?}"),
+    }
+}
+
+#[test]
+fn daemonic_processes_may_not_have_children() {
+    each_method(|method| {
+        let mut p = builder(method)
+            .daemon(true)
+            .spawn(try_to_have_children, ())
+            .unwrap();
+        assert_eq!(
+            p.join().unwrap(),
+            "daemonic processes are not allowed to have children"
+        );
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn fork_refuses_a_multithreaded_parent() {
+    // The test harness itself runs this test on a thread of its own.
+    let err = Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn(square, 2)
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)));
+    assert!(err.to_string().contains("single-threaded"));
+}
+
+#[test]
+fn active_children_lists_running_children_only() {
+    let mut p = Process::spawn(sleep_ms, 60_000).unwrap();
+    let pid = p.pid().unwrap();
+    let active = proc_core::active_children();
+    let child = active.iter().find(|c| c.pid() == pid).expect("listed");
+    assert_eq!(child.name(), p.name());
+    assert!(child.is_alive());
+    assert_eq!(child.join(Some(Duration::from_millis(1))).unwrap(), None);
+    child.kill().unwrap();
+    assert!(child.join(None).unwrap().is_some());
+    assert!(p.join().is_err());
+    assert!(proc_core::active_children().iter().all(|c| c.pid() != pid));
+}
+
+#[test]
+fn start_methods_and_contexts() {
+    for &method in StartMethod::available() {
+        assert_eq!(method.name().parse::<StartMethod>().unwrap(), method);
+        let ctx = proc_core::context(method).unwrap();
+        assert_eq!(ctx.start_method(), method);
+    }
+    assert!("threads".parse::<StartMethod>().is_err());
+    if cfg!(windows) {
+        assert!(proc_core::context(StartMethod::Fork).is_err());
+    }
+    let mut p = proc_core::context(StartMethod::Spawn)
+        .unwrap()
+        .spawn(square, 3)
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 9);
+}
+
+// ---- Children that die early, lie, or are another build. These replace the executable of a
+// ---- `Spawn` child, so they run under `Spawn` only.
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("proc-core-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[cfg(unix)]
+fn script(name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp_path(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn a_child_that_dies_before_the_handshake_does_not_hang_the_parent() {
+    for (body, code) in [("exit 0", 0), ("exit 4", 4), ("kill -9 $$", -9)] {
+        let exe = script(&format!("early-{code}"), body);
+        let mut p = Process::builder()
+            .start_method(StartMethod::Spawn)
+            .executable(&exe)
+            .spawn(square, 1)
+            .unwrap();
+        let err = p.join().unwrap_err();
+        assert!(
+            matches!(err, Error::Died { exitcode } if exitcode == code),
+            "{body}: {err}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn garbage_from_a_child_is_an_error_not_a_panic() {
+    // A header claiming 2 GiB: refused before anything is allocated for it.
+    let exe = script(
+        "bogus-length",
+        r#"fd=${PROCS_CHILD#*:}; printf '\377\377\377\177garbage' >&$fd"#,
+    );
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(&exe)
+        .spawn(square, 1)
+        .unwrap();
+    assert!(matches!(p.join(), Err(Error::Protocol(_))));
+
+    // A well-formed frame whose bytes are no outcome.
+    let exe = script(
+        "bad-outcome",
+        r#"fd=${PROCS_CHILD#*:}; printf '\002\000\000\000\377\377' >&$fd"#,
+    );
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(&exe)
+        .spawn(square, 1)
+        .unwrap();
+    assert!(matches!(p.join(), Err(Error::Decode(_))));
+
+    // A frame cut short by a child that exits with an error.
+    let exe = script(
+        "truncated",
+        r#"fd=${PROCS_CHILD#*:}; printf '\100\000\000\000abc' >&$fd; exit 5"#,
+    );
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(&exe)
+        .spawn(square, 1)
+        .unwrap();
+    let err = p.join().unwrap_err();
+    assert!(matches!(err, Error::Died { exitcode: 5 }), "{err:?}");
+}
+
+#[test]
+fn another_build_is_refused() {
+    // A copy of this very program with one byte more is, by its fingerprint, another build.
+    let copy = temp_path(&format!("other-build{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&copy)
+            .unwrap();
+        file.write_all(b"\0").unwrap();
+    }
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(&copy)
+        .spawn(square, 2)
+        .unwrap();
+    assert!(matches!(p.join(), Err(Error::BuildMismatch)));
+    assert_eq!(p.exitcode(), Some(1));
+}
+
+#[test]
+fn a_missing_executable_fails_to_start() {
+    let err = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(temp_path("does-not-exist"))
+        .spawn(square, 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err}");
+}
