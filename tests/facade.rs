@@ -1,0 +1,66 @@
+//! Every re-export of the `procs` facade, touched once, so that none disappears silently.
+
+use std::time::Duration;
+
+use procs::{
+    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result, StartMethod, Task,
+    active_children, codec, context, cpu_count, current_process, get_start_method, getpid, getppid, init,
+    parent_process, set_start_method,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Echo(String);
+
+impl Task for Echo {
+    type Output = String;
+    fn run(self) -> String {
+        self.0
+    }
+}
+
+fn parent_of_child(_: ()) -> Option<u32> {
+    let parent: Option<ParentProcess> = parent_process();
+    parent.map(|p| p.pid())
+}
+
+#[test]
+fn every_root_item_is_reachable() {
+    init();
+    let me: CurrentProcess = current_process();
+    assert_eq!(me.pid(), getpid());
+    assert_ne!(getppid(), 0);
+    assert!(cpu_count() >= 1);
+    assert!(parent_process().is_none());
+
+    let ctx: Context = context(StartMethod::Spawn).unwrap();
+    let builder: Builder = ctx.builder();
+    let mut p: Process<Option<u32>> = builder.spawn(parent_of_child, ()).unwrap();
+    let listed: Vec<ActiveChild> = active_children();
+    assert!(listed.iter().any(|c| Some(c.pid()) == p.pid()) || !p.is_alive());
+    assert_eq!(p.join().unwrap(), Some(getpid()));
+
+    let mut t = Process::spawn_task(Echo("echo".into())).unwrap();
+    assert_eq!(t.join().unwrap(), "echo");
+
+    // `set_start_method` fixes the method once; `get_start_method` already fixed it here.
+    let method = get_start_method();
+    assert!(matches!(set_start_method(method), Err(Error::InvalidState(_))));
+
+    let bytes = codec::encode(&(1u8, 2u16)).unwrap();
+    let back: Result<(u8, u16)> = codec::decode(&bytes);
+    assert_eq!(back.unwrap(), (1, 2));
+
+    let mut slow = Process::spawn(std::thread::sleep, Duration::from_secs(30)).unwrap();
+    assert!(slow.join_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    slow.kill().unwrap();
+    assert!(slow.join().is_err());
+}
+
+#[test]
+fn every_crate_is_a_module() {
+    assert!(procs::core::cpu_count() >= 1);
+    assert!(procs::ipc::core::cpu_count() >= 1);
+    assert!(procs::sync::core::cpu_count() >= 1);
+    assert!(procs::pool::core::cpu_count() >= 1);
+}
