@@ -15,14 +15,23 @@ fn tick(_: ()) {
 
 /// Starts the daemon, tells the demo its pid through a file, and waits to be killed.
 fn parent(pidfile: PathBuf) {
-    let daemon = Process::builder().name("ticker").daemon(true).spawn(tick, ()).expect("start the daemon");
+    let daemon = Process::builder()
+        .name("ticker")
+        .daemon(true)
+        .spawn(tick, ())
+        .expect("start the daemon");
     std::fs::write(&pidfile, daemon.pid().unwrap().to_string()).expect("write the pid");
     std::thread::sleep(Duration::from_secs(600));
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next())
+                != Some("Z")
+        })
         .unwrap_or(false)
 }
 
@@ -30,13 +39,21 @@ fn main() -> procs::Result<()> {
     procs::init();
     let pidfile = std::env::temp_dir().join(format!("procs-daemon-demo-{}", std::process::id()));
     let _ = std::fs::remove_file(&pidfile);
-    let mut p = Process::builder().name("parent").spawn(parent, pidfile.clone())?;
+    let mut p = Process::builder()
+        .name("parent")
+        .spawn(parent, pidfile.clone())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let daemon: u32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.parse().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
             break pid;
         }
-        assert!(Instant::now() < deadline, "the parent never started its daemon");
+        assert!(
+            Instant::now() < deadline,
+            "the parent never started its daemon"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     std::thread::sleep(Duration::from_millis(350));

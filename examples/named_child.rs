@@ -6,16 +6,32 @@ use procs::Process;
 fn info(title: String) -> u32 {
     let me = procs::current_process();
     let parent = procs::parent_process().expect("a child has a parent");
-    println!("[{}] {title}: pid {}, parent pid {} ({})", me.name(), procs::getpid(), parent.pid(), parent.name());
+    println!(
+        "[{}] {title}: pid {}, parent pid {} ({})",
+        me.name(),
+        procs::getpid(),
+        parent.pid(),
+        parent.name()
+    );
     procs::getpid()
 }
 
 fn main() -> procs::Result<()> {
     procs::init();
-    println!("[{}] pid {}", procs::current_process().name(), procs::getpid());
-    let mut p = Process::builder().name("worker").spawn(info, "hello from the child".to_string())?;
+    println!(
+        "[{}] pid {}",
+        procs::current_process().name(),
+        procs::getpid()
+    );
+    let mut p = Process::builder()
+        .name("worker")
+        .spawn(info, "hello from the child".to_string())?;
     let child_pid = p.join()?;
     assert_eq!(Some(child_pid), p.pid());
-    println!("joined {} (pid {child_pid}), exit code {:?}", p.name(), p.exitcode());
+    println!(
+        "joined {} (pid {child_pid}), exit code {:?}",
+        p.name(),
+        p.exitcode()
+    );
     Ok(())
 }

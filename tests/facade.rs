@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use procs::{
-    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result, StartMethod, Task,
-    active_children, codec, context, cpu_count, current_process, get_start_method, getpid, getppid, init,
-    parent_process, set_start_method,
+    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result,
+    StartMethod, Task, active_children, codec, context, cpu_count, current_process,
+    get_start_method, getpid, getppid, init, parent_process, set_start_method,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,14 +45,21 @@ fn every_root_item_is_reachable() {
 
     // `set_start_method` fixes the method once; `get_start_method` already fixed it here.
     let method = get_start_method();
-    assert!(matches!(set_start_method(method), Err(Error::InvalidState(_))));
+    assert!(matches!(
+        set_start_method(method),
+        Err(Error::InvalidState(_))
+    ));
 
     let bytes = codec::encode(&(1u8, 2u16)).unwrap();
     let back: Result<(u8, u16)> = codec::decode(&bytes);
     assert_eq!(back.unwrap(), (1, 2));
 
     let mut slow = Process::spawn(std::thread::sleep, Duration::from_secs(30)).unwrap();
-    assert!(slow.join_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    assert!(
+        slow.join_timeout(Duration::from_millis(1))
+            .unwrap_err()
+            .is_timeout()
+    );
     slow.kill().unwrap();
     assert!(slow.join().is_err());
 }

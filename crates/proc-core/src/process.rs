@@ -302,7 +302,7 @@ enum State {
 ///
 /// A closure that captures its environment does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// fn main() {
 ///     let base = 10;
 ///     let _p = proc_core::Process::new(move |x: i32| x + base, 1);
@@ -481,15 +481,21 @@ where
             child,
             ours,
         ));
-        if method != StartMethod::Fork {
-            if let Err(e) = state.send_request(&request) {
-                // A child that died before it read its request is reported by join.
-                if !matches!(&e, Error::Io(io) if sys::is_peer_gone(io)) {
-                    let _ = state.child.kill();
-                    let _ = state.wait(None);
-                    return Err(e);
-                }
+        // A forked child has its request in memory already.
+        let sent = if method == StartMethod::Fork {
+            Ok(())
+        } else {
+            state.send_request(&request)
+        };
+        match sent {
+            // A child that died before it read its request is reported by join.
+            Err(Error::Io(e)) if sys::is_peer_gone(&e) => {}
+            Err(e) => {
+                let _ = state.child.kill();
+                let _ = state.wait(None);
+                return Err(e);
             }
+            Ok(()) => {}
         }
         registry::register(state.clone());
         self.state = State::Started(state);

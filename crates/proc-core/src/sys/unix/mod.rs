@@ -168,7 +168,7 @@ impl Channel {
     /// Sends `data` (at least one byte) together with copies of the descriptors `fds`.
     pub(crate) fn send_with_fds(&self, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
         assert!(!data.is_empty() && !fds.is_empty());
-        let payload = fds.len() * size_of::<RawFd>();
+        let payload = std::mem::size_of_val(fds);
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
         // u64 elements keep the control buffer aligned for cmsghdr.
