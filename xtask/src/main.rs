@@ -1,1 +1,59 @@
-fn main() {}
+//! The project's tasks, run as `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
+//!
+//! One module per task; only the standard library, so that the tasks build in seconds on a
+//! fresh machine.
+
+use std::process::ExitCode;
+
+mod bench;
+mod ci;
+mod cmd;
+mod cross;
+mod demo;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci                 fmt check, clippy, tests, docs, then `cross`: the project's test command
+  cross [TARGET..]   clippy for the other platforms (Windows, macOS, FreeBSD)
+  demo [EXAMPLE..]   build and run the examples, in order
+  bench [FILTER]     run our benchmarks and the peers' side by side and print the ratios;
+                     FILTER keeps the rows whose name contains it
+  help               this text
+
+environment:
+  CI=true            `cross` fails when a target had to be skipped...
+  PROCS_ALLOW_SKIP=1 ...unless this is set too
+  PYTHON             the Python that `bench` runs (default: python3)";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("ci") => ci::run(&rest),
+        Some("cross") => cross::run(&rest),
+        Some("demo") => demo::run(&rest),
+        Some("bench") => bench::run(&rest),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

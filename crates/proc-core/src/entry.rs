@@ -104,8 +104,17 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 static LAST_PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
+static PANIC_HOOK: Once = Once::new();
+
 /// Records where panics happen (for `Error::Panicked`) and still prints them as usual.
-fn install_panic_hook() {
+///
+/// Installed once per program: a parent that forks installs it before the fork, so that the
+/// forked child does not have to (every page a forked child writes is a copy).
+pub(crate) fn install_panic_hook() {
+    PANIC_HOOK.call_once(install_panic_hook_now);
+}
+
+fn install_panic_hook_now() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(loc) = info.location() {

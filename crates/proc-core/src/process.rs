@@ -464,6 +464,7 @@ where
                     ));
                 }
                 sys::flush_std_streams();
+                entry::install_panic_hook();
                 let (trampoline, request) = (self.trampoline, request.clone());
                 // The closure runs only in the forked child, which owns its copy of `theirs`;
                 // in the parent it is dropped, closing the parent's copy.

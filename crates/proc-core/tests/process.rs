@@ -461,3 +461,15 @@ fn a_missing_executable_fails_to_start() {
         .unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err}");
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Process<u64>>();
+    both::<proc_core::Builder>();
+    both::<proc_core::ActiveChild>();
+    both::<proc_core::CurrentProcess>();
+    both::<proc_core::ParentProcess>();
+    both::<proc_core::Context>();
+    both::<Error>();
+}

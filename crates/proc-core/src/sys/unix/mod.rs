@@ -368,6 +368,9 @@ enum Watch {
     Server { status: OwnedFd },
 }
 
+/// How long a wait looks again before it sleeps.
+const SPIN: Duration = Duration::from_micros(60);
+
 /// A started child process.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -446,6 +449,16 @@ impl Child {
         }
         let deadline = timeout.map(|d| Instant::now() + d);
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // A child that has just sent its result is about to exit: look again for a few
+        // microseconds before going to sleep, which saves a cross-core wake-up (~25 µs here)
+        // on the common path of every join.
+        let spin_until = Instant::now() + SPIN.min(timeout.unwrap_or(SPIN));
+        while Instant::now() < spin_until {
+            std::thread::yield_now();
+            if let Some(code) = self.try_wait()? {
+                return Ok(Some(code));
+            }
+        }
         match &self.watch {
             Watch::Server { status } => {
                 poll_fd(status.as_raw_fd(), libc::POLLIN, remaining())?;
@@ -512,10 +525,8 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     if fd < 0 {
         return None;
     }
-    // SAFETY: the kernel just returned this descriptor to us alone.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    set_cloexec(fd.as_raw_fd(), true).ok()?;
-    Some(fd)
+    // SAFETY: the kernel just returned this descriptor (always close-on-exec) to us alone.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 #[cfg(not(target_os = "linux"))]

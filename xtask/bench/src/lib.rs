@@ -1,0 +1,173 @@
+//! The timing loop and command line shared by the benchmark programs that `cargo xtask bench`
+//! runs.
+//!
+//! Each program is called as
+//!
+//! ```text
+//! <program> <benchmark> [<parameter>] [--iterations N] [--warmup N] [--budget-secs S]
+//! ```
+//!
+//! runs the operation `warmup` times untimed, then up to `iterations` times (or until
+//! `budget-secs` have passed, whichever comes first), and prints one line that the xtask reads:
+//!
+//! ```text
+//! RESULT <name> <mean seconds per operation> <iterations timed>
+//! ```
+//!
+//! The Python peers in `python/` follow the same command line and print the same line.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// What a benchmark program was asked to measure, and for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    /// The benchmark, for example `process-start`.
+    pub benchmark: String,
+    /// The benchmark's parameter, for example a start method; empty when none was given.
+    pub parameter: String,
+    /// The most operations to time.
+    pub iterations: u32,
+    /// Operations run before timing starts, to fill caches and start servers.
+    pub warmup: u32,
+    /// Timing stops after the operation that crosses this budget, even before `iterations`.
+    pub budget: Duration,
+}
+
+/// A command line that [`Args::parse`] could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; usage: <benchmark> [<parameter>] [--iterations N] [--warmup N] [--budget-secs S]",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl Args {
+    /// Reads the arguments that follow the program name.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError`] when the benchmark is missing, a flag is unknown or a number does not
+    /// parse.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, UsageError> {
+        let mut positional = Vec::new();
+        let mut parsed = Args {
+            benchmark: String::new(),
+            parameter: String::new(),
+            iterations: 100,
+            warmup: 5,
+            budget: Duration::from_secs(5),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| {
+                args.next()
+                    .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+            };
+            match arg.as_str() {
+                "--iterations" => parsed.iterations = number(&value("--iterations")?)?,
+                "--warmup" => parsed.warmup = number(&value("--warmup")?)?,
+                "--budget-secs" => {
+                    let secs: f64 = number(&value("--budget-secs")?)?;
+                    parsed.budget = Duration::try_from_secs_f64(secs)
+                        .map_err(|_| UsageError(format!("bad budget {secs}")))?;
+                }
+                flag if flag.starts_with("--") => {
+                    return Err(UsageError(format!("unknown flag {flag}")));
+                }
+                _ => positional.push(arg),
+            }
+        }
+        let mut positional = positional.into_iter();
+        parsed.benchmark = positional
+            .next()
+            .ok_or_else(|| UsageError("no benchmark given".to_string()))?;
+        parsed.parameter = positional.next().unwrap_or_default();
+        if let Some(extra) = positional.next() {
+            return Err(UsageError(format!("unexpected argument {extra}")));
+        }
+        if parsed.iterations == 0 {
+            return Err(UsageError("--iterations must be at least 1".to_string()));
+        }
+        Ok(parsed)
+    }
+
+    /// Reads the program's own command line.
+    ///
+    /// # Errors
+    ///
+    /// As [`Args::parse`].
+    pub fn from_env() -> Result<Args, UsageError> {
+        Args::parse(std::env::args().skip(1))
+    }
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, UsageError> {
+    text.parse()
+        .map_err(|_| UsageError(format!("{text:?} is not a valid number")))
+}
+
+/// The mean time of one operation, as measured by [`measure`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// Mean seconds per operation.
+    pub seconds_per_op: f64,
+    /// How many operations were timed.
+    pub iterations: u32,
+}
+
+/// Times `op` as `args` asks and prints the `RESULT` line under `name`.
+///
+/// `op` reports failure with `Err`; the first failure stops the benchmark, because a number
+/// measured over failing operations would mean nothing.
+///
+/// # Errors
+///
+/// The first error `op` returns.
+pub fn measure<E>(
+    name: &str,
+    args: &Args,
+    mut op: impl FnMut() -> Result<(), E>,
+) -> Result<Measurement, E> {
+    for _ in 0..args.warmup {
+        op()?;
+    }
+    let start = Instant::now();
+    let mut iterations = 0;
+    while iterations < args.iterations {
+        op()?;
+        iterations += 1;
+        if start.elapsed() >= args.budget {
+            break;
+        }
+    }
+    let measurement = Measurement {
+        seconds_per_op: start.elapsed().as_secs_f64() / f64::from(iterations),
+        iterations,
+    };
+    println!(
+        "RESULT {name} {:.9} {}",
+        measurement.seconds_per_op, measurement.iterations
+    );
+    Ok(measurement)
+}
+
+/// Ends a benchmark program: success, or the error on stderr and a failing exit code.
+pub fn exit(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

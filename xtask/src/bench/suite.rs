@@ -1,0 +1,292 @@
+//! The benchmarks: what is measured, and which measurements are compared.
+//!
+//! A benchmark is added in three places: the operation in a benchmark program (ours in
+//! `xtask/bench/src/bin/bench-ours.rs`, a Rust peer in its own binary there, a Python peer in
+//! `xtask/bench/python/`), its [`Measure`]s here, and the [`Comparison`] rows that print it.
+
+/// The longest a measurement times its operation, after warm-up. The iteration counts below
+/// are set so that most measurements stop on their count well before it, but a slow machine
+/// still finishes `cargo xtask bench` in about two minutes.
+pub(crate) const BUDGET_SECS: f64 = 4.0;
+
+/// A program that measures something and prints `RESULT <id> <seconds per op> <iterations>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Program {
+    /// A binary of the `procs-bench` package, built in release mode.
+    Rust(&'static str),
+    /// A script in `xtask/bench/python/`, run by `python3` (or `$PYTHON`).
+    Python(&'static str),
+}
+
+/// One measurement: one run of a program, giving the mean time of one operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measure {
+    /// The name the program prints on its `RESULT` line; also the key in the JSON results.
+    pub(crate) id: &'static str,
+    /// What the row prints before the time, such as `python forkserver`.
+    pub(crate) label: &'static str,
+    pub(crate) program: Program,
+    /// The program's arguments: the benchmark and its parameter.
+    pub(crate) args: &'static [&'static str],
+    /// The most operations timed; fewer for slow ones, so each takes a second or two.
+    pub(crate) iterations: u32,
+    /// Operations run before timing, which also start fork servers.
+    pub(crate) warmup: u32,
+}
+
+/// The goal of a comparison: the least `peer / ours` ratio that meets it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) min_ratio: f64,
+    /// The goal as the row prints it.
+    pub(crate) text: &'static str,
+}
+
+/// One printed row: ours against a peer, by [`Measure::id`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Comparison {
+    pub(crate) name: &'static str,
+    pub(crate) ours: &'static str,
+    pub(crate) peer: &'static str,
+    /// The goal from the issue that asked for the benchmark; `None` for rows that only inform.
+    pub(crate) target: Option<Target>,
+}
+
+const fn rust(
+    id: &'static str,
+    label: &'static str,
+    bin: &'static str,
+    args: &'static [&'static str],
+    iterations: u32,
+    warmup: u32,
+) -> Measure {
+    Measure {
+        id,
+        label,
+        program: Program::Rust(bin),
+        args,
+        iterations,
+        warmup,
+    }
+}
+
+const fn python(
+    id: &'static str,
+    label: &'static str,
+    script: &'static str,
+    args: &'static [&'static str],
+    iterations: u32,
+    warmup: u32,
+) -> Measure {
+    Measure {
+        id,
+        label,
+        program: Program::Python(script),
+        args,
+        iterations,
+        warmup,
+    }
+}
+
+/// Every measurement, in the order they run.
+pub(crate) const MEASURES: &[Measure] = &[
+    // Start and join of a process that runs an empty function.
+    rust(
+        "process_start/ours/spawn",
+        "ours",
+        "bench-ours",
+        &["process-start", "spawn"],
+        500,
+        10,
+    ),
+    rust(
+        "process_start/ours/fork",
+        "ours",
+        "bench-ours",
+        &["process-start", "fork"],
+        2000,
+        20,
+    ),
+    rust(
+        "process_start/ours/forkserver",
+        "ours",
+        "bench-ours",
+        &["process-start", "forkserver"],
+        2000,
+        20,
+    ),
+    python(
+        "process_start/python/spawn",
+        "python spawn",
+        "process_start.py",
+        &["spawn"],
+        40,
+        2,
+    ),
+    python(
+        "process_start/python/fork",
+        "python fork",
+        "process_start.py",
+        &["fork"],
+        500,
+        10,
+    ),
+    python(
+        "process_start/python/forkserver",
+        "python forkserver",
+        "process_start.py",
+        &["forkserver"],
+        200,
+        5,
+    ),
+    rust(
+        "process_start/procspawn/spawn",
+        "procspawn",
+        "bench-procspawn",
+        &["process-start"],
+        300,
+        5,
+    ),
+    rust(
+        "process_start/os/fork",
+        "fork+_exit+waitpid",
+        "bench-os",
+        &["process-start", "fork"],
+        2000,
+        20,
+    ),
+    rust(
+        "process_start/os/posix_spawn",
+        "posix_spawn /bin/true",
+        "bench-os",
+        &["process-start", "posix_spawn"],
+        1500,
+        20,
+    ),
+];
+
+const TEN_TIMES_PYTHON: Target = Target {
+    min_ratio: 10.0,
+    text: ">= 10x",
+};
+
+/// Every row, in the order they print.
+pub(crate) const COMPARISONS: &[Comparison] = &[
+    Comparison {
+        name: "process start+join (spawn)",
+        ours: "process_start/ours/spawn",
+        peer: "process_start/python/spawn",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "process start+join (fork)",
+        ours: "process_start/ours/fork",
+        peer: "process_start/python/fork",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "process start+join (forkserver)",
+        ours: "process_start/ours/forkserver",
+        peer: "process_start/python/forkserver",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "process start+join (spawn) vs procspawn",
+        ours: "process_start/ours/spawn",
+        peer: "process_start/procspawn/spawn",
+        target: Some(Target {
+            min_ratio: 1.0,
+            text: "> 1x (faster)",
+        }),
+    },
+    Comparison {
+        name: "process start+join (forkserver) vs OS floor",
+        ours: "process_start/ours/forkserver",
+        peer: "process_start/os/fork",
+        target: Some(Target {
+            min_ratio: 1.0 / 3.0,
+            text: ">= 0.33x (within 3x)",
+        }),
+    },
+    Comparison {
+        name: "process start+join (fork) vs OS floor",
+        ours: "process_start/ours/fork",
+        peer: "process_start/os/fork",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join (spawn) vs OS floor",
+        ours: "process_start/ours/spawn",
+        peer: "process_start/os/posix_spawn",
+        target: None,
+    },
+];
+
+/// The measurement named `id`.
+pub(crate) fn measure(id: &str) -> Option<&'static Measure> {
+    MEASURES.iter().find(|measure| measure.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measure_ids_are_unique() {
+        for (i, a) in MEASURES.iter().enumerate() {
+            assert!(
+                MEASURES[i + 1..].iter().all(|b| b.id != a.id),
+                "{} is defined twice",
+                a.id
+            );
+        }
+    }
+
+    #[test]
+    fn comparisons_name_defined_measures() {
+        for row in COMPARISONS {
+            assert!(
+                measure(row.ours).is_some(),
+                "{}: no measure {}",
+                row.name,
+                row.ours
+            );
+            assert!(
+                measure(row.peer).is_some(),
+                "{}: no measure {}",
+                row.name,
+                row.peer
+            );
+        }
+    }
+
+    #[test]
+    fn every_measure_is_compared() {
+        for m in MEASURES {
+            assert!(
+                COMPARISONS
+                    .iter()
+                    .any(|row| row.ours == m.id || row.peer == m.id),
+                "{} is measured but never printed",
+                m.id
+            );
+        }
+    }
+
+    #[test]
+    fn python_scripts_exist() {
+        for m in MEASURES {
+            if let Program::Python(script) = m.program {
+                let path = crate::bench::python_dir().join(script);
+                assert!(path.is_file(), "{}: {} is missing", m.id, path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn measures_do_some_work() {
+        for m in MEASURES {
+            assert!(m.iterations > 0, "{}", m.id);
+        }
+    }
+}
