@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::current::{self, Identity};
 use crate::fingerprint;
+use crate::handle;
 use crate::method::StartMethod;
 use crate::registry;
 use crate::sys::{self, Channel};
@@ -47,12 +48,20 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
-/// A monomorphised function that decodes the arguments, runs the user's function and encodes
-/// its result.
-pub(crate) type Trampoline = fn(&[u8]) -> Outcome;
+/// Sends the outcome to the parent, with the handles inside the result.
+pub(crate) type Reply<'a> = &'a mut dyn FnMut(&Outcome, &[sys::RawHandle]);
+
+/// A monomorphised function that decodes the arguments (with the handles that came with
+/// them), runs the user's function, and replies with its encoded result while the result —
+/// and so its handles — is still alive. Returns the exit code: 0 when the function returned.
+pub(crate) type Trampoline = fn(&[u8], Vec<sys::OwnedHandle>, Reply<'_>) -> i32;
 
 /// The trampoline for a function of type `F`.
-pub(crate) fn trampoline<F, A, R>(payload: &[u8]) -> Outcome
+pub(crate) fn trampoline<F, A, R>(
+    payload: &[u8],
+    handles: Vec<sys::OwnedHandle>,
+    reply: Reply<'_>,
+) -> i32
 where
     F: Fn(A) -> R + Copy,
     A: DeserializeOwned,
@@ -64,26 +73,48 @@ where
             "the function must not capture anything"
         )
     };
-    let args: A = match codec::decode(payload) {
+    let args: A = match handle::decode_with_handles(payload, handles) {
         Ok(args) => args,
-        Err(e) => return Outcome::Failed(format!("cannot decode the arguments: {e}")),
+        Err(e) => {
+            reply(
+                &Outcome::Failed(format!("cannot decode the arguments: {e}")),
+                &[],
+            );
+            return 1;
+        }
     };
     // SAFETY: `F` is zero-sized (checked above at compile time), so a value of it has no bytes
     // to be invalid; and as a callable type (a fn item or a closure without captures, which is
     // all that implements `Fn` on stable Rust) it carries no invariant beyond its type.
     let f: F = unsafe { std::mem::zeroed() };
     match catch_unwind(AssertUnwindSafe(move || f(args))) {
-        Ok(result) => match codec::encode(&result) {
-            Ok(bytes) => Outcome::Returned(bytes),
-            Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
+        Ok(result) => match handle::encode_with_handles(&result) {
+            Ok((bytes, handles)) => {
+                reply(&Outcome::Returned(bytes), &handles);
+                0
+            }
+            Err(e) => {
+                reply(
+                    &Outcome::Failed(format!("cannot encode the result: {e}")),
+                    &[],
+                );
+                1
+            }
         },
-        Err(payload) => Outcome::Panicked {
-            message: panic_message(&*payload),
-            location: LAST_PANIC_LOCATION
+        Err(payload) => {
+            let location = LAST_PANIC_LOCATION
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        },
+                .take();
+            reply(
+                &Outcome::Panicked {
+                    message: panic_message(&*payload),
+                    location,
+                },
+                &[],
+            );
+            1
+        }
     }
 }
 
@@ -159,14 +190,18 @@ pub(crate) fn from_constructor() {
 /// Reads the parent's request from `channel`, checks the build and runs it; returns the exit
 /// code. Used by spawned children and by children of the fork server.
 pub(crate) fn serve_forked(channel: Channel) -> i32 {
-    let request: Request = match codec::recv(&mut &channel, codec::DEFAULT_MAX_FRAME) {
-        Ok(request) => request,
+    let (request, handles) = match channel.recv_frame(codec::DEFAULT_MAX_FRAME) {
+        Ok((bytes, handles)) => match codec::decode::<Request>(&bytes) {
+            Ok(request) => (request, handles),
+            Err(_) => return 2,
+        },
         // The parent went away (or sent garbage) before the call: nothing to run, nobody to
         // tell.
         Err(_) => return 2,
     };
+    channel.set_peer(request.parent.0);
     if request.fingerprint != fingerprint::fingerprint() {
-        let _ = codec::send(&mut &channel, &Outcome::BuildMismatch);
+        let _ = send_outcome(&channel, &Outcome::BuildMismatch, &[]);
         return 1;
     }
     let trampoline = fingerprint::anchor().wrapping_add(request.entry as usize);
@@ -174,12 +209,25 @@ pub(crate) fn serve_forked(channel: Channel) -> i32 {
     // `entry` was computed by `entry_offset` from a function of type `Trampoline`; the same
     // offset from the same anchor is therefore that same function here.
     let trampoline: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(trampoline) };
-    run(channel, request, trampoline)
+    run(channel, request, handles, trampoline)
+}
+
+fn send_outcome(
+    channel: &Channel,
+    outcome: &Outcome,
+    handles: &[sys::RawHandle],
+) -> crate::Result<()> {
+    Ok(channel.send_frame(&codec::encode(outcome)?, handles)?)
 }
 
 /// Runs a request in this (new) child and returns its exit code: 0 when the function
 /// returned, 1 otherwise.
-pub(crate) fn run(channel: Channel, request: Request, trampoline: Trampoline) -> i32 {
+pub(crate) fn run(
+    channel: Channel,
+    request: Request,
+    handles: Vec<sys::OwnedHandle>,
+    trampoline: Trampoline,
+) -> i32 {
     sys::prepare_child();
     install_panic_hook();
     registry::forget_inherited();
@@ -192,14 +240,11 @@ pub(crate) fn run(channel: Channel, request: Request, trampoline: Trampoline) ->
     if daemon {
         watch_parent(channel.clone());
     }
-    let outcome = trampoline(&request.payload);
-    let code = match outcome {
-        Outcome::Returned(_) => 0,
-        _ => 1,
-    };
-    if let Err(e) = codec::send(&mut &*channel, &outcome) {
-        tracing::debug!(error = %e, "could not send the result to the parent");
-    }
+    let code = trampoline(&request.payload, handles, &mut |outcome, handles| {
+        if let Err(e) = send_outcome(&channel, outcome, handles) {
+            tracing::debug!(error = %e, "could not send the result to the parent");
+        }
+    });
     registry::shutdown();
     sys::flush_std_streams();
     code

@@ -253,7 +253,7 @@ impl Context {
     pub fn process<F, A, R>(&self, f: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         self.builder().process(f, args)
@@ -278,7 +278,7 @@ impl Context {
     pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         self.builder().spawn(f, args)

@@ -3,17 +3,17 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::current::{self, Identity};
 use crate::entry::{self, Outcome, Request, Trampoline};
 use crate::error::{Error, Result};
 use crate::fingerprint;
+use crate::handle;
 use crate::method::{StartMethod, get_start_method};
 use crate::registry::{self, ChildState};
 use crate::sys::{self, Channel};
@@ -48,12 +48,23 @@ use crate::sys::{self, Channel};
 ///     assert_eq!(p.join().unwrap(), 55);
 /// }
 /// ```
-pub trait Task: Serialize + DeserializeOwned + 'static {
+pub trait Task: Serialize + DeserializeOwned + Send + 'static {
     /// What `run` returns to the parent.
     type Output: Serialize + DeserializeOwned + 'static;
 
     /// The work of the child process.
     fn run(self) -> Self::Output;
+}
+
+/// The arguments of a process, whatever their type, until they are sent.
+trait EncodeArgs: Send {
+    fn encode(&self) -> Result<(Vec<u8>, Vec<sys::RawHandle>)>;
+}
+
+impl<A: Serialize + Send> EncodeArgs for A {
+    fn encode(&self) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
+        handle::encode_with_handles(self)
+    }
 }
 
 fn run_task<T: Task>(task: T) -> T::Output {
@@ -187,7 +198,7 @@ impl Builder {
     pub fn process<F, A, R>(&self, _f: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         // `_f` itself is not stored: it has no bytes, and its type names the function.
@@ -200,7 +211,7 @@ impl Builder {
         Process {
             settings: self.clone(),
             trampoline: entry::trampoline::<F, A, R>,
-            payload: codec::encode(&args).map_err(|e| e.to_string()),
+            args: Mutex::new(Some(Box::new(args))),
             identity: current::next_child(self.name.clone(), self.daemon, self.authkey.clone()),
             state: State::New,
             _result: PhantomData,
@@ -225,7 +236,7 @@ impl Builder {
     pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let mut process = self.process(f, args);
@@ -312,7 +323,9 @@ enum State {
 pub struct Process<R = ()> {
     settings: Builder,
     trampoline: Trampoline,
-    payload: std::result::Result<Vec<u8>, String>,
+    /// The arguments, kept until `start` so that the handles inside them are still open
+    /// when they are sent.
+    args: Mutex<Option<Box<dyn EncodeArgs>>>,
     identity: Identity,
     state: State,
     _result: PhantomData<fn() -> R>,
@@ -368,7 +381,7 @@ where
     pub fn new<F, A>(f: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
     {
         Builder::new().process(f, args)
     }
@@ -391,7 +404,7 @@ where
     pub fn spawn<F, A>(f: F, args: A) -> Result<Process<R>>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
     {
         Builder::new().spawn(f, args)
     }
@@ -430,7 +443,11 @@ where
         }
         let method = self.start_method();
         method.check_available()?;
-        let payload = self.payload.clone().map_err(Error::Decode)?;
+        let mut args = self.args.lock().unwrap_or_else(|e| e.into_inner());
+        let (payload, handles) = args
+            .as_ref()
+            .ok_or(Error::InvalidState("cannot start a process twice"))?
+            .encode()?;
         registry::cleanup();
         // Make sure the constructor that serves children is linked into this program.
         std::hint::black_box(&sys::CONSTRUCTOR);
@@ -465,10 +482,18 @@ where
                 }
                 sys::flush_std_streams();
                 entry::install_panic_hook();
-                let (trampoline, request) = (self.trampoline, request.clone());
-                // The closure runs only in the forked child, which owns its copy of `theirs`;
-                // in the parent it is dropped, closing the parent's copy.
-                sys::fork(&ours, move || entry::run(theirs, request, trampoline))
+                let (trampoline, request, handles) = (self.trampoline, request.clone(), &handles);
+                // The closure runs only in the forked child, which owns its copy of `theirs`
+                // and inherited every handle of the arguments; in the parent it is dropped,
+                // closing the parent's copy of `theirs`.
+                sys::fork(&ours, move || {
+                    let copies: std::io::Result<Vec<_>> =
+                        handles.iter().map(|h| sys::duplicate_handle(*h)).collect();
+                    match copies {
+                        Ok(copies) => entry::run(theirs, request, copies, trampoline),
+                        Err(_) => 2,
+                    }
+                })
             }
         }
         .map_err(|e| {
@@ -486,7 +511,7 @@ where
         let sent = if method == StartMethod::Fork {
             Ok(())
         } else {
-            state.send_request(&request)
+            state.send_request(&request, &handles)
         };
         match sent {
             // A child that died before it read its request is reported by join.
@@ -500,6 +525,8 @@ where
         }
         registry::register(state.clone());
         self.state = State::Started(state);
+        // Python also lets go of the arguments once the child has them.
+        *args = None;
         Ok(())
     }
 
@@ -579,10 +606,12 @@ where
         self.state = State::Joined(state.clone());
         registry::cleanup();
         match state.take_outcome(exitcode)? {
-            Outcome::Returned(bytes) => codec::decode(&bytes),
-            Outcome::Panicked { message, location } => Err(Error::Panicked { message, location }),
-            Outcome::BuildMismatch => Err(Error::BuildMismatch),
-            Outcome::Failed(message) => Err(Error::Decode(message)),
+            (Outcome::Returned(bytes), handles) => handle::decode_with_handles(&bytes, handles),
+            (Outcome::Panicked { message, location }, _) => {
+                Err(Error::Panicked { message, location })
+            }
+            (Outcome::BuildMismatch, _) => Err(Error::BuildMismatch),
+            (Outcome::Failed(message), _) => Err(Error::Decode(message)),
         }
     }
 }

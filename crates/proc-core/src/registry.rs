@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use crate::codec;
 use crate::entry::{Outcome, Request};
 use crate::error::{Error, Result};
-use crate::sys::{Channel, Child};
+use crate::sys::{self, Channel, Child};
+
+/// What a child sent: its outcome and the handles that came with it.
+type Received = (Outcome, Vec<sys::OwnedHandle>);
 
 /// The state of one started child, shared by its `Process` handle and the registry.
 #[derive(Debug)]
@@ -16,9 +19,9 @@ pub(crate) struct ChildState {
     pub(crate) daemon: bool,
     pub(crate) child: Child,
     channel: Channel,
-    /// The child's one message, once it has been read: `Err` when the channel closed or broke
-    /// before a whole `Outcome` arrived.
-    outcome: Mutex<Option<Result<Outcome>>>,
+    /// The child's one message and the handles that came with it, once it has been read:
+    /// `Err` when the channel closed or broke before a whole `Outcome` arrived.
+    outcome: Mutex<Option<Result<Received>>>,
 }
 
 impl ChildState {
@@ -32,9 +35,11 @@ impl ChildState {
         }
     }
 
-    /// Sends the child its request (the first frame on the channel).
-    pub(crate) fn send_request(&self, request: &Request) -> Result<()> {
-        codec::send(&mut &self.channel, request)
+    /// Sends the child its request (the first frame on the channel) and the handles that its
+    /// arguments hold.
+    pub(crate) fn send_request(&self, request: &Request, handles: &[sys::RawHandle]) -> Result<()> {
+        self.channel.set_peer(self.pid());
+        Ok(self.channel.send_frame(&codec::encode(request)?, handles)?)
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -59,7 +64,11 @@ impl ChildState {
                 if !self.channel.wait_readable(remaining())? {
                     return Ok(None);
                 }
-                *outcome = Some(codec::recv(&mut &self.channel, codec::DEFAULT_MAX_FRAME));
+                *outcome = Some(
+                    self.channel
+                        .recv_frame(codec::DEFAULT_MAX_FRAME)
+                        .and_then(|(bytes, handles)| Ok((codec::decode(&bytes)?, handles))),
+                );
             }
         }
         let code = self.child.wait(remaining())?;
@@ -70,7 +79,7 @@ impl ChildState {
     }
 
     /// Takes the outcome read by `wait`; the child must have ended with `exitcode`.
-    pub(crate) fn take_outcome(&self, exitcode: i32) -> Result<Outcome> {
+    pub(crate) fn take_outcome(&self, exitcode: i32) -> Result<Received> {
         match self
             .outcome
             .lock()

@@ -1,5 +1,6 @@
 //! Windows: `CreateProcessW` re-execution that hands the child exactly one end of a named pipe,
-//! waits on process handles, and `TerminateProcess`.
+//! waits on process handles, `TerminateProcess` with Python's exit code, handles duplicated
+//! into the peer process, and a job object that ends daemonic children with their parent.
 //!
 //! Windows cannot fork, so `StartMethod::available()` offers only `Spawn` here; `fork` and
 //! `forkserver_spawn` answer `Unsupported` should they ever be reached.

@@ -199,21 +199,19 @@ impl Channel {
             let flags = libc::MSG_NOSIGNAL;
             #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
             let flags = 0;
-            loop {
+            let sent = loop {
                 let sent = libc::sendmsg(self.raw(), &msg, flags);
                 if sent >= 0 {
-                    break;
+                    break sent as usize;
                 }
                 let err = io::Error::last_os_error();
                 if err.kind() != io::ErrorKind::Interrupted {
                     return Err(err);
                 }
-            }
-        }
-        // The descriptors went with the first byte; the rest is plain stream data.
-        let mut this = self;
-        if data.len() > 1 {
-            this.write_all(&data[1..])?;
+            };
+            // The descriptors went with the first bytes; the rest is plain stream data.
+            let mut this = self;
+            this.write_all(&data[sent..])?;
         }
         Ok(())
     }
@@ -221,7 +219,7 @@ impl Channel {
     /// Receives up to `buf.len()` bytes and the descriptors that came with them.
     /// Returns 0 bytes at end-of-file.
     pub(crate) fn recv_with_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-        const MAX_FDS: usize = 16;
+        const MAX_FDS: usize = MAX_HANDLES;
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
         let mut control = vec![0u64; space.div_ceil(8)];
@@ -269,6 +267,117 @@ impl Channel {
             }
             Ok((n, fds))
         }
+    }
+}
+
+/// The most handles one frame may carry.
+pub(crate) const MAX_HANDLES: usize = 64;
+
+/// A handle this process owns: a file descriptor.
+pub(crate) type OwnedHandle = OwnedFd;
+/// A handle as a number: a file descriptor.
+pub(crate) type RawHandle = RawFd;
+
+pub(crate) fn raw_handle(handle: &OwnedHandle) -> RawHandle {
+    handle.as_raw_fd()
+}
+
+/// A new descriptor for the same open file, in this process.
+pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; it fails cleanly on a bad one.
+    let fd = cvt(unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: the descriptor was just created for us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl Channel {
+    /// Records the peer's pid; Unix passes descriptors without it.
+    pub(crate) fn set_peer(&self, _pid: u32) {}
+
+    /// Sends one frame (`codec`'s length-prefixed format) with copies of `handles`
+    /// attached to its first bytes (`SCM_RIGHTS`).
+    pub(crate) fn send_frame(&self, payload: &[u8], handles: &[RawHandle]) -> io::Result<()> {
+        if handles.len() > MAX_HANDLES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a frame carries at most {MAX_HANDLES} handles, not {}",
+                    handles.len()
+                ),
+            ));
+        }
+        let len = u32::try_from(payload.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more"))?;
+        let mut head = Vec::with_capacity(4 + payload.len().min(64 * 1024));
+        head.extend_from_slice(&len.to_le_bytes());
+        let rest = if payload.len() <= 64 * 1024 {
+            head.extend_from_slice(payload);
+            &[][..]
+        } else {
+            payload
+        };
+        if handles.is_empty() {
+            (&mut &*self).write_all(&head)?;
+        } else {
+            self.send_with_fds(&head, handles)?;
+        }
+        (&mut &*self).write_all(rest)
+    }
+
+    /// Receives one frame of at most `max` payload bytes and the descriptors that came with it.
+    pub(crate) fn recv_frame(
+        &self,
+        max: usize,
+    ) -> crate::error::Result<(Vec<u8>, Vec<OwnedHandle>)> {
+        use crate::error::Error;
+        let mut fds = Vec::new();
+        let mut header = [0u8; 4];
+        let mut filled = 0;
+        while filled < header.len() {
+            let (n, mut got) = self
+                .recv_with_fds(&mut header[filled..])
+                .or_else(reset_is_eof)?;
+            fds.append(&mut got);
+            match n {
+                0 if filled == 0 => return Err(Error::Closed),
+                0 => return Err(Error::Protocol("truncated frame header".into())),
+                n => filled += n,
+            }
+        }
+        let len = u32::from_le_bytes(header) as usize;
+        if len > max {
+            return Err(Error::Protocol(format!(
+                "frame of {len} bytes exceeds the limit of {max} bytes"
+            )));
+        }
+        // Grow with what arrives, not with what the header claims.
+        let mut payload = Vec::with_capacity(len.min(64 * 1024));
+        let mut chunk = vec![0u8; len.min(256 * 1024)];
+        while payload.len() < len {
+            let want = (len - payload.len()).min(chunk.len());
+            let (n, mut got) = self
+                .recv_with_fds(&mut chunk[..want])
+                .or_else(reset_is_eof)?;
+            fds.append(&mut got);
+            if n == 0 {
+                return Err(Error::Protocol(format!(
+                    "truncated frame: {} of {len} bytes arrived",
+                    payload.len()
+                )));
+            }
+            payload.extend_from_slice(&chunk[..n]);
+        }
+        Ok((payload, fds))
+    }
+}
+
+/// A peer that died with bytes of ours unread resets the connection: for the reader that is
+/// the end of the stream, like any other death of the peer.
+fn reset_is_eof(err: io::Error) -> io::Result<(usize, Vec<OwnedFd>)> {
+    if err.raw_os_error() == Some(libc::ECONNRESET) {
+        Ok((0, Vec::new()))
+    } else {
+        Err(err)
     }
 }
 
@@ -394,36 +503,25 @@ impl Child {
         self.pid as u32
     }
 
-    fn known(&self) -> Option<i32> {
-        *self.exitcode.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn record(&self, code: i32) -> i32 {
-        *self.exitcode.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
-        code
-    }
-
     /// The exit code if the child has ended, without blocking; reaps it.
+    ///
+    /// The lock is held across the non-blocking reap, so that two threads asking at once
+    /// never see one of them reap the child while the other finds it gone.
     pub(crate) fn try_wait(&self) -> io::Result<Option<i32>> {
-        if let Some(code) = self.known() {
+        let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(code) = *known {
             return Ok(Some(code));
         }
-        match &self.watch {
+        let code = match &self.watch {
             Watch::Direct { .. } => {
                 let mut status = 0;
                 // SAFETY: `status` is a writable c_int; WNOHANG makes the call non-blocking.
                 let ret =
-                    cvt_retry(|| unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) });
-                match ret {
-                    Ok(0) => Ok(None),
-                    Ok(_) => Ok(Some(self.record(decode_status(status)))),
-                    // Another thread reaped it between our check and the call.
-                    Err(e) if e.raw_os_error() == Some(libc::ECHILD) => match self.known() {
-                        Some(code) => Ok(Some(code)),
-                        None => Err(e),
-                    },
-                    Err(e) => Err(e),
+                    cvt_retry(|| unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) })?;
+                if ret == 0 {
+                    return Ok(None);
                 }
+                decode_status(status)
             }
             Watch::Server { status } => {
                 if !poll_fd(status.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))? {
@@ -432,14 +530,18 @@ impl Child {
                 let mut buf = [0u8; 4];
                 let mut file = std::fs::File::from(status.try_clone()?);
                 match file.read_exact(&mut buf) {
-                    Ok(()) => Ok(Some(self.record(i32::from_le_bytes(buf)))),
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::other(
-                        "the fork server died, so the exit code of its child is unknown",
-                    )),
-                    Err(e) => Err(e),
+                    Ok(()) => i32::from_le_bytes(buf),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Err(io::Error::other(
+                            "the fork server died, so the exit code of its child is unknown",
+                        ));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-        }
+        };
+        *known = Some(code);
+        Ok(Some(code))
     }
 
     /// Waits for the child to end, at most `timeout`; returns its exit code if it ended.
@@ -467,14 +569,6 @@ impl Child {
             Watch::Direct { pidfd: Some(pidfd) } => {
                 poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
                 self.try_wait()
-            }
-            Watch::Direct { pidfd: None } if timeout.is_none() => {
-                let mut status = 0;
-                // SAFETY: `status` is a writable c_int; a blocking wait for our own child.
-                match cvt_retry(|| unsafe { libc::waitpid(self.pid, &mut status, 0) }) {
-                    Ok(_) => Ok(Some(self.record(decode_status(status)))),
-                    Err(_) => self.try_wait(),
-                }
             }
             Watch::Direct { pidfd: None } => {
                 // Without pidfds there is no descriptor to sleep on: back off from 50 µs to

@@ -1,0 +1,367 @@
+//! Operating-system handles inside serde values: how pipes, queues, locks and shared memory
+//! cross into other processes.
+//!
+//! A [`Handle`] owns a file descriptor (Unix) or a `HANDLE` (Windows). It serializes only
+//! while `procs` sends a value to another process — as the argument or result of a
+//! [`Process`](crate::Process), or through a [`Link`] — and the receiving process gets its own
+//! handle to the same object: passed with `SCM_RIGHTS` on Unix, duplicated into the receiver on
+//! Windows, inherited by a forked child. Anywhere else (`codec::encode`, a file) serializing a
+//! `Handle` is an error, because a bare number would mean nothing in another process.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec;
+use crate::error::Result;
+use crate::sys;
+
+thread_local! {
+    /// While a value is encoded for another process: the handles met so far.
+    static OUTGOING: RefCell<Option<Vec<sys::RawHandle>>> = const { RefCell::new(None) };
+    /// While a value from another process is decoded: the handles that came with it.
+    static INCOMING: RefCell<Option<Vec<Option<sys::OwnedHandle>>>> = const { RefCell::new(None) };
+}
+
+/// Encodes `value` for another process and collects the handles inside it. The handles stay
+/// owned by `value`, which must live until they are sent.
+pub(crate) fn encode_with_handles<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
+    let outer = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+    let bytes = codec::encode(value);
+    let handles = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
+    Ok((bytes?, handles))
+}
+
+/// Decodes a value from another process, giving it the handles that came with it. Handles
+/// the value does not take are closed.
+pub(crate) fn decode_with_handles<T: DeserializeOwned>(
+    bytes: &[u8],
+    handles: Vec<sys::OwnedHandle>,
+) -> Result<T> {
+    let outer = INCOMING.with(|i| i.replace(Some(handles.into_iter().map(Some).collect())));
+    let value = codec::decode(bytes);
+    INCOMING.with(|i| i.replace(outer));
+    value
+}
+
+/// An operating-system handle that can travel to another process inside a serde value.
+///
+/// # Errors
+///
+/// Serializing a `Handle` outside of `procs`'s own sending (for example with
+/// [`codec::encode`]) fails: postcard reports it as a serde error.
+///
+/// # Examples
+///
+/// A pipe's write end goes to a child, which writes through it:
+///
+/// ```
+/// use std::io::{Read, Write};
+///
+/// use proc_core::{Handle, Process};
+///
+/// fn write_hello(handle: Handle) {
+///     let mut pipe = std::io::PipeWriter::from(handle);
+///     pipe.write_all(b"hello").unwrap();
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let (mut reader, writer) = std::io::pipe().unwrap();
+///     let mut p = Process::spawn(write_hello, Handle::from(writer)).unwrap();
+///     p.join().unwrap();
+///     let mut text = String::new();
+///     reader.read_to_string(&mut text).unwrap();
+///     assert_eq!(text, "hello");
+/// }
+/// ```
+pub struct Handle {
+    inner: sys::OwnedHandle,
+}
+
+impl Handle {
+    /// Another handle to the same object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no handle to spare.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_reader, writer) = std::io::pipe().unwrap();
+    /// let handle = proc_core::Handle::from(writer);
+    /// let copy = handle.try_clone().unwrap();
+    /// # drop((handle, copy));
+    /// ```
+    pub fn try_clone(&self) -> Result<Handle> {
+        Ok(Handle {
+            inner: sys::duplicate_handle(sys::raw_handle(&self.inner))?,
+        })
+    }
+
+    pub(crate) fn from_sys(inner: sys::OwnedHandle) -> Handle {
+        Handle { inner }
+    }
+
+    pub(crate) fn into_sys(self) -> sys::OwnedHandle {
+        self.inner
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Handle").field(&self.inner).finish()
+    }
+}
+
+impl Serialize for Handle {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw = sys::raw_handle(&self.inner);
+        let index = OUTGOING.with(|o| {
+            o.borrow_mut().as_mut().map(|handles| {
+                handles.push(raw);
+                handles.len() - 1
+            })
+        });
+        match index {
+            Some(index) => serializer.serialize_u32(index as u32),
+            None => Err(S::Error::custom(
+                "a Handle can only be sent by procs (as a Process argument or result, or through a Link)",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Handle {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let index = u32::deserialize(deserializer)? as usize;
+        INCOMING
+            .with(|i| {
+                i.borrow_mut()
+                    .as_mut()
+                    .and_then(|handles| handles.get_mut(index).and_then(Option::take))
+            })
+            .map(Handle::from_sys)
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "handle {index} did not arrive with the value, or was used twice"
+                ))
+            })
+    }
+}
+
+/// A two-way link between two processes that carries frames of bytes and serde values with
+/// [`Handle`]s in them: the transport under `procs`'s pipes and the channel between a parent
+/// and each child.
+///
+/// # Examples
+///
+/// ```
+/// let (a, b) = proc_core::Link::pair().unwrap();
+/// a.send(&("ping", 1u8)).unwrap();
+/// assert_eq!(b.recv::<(String, u8)>().unwrap(), ("ping".to_string(), 1));
+/// b.send_bytes(b"pong").unwrap();
+/// assert!(a.poll(Some(std::time::Duration::from_secs(5))).unwrap());
+/// assert_eq!(a.recv_bytes().unwrap(), b"pong");
+/// ```
+#[derive(Debug)]
+pub struct Link {
+    channel: sys::Channel,
+    max_frame: usize,
+}
+
+impl Link {
+    /// Two connected ends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system refuses to create the pair.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// drop(a);
+    /// assert!(matches!(b.recv_bytes(), Err(proc_core::Error::Closed)));
+    /// ```
+    pub fn pair() -> Result<(Link, Link)> {
+        let (a, b) = sys::Channel::pair()?;
+        Ok((Link::from_channel(a), Link::from_channel(b)))
+    }
+
+    pub(crate) fn from_channel(channel: sys::Channel) -> Link {
+        Link {
+            channel,
+            max_frame: codec::DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Sets the largest frame `recv` accepts (default [`codec::DEFAULT_MAX_FRAME`]); a longer
+    /// one is an [`Error::Protocol`] and is not read into memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, mut b) = proc_core::Link::pair().unwrap();
+    /// b.set_max_frame(4);
+    /// a.send_bytes(b"too long").unwrap();
+    /// assert!(matches!(b.recv_bytes(), Err(proc_core::Error::Protocol(_))));
+    /// ```
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max;
+    }
+
+    /// Tells the link the pid of the process at the other end.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Windows needs it to send [`Handle`]s (they are duplicated into that process); Unix
+    /// ignores it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = proc_core::Link::pair().unwrap();
+    /// a.set_peer(proc_core::getpid());
+    /// ```
+    pub fn set_peer(&self, pid: u32) {
+        self.channel.set_peer(pid);
+    }
+
+    /// Sends `value`, with the handles inside it, as one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the value does not serialize, [`Error::Io`] when the peer is
+    /// gone or the system fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// a.send(&vec![1u32, 2, 3]).unwrap();
+    /// assert_eq!(b.recv::<Vec<u32>>().unwrap(), [1, 2, 3]);
+    /// ```
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let (bytes, handles) = encode_with_handles(value)?;
+        Ok(self.channel.send_frame(&bytes, &handles)?)
+    }
+
+    /// Receives one value, with the handles that came with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the peer closed its end, [`Error::Protocol`] for a frame that
+    /// is too long or cut short, [`Error::Decode`] when the bytes are not a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// a.send("text").unwrap();
+    /// assert!(matches!(b.recv::<u64>(), Err(proc_core::Error::Decode(_))));
+    /// ```
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
+        let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
+        decode_with_handles(&bytes, handles)
+    }
+
+    /// Sends raw bytes as one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the peer is gone or the system fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// a.send_bytes(&[1, 2, 3]).unwrap();
+    /// assert_eq!(b.recv_bytes().unwrap(), [1, 2, 3]);
+    /// ```
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        Ok(self.channel.send_frame(bytes, &[])?)
+    }
+
+    /// Receives one frame of raw bytes; handles sent with it are closed.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Link::recv), without the decoding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// a.send_bytes(b"").unwrap();
+    /// assert!(b.recv_bytes().unwrap().is_empty());
+    /// ```
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.channel.recv_frame(self.max_frame)?.0)
+    }
+
+    /// Waits at most `timeout` (forever with `None`) until there is something to receive —
+    /// a frame, or the end of the stream. Returns whether there is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// assert!(!b.poll(Some(Duration::from_millis(1))).unwrap());
+    /// a.send_bytes(b"x").unwrap();
+    /// assert!(b.poll(Some(Duration::ZERO)).unwrap());
+    /// ```
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        Ok(self.channel.wait_readable(timeout)?)
+    }
+}
+
+impl From<Handle> for sys::OwnedHandle {
+    fn from(handle: Handle) -> Self {
+        handle.into_sys()
+    }
+}
+
+impl From<sys::OwnedHandle> for Handle {
+    fn from(inner: sys::OwnedHandle) -> Self {
+        Handle::from_sys(inner)
+    }
+}
+
+/// Conversions from and to the standard library's handle types, whatever the platform calls
+/// them (`OwnedFd` on Unix, `OwnedHandle` on Windows).
+macro_rules! std_conversions {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Handle {
+            fn from(value: $ty) -> Self {
+                Handle::from_sys(sys::OwnedHandle::from(value))
+            }
+        }
+
+        impl From<Handle> for $ty {
+            fn from(handle: Handle) -> Self {
+                <$ty>::from(handle.into_sys())
+            }
+        }
+    )*};
+}
+
+std_conversions!(
+    std::fs::File,
+    std::io::PipeReader,
+    std::io::PipeWriter,
+    std::net::TcpStream
+);

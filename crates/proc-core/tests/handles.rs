@@ -1,0 +1,105 @@
+//! Handles inside arguments and results reach the other process as working handles, under
+//! every start method (what CPython's `reduction.DupFd`/`DupHandle` do for its pipes and
+//! queues).
+
+use std::io::{Read, Write};
+
+use proc_core::{Error, Handle, Link, Process, StartMethod};
+
+/// As in tests/process.rs: `Fork` runs inside a freshly spawned (single-threaded) child.
+fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
+    for &method in StartMethod::available() {
+        if method == StartMethod::Fork {
+            let mut p = Process::builder()
+                .start_method(StartMethod::Spawn)
+                .spawn(scenario, method)
+                .unwrap();
+            if let Err(e) = p.join() {
+                panic!("under fork: {e}");
+            }
+        } else {
+            scenario(method);
+        }
+    }
+}
+
+fn write_through(writers: Vec<Handle>) -> usize {
+    for (i, handle) in writers.into_iter().enumerate() {
+        let mut pipe = std::io::PipeWriter::from(handle);
+        pipe.write_all(format!("pipe {i}").as_bytes()).unwrap();
+    }
+    proc_core::getpid() as usize
+}
+
+#[test]
+fn handles_in_arguments_work_in_the_child() {
+    each_method(|method| {
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for _ in 0..5 {
+            let (r, w) = std::io::pipe().unwrap();
+            readers.push(r);
+            writers.push(Handle::from(w));
+        }
+        let mut p = Process::builder()
+            .start_method(method)
+            .spawn(write_through, writers)
+            .unwrap();
+        p.join().unwrap();
+        for (i, mut reader) in readers.into_iter().enumerate() {
+            let mut text = String::new();
+            // The parent's copies of the write ends went with the arguments, so this ends.
+            reader.read_to_string(&mut text).unwrap();
+            assert_eq!(text, format!("pipe {i}"));
+        }
+    });
+}
+
+fn make_pipe(message: String) -> Handle {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writer.write_all(message.as_bytes()).unwrap();
+    Handle::from(reader)
+}
+
+#[test]
+fn handles_in_results_come_back_to_the_parent() {
+    each_method(|method| {
+        let mut p = Process::builder()
+            .start_method(method)
+            .spawn(make_pipe, "from the child".to_string())
+            .unwrap();
+        let mut reader = std::io::PipeReader::from(p.join().unwrap());
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "from the child");
+    });
+}
+
+#[test]
+fn a_handle_serializes_only_when_procs_sends_it() {
+    let (_r, w) = std::io::pipe().unwrap();
+    let handle = Handle::from(w);
+    assert!(matches!(
+        proc_core::codec::encode(&handle),
+        Err(Error::Decode(_))
+    ));
+    // A stray index decodes to an error, not to somebody else's descriptor.
+    let bytes = proc_core::codec::encode(&3u32).unwrap();
+    assert!(proc_core::codec::decode::<Handle>(&bytes).is_err());
+}
+
+#[test]
+fn a_link_carries_handles_between_threads_of_one_process() {
+    let (a, b) = Link::pair().unwrap();
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let sender = std::thread::spawn(move || a.send(&("pipe", Handle::from(writer))).unwrap());
+    let (name, handle): (String, Handle) = b.recv().unwrap();
+    sender.join().unwrap();
+    assert_eq!(name, "pipe");
+    std::io::PipeWriter::from(handle)
+        .write_all(b"via link")
+        .unwrap();
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "via link");
+}
