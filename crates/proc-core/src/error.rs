@@ -25,6 +25,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A blocking call ran out of time.
     Timeout,
+    /// A queue had no item for a call that would not wait (Python's `queue.Empty`).
+    Empty,
+    /// A queue had no room for a call that would not wait (Python's `queue.Full`). The
+    /// queue's own error gives the item back; this one only says what happened.
+    Full,
     /// The other end is gone or the object was closed.
     Closed,
     /// The function panicked in the child process.
@@ -56,6 +61,8 @@ pub enum Error {
     Unsupported(&'static str),
     /// The object is not in a state that allows the call (start twice, join before start...).
     InvalidState(&'static str),
+    /// A received message did not fit the caller's buffer; the error holds the whole message.
+    BufferTooShort(Vec<u8>),
     /// An operating-system call failed.
     Io(io::Error),
 }
@@ -116,6 +123,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Timeout => f.write_str("timed out"),
+            Error::Empty => f.write_str("the queue is empty"),
+            Error::Full => f.write_str("the queue is full"),
             Error::Closed => f.write_str("the other end is closed"),
             Error::Panicked { message, location } => match location {
                 Some(loc) => write!(f, "child panicked at {loc}: {message}"),
@@ -143,6 +152,11 @@ impl fmt::Display for Error {
             ),
             Error::Unsupported(msg) => write!(f, "unsupported: {msg}"),
             Error::InvalidState(msg) => f.write_str(msg),
+            Error::BufferTooShort(message) => write!(
+                f,
+                "the message of {} bytes does not fit the buffer; the error holds it",
+                message.len()
+            ),
             Error::Io(err) => write!(f, "i/o error: {err}"),
         }
     }

@@ -121,39 +121,66 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// Serializes a handle as its index among the handles that travel with the value.
+fn serialize_raw<S: Serializer>(
+    raw: sys::RawHandle,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let index = OUTGOING.with(|o| {
+        o.borrow_mut().as_mut().map(|handles| {
+            handles.push(raw);
+            handles.len() - 1
+        })
+    });
+    match index {
+        Some(index) => serializer.serialize_u32(index as u32),
+        None => Err(S::Error::custom(
+            "a handle can only be sent by procs (as a Process argument or result, or through a Link)",
+        )),
+    }
+}
+
+/// Takes the handle that a serialized index names.
+fn deserialize_owned<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<sys::OwnedHandle, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    INCOMING
+        .with(|i| {
+            i.borrow_mut()
+                .as_mut()
+                .and_then(|handles| handles.get_mut(index).and_then(Option::take))
+        })
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "handle {index} did not arrive with the value, or was used twice"
+            ))
+        })
+}
+
 impl Serialize for Handle {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let raw = sys::raw_handle(&self.inner);
-        let index = OUTGOING.with(|o| {
-            o.borrow_mut().as_mut().map(|handles| {
-                handles.push(raw);
-                handles.len() - 1
-            })
-        });
-        match index {
-            Some(index) => serializer.serialize_u32(index as u32),
-            None => Err(S::Error::custom(
-                "a Handle can only be sent by procs (as a Process argument or result, or through a Link)",
-            )),
-        }
+        serialize_raw(sys::raw_handle(&self.inner), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Handle {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let index = u32::deserialize(deserializer)? as usize;
-        INCOMING
-            .with(|i| {
-                i.borrow_mut()
-                    .as_mut()
-                    .and_then(|handles| handles.get_mut(index).and_then(Option::take))
-            })
-            .map(Handle::from_sys)
-            .ok_or_else(|| {
-                D::Error::custom(format!(
-                    "handle {index} did not arrive with the value, or was used twice"
-                ))
-            })
+        deserialize_owned(deserializer).map(Handle::from_sys)
+    }
+}
+
+/// A `Link` travels like a [`Handle`]: the receiving process gets its own end of the same
+/// link (the frame limit is not carried along).
+impl Serialize for Link {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serialize_raw(self.channel.raw_handle(), serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserialize_owned(deserializer).map(|h| Link::from_channel(sys::Channel::from_handle(h)))
     }
 }
 
@@ -327,6 +354,30 @@ impl Link {
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         Ok(self.channel.wait_readable(timeout)?)
     }
+
+    /// Waits at most `timeout` (forever with `None`) until at least one of `links` has
+    /// something to receive; returns the indexes of those that do (empty on time-out).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = proc_core::Link::pair().unwrap();
+    /// let (c, d) = proc_core::Link::pair().unwrap();
+    /// c.send_bytes(b"!").unwrap();
+    /// assert_eq!(proc_core::Link::wait_any(&[&b, &d], Some(Duration::from_secs(5))).unwrap(), [1]);
+    /// assert!(proc_core::Link::wait_any(&[&b], Some(Duration::ZERO)).unwrap().is_empty());
+    /// # drop(a);
+    /// ```
+    pub fn wait_any(links: &[&Link], timeout: Option<Duration>) -> Result<Vec<usize>> {
+        let channels: Vec<&sys::Channel> = links.iter().map(|l| &l.channel).collect();
+        Ok(sys::wait_any(&channels, timeout)?)
+    }
 }
 
 impl From<Handle> for sys::OwnedHandle {
@@ -359,9 +410,5 @@ macro_rules! std_conversions {
     )*};
 }
 
-std_conversions!(
-    std::fs::File,
-    std::io::PipeReader,
-    std::io::PipeWriter,
-    std::net::TcpStream
-);
+// Sockets are left out: on Windows they are SOCKETs, which travel another way.
+std_conversions!(std::fs::File, std::io::PipeReader, std::io::PipeWriter);

@@ -11,18 +11,20 @@ use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::os::windows::ffi::OsStrExt;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsRawHandle, FromRawHandle};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::codec;
+
 use windows_sys::Win32::Foundation::{
-    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_NO_DATA,
-    ERROR_PIPE_BUSY, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_OBJECT_0, WAIT_TIMEOUT,
-    WIN32_ERROR,
+    DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,
+    ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
+    GENERIC_WRITE, GetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE,
+    SetHandleInformation, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
 };
 use windows_sys::Win32::Security::Cryptography::{
     BCRYPT_USE_SYSTEM_PREFERRED_RNG, BCryptGenRandom,
@@ -37,6 +39,11 @@ use windows_sys::Win32::System::Console::{
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
 };
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+    SetInformationJobObject,
+};
 use windows_sys::Win32::System::Pipes::{
     CreateNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
     PeekNamedPipe,
@@ -45,14 +52,22 @@ use windows_sys::Win32::System::Threading::{
     CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetExitCodeProcess, INFINITE,
     InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION, PROCESS_QUERY_LIMITED_INFORMATION,
-    PROCESS_SYNCHRONIZE, STARTF_USESTDHANDLES, STARTUPINFOEXW, TerminateProcess,
-    UpdateProcThreadAttribute, WaitForSingleObject,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_DUP_HANDLE, PROCESS_INFORMATION,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, STARTF_USESTDHANDLES, STARTUPINFOEXW,
+    TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
 
-/// The exit code that `terminate` and `kill` give a child. Windows has no signals, so both
-/// end the child at once with `TerminateProcess`, and the code cannot say which was used.
-const TERMINATED_EXIT_CODE: u32 = 1;
+/// The exit code that `terminate` and `kill` give a child: CPython's `TERMINATE` (in
+/// `multiprocessing.popen_spawn_win32`), which `exitcode` reports as `-SIGTERM`. Windows has no
+/// signals, so both end the child at once with `TerminateProcess`, and the code cannot say
+/// which of the two was used; Python's `kill` is its `terminate` on Windows too.
+const TERMINATE_EXIT_CODE: u32 = 0x10000;
+
+/// The number that `exitcode` negates for a terminated child, as on Unix.
+const SIGTERM: i32 = 15;
+
+/// The most handles one frame may carry (the same limit as on Unix).
+pub(crate) const MAX_HANDLES: usize = 64;
 
 /// The buffer that each direction of a channel has in the kernel; a larger write waits for the
 /// reader.
@@ -180,9 +195,14 @@ fn pipe_name() -> io::Result<Vec<u16>> {
 /// that (a child reads its request before it writes, and waits through `wait_readable`, which
 /// only peeks), and keeping the handles synchronous lets a child use them without any
 /// `OVERLAPPED` bookkeeping.
+///
+/// Frames carry handles as well as bytes (see [`Channel::send_frame`]).
 #[derive(Debug)]
 pub(crate) struct Channel {
     handle: OwnedHandle,
+    /// The process at the other end, as named by `set_peer`: its pid, and a handle to it
+    /// opened for `DuplicateHandle`.
+    peer: OnceLock<Option<(u32, OwnedHandle)>>,
 }
 
 impl Channel {
@@ -240,7 +260,25 @@ impl Channel {
         })?;
         // With only one instance allowed, the client that just connected is the only one the
         // server will ever have: the pair is private from here on.
-        Ok((Channel { handle: server }, Channel { handle: client }))
+        Ok((Channel::new(server), Channel::new(client)))
+    }
+
+    fn new(handle: OwnedHandle) -> Channel {
+        Channel {
+            handle,
+            peer: OnceLock::new(),
+        }
+    }
+
+    /// The channel's handle, to send it to another process.
+    pub(crate) fn raw_handle(&self) -> RawHandle {
+        self.raw()
+    }
+
+    /// A channel end that arrived from another process. Its peer is unknown until
+    /// `set_peer`.
+    pub(crate) fn from_handle(handle: OwnedHandle) -> Channel {
+        Channel::new(handle)
     }
 
     fn raw(&self) -> HANDLE {
@@ -281,10 +319,16 @@ impl Channel {
         matches!(self.available(), Ok(None))
     }
 
-    /// Takes the channel named by the child environment variable's value (`role:handle`),
-    /// and makes it non-inheritable so that programs this child starts do not get it.
+    /// Takes the channel named by the child environment variable's value
+    /// (`role:channel[:job]`), and makes it non-inheritable so that programs this child
+    /// starts do not get it. The job, when there is one, is the parent's job for daemonic
+    /// children (see [`spawn`]); it is kept for `remember_parent_channel`.
     pub(crate) fn from_env(value: &str) -> Option<(String, Channel)> {
-        let (role, handle) = value.split_once(':')?;
+        let (role, handles) = value.split_once(':')?;
+        let (handle, job) = match handles.split_once(':') {
+            Some((handle, job)) => (handle, Some(job)),
+            None => (handles, None),
+        };
         let handle = handle.parse::<usize>().ok()? as HANDLE;
         // SAFETY: GetFileType only queries the handle; on a value that names no open handle it
         // fails cleanly and answers FILE_TYPE_UNKNOWN.
@@ -296,8 +340,336 @@ impl Channel {
         let owned = unsafe { OwnedHandle::from_raw_handle(handle) };
         // SAFETY: clearing the inherit flag only changes how the handle is passed on.
         cvt(unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) }).ok()?;
-        Some((role.to_string(), Channel { handle: owned }))
+        if let Some(job) = job.and_then(|job| job.parse::<usize>().ok()) {
+            adopt_parent_job(job as HANDLE);
+        }
+        Some((role.to_string(), Channel::new(owned)))
     }
+
+    /// Records the pid of the process at the other end, which `send_frame` duplicates handles
+    /// into, and opens that process at once: later, the pid could name another process.
+    ///
+    /// Only the first call counts. A pid that cannot be opened (or is this process) leaves
+    /// the peer unknown, which `send_frame` copes with.
+    pub(crate) fn set_peer(&self, pid: u32) {
+        self.peer.get_or_init(|| {
+            if pid == getpid() {
+                return None;
+            }
+            // SAFETY: OpenProcess takes plain values and returns a new handle or null.
+            match owned_or_last_error(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, pid) }) {
+                Ok(process) => Some((pid, process)),
+                Err(e) => {
+                    tracing::debug!(pid, error = %e, "cannot open the peer to pass it handles");
+                    None
+                }
+            }
+        });
+    }
+
+    /// Sends one frame: `payload`, and for the receiver, copies of `handles`.
+    ///
+    /// Handles travel the way CPython's `reduction.DupHandle` moves them. When the peer is
+    /// known (`set_peer`), the copies are made in the peer process itself, so the frame stays
+    /// good after this process exits (a child's result). Otherwise they are made in this
+    /// process, and the receiver takes them out of it (`DUPLICATE_CLOSE_SOURCE`) while this
+    /// process lives; that also serves a channel end that has moved on to a third process,
+    /// and a channel between two threads of this process. Either way, a frame that does not
+    /// go out whole closes the copies again.
+    ///
+    /// On the wire a frame is a handle table, a `u32` count and then, per handle, the `u32`
+    /// pid of the process that holds the copy and the `u64` value of the copy there, followed
+    /// by the payload as a [`codec`](crate::codec) frame.
+    pub(crate) fn send_frame(&self, payload: &[u8], handles: &[RawHandle]) -> io::Result<()> {
+        if handles.len() > MAX_HANDLES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a frame carries at most {MAX_HANDLES} handles, not {}",
+                    handles.len()
+                ),
+            ));
+        }
+        let copies = match self.peer.get() {
+            _ if handles.is_empty() => Copies::none(),
+            Some(Some((pid, process))) => Copies::make(*pid, process.as_raw_handle(), handles)?,
+            // SAFETY: GetCurrentProcess has no preconditions; its pseudo handle needs no
+            // closing.
+            _ => Copies::make(getpid(), unsafe { GetCurrentProcess() }, handles)?,
+        };
+        let mut head = Vec::with_capacity(TABLE_HEADER + TABLE_ENTRY * handles.len() + 4);
+        head.extend_from_slice(&(copies.values.len() as u32).to_le_bytes());
+        for &value in &copies.values {
+            head.extend_from_slice(&copies.pid.to_le_bytes());
+            head.extend_from_slice(&(value as usize as u64).to_le_bytes());
+        }
+        let written = if payload.len() <= SMALL_FRAME {
+            // One write for the whole frame: a reader never waits on half of a small one.
+            codec::write_frame(&mut head, payload).and_then(|()| Ok((&*self).write_all(&head)?))
+        } else {
+            (&*self)
+                .write_all(&head)
+                .map_err(crate::Error::from)
+                .and_then(|()| codec::write_frame(&mut &*self, payload))
+        };
+        match written {
+            Ok(()) => {
+                copies.delivered();
+                Ok(())
+            }
+            Err(crate::Error::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
+        }
+    }
+
+    /// Receives one frame of at most `max` payload bytes, with the handles that came with it,
+    /// made this process's own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`](crate::Error::Closed) at a clean end of the stream before a frame;
+    /// [`Error::Protocol`](crate::Error::Protocol) for a frame that is cut short, too long,
+    /// or has more than [`MAX_HANDLES`] handles or a handle that cannot be ours; and
+    /// [`Error::Io`](crate::Error::Io) when reading fails or a handle can no longer be taken
+    /// from its sender (which has exited). The frame is read whole before its handles are
+    /// taken, so the stream stays at a frame boundary after a handle that cannot be had.
+    pub(crate) fn recv_frame(
+        &self,
+        max: usize,
+    ) -> crate::error::Result<(Vec<u8>, Vec<OwnedHandle>)> {
+        use crate::error::Error;
+        let mut count = [0u8; TABLE_HEADER];
+        match read_full(self, &mut count)? {
+            0 => return Err(Error::Closed),
+            TABLE_HEADER => {}
+            _ => return Err(Error::Protocol("truncated handle table".into())),
+        }
+        let count = u32::from_le_bytes(count) as usize;
+        if count > MAX_HANDLES {
+            return Err(Error::Protocol(format!(
+                "a frame with {count} handles (at most {MAX_HANDLES} are allowed)"
+            )));
+        }
+        let mut table = vec![0u8; TABLE_ENTRY * count];
+        if read_full(self, &mut table)? != table.len() {
+            return Err(Error::Protocol("truncated handle table".into()));
+        }
+        let payload = match codec::read_frame(&mut &*self, max) {
+            Ok(payload) => payload,
+            Err(Error::Closed) => {
+                return Err(Error::Protocol(
+                    "the stream ended after a handle table, before its frame".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut handles = Vec::with_capacity(count);
+        let mut source: Option<(u32, OwnedHandle)> = None;
+        for entry in table.chunks_exact(TABLE_ENTRY) {
+            let (pid, value) = entry.split_at(4);
+            let pid = u32::from_le_bytes(pid.try_into().expect("4 bytes"));
+            let value = u64::from_le_bytes(value.try_into().expect("8 bytes"));
+            // Every way out of here drops `handles`, which closes those taken so far.
+            handles.push(receive_handle(pid, value, &handles, &mut source)?);
+        }
+        Ok((payload, handles))
+    }
+}
+
+/// The size of a frame's handle count, and of one entry of its handle table.
+const TABLE_HEADER: usize = 4;
+const TABLE_ENTRY: usize = 12;
+
+/// Payloads up to this size go out with their headers in one write (as `codec::write_frame`
+/// does).
+const SMALL_FRAME: usize = 64 * 1024;
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes arrived.
+fn read_full(channel: &Channel, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match (&*channel).read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Makes one handle of a received frame ours: the copy at `value` in process `pid`.
+///
+/// A copy in this very process was made for us by a sender that knew us as its peer; it is
+/// taken over after the checks that can be made (an open handle, not one of `earlier`, the
+/// frame's handles so far), so that a corrupt frame cannot make two owners of one handle. Its
+/// sender is this very program (a child checks the build before anything else is sent), at
+/// the other end of a private pipe pair. A copy in another process is taken out of it, which
+/// makes a new handle here and closes the copy there; `source` keeps that process open for
+/// the rest of the frame.
+fn receive_handle(
+    pid: u32,
+    value: u64,
+    earlier: &[OwnedHandle],
+    source: &mut Option<(u32, OwnedHandle)>,
+) -> crate::error::Result<OwnedHandle> {
+    let bogus = || {
+        crate::Error::Protocol(format!(
+            "handle {value:#x} of process {pid} is not ours to take"
+        ))
+    };
+    let handle = usize::try_from(value).map_err(|_| bogus())? as HANDLE;
+    if handle.is_null() || handle == INVALID_HANDLE_VALUE {
+        return Err(bogus());
+    }
+    if pid != getpid() {
+        if source.as_ref().is_none_or(|(open, _)| *open != pid) {
+            // SAFETY: OpenProcess takes plain values and returns a new handle or null.
+            let process = owned_or_last_error(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, pid) })
+                .map_err(|e| gone(pid, e))?;
+            *source = Some((pid, process));
+        }
+        let process = source.as_ref().map(|(_, p)| p.as_raw_handle());
+        let process = process.expect("opened above");
+        let mut copy: HANDLE = null_mut();
+        // SAFETY: `process` is open with PROCESS_DUP_HANDLE, and `copy` is a writable HANDLE;
+        // a value that names no handle there fails cleanly.
+        cvt(unsafe {
+            DuplicateHandle(
+                process,
+                handle,
+                GetCurrentProcess(),
+                &mut copy,
+                0,
+                0,
+                DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE,
+            )
+        })
+        .map_err(|e| gone(pid, e))?;
+        // SAFETY: DuplicateHandle succeeded, so `copy` is a new handle that only we own.
+        return Ok(unsafe { OwnedHandle::from_raw_handle(copy) });
+    }
+    if earlier.iter().any(|h| h.as_raw_handle() == handle) {
+        return Err(bogus());
+    }
+    let mut flags = 0u32;
+    // SAFETY: GetHandleInformation only queries the handle table; it fails cleanly on a value
+    // that is no open handle.
+    cvt(unsafe { GetHandleInformation(handle, &mut flags) }).map_err(|_| bogus())?;
+    // SAFETY: the sender made this handle in this process for the receiver of this frame,
+    // which is us, and nothing else here knows its value (see above).
+    Ok(unsafe { OwnedHandle::from_raw_handle(handle) })
+}
+
+fn gone(pid: u32, e: io::Error) -> crate::Error {
+    crate::Error::Io(io::Error::new(
+        e.kind(),
+        format!("cannot take a handle from process {pid}, which sent it (has it exited?): {e}"),
+    ))
+}
+
+/// The copies of a frame's handles, made in the process that is to hold them until the
+/// receiver has them; closed again unless the frame was delivered.
+struct Copies {
+    pid: u32,
+    process: HANDLE,
+    values: Vec<HANDLE>,
+}
+
+impl Copies {
+    fn none() -> Copies {
+        Copies {
+            pid: 0,
+            process: null_mut(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Copies of `handles` in `process` (pid `pid`, opened with PROCESS_DUP_HANDLE, or this
+    /// process), not inheritable there, with the access that ours have.
+    fn make(pid: u32, process: HANDLE, handles: &[RawHandle]) -> io::Result<Copies> {
+        let mut copies = Copies {
+            pid,
+            process,
+            values: Vec::with_capacity(handles.len()),
+        };
+        for &handle in handles {
+            let mut copy: HANDLE = null_mut();
+            // SAFETY: `handle` is open in this process (the caller's value owns it until the
+            // frame is sent), `process` may receive handles, and `copy` is a writable HANDLE.
+            // On failure `copies` closes what was made so far.
+            cvt(unsafe {
+                DuplicateHandle(
+                    GetCurrentProcess(),
+                    handle,
+                    process,
+                    &mut copy,
+                    0,
+                    0,
+                    DUPLICATE_SAME_ACCESS,
+                )
+            })?;
+            copies.values.push(copy);
+        }
+        Ok(copies)
+    }
+
+    /// The frame went out: the copies belong to its receiver now.
+    fn delivered(mut self) {
+        self.values.clear();
+    }
+}
+
+impl Drop for Copies {
+    fn drop(&mut self) {
+        for &value in &self.values {
+            // SAFETY: `value` is a copy that we made in `process` and that nobody there knows
+            // of, since its frame was not delivered; DUPLICATE_CLOSE_SOURCE with no target
+            // only closes it.
+            unsafe {
+                DuplicateHandle(
+                    self.process,
+                    value,
+                    null_mut(),
+                    null_mut(),
+                    0,
+                    0,
+                    DUPLICATE_CLOSE_SOURCE,
+                )
+            };
+        }
+    }
+}
+
+/// Waits until at least one of `channels` has something to read (or end-of-file), or
+/// `timeout` passes; returns the indexes of the ready ones.
+pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    let mut ready = Vec::new();
+    poll_until(timeout, || {
+        ready.clear();
+        for (i, channel) in channels.iter().enumerate() {
+            if channel.available()?.is_none_or(|available| available > 0) {
+                ready.push(i);
+            }
+        }
+        Ok(!ready.is_empty())
+    })?;
+    Ok(ready)
+}
+
+/// A handle this process owns.
+pub(crate) type OwnedHandle = std::os::windows::io::OwnedHandle;
+/// A handle as a value, owned by someone else.
+pub(crate) type RawHandle = std::os::windows::io::RawHandle;
+
+pub(crate) fn raw_handle(handle: &OwnedHandle) -> RawHandle {
+    handle.as_raw_handle()
+}
+
+/// A new handle to the same object, in this process, with the same access and not inherited
+/// by children.
+pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
+    duplicate(raw, false)
 }
 
 impl Read for &Channel {
@@ -372,9 +744,7 @@ impl Child {
                 let mut code = 0u32;
                 // SAFETY: the process has ended and `code` is a writable u32.
                 cvt(unsafe { GetExitCodeProcess(process, &mut code) })?;
-                // Exit codes are DWORDs; NTSTATUS crash codes such as 0xC0000005 become
-                // negative, as they do in C's `int` view of them.
-                Ok(Some(self.record(code as i32)))
+                Ok(Some(self.record(exitcode(code))))
             }
             WAIT_TIMEOUT => Ok(None),
             _ => Err(io::Error::last_os_error()),
@@ -417,7 +787,7 @@ impl Child {
             return Ok(());
         }
         // SAFETY: `process` is our open process handle, which has PROCESS_TERMINATE access.
-        let ok = unsafe { TerminateProcess(self.process.as_raw_handle(), TERMINATED_EXIT_CODE) };
+        let ok = unsafe { TerminateProcess(self.process.as_raw_handle(), TERMINATE_EXIT_CODE) };
         match cvt(ok) {
             Ok(()) => Ok(()),
             // A child that ended between the check and the call refuses with access denied.
@@ -428,15 +798,53 @@ impl Child {
         }
     }
 
-    /// Asks the child to end. Windows has no SIGTERM: this ends it at once, with exit code 1.
+    /// Asks the child to end. Windows has no SIGTERM: this ends it at once, and its exit code
+    /// reads as `-15` (-SIGTERM), as in Python.
     pub(crate) fn terminate(&self) -> io::Result<()> {
         self.end()
     }
 
-    /// Ends the child at once, with exit code 1 (Windows has no SIGKILL either).
+    /// Ends the child at once. Windows has no SIGKILL either: as in Python, this is
+    /// `terminate`, and the exit code reads as `-15` (-SIGTERM), not `-9`.
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.end()
     }
+}
+
+/// The Python-style exit code of a process whose Windows exit code is `code`.
+///
+/// Windows has no signals, so an exit code is negative only where a Unix process would have
+/// died of a signal:
+///
+/// - [`TERMINATE_EXIT_CODE`], which `terminate` and `kill` give, is `-SIGTERM`, as in CPython.
+/// - An exception that nothing handled ends a process with its NTSTATUS code (0xC0000005 for
+///   an access violation, 0xC0000409 for Rust's `abort`). These become minus the signal that
+///   the same fault raises on Unix, the way Cygwin maps them: a crash then reads the same on
+///   every platform ("killed by signal 11 (SIGSEGV)").
+/// - Every other code is the process's own exit code, unchanged: codes below 2^31 stay
+///   positive. The rest (another NTSTATUS error) cannot be positive in an `i32` and keep
+///   their C `int` value, which is also what `std::process::ExitStatus::code` answers.
+fn exitcode(code: u32) -> i32 {
+    let signal = match code {
+        TERMINATE_EXIT_CODE => SIGTERM,
+        // STATUS_CONTROL_C_EXIT
+        0xC000_013A => 2,
+        // STATUS_ILLEGAL_INSTRUCTION, STATUS_PRIVILEGED_INSTRUCTION
+        0xC000_001D | 0xC000_0096 => 4,
+        // STATUS_BREAKPOINT, STATUS_SINGLE_STEP
+        0x8000_0003 | 0x8000_0004 => 5,
+        // STATUS_STACK_BUFFER_OVERRUN: `__fastfail`, which `std::process::abort` uses.
+        0xC000_0409 => 6,
+        // STATUS_DATATYPE_MISALIGNMENT, STATUS_IN_PAGE_ERROR
+        0x8000_0002 | 0xC000_0006 => 7,
+        // STATUS_FLOAT_DENORMAL_OPERAND ..= STATUS_FLOAT_UNDERFLOW, then
+        // STATUS_INTEGER_DIVIDE_BY_ZERO and STATUS_INTEGER_OVERFLOW
+        0xC000_008D..=0xC000_0095 => 8,
+        // STATUS_ACCESS_VIOLATION, STATUS_ARRAY_BOUNDS_EXCEEDED, STATUS_STACK_OVERFLOW
+        0xC000_0005 | 0xC000_008C | 0xC000_00FD => 11,
+        _ => return code as i32,
+    };
+    -signal
 }
 
 /// A `PROC_THREAD_ATTRIBUTE_LIST` that names the only handles a new process inherits.
@@ -524,15 +932,17 @@ fn command_line(exe: &Path) -> io::Result<Vec<u16>> {
 }
 
 /// This process's environment without any inherited child variable, plus the child variable
-/// for `role` and the inherited channel `handle`, as a sorted `CreateProcessW` block.
-fn environment_block(role: &str, handle: HANDLE) -> Vec<u16> {
+/// for `role`, the inherited channel `handle` and, if there is one, the inherited `job`, as a
+/// sorted `CreateProcessW` block.
+fn environment_block(role: &str, handle: HANDLE, job: Option<HANDLE>) -> Vec<u16> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(key, _)| !key.eq_ignore_ascii_case(super::CHILD_ENV))
         .collect();
-    vars.push((
-        super::CHILD_ENV.into(),
-        format!("{role}:{}", handle as usize).into(),
-    ));
+    let mut value = format!("{role}:{}", handle as usize);
+    if let Some(job) = job {
+        value.push_str(&format!(":{}", job as usize));
+    }
+    vars.push((super::CHILD_ENV.into(), value.into()));
     // Windows expects the block sorted by name, without regard to case.
     vars.sort_by_cached_key(|(key, _)| key.to_string_lossy().to_uppercase());
     let mut block = Vec::new();
@@ -551,10 +961,66 @@ pub(crate) fn default_executable() -> io::Result<PathBuf> {
     std::env::current_exe()
 }
 
+/// The job that daemonic children of this process join, so that they die with it (DESIGN.md,
+/// mechanism 4): `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` ends every process in the job when its
+/// last handle closes, and the only lasting handle is this one, which closes when this
+/// process ends, however it ends (even by `TerminateProcess`). Made at the first spawn;
+/// `None` when the system refuses, and then daemonic children rely on their watchdog alone.
+fn daemon_job() -> Option<HANDLE> {
+    static JOB: OnceLock<Option<OwnedHandle>> = OnceLock::new();
+    JOB.get_or_init(|| match new_kill_on_close_job() {
+        Ok(job) => Some(job),
+        Err(e) => {
+            tracing::debug!(error = %e, "no job object for daemonic children");
+            None
+        }
+    })
+    .as_ref()
+    .map(|job| job.as_raw_handle())
+}
+
+fn new_kill_on_close_job() -> io::Result<OwnedHandle> {
+    // SAFETY: null attributes make a handle that children do not inherit, and a null name an
+    // anonymous job.
+    let job = owned_or_last_error(unsafe { CreateJobObjectW(null(), null()) })?;
+    let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+    limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    // SAFETY: `limits` is the structure that JobObjectExtendedLimitInformation names, and the
+    // size passed is its size.
+    cvt(unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectExtendedLimitInformation,
+            (&raw const limits).cast(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    })?;
+    Ok(job)
+}
+
+/// The parent's daemon job as inherited by this child, until `remember_parent_channel` has
+/// used it.
+static INHERITED_JOB: Mutex<Option<OwnedHandle>> = Mutex::new(None);
+
+/// Keeps the inherited daemon job `job` of a new child for `remember_parent_channel`.
+fn adopt_parent_job(job: HANDLE) {
+    let mut flags = 0u32;
+    // SAFETY: GetHandleInformation only queries the handle table; it fails cleanly on a value
+    // that is no open handle.
+    if unsafe { GetHandleInformation(job, &mut flags) } == 0 {
+        return;
+    }
+    // SAFETY: the parent let this child inherit this job handle (see `spawn`), beside the
+    // channel that `from_env` just checked; nothing else in this process knows its value.
+    let job = unsafe { OwnedHandle::from_raw_handle(job) };
+    *INHERITED_JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+}
+
 /// Starts `exe` with `role` in the child environment variable and `child_end` as its channel.
 ///
-/// The child inherits an inheritable copy of `child_end` and copies of the standard handles,
-/// and nothing else: `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` restricts inheritance to them, so
+/// The child inherits an inheritable copy of `child_end`, one of this process's daemon job
+/// (see below) and copies of the standard handles, and nothing else:
+/// `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` restricts inheritance to them, so
 /// children started at the same time from other threads never get each other's channels
 /// (which would keep a dead child's channel open and hide its end from its parent). The
 /// copies are closed in the parent as soon as the child exists.
@@ -563,20 +1029,36 @@ pub(crate) fn default_executable() -> io::Result<PathBuf> {
 /// starts other processes with plain handle inheritance at that very moment (as
 /// `std::process::Command` does) could pass one of them on too; the interface of `spawn`
 /// offers no way around that, because the child must know its handle's value from birth.
+///
+/// Daemonic children die with their parent through a job object: every child gets a handle
+/// to this process's [daemon job](daemon_job); a daemonic one joins the job before it runs
+/// any user code, and every child then closes its copy (`remember_parent_channel`). `spawn`
+/// does not know whether the child is daemonic (the request says so), hence the join in the
+/// child, which has no race with the parent's death: while the child holds its copy the job
+/// stays open, and if the parent died meanwhile, closing that copy ends the daemonic child at
+/// once. The watchdog thread of `entry` (the parent's end of the channel closing) stays as a
+/// second line, for systems that refuse the job. A child that is not a `procs` program keeps
+/// the copy until it exits, which only keeps daemonic siblings alive that long.
 pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<Child> {
     let channel = duplicate(child_end.raw(), true)?;
+    let job = daemon_job().and_then(|job| duplicate(job, true).ok());
     let stdio = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE].map(inheritable_std_handle);
     let raw_or_null =
         |h: &Option<OwnedHandle>| h.as_ref().map_or(null_mut(), |h| h.as_raw_handle());
 
     let mut inherited: Vec<HANDLE> = vec![channel.as_raw_handle()];
+    inherited.extend(job.iter().map(|h| h.as_raw_handle()));
     inherited.extend(stdio.iter().flatten().map(|h| h.as_raw_handle()));
     let mut handle_list = HandleList::new(&inherited)?;
 
     let application = wide(exe.as_os_str())?;
     // CreateProcessW may write to the command line, so it gets a buffer of its own.
     let mut command = command_line(exe)?;
-    let environment = environment_block(role, channel.as_raw_handle());
+    let environment = environment_block(
+        role,
+        channel.as_raw_handle(),
+        job.as_ref().map(|h| h.as_raw_handle()),
+    );
 
     let mut startup = STARTUPINFOEXW::default();
     startup.StartupInfo.cb = size_of::<STARTUPINFOEXW>() as u32;
@@ -615,6 +1097,7 @@ pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<C
     drop(thread);
     drop(handle_list);
     drop(channel);
+    drop(job);
     drop(stdio);
     Ok(Child {
         pid: info.dwProcessId,
@@ -630,10 +1113,32 @@ fn unsupported(what: &str) -> io::Error {
     )
 }
 
-/// Notes this child's channel to its parent. Nothing to do on Windows: without fork, a
-/// process of ours only ever gets the handles that `spawn` lists for it, so our own link to
-/// our parent never reaches our children.
-pub(crate) fn remember_parent_channel(_channel: &Channel) {}
+/// Called in a new child once it knows who it is, before user code runs: a daemonic child
+/// joins its parent's daemon job (see [`spawn`]), and every child closes its copy of that job.
+///
+/// The channel itself needs nothing: without fork, a process of ours only ever gets the
+/// handles that `spawn` lists for it, so our own link to our parent never reaches our
+/// children.
+pub(crate) fn remember_parent_channel(_channel: &Channel) {
+    let Some(job) = INHERITED_JOB
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    else {
+        return;
+    };
+    if crate::current::current_process().daemon() {
+        // SAFETY: `job` is our open job handle (with JOB_OBJECT_ASSIGN_PROCESS, as it was
+        // duplicated with the creator's full access), and the current-process pseudo handle is
+        // always valid.
+        let joined = unsafe { AssignProcessToJobObject(job.as_raw_handle(), GetCurrentProcess()) };
+        if let Err(e) = cvt(joined) {
+            tracing::debug!(error = %e, "could not join the parent's job; the watchdog remains");
+        }
+    }
+    // The parent's handle is now the job's only lasting one.
+    drop(job);
+}
 
 /// Windows cannot fork: always `Unsupported` (`StartMethod::Fork` is not offered here).
 pub(crate) fn fork(_parent_end: &Channel, _child: impl FnOnce() -> i32) -> io::Result<Child> {
@@ -759,10 +1264,21 @@ pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Windows has no signals; an exit code that looks like one came from `TerminateProcess` or a
-/// crash.
-pub(crate) fn signal_name(_sig: i32) -> &'static str {
-    "terminated"
+/// The Unix name of the signal that [`exitcode`] reports a Windows exit code as.
+pub(crate) fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        2 => "SIGINT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        SIGTERM => "SIGTERM",
+        // The C `int` value of an NTSTATUS code that maps to no signal.
+        _ => "an unnamed signal",
+    }
 }
 
 unsafe extern "C" {

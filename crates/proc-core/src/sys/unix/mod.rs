@@ -77,6 +77,49 @@ pub(crate) fn poll_fd(
     }
 }
 
+/// Waits until at least one of `channels` has something to read (or end-of-file), or
+/// `timeout` passes; returns the indexes of the ready ones.
+pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let mut fds: Vec<libc::pollfd> = channels
+        .iter()
+        .map(|c| libc::pollfd {
+            fd: c.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // SAFETY: `fds` is a vector of initialised pollfds and its length is passed with it.
+        let ret = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                poll_millis(remaining),
+            )
+        };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if ret > 0
+            || remaining.is_some_and(|r| r.is_zero())
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return Ok(fds
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.revents != 0)
+                .map(|(i, _)| i)
+                .collect());
+        }
+    }
+}
+
 /// A bidirectional byte stream to one other process: a Unix stream socket.
 #[derive(Debug)]
 pub(crate) struct Channel {
@@ -291,6 +334,16 @@ pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
 }
 
 impl Channel {
+    /// The channel's descriptor, to send it to another process.
+    pub(crate) fn raw_handle(&self) -> RawHandle {
+        self.raw()
+    }
+
+    /// A channel end that arrived from another process.
+    pub(crate) fn from_handle(handle: OwnedHandle) -> Channel {
+        Channel::from_owned(handle)
+    }
+
     /// Records the peer's pid; Unix passes descriptors without it.
     pub(crate) fn set_peer(&self, _pid: u32) {}
 
