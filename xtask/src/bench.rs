@@ -245,8 +245,13 @@ pub(crate) fn format_time(seconds: f64) -> String {
         format!("{ms:.1} ms")
     } else if ms >= 1.0 {
         format!("{ms:.2} ms")
-    } else {
+    } else if ms >= 0.1 {
         format!("{ms:.3} ms")
+    } else if ms >= 1e-4 {
+        // Microsecond and nanosecond operations (locks, events) would all print as 0.000 ms.
+        format!("{:.2} µs", ms * 1e3)
+    } else {
+        format!("{:.1} ns", ms * 1e6)
     }
 }
 
@@ -366,6 +371,8 @@ mod tests {
         assert_eq!(format_time(0.006_81), "6.81 ms");
         assert_eq!(format_time(0.064_25), "64.2 ms");
         assert_eq!(format_time(0.25), "250 ms");
+        assert_eq!(format_time(0.000_014_12), "14.12 µs");
+        assert_eq!(format_time(0.000_000_005_7), "5.7 ns");
         assert_eq!(format_ratio(16.63), "16.6x");
         assert_eq!(format_ratio(0.4523), "0.45x");
     }

@@ -10,6 +10,9 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "task_subclass",
     "daemon_child",
     "join_or_not",
+    "ticket_grabbing",
+    "traffic_light",
+    "semaphore_limit",
 ];
 
 /// The package that owns `examples/`: the root package of the workspace.

@@ -1,14 +1,36 @@
-//! Communication between processes, after Python's `multiprocessing`: `Pipe`/`Connection`,
-//! `Queue`, `JoinableQueue`, `SimpleQueue`, `Listener`/`Client` and `Manager`.
+//! Communication between processes, after Python's `multiprocessing`: [`Pipe`] and
+//! [`Connection`], with `Queue`, `JoinableQueue`, `SimpleQueue`, `Listener`/`Client` and
+//! `Manager` to come.
 //!
-//! This crate is being built; today it re-exports the process layer it stands on, so that
-//! `proc_ipc::core` always names the `proc-core` it was built with.
+//! Everything here crosses into child processes as an ordinary argument of
+//! [`Process::spawn`](proc_core::Process::spawn), and can be sent to a running process through
+//! a [`Connection`].
 //!
 //! # Examples
 //!
 //! ```
-//! assert!(proc_ipc::core::cpu_count() >= 1);
+//! use proc_core::Process;
+//! use proc_ipc::{Connection, Pipe};
+//!
+//! fn echo(conn: Connection) {
+//!     while let Ok(text) = conn.recv::<String>() {
+//!         conn.send(&text.to_uppercase()).unwrap();
+//!     }
+//! }
+//!
+//! fn main() {
+//!     proc_core::init();
+//!     let (here, there) = Pipe::duplex().unwrap();
+//!     let mut child = Process::spawn(echo, there).unwrap();
+//!     here.send("hello").unwrap();
+//!     assert_eq!(here.recv::<String>().unwrap(), "HELLO");
+//!     drop(here); // the child's recv now reports Closed, and it returns
+//!     child.join().unwrap();
+//! }
 //! ```
 #![warn(missing_docs)]
 
+mod connection;
+
+pub use connection::{Connection, Pipe, wait};
 pub use proc_core as core;

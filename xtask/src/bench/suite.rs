@@ -163,7 +163,86 @@ pub(crate) const MEASURES: &[Measure] = &[
         1500,
         20,
     ),
+    // Synchronization primitives (issue 4). These count operations, not runs: each timed
+    // stretch runs `iterations` operations, which is cheap enough not to need the budget.
+    rust(
+        "lock_uncontended/ours",
+        "ours",
+        "bench-ours",
+        &["lock-uncontended"],
+        20_000_000,
+        10_000,
+    ),
+    rust(
+        "lock_uncontended/std",
+        "std::sync::Mutex",
+        "bench-ours",
+        &["mutex-uncontended"],
+        20_000_000,
+        10_000,
+    ),
+    python(
+        "lock_uncontended/python",
+        "python",
+        "sync.py",
+        &["lock-uncontended"],
+        2_000_000,
+        1_000,
+    ),
+    rust(
+        "lock_contended/ours",
+        "ours",
+        "bench-ours",
+        &["lock-contended"],
+        2_000_000,
+        0,
+    ),
+    python(
+        "lock_contended/python",
+        "python",
+        "sync.py",
+        &["lock-contended"],
+        500_000,
+        0,
+    ),
+    rust(
+        "event_roundtrip/ours",
+        "ours",
+        "bench-ours",
+        &["event-roundtrip"],
+        20_000,
+        100,
+    ),
+    python(
+        "event_roundtrip/python",
+        "python",
+        "sync.py",
+        &["event-roundtrip"],
+        5_000,
+        100,
+    ),
+    rust(
+        "value_increments/ours",
+        "ours",
+        "bench-ours",
+        &["value-increments"],
+        2_000_000,
+        0,
+    ),
+    python(
+        "value_increments/python",
+        "python",
+        "sync.py",
+        &["value-increments"],
+        300_000,
+        0,
+    ),
 ];
+
+const TWICE_PYTHON: Target = Target {
+    min_ratio: 2.0,
+    text: ">= 2x",
+};
 
 const TEN_TIMES_PYTHON: Target = Target {
     min_ratio: 10.0,
@@ -219,6 +298,42 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         ours: "process_start/ours/spawn",
         peer: "process_start/os/posix_spawn",
         target: None,
+    },
+    Comparison {
+        name: "lock acquire+release, uncontended",
+        ours: "lock_uncontended/ours",
+        peer: "lock_uncontended/python",
+        target: Some(Target {
+            min_ratio: 1.0,
+            text: "> 1x (faster)",
+        }),
+    },
+    Comparison {
+        name: "lock acquire+release, uncontended, vs std Mutex",
+        ours: "lock_uncontended/ours",
+        peer: "lock_uncontended/std",
+        target: Some(Target {
+            min_ratio: 1.0 / 3.0,
+            text: ">= 0.33x (within 3x)",
+        }),
+    },
+    Comparison {
+        name: "lock acquire+release, 2 processes contending",
+        ours: "lock_contended/ours",
+        peer: "lock_contended/python",
+        target: Some(TWICE_PYTHON),
+    },
+    Comparison {
+        name: "event set/wait round trip, 2 processes",
+        ours: "event_roundtrip/ours",
+        peer: "event_roundtrip/python",
+        target: Some(TWICE_PYTHON),
+    },
+    Comparison {
+        name: "value increment under its lock, 2 processes",
+        ours: "value_increments/ours",
+        peer: "value_increments/python",
+        target: Some(TWICE_PYTHON),
     },
 ];
 

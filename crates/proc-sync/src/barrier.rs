@@ -1,0 +1,384 @@
+//! `Barrier`: a meeting point for a fixed number of processes (Python's
+//! `multiprocessing.Barrier`).
+//!
+//! The algorithm is CPython's `threading.Barrier`, on a shared [`Condition`]: the barrier is
+//! filling while parties arrive, draining while the released parties leave (newcomers wait for
+//! the next round meanwhile), resetting while the waiters of a reset leave, or broken.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use proc_core::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::condition::Condition;
+use crate::lock::LockGuard;
+use crate::shared::{Shared, State, Word, deadline};
+
+const FILLING: i32 = 0;
+const DRAINING: i32 = 1;
+const RESETTING: i32 = -1;
+const BROKEN: i32 = -2;
+
+/// The error of every wait on a broken barrier.
+const BROKEN_MESSAGE: &str = "the barrier is broken (aborted, reset or timed out): reset it";
+
+/// The shared state of a barrier, read and written under the condition's lock.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct BarrierState {
+    unused: Word,
+    phase: AtomicI32,
+    count: AtomicU32,
+    parties: AtomicU32,
+}
+
+// SAFETY: `#[repr(C)]`, atomics only; `new` sets `parties` before anyone sees the state.
+unsafe impl State for BarrierState {
+    const WORDS: usize = 1;
+
+    fn word(&self, _i: usize) -> &Word {
+        &self.unused
+    }
+}
+
+/// A meeting point for `parties` processes or threads: Python's `multiprocessing.Barrier`.
+///
+/// Each party calls [`wait`](Barrier::wait); the call returns once `parties` of them are
+/// there, with each party's arrival index (`0..parties`), and the barrier is ready for the
+/// next round. [`abort`](Barrier::abort) breaks it: every waiter, now and until
+/// [`reset`](Barrier::reset), gets an error. A wait that times out breaks it too.
+///
+/// # Robustness
+///
+/// A party that dies before it arrives leaves the others waiting: give them a timeout.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_sync::Barrier;
+///
+/// fn meet(barrier: Barrier) -> u32 {
+///     barrier.wait().unwrap()
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let barrier = Barrier::new(2).unwrap();
+///     let mut child = Process::spawn(meet, barrier.clone()).unwrap();
+///     let mine = barrier.wait().unwrap();
+///     let theirs = child.join().unwrap();
+///     assert_eq!(mine + theirs, 1);
+/// }
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Barrier {
+    cond: Condition,
+    shared: Shared<BarrierState>,
+    action: Option<Action>,
+}
+
+impl Barrier {
+    /// A barrier for `parties` parties.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] for 0 parties; [`Error::Io`] when the system has no shared
+    /// memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::new(3).unwrap();
+    /// assert_eq!(barrier.parties(), 3);
+    /// assert!(proc_sync::Barrier::new(0).is_err());
+    /// ```
+    pub fn new(parties: u32) -> Result<Barrier> {
+        Barrier::build(parties, None)
+    }
+
+    /// A barrier that runs `action` once per round, in the last party to arrive, before any
+    /// party is released. A panic in `action` breaks the barrier and goes on in that party.
+    ///
+    /// The action is a plain function, which works in every process of the same program.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// static ROUNDS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// fn count_round() {
+    ///     ROUNDS.fetch_add(1, Ordering::Relaxed);
+    /// }
+    ///
+    /// let barrier = proc_sync::Barrier::with_action(1, count_round).unwrap();
+    /// barrier.wait().unwrap();
+    /// assert_eq!(ROUNDS.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
+        Barrier::build(parties, Some(Action(action)))
+    }
+
+    fn build(parties: u32, action: Option<Action>) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidState("a barrier needs at least one party"));
+        }
+        let shared = Shared::<BarrierState>::new()?;
+        shared.state().parties.store(parties, Ordering::SeqCst);
+        Ok(Barrier {
+            cond: Condition::new()?,
+            shared,
+            action,
+        })
+    }
+
+    fn state(&self) -> &BarrierState {
+        self.shared.state()
+    }
+
+    /// Waits until every party has arrived; returns this party's arrival index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the barrier is or becomes broken (see
+    /// [`broken`](Barrier::broken)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::new(2).unwrap();
+    /// let indexes = std::thread::scope(|s| {
+    ///     let other = s.spawn(|| barrier.wait().unwrap());
+    ///     barrier.wait().unwrap() + other.join().unwrap()
+    /// });
+    /// assert_eq!(indexes, 1);
+    /// ```
+    pub fn wait(&self) -> Result<u32> {
+        self.wait_until(None)
+    }
+
+    /// Like [`wait`](Barrier::wait), for at most `timeout`; running out of time breaks the
+    /// barrier for everyone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] for the party whose time ran out, [`Error::InvalidState`] when the
+    /// barrier is or becomes broken otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = proc_sync::Barrier::new(2).unwrap();
+    /// assert!(barrier.wait_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// assert!(barrier.broken());
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        self.wait_until(deadline(Some(timeout)))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
+        let mut guard = self.cond.acquire();
+        let state = self.state();
+        // A round that is still draining or resetting finishes before this one starts.
+        while matches!(state.phase.load(Ordering::Relaxed), DRAINING | RESETTING) {
+            self.cond.wait(&mut guard)?;
+        }
+        if state.phase.load(Ordering::Relaxed) == BROKEN {
+            return Err(Error::InvalidState(BROKEN_MESSAGE));
+        }
+        let index = state.count.fetch_add(1, Ordering::Relaxed);
+        let parties = state.parties.load(Ordering::Relaxed);
+        let mut panicked = None;
+        let result = if index + 1 == parties {
+            match self.release(&guard) {
+                Ok(()) => Ok(index),
+                Err(payload) => {
+                    panicked = Some(payload);
+                    Err(Error::InvalidState(BROKEN_MESSAGE))
+                }
+            }
+        } else {
+            self.wait_release(&mut guard, deadline).map(|()| index)
+        };
+        state.count.fetch_sub(1, Ordering::Relaxed);
+        self.leave();
+        drop(guard);
+        if let Some(payload) = panicked {
+            panic::resume_unwind(payload);
+        }
+        result
+    }
+
+    /// The last party: runs the action and releases the others.
+    fn release(
+        &self,
+        _guard: &LockGuard<'_>,
+    ) -> std::result::Result<(), Box<dyn std::any::Any + Send>> {
+        if let Some(action) = self.action
+            && let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| action.0()))
+        {
+            self.break_barrier();
+            return Err(payload);
+        }
+        self.state().phase.store(DRAINING, Ordering::Relaxed);
+        self.cond.notify_all();
+        Ok(())
+    }
+
+    /// Any other party: waits for the release, a reset or an abort.
+    fn wait_release(&self, guard: &mut LockGuard<'_>, deadline: Option<Instant>) -> Result<()> {
+        let state = self.state();
+        loop {
+            let phase = state.phase.load(Ordering::Relaxed);
+            if phase == DRAINING {
+                return Ok(());
+            }
+            if phase != FILLING {
+                return Err(Error::InvalidState(BROKEN_MESSAGE));
+            }
+            if !self.cond.wait_until(guard, deadline)?
+                && state.phase.load(Ordering::Relaxed) == FILLING
+            {
+                self.break_barrier();
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// The last party to leave a drained or reset round opens the next one.
+    fn leave(&self) {
+        let state = self.state();
+        if state.count.load(Ordering::Relaxed) == 0
+            && matches!(state.phase.load(Ordering::Relaxed), DRAINING | RESETTING)
+        {
+            state.phase.store(FILLING, Ordering::Relaxed);
+            self.cond.notify_all();
+        }
+    }
+
+    fn break_barrier(&self) {
+        self.state().phase.store(BROKEN, Ordering::Relaxed);
+        self.cond.notify_all();
+    }
+
+    /// Puts the barrier back to its empty state. Parties waiting now get an error; later
+    /// waits work again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::new(1).unwrap();
+    /// barrier.abort();
+    /// assert!(barrier.wait().is_err());
+    /// barrier.reset();
+    /// assert_eq!(barrier.wait().unwrap(), 0);
+    /// ```
+    pub fn reset(&self) {
+        let _guard = self.cond.acquire();
+        let state = self.state();
+        if state.count.load(Ordering::Relaxed) > 0 {
+            let phase = state.phase.load(Ordering::Relaxed);
+            if phase == FILLING || phase == BROKEN {
+                state.phase.store(RESETTING, Ordering::Relaxed);
+            }
+        } else {
+            state.phase.store(FILLING, Ordering::Relaxed);
+        }
+        self.cond.notify_all();
+    }
+
+    /// Breaks the barrier: every wait, now and until [`reset`](Barrier::reset), fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::new(2).unwrap();
+    /// barrier.abort();
+    /// assert!(barrier.broken());
+    /// ```
+    pub fn abort(&self) {
+        let _guard = self.cond.acquire();
+        self.break_barrier();
+    }
+
+    /// The number of parties the barrier waits for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Barrier::new(4).unwrap().parties(), 4);
+    /// ```
+    pub fn parties(&self) -> u32 {
+        self.state().parties.load(Ordering::Relaxed)
+    }
+
+    /// How many parties wait in the current round.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Barrier::new(4).unwrap().n_waiting(), 0);
+    /// ```
+    pub fn n_waiting(&self) -> u32 {
+        let _guard = self.cond.acquire();
+        let state = self.state();
+        if state.phase.load(Ordering::Relaxed) == FILLING {
+            state.count.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// Whether the barrier is broken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!proc_sync::Barrier::new(4).unwrap().broken());
+    /// ```
+    pub fn broken(&self) -> bool {
+        self.state().phase.load(Ordering::Relaxed) == BROKEN
+    }
+}
+
+/// A barrier's action. It travels as its distance from a function of this crate: every
+/// process that `procs` sends it to runs the same build (`proc-core` checks that before it
+/// decodes an argument), so the same distance leads to the same function there.
+#[derive(Clone, Copy, Debug)]
+struct Action(fn());
+
+/// The point actions are measured from.
+#[inline(never)]
+fn anchor() {}
+
+fn anchor_address() -> isize {
+    anchor as fn() as usize as isize
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let offset = (self.0 as usize as isize).wrapping_sub(anchor_address());
+        (offset as i64).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let offset = i64::deserialize(deserializer)? as isize;
+        let address = anchor_address().wrapping_add(offset) as usize;
+        // SAFETY: the offset was taken from a `fn()` in a process of the same build, and
+        // `anchor` is at the same distance from it here, so `address` is that function.
+        let action = unsafe { std::mem::transmute::<usize, fn()>(address) };
+        Ok(Action(action))
+    }
+}

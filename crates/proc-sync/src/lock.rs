@@ -1,0 +1,587 @@
+//! `Lock` and `RLock`: mutual exclusion between processes and threads (Python's
+//! `multiprocessing.Lock` and `multiprocessing.RLock`).
+//!
+//! A lock is one futex word in shared memory that holds the pid of the process that owns it
+//! (0 when free). Acquiring is one compare-and-swap when the lock is free; a waiter spins a
+//! little, then sleeps on the word. Because the word names its owner, a waiter can tell that
+//! the owner died: it looks every [`LIVENESS_SLICE`] while it sleeps, and takes the lock of a
+//! dead owner over, which its guard reports with `owner_died()` — the `EOWNERDEAD` of robust
+//! POSIX mutexes.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use proc_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::shared::{Shared, State, Word, deadline, expired};
+use crate::sys;
+
+/// How long a waiter sleeps before it checks that the lock's owner still lives.
+const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// How many times a waiter looks at a taken lock before it sleeps.
+const SPINS: u32 = 100;
+
+/// The state of a `Lock` (and of the lock of a `Value` or `Array`).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct LockState {
+    word: Word,
+}
+
+// SAFETY: `#[repr(C)]`, atomics only, and zero means "free".
+unsafe impl State for LockState {
+    const WORDS: usize = 1;
+
+    fn word(&self, _i: usize) -> &Word {
+        &self.word
+    }
+}
+
+/// Takes the lock in word `i` of `shared`: `Some(owner_died)` once taken, `None` when
+/// `deadline` passed first (at once when `block` is false).
+pub(crate) fn lock_word<S: State>(
+    shared: &Shared<S>,
+    i: usize,
+    block: bool,
+    deadline: Option<Instant>,
+) -> Option<bool> {
+    let word = &shared.state().word(i).value;
+    let me = sys::pid();
+    if word
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return Some(false);
+    }
+    if !block {
+        let owner = word.load(Ordering::Relaxed);
+        return take_from_dead(word, owner, me).then_some(true);
+    }
+    for _ in 0..SPINS {
+        std::hint::spin_loop();
+        if word.load(Ordering::Relaxed) == 0
+            && word
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(false);
+        }
+    }
+    loop {
+        let owner = word.load(Ordering::SeqCst);
+        if owner == 0 {
+            if word
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(false);
+            }
+            continue;
+        }
+        if expired(deadline) {
+            return None;
+        }
+        let slice_end = Instant::now() + LIVENESS_SLICE;
+        let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+        shared.sleep(i, owner, Some(until));
+        // Only a sleep that lasted its whole slice with the same owner is worth the look at
+        // the owner's life: a wakeup means that the lock moved.
+        if Instant::now() >= slice_end
+            && word.load(Ordering::Relaxed) == owner
+            && take_from_dead(word, owner, me)
+        {
+            return Some(true);
+        }
+    }
+}
+
+/// Takes the lock from `owner` if that process is dead.
+fn take_from_dead(word: &AtomicU32, owner: u32, me: u32) -> bool {
+    owner != 0
+        && owner != me
+        && !sys::pid_alive(owner)
+        && word
+            .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// Frees the lock in word `i` of `shared` and wakes one waiter.
+pub(crate) fn unlock_word<S: State>(shared: &Shared<S>, i: usize) {
+    shared.state().word(i).value.swap(0, Ordering::SeqCst);
+    shared.wake(i, 1);
+}
+
+/// Whether the lock in word `i` is taken.
+fn word_locked<S: State>(shared: &Shared<S>, i: usize) -> bool {
+    shared.state().word(i).value.load(Ordering::Relaxed) != 0
+}
+
+/// A lock shared by processes and threads: Python's `multiprocessing.Lock`.
+///
+/// [`acquire`](Lock::acquire) returns a guard that releases the lock when it drops. Clones
+/// are the same lock; pass one to [`Process::spawn`](proc_core::Process::spawn) as (part of)
+/// the argument and the child shares it.
+///
+/// # Robustness
+///
+/// A process that dies holding the lock — killed by a signal, or exiting without dropping
+/// the guard — does not block the others forever: the next acquirer notices within
+/// about a tenth of a second that the owner is gone, takes the lock over and its guard says
+/// so with [`LockGuard::owner_died`]. The data the lock protected may be half-updated then;
+/// that acquirer decides what to do about it. Acquiring never fails because of it.
+///
+/// Ownership is per process: any thread of the owning process may drop the guard, and a
+/// thread that acquires a lock its own process holds waits (use [`RLock`] to re-enter).
+///
+/// # Platform-specific behavior
+///
+/// The owner is recognised by its pid. A pid recycled by the system before the waiters look
+/// would hide the death; processes in different pid namespaces must not share locks.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_sync::Lock;
+///
+/// fn work(lock: Lock) -> bool {
+///     let guard = lock.acquire();
+///     guard.owner_died()
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let lock = Lock::new().unwrap();
+///     let mut child = Process::spawn(work, lock.clone()).unwrap();
+///     assert!(!child.join().unwrap());
+///     assert!(lock.try_acquire().is_some());
+/// }
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Lock {
+    shared: Shared<LockState>,
+}
+
+impl Lock {
+    /// A new, free lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// assert!(!lock.is_locked());
+    /// ```
+    pub fn new() -> Result<Lock> {
+        Ok(Lock {
+            shared: Shared::new()?,
+        })
+    }
+
+    /// A free lock whose segment also holds `len` bytes aligned to `align`: the lock and
+    /// data of a `Value` or `Array`.
+    pub(crate) fn with_tail(len: usize, align: usize) -> Result<Lock> {
+        Ok(Lock {
+            shared: Shared::with_tail(len, align)?,
+        })
+    }
+
+    pub(crate) fn tail(&self, align: usize) -> *mut u8 {
+        self.shared.tail(align)
+    }
+
+    pub(crate) fn tail_len(&self, align: usize) -> usize {
+        self.shared.tail_len(align)
+    }
+
+    /// Waits until the lock is free and takes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// let guard = lock.acquire();
+    /// assert!(lock.is_locked());
+    /// drop(guard);
+    /// assert!(!lock.is_locked());
+    /// ```
+    pub fn acquire(&self) -> LockGuard<'_> {
+        self.acquire_until(None)
+            .expect("a wait without a deadline ends with the lock")
+    }
+
+    /// Takes the lock if it is free (or its owner died), without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// let guard = lock.try_acquire().unwrap();
+    /// assert!(lock.try_acquire().is_none());
+    /// # drop(guard);
+    /// ```
+    pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
+        lock_word(&self.shared, 0, false, None).map(|owner_died| LockGuard::new(self, owner_died))
+    }
+
+    /// Waits at most `timeout` for the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the lock is still taken after `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// let _held = lock.acquire();
+    /// let err = lock.acquire_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        self.acquire_until(deadline(Some(timeout)))
+            .ok_or(Error::Timeout)
+    }
+
+    pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
+        lock_word(&self.shared, 0, true, deadline)
+            .map(|owner_died| LockGuard::new(self, owner_died))
+    }
+
+    /// Whether some process or thread holds the lock now (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// assert!(!lock.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        word_locked(&self.shared, 0)
+    }
+
+    pub(crate) fn same(&self, other: &Lock) -> bool {
+        self.shared.same(&other.shared)
+    }
+
+    /// Frees the lock: the guard's drop and a waiting `Condition`.
+    pub(crate) fn release(&self) {
+        unlock_word(&self.shared, 0);
+    }
+}
+
+/// Proof that a [`Lock`] is held; dropping it releases the lock.
+///
+/// # Examples
+///
+/// ```
+/// let lock = proc_sync::Lock::new().unwrap();
+/// {
+///     let guard = lock.acquire();
+///     assert!(!guard.owner_died());
+/// }
+/// assert!(!lock.is_locked());
+/// ```
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+    owner_died: bool,
+}
+
+impl<'a> LockGuard<'a> {
+    fn new(lock: &'a Lock, owner_died: bool) -> LockGuard<'a> {
+        LockGuard { lock, owner_died }
+    }
+
+    /// Whether this process took the lock over from a process that died holding it (the
+    /// `EOWNERDEAD` of robust mutexes): what the lock protects may be half-updated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// assert!(!lock.acquire().owner_died());
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// The lock this guard holds.
+    pub(crate) fn lock(&self) -> &'a Lock {
+        self.lock
+    }
+
+    /// Records a takeover that happened while a `Condition` re-acquired the lock.
+    pub(crate) fn set_owner_died(&mut self) {
+        self.owner_died = true;
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.release();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("owner_died", &self.owner_died)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of an `RLock`.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct RLockState {
+    word: Word,
+    /// The owning thread within the owning process; 0 when free.
+    thread: AtomicU64,
+    /// How many times the owner holds it.
+    count: AtomicU32,
+}
+
+// SAFETY: `#[repr(C)]`, atomics only, and zero means "free".
+unsafe impl State for RLockState {
+    const WORDS: usize = 1;
+
+    fn word(&self, _i: usize) -> &Word {
+        &self.word
+    }
+}
+
+/// A number for the current thread, unique within the process.
+fn thread_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: Cell<u64> = const { Cell::new(0) };
+    }
+    ID.try_with(|id| {
+        if id.get() == 0 {
+            id.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        id.get()
+    })
+    .unwrap_or(u64::MAX)
+}
+
+/// A lock that the thread holding it may acquire again: Python's `multiprocessing.RLock`.
+///
+/// The owner is a thread of a process; each [`acquire`](RLock::acquire) by the owner returns
+/// another guard, and the lock is free when all of them have dropped. Guards cannot move to
+/// another thread.
+///
+/// # Robustness
+///
+/// As for [`Lock`]: a process that dies holding it does not block the others forever, and
+/// [`RLockGuard::owner_died`] tells the next owner.
+///
+/// # Examples
+///
+/// ```
+/// let rlock = proc_sync::RLock::new().unwrap();
+/// let outer = rlock.acquire();
+/// let inner = rlock.acquire();
+/// assert_eq!(rlock.count(), 2);
+/// drop(inner);
+/// drop(outer);
+/// assert_eq!(rlock.count(), 0);
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RLock {
+    shared: Shared<RLockState>,
+}
+
+impl RLock {
+    /// A new, free re-entrant lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// assert_eq!(rlock.count(), 0);
+    /// ```
+    pub fn new() -> Result<RLock> {
+        Ok(RLock {
+            shared: Shared::new()?,
+        })
+    }
+
+    fn state(&self) -> &RLockState {
+        self.shared.state()
+    }
+
+    /// Whether this thread owns the lock.
+    fn is_mine(&self) -> bool {
+        let state = self.state();
+        state.word.value.load(Ordering::Relaxed) == sys::pid()
+            && state.thread.load(Ordering::Relaxed) == thread_id()
+    }
+
+    fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+        if self.is_mine() {
+            self.state().count.fetch_add(1, Ordering::Relaxed);
+            return Some(RLockGuard::new(self, false));
+        }
+        let owner_died = lock_word(&self.shared, 0, block, deadline)?;
+        self.state().thread.store(thread_id(), Ordering::Relaxed);
+        self.state().count.store(1, Ordering::Relaxed);
+        Some(RLockGuard::new(self, owner_died))
+    }
+
+    /// Waits until the lock is free or this thread's, and takes it (once more).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let a = rlock.acquire();
+    /// let b = rlock.acquire();
+    /// assert_eq!(rlock.count(), 2);
+    /// # drop((a, b));
+    /// ```
+    pub fn acquire(&self) -> RLockGuard<'_> {
+        self.enter(true, None)
+            .expect("a wait without a deadline ends with the lock")
+    }
+
+    /// Takes the lock if it is free, this thread's or its owner died, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let a = rlock.try_acquire().unwrap();
+    /// let b = rlock.try_acquire().unwrap();
+    /// let other = std::thread::scope(|s| s.spawn(|| rlock.try_acquire().is_some()).join().unwrap());
+    /// assert!(!other);
+    /// # drop((a, b));
+    /// ```
+    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+        self.enter(false, None)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when another thread or process still holds it after `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let _held = rlock.acquire();
+    /// let timed_out = std::thread::scope(|s| {
+    ///     s.spawn(|| rlock.acquire_timeout(Duration::from_millis(10)).is_err()).join().unwrap()
+    /// });
+    /// assert!(timed_out);
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
+        self.enter(true, deadline(Some(timeout)))
+            .ok_or(Error::Timeout)
+    }
+
+    /// How many times the owner holds the lock; 0 when it is free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let _g = rlock.acquire();
+    /// assert_eq!(rlock.count(), 1);
+    /// ```
+    pub fn count(&self) -> u32 {
+        if self.state().word.value.load(Ordering::Relaxed) == 0 {
+            0
+        } else {
+            self.state().count.load(Ordering::Relaxed)
+        }
+    }
+
+    fn leave(&self) {
+        let state = self.state();
+        if state.count.fetch_sub(1, Ordering::Relaxed) == 1 {
+            state.thread.store(0, Ordering::Relaxed);
+            unlock_word(&self.shared, 0);
+        }
+    }
+}
+
+/// Proof that an [`RLock`] is held (once); dropping it releases that hold.
+///
+/// It stays on the thread that acquired it: the lock belongs to that thread.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let rlock = proc_sync::RLock::new().unwrap();
+/// send(rlock.acquire());
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// let rlock = proc_sync::RLock::new().unwrap();
+/// let guard = rlock.acquire();
+/// assert!(!guard.owner_died());
+/// ```
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct RLockGuard<'a> {
+    rlock: &'a RLock,
+    owner_died: bool,
+    // Like `MutexGuard`: shareable, but it stays on the thread that owns the lock.
+    not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl<'a> RLockGuard<'a> {
+    fn new(rlock: &'a RLock, owner_died: bool) -> RLockGuard<'a> {
+        RLockGuard {
+            rlock,
+            owner_died,
+            not_send: PhantomData,
+        }
+    }
+
+    /// Whether this acquire took the lock over from a process that died holding it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// assert!(!rlock.acquire().owner_died());
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        self.rlock.leave();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard")
+            .field("owner_died", &self.owner_died)
+            .finish_non_exhaustive()
+    }
+}

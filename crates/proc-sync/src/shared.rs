@@ -1,0 +1,173 @@
+//! The state of a synchronization primitive in shared memory, and sleeping on its words.
+//!
+//! Every primitive is a small anonymous [`SharedMemory`] segment that holds a `State` — a
+//! `#[repr(C)]` struct of atomics, valid when all its bytes are zero (fresh segments are) —
+//! followed by an optional tail (the data of a `Value` or `Array`). Its `Word`s are futex
+//! words: a waiter counts itself in `sleepers` and sleeps while the word holds what it saw; a
+//! waker changes the word and wakes only when someone sleeps, so that the uncontended paths
+//! make no system call.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use proc_core::{Error, Result};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::shm::SharedMemory;
+use crate::sys;
+
+/// A futex word and the number of its sleepers.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Word {
+    pub(crate) value: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+/// The shared state of a primitive.
+///
+/// # Safety
+///
+/// The type must be `#[repr(C)]`, made of atomics only (so that shared references to it are
+/// fine while other processes change it), and valid when all its bytes are zero.
+pub(crate) unsafe trait State: Sync {
+    /// How many `Word`s it has, numbered from 0.
+    const WORDS: usize;
+
+    /// Its word number `i`.
+    fn word(&self, i: usize) -> &Word;
+}
+
+/// The alignment the tail of a segment starts at, beyond that of the state.
+const LINE: usize = 64;
+
+/// A primitive's state in shared memory, with what its words sleep on.
+pub(crate) struct Shared<S> {
+    shm: SharedMemory,
+    parkers: sys::Parkers,
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Shared {
+            shm: self.shm.clone(),
+            parkers: self.parkers.clone(),
+            state: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Shared<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("shm", &self.shm)
+            .field("parkers", &self.parkers)
+            .finish()
+    }
+}
+
+impl<S: State> Shared<S> {
+    /// A zeroed state with no tail.
+    pub(crate) fn new() -> Result<Shared<S>> {
+        Shared::with_tail(0, 1)
+    }
+
+    /// A zeroed state followed by `len` bytes aligned to `align` (at most a page).
+    pub(crate) fn with_tail(len: usize, align: usize) -> Result<Shared<S>> {
+        let total = Self::tail_offset(align)
+            .checked_add(len)
+            .ok_or(Error::InvalidState("shared value too large"))?;
+        Ok(Shared {
+            shm: SharedMemory::create(total)?,
+            parkers: sys::Parkers::new(S::WORDS)?,
+            state: PhantomData,
+        })
+    }
+
+    fn tail_offset(align: usize) -> usize {
+        std::mem::size_of::<S>().next_multiple_of(align.max(LINE))
+    }
+
+    pub(crate) fn state(&self) -> &S {
+        // SAFETY: the segment is page-aligned and at least `size_of::<S>()` long (checked in
+        // `with_tail` and on arrival from another process); `S` is made of atomics and valid
+        // when zeroed (`State`'s contract), so a shared reference is fine while other
+        // processes change it; the mapping lives as long as `self`.
+        unsafe { &*self.shm.as_ptr().cast::<S>() }
+    }
+
+    /// The start of the tail, aligned to `align`; valid for the length asked of `with_tail`.
+    pub(crate) fn tail(&self, align: usize) -> *mut u8 {
+        // SAFETY: the offset is within the segment, which `with_tail` sized to hold it.
+        unsafe { self.shm.as_ptr().add(Self::tail_offset(align)) }
+    }
+
+    /// The length of the tail, for `align`.
+    pub(crate) fn tail_len(&self, align: usize) -> usize {
+        self.shm.size().saturating_sub(Self::tail_offset(align))
+    }
+
+    /// Whether `self` and `other` are clones of one primitive.
+    pub(crate) fn same(&self, other: &Shared<S>) -> bool {
+        self.shm.same(&other.shm)
+    }
+
+    /// Sleeps while word `i` holds `expected`, until woken, until `deadline`, or spuriously.
+    /// Callers look at the word again when it returns.
+    pub(crate) fn sleep(&self, i: usize, expected: u32, deadline: Option<Instant>) {
+        let word = self.state().word(i);
+        word.sleepers.fetch_add(1, Ordering::SeqCst);
+        if word.value.load(Ordering::SeqCst) == expected {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                self.parkers.wait(i, &word.value, expected, timeout);
+            }
+        }
+        word.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes at most `n` sleepers of word `i`, after the caller changed it (with a `SeqCst`
+    /// write, which orders it before the look at `sleepers`).
+    pub(crate) fn wake(&self, i: usize, n: u32) {
+        let word = self.state().word(i);
+        let sleepers = word.sleepers.load(Ordering::SeqCst);
+        if sleepers > 0 {
+            self.parkers.wake(i, &word.value, n.min(sleepers));
+        }
+    }
+}
+
+impl<S> Serialize for Shared<S> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> std::result::Result<Z::Ok, Z::Error> {
+        (&self.shm, &self.parkers).serialize(serializer)
+    }
+}
+
+impl<'de, S: State> Deserialize<'de> for Shared<S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let (shm, parkers) = <(SharedMemory, sys::Parkers)>::deserialize(deserializer)?;
+        if shm.size() < std::mem::size_of::<S>() {
+            return Err(D::Error::custom("shared state is smaller than its type"));
+        }
+        Ok(Shared {
+            shm,
+            parkers,
+            state: PhantomData,
+        })
+    }
+}
+
+/// When a wait of `timeout` started now ends; `None` for a wait that never ends (or one so
+/// long that the clock cannot say when).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Whether `deadline` has passed.
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}

@@ -1,0 +1,919 @@
+//! `Value` and `Array`: plain-old-data in shared memory, with a lock or without (Python's
+//! `multiprocessing.Value` and `multiprocessing.Array`, and their `lock=False` forms).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytemuck::Pod;
+use proc_core::{Error, Result};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::lock::{Lock, LockGuard};
+use crate::shm::SharedMemory;
+
+fn index_error() -> Error {
+    Error::InvalidState("array index out of range")
+}
+
+/// Reads a `T` at `src` with atomic loads: whole when `T` is 1, 2, 4 or 8 bytes and `src` is
+/// aligned for that, byte by byte (and so possibly torn, but always a valid `T`) otherwise.
+///
+/// # Safety
+///
+/// `src` must be valid for reads of `size_of::<T>()` bytes, with every access to them atomic.
+unsafe fn atomic_read<T: Pod>(src: *const u8) -> T {
+    let size = std::mem::size_of::<T>();
+    if (src as usize).is_multiple_of(size.max(1)) {
+        // SAFETY: `src` is valid for `size` bytes (the caller's promise) and aligned for the
+        // atomic of that size; every access is atomic, so there is no data race.
+        let whole = unsafe {
+            match size {
+                2 => Some(bytemuck::cast::<u16, T>(
+                    (*src.cast::<AtomicU16>()).load(Ordering::Acquire),
+                )),
+                4 => Some(bytemuck::cast::<u32, T>(
+                    (*src.cast::<AtomicU32>()).load(Ordering::Acquire),
+                )),
+                8 => Some(bytemuck::cast::<u64, T>(
+                    (*src.cast::<AtomicU64>()).load(Ordering::Acquire),
+                )),
+                _ => None,
+            }
+        };
+        if let Some(value) = whole {
+            return value;
+        }
+    }
+    let mut out = T::zeroed();
+    for (i, byte) in bytemuck::bytes_of_mut(&mut out).iter_mut().enumerate() {
+        // SAFETY: byte `i < size` of the caller's valid range, read atomically; any bytes
+        // make a valid `T` (`Pod`).
+        *byte = unsafe { (*src.add(i).cast::<AtomicU8>()).load(Ordering::Acquire) };
+    }
+    out
+}
+
+/// Writes `value` at `dst` with atomic stores, as [`atomic_read`] reads.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `size_of::<T>()` bytes, with every access to them
+/// atomic.
+unsafe fn atomic_write<T: Pod>(dst: *mut u8, value: T) {
+    let size = std::mem::size_of::<T>();
+    let bytes = bytemuck::bytes_of(&value);
+    if (dst as usize).is_multiple_of(size.max(1)) && matches!(size, 2 | 4 | 8) {
+        // SAFETY: `dst` is valid for `size` bytes (the caller's promise) and aligned for the
+        // atomic of that size; every access is atomic, so there is no data race.
+        unsafe {
+            match size {
+                2 => (*dst.cast::<AtomicU16>())
+                    .store(bytemuck::pod_read_unaligned(bytes), Ordering::Release),
+                4 => (*dst.cast::<AtomicU32>())
+                    .store(bytemuck::pod_read_unaligned(bytes), Ordering::Release),
+                _ => (*dst.cast::<AtomicU64>())
+                    .store(bytemuck::pod_read_unaligned(bytes), Ordering::Release),
+            }
+        }
+        return;
+    }
+    for (i, byte) in bytes.iter().enumerate() {
+        // SAFETY: byte `i < size` of the caller's valid range, written atomically.
+        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(*byte, Ordering::Release) };
+    }
+}
+
+/// A `T` in shared memory with a lock: Python's `multiprocessing.Value`.
+///
+/// `T` is plain old data ([`bytemuck::Pod`]: integers, floats, arrays and `#[repr(C)]`
+/// structs of them), so any bytes another process leaves are a valid `T`. Every access
+/// takes the value's lock: [`get`](Value::get) and [`set`](Value::set) for one step,
+/// [`lock`](Value::lock) or [`with_lock`](Value::with_lock) for a read-modify-write, such as
+/// `+= 1`, that other processes must not cut into.
+///
+/// # Robustness
+///
+/// The lock is a [`Lock`]: a process killed while holding it does not block the others, and
+/// the next [`ValueGuard::owner_died`] says so.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_sync::Value;
+///
+/// fn add(counter: Value<u64>) {
+///     for _ in 0..100 {
+///         counter.with_lock(|n| *n += 1);
+///     }
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let counter = Value::new(0u64).unwrap();
+///     let children: Vec<_> = (0..3)
+///         .map(|_| Process::spawn(add, counter.clone()).unwrap())
+///         .collect();
+///     for mut child in children {
+///         child.join().unwrap();
+///     }
+///     assert_eq!(counter.get(), 300);
+/// }
+/// ```
+pub struct Value<T> {
+    lock: Lock,
+    value: PhantomData<T>,
+}
+
+impl<T: Pod> Value<T> {
+    /// A new value in shared memory, with its lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::Value::new(1.5f64).unwrap();
+    /// assert_eq!(v.get(), 1.5);
+    /// ```
+    pub fn new(value: T) -> Result<Value<T>> {
+        let lock = Lock::with_tail(std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
+        let v: Value<T> = Value {
+            lock,
+            value: PhantomData,
+        };
+        // SAFETY: the segment is new and ours alone; the tail holds a `T`, aligned.
+        unsafe { v.ptr().write(value) };
+        Ok(v)
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.lock.tail(std::mem::align_of::<T>()).cast()
+    }
+
+    /// The value, read under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Value::new(7u8).unwrap().get(), 7);
+    /// ```
+    pub fn get(&self) -> T {
+        *self.lock()
+    }
+
+    /// Replaces the value, under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::Value::new(0i32).unwrap();
+    /// v.set(-3);
+    /// assert_eq!(v.get(), -3);
+    /// ```
+    pub fn set(&self, value: T) {
+        *self.lock() = value;
+    }
+
+    /// Takes the lock and gives the value to read and change until the guard drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::Value::new([0u8; 4]).unwrap();
+    /// {
+    ///     let mut guard = v.lock();
+    ///     guard[2] = 9;
+    /// }
+    /// assert_eq!(v.get(), [0, 0, 9, 0]);
+    /// ```
+    pub fn lock(&self) -> ValueGuard<'_, T> {
+        ValueGuard {
+            guard: self.lock.acquire(),
+            ptr: self.ptr(),
+            value: PhantomData,
+        }
+    }
+
+    /// Waits at most `timeout` for the lock, like [`lock`](Value::lock).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the lock is still taken after `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let v = proc_sync::Value::new(1u32).unwrap();
+    /// let held = v.lock();
+    /// assert!(v.lock_timeout(Duration::from_millis(10)).is_err());
+    /// drop(held);
+    /// assert_eq!(*v.lock_timeout(Duration::from_secs(1)).unwrap(), 1);
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
+        Ok(ValueGuard {
+            guard: self.lock.acquire_timeout(timeout)?,
+            ptr: self.ptr(),
+            value: PhantomData,
+        })
+    }
+
+    /// Runs `f` on the value under the lock (Python's `with v.get_lock(): ...`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::Value::new(1u32).unwrap();
+    /// let old = v.with_lock(|n| std::mem::replace(n, 5));
+    /// assert_eq!((old, v.get()), (1, 5));
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The value's lock, to hold it across other work (Python's `get_lock()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::Value::new(0u8).unwrap();
+    /// let _held = v.get_lock().acquire();
+    /// assert!(v.get_lock().is_locked());
+    /// ```
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
+    }
+}
+
+impl<T> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            lock: self.lock.clone(),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value").field("lock", &self.lock).finish()
+    }
+}
+
+impl<T> Serialize for Value<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.lock.serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Value<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let lock = Lock::deserialize(deserializer)?;
+        if lock.tail_len(std::mem::align_of::<T>()) < std::mem::size_of::<T>() {
+            return Err(D::Error::custom("shared value is smaller than its type"));
+        }
+        Ok(Value {
+            lock,
+            value: PhantomData,
+        })
+    }
+}
+
+/// The value of a [`Value`], with its lock held; dropping it releases the lock.
+///
+/// # Examples
+///
+/// ```
+/// let v = proc_sync::Value::new(2u16).unwrap();
+/// let mut guard = v.lock();
+/// *guard *= 21;
+/// assert_eq!(*guard, 42);
+/// assert!(!guard.owner_died());
+/// ```
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct ValueGuard<'a, T> {
+    guard: LockGuard<'a>,
+    ptr: *mut T,
+    value: PhantomData<&'a mut T>,
+}
+
+// SAFETY: a shared guard only gives `&T` (like `MutexGuard`), fine to share when `T` is.
+unsafe impl<T: Sync> Sync for ValueGuard<'_, T> {}
+
+impl<T> ValueGuard<'_, T> {
+    /// Whether the lock was taken over from a process that died holding it: the value may
+    /// be half-updated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!proc_sync::Value::new(0u8).unwrap().lock().owner_died());
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.guard.owner_died()
+    }
+}
+
+impl<T> Deref for ValueGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held, so no one else accesses the value (every access to a
+        // `Value` takes the lock); the pointer is aligned and valid while the guard lives.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl<T> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.ptr }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ValueGuard").field(&**self).finish()
+    }
+}
+
+/// An array of `T` in shared memory with a lock: Python's `multiprocessing.Array`.
+///
+/// As [`Value`], for a fixed number of elements.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_sync::Array;
+///
+/// fn square_all(a: Array<f64>) {
+///     a.with_lock(|xs| xs.iter_mut().for_each(|x| *x *= *x));
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let a = Array::from_slice(&[1.0, 2.0, 3.0]).unwrap();
+///     Process::spawn(square_all, a.clone()).unwrap().join().unwrap();
+///     assert_eq!(a.to_vec(), [1.0, 4.0, 9.0]);
+/// }
+/// ```
+pub struct Array<T> {
+    lock: Lock,
+    len: usize,
+    elements: PhantomData<T>,
+}
+
+impl<T: Pod> Array<T> {
+    /// `len` zeroed elements in shared memory, with a lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give;
+    /// [`Error::InvalidState`] when the size overflows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::<i32>::new(3).unwrap();
+    /// assert_eq!(a.to_vec(), [0, 0, 0]);
+    /// ```
+    pub fn new(len: usize) -> Result<Array<T>> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(Error::InvalidState("shared array too large"))?;
+        Ok(Array {
+            lock: Lock::with_tail(bytes, std::mem::align_of::<T>())?,
+            len,
+            elements: PhantomData,
+        })
+    }
+
+    /// The elements of `values`, copied into shared memory, with a lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Array::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::from_slice(b"hi").unwrap();
+    /// assert_eq!(a.to_vec(), b"hi");
+    /// ```
+    pub fn from_slice(values: &[T]) -> Result<Array<T>> {
+        let array = Array::new(values.len())?;
+        array.lock().copy_from_slice(values);
+        Ok(array)
+    }
+
+    fn ptr(&self) -> *mut T {
+        self.lock.tail(std::mem::align_of::<T>()).cast()
+    }
+
+    /// The number of elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Array::<u8>::new(5).unwrap().len(), 5);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_sync::Array::<u8>::new(0).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `index`, read under the lock; `None` past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::from_slice(&[5u32, 6]).unwrap();
+    /// assert_eq!(a.get(1), Some(6));
+    /// assert_eq!(a.get(2), None);
+    /// ```
+    pub fn get(&self, index: usize) -> Option<T> {
+        self.lock().get(index).copied()
+    }
+
+    /// Replaces element `index`, under the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when `index` is past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::<u32>::new(2).unwrap();
+    /// a.set(0, 8).unwrap();
+    /// assert!(a.set(2, 8).is_err());
+    /// assert_eq!(a.to_vec(), [8, 0]);
+    /// ```
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        *self.lock().get_mut(index).ok_or_else(index_error)? = value;
+        Ok(())
+    }
+
+    /// A copy of every element, read under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Array::from_slice(&[1u8, 2]).unwrap().to_vec(), [1, 2]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<T> {
+        self.lock().to_vec()
+    }
+
+    /// Takes the lock and gives the elements to read and change until the guard drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::<u8>::new(3).unwrap();
+    /// a.lock().fill(1);
+    /// assert_eq!(a.to_vec(), [1, 1, 1]);
+    /// ```
+    pub fn lock(&self) -> ArrayGuard<'_, T> {
+        ArrayGuard {
+            guard: self.lock.acquire(),
+            ptr: self.ptr(),
+            len: self.len,
+            elements: PhantomData,
+        }
+    }
+
+    /// Runs `f` on the elements under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::from_slice(&[3u8, 1, 2]).unwrap();
+    /// a.with_lock(|xs| xs.sort());
+    /// assert_eq!(a.to_vec(), [1, 2, 3]);
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The array's lock (Python's `get_lock()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::Array::<u8>::new(1).unwrap();
+    /// assert!(!a.get_lock().is_locked());
+    /// ```
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
+    }
+}
+
+impl<T> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            lock: self.lock.clone(),
+            len: self.len,
+            elements: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("len", &self.len)
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+impl<T> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        (&self.lock, self.len as u64).serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let (lock, len) = <(Lock, u64)>::deserialize(deserializer)?;
+        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        let fits = len
+            .checked_mul(std::mem::size_of::<T>())
+            .is_some_and(|bytes| bytes <= lock.tail_len(std::mem::align_of::<T>()));
+        if !fits {
+            return Err(D::Error::custom("shared array is smaller than its length"));
+        }
+        Ok(Array {
+            lock,
+            len,
+            elements: PhantomData,
+        })
+    }
+}
+
+/// The elements of an [`Array`], with its lock held; dropping it releases the lock.
+///
+/// # Examples
+///
+/// ```
+/// let a = proc_sync::Array::from_slice(&[1u8, 2, 3]).unwrap();
+/// let guard = a.lock();
+/// assert_eq!(guard.iter().sum::<u8>(), 6);
+/// assert!(!guard.owner_died());
+/// ```
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct ArrayGuard<'a, T> {
+    guard: LockGuard<'a>,
+    ptr: *mut T,
+    len: usize,
+    elements: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a shared guard only gives `&[T]` (like `MutexGuard`), fine to share when `T` is.
+unsafe impl<T: Sync> Sync for ArrayGuard<'_, T> {}
+
+impl<T> ArrayGuard<'_, T> {
+    /// Whether the lock was taken over from a process that died holding it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!proc_sync::Array::<u8>::new(1).unwrap().lock().owner_died());
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.guard.owner_died()
+    }
+}
+
+impl<T> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: the lock is held, so no one else accesses the elements; the pointer is
+        // aligned and valid for `len` elements while the guard lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl<T> DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ArrayGuard").field(&&**self).finish()
+    }
+}
+
+/// A `T` in shared memory without a lock: Python's `Value(..., lock=False)`.
+///
+/// Reads and writes are atomic when `T` is 1, 2, 4 or 8 bytes (and aligned for it, which a
+/// `RawValue` always is); a larger `T` is copied byte by byte, so a read that races a write
+/// may see a mix of both — still a valid `T`, since `T` is plain old data, but not one that
+/// anybody wrote. It never hands out references, which keeps it free of data races.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_sync::RawValue;
+///
+/// fn publish(v: RawValue<u64>) {
+///     v.set(42);
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let v = RawValue::new(0u64).unwrap();
+///     Process::spawn(publish, v.clone()).unwrap().join().unwrap();
+///     assert_eq!(v.get(), 42);
+/// }
+/// ```
+pub struct RawValue<T> {
+    shm: SharedMemory,
+    value: PhantomData<T>,
+}
+
+impl<T: Pod> RawValue<T> {
+    /// A new value in shared memory, without a lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawValue::new(3i16).unwrap().get(), 3);
+    /// ```
+    pub fn new(value: T) -> Result<RawValue<T>> {
+        let v = RawValue {
+            shm: SharedMemory::create(std::mem::size_of::<T>().max(1))?,
+            value: PhantomData,
+        };
+        v.set(value);
+        Ok(v)
+    }
+
+    /// The value now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawValue::new([1u8, 2]).unwrap().get(), [1, 2]);
+    /// ```
+    pub fn get(&self) -> T {
+        // SAFETY: the segment holds a `T` at its (page-aligned) start, and every access to
+        // it is atomic.
+        unsafe { atomic_read(self.shm.as_ptr()) }
+    }
+
+    /// Replaces the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = proc_sync::RawValue::new(0u32).unwrap();
+    /// v.set(9);
+    /// assert_eq!(v.get(), 9);
+    /// ```
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`.
+        unsafe { atomic_write(self.shm.as_ptr(), value) }
+    }
+}
+
+impl<T> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            shm: self.shm.clone(),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawValue").field("shm", &self.shm).finish()
+    }
+}
+
+impl<T> Serialize for RawValue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.shm.serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let shm = SharedMemory::deserialize(deserializer)?;
+        if shm.size() < std::mem::size_of::<T>() {
+            return Err(D::Error::custom("shared value is smaller than its type"));
+        }
+        Ok(RawValue {
+            shm,
+            value: PhantomData,
+        })
+    }
+}
+
+/// An array of `T` in shared memory without a lock: Python's `Array(..., lock=False)`.
+///
+/// Each element is read and written as a [`RawValue`] is (atomic for 1, 2, 4 and 8-byte
+/// elements); nothing makes several elements change together.
+///
+/// # Examples
+///
+/// ```
+/// let a = proc_sync::RawArray::from_slice(&[1u32, 2, 3]).unwrap();
+/// a.set(1, 20).unwrap();
+/// assert_eq!(a.to_vec(), [1, 20, 3]);
+/// ```
+pub struct RawArray<T> {
+    shm: SharedMemory,
+    len: usize,
+    elements: PhantomData<T>,
+}
+
+impl<T: Pod> RawArray<T> {
+    /// `len` zeroed elements in shared memory, without a lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give;
+    /// [`Error::InvalidState`] when the size overflows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawArray::<u8>::new(2).unwrap().to_vec(), [0, 0]);
+    /// ```
+    pub fn new(len: usize) -> Result<RawArray<T>> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(Error::InvalidState("shared array too large"))?;
+        Ok(RawArray {
+            shm: SharedMemory::create(bytes.max(1))?,
+            len,
+            elements: PhantomData,
+        })
+    }
+
+    /// The elements of `values`, copied into shared memory, without a lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](RawArray::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawArray::from_slice(&[7i64]).unwrap().get(0), Some(7));
+    /// ```
+    pub fn from_slice(values: &[T]) -> Result<RawArray<T>> {
+        let array = RawArray::new(values.len())?;
+        for (i, value) in values.iter().enumerate() {
+            array.set(i, *value)?;
+        }
+        Ok(array)
+    }
+
+    fn element(&self, index: usize) -> Option<*mut u8> {
+        (index < self.len).then(|| {
+            // SAFETY: `index < len`, and the segment holds `len` elements.
+            unsafe { self.shm.as_ptr().add(index * std::mem::size_of::<T>()) }
+        })
+    }
+
+    /// The number of elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawArray::<u16>::new(4).unwrap().len(), 4);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_sync::RawArray::<u16>::new(0).unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `index`; `None` past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::RawArray::from_slice(&[1u8]).unwrap();
+    /// assert_eq!((a.get(0), a.get(1)), (Some(1), None));
+    /// ```
+    pub fn get(&self, index: usize) -> Option<T> {
+        // SAFETY: the element is within the segment, and every access to it is atomic.
+        self.element(index).map(|p| unsafe { atomic_read(p) })
+    }
+
+    /// Replaces element `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when `index` is past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = proc_sync::RawArray::<u8>::new(1).unwrap();
+    /// assert!(a.set(0, 1).is_ok());
+    /// assert!(a.set(1, 1).is_err());
+    /// ```
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        let p = self.element(index).ok_or_else(index_error)?;
+        // SAFETY: as in `get`.
+        unsafe { atomic_write(p, value) };
+        Ok(())
+    }
+
+    /// A copy of every element (each read on its own).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::RawArray::from_slice(&[4u8, 5]).unwrap().to_vec(), [4, 5]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.len).filter_map(|i| self.get(i)).collect()
+    }
+}
+
+impl<T> Clone for RawArray<T> {
+    fn clone(&self) -> Self {
+        RawArray {
+            shm: self.shm.clone(),
+            len: self.len,
+            elements: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RawArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawArray")
+            .field("len", &self.len)
+            .field("shm", &self.shm)
+            .finish()
+    }
+}
+
+impl<T> Serialize for RawArray<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        (&self.shm, self.len as u64).serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let (shm, len) = <(SharedMemory, u64)>::deserialize(deserializer)?;
+        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        let fits = len
+            .checked_mul(std::mem::size_of::<T>())
+            .is_some_and(|bytes| bytes <= shm.size());
+        if !fits {
+            return Err(D::Error::custom("shared array is smaller than its length"));
+        }
+        Ok(RawArray {
+            shm,
+            len,
+            elements: PhantomData,
+        })
+    }
+}

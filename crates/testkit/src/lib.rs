@@ -1,0 +1,81 @@
+//! What the integration tests of the `procs` crates share: running a scenario under every
+//! start method, scratch paths, and bounded waits for things that happen in other processes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use proc_core::{Process, StartMethod};
+
+/// How long the `Fork` round of [`each_method`] may take before it counts as hung.
+pub const ROUND_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `scenario` once per start method of the platform.
+///
+/// The test harness runs tests on threads, and `Fork` refuses multi-threaded processes, so the
+/// `Fork` round runs inside a freshly spawned child, which is single-threaded; a panic there
+/// fails the calling test with the child's message.
+///
+/// # Panics
+///
+/// When the scenario panics, in this process or in the `Fork` round's child.
+pub fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
+    for &method in StartMethod::available() {
+        if method == StartMethod::Fork {
+            let mut p = Process::builder()
+                .name("fork-round")
+                .start_method(StartMethod::Spawn)
+                .spawn(scenario, method)
+                .expect("start the single-threaded process of the fork round");
+            match p.join_timeout(ROUND_LIMIT) {
+                Ok(()) => {}
+                Err(e) if e.is_timeout() => {
+                    let _ = p.kill();
+                    panic!("under fork: the round did not finish within {ROUND_LIMIT:?}");
+                }
+                Err(e) => panic!("under fork: {e}"),
+            }
+        } else {
+            scenario(method);
+        }
+    }
+}
+
+/// A path named `name` in a scratch folder of this test process.
+///
+/// # Panics
+///
+/// When the folder cannot be created.
+pub fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("procs-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the scratch folder");
+    dir.join(name)
+}
+
+/// Waits up to 20 s for `condition`: machines are slow, but not that slow.
+///
+/// # Panics
+///
+/// When the condition does not become true in time; the message names `what`.
+pub fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid` names a live process; a zombie counts as dead.
+#[cfg(unix)]
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) if std::path::Path::new("/proc/self/stat").exists() => false,
+        // SAFETY: signal 0 only checks that the process exists.
+        Err(_) => (unsafe { libc::kill(pid as libc::pid_t, 0) }) == 0,
+    }
+}
