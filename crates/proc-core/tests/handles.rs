@@ -4,24 +4,8 @@
 
 use std::io::{Read, Write};
 
-use proc_core::{Error, Handle, Link, Process, StartMethod};
-
-/// As in tests/process.rs: `Fork` runs inside a freshly spawned (single-threaded) child.
-fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
-    for &method in StartMethod::available() {
-        if method == StartMethod::Fork {
-            let mut p = Process::builder()
-                .start_method(StartMethod::Spawn)
-                .spawn(scenario, method)
-                .unwrap();
-            if let Err(e) = p.join() {
-                panic!("under fork: {e}");
-            }
-        } else {
-            scenario(method);
-        }
-    }
-}
+use proc_core::{Error, Handle, Link, Process};
+use procs_testkit::each_method;
 
 fn write_through(writers: Vec<Handle>) -> usize {
     for (i, handle) in writers.into_iter().enumerate() {

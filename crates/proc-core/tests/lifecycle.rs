@@ -3,40 +3,11 @@
 //! (CPython's `test_daemon_argument`, `test_terminate`, and `util._exit_function`).
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use proc_core::{Process, StartMethod};
-
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("proc-core-lifecycle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// Whether `pid` names a live process (a zombie counts as dead).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) if Path::new("/proc/self/stat").exists() => false,
-        // SAFETY: signal 0 only checks that the process exists.
-        Err(_) => (unsafe { libc::kill(pid as libc::pid_t, 0) }) == 0,
-    }
-}
-
-/// Waits up to 20 s for `condition`; machines are slow, but not that slow.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use procs_testkit::{alive, eventually, temp_path};
 
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));

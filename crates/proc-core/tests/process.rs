@@ -5,27 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Process, StartMethod, Task};
+use procs_testkit::{each_method, temp_path};
 use serde::{Deserialize, Serialize};
-
-/// Runs `scenario` once per start method. The test harness runs tests on threads, and `Fork`
-/// refuses multi-threaded processes, so the `Fork` round runs inside a freshly spawned child,
-/// which is single-threaded; its panics come back as the test's failure.
-fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
-    for &method in StartMethod::available() {
-        if method == StartMethod::Fork {
-            let mut p = Process::builder()
-                .name("fork-round")
-                .start_method(StartMethod::Spawn)
-                .spawn(scenario, method)
-                .unwrap();
-            if let Err(e) = p.join() {
-                panic!("under fork: {e}");
-            }
-        } else {
-            scenario(method);
-        }
-    }
-}
 
 fn builder(method: StartMethod) -> proc_core::Builder {
     let mut b = Process::builder();
@@ -356,12 +337,6 @@ fn start_methods_and_contexts() {
 // ---- Children that die early, lie, or are another build. These replace the executable of a
 // ---- `Spawn` child, so they run under `Spawn` only.
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("proc-core-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 #[cfg(unix)]
 fn script(name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -371,17 +346,25 @@ fn script(name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// Starts a `Spawn` child whose executable is a shell script with `body`, in place of this
+/// program: a child that knows nothing of the protocol.
+#[cfg(unix)]
+fn script_child(name: &str, body: &str) -> Process<u64> {
+    let exe = script(name, body);
+    Process::builder()
+        .start_method(StartMethod::Spawn)
+        .executable(&exe)
+        .spawn(square, 1)
+        .unwrap()
+}
+
 #[cfg(unix)]
 #[test]
 fn a_child_that_dies_before_the_handshake_does_not_hang_the_parent() {
     for (body, code) in [("exit 0", 0), ("exit 4", 4), ("kill -9 $$", -9)] {
-        let exe = script(&format!("early-{code}"), body);
-        let mut p = Process::builder()
-            .start_method(StartMethod::Spawn)
-            .executable(&exe)
-            .spawn(square, 1)
-            .unwrap();
-        let err = p.join().unwrap_err();
+        let err = script_child(&format!("early-{code}"), body)
+            .join()
+            .unwrap_err();
         assert!(
             matches!(err, Error::Died { exitcode } if exitcode == code),
             "{body}: {err}"
@@ -393,40 +376,20 @@ fn a_child_that_dies_before_the_handshake_does_not_hang_the_parent() {
 #[test]
 fn garbage_from_a_child_is_an_error_not_a_panic() {
     // A header claiming 2 GiB: refused before anything is allocated for it.
-    let exe = script(
-        "bogus-length",
-        r#"fd=${PROCS_CHILD#*:}; printf '\377\377\377\177garbage' >&$fd"#,
-    );
-    let mut p = Process::builder()
-        .start_method(StartMethod::Spawn)
-        .executable(&exe)
-        .spawn(square, 1)
-        .unwrap();
-    assert!(matches!(p.join(), Err(Error::Protocol(_))));
-
+    let bogus = r#"fd=${PROCS_CHILD#*:}; printf '\377\377\377\177garbage' >&$fd"#;
+    assert!(matches!(
+        script_child("bogus-length", bogus).join(),
+        Err(Error::Protocol(_))
+    ));
     // A well-formed frame whose bytes are no outcome.
-    let exe = script(
-        "bad-outcome",
-        r#"fd=${PROCS_CHILD#*:}; printf '\002\000\000\000\377\377' >&$fd"#,
-    );
-    let mut p = Process::builder()
-        .start_method(StartMethod::Spawn)
-        .executable(&exe)
-        .spawn(square, 1)
-        .unwrap();
-    assert!(matches!(p.join(), Err(Error::Decode(_))));
-
+    let undecodable = r#"fd=${PROCS_CHILD#*:}; printf '\002\000\000\000\377\377' >&$fd"#;
+    assert!(matches!(
+        script_child("bad-outcome", undecodable).join(),
+        Err(Error::Decode(_))
+    ));
     // A frame cut short by a child that exits with an error.
-    let exe = script(
-        "truncated",
-        r#"fd=${PROCS_CHILD#*:}; printf '\100\000\000\000abc' >&$fd; exit 5"#,
-    );
-    let mut p = Process::builder()
-        .start_method(StartMethod::Spawn)
-        .executable(&exe)
-        .spawn(square, 1)
-        .unwrap();
-    let err = p.join().unwrap_err();
+    let truncated = r#"fd=${PROCS_CHILD#*:}; printf '\100\000\000\000abc' >&$fd; exit 5"#;
+    let err = script_child("truncated", truncated).join().unwrap_err();
     assert!(matches!(err, Error::Died { exitcode: 5 }), "{err:?}");
 }
 
