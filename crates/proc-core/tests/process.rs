@@ -5,14 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Process, StartMethod, Task};
-use procs_testkit::{each_method, temp_path};
+use procs_testkit::{builder, each_method, temp_path};
 use serde::{Deserialize, Serialize};
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
 
 fn square(x: u64) -> u64 {
     x * x

@@ -4,21 +4,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
 use proc_sync::Barrier;
-use procs_testkit::{each_method, eventually};
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
 
 #[test]
 fn barrier_is_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Barrier>();
 }
 

@@ -3,21 +3,11 @@
 
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
 use proc_sync::{Condition, Lock, Value};
-use procs_testkit::each_method;
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 #[test]
 fn condition_is_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Condition>();
 }
 

@@ -4,21 +4,8 @@
 
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
 use proc_sync::{Event, Lock, LockGuard, RLock, RLockGuard, RawValue};
-use procs_testkit::each_method;
-
-/// Generous: only a broken lock makes a wait this long.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
-
-fn assert_send_sync<T: Send + Sync>() {}
-
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 #[test]
 fn locks_are_send_and_sync() {
     assert_send_sync::<Lock>();

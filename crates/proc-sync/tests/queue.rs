@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use proc_sync::queue::{
     GetError, LifoQueue, PriorityQueue, PutError, Queue, SimpleQueue, TaskDoneError,
 };
+use procs_testkit::assert_send_sync;
 
 /// `QUEUE_SIZE` of CPython's test_queue.py.
 const QUEUE_SIZE: usize = 5;
@@ -20,9 +21,6 @@ const QUEUE_SIZE: usize = 5;
 /// Long enough that a call which should block is very likely blocking when the trigger comes;
 /// only ever slept, never asserted on.
 const TRIGGER_DELAY: Duration = Duration::from_millis(20);
-
-fn assert_send_sync<T: Send + Sync>() {}
-
 #[test]
 fn handles_and_errors_are_send_and_sync() {
     assert_send_sync::<Queue<String>>();

@@ -4,20 +4,8 @@
 
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
 use proc_sync::{BoundedSemaphore, Semaphore, SemaphoreGuard, Value};
-use procs_testkit::each_method;
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
-
-fn assert_send_sync<T: Send + Sync>() {}
-
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 #[test]
 fn semaphores_are_send_and_sync() {
     assert_send_sync::<Semaphore>();

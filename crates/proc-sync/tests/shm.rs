@@ -2,15 +2,9 @@
 //! `_TestSharedMemory`: anonymous segments as arguments, named segments attached by name, and
 //! no segment left behind in `/dev/shm` — not even by a creator killed with SIGKILL.
 
-use proc_core::{Error, Process, StartMethod};
+use proc_core::Error;
 use proc_sync::SharedMemory;
-use procs_testkit::each_method;
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,7 +18,6 @@ fn unique(tag: &str) -> String {
 
 #[test]
 fn shared_memory_is_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<SharedMemory>();
 }
 
@@ -97,8 +90,6 @@ mod linux {
 
     use proc_sync::Event;
     use procs_testkit::eventually;
-
-    const PATIENCE: Duration = Duration::from_secs(20);
 
     fn in_dev_shm(name: &str) -> bool {
         std::path::Path::new("/dev/shm").join(name).exists()

@@ -12,15 +12,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use proc_sync::Timer;
+use procs_testkit::assert_send_sync;
 
 /// Bounds waits that only a bug would make long.
 const GENEROUS: Duration = Duration::from_secs(60);
 
 /// A delay long enough that the timer is still pending when the test acts on it.
 const FOREVER: Duration = Duration::from_secs(3600);
-
-fn assert_send_sync<T: Send + Sync>() {}
-
 #[test]
 fn timer_is_send_and_sync() {
     assert_send_sync::<Timer>();

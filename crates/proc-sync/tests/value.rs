@@ -4,21 +4,11 @@
 
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
 use proc_sync::{Array, ArrayGuard, Event, RawArray, RawValue, Value, ValueGuard};
-use procs_testkit::each_method;
-
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn builder(method: StartMethod) -> proc_core::Builder {
-    let mut b = Process::builder();
-    b.start_method(method);
-    b
-}
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 #[test]
 fn values_are_send_and_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
     fn assert_sync<T: Sync>() {}
     assert_send_sync::<Value<u64>>();
     assert_send_sync::<Array<f64>>();

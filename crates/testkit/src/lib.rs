@@ -6,6 +6,19 @@ use std::time::{Duration, Instant};
 
 use proc_core::{Process, StartMethod};
 
+/// How long a test waits for something that only a bug would delay that long.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A process builder set to `method`.
+pub fn builder(method: StartMethod) -> proc_core::Builder {
+    let mut b = Process::builder();
+    b.start_method(method);
+    b
+}
+
+/// Compiles only when `T` is `Send` and `Sync`.
+pub fn assert_send_sync<T: Send + Sync>() {}
+
 /// How long the `Fork` round of [`each_method`] may take before it counts as hung.
 pub const ROUND_LIMIT: Duration = Duration::from_secs(120);
 
