@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -102,10 +102,7 @@ where
             }
         },
         Err(payload) => {
-            let location = LAST_PANIC_LOCATION
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+            let location = LAST_PANIC_LOCATION.with(|l| l.borrow_mut().take());
             reply(
                 &Outcome::Panicked {
                     message: panic_message(&*payload),
@@ -133,7 +130,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-static LAST_PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// Where the last panic on this thread happened: the child's function runs on the thread
+    /// that reads it, so another thread's panic is never reported as the function's.
+    static LAST_PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
 
 static PANIC_HOOK: Once = Once::new();
 
@@ -149,10 +150,9 @@ fn install_panic_hook_now() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(loc) = info.location() {
-            *LAST_PANIC_LOCATION
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()));
+            let place = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
+            // `try_with`: a panic while thread-locals are torn down has nowhere to go.
+            let _ = LAST_PANIC_LOCATION.try_with(|l| *l.borrow_mut() = Some(place));
         }
         previous(info);
     }));
@@ -162,7 +162,11 @@ static ENTRY: Once = Once::new();
 
 /// Runs before `main` (from the platform constructor) and from `init()`: in a child, serves
 /// the parent and exits; in any other process, returns at once.
+///
+/// The role is picked up inside the `Once` and served after it, so that a child's function
+/// may call `init()` itself without waiting on its own `Once`.
 pub(crate) fn from_constructor() {
+    let mut job = None;
     ENTRY.call_once(|| {
         // Compute the fingerprint before anything can change the executable on disk.
         fingerprint::fingerprint();
@@ -172,19 +176,20 @@ pub(crate) fn from_constructor() {
         // SAFETY: this runs before `main` or as the first line of it, before the program
         // starts threads, so no other thread reads the environment concurrently.
         unsafe { std::env::remove_var(sys::CHILD_ENV) };
-        let Some((role, channel)) = value.to_str().and_then(Channel::from_env) else {
+        job = value.to_str().and_then(Channel::from_env);
+        if job.is_none() {
             tracing::error!("{} is set but does not name a channel", sys::CHILD_ENV);
-            return;
-        };
-        match role.as_str() {
-            "forkserver" => sys::serve_forkserver(channel),
-            _ => {
-                let code = serve_forked(channel);
-                // Leaves like `main` would: flushes stdout and runs exit handlers.
-                std::process::exit(code)
-            }
         }
     });
+    let Some((role, channel)) = job else { return };
+    match role.as_str() {
+        "forkserver" => sys::serve_forkserver(channel),
+        _ => {
+            let code = serve_forked(channel);
+            // Leaves like `main` would: flushes stdout and runs exit handlers.
+            std::process::exit(code)
+        }
+    }
 }
 
 /// Reads the parent's request from `channel`, checks the build and runs it; returns the exit

@@ -31,15 +31,17 @@ fn compute() -> u64 {
     (compute as *const () as usize)
         .wrapping_sub(anchor())
         .hash(&mut hasher);
-    if let Ok(meta) = crate::sys::default_executable().and_then(std::fs::metadata) {
-        meta.len().hash(&mut hasher);
-        if let Ok(modified) = meta.modified() {
-            modified
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-                .hash(&mut hasher);
+    match crate::sys::default_executable().and_then(std::fs::metadata) {
+        Ok(meta) => {
+            meta.len().hash(&mut hasher);
+            if let Ok(modified) = meta.modified() {
+                let since = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+                since.as_nanos().hash(&mut hasher);
+            }
         }
+        // Without the file two programs could look alike: fail closed with a value of this
+        // process alone, so that no child ever matches it.
+        Err(_) => (crate::sys::getpid(), std::time::SystemTime::now()).hash(&mut hasher),
     }
     hasher.finish()
 }

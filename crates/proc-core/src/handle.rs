@@ -223,6 +223,39 @@ impl Link {
         Ok((Link::from_channel(a), Link::from_channel(b)))
     }
 
+    /// A link over a stream that is already connected to another process, such as one that a
+    /// listener accepted.
+    ///
+    /// Both ends must speak `Link` frames: the other end is a `Link` too.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// On Unix `stream` is a connected stream socket. Over a Unix domain socket, values may
+    /// carry [`Handle`]s (`SCM_RIGHTS`); over TCP they cannot, and sending one is an
+    /// [`Error::Io`](crate::Error::Io) of kind `InvalidInput` that sends nothing. On Windows
+    /// `stream` is a byte-mode named pipe; call [`set_peer`](Link::set_peer) with the other
+    /// process's pid before sending handles through it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::os::fd::OwnedFd;
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// use proc_core::{Handle, Link};
+    ///
+    /// let (a, b) = UnixStream::pair().unwrap();
+    /// let a = Link::from_stream(Handle::from(OwnedFd::from(a)));
+    /// let b = Link::from_stream(Handle::from(OwnedFd::from(b)));
+    /// a.send("over a socket").unwrap();
+    /// assert_eq!(b.recv::<String>().unwrap(), "over a socket");
+    /// # }
+    /// ```
+    pub fn from_stream(stream: Handle) -> Link {
+        Link::from_channel(sys::Channel::from_handle(stream.into_sys()))
+    }
+
     pub(crate) fn from_channel(channel: sys::Channel) -> Link {
         Link {
             channel,

@@ -39,6 +39,7 @@ mod current;
 mod entry;
 mod error;
 mod fingerprint;
+mod fnref;
 mod handle;
 mod method;
 mod process;
@@ -49,6 +50,7 @@ pub use current::{
     CurrentProcess, ParentProcess, cpu_count, current_process, getpid, getppid, parent_process,
 };
 pub use error::{Error, Result};
+pub use fnref::FnRef;
 pub use handle::{Handle, Link};
 pub use method::{Context, StartMethod, context, get_start_method, set_start_method};
 pub use process::{Builder, Process, Task};

@@ -486,7 +486,8 @@ where
                 // The closure runs only in the forked child, which owns its copy of `theirs`
                 // and inherited every handle of the arguments; in the parent it is dropped,
                 // closing the parent's copy of `theirs`.
-                sys::fork(&ours, move || {
+                let links = registry::channel_handles();
+                sys::fork(&ours, &links, move || {
                     let copies: std::io::Result<Vec<_>> =
                         handles.iter().map(|h| sys::duplicate_handle(*h)).collect();
                     match copies {

@@ -9,6 +9,13 @@ use crate::entry::{Outcome, Request};
 use crate::error::{Error, Result};
 use crate::sys::{self, Channel, Child};
 
+/// How often a wait for a child's outcome also checks whether the child still lives.
+const LIFE_CHECK: Duration = Duration::from_millis(50);
+
+fn min(a: Option<Duration>, b: Duration) -> Option<Duration> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
 /// What a child sent: its outcome and the handles that came with it.
 type Received = (Outcome, Vec<sys::OwnedHandle>);
 
@@ -58,17 +65,32 @@ impl ChildState {
     /// exit while nobody reads.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        {
-            let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
-            if outcome.is_none() {
-                if !self.channel.wait_readable(remaining())? {
-                    return Ok(None);
+        // The channel is not the only sign of life: a process the child started may hold a
+        // copy of its end, so the child's exit is looked at too, a slice at a time. The lock
+        // is taken only to read, never to wait, so that every waiter keeps its own deadline.
+        while !self.outcome_arrived() {
+            let exited = self.child.try_wait()?.is_some();
+            let slice = if exited {
+                Some(Duration::ZERO)
+            } else {
+                min(remaining(), LIFE_CHECK)
+            };
+            let readable = self.channel.wait_readable(slice)?;
+            if readable || exited {
+                let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+                if outcome.is_none() {
+                    // A child that exited has everything it wrote buffered already; one that
+                    // exited without a word left nothing to read.
+                    *outcome = Some(if readable {
+                        self.channel
+                            .recv_frame(codec::DEFAULT_MAX_FRAME)
+                            .and_then(|(bytes, handles)| Ok((codec::decode(&bytes)?, handles)))
+                    } else {
+                        Err(Error::Closed)
+                    });
                 }
-                *outcome = Some(
-                    self.channel
-                        .recv_frame(codec::DEFAULT_MAX_FRAME)
-                        .and_then(|(bytes, handles)| Ok((codec::decode(&bytes)?, handles))),
-                );
+            } else if remaining().is_some_and(|r| r.is_zero()) {
+                return Ok(None);
             }
         }
         let code = self.child.wait(remaining())?;
@@ -76,6 +98,18 @@ impl ChildState {
             tracing::debug!(pid = self.pid(), name = %self.name, exitcode, "process exited");
         }
         Ok(code)
+    }
+
+    fn outcome_arrived(&self) -> bool {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// The descriptor of the parent's end of the channel, for a forked child to close.
+    pub(crate) fn channel_handle(&self) -> sys::RawHandle {
+        self.channel.raw_handle()
     }
 
     /// Takes the outcome read by `wait`; the child must have ended with `exitcode`.
@@ -126,11 +160,24 @@ pub(crate) fn active() -> Vec<Arc<ChildState>> {
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Drops the parent's children from a freshly forked child, closing its copies of their
-/// channels so that they still notice when the parent goes away.
+/// The parent's ends of the channels to every child, which a forked child must close so that
+/// those children still see their parent go away.
+pub(crate) fn channel_handles() -> Vec<sys::RawHandle> {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|c| c.channel_handle())
+        .collect()
+}
+
+/// Forgets the parent's children in a freshly forked child. Their descriptors were closed by
+/// number before (see `channel_handles`), and the parent's `Process` values in this copy of
+/// its memory still point at the same states, so nothing may be dropped here.
 pub(crate) fn forget_inherited() {
-    let inherited = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
-    drop(inherited);
+    std::mem::forget(std::mem::take(
+        &mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
 }
 
 /// Terminates daemonic children, then waits for all children: what Python does at exit.

@@ -20,8 +20,15 @@ fn parent_of_daemon((method, pidfile): (StartMethod, PathBuf)) {
         .daemon(true)
         .spawn(sleep_ms, 120_000)
         .unwrap();
+    // A sibling started after the daemon: under `Fork` it inherits the parent's end of the
+    // daemon's channel, which must not keep the daemon alive once the parent is gone.
+    let sibling = Process::builder()
+        .start_method(method)
+        .spawn(sleep_ms, 120_000)
+        .unwrap();
     let tmp = pidfile.with_extension("tmp");
-    std::fs::write(&tmp, daemon.pid().unwrap().to_string()).unwrap();
+    let pids = format!("{} {}", daemon.pid().unwrap(), sibling.pid().unwrap());
+    std::fs::write(&tmp, pids).unwrap();
     std::fs::rename(&tmp, &pidfile).unwrap();
     sleep_ms(120_000);
 }
@@ -36,7 +43,12 @@ fn a_daemonic_child_dies_with_a_killed_parent() {
             .spawn(parent_of_daemon, (method, pidfile.clone()))
             .unwrap();
         eventually("the daemon's pid is written", || pidfile.exists());
-        let daemon: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+        let pids: Vec<u32> = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let (daemon, sibling) = (pids[0], pids[1]);
         assert!(alive(daemon));
         parent.kill().unwrap();
         assert_eq!(parent.join().unwrap_err().signal(), Some(libc::SIGKILL));
@@ -44,6 +56,9 @@ fn a_daemonic_child_dies_with_a_killed_parent() {
             &format!("the daemon ({method}) ends with its parent"),
             || !alive(daemon),
         );
+        // The non-daemonic sibling outlives its parent, as in Python; end it here.
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(sibling as libc::pid_t, libc::SIGKILL) };
     }
 }
 

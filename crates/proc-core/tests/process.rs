@@ -430,3 +430,68 @@ fn public_types_are_send_and_sync() {
     both::<proc_core::Context>();
     both::<Error>();
 }
+
+fn init_again(x: u64) -> u64 {
+    // A child's function may call `init()` like any `main`: it returns at once.
+    proc_core::init();
+    x * 2
+}
+
+#[test]
+fn init_inside_a_child_returns_at_once() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(init_again, 21).unwrap();
+        assert_eq!(p.join_timeout(procs_testkit::PATIENCE).unwrap(), 42);
+    });
+}
+
+#[test]
+fn a_timed_join_keeps_its_deadline_while_another_thread_joins() {
+    let mut p = Process::spawn(sleep_ms, 60_000).unwrap();
+    let child = proc_core::active_children()
+        .into_iter()
+        .find(|c| Some(c.pid()) == p.pid())
+        .unwrap();
+    let pid = p.pid();
+    let joiner = std::thread::spawn(move || p.join());
+    // Give the joiner a moment to start waiting; the assertion holds either way.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(child.join(Some(Duration::from_millis(100))).unwrap(), None);
+    child.kill().unwrap();
+    assert!(joiner.join().unwrap().is_err());
+    assert!(pid.is_some());
+}
+
+/// Forks a grandchild behind the library's back (it inherits every descriptor, the channel
+/// to the parent included), writes its pid to `pidfile`, and waits to be killed.
+#[cfg(unix)]
+fn fork_behind_the_back(pidfile: PathBuf) {
+    // SAFETY: the grandchild only sleeps and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        std::thread::sleep(Duration::from_secs(60));
+        // SAFETY: _exit has no preconditions.
+        unsafe { libc::_exit(0) };
+    }
+    std::fs::write(&pidfile, pid.to_string()).unwrap();
+    sleep_ms(60_000);
+}
+
+#[cfg(unix)]
+#[test]
+fn join_notices_a_dead_child_whose_channel_lives_on_in_a_grandchild() {
+    let pidfile = temp_path("grandchild.pid");
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(fork_behind_the_back, pidfile.clone())
+        .unwrap();
+    procs_testkit::eventually("the grandchild's pid is written", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| !s.is_empty())
+    });
+    let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    p.kill().unwrap();
+    let err = p.join_timeout(procs_testkit::PATIENCE).unwrap_err();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(grandchild, libc::SIGKILL) };
+    assert_eq!(err.signal(), Some(libc::SIGKILL), "{err}");
+}

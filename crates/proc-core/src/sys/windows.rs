@@ -1141,7 +1141,11 @@ pub(crate) fn remember_parent_channel(_channel: &Channel) {
 }
 
 /// Windows cannot fork: always `Unsupported` (`StartMethod::Fork` is not offered here).
-pub(crate) fn fork(_parent_end: &Channel, _child: impl FnOnce() -> i32) -> io::Result<Child> {
+pub(crate) fn fork(
+    _parent_end: &Channel,
+    _inherited_links: &[RawHandle],
+    _child: impl FnOnce() -> i32,
+) -> io::Result<Child> {
     Err(unsupported("the fork start method"))
 }
 

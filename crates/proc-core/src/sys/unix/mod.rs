@@ -208,6 +208,32 @@ impl Channel {
 }
 
 impl Channel {
+    /// Fails unless descriptors can travel over this channel: only a Unix domain socket
+    /// carries them (a channel made by `Link::from_stream` may be a TCP socket, where
+    /// `SCM_RIGHTS` is refused or, on some systems, silently dropped).
+    fn check_carries_fds(&self) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_storage is a valid value to be overwritten.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `addr` is writable for `len` bytes, and `len` is updated by the call.
+        cvt(unsafe {
+            libc::getsockname(
+                self.raw(),
+                (&mut addr as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        })?;
+        if libc::c_int::from(addr.ss_family) == libc::AF_UNIX {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "handles cannot be sent over a network connection; \
+                 use a local address or a pipe to pass them",
+            ))
+        }
+    }
+
     /// Sends `data` (at least one byte) together with copies of the descriptors `fds`.
     pub(crate) fn send_with_fds(&self, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
         assert!(!data.is_empty() && !fds.is_empty());
@@ -372,6 +398,7 @@ impl Channel {
         if handles.is_empty() {
             (&mut &*self).write_all(&head)?;
         } else {
+            self.check_carries_fds()?;
             self.send_with_fds(&head, handles)?;
         }
         (&mut &*self).write_all(rest)
@@ -562,6 +589,11 @@ impl Child {
     /// never see one of them reap the child while the other finds it gone.
     pub(crate) fn try_wait(&self) -> io::Result<Option<i32>> {
         let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
+        self.try_wait_locked(&mut known)
+    }
+
+    /// `try_wait` for a caller that holds the lock on the exit code.
+    fn try_wait_locked(&self, known: &mut Option<i32>) -> io::Result<Option<i32>> {
         if let Some(code) = *known {
             return Ok(Some(code));
         }
@@ -643,8 +675,10 @@ impl Child {
     }
 
     fn signal(&self, sig: libc::c_int) -> io::Result<()> {
-        // A child that is known to have ended may have had its pid reused: never signal it.
-        if self.try_wait()?.is_some() {
+        // A child that has ended may have had its pid reused: never signal it. The lock stays
+        // held across `kill`, so no other thread can reap our own child in between.
+        let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
+        if self.try_wait_locked(&mut known)?.is_some() {
             return Ok(());
         }
         // SAFETY: kill has no memory-safety preconditions.
@@ -793,10 +827,15 @@ pub(crate) fn remember_parent_channel(channel: &Channel) {
 /// Forks; the child runs `child` and leaves with its return value as exit code.
 ///
 /// In the child, the descriptors that belong to the parent's role are closed first: the
-/// parent's end of the new child's channel (`parent_end`), the parent's own channel to its
-/// parent, and its connection to the fork server. Everything else is inherited, as with any
+/// parent's end of the new child's channel (`parent_end`) and of its other children's
+/// (`inherited_links`), the parent's own channel to its parent, and its connection to the
+/// fork server. Everything else is inherited, as with any
 /// fork. The caller makes sure that this process has a single thread.
-pub(crate) fn fork(parent_end: &Channel, child: impl FnOnce() -> i32) -> io::Result<Child> {
+pub(crate) fn fork(
+    parent_end: &Channel,
+    inherited_links: &[RawHandle],
+    child: impl FnOnce() -> i32,
+) -> io::Result<Child> {
     // SAFETY: the caller checked that no other thread exists, so no lock can be held by a
     // thread that is missing in the child; the child only runs `child` and then _exit.
     let pid = cvt(unsafe { libc::fork() })?;
@@ -809,6 +848,9 @@ pub(crate) fn fork(parent_end: &Channel, child: impl FnOnce() -> i32) -> io::Res
             libc::close(parent_end.raw());
             if inherited >= 0 {
                 libc::close(inherited);
+            }
+            for &fd in inherited_links {
+                libc::close(fd);
             }
         }
         forkserver::forget_after_fork();
