@@ -1,7 +1,6 @@
 //! Behaviour of `Process`, after CPython's `_TestProcess` (test_multiprocessing), with real
 //! child processes under every start method the platform has.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Process, StartMethod, Task};
@@ -332,7 +331,7 @@ fn start_methods_and_contexts() {
 // ---- `Spawn` child, so they run under `Spawn` only.
 
 #[cfg(unix)]
-fn script(name: &str, body: &str) -> PathBuf {
+fn script(name: &str, body: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = temp_path(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -465,7 +464,7 @@ fn a_timed_join_keeps_its_deadline_while_another_thread_joins() {
 /// Forks a grandchild behind the library's back (it inherits every descriptor, the channel
 /// to the parent included), writes its pid to `pidfile`, and waits to be killed.
 #[cfg(unix)]
-fn fork_behind_the_back(pidfile: PathBuf) {
+fn fork_behind_the_back(pidfile: std::path::PathBuf) {
     // SAFETY: the grandchild only sleeps and leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
