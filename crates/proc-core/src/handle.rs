@@ -27,14 +27,47 @@ thread_local! {
     static INCOMING: RefCell<Option<Vec<Option<sys::OwnedHandle>>>> = const { RefCell::new(None) };
 }
 
+/// Sets a thread-local for the span of one encoding or decoding, and puts the outer value
+/// back when it ends — also when a `Serialize` impl panics, so that no later encoding outside
+/// of procs finds a table to write handle numbers into.
+struct Scope<T: 'static> {
+    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+    outer: Option<Option<T>>,
+}
+
+impl<T: 'static> Scope<T> {
+    fn enter(
+        key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+        value: Option<T>,
+    ) -> Scope<T> {
+        let outer = key.with(|cell| cell.replace(value));
+        Scope {
+            key,
+            outer: Some(outer),
+        }
+    }
+
+    /// The value set for this scope, as it is now.
+    fn take(&mut self) -> Option<T> {
+        self.key.with(|cell| cell.borrow_mut().take())
+    }
+}
+
+impl<T: 'static> Drop for Scope<T> {
+    fn drop(&mut self) {
+        let outer = self.outer.take().flatten();
+        self.key.with(|cell| *cell.borrow_mut() = outer);
+    }
+}
+
 /// Encodes `value` for another process and collects the handles inside it. The handles stay
 /// owned by `value`, which must live until they are sent.
 pub(crate) fn encode_with_handles<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
-    let outer = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+    let mut scope = Scope::enter(&OUTGOING, Some(Vec::new()));
     let bytes = codec::encode(value);
-    let handles = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
+    let handles = scope.take().unwrap_or_default();
     Ok((bytes?, handles))
 }
 
@@ -44,10 +77,8 @@ pub(crate) fn decode_with_handles<T: DeserializeOwned>(
     bytes: &[u8],
     handles: Vec<sys::OwnedHandle>,
 ) -> Result<T> {
-    let outer = INCOMING.with(|i| i.replace(Some(handles.into_iter().map(Some).collect())));
-    let value = codec::decode(bytes);
-    INCOMING.with(|i| i.replace(outer));
-    value
+    let _scope = Scope::enter(&INCOMING, Some(handles.into_iter().map(Some).collect()));
+    codec::decode(bytes)
 }
 
 /// An operating-system handle that can travel to another process inside a serde value.
@@ -202,6 +233,10 @@ impl<'de> Deserialize<'de> for Link {
 pub struct Link {
     channel: sys::Channel,
     max_frame: usize,
+    /// One frame at a time in each direction: a frame (and the handles sent with it) must
+    /// not interleave with another thread's.
+    sending: std::sync::Mutex<()>,
+    receiving: std::sync::Mutex<()>,
 }
 
 impl Link {
@@ -260,6 +295,8 @@ impl Link {
         Link {
             channel,
             max_frame: codec::DEFAULT_MAX_FRAME,
+            sending: std::sync::Mutex::new(()),
+            receiving: std::sync::Mutex::new(()),
         }
     }
 
@@ -311,6 +348,7 @@ impl Link {
     /// ```
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let (bytes, handles) = encode_with_handles(value)?;
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.channel.send_frame(&bytes, &handles)?)
     }
 
@@ -329,7 +367,10 @@ impl Link {
     /// assert!(matches!(b.recv::<u64>(), Err(proc_core::Error::Decode(_))));
     /// ```
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
+        let (bytes, handles) = {
+            let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
+            self.channel.recv_frame(self.max_frame)?
+        };
         decode_with_handles(&bytes, handles)
     }
 
@@ -347,6 +388,7 @@ impl Link {
     /// assert_eq!(b.recv_bytes().unwrap(), [1, 2, 3]);
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.channel.send_frame(bytes, &[])?)
     }
 
@@ -364,6 +406,7 @@ impl Link {
     /// assert!(b.recv_bytes().unwrap().is_empty());
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.channel.recv_frame(self.max_frame)?.0)
     }
 

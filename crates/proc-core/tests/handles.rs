@@ -87,3 +87,44 @@ fn a_link_carries_handles_between_threads_of_one_process() {
     reader.read_to_string(&mut text).unwrap();
     assert_eq!(text, "via link");
 }
+
+#[test]
+fn threads_sharing_a_link_never_interleave_frames() {
+    let (a, b) = Link::pair().unwrap();
+    let a = std::sync::Arc::new(a);
+    let senders: Vec<_> = (0..4u8)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    a.send(&vec![t; 100_000]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..100 {
+        let frame: Vec<u8> = b.recv().unwrap();
+        assert_eq!(frame.len(), 100_000);
+        assert!(frame.iter().all(|x| *x == frame[0]), "a torn frame");
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+}
+
+#[test]
+fn a_panicking_serializer_leaves_no_handle_table_behind() {
+    struct Bomb;
+    impl serde::Serialize for Bomb {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            panic!("boom")
+        }
+    }
+    let (a, _b) = Link::pair().unwrap();
+    let (_r, w) = std::io::pipe().unwrap();
+    let handle = Handle::from(w);
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.send(&(&handle, Bomb))));
+    assert!(sent.is_err());
+    // Outside of procs's sending, a handle still refuses to serialize.
+    assert!(proc_core::codec::encode(&handle).is_err());
+}

@@ -494,3 +494,14 @@ fn join_notices_a_dead_child_whose_channel_lives_on_in_a_grandchild() {
     unsafe { libc::kill(grandchild, libc::SIGKILL) };
     assert_eq!(err.signal(), Some(libc::SIGKILL), "{err}");
 }
+
+#[test]
+fn a_stray_child_variable_is_ignored() {
+    // Descriptor 1 is no channel: the program must run as itself, not read its stdout.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("PROCS_CHILD", "spawn:1")
+        .args(["--list", "--exact", "no-such-test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
