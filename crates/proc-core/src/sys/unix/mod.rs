@@ -193,8 +193,14 @@ impl Channel {
     pub(crate) fn from_env(value: &str) -> Option<(String, Channel)> {
         let (role, fd) = value.split_once(':')?;
         let fd: RawFd = fd.parse().ok()?;
-        // SAFETY: F_GETFD only reads the flags of `fd`; it fails cleanly on a closed one.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        // Only a socket can be the channel: a stray variable naming stdout, say, is ignored
+        // rather than read from.
+        // SAFETY: an all-zero `stat` is a valid buffer; fstat fails cleanly on a closed fd.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `stat` is a writable `struct stat`.
+        if unsafe { libc::fstat(fd, &mut stat) } == -1
+            || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK
+        {
             return None;
         }
         // SAFETY: the parent placed this descriptor here for us alone (dup2 in posix_spawn);
@@ -333,6 +339,14 @@ impl Channel {
             }
             for fd in &fds {
                 set_cloexec(fd.as_raw_fd(), true)?;
+            }
+            if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+                // More descriptors came than a frame may carry; the kernel dropped the rest,
+                // so the frame cannot be trusted. The ones that arrived close with `fds`.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a frame arrived with more than {MAX_HANDLES} handles"),
+                ));
             }
             Ok((n, fds))
         }
