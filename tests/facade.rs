@@ -71,3 +71,37 @@ fn every_crate_is_a_module() {
     assert!(procs::sync::core::cpu_count() >= 1);
     assert!(procs::pool::core::cpu_count() >= 1);
 }
+
+fn add_under_lock((total, done): (procs::Value<u64>, procs::Event)) {
+    total.with_lock(|t| *t += 1);
+    done.set();
+}
+
+#[test]
+fn every_ipc_and_sync_root_item_is_reachable() {
+    let (a, b): (procs::Connection, procs::Connection) = procs::Pipe::duplex().unwrap();
+    a.send(&"hi").unwrap();
+    assert_eq!(b.recv::<String>().unwrap(), "hi");
+
+    let total = procs::Value::new(0u64).unwrap();
+    let done = procs::Event::new().unwrap();
+    let mut p = Process::spawn(add_under_lock, (total.clone(), done.clone())).unwrap();
+    p.join().unwrap();
+    assert!(done.is_set());
+    assert_eq!(total.get(), 1);
+
+    let lock = procs::Lock::new().unwrap();
+    drop(lock.acquire());
+    let rlock = procs::RLock::new().unwrap();
+    let outer = rlock.acquire();
+    drop(rlock.acquire());
+    drop(outer);
+    assert!(procs::Semaphore::new(1).unwrap().try_acquire().is_some());
+    assert!(procs::BoundedSemaphore::new(1).unwrap().release().is_err());
+    let _ = procs::Condition::new().unwrap();
+    assert_eq!(procs::Barrier::new(1).unwrap().wait().unwrap(), 0);
+    assert_eq!(procs::Array::<u8>::from_slice(&[1, 2]).unwrap().len(), 2);
+    assert_eq!(procs::SharedMemory::create(64).unwrap().size(), 64);
+    let timer = procs::Timer::start(Duration::ZERO, || ()).unwrap();
+    timer.join().unwrap();
+}

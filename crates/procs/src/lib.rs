@@ -9,7 +9,9 @@
 //! | `sync` (feature `sync`) | `proc-sync` | locks, events, semaphores, shared memory |
 //! | `pool` (feature `pool`) | `proc-pool` | pools, executors, futures |
 //!
-//! The everyday items of `proc-core` are re-exported at the root.
+//! The everyday items are re-exported at the root: the process API of `proc-core`, and, with
+//! their features, `Pipe` and `Connection` of `proc-ipc` and the locks, events, values and
+//! shared memory of `proc-sync`.
 //!
 //! # Examples
 //!
@@ -43,4 +45,11 @@ pub use proc_core::{
     ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result,
     StartMethod, Task, active_children, context, cpu_count, current_process, get_start_method,
     getpid, getppid, init, parent_process, set_start_method,
+};
+#[cfg(feature = "ipc")]
+pub use proc_ipc::{Connection, Pipe};
+#[cfg(feature = "sync")]
+pub use proc_sync::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SharedMemory,
+    Timer, Value,
 };
