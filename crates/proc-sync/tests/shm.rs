@@ -4,7 +4,7 @@
 
 use proc_core::Error;
 use proc_sync::SharedMemory;
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
+use procs_testkit::{assert_send_sync, builder, each_method};
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -159,7 +159,7 @@ mod linux {
             let mut creator = builder(method)
                 .spawn(create_and_hang, (name.clone(), created.clone()))
                 .unwrap();
-            assert!(created.wait_timeout(PATIENCE));
+            assert!(created.wait_timeout(procs_testkit::PATIENCE));
             assert!(in_dev_shm(&name));
             creator.kill().unwrap();
             assert!(creator.join().is_err());
