@@ -82,6 +82,17 @@ fn every_ipc_and_sync_root_item_is_reachable() {
     let (a, b): (procs::Connection, procs::Connection) = procs::Pipe::duplex().unwrap();
     a.send(&"hi").unwrap();
     assert_eq!(b.recv::<String>().unwrap(), "hi");
+    let address: procs::Address = procs::Address::unique_local();
+    let listener = procs::Listener::bind(address, Some(b"key")).unwrap();
+    let to = listener.address().clone();
+    let client = std::thread::spawn(move || {
+        procs::Client::connect(to, Some(b"key"))
+            .unwrap()
+            .recv::<u8>()
+            .unwrap()
+    });
+    listener.accept().unwrap().send(&7u8).unwrap();
+    assert_eq!(client.join().unwrap(), 7);
 
     let total = procs::Value::new(0u64).unwrap();
     let done = procs::Event::new().unwrap();

@@ -13,6 +13,7 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "ticket_grabbing",
     "traffic_light",
     "semaphore_limit",
+    "pipe_conversation",
 ];
 
 /// The package that owns `examples/`: the root package of the workspace.

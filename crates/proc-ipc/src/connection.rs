@@ -95,7 +95,7 @@ impl Pipe {
 }
 
 impl Connection {
-    fn new(link: Link, readable: bool, writable: bool) -> Connection {
+    pub(crate) fn new(link: Link, readable: bool, writable: bool) -> Connection {
         Connection {
             link: Some(link),
             readable,

@@ -1,6 +1,6 @@
 //! Communication between processes, after Python's `multiprocessing`: [`Pipe`] and
-//! [`Connection`], with `Queue`, `JoinableQueue`, `SimpleQueue`, `Listener`/`Client` and
-//! `Manager` to come.
+//! [`Connection`], [`Listener`] and [`Client`] (with an authkey, over local sockets and TCP),
+//! and [`wait`]; `Queue`, `JoinableQueue`, `SimpleQueue` and `Manager` are to come.
 //!
 //! Everything here crosses into child processes as an ordinary argument of
 //! [`Process::spawn`](proc_core::Process::spawn), and can be sent to a running process through
@@ -31,6 +31,9 @@
 #![warn(missing_docs)]
 
 mod connection;
+mod listener;
+mod sys;
 
 pub use connection::{Connection, Pipe, wait};
+pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use proc_core as core;

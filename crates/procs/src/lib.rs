@@ -47,7 +47,7 @@ pub use proc_core::{
     getpid, getppid, init, parent_process, set_start_method,
 };
 #[cfg(feature = "ipc")]
-pub use proc_ipc::{Connection, Pipe};
+pub use proc_ipc::{Address, Client, Connection, Listener, Pipe};
 #[cfg(feature = "sync")]
 pub use proc_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SharedMemory,

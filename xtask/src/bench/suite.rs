@@ -237,6 +237,105 @@ pub(crate) const MEASURES: &[Measure] = &[
         300_000,
         0,
     ),
+    // Pipes (issue 3): ours, Python's `multiprocessing.Pipe`, ipc-channel and a bare
+    // socketpair between two processes. Round trips are timed one by one; the bandwidth
+    // programs time `iterations` messages in one stretch, until the receiver has them all.
+    rust(
+        "pipe_rt_object/ours",
+        "ours",
+        "bench-ours",
+        &["pipe-roundtrip", "object"],
+        20_000,
+        100,
+    ),
+    python(
+        "pipe_rt_object/python",
+        "python",
+        "pipe.py",
+        &["pipe-roundtrip", "object"],
+        10_000,
+        100,
+    ),
+    rust(
+        "pipe_rt_object/ipc-channel",
+        "ipc-channel",
+        "bench-ipc-channel",
+        &["pipe-roundtrip", "object"],
+        20_000,
+        100,
+    ),
+    rust(
+        "pipe_rt_object/socketpair",
+        "bare socketpair",
+        "bench-os",
+        &["pipe-roundtrip", "object"],
+        20_000,
+        100,
+    ),
+    rust(
+        "pipe_rt_bytes/ours",
+        "ours",
+        "bench-ours",
+        &["pipe-roundtrip", "bytes"],
+        20_000,
+        100,
+    ),
+    python(
+        "pipe_rt_bytes/python",
+        "python",
+        "pipe.py",
+        &["pipe-roundtrip", "bytes"],
+        10_000,
+        100,
+    ),
+    rust(
+        "pipe_rt_bytes/ipc-channel",
+        "ipc-channel",
+        "bench-ipc-channel",
+        &["pipe-roundtrip", "bytes"],
+        20_000,
+        100,
+    ),
+    rust(
+        "pipe_rt_bytes/socketpair",
+        "bare socketpair",
+        "bench-os",
+        &["pipe-roundtrip", "bytes"],
+        20_000,
+        100,
+    ),
+    rust(
+        "pipe_1mb/ours",
+        "ours",
+        "bench-ours",
+        &["pipe-bandwidth"],
+        2_000,
+        20,
+    ),
+    python(
+        "pipe_1mb/python",
+        "python",
+        "pipe.py",
+        &["pipe-bandwidth"],
+        1_000,
+        20,
+    ),
+    rust(
+        "pipe_1mb/ipc-channel",
+        "ipc-channel",
+        "bench-ipc-channel",
+        &["pipe-bandwidth"],
+        2_000,
+        20,
+    ),
+    rust(
+        "pipe_1mb/socketpair",
+        "bare socketpair",
+        "bench-os",
+        &["pipe-bandwidth"],
+        2_000,
+        20,
+    ),
 ];
 
 const TWICE_PYTHON: Target = Target {
@@ -247,6 +346,17 @@ const TWICE_PYTHON: Target = Target {
 const TEN_TIMES_PYTHON: Target = Target {
     min_ratio: 10.0,
     text: ">= 10x",
+};
+
+const FASTER: Target = Target {
+    min_ratio: 1.0,
+    text: "> 1x (faster)",
+};
+
+/// Issue 3: a pipe round trip takes at most 1.2 times a bare socketpair's.
+const WITHIN_1_2X_OF_FLOOR: Target = Target {
+    min_ratio: 1.0 / 1.2,
+    text: ">= 0.83x (within 1.2x)",
 };
 
 /// Every row, in the order they print.
@@ -334,6 +444,60 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         ours: "value_increments/ours",
         peer: "value_increments/python",
         target: Some(TWICE_PYTHON),
+    },
+    Comparison {
+        name: "pipe round trip, small object",
+        ours: "pipe_rt_object/ours",
+        peer: "pipe_rt_object/python",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe round trip, small object vs ipc-channel",
+        ours: "pipe_rt_object/ours",
+        peer: "pipe_rt_object/ipc-channel",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe round trip, small object vs OS floor",
+        ours: "pipe_rt_object/ours",
+        peer: "pipe_rt_object/socketpair",
+        target: Some(WITHIN_1_2X_OF_FLOOR),
+    },
+    Comparison {
+        name: "pipe round trip, 64 bytes",
+        ours: "pipe_rt_bytes/ours",
+        peer: "pipe_rt_bytes/python",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe round trip, 64 bytes vs ipc-channel",
+        ours: "pipe_rt_bytes/ours",
+        peer: "pipe_rt_bytes/ipc-channel",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe round trip, 64 bytes vs OS floor",
+        ours: "pipe_rt_bytes/ours",
+        peer: "pipe_rt_bytes/socketpair",
+        target: Some(WITHIN_1_2X_OF_FLOOR),
+    },
+    Comparison {
+        name: "pipe 1 MB one way",
+        ours: "pipe_1mb/ours",
+        peer: "pipe_1mb/python",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe 1 MB one way vs ipc-channel",
+        ours: "pipe_1mb/ours",
+        peer: "pipe_1mb/ipc-channel",
+        target: Some(FASTER),
+    },
+    Comparison {
+        name: "pipe 1 MB one way vs OS floor",
+        ours: "pipe_1mb/ours",
+        peer: "pipe_1mb/socketpair",
+        target: None,
     },
 ];
 

@@ -1,16 +1,26 @@
 //! The floor the operating system sets, measured by `cargo xtask bench`: what starting a
-//! process costs with nothing of ours (or anyone's) on top.
+//! process, or moving bytes between two processes, costs with nothing of ours (or anyone's)
+//! on top.
 //!
 //! Benchmarks:
 //!
 //! - `process-start fork`: `fork()`, `_exit(0)` in the child, `waitpid` in the parent.
 //! - `process-start posix_spawn`: `posix_spawn` of `/bin/true`, then `waitpid`.
+//! - `pipe-roundtrip object|bytes`: a message through a bare `socketpair` to a forked child
+//!   and back, one `write` and one `read` each way. The message has the size of the frame our
+//!   pipe puts on the wire for the same transfer: 11 bytes for `(1u32, "hello")` (4 of length,
+//!   7 of postcard), 68 for 64 bytes.
+//! - `pipe-bandwidth`: 1 MB (and a 4-byte header) messages one way; the time is per message,
+//!   until the child has read them all.
 
 use std::error::Error;
 use std::ffi::{CStr, c_char};
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::ptr;
+use std::time::Instant;
 
 use procs_bench::{Args, measure};
 
@@ -27,10 +37,14 @@ fn run() -> Result<(), Box<dyn Error>> {
         ("process-start", "posix_spawn") => {
             measure("process_start/os/posix_spawn", &args, posix_spawn_wait)?;
         }
+        ("pipe-roundtrip", "object") => roundtrip("pipe_rt_object/socketpair", &args, 11)?,
+        ("pipe-roundtrip", "bytes") => roundtrip("pipe_rt_bytes/socketpair", &args, 68)?,
+        ("pipe-bandwidth", _) => bandwidth(&args)?,
         (benchmark, parameter) => {
             return Err(format!(
                 "unknown benchmark {benchmark:?} {parameter:?}; \
-                 known: process-start fork, process-start posix_spawn"
+                 known: process-start fork, process-start posix_spawn, pipe-roundtrip object, \
+                 pipe-roundtrip bytes, pipe-bandwidth"
             )
             .into());
         }
@@ -97,4 +111,90 @@ fn wait(pid: libc::pid_t) -> io::Result<()> {
             "child {pid} ended with status {status:#x}"
         )))
     }
+}
+
+/// A connected pair of Unix stream sockets.
+fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Forks a child that runs `child` on its end of a socketpair, then `_exit`s; returns the
+/// child's pid and the parent's end.
+fn fork_partner(child: fn(&mut File) -> io::Result<()>) -> io::Result<(libc::pid_t, File)> {
+    let (ours, theirs) = socketpair()?;
+    // SAFETY: this program has one thread; the child only does I/O on its socket and leaves
+    // with `_exit`.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            drop(ours);
+            let code = i32::from(child(&mut File::from(theirs)).is_err());
+            // SAFETY: as in `fork_exit_wait`.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok((pid, File::from(ours))),
+    }
+}
+
+/// Echoes every message of the round trip (one read, one write) until end-of-file.
+fn echo(socket: &mut File) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match socket.read(&mut buf)? {
+            0 => return Ok(()),
+            n => socket.write_all(&buf[..n])?,
+        }
+    }
+}
+
+fn roundtrip(name: &str, args: &Args, size: usize) -> io::Result<()> {
+    let (pid, mut socket) = fork_partner(echo)?;
+    let message = vec![7u8; size];
+    let mut buf = vec![0u8; size];
+    measure(name, args, || {
+        socket.write_all(&message)?;
+        socket.read_exact(&mut buf)
+    })?;
+    drop(socket);
+    wait(pid)
+}
+
+const LARGE: usize = (1 << 20) + 4;
+
+/// Reads everything until end-of-file, then answers one byte.
+fn drain(socket: &mut File) -> io::Result<()> {
+    let mut buf = vec![0u8; LARGE];
+    while socket.read(&mut buf)? != 0 {}
+    socket.write_all(b"!")
+}
+
+fn bandwidth(args: &Args) -> io::Result<()> {
+    let (pid, mut socket) = fork_partner(drain)?;
+    let message = vec![7u8; LARGE];
+    for _ in 0..args.warmup {
+        socket.write_all(&message)?;
+    }
+    let start = Instant::now();
+    for _ in 0..args.iterations {
+        socket.write_all(&message)?;
+    }
+    // SAFETY: shutdown only ends the sending direction of our own socket.
+    if unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_WR) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    socket.read_exact(&mut [0u8; 1])?;
+    let elapsed = start.elapsed();
+    println!(
+        "RESULT pipe_1mb/socketpair {:.12} {}",
+        elapsed.as_secs_f64() / f64::from(args.iterations),
+        args.iterations
+    );
+    drop(socket);
+    wait(pid)
 }

@@ -12,6 +12,11 @@
 //!   round trip.
 //! - `value-increments`: two processes add 1 to a `Value<i64>` under its lock; the time is
 //!   per increment of either.
+//! - `pipe-roundtrip object`: a `(u32, String)` through a `Pipe` to a child and back; the time
+//!   is one round trip.
+//! - `pipe-roundtrip bytes`: 64 bytes with `send_bytes`/`recv_bytes`, there and back.
+//! - `pipe-bandwidth`: 1 MB messages one way with `send_bytes`; the time is per message, until
+//!   the child has received them all.
 //!
 //! The synchronization benchmarks take `--iterations` as the number of operations and time
 //! them in one stretch (a clock read per operation would cost more than the operation).
@@ -21,6 +26,7 @@ use std::process::ExitCode;
 
 use std::time::{Duration, Instant};
 
+use procs::ipc::{Connection, Pipe};
 use procs::sync::{Event, Lock, Value};
 use procs::{Process, StartMethod};
 use procs_bench::{Args, measure};
@@ -39,9 +45,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         "lock-contended" => lock_contended(&args),
         "event-roundtrip" => event_roundtrip(&args),
         "value-increments" => value_increments(&args),
+        "pipe-roundtrip" => pipe_roundtrip(&args),
+        "pipe-bandwidth" => pipe_bandwidth(&args),
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
-             mutex-uncontended, lock-contended, event-roundtrip, value-increments"
+             mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
+             pipe-roundtrip, pipe-bandwidth"
         )
         .into()),
     }
@@ -175,5 +184,90 @@ fn event_roundtrip(args: &Args) -> Result<(), Box<dyn Error>> {
     let elapsed = time_loop(args, round);
     child.join()?;
     report("event_roundtrip/ours", elapsed, args.iterations.into());
+    Ok(())
+}
+
+/// The bytes of a `pipe-roundtrip bytes` message and of a `pipe-bandwidth` message.
+const SMALL: usize = 64;
+const LARGE: usize = 1 << 20;
+
+/// The partner of the pipe benchmarks: echoes objects (`"object"`) or bytes (`"bytes"`) until
+/// an empty message, or (`"bandwidth"`) takes messages until an empty one and then says so.
+fn pipe_partner((mode, conn): (String, Connection)) {
+    match mode.as_str() {
+        "object" => {
+            while let Ok((n, text)) = conn.recv::<(u32, String)>() {
+                if text.is_empty() {
+                    return;
+                }
+                conn.send(&(n, text)).unwrap();
+            }
+        }
+        "bytes" => {
+            while let Ok(message) = conn.recv_bytes() {
+                if message.is_empty() {
+                    return;
+                }
+                conn.send_bytes(&message).unwrap();
+            }
+        }
+        _ => {
+            while conn.recv_bytes().is_ok_and(|m| !m.is_empty()) {}
+            conn.send_bytes(b"done").unwrap();
+        }
+    }
+}
+
+fn start_partner(mode: &str) -> Result<(Process<()>, Connection), Box<dyn Error>> {
+    let (here, there) = Pipe::duplex()?;
+    let child = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(pipe_partner, (mode.to_string(), there))?;
+    Ok((child, here))
+}
+
+fn pipe_roundtrip(args: &Args) -> Result<(), Box<dyn Error>> {
+    match args.parameter.as_str() {
+        "object" => {
+            let (mut child, conn) = start_partner("object")?;
+            measure("pipe_rt_object/ours", args, || {
+                conn.send(&(1u32, "hello"))?;
+                conn.recv::<(u32, String)>().map(drop)
+            })?;
+            conn.send(&(0u32, ""))?;
+            child.join()?;
+        }
+        "bytes" => {
+            let (mut child, conn) = start_partner("bytes")?;
+            let message = [7u8; SMALL];
+            let mut buf = [0u8; SMALL];
+            measure("pipe_rt_bytes/ours", args, || {
+                conn.send_bytes(&message)?;
+                conn.recv_bytes_into(&mut buf).map(drop)
+            })?;
+            conn.send_bytes(&[])?;
+            child.join()?;
+        }
+        other => return Err(format!("pipe-roundtrip takes object or bytes, not {other:?}").into()),
+    }
+    Ok(())
+}
+
+fn pipe_bandwidth(args: &Args) -> Result<(), Box<dyn Error>> {
+    let (mut child, conn) = start_partner("bandwidth")?;
+    let message = vec![7u8; LARGE];
+    for _ in 0..args.warmup {
+        conn.send_bytes(&message)?;
+    }
+    let start = Instant::now();
+    for _ in 0..args.iterations {
+        conn.send_bytes(&message)?;
+    }
+    conn.send_bytes(&[])?;
+    // Timed until the partner has taken every message, not only until they are written.
+    conn.recv_bytes()?;
+    let elapsed = start.elapsed();
+    child.join()?;
+    report("pipe_1mb/ours", elapsed, args.iterations.into());
     Ok(())
 }
