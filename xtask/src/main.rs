@@ -10,13 +10,15 @@ mod ci;
 mod cmd;
 mod cross;
 mod demo;
+mod wine;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
   ci                 fmt check, clippy, tests, docs, then `cross`: the project's test command
-  cross [TARGET..]   clippy for the other platforms (Windows, macOS, FreeBSD)
+  cross [TARGET..]   clippy for the other platforms (Windows, macOS, FreeBSD), and the
+                     Windows tests under wine (installs mingw and wine with apt if needed)
   demo [EXAMPLE..]   build and run the examples, in order
   bench [FILTER]     run our benchmarks and the peers' side by side and print the ratios;
                      FILTER keeps the rows whose name contains it
@@ -25,6 +27,8 @@ tasks:
 environment:
   CI=true            `cross` fails when a target had to be skipped...
   PROCS_ALLOW_SKIP=1 ...unless this is set too
+  PROCS_WINE_TIMEOUT seconds the Windows tests may take under wine in all (default 1200)
+  PROCS_WINE_TEST_TIMEOUT  seconds one Windows test binary may take (default 300)
   PYTHON             the Python that `bench` runs (default: python3)";
 
 fn main() -> ExitCode {

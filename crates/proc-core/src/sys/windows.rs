@@ -5,6 +5,7 @@
 //! Windows cannot fork, so `StartMethod::available()` offers only `Spawn` here; `fork` and
 //! `forkserver_spawn` answer `Unsupported` should they ever be reached.
 
+use std::cell::OnceCell;
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read, Write};
@@ -22,16 +23,17 @@ use crate::codec;
 
 use windows_sys::Win32::Foundation::{
     DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,
-    ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, GetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE,
-    SetHandleInformation, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
+    ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_NOT_CONNECTED,
+    GENERIC_READ, GENERIC_WRITE, GetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT,
+    INVALID_HANDLE_VALUE, SetHandleInformation, WAIT_OBJECT_0, WAIT_TIMEOUT, WIN32_ERROR,
 };
 use windows_sys::Win32::Security::Cryptography::{
     BCRYPT_USE_SYSTEM_PREFERRED_RNG, BCryptGenRandom,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_TYPE_PIPE, GetFileType, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX, ReadFile, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WriteFile,
+    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, FILE_TYPE_PIPE, GetFileType,
+    OPEN_EXISTING, PIPE_ACCESS_DUPLEX, ReadFile, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
+    WriteFile,
 };
 use windows_sys::Win32::System::Console::{
     GetStdHandle, STD_ERROR_HANDLE, STD_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
@@ -39,6 +41,7 @@ use windows_sys::Win32::System::Console::{
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
 };
+use windows_sys::Win32::System::IO::{GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
@@ -49,7 +52,7 @@ use windows_sys::Win32::System::Pipes::{
     PeekNamedPipe,
 };
 use windows_sys::Win32::System::Threading::{
-    CREATE_UNICODE_ENVIRONMENT, CreateProcessW, DeleteProcThreadAttributeList,
+    CREATE_UNICODE_ENVIRONMENT, CreateEventW, CreateProcessW, DeleteProcThreadAttributeList,
     EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetExitCodeProcess, INFINITE,
     InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess,
     PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_DUP_HANDLE, PROCESS_INFORMATION,
@@ -190,11 +193,12 @@ fn pipe_name() -> io::Result<Vec<u16>> {
 
 /// A bidirectional byte stream to one other process: both ends of a byte-mode named pipe.
 ///
-/// The handles are synchronous, so Windows runs the calls on one handle one at a time: a
-/// thread blocked reading would hold up a write from another thread. The crate never does
-/// that (a child reads its request before it writes, and waits through `wait_readable`, which
-/// only peeks), and keeping the handles synchronous lets a child use them without any
-/// `OVERLAPPED` bookkeeping.
+/// The handles are opened for overlapped I/O, and every read and write waits for its own
+/// `OVERLAPPED` to complete. Windows runs the calls on a synchronous handle one at a time, so
+/// there a thread blocked reading would hold up a write from another thread (and a link whose
+/// two directions are used by two threads would deadlock); with overlapped handles the two
+/// directions are independent, as on a Unix socket. (wine does not serialize synchronous
+/// handles, so only real Windows would show the difference.)
 ///
 /// Frames carry handles as well as bytes (see [`Channel::send_frame`]).
 #[derive(Debug)]
@@ -236,7 +240,7 @@ impl Channel {
         let server = owned_or_last_error(unsafe {
             CreateNamedPipeW(
                 name.as_ptr(),
-                PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED,
                 PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
                 1,
                 PIPE_BUFFER,
@@ -254,7 +258,7 @@ impl Channel {
                 0,
                 null(),
                 OPEN_EXISTING,
-                SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                 null_mut(),
             )
         })?;
@@ -672,20 +676,62 @@ pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
     duplicate(raw, false)
 }
 
+impl Channel {
+    /// Runs one read or write (`start`, given the `OVERLAPPED` to use) and waits for it to
+    /// complete; returns how many bytes it moved.
+    ///
+    /// Each thread has an event of its own for this, so concurrent calls on one channel from
+    /// two threads never wait on each other's completion. The call also works on a handle
+    /// that was not opened for overlapped I/O (a stream given to `from_handle`): it then
+    /// completes before `start` returns.
+    fn overlapped(&self, start: impl FnOnce(*mut OVERLAPPED) -> i32) -> io::Result<usize> {
+        thread_local! {
+            static EVENT: OnceCell<io::Result<OwnedHandle>> = const { OnceCell::new() };
+        }
+        let event = EVENT.with(|event| {
+            match event.get_or_init(|| {
+                // SAFETY: null attributes and name make an anonymous event; a manual-reset one
+                // is what overlapped I/O asks for (each read or write resets it as it starts).
+                owned_or_last_error(unsafe { CreateEventW(null(), 1, 0, null()) })
+            }) {
+                Ok(event) => Ok(event.as_raw_handle()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            }
+        })?;
+        let mut overlapped = OVERLAPPED {
+            hEvent: event,
+            ..Default::default()
+        };
+        if start(&mut overlapped) == 0 {
+            let err = io::Error::last_os_error();
+            if !is_os_error(&err, &[ERROR_IO_PENDING]) {
+                return Err(err);
+            }
+        }
+        let mut moved = 0u32;
+        // SAFETY: `overlapped` is the one the operation was started with, and it stays in
+        // place (as do the caller's buffer and `moved`) until this waiting call returns,
+        // which is when the operation has completed.
+        cvt(unsafe { GetOverlappedResult(self.raw(), &overlapped, &mut moved, 1) })?;
+        Ok(moved as usize)
+    }
+}
+
 impl Read for &Channel {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let mut read = 0u32;
-        // SAFETY: `buf` is valid for writes of `len` bytes, `read` is a writable u32, and the
-        // handle is synchronous, so no OVERLAPPED is needed.
-        let ok = unsafe { ReadFile(self.raw(), buf.as_mut_ptr(), len, &mut read, null_mut()) };
-        match cvt(ok) {
-            Ok(()) => Ok(read as usize),
+        let read = self.overlapped(|overlapped| {
+            // SAFETY: `buf` is valid for writes of `len` bytes until `overlapped` completes
+            // (which `Channel::overlapped` waits for), and with an OVERLAPPED the count comes
+            // from GetOverlappedResult, so the out pointer may be null.
+            unsafe { ReadFile(self.raw(), buf.as_mut_ptr(), len, null_mut(), overlapped) }
+        });
+        match read {
             Err(e) if is_closed(&e) => Ok(0),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 }
@@ -698,11 +744,12 @@ impl Write for &Channel {
             return Ok(0);
         }
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let mut written = 0u32;
-        // SAFETY: `buf` is valid for reads of `len` bytes, `written` is a writable u32, and the
-        // handle is synchronous, so no OVERLAPPED is needed.
-        let ok = unsafe { WriteFile(self.raw(), buf.as_ptr(), len, &mut written, null_mut()) };
-        cvt(ok).map(|()| written as usize)
+        self.overlapped(|overlapped| {
+            // SAFETY: `buf` is valid for reads of `len` bytes until `overlapped` completes
+            // (which `Channel::overlapped` waits for), and with an OVERLAPPED the count comes
+            // from GetOverlappedResult, so the out pointer may be null.
+            unsafe { WriteFile(self.raw(), buf.as_ptr(), len, null_mut(), overlapped) }
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -1116,10 +1163,14 @@ fn unsupported(what: &str) -> io::Error {
 /// Called in a new child once it knows who it is, before user code runs: a daemonic child
 /// joins its parent's daemon job (see [`spawn`]), and every child closes its copy of that job.
 ///
-/// The channel itself needs nothing: without fork, a process of ours only ever gets the
-/// handles that `spawn` lists for it, so our own link to our parent never reaches our
-/// children.
-pub(crate) fn remember_parent_channel(_channel: &Channel) {
+/// A daemonic child whose parent has already gone (its end of `channel` is closed) ends at
+/// once instead, as its watchdog would: its copy may then be the job's last handle, and wine
+/// 8.0's server crashes when a member of a kill-on-close job closes the last handle of it
+/// (Windows just ends the job). The check leaves wine a window of one system call.
+///
+/// The channel needs nothing else: without fork, a process of ours only ever gets the handles
+/// that `spawn` lists for it, so our own link to our parent never reaches our children.
+pub(crate) fn remember_parent_channel(channel: &Channel) {
     let Some(job) = INHERITED_JOB
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -1135,8 +1186,11 @@ pub(crate) fn remember_parent_channel(_channel: &Channel) {
         if let Err(e) = cvt(joined) {
             tracing::debug!(error = %e, "could not join the parent's job; the watchdog remains");
         }
+        if channel.peer_closed() {
+            exit_now(1);
+        }
     }
-    // The parent's handle is now the job's only lasting one.
+    // The parent's handle is now the job's only one.
     drop(job);
 }
 
