@@ -9,12 +9,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::{Error, Result};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use proc_core::{Error, FnRef, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 use crate::lock::LockGuard;
 use crate::shared::{Shared, State, Word, deadline};
+use crate::wire::Kind;
 
 const FILLING: i32 = 0;
 const DRAINING: i32 = 1;
@@ -36,6 +37,7 @@ pub(crate) struct BarrierState {
 
 // SAFETY: `#[repr(C)]`, atomics only; `new` sets `parties` before anyone sees the state.
 unsafe impl State for BarrierState {
+    const KIND: Kind = Kind::Barrier;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {
@@ -50,9 +52,15 @@ unsafe impl State for BarrierState {
 /// next round. [`abort`](Barrier::abort) breaks it: every waiter, now and until
 /// [`reset`](Barrier::reset), gets an error. A wait that times out breaks it too.
 ///
-/// # Robustness
+/// # Process death
 ///
-/// A party that dies before it arrives leaves the others waiting: give them a timeout.
+/// A barrier does not know which processes are its parties, as in Python: a party that dies
+/// before it arrives is simply missing, and the others wait for it forever with
+/// [`wait`](Barrier::wait). Where a party may die, wait with
+/// [`wait_timeout`](Barrier::wait_timeout): the first timeout breaks the barrier and every
+/// other waiter gets an error at once. A process that dies while it holds the barrier's
+/// internal lock (a few instructions of every call) does not block the others: the lock is a
+/// [`Lock`](crate::Lock), taken over from a dead owner.
 ///
 /// # Examples
 ///
@@ -77,7 +85,8 @@ unsafe impl State for BarrierState {
 pub struct Barrier {
     cond: Condition,
     shared: Shared<BarrierState>,
-    action: Option<Action>,
+    /// Travels as a [`FnRef`], which a process of another build refuses.
+    action: Option<FnRef>,
 }
 
 impl Barrier {
@@ -102,7 +111,9 @@ impl Barrier {
     /// A barrier that runs `action` once per round, in the last party to arrive, before any
     /// party is released. A panic in `action` breaks the barrier and goes on in that party.
     ///
-    /// The action is a plain function, which works in every process of the same program.
+    /// The action is a plain function, which works in every process of the same program; it
+    /// travels as a [`FnRef`], so a process of another build refuses the barrier with a decode
+    /// error instead of running whatever lies at the same address.
     ///
     /// # Errors
     ///
@@ -124,10 +135,10 @@ impl Barrier {
     /// assert_eq!(ROUNDS.load(Ordering::Relaxed), 1);
     /// ```
     pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
-        Barrier::build(parties, Some(Action(action)))
+        Barrier::build(parties, Some(FnRef::new(action)))
     }
 
-    fn build(parties: u32, action: Option<Action>) -> Result<Barrier> {
+    fn build(parties: u32, action: Option<FnRef>) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidState("a barrier needs at least one party"));
         }
@@ -225,13 +236,13 @@ impl Barrier {
         _guard: &LockGuard<'_>,
     ) -> std::result::Result<(), Box<dyn std::any::Any + Send>> {
         if let Some(action) = self.action
-            && let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| action.0()))
+            && let Err(payload) = panic::catch_unwind(AssertUnwindSafe(action.get()))
         {
             self.break_barrier();
             return Err(payload);
         }
         self.state().phase.store(DRAINING, Ordering::Relaxed);
-        self.cond.notify_all();
+        self.cond.notify_locked(u32::MAX);
         Ok(())
     }
 
@@ -262,13 +273,13 @@ impl Barrier {
             && matches!(state.phase.load(Ordering::Relaxed), DRAINING | RESETTING)
         {
             state.phase.store(FILLING, Ordering::Relaxed);
-            self.cond.notify_all();
+            self.cond.notify_locked(u32::MAX);
         }
     }
 
     fn break_barrier(&self) {
         self.state().phase.store(BROKEN, Ordering::Relaxed);
-        self.cond.notify_all();
+        self.cond.notify_locked(u32::MAX);
     }
 
     /// Puts the barrier back to its empty state. Parties waiting now get an error; later
@@ -294,7 +305,7 @@ impl Barrier {
         } else {
             state.phase.store(FILLING, Ordering::Relaxed);
         }
-        self.cond.notify_all();
+        self.cond.notify_locked(u32::MAX);
     }
 
     /// Breaks the barrier: every wait, now and until [`reset`](Barrier::reset), fails.
@@ -351,34 +362,39 @@ impl Barrier {
     }
 }
 
-/// A barrier's action. It travels as its distance from a function of this crate: every
-/// process that `procs` sends it to runs the same build (`proc-core` checks that before it
-/// decodes an argument), so the same distance leads to the same function there.
-#[derive(Clone, Copy, Debug)]
-struct Action(fn());
+#[cfg(test)]
+mod tests {
+    use proc_core::{Link, codec};
 
-/// The point actions are measured from.
-#[inline(never)]
-fn anchor() {}
+    use super::*;
 
-fn anchor_address() -> isize {
-    anchor as fn() as usize as isize
-}
-
-impl Serialize for Action {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let offset = (self.0 as usize as isize).wrapping_sub(anchor_address());
-        (offset as i64).serialize(serializer)
+    /// A barrier's wire form with the action in pieces, as a peer could forge it.
+    #[derive(Serialize)]
+    struct Forged<'a> {
+        cond: &'a Condition,
+        shared: &'a Shared<BarrierState>,
+        action: Option<(u64, i64)>,
     }
-}
 
-impl<'de> Deserialize<'de> for Action {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let offset = i64::deserialize(deserializer)? as isize;
-        let address = anchor_address().wrapping_add(offset) as usize;
-        // SAFETY: the offset was taken from a `fn()` in a process of the same build, and
-        // `anchor` is at the same distance from it here, so `address` is that function.
-        let action = unsafe { std::mem::transmute::<usize, fn()>(address) };
-        Ok(Action(action))
+    fn action() {}
+
+    #[test]
+    fn an_action_from_another_build_is_refused() {
+        let barrier = Barrier::with_action(2, action).unwrap();
+        let sent = codec::encode(&barrier.action.unwrap()).unwrap();
+        let (print, offset) = codec::decode::<(u64, i64)>(&sent).unwrap();
+        let forge = |print| Forged {
+            cond: &barrier.cond,
+            shared: &barrier.shared,
+            action: Some((print, offset)),
+        };
+        let (a, b) = Link::pair().unwrap();
+        // The forgery has the real form: with the right fingerprint it is the real barrier.
+        a.send(&forge(print)).unwrap();
+        let back = b.recv::<Barrier>().unwrap();
+        assert_eq!(back.action.unwrap().get() as usize, action as fn() as usize);
+        a.send(&forge(print ^ 1)).unwrap();
+        let err = b.recv::<Barrier>().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! `Condition`: waiting for a change made under a lock (Python's
 //! `multiprocessing.Condition`).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Result};
@@ -9,26 +9,77 @@ use serde::{Deserialize, Serialize};
 
 use crate::lock::{Lock, LockGuard};
 use crate::shared::{Shared, State, Word, deadline, expired};
+use crate::wire::Kind;
 
 /// The state of a condition.
 ///
 /// `seq` is the futex word: every notify moves it on, so that a waiter that saw the old
-/// value before it let the lock go cannot sleep through the notify. `waiters` counts the
-/// waiters and `tokens` the wakeups handed out and not yet taken: a notify of `n` hands out at
-/// most `n` tokens, and a waiter leaves only with a token (or on its timeout), so that
-/// `notify(1)` wakes one waiter, not every waiter that happens to look. A waiter takes a token
-/// only from a notify that came after it registered (`seq` moved on), so that a newcomer
-/// cannot take the wakeup of a waiter that was there before.
+/// value before it let the lock go cannot sleep through the notify. `counts` holds the
+/// waiters (high half) and the tokens, the wakeups handed out and not yet taken (low half): a
+/// notify of `n` hands out at most `n` tokens, and a waiter leaves only with a token (or on
+/// its timeout), so that `notify(1)` wakes one waiter, not every waiter that happens to look.
+/// A waiter takes a token only from a notify that came after it registered (`seq` moved on),
+/// so that a newcomer cannot take the wakeup of a waiter that was there before.
+///
+/// Waiters register and notifiers hand out tokens under the condition's lock, so that no
+/// waiter registers between a notify's tokens and its move of `seq`: such a waiter would
+/// count as there before the notify and could take the token of one that was, whom the
+/// wakeup then missed. Taking a token and leaving on a timeout happen without the lock, each
+/// as one change of `counts`, so that the tokens never outnumber the waiters.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct ConditionState {
     seq: Word,
-    waiters: AtomicU32,
-    tokens: AtomicU32,
+    counts: AtomicU64,
+}
+
+/// One waiter in `ConditionState::counts`.
+const ONE_WAITER: u64 = 1 << 32;
+
+/// The waiters and the tokens in `counts`.
+fn split(counts: u64) -> (u32, u32) {
+    ((counts >> 32) as u32, counts as u32)
+}
+
+fn pack(waiters: u32, tokens: u32) -> u64 {
+    (u64::from(waiters) << 32) | u64::from(tokens)
+}
+
+impl ConditionState {
+    /// Changes `counts` with `f`, which says `None` to leave it be; returns the new counts.
+    fn update(&self, mut f: impl FnMut(u32, u32) -> Option<(u32, u32)>) -> Option<(u32, u32)> {
+        let mut current = self.counts.load(Ordering::SeqCst);
+        loop {
+            let (waiters, tokens) = split(current);
+            let (w, t) = f(waiters, tokens)?;
+            match self.counts.compare_exchange(
+                current,
+                pack(w, t),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Some((w, t)),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Takes a token, if there is one, and stops counting as a waiter with it.
+    fn take_token(&self) -> bool {
+        self.update(|w, t| (t > 0).then(|| (w - 1, t - 1)))
+            .is_some()
+    }
+
+    /// Stops counting as a waiter without a token; a token beyond the waiters left would let
+    /// a later waiter through at once, so it goes too.
+    fn leave(&self) {
+        self.update(|w, t| Some((w - 1, t.min(w - 1))));
+    }
 }
 
 // SAFETY: `#[repr(C)]`, atomics only; zero is a condition nobody waits on.
 unsafe impl State for ConditionState {
+    const KIND: Kind = Kind::Condition;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {
@@ -45,7 +96,21 @@ unsafe impl State for ConditionState {
 /// also return without a notify: check the condition in a loop, or use
 /// [`wait_for`](Condition::wait_for).
 ///
-/// Python's `Condition()` uses an `RLock` by default; this one uses a [`Lock`].
+/// Python's `Condition()` uses an `RLock` by default; this one uses a [`Lock`]. As in
+/// Python, [`notify`](Condition::notify) and [`notify_all`](Condition::notify_all) need the
+/// lock held.
+///
+/// # Process death
+///
+/// A waiter waits for a notify, not for a process: if the process that was to notify dies
+/// first, the waiters sleep on forever, as in Python. Wait with a timeout
+/// ([`wait_timeout`](Condition::wait_timeout), [`wait_for_timeout`](Condition::wait_for_timeout))
+/// where a notifier may die. The lock itself is a [`Lock`], so a process that dies holding it
+/// blocks nobody, and the waiter that takes it over sees it in the guard's
+/// [`owner_died`](LockGuard::owner_died). A waiter that dies inside a wait stays counted
+/// among the waiters, and the wakeup that a notify hands it then goes to a live waiter later,
+/// on top of the ones that notify asked for: a spurious wakeup, which the loop around every
+/// wait absorbs.
 ///
 /// # Examples
 ///
@@ -56,7 +121,7 @@ unsafe impl State for ConditionState {
 /// fn produce((cond, ready): (Condition, Value<u32>)) {
 ///     let _guard = cond.acquire();
 ///     ready.set(1);
-///     cond.notify_all();
+///     cond.notify_all().unwrap();
 /// }
 ///
 /// fn main() {
@@ -187,7 +252,7 @@ impl Condition {
     ///     s.spawn(|| {
     ///         let _guard = cond.acquire();
     ///         done.store(true, Ordering::Relaxed);
-    ///         cond.notify(1);
+    ///         cond.notify(1).unwrap();
     ///     });
     ///     while !done.load(Ordering::Relaxed) {
     ///         cond.wait(&mut guard).unwrap();
@@ -284,77 +349,91 @@ impl Condition {
             ));
         }
         let state = self.shared.state();
-        state.waiters.fetch_add(1, Ordering::SeqCst);
+        // Under the lock, so that no notify runs between these two steps.
+        state.counts.fetch_add(ONE_WAITER, Ordering::SeqCst);
         let registered = state.seq.value.load(Ordering::SeqCst);
         let mut seen = registered;
         guard.lock().release();
         let notified = loop {
             // Only a notify after this waiter registered is for it: the tokens of an earlier
             // one belong to the waiters it counted.
-            if seen != registered && take_token(&state.tokens) {
+            if seen != registered && state.take_token() {
                 break true;
             }
             if expired(deadline) {
+                state.leave();
                 break false;
             }
             self.shared.sleep(0, seen, deadline);
             seen = state.seq.value.load(Ordering::SeqCst);
         };
-        state.waiters.fetch_sub(1, Ordering::SeqCst);
-        if !notified {
-            // Tokens beyond the waiters left would let a later waiter through at once.
-            clamp_tokens(state);
-        }
         if relock(&self.lock) {
             guard.set_owner_died();
         }
         Ok(notified)
     }
 
-    /// Wakes at most `n` waiters. Call it holding the lock, as Python requires (it also works
-    /// without, but a waiter about to wait may then miss it).
+    /// Wakes at most `n` of the waiters that wait now.
+    ///
+    /// The caller must hold the condition's lock, as Python requires: waiters count
+    /// themselves under it, which is what makes "the waiters that wait now" a set that no
+    /// newcomer can join halfway through the notify.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when this process does not hold the lock (Python's
+    /// `RuntimeError`). Ownership is per process, as for [`Lock`]: the check cannot tell a
+    /// thread that holds the guard from another thread of the same process, which must not
+    /// notify without it either.
     ///
     /// # Examples
     ///
     /// ```
     /// let cond = proc_sync::Condition::new().unwrap();
+    /// assert!(cond.notify(1).is_err());
     /// let _guard = cond.acquire();
-    /// cond.notify(1); // Nobody waits: nothing happens.
+    /// cond.notify(1).unwrap(); // Nobody waits: nothing happens.
     /// ```
-    pub fn notify(&self, n: u32) {
-        let state = self.shared.state();
-        let mut tokens = state.tokens.load(Ordering::SeqCst);
-        let given = loop {
-            let waiting = state.waiters.load(Ordering::SeqCst);
-            let give = n.min(waiting.saturating_sub(tokens));
-            if give == 0 {
-                return;
-            }
-            match state.tokens.compare_exchange(
-                tokens,
-                tokens + give,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => break give,
-                Err(now) => tokens = now,
-            }
-        };
-        state.seq.value.fetch_add(1, Ordering::SeqCst);
-        self.shared.wake(0, given);
+    pub fn notify(&self, n: u32) -> Result<()> {
+        if !self.lock.is_mine() {
+            return Err(Error::InvalidState("cannot notify on an un-acquired lock"));
+        }
+        self.notify_locked(n);
+        Ok(())
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter that waits now; the caller must hold the lock, as for
+    /// [`notify`](Condition::notify).
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](Condition::notify).
     ///
     /// # Examples
     ///
     /// ```
     /// let cond = proc_sync::Condition::new().unwrap();
     /// let _guard = cond.acquire();
-    /// cond.notify_all();
+    /// cond.notify_all().unwrap();
     /// ```
-    pub fn notify_all(&self) {
-        self.notify(u32::MAX);
+    pub fn notify_all(&self) -> Result<()> {
+        self.notify(u32::MAX)
+    }
+
+    /// [`notify`](Condition::notify) for a caller that holds the lock.
+    pub(crate) fn notify_locked(&self, n: u32) {
+        let state = self.shared.state();
+        let granted = state.update(|waiters, tokens| {
+            (waiters > 0).then(|| (waiters, tokens + n.min(waiters - tokens)))
+        });
+        let Some((_, tokens)) = granted else {
+            return;
+        };
+        // Every waiter counted now registered before this move of `seq` and may take any
+        // token, older ones included: a token left by a waiter that timed out while a newer
+        // one waited (which the newer one could not take yet) reaches it now.
+        state.seq.value.fetch_add(1, Ordering::SeqCst);
+        self.shared.wake(0, tokens);
     }
 }
 
@@ -365,32 +444,4 @@ fn relock(lock: &Lock) -> bool {
     let owner_died = guard.owner_died();
     std::mem::forget(guard);
     owner_died
-}
-
-fn take_token(tokens: &AtomicU32) -> bool {
-    let mut current = tokens.load(Ordering::SeqCst);
-    while current > 0 {
-        match tokens.compare_exchange(current, current - 1, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return true,
-            Err(now) => current = now,
-        }
-    }
-    false
-}
-
-fn clamp_tokens(state: &ConditionState) {
-    let mut tokens = state.tokens.load(Ordering::SeqCst);
-    loop {
-        let waiting = state.waiters.load(Ordering::SeqCst);
-        if tokens <= waiting {
-            return;
-        }
-        match state
-            .tokens
-            .compare_exchange(tokens, waiting, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => return,
-            Err(now) => tokens = now,
-        }
-    }
 }

@@ -7,6 +7,7 @@ use proc_core::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::shared::{Shared, State, Word, deadline, expired};
+use crate::wire::Kind;
 
 /// The state of an event: the flag is the futex word.
 #[repr(C)]
@@ -17,6 +18,7 @@ pub(crate) struct EventState {
 
 // SAFETY: `#[repr(C)]`, atomics only; zero is a clear event.
 unsafe impl State for EventState {
+    const KIND: Kind = Kind::Event;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {

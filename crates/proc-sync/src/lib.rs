@@ -65,6 +65,7 @@ mod shared;
 mod shm;
 mod sys;
 mod value;
+mod wire;
 
 pub mod queue;
 mod timer;

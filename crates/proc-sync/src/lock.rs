@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::shared::{Shared, State, Word, deadline, expired};
 use crate::sys;
+use crate::wire::Kind;
 
 /// How long a waiter sleeps before it checks that the lock's owner still lives.
 const LIVENESS_SLICE: Duration = Duration::from_millis(100);
@@ -35,6 +36,7 @@ pub(crate) struct LockState {
 
 // SAFETY: `#[repr(C)]`, atomics only, and zero means "free".
 unsafe impl State for LockState {
+    const KIND: Kind = Kind::Lock;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {
@@ -274,6 +276,11 @@ impl Lock {
         self.shared.same(&other.shared)
     }
 
+    /// Whether this process holds the lock.
+    pub(crate) fn is_mine(&self) -> bool {
+        self.shared.state().word.value.load(Ordering::Relaxed) == sys::pid()
+    }
+
     /// Frees the lock: the guard's drop and a waiting `Condition`.
     pub(crate) fn release(&self) {
         unlock_word(&self.shared, 0);
@@ -346,7 +353,7 @@ impl fmt::Debug for LockGuard<'_> {
 #[derive(Debug)]
 pub(crate) struct RLockState {
     word: Word,
-    /// The owning thread within the owning process; 0 when free.
+    /// The owning thread, as [`thread_id`] names it; 0 when free.
     thread: AtomicU64,
     /// How many times the owner holds it.
     count: AtomicU32,
@@ -354,6 +361,7 @@ pub(crate) struct RLockState {
 
 // SAFETY: `#[repr(C)]`, atomics only, and zero means "free".
 unsafe impl State for RLockState {
+    const KIND: Kind = Kind::RLock;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {
@@ -361,19 +369,30 @@ unsafe impl State for RLockState {
     }
 }
 
-/// A number for the current thread, unique within the process.
+/// A number for the current thread, unique among the threads of every process: the pid in
+/// the high half, a number unique within the process in the low half.
+///
+/// The pid makes it unique beyond the process. A taker of a dead process's lock stores its
+/// own number only after it took the word, so until then the dead owner's number is still
+/// there, and a thread of the taker's process with the same number within its process would
+/// otherwise pass for the owner and enter. The pid is read on every call rather than cached
+/// with the rest, so that a forked child's threads, which keep their parent's thread-locals,
+/// get numbers of their own.
 fn thread_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
+    static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
-        static ID: Cell<u64> = const { Cell::new(0) };
+        static ID: Cell<u32> = const { Cell::new(0) };
     }
-    ID.try_with(|id| {
-        if id.get() == 0 {
-            id.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        id.get()
-    })
-    .unwrap_or(u64::MAX)
+    let local = ID
+        .try_with(|id| {
+            if id.get() == 0 {
+                // Zero stays "unnumbered". Numbers repeat only after 2^32 threads.
+                id.set(NEXT.fetch_add(1, Ordering::Relaxed).max(1));
+            }
+            id.get()
+        })
+        .unwrap_or(u32::MAX);
+    (u64::from(sys::pid()) << 32) | u64::from(local)
 }
 
 /// A lock that the thread holding it may acquire again: Python's `multiprocessing.RLock`.
@@ -426,7 +445,8 @@ impl RLock {
         self.shared.state()
     }
 
-    /// Whether this thread owns the lock.
+    /// Whether this thread owns the lock. The thread number names the process too, so a
+    /// number left behind by a dead owner never matches a thread of this process.
     fn is_mine(&self) -> bool {
         let state = self.state();
         state.word.value.load(Ordering::Relaxed) == sys::pid()
@@ -583,5 +603,39 @@ impl fmt::Debug for RLockGuard<'_> {
         f.debug_struct("RLockGuard")
             .field("owner_died", &self.owner_died)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_owners_thread_number_never_matches_a_thread_here() {
+        let rlock = RLock::new().unwrap();
+        let state = rlock.state();
+        // What a takeover leaves for a moment: the word names this process, the taker, while
+        // the thread number is still the dead owner's, whose thread had the same number
+        // within its process as this thread has within this one.
+        let dead = sys::pid().wrapping_add(1);
+        let local = thread_id() & u64::from(u32::MAX);
+        state.word.value.store(sys::pid(), Ordering::SeqCst);
+        state
+            .thread
+            .store((u64::from(dead) << 32) | local, Ordering::SeqCst);
+        state.count.store(1, Ordering::SeqCst);
+        assert!(!rlock.is_mine());
+        assert!(rlock.try_acquire().is_none(), "entered another's hold");
+        assert_eq!(rlock.count(), 1);
+    }
+
+    #[test]
+    fn thread_numbers_name_the_process_and_differ_between_threads() {
+        let mine = thread_id();
+        assert_eq!(mine >> 32, u64::from(sys::pid()));
+        assert_eq!(thread_id(), mine);
+        let other = std::thread::spawn(thread_id).join().unwrap();
+        assert_ne!(other, mine);
+        assert_eq!(other >> 32, u64::from(sys::pid()));
     }
 }

@@ -9,6 +9,7 @@ use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::shared::{Shared, State, Word, deadline, expired};
+use crate::wire::Kind;
 
 /// The state of a semaphore: the count is the futex word.
 #[repr(C)]
@@ -21,6 +22,7 @@ pub(crate) struct SemaphoreState {
 
 // SAFETY: `#[repr(C)]`, atomics only; zero is a valid (empty, unbounded) semaphore.
 unsafe impl State for SemaphoreState {
+    const KIND: Kind = Kind::Semaphore;
     const WORDS: usize = 1;
 
     fn word(&self, _i: usize) -> &Word {
@@ -110,9 +112,14 @@ impl Counter {
 /// guard that gives it back when it drops. [`release`](Semaphore::release) adds a place
 /// without a guard, as Python's `release()` does.
 ///
-/// # Robustness
+/// # Process death
 ///
-/// A semaphore has no owner: a process that dies holding a place does not give it back.
+/// A semaphore has no owner, as in Python: nothing records who holds a place, so a process
+/// that dies holding one — killed, or exiting without dropping its guard — never gives it
+/// back, and once every place is lost that way, [`acquire`](Semaphore::acquire) waits
+/// forever. Where a holder may die, wait with [`acquire_timeout`](Semaphore::acquire_timeout)
+/// and decide what a timeout means, or use a [`Lock`](crate::Lock), which notices a dead
+/// owner.
 ///
 /// # Examples
 ///
@@ -244,6 +251,11 @@ impl Semaphore {
 
 /// A semaphore that refuses to be released past its initial value: Python's
 /// `multiprocessing.BoundedSemaphore`.
+///
+/// # Process death
+///
+/// As for [`Semaphore`]: a place held by a process that dies is lost for good, and waits for
+/// it hang unless they have a timeout.
 ///
 /// # Examples
 ///

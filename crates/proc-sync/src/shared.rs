@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::SharedMemory;
 use crate::sys;
+use crate::wire::{Header, Kind};
 
 /// A futex word and the number of its sleepers.
 #[repr(C)]
@@ -34,6 +35,9 @@ pub(crate) struct Word {
 /// The type must be `#[repr(C)]`, made of atomics only (so that shared references to it are
 /// fine while other processes change it), and valid when all its bytes are zero.
 pub(crate) unsafe trait State: Sync {
+    /// The kind its serialized form names.
+    const KIND: Kind;
+
     /// How many `Word`s it has, numbered from 0.
     const WORDS: usize;
 
@@ -43,6 +47,24 @@ pub(crate) unsafe trait State: Sync {
 
 /// The alignment the tail of a segment starts at, beyond that of the state.
 const LINE: usize = 64;
+
+/// The largest alignment a tail can have: the smallest page of every supported platform.
+/// Segments start on a page, so a tail offset that is a multiple of an alignment up to this
+/// one is aligned in memory too; beyond it, the offset alone proves nothing.
+pub(crate) const MAX_ALIGN: usize = 4096;
+
+/// Why a type aligned beyond [`MAX_ALIGN`] cannot live in shared memory.
+pub(crate) const OVER_ALIGNED: &str =
+    "a shared value's type may be aligned to at most 4096 bytes (a page)";
+
+/// Refuses a tail alignment that the page alignment of segments cannot guarantee.
+pub(crate) fn check_align(align: usize) -> Result<()> {
+    if align.is_power_of_two() && align <= MAX_ALIGN {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(OVER_ALIGNED))
+    }
+}
 
 /// A primitive's state in shared memory, with what its words sleep on.
 pub(crate) struct Shared<S> {
@@ -76,8 +98,13 @@ impl<S: State> Shared<S> {
         Shared::with_tail(0, 1)
     }
 
-    /// A zeroed state followed by `len` bytes aligned to `align` (at most a page).
+    /// A zeroed state followed by `len` bytes aligned to `align`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when `align` exceeds [`MAX_ALIGN`].
     pub(crate) fn with_tail(len: usize, align: usize) -> Result<Shared<S>> {
+        check_align(align)?;
         let total = Self::tail_offset(align)
             .checked_add(len)
             .ok_or(Error::InvalidState("shared value too large"))?;
@@ -100,10 +127,13 @@ impl<S: State> Shared<S> {
         unsafe { &*self.shm.as_ptr().cast::<S>() }
     }
 
-    /// The start of the tail, aligned to `align`; valid for the length asked of `with_tail`.
+    /// The start of the tail, aligned to `align` (at most [`MAX_ALIGN`], which `with_tail`
+    /// and the deserializers of its users check); valid for the length asked of `with_tail`.
     pub(crate) fn tail(&self, align: usize) -> *mut u8 {
         // SAFETY: the offset is within the segment, which `with_tail` sized to hold it.
-        unsafe { self.shm.as_ptr().add(Self::tail_offset(align)) }
+        let tail = unsafe { self.shm.as_ptr().add(Self::tail_offset(align)) };
+        debug_assert!(tail.addr().is_multiple_of(align), "misaligned tail");
+        tail
     }
 
     /// The length of the tail, for `align`.
@@ -141,15 +171,19 @@ impl<S: State> Shared<S> {
     }
 }
 
-impl<S> Serialize for Shared<S> {
+/// A state travels behind a header that names its kind and size, so that a peer that sends
+/// another primitive (or a bare segment) gets a decode error instead of mixed accesses.
+impl<S: State> Serialize for Shared<S> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> std::result::Result<Z::Ok, Z::Error> {
-        (&self.shm, &self.parkers).serialize(serializer)
+        (Header::of::<S>(S::KIND), &self.shm, &self.parkers).serialize(serializer)
     }
 }
 
 impl<'de, S: State> Deserialize<'de> for Shared<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let (shm, parkers) = <(SharedMemory, sys::Parkers)>::deserialize(deserializer)?;
+        let (header, shm, parkers) =
+            <(Header, SharedMemory, sys::Parkers)>::deserialize(deserializer)?;
+        header.expect(Header::of::<S>(S::KIND))?;
         if shm.size() < std::mem::size_of::<S>() {
             return Err(D::Error::custom("shared state is smaller than its type"));
         }

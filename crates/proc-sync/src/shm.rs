@@ -11,6 +11,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys;
+use crate::wire::{Header, Kind};
 
 /// The longest name [`SharedMemory::create_named`] takes: macOS allows 31 bytes, slash
 /// included.
@@ -32,7 +33,10 @@ pub const MAX_NAME_LEN: usize = 30;
 /// # Platform-specific behavior
 ///
 /// Anonymous segments are `memfd_create` memory on Linux, `shm_open` objects unlinked at once
-/// on the other Unixes and unnamed file mappings on Windows.
+/// on the other Unixes and unnamed file mappings on Windows. On Linux their size is sealed
+/// (`F_SEAL_SHRINK | F_SEAL_GROW`): no process they reach can truncate them under the others,
+/// whose next touch of the lost pages would be a `SIGBUS`. A Windows mapping cannot
+/// shrink. The other Unixes have no seals.
 ///
 /// Named segments, and when their names go away:
 ///
@@ -177,7 +181,8 @@ impl SharedMemory {
     /// // SAFETY: as above.
     /// assert_eq!(unsafe { other.as_slice()[0] }, 42);
     /// shm.unlink().unwrap();
-    /// assert!(SharedMemory::attach(&name).is_err());
+    /// // Windows keeps the name while a handle is open, as Python's SharedMemory does there.
+    /// assert!(SharedMemory::attach(&name).is_err() || cfg!(windows));
     /// ```
     pub fn attach(name: &str) -> Result<SharedMemory> {
         check_name(name)?;
@@ -377,9 +382,11 @@ impl fmt::Debug for SharedMemory {
     }
 }
 
-/// What travels: the segment's handle, its length, and the tracker's handle.
+/// What travels: a header that says it is a bare segment, the segment's handle, its length,
+/// and the tracker's handle.
 #[derive(Serialize)]
 struct WireRef<'a> {
+    header: Header,
     handle: &'a Handle,
     len: usize,
     size: usize,
@@ -389,6 +396,7 @@ struct WireRef<'a> {
 
 #[derive(Deserialize)]
 struct Wire {
+    header: Header,
     handle: Handle,
     len: usize,
     size: usize,
@@ -399,6 +407,7 @@ struct Wire {
 impl Serialize for SharedMemory {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         WireRef {
+            header: Header::of::<u8>(Kind::SharedMemory),
             handle: self.inner.segment.handle(),
             len: self.inner.segment.len(),
             size: self.inner.size,
@@ -412,6 +421,7 @@ impl Serialize for SharedMemory {
 impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let wire = Wire::deserialize(deserializer)?;
+        wire.header.expect(Header::of::<u8>(Kind::SharedMemory))?;
         if wire.size > wire.len {
             return Err(D::Error::custom("shared memory size exceeds its mapping"));
         }

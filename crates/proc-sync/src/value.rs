@@ -13,7 +13,9 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::lock::{Lock, LockGuard};
+use crate::shared::{OVER_ALIGNED, check_align};
 use crate::shm::SharedMemory;
+use crate::wire::{Header, Kind};
 
 fn index_error() -> Error {
     Error::InvalidState("array index out of range")
@@ -134,7 +136,9 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the system has no shared memory to give.
+    /// [`Error::Io`] when the system has no shared memory to give;
+    /// [`Error::Unsupported`] when `T` is aligned to more than 4096 bytes (a page), more than
+    /// shared memory can promise.
     ///
     /// # Examples
     ///
@@ -268,15 +272,19 @@ impl<T> fmt::Debug for Value<T> {
     }
 }
 
+/// A `Value` travels with the size and alignment of `T`, so that a peer that takes it for
+/// a `Value` of another type, or for another primitive, gets a decode error.
 impl<T> Serialize for Value<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.lock.serialize(serializer)
+        (Header::of::<T>(Kind::Value), &self.lock).serialize(serializer)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let lock = Lock::deserialize(deserializer)?;
+        let (header, lock) = <(Header, Lock)>::deserialize(deserializer)?;
+        header.expect(Header::of::<T>(Kind::Value))?;
+        check_align(std::mem::align_of::<T>()).map_err(|_| D::Error::custom(OVER_ALIGNED))?;
         if lock.tail_len(std::mem::align_of::<T>()) < std::mem::size_of::<T>() {
             return Err(D::Error::custom("shared value is smaller than its type"));
         }
@@ -378,7 +386,8 @@ impl<T: Pod> Array<T> {
     /// # Errors
     ///
     /// [`Error::Io`] when the system has no shared memory to give;
-    /// [`Error::InvalidState`] when the size overflows.
+    /// [`Error::InvalidState`] when the size overflows; [`Error::Unsupported`] when `T` is
+    /// aligned to more than 4096 bytes (a page).
     ///
     /// # Examples
     ///
@@ -547,15 +556,18 @@ impl<T> fmt::Debug for Array<T> {
     }
 }
 
+/// As a [`Value`], with the length.
 impl<T> Serialize for Array<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        (&self.lock, self.len as u64).serialize(serializer)
+        (Header::of::<T>(Kind::Array), &self.lock, self.len as u64).serialize(serializer)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let (lock, len) = <(Lock, u64)>::deserialize(deserializer)?;
+        let (header, lock, len) = <(Header, Lock, u64)>::deserialize(deserializer)?;
+        header.expect(Header::of::<T>(Kind::Array))?;
+        check_align(std::mem::align_of::<T>()).map_err(|_| D::Error::custom(OVER_ALIGNED))?;
         let len = usize::try_from(len).map_err(D::Error::custom)?;
         let fits = len
             .checked_mul(std::mem::size_of::<T>())
@@ -721,15 +733,17 @@ impl<T> fmt::Debug for RawValue<T> {
     }
 }
 
+/// As a [`Value`]: the size and alignment of `T` travel along.
 impl<T> Serialize for RawValue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.shm.serialize(serializer)
+        (Header::of::<T>(Kind::RawValue), &self.shm).serialize(serializer)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let shm = SharedMemory::deserialize(deserializer)?;
+        let (header, shm) = <(Header, SharedMemory)>::deserialize(deserializer)?;
+        header.expect(Header::of::<T>(Kind::RawValue))?;
         if shm.size() < std::mem::size_of::<T>() {
             return Err(D::Error::custom("shared value is smaller than its type"));
         }
@@ -894,15 +908,17 @@ impl<T> fmt::Debug for RawArray<T> {
     }
 }
 
+/// As a [`Value`]: the size and alignment of the elements travel along.
 impl<T> Serialize for RawArray<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        (&self.shm, self.len as u64).serialize(serializer)
+        (Header::of::<T>(Kind::RawArray), &self.shm, self.len as u64).serialize(serializer)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let (shm, len) = <(SharedMemory, u64)>::deserialize(deserializer)?;
+        let (header, shm, len) = <(Header, SharedMemory, u64)>::deserialize(deserializer)?;
+        header.expect(Header::of::<T>(Kind::RawArray))?;
         let len = usize::try_from(len).map_err(D::Error::custom)?;
         let fits = len
             .checked_mul(std::mem::size_of::<T>())
@@ -915,5 +931,50 @@ impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
             len,
             elements: PhantomData,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_core::Link;
+
+    use super::*;
+
+    /// Aligned beyond what shared memory promises.
+    #[repr(C, align(8192))]
+    #[derive(Clone, Copy)]
+    struct Huge([u8; 8192]);
+
+    /// As large, aligned as much as shared memory promises.
+    #[repr(C, align(4096))]
+    #[derive(Clone, Copy)]
+    struct Paged([u8; 8192]);
+
+    // SAFETY: bytes only, no padding (the size is a multiple of the alignment), and any bytes
+    // are valid.
+    unsafe impl bytemuck::Zeroable for Huge {}
+    // SAFETY: as above.
+    unsafe impl Pod for Huge {}
+    // SAFETY: as above.
+    unsafe impl bytemuck::Zeroable for Paged {}
+    // SAFETY: as above.
+    unsafe impl Pod for Paged {}
+
+    /// A peer that lies about what it sends cannot get an over-aligned type past the check.
+    #[test]
+    fn a_forged_over_aligned_value_or_array_is_refused() {
+        let lock = Lock::with_tail(2 * 8192, 4096).unwrap();
+        let (a, b) = Link::pair().unwrap();
+        // The same segment passes for a type of the same size that shared memory can align.
+        a.send(&(Header::of::<Paged>(Kind::Value), &lock)).unwrap();
+        let paged = b.recv::<Value<Paged>>().unwrap();
+        assert!(paged.ptr().addr().is_multiple_of(4096));
+        a.send(&(Header::of::<Huge>(Kind::Value), &lock)).unwrap();
+        let err = b.recv::<Value<Huge>>().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err}");
+        a.send(&(Header::of::<Huge>(Kind::Array), &lock, 1u64))
+            .unwrap();
+        let err = b.recv::<Array<Huge>>().unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! `Condition` between real processes, under every start method, after CPython's
 //! `_TestCondition`: notify and notify_all across processes, `wait_for`, timeouts.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use proc_sync::{Condition, Lock, Value};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
@@ -41,7 +42,7 @@ fn notify_all_wakes_waiters_in_other_processes() {
         for _ in 0..5 {
             let _guard = cond.acquire();
             value.with_lock(|v| *v += 1);
-            cond.notify_all();
+            cond.notify_all().unwrap();
         }
         for mut waiter in waiters {
             assert!(waiter.join().unwrap());
@@ -77,7 +78,7 @@ fn notify_one_at_a_time_releases_every_waiter_in_turn() {
         for _ in 0..3 {
             let _guard = cond.acquire();
             woken.with_lock(|w| *w += 1);
-            cond.notify(1);
+            cond.notify(1).unwrap();
         }
         for mut waiter in waiters {
             waiter.join().unwrap();
@@ -125,8 +126,110 @@ fn threads_wait_and_notify_too() {
         {
             let _guard = cond.acquire();
             value.set(1);
-            cond.notify(1);
+            cond.notify(1).unwrap();
         }
         assert!(waiter.join().unwrap());
     });
+}
+
+/// Notifies without the lock, then with it; what each returned.
+fn notify_without_then_with_the_lock(cond: Condition) -> (bool, bool) {
+    let without = cond.notify(1).is_err() && cond.notify_all().is_err();
+    let _guard = cond.acquire();
+    let with = cond.notify(1).is_ok() && cond.notify_all().is_ok();
+    (without, with)
+}
+
+#[test]
+fn notify_needs_the_lock_in_every_process() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        assert!(matches!(
+            cond.notify(1),
+            Err(proc_core::Error::InvalidState(_))
+        ));
+        assert_eq!(
+            builder(method)
+                .spawn(notify_without_then_with_the_lock, cond.clone())
+                .unwrap()
+                .join()
+                .unwrap(),
+            (true, true)
+        );
+        // Held by this process, the lock does not count as the child's.
+        let _guard = cond.acquire();
+        cond.notify(1).unwrap();
+        assert!(
+            builder(method)
+                .spawn(|cond: Condition| cond.notify(1).is_err(), cond.clone())
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+    });
+}
+
+/// Notifies and waits a few microseconds, over and over, until `stop` is set: wakeups handed
+/// out to waiters that time out as they arrive. Stays out of the condition while `quiet`.
+fn churn(cond: &Condition, quiet: &AtomicBool, stop: &AtomicBool) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut guard = cond.acquire();
+        if quiet.load(Ordering::Relaxed) {
+            drop(guard);
+            std::thread::sleep(Duration::from_micros(50));
+            continue;
+        }
+        cond.notify(1).unwrap();
+        let _ = cond.wait_timeout(&mut guard, Duration::from_micros(1 + i % 50));
+        i += 1;
+    }
+}
+
+/// Waiters that time out while a notify hands them wakeups must not leave wakeups behind that
+/// block a later notify: a `notify_all` reaches every waiter that waits at the time, however
+/// many came and went before.
+#[test]
+fn waiters_that_time_out_never_strand_a_later_waiter() {
+    let cond = Condition::new().unwrap();
+    let quiet = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let notified = AtomicU64::new(0);
+    let mut slept_through = None;
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| churn(&cond, &quiet, &stop));
+        }
+        for round in 1..=100 {
+            quiet.store(false, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(1));
+            let mut guard = cond.acquire();
+            // Under the lock: from here on the churners notify no more and leave, so that this
+            // waiter is soon the only one, and the helper's `notify_all` its only wakeup.
+            quiet.store(true, Ordering::Relaxed);
+            let (cond, notified) = (&cond, &notified);
+            let helper = s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(1));
+                let _guard = cond.acquire();
+                notified.store(round, Ordering::Relaxed);
+                cond.notify_all().unwrap();
+            });
+            let started = Instant::now();
+            cond.wait_for_timeout(
+                &mut guard,
+                || notified.load(Ordering::Relaxed) == round,
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let waited = started.elapsed();
+            drop(guard);
+            helper.join().unwrap();
+            if waited >= Duration::from_secs(4) {
+                slept_through = Some(round);
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(slept_through, None, "the waiter slept through a notify_all");
 }

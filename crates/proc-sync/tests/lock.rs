@@ -221,6 +221,17 @@ fn rlock_of_a_killed_holder_is_taken_over() {
         let guard = rlock.acquire_timeout(PATIENCE).unwrap();
         assert!(guard.owner_died());
         assert_eq!(rlock.count(), 1);
+        // The new owner is this thread alone: none of this process's other threads, whose
+        // numbers within the process may equal the dead holder's, gets in.
+        std::thread::scope(|s| {
+            let others: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| rlock.try_acquire().is_some()))
+                .collect();
+            for other in others {
+                assert!(!other.join().unwrap(), "another thread entered");
+            }
+        });
+        assert_eq!(rlock.count(), 1);
         drop(guard);
         assert_eq!(rlock.count(), 0);
         let _ = holder.join();

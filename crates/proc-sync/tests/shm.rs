@@ -68,8 +68,12 @@ fn a_named_segment_is_attached_by_name() {
         // SAFETY: the child has ended; nothing else writes.
         assert_eq!(unsafe { &shm.as_slice()[..5] }, b"hello");
         shm.unlink().unwrap();
-        let err = SharedMemory::attach(&name).unwrap_err();
-        assert!(matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound));
+        // On Windows a mapping's name lives as long as a handle to it does, and `unlink` does
+        // nothing (as in Python); elsewhere the name is gone at once.
+        if cfg!(not(windows)) {
+            let err = SharedMemory::attach(&name).unwrap_err();
+            assert!(matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound));
+        }
     });
 }
 
@@ -182,5 +186,56 @@ mod linux {
         std::thread::sleep(Duration::from_millis(50));
         assert!(in_dev_shm(&name));
         again.unlink().unwrap();
+    }
+
+    /// Tries to resize every anonymous segment this process holds, as a careless or hostile
+    /// holder could; returns how many it found and how many refused both shrinking and growing.
+    fn try_to_resize(shm: SharedMemory) -> (usize, usize) {
+        let mut found = 0;
+        let mut refused = 0;
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            if !target.to_string_lossy().starts_with("/memfd:procs-shm") {
+                continue;
+            }
+            found += 1;
+            let Ok(file) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(entry.path())
+            else {
+                continue;
+            };
+            let shrink = file.set_len(0);
+            let grow = file.set_len(shm.size() as u64 * 4);
+            let denied = |r: std::io::Result<()>| {
+                r.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+            };
+            if denied(shrink) && denied(grow) {
+                refused += 1;
+            }
+        }
+        // SAFETY: the parent does not touch the memory until this process ends.
+        unsafe { shm.as_mut_slice() }.fill(3);
+        (found, refused)
+    }
+
+    /// A process that receives an anonymous segment cannot truncate it under the others (which
+    /// would make their next touch a SIGBUS). Only under `Spawn`: a forked child would also hold
+    /// the segments of the other tests of this process, which are not this test's to resize.
+    #[test]
+    fn an_anonymous_segment_cannot_be_resized_by_a_holder() {
+        let shm = SharedMemory::create(8192).unwrap();
+        let (found, refused) = builder(proc_core::StartMethod::Spawn)
+            .spawn(try_to_resize, shm.clone())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(found, 1);
+        assert_eq!(refused, 1);
+        // SAFETY: the child has ended; nobody else writes.
+        assert!(unsafe { shm.as_slice() }.iter().all(|b| *b == 3));
     }
 }

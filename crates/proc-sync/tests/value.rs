@@ -148,3 +148,124 @@ fn a_holder_killed_inside_with_lock_does_not_block_the_value() {
         let _ = holder.join();
     });
 }
+
+/// Aligned beyond a page, which shared memory does not promise.
+#[derive(Clone, Copy)]
+#[repr(C, align(8192))]
+struct OverAligned([u8; 8192]);
+
+// SAFETY: bytes only and no padding (the size equals the alignment): any bytes are valid.
+unsafe impl proc_sync::Zeroable for OverAligned {}
+// SAFETY: as above; `Copy`, no pointers.
+unsafe impl proc_sync::Pod for OverAligned {}
+
+/// Aligned to a page, the most shared memory promises.
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct PageAligned([u8; 4096]);
+
+// SAFETY: as for `OverAligned`.
+unsafe impl proc_sync::Zeroable for PageAligned {}
+// SAFETY: as for `OverAligned`.
+unsafe impl proc_sync::Pod for PageAligned {}
+
+#[test]
+fn a_type_aligned_beyond_a_page_is_refused() {
+    let refused = |e: proc_core::Error| matches!(e, proc_core::Error::Unsupported(_));
+    assert!(refused(Value::new(OverAligned([0; 8192])).unwrap_err()));
+    assert!(refused(Array::<OverAligned>::new(1).unwrap_err()));
+    assert!(refused(Array::<OverAligned>::new(0).unwrap_err()));
+}
+
+/// Where the child finds the value and the array, and whether it is aligned there.
+fn page_aligned_addresses((v, a): (Value<PageAligned>, Array<PageAligned>)) -> bool {
+    let value_at = std::ptr::from_ref(&*v.lock()).addr();
+    let array_at = a.lock().as_ptr().addr();
+    v.with_lock(|p| p.0[0] = 1);
+    value_at.is_multiple_of(4096) && array_at.is_multiple_of(4096)
+}
+
+#[test]
+fn a_page_aligned_type_is_aligned_in_every_process() {
+    each_method(|method| {
+        let v = Value::new(PageAligned([0; 4096])).unwrap();
+        let a = Array::<PageAligned>::new(2).unwrap();
+        assert!(std::ptr::from_ref(&*v.lock()).addr().is_multiple_of(4096));
+        assert!(
+            builder(method)
+                .spawn(page_aligned_addresses, (v.clone(), a.clone()))
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+        assert_eq!(v.get().0[0], 1);
+    });
+}
+
+/// Sends `value` and receives it as a `T`; `true` when the receiver refuses it.
+fn refused_as<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> bool {
+    let (a, b) = proc_core::Link::pair().unwrap();
+    a.send(value).unwrap();
+    matches!(b.recv::<T>(), Err(proc_core::Error::Decode(_)))
+}
+
+#[test]
+fn a_value_taken_for_another_type_is_refused() {
+    use proc_sync::{Lock, Semaphore, SharedMemory};
+
+    let value = Value::new(7u64).unwrap();
+    assert!(!refused_as::<Value<u64>>(&value));
+    assert!(refused_as::<Value<u32>>(&value));
+    assert!(
+        refused_as::<Value<[u32; 2]>>(&value),
+        "same size, other alignment"
+    );
+    assert!(refused_as::<RawValue<u64>>(&value));
+    assert!(refused_as::<Lock>(&value));
+    assert!(refused_as::<SharedMemory>(&value));
+    assert!(refused_as::<Array<u64>>(&value));
+
+    let raw = RawValue::new(7u64).unwrap();
+    assert!(!refused_as::<RawValue<u64>>(&raw));
+    assert!(refused_as::<Value<u64>>(&raw));
+    assert!(refused_as::<SharedMemory>(&raw));
+    assert!(refused_as::<RawValue<u16>>(&raw));
+
+    let shm = SharedMemory::create(64).unwrap();
+    assert!(!refused_as::<SharedMemory>(&shm));
+    assert!(refused_as::<RawValue<u64>>(&shm));
+    assert!(refused_as::<Lock>(&shm));
+
+    let lock = Lock::new().unwrap();
+    assert!(!refused_as::<Lock>(&lock));
+    assert!(refused_as::<Value<u64>>(&lock));
+    assert!(refused_as::<Semaphore>(&lock));
+    assert!(refused_as::<Event>(&lock));
+
+    let array = Array::from_slice(&[1u32, 2]).unwrap();
+    assert!(!refused_as::<Array<u32>>(&array));
+    assert!(refused_as::<Array<u64>>(&array));
+    assert!(refused_as::<RawArray<u32>>(&array));
+    let raw_array = RawArray::from_slice(&[1u8, 2]).unwrap();
+    assert!(!refused_as::<RawArray<u8>>(&raw_array));
+    assert!(refused_as::<RawArray<u16>>(&raw_array));
+    assert!(refused_as::<Array<u8>>(&raw_array));
+}
+
+/// Receives what the parent sends as a `RawValue<u64>`; whether it was refused.
+fn receive_as_raw_value(link: proc_core::Link) -> bool {
+    matches!(
+        link.recv::<RawValue<u64>>(),
+        Err(proc_core::Error::Decode(_))
+    )
+}
+
+#[test]
+fn a_process_that_takes_a_value_for_a_raw_value_refuses_it() {
+    each_method(|method| {
+        let (mine, theirs) = proc_core::Link::pair().unwrap();
+        let mut child = builder(method).spawn(receive_as_raw_value, theirs).unwrap();
+        mine.send(&Value::new(1u64).unwrap()).unwrap();
+        assert!(child.join().unwrap());
+    });
+}

@@ -49,6 +49,7 @@ impl Segment {
         let fd = anonymous_fd()?;
         // SAFETY: `fd` is a fresh descriptor of ours; ftruncate only sizes the object.
         cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), to_off(len)?) })?;
+        seal_size(&fd)?;
         Segment::map(fd, len)
     }
 
@@ -168,9 +169,37 @@ fn shm_open(path: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn anonymous_fd() -> io::Result<OwnedFd> {
     // SAFETY: the name is a valid C string; the descriptor returned is ours alone.
-    let fd = cvt(unsafe { libc::memfd_create(c"procs-shm".as_ptr(), libc::MFD_CLOEXEC) })?;
+    let fd = cvt(unsafe {
+        libc::memfd_create(
+            c"procs-shm".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    })?;
     // SAFETY: memfd_create just created this descriptor for us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Fixes the size of a sized anonymous segment for good: every process maps all of it, so
+/// a holder that shrank it (by mistake, or a peer that means harm) would make the others'
+/// next touch of the lost pages a SIGBUS, and the kernel refuses that once sealed.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn seal_size(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_ADD_SEALS on a memfd of ours, created with MFD_ALLOW_SEALING; it takes an int.
+    cvt(unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+        )
+    })
+    .map(drop)
+}
+
+/// Elsewhere anonymous segments are `shm_open` objects, which have no seals; the name is gone
+/// before anyone else could open them, so only the processes they are sent to can resize them.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn seal_size(_fd: &OwnedFd) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
