@@ -18,6 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::Result;
+// Only the docs name the error variants.
+#[cfg(doc)]
+use crate::error::Error;
 use crate::sys;
 
 thread_local! {
