@@ -5,12 +5,86 @@
 //! length costs nothing; a frame cut short by a closed peer is an error, never a hang or a
 //! panic.
 
+use std::cell::RefCell;
+use std::fmt::Display;
 use std::io::{self, Read, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+
+thread_local! {
+    /// The message of the last custom serde error on this thread: postcard keeps only that
+    /// such an error happened, so [`de_error`] and [`ser_error`] put the words aside here for
+    /// [`encode`] and [`decode`] to report.
+    static CUSTOM: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A custom deserialization error whose message reaches the [`Error::Decode`] that
+/// [`decode`] returns (serde's plain `D::Error::custom` loses it in postcard).
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Error, codec};
+/// use serde::{Deserialize, Deserializer};
+///
+/// struct Even(u8);
+///
+/// impl<'de> Deserialize<'de> for Even {
+///     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+///         let n = u8::deserialize(d)?;
+///         if n % 2 == 0 { Ok(Even(n)) } else { Err(codec::de_error(format!("{n} is odd"))) }
+///     }
+/// }
+///
+/// let err = codec::decode::<Even>(&codec::encode(&3u8).unwrap()).err().unwrap();
+/// assert!(matches!(err, Error::Decode(msg) if msg == "3 is odd"));
+/// ```
+pub fn de_error<E: serde::de::Error>(message: impl Display) -> E {
+    let message = message.to_string();
+    let error = E::custom(&message);
+    CUSTOM.with(|c| *c.borrow_mut() = Some(message));
+    error
+}
+
+/// A custom serialization error whose message reaches the [`Error::Decode`] that [`encode`]
+/// returns.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::{Error, codec};
+/// use serde::{Serialize, Serializer};
+///
+/// struct Secret;
+///
+/// impl Serialize for Secret {
+///     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+///         Err(codec::ser_error("secrets stay here"))
+///     }
+/// }
+///
+/// assert!(matches!(codec::encode(&Secret), Err(Error::Decode(msg)) if msg.contains("secrets stay here")));
+/// ```
+pub fn ser_error<E: serde::ser::Error>(message: impl Display) -> E {
+    let message = message.to_string();
+    let error = E::custom(&message);
+    CUSTOM.with(|c| *c.borrow_mut() = Some(message));
+    error
+}
+
+/// The words of a custom error, if one was put aside, else postcard's.
+fn describe(error: postcard::Error) -> String {
+    let custom = CUSTOM.with(|c| c.borrow_mut().take());
+    match (error, custom) {
+        (postcard::Error::SerdeDeCustom | postcard::Error::SerdeSerCustom, Some(message)) => {
+            message
+        }
+        (error, _) => error.to_string(),
+    }
+}
 
 /// The largest frame a reader accepts unless it is told otherwise: 1 GiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
@@ -33,7 +107,9 @@ pub const HEADER_LEN: usize = 4;
 /// assert_eq!(back, (1, "hi".to_string()));
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(|e| Error::Decode(format!("cannot encode: {e}")))
+    CUSTOM.with(|c| c.borrow_mut().take());
+    postcard::to_allocvec(value)
+        .map_err(|e| Error::Decode(format!("cannot encode: {}", describe(e))))
 }
 
 /// Decodes a postcard value that fills `bytes` exactly.
@@ -51,13 +127,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// assert!(matches!(codec::decode::<String>(&[200]), Err(Error::Decode(_))));
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    CUSTOM.with(|c| c.borrow_mut().take());
     match postcard::take_from_bytes(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(Error::Decode(format!(
             "{} bytes left over after the value",
             rest.len()
         ))),
-        Err(e) => Err(Error::Decode(e.to_string())),
+        Err(e) => Err(Error::Decode(describe(e))),
     }
 }
 

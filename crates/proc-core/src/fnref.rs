@@ -1,6 +1,5 @@
 //! Plain functions that travel to other processes of the same build.
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::fingerprint;
@@ -67,13 +66,13 @@ impl<'de> Deserialize<'de> for FnRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (print, offset) = <(u64, i64)>::deserialize(deserializer)?;
         if print != fingerprint::fingerprint() {
-            return Err(D::Error::custom(
+            return Err(crate::codec::de_error(
                 "a function from another build of the program",
             ));
         }
         let address = fingerprint::anchor().wrapping_add(offset as usize);
         if address == 0 {
-            return Err(D::Error::custom("a null function"));
+            return Err(crate::codec::de_error("a null function"));
         }
         // SAFETY: the fingerprint matched, so the sender runs this very build, where `offset`
         // was measured from the same anchor to a `fn()`; the same distance here is that function.

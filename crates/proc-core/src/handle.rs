@@ -12,8 +12,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{DeserializeOwned, Error as _};
-use serde::ser::Error as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
@@ -168,7 +167,7 @@ fn serialize_raw<S: Serializer>(
     });
     match index {
         Some(index) => serializer.serialize_u32(index as u32),
-        None => Err(S::Error::custom(
+        None => Err(crate::codec::ser_error(
             "a handle can only be sent by procs (as a Process argument or result, or through a Link)",
         )),
     }
@@ -186,7 +185,7 @@ fn deserialize_owned<'de, D: Deserializer<'de>>(
                 .and_then(|handles| handles.get_mut(index).and_then(Option::take))
         })
         .ok_or_else(|| {
-            D::Error::custom(format!(
+            crate::codec::de_error(format!(
                 "handle {index} did not arrive with the value, or was used twice"
             ))
         })

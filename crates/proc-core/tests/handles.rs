@@ -63,10 +63,12 @@ fn handles_in_results_come_back_to_the_parent() {
 fn a_handle_serializes_only_when_procs_sends_it() {
     let (_r, w) = std::io::pipe().unwrap();
     let handle = Handle::from(w);
-    assert!(matches!(
-        proc_core::codec::encode(&handle),
-        Err(Error::Decode(_))
-    ));
+    let err = proc_core::codec::encode(&handle).unwrap_err();
+    assert!(matches!(err, Error::Decode(_)));
+    assert!(
+        err.to_string().contains("can only be sent by procs"),
+        "{err}"
+    );
     // A stray index decodes to an error, not to somebody else's descriptor.
     let bytes = proc_core::codec::encode(&3u32).unwrap();
     assert!(proc_core::codec::decode::<Handle>(&bytes).is_err());

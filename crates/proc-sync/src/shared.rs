@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Result};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::SharedMemory;
@@ -185,7 +184,9 @@ impl<'de, S: State> Deserialize<'de> for Shared<S> {
             <(Header, SharedMemory, sys::Parkers)>::deserialize(deserializer)?;
         header.expect(Header::of::<S>(S::KIND))?;
         if shm.size() < std::mem::size_of::<S>() {
-            return Err(D::Error::custom("shared state is smaller than its type"));
+            return Err(proc_core::codec::de_error(
+                "shared state is smaller than its type",
+            ));
         }
         Ok(Shared {
             shm,

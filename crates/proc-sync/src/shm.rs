@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proc_core::{Error, Handle, Result};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys;
@@ -423,10 +422,12 @@ impl<'de> Deserialize<'de> for SharedMemory {
         let wire = Wire::deserialize(deserializer)?;
         wire.header.expect(Header::of::<u8>(Kind::SharedMemory))?;
         if wire.size > wire.len {
-            return Err(D::Error::custom("shared memory size exceeds its mapping"));
+            return Err(proc_core::codec::de_error(
+                "shared memory size exceeds its mapping",
+            ));
         }
         let segment = sys::Segment::from_handle(wire.handle, wire.len)
-            .map_err(|e| D::Error::custom(format!("cannot map shared memory: {e}")))?;
+            .map_err(|e| proc_core::codec::de_error(format!("cannot map shared memory: {e}")))?;
         Ok(SharedMemory::from_parts(
             segment,
             wire.name,

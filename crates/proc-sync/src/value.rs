@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 use proc_core::{Error, Result};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::lock::{Lock, LockGuard};
@@ -284,9 +283,12 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let (header, lock) = <(Header, Lock)>::deserialize(deserializer)?;
         header.expect(Header::of::<T>(Kind::Value))?;
-        check_align(std::mem::align_of::<T>()).map_err(|_| D::Error::custom(OVER_ALIGNED))?;
+        check_align(std::mem::align_of::<T>())
+            .map_err(|_| proc_core::codec::de_error(OVER_ALIGNED))?;
         if lock.tail_len(std::mem::align_of::<T>()) < std::mem::size_of::<T>() {
-            return Err(D::Error::custom("shared value is smaller than its type"));
+            return Err(proc_core::codec::de_error(
+                "shared value is smaller than its type",
+            ));
         }
         Ok(Value {
             lock,
@@ -567,13 +569,16 @@ impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let (header, lock, len) = <(Header, Lock, u64)>::deserialize(deserializer)?;
         header.expect(Header::of::<T>(Kind::Array))?;
-        check_align(std::mem::align_of::<T>()).map_err(|_| D::Error::custom(OVER_ALIGNED))?;
-        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        check_align(std::mem::align_of::<T>())
+            .map_err(|_| proc_core::codec::de_error(OVER_ALIGNED))?;
+        let len = usize::try_from(len).map_err(proc_core::codec::de_error)?;
         let fits = len
             .checked_mul(std::mem::size_of::<T>())
             .is_some_and(|bytes| bytes <= lock.tail_len(std::mem::align_of::<T>()));
         if !fits {
-            return Err(D::Error::custom("shared array is smaller than its length"));
+            return Err(proc_core::codec::de_error(
+                "shared array is smaller than its length",
+            ));
         }
         Ok(Array {
             lock,
@@ -745,7 +750,9 @@ impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
         let (header, shm) = <(Header, SharedMemory)>::deserialize(deserializer)?;
         header.expect(Header::of::<T>(Kind::RawValue))?;
         if shm.size() < std::mem::size_of::<T>() {
-            return Err(D::Error::custom("shared value is smaller than its type"));
+            return Err(proc_core::codec::de_error(
+                "shared value is smaller than its type",
+            ));
         }
         Ok(RawValue {
             shm,
@@ -919,12 +926,14 @@ impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let (header, shm, len) = <(Header, SharedMemory, u64)>::deserialize(deserializer)?;
         header.expect(Header::of::<T>(Kind::RawArray))?;
-        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        let len = usize::try_from(len).map_err(proc_core::codec::de_error)?;
         let fits = len
             .checked_mul(std::mem::size_of::<T>())
             .is_some_and(|bytes| bytes <= shm.size());
         if !fits {
-            return Err(D::Error::custom("shared array is smaller than its length"));
+            return Err(proc_core::codec::de_error(
+                "shared array is smaller than its length",
+            ));
         }
         Ok(RawArray {
             shm,

@@ -52,7 +52,7 @@ impl Header {
         if self == expected {
             Ok(())
         } else {
-            Err(E::custom(format_args!(
+            Err(proc_core::codec::de_error(format_args!(
                 "received {self} where {expected} was expected"
             )))
         }
