@@ -103,6 +103,26 @@ impl Counter {
     fn value(&self) -> u32 {
         self.count().load(Ordering::Relaxed)
     }
+
+    // What `Semaphore` and `BoundedSemaphore` share: they differ only in `release`.
+
+    fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.take(None);
+        SemaphoreGuard { counter: self }
+    }
+
+    fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        // Lazily: a guard made and dropped would give back a place never taken.
+        self.try_take().then(|| SemaphoreGuard { counter: self })
+    }
+
+    fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        if self.take(deadline(Some(timeout))) {
+            Ok(SemaphoreGuard { counter: self })
+        } else {
+            Err(Error::Timeout)
+        }
+    }
 }
 
 /// A counter of free places shared by processes and threads: Python's
@@ -175,10 +195,7 @@ impl Semaphore {
     /// assert_eq!(sem.get_value(), 1);
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.counter.take(None);
-        SemaphoreGuard {
-            counter: &self.counter,
-        }
+        self.counter.acquire()
     }
 
     /// Takes a free place if there is one, without waiting.
@@ -192,9 +209,7 @@ impl Semaphore {
     /// # drop(place);
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.counter.try_take().then(|| SemaphoreGuard {
-            counter: &self.counter,
-        })
+        self.counter.try_acquire()
     }
 
     /// Waits at most `timeout` for a free place.
@@ -211,13 +226,7 @@ impl Semaphore {
     /// assert!(err.is_timeout());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
-        if self.counter.take(deadline(Some(timeout))) {
-            Ok(SemaphoreGuard {
-                counter: &self.counter,
-            })
-        } else {
-            Err(Error::Timeout)
-        }
+        self.counter.acquire_timeout(timeout)
     }
 
     /// Adds a free place, waking a waiter.
@@ -307,10 +316,7 @@ impl BoundedSemaphore {
     /// assert_eq!(sem.get_value(), 0);
     /// ```
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.counter.take(None);
-        SemaphoreGuard {
-            counter: &self.counter,
-        }
+        self.counter.acquire()
     }
 
     /// Takes a free place if there is one, without waiting.
@@ -323,9 +329,7 @@ impl BoundedSemaphore {
     /// assert!(sem.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.counter.try_take().then(|| SemaphoreGuard {
-            counter: &self.counter,
-        })
+        self.counter.try_acquire()
     }
 
     /// Waits at most `timeout` for a free place.
@@ -342,13 +346,7 @@ impl BoundedSemaphore {
     /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(10)).is_err());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
-        if self.counter.take(deadline(Some(timeout))) {
-            Ok(SemaphoreGuard {
-                counter: &self.counter,
-            })
-        } else {
-            Err(Error::Timeout)
-        }
+        self.counter.acquire_timeout(timeout)
     }
 
     /// Gives a place back without a guard (after [`SemaphoreGuard::forget`]).
