@@ -12,8 +12,9 @@
 //! also finds its function before `main` runs, so test binaries (whose `main` is libtest's)
 //! need no ceremony at all.
 //!
-//! This crate also holds what the other `procs` crates share: the [`Error`] type and the wire
-//! format ([`codec`]).
+//! This crate also holds what the other `procs` crates share: the [`Error`] type, the wire
+//! format ([`codec`]), and shared memory with the words that processes sleep and lock on
+//! ([`shared`]).
 //!
 //! # Examples
 //!
@@ -44,6 +45,7 @@ mod handle;
 mod method;
 mod process;
 mod registry;
+pub mod shared;
 mod sys;
 
 pub use current::{

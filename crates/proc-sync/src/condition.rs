@@ -351,7 +351,7 @@ impl Condition {
         let state = self.shared.state();
         // Under the lock, so that no notify runs between these two steps.
         state.counts.fetch_add(ONE_WAITER, Ordering::SeqCst);
-        let registered = state.seq.value.load(Ordering::SeqCst);
+        let registered = state.seq.value().load(Ordering::SeqCst);
         let mut seen = registered;
         guard.lock().release();
         let notified = loop {
@@ -365,7 +365,7 @@ impl Condition {
                 break false;
             }
             self.shared.sleep(0, seen, deadline);
-            seen = state.seq.value.load(Ordering::SeqCst);
+            seen = state.seq.value().load(Ordering::SeqCst);
         };
         if relock(&self.lock) {
             guard.set_owner_died();
@@ -432,7 +432,7 @@ impl Condition {
         // Every waiter counted now registered before this move of `seq` and may take any
         // token, older ones included: a token left by a waiter that timed out while a newer
         // one waited (which the newer one could not take yet) reaches it now.
-        state.seq.value.fetch_add(1, Ordering::SeqCst);
+        state.seq.value().fetch_add(1, Ordering::SeqCst);
         self.shared.wake(0, tokens);
     }
 }

@@ -84,7 +84,7 @@ impl Event {
     /// assert!(event.is_set());
     /// ```
     pub fn is_set(&self) -> bool {
-        self.shared.state().flag.value.load(Ordering::Acquire) != 0
+        self.shared.state().flag.value().load(Ordering::Acquire) != 0
     }
 
     /// Sets the flag and wakes everyone who waits for it.
@@ -97,7 +97,7 @@ impl Event {
     /// event.wait();
     /// ```
     pub fn set(&self) {
-        self.shared.state().flag.value.swap(1, Ordering::SeqCst);
+        self.shared.state().flag.value().swap(1, Ordering::SeqCst);
         self.shared.wake(0, u32::MAX);
     }
 
@@ -112,7 +112,7 @@ impl Event {
     /// assert!(!event.is_set());
     /// ```
     pub fn clear(&self) {
-        self.shared.state().flag.value.store(0, Ordering::SeqCst);
+        self.shared.state().flag.value().store(0, Ordering::SeqCst);
     }
 
     /// Waits until the flag is set.

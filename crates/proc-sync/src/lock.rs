@@ -4,7 +4,7 @@
 //! A lock is one futex word in shared memory that holds the pid of the process that owns it
 //! (0 when free). Acquiring is one compare-and-swap when the lock is free; a waiter spins a
 //! little, then sleeps on the word. Because the word names its owner, a waiter can tell that
-//! the owner died: it looks every [`LIVENESS_SLICE`] while it sleeps, and takes the lock of a
+//! the owner died: it looks every tenth of a second while it sleeps, and takes the lock of a
 //! dead owner over, which its guard reports with `owner_died()` — the `EOWNERDEAD` of robust
 //! POSIX mutexes.
 
@@ -14,18 +14,12 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use proc_core::shared::pid;
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::shared::{Shared, State, Word, deadline, expired};
-use crate::sys;
+use crate::shared::{Shared, State, Word, deadline};
 use crate::wire::Kind;
-
-/// How long a waiter sleeps before it checks that the lock's owner still lives.
-const LIVENESS_SLICE: Duration = Duration::from_millis(100);
-
-/// How many times a waiter looks at a taken lock before it sleeps.
-const SPINS: u32 = 100;
 
 /// The state of a `Lock` (and of the lock of a `Value` or `Array`).
 #[repr(C)]
@@ -42,85 +36,6 @@ unsafe impl State for LockState {
     fn word(&self, _i: usize) -> &Word {
         &self.word
     }
-}
-
-/// Takes the lock in word `i` of `shared`: `Some(owner_died)` once taken, `None` when
-/// `deadline` passed first (at once when `block` is false).
-pub(crate) fn lock_word<S: State>(
-    shared: &Shared<S>,
-    i: usize,
-    block: bool,
-    deadline: Option<Instant>,
-) -> Option<bool> {
-    let word = &shared.state().word(i).value;
-    let me = sys::pid();
-    if word
-        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-    {
-        return Some(false);
-    }
-    if !block {
-        let owner = word.load(Ordering::Relaxed);
-        return take_from_dead(word, owner, me).then_some(true);
-    }
-    for _ in 0..SPINS {
-        std::hint::spin_loop();
-        if word.load(Ordering::Relaxed) == 0
-            && word
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(false);
-        }
-    }
-    loop {
-        let owner = word.load(Ordering::SeqCst);
-        if owner == 0 {
-            if word
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Some(false);
-            }
-            continue;
-        }
-        if expired(deadline) {
-            return None;
-        }
-        let slice_end = Instant::now() + LIVENESS_SLICE;
-        let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-        shared.sleep(i, owner, Some(until));
-        // Only a sleep that lasted its whole slice with the same owner is worth the look at
-        // the owner's life: a wakeup means that the lock moved.
-        if Instant::now() >= slice_end
-            && word.load(Ordering::Relaxed) == owner
-            && take_from_dead(word, owner, me)
-        {
-            return Some(true);
-        }
-    }
-}
-
-/// Takes the lock from `owner` if that process is dead.
-fn take_from_dead(word: &AtomicU32, owner: u32, me: u32) -> bool {
-    owner != 0
-        && owner != me
-        && !sys::pid_alive(owner)
-        && word
-            .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-}
-
-/// Frees the lock in word `i` of `shared` and wakes one waiter.
-pub(crate) fn unlock_word<S: State>(shared: &Shared<S>, i: usize) {
-    shared.state().word(i).value.swap(0, Ordering::SeqCst);
-    shared.wake(i, 1);
-}
-
-/// Whether the lock in word `i` is taken.
-fn word_locked<S: State>(shared: &Shared<S>, i: usize) -> bool {
-    shared.state().word(i).value.load(Ordering::Relaxed) != 0
 }
 
 /// A lock shared by processes and threads: Python's `multiprocessing.Lock`.
@@ -231,7 +146,9 @@ impl Lock {
     /// # drop(guard);
     /// ```
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        lock_word(&self.shared, 0, false, None).map(|owner_died| LockGuard::new(self, owner_died))
+        self.shared
+            .lock(0, false, None)
+            .map(|owner_died| LockGuard::new(self, owner_died))
     }
 
     /// Waits at most `timeout` for the lock.
@@ -256,7 +173,8 @@ impl Lock {
     }
 
     pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
-        lock_word(&self.shared, 0, true, deadline)
+        self.shared
+            .lock(0, true, deadline)
             .map(|owner_died| LockGuard::new(self, owner_died))
     }
 
@@ -269,7 +187,7 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        word_locked(&self.shared, 0)
+        self.shared.state().word.is_locked()
     }
 
     pub(crate) fn same(&self, other: &Lock) -> bool {
@@ -278,12 +196,12 @@ impl Lock {
 
     /// Whether this process holds the lock.
     pub(crate) fn is_mine(&self) -> bool {
-        self.shared.state().word.value.load(Ordering::Relaxed) == sys::pid()
+        self.shared.state().word.is_mine()
     }
 
     /// Frees the lock: the guard's drop and a waiting `Condition`.
     pub(crate) fn release(&self) {
-        unlock_word(&self.shared, 0);
+        self.shared.unlock(0);
     }
 }
 
@@ -392,7 +310,7 @@ fn thread_id() -> u64 {
             id.get()
         })
         .unwrap_or(u32::MAX);
-    (u64::from(sys::pid()) << 32) | u64::from(local)
+    (u64::from(pid()) << 32) | u64::from(local)
 }
 
 /// A lock that the thread holding it may acquire again: Python's `multiprocessing.RLock`.
@@ -449,8 +367,7 @@ impl RLock {
     /// number left behind by a dead owner never matches a thread of this process.
     fn is_mine(&self) -> bool {
         let state = self.state();
-        state.word.value.load(Ordering::Relaxed) == sys::pid()
-            && state.thread.load(Ordering::Relaxed) == thread_id()
+        state.word.is_mine() && state.thread.load(Ordering::Relaxed) == thread_id()
     }
 
     fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
@@ -458,7 +375,7 @@ impl RLock {
             self.state().count.fetch_add(1, Ordering::Relaxed);
             return Some(RLockGuard::new(self, false));
         }
-        let owner_died = lock_word(&self.shared, 0, block, deadline)?;
+        let owner_died = self.shared.lock(0, block, deadline)?;
         self.state().thread.store(thread_id(), Ordering::Relaxed);
         self.state().count.store(1, Ordering::Relaxed);
         Some(RLockGuard::new(self, owner_died))
@@ -529,7 +446,7 @@ impl RLock {
     /// assert_eq!(rlock.count(), 1);
     /// ```
     pub fn count(&self) -> u32 {
-        if self.state().word.value.load(Ordering::Relaxed) == 0 {
+        if !self.state().word.is_locked() {
             0
         } else {
             self.state().count.load(Ordering::Relaxed)
@@ -540,7 +457,7 @@ impl RLock {
         let state = self.state();
         if state.count.fetch_sub(1, Ordering::Relaxed) == 1 {
             state.thread.store(0, Ordering::Relaxed);
-            unlock_word(&self.shared, 0);
+            self.shared.unlock(0);
         }
     }
 }
@@ -617,9 +534,9 @@ mod tests {
         // What a takeover leaves for a moment: the word names this process, the taker, while
         // the thread number is still the dead owner's, whose thread had the same number
         // within its process as this thread has within this one.
-        let dead = sys::pid().wrapping_add(1);
+        let dead = pid().wrapping_add(1);
         let local = thread_id() & u64::from(u32::MAX);
-        state.word.value.store(sys::pid(), Ordering::SeqCst);
+        state.word.value().store(pid(), Ordering::SeqCst);
         state
             .thread
             .store((u64::from(dead) << 32) | local, Ordering::SeqCst);
@@ -632,10 +549,10 @@ mod tests {
     #[test]
     fn thread_numbers_name_the_process_and_differ_between_threads() {
         let mine = thread_id();
-        assert_eq!(mine >> 32, u64::from(sys::pid()));
+        assert_eq!(mine >> 32, u64::from(pid()));
         assert_eq!(thread_id(), mine);
         let other = std::thread::spawn(thread_id).join().unwrap();
         assert_ne!(other, mine);
-        assert_eq!(other >> 32, u64::from(sys::pid()));
+        assert_eq!(other >> 32, u64::from(pid()));
     }
 }

@@ -39,13 +39,13 @@ struct Counter {
 impl Counter {
     fn new(value: u32, bound: u32) -> Result<Counter> {
         let shared = Shared::<SemaphoreState>::new()?;
-        shared.state().count.value.store(value, Ordering::SeqCst);
+        shared.state().count.value().store(value, Ordering::SeqCst);
         shared.state().bound.store(bound, Ordering::SeqCst);
         Ok(Counter { shared })
     }
 
     fn count(&self) -> &AtomicU32 {
-        &self.shared.state().count.value
+        self.shared.state().count.value()
     }
 
     fn try_take(&self) -> bool {

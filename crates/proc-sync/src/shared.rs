@@ -2,30 +2,23 @@
 //!
 //! Every primitive is a small anonymous [`SharedMemory`] segment that holds a `State` — a
 //! `#[repr(C)]` struct of atomics, valid when all its bytes are zero (fresh segments are) —
-//! followed by an optional tail (the data of a `Value` or `Array`). Its `Word`s are futex
-//! words: a waiter counts itself in `sleepers` and sleeps while the word holds what it saw; a
-//! waker changes the word and wakes only when someone sleeps, so that the uncontended paths
-//! make no system call.
+//! followed by an optional tail (the data of a `Value` or `Array`). Its `Word`s are
+//! `proc_core::shared::Word`s, futex words: a waiter counts itself among the word's sleepers
+//! and sleeps while the word holds what it saw; a waker changes the word and wakes only when
+//! someone sleeps, so that the uncontended paths make no system call. The `Parkers` that the
+//! words sleep on travel with the segment.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use proc_core::shared::Parkers;
+pub(crate) use proc_core::shared::Word;
 use proc_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::shm::SharedMemory;
-use crate::sys;
 use crate::wire::{Header, Kind};
-
-/// A futex word and the number of its sleepers.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct Word {
-    pub(crate) value: AtomicU32,
-    sleepers: AtomicU32,
-}
 
 /// The shared state of a primitive.
 ///
@@ -68,7 +61,7 @@ pub(crate) fn check_align(align: usize) -> Result<()> {
 /// A primitive's state in shared memory, with what its words sleep on.
 pub(crate) struct Shared<S> {
     shm: SharedMemory,
-    parkers: sys::Parkers,
+    parkers: Parkers,
     state: PhantomData<fn() -> S>,
 }
 
@@ -109,7 +102,7 @@ impl<S: State> Shared<S> {
             .ok_or(Error::InvalidState("shared value too large"))?;
         Ok(Shared {
             shm: SharedMemory::create(total)?,
-            parkers: sys::Parkers::new(S::WORDS)?,
+            parkers: Parkers::new(S::WORDS)?,
             state: PhantomData,
         })
     }
@@ -148,25 +141,26 @@ impl<S: State> Shared<S> {
     /// Sleeps while word `i` holds `expected`, until woken, until `deadline`, or spuriously.
     /// Callers look at the word again when it returns.
     pub(crate) fn sleep(&self, i: usize, expected: u32, deadline: Option<Instant>) {
-        let word = self.state().word(i);
-        word.sleepers.fetch_add(1, Ordering::SeqCst);
-        if word.value.load(Ordering::SeqCst) == expected {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if timeout != Some(Duration::ZERO) {
-                self.parkers.wait(i, &word.value, expected, timeout);
-            }
-        }
-        word.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.state()
+            .word(i)
+            .sleep(&self.parkers, i, expected, deadline);
     }
 
     /// Wakes at most `n` sleepers of word `i`, after the caller changed it (with a `SeqCst`
-    /// write, which orders it before the look at `sleepers`).
+    /// write, which orders it before the look at the sleepers).
     pub(crate) fn wake(&self, i: usize, n: u32) {
-        let word = self.state().word(i);
-        let sleepers = word.sleepers.load(Ordering::SeqCst);
-        if sleepers > 0 {
-            self.parkers.wake(i, &word.value, n.min(sleepers));
-        }
+        self.state().word(i).wake(&self.parkers, i, n);
+    }
+
+    /// Takes the robust lock in word `i`: `Some(owner_died)` once taken, `None` when
+    /// `deadline` passed first (at once when `block` is false).
+    pub(crate) fn lock(&self, i: usize, block: bool, deadline: Option<Instant>) -> Option<bool> {
+        self.state().word(i).lock(&self.parkers, i, block, deadline)
+    }
+
+    /// Frees the lock in word `i` and wakes one waiter.
+    pub(crate) fn unlock(&self, i: usize) {
+        self.state().word(i).unlock(&self.parkers, i);
     }
 }
 
@@ -180,8 +174,7 @@ impl<S: State> Serialize for Shared<S> {
 
 impl<'de, S: State> Deserialize<'de> for Shared<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let (header, shm, parkers) =
-            <(Header, SharedMemory, sys::Parkers)>::deserialize(deserializer)?;
+        let (header, shm, parkers) = <(Header, SharedMemory, Parkers)>::deserialize(deserializer)?;
         header.expect(Header::of::<S>(S::KIND))?;
         if shm.size() < std::mem::size_of::<S>() {
             return Err(proc_core::codec::de_error(

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use proc_core::shared::Segment;
 use proc_core::{Error, Handle, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -76,7 +77,7 @@ pub struct SharedMemory {
 }
 
 struct Inner {
-    segment: sys::Segment,
+    segment: Segment,
     name: Option<String>,
     /// The size asked for; the mapping may be larger (a whole number of pages).
     size: usize,
@@ -105,7 +106,7 @@ impl SharedMemory {
     pub fn create(size: usize) -> Result<SharedMemory> {
         check_size(size)?;
         Ok(SharedMemory::from_parts(
-            sys::Segment::anonymous(size)?,
+            Segment::anonymous(size)?,
             None,
             size,
             None,
@@ -138,7 +139,7 @@ impl SharedMemory {
     pub fn create_named(name: &str, size: usize) -> Result<SharedMemory> {
         check_size(size)?;
         check_name(name)?;
-        let segment = sys::Segment::create_named(name, size)?;
+        let segment = sys::create_named(name, size)?;
         let tracker = match sys::track(name) {
             Ok(tracker) => tracker,
             Err(e) => {
@@ -185,7 +186,7 @@ impl SharedMemory {
     /// ```
     pub fn attach(name: &str) -> Result<SharedMemory> {
         check_name(name)?;
-        let segment = sys::Segment::open_named(name)?;
+        let segment = sys::open_named(name)?;
         let size = segment.len();
         Ok(SharedMemory::from_parts(
             segment,
@@ -197,7 +198,7 @@ impl SharedMemory {
     }
 
     fn from_parts(
-        segment: sys::Segment,
+        segment: Segment,
         name: Option<String>,
         size: usize,
         tracker: Option<Handle>,
@@ -426,7 +427,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
                 "shared memory size exceeds its mapping",
             ));
         }
-        let segment = sys::Segment::from_handle(wire.handle, wire.len)
+        let segment = Segment::from_handle(wire.handle, wire.len)
             .map_err(|e| proc_core::codec::de_error(format!("cannot map shared memory: {e}")))?;
         Ok(SharedMemory::from_parts(
             segment,

@@ -87,6 +87,17 @@ fn bad_sizes_and_names_are_refused() {
     assert!(SharedMemory::create(8).unwrap().unlink().is_err());
 }
 
+#[test]
+fn a_named_segment_that_cannot_be_made_leaves_its_name_free() {
+    let name = unique("too-large");
+    // No system sizes an object to this many bytes: the creation fails after the name was
+    // taken (on Unix), and the name must go with it.
+    assert!(SharedMemory::create_named(&name, usize::MAX).is_err());
+    let shm = SharedMemory::create_named(&name, 8).unwrap();
+    assert_eq!(shm.size(), 8);
+    shm.unlink().unwrap();
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;

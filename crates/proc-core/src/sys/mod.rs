@@ -9,8 +9,17 @@
 //! - `Child`: a started process (`pid`, `try_wait`, `wait`, `terminate`, `kill`).
 //! - `spawn` (re-execute the program), `fork` and `forkserver_spawn` (Unix only; elsewhere
 //!   they answer `Unsupported`), `serve_forkserver` (the zygote's loop).
-//! - Process facts: `getpid`, `getppid`, `pid_alive`, `thread_count`, `random_bytes`,
-//!   `signal_name`, `at_exit`, `prepare_child`, `exit_now`, `default_executable`.
+//! - Process facts: `getpid`, `getppid`, `pid_alive` (a zombie counts as ended),
+//!   `thread_count`, `random_bytes`, `signal_name`, `at_exit`, `at_fork_child` (a no-op where
+//!   there is no fork), `prepare_child`, `exit_now`, `default_executable`.
+//! - Shared memory (`unix/shared.rs`, `windows/shared.rs`), for `crate::shared`:
+//!   `anonymous_segment(len)` (a new zeroed object that no name reaches, as an `OwnedHandle`),
+//!   `map_segment(&handle, len)` (refuses an object shorter than `len`) and the `unsafe`
+//!   `unmap_segment(ptr, len)`; `Parkers`, what words sleep on — `new(n)` for `n` words,
+//!   `wait(i, word, expected, timeout)` (returns at once unless `word` holds `expected`; may
+//!   return spuriously) and `wake(i, word, n)`. Futexes where the kernel has them; kernel
+//!   semaphores, whose handles travel with the value, on Windows. `Clone`, `Debug`,
+//!   `Serialize` and `Deserialize`.
 //! - The constructor that runs `crate::entry::from_constructor` before `main`.
 
 #[cfg(unix)]

@@ -5,6 +5,8 @@
 //! Windows cannot fork, so `StartMethod::available()` offers only `Spawn` here; `fork` and
 //! `forkserver_spawn` answer `Unsupported` should they ever be reached.
 
+mod shared;
+
 use std::cell::OnceCell;
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, RandomState};
@@ -20,6 +22,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::codec;
+
+pub(crate) use shared::{Parkers, anonymous_segment, map_segment, unmap_segment};
 
 use windows_sys::Win32::Foundation::{
     DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,
@@ -1358,6 +1362,9 @@ pub(crate) fn at_exit(handler: extern "C" fn()) {
         atexit(handler);
     }
 }
+
+/// Would run `handler` in a forked child: Windows has no fork, so it never runs.
+pub(crate) fn at_fork_child(_handler: extern "C" fn()) {}
 
 /// Sets up a child before it runs user code. Windows has no SIGPIPE to ignore: a write to a
 /// closed pipe already fails with an error.

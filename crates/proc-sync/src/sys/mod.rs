@@ -1,24 +1,18 @@
-//! The one internal interface to the operating system.
+//! The one internal interface to the operating system, for what is `proc-sync`'s own: named
+//! shared memory. Anonymous segments, the words that primitives sleep and lock on, and the
+//! owner pids of locks are `proc_core::shared`'s.
 //!
 //! Everything that differs between platforms lives behind the items that `unix` and `windows`
 //! both define, so that the rest of the crate has no `cfg` of its own:
 //!
-//! - `Segment`: a mapping of shared memory that owns its handle — `anonymous(len)` (freed by
-//!   the kernel with its last user), `create_named(name, len)`, `open_named(name)`,
-//!   `from_handle(handle, len)` (a segment that arrived from another process), `handle()`,
-//!   `as_ptr()`, `len()`.
+//! - `create_named(name, len)`: a new `Segment` under `name` (fails if the name exists);
+//!   `open_named(name)`: the existing one, all of it. Both open the named object and hand its
+//!   handle to `Segment::from_handle`.
 //! - `unlink_named(name)`: removes a segment's name.
 //! - `track(name)`: starts whatever removes a named segment's name once every process that
 //!   holds the returned `Handle` has ended; `untrack(&Handle)` stops it after an explicit
 //!   unlink. `UNLINK_ON_DROP` says whether the creator must unlink on drop instead, where the
 //!   platform has no tracker.
-//! - `Parkers`: sleeping on 32-bit words in shared memory — `new(n)` for `n` words,
-//!   `wait(i, word, expected, timeout)` (returns at once unless `word` holds `expected`; may
-//!   return spuriously) and `wake(i, word, n)`. Futexes where the kernel has them; kernel
-//!   semaphores, whose handles travel with the value, on Windows. `Clone`, `Serialize` and
-//!   `Deserialize`.
-//! - `pid()`: this process's id, cheap enough for every acquire (cached, forgotten on fork).
-//! - `pid_alive(pid)`: whether a process still runs (a zombie does not).
 
 #[cfg(unix)]
 mod unix;

@@ -1,6 +1,7 @@
 //! Unix: `posix_spawn` re-execution, `fork`, a fork server, `poll`-based waits.
 
 mod forkserver;
+mod shared;
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(crate) use forkserver::{forkserver_spawn, serve_forkserver};
+pub(crate) use shared::{Parkers, anonymous_segment, map_segment, unmap_segment};
 
 /// Converts the return value of a libc call that reports failure with -1.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -961,11 +963,34 @@ pub(crate) fn getppid() -> u32 {
     unsafe { libc::getppid() as u32 }
 }
 
-/// Whether a process with this pid exists (it may belong to another user).
+/// Whether process `pid` still runs (it may belong to another user). A zombie (ended, not
+/// yet reaped) counts as ended.
+///
+/// A recycled pid makes a dead process look alive; pids are reused only after the whole
+/// range has been gone through, so this stays theoretical.
 pub(crate) fn pid_alive(pid: u32) -> bool {
+    // A pid beyond `pid_t` names no process; cast, it would name a process group.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks that the process exists.
-    let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let ret = unsafe { libc::kill(pid, 0) };
+    let exists = ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_zombie(pid: libc::pid_t) -> bool {
+    // The state follows the command name, which may hold spaces and parentheses.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X']))
+    })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn is_zombie(_pid: libc::pid_t) -> bool {
+    false
 }
 
 /// Fills `buf` from the kernel's random source.
@@ -1000,6 +1025,16 @@ pub(crate) fn at_exit(handler: extern "C" fn()) {
     // SAFETY: `handler` is a plain function that lives as long as the program.
     unsafe {
         libc::atexit(handler);
+    }
+}
+
+/// Runs `handler` in the child of every `fork` of this process, before `fork` returns there.
+/// The handler must be async-signal-safe, as everything a forked child runs before `exec`.
+pub(crate) fn at_fork_child(handler: extern "C" fn()) {
+    // SAFETY: `handler` is a plain function that lives as long as the program; the caller
+    // gives one that is async-signal-safe.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(handler));
     }
 }
 

@@ -1,0 +1,684 @@
+//! Shared memory, and words in it that processes sleep on and lock: the layer under the
+//! primitives of `proc-sync` and the queues of `proc-ipc`.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`Segment`] | anonymous shared memory that owns its [`Handle`]; the handle and the length travel, [`Segment::from_handle`] maps them again |
+//! | [`Word`] | a futex word and the count of its sleepers, made to sit in a segment: [`sleep`](Word::sleep) and [`wake`](Word::wake), and a robust lock ([`lock`](Word::lock), [`unlock`](Word::unlock)) that holds its owner's pid |
+//! | [`Parkers`] | what the words of one structure sleep on; it travels along with the segment |
+//! | [`pid`], [`pid_alive`] | the owner a lock stores, and whether that owner still runs |
+//!
+//! A structure in shared memory is a `#[repr(C)]` type made of atomics (so that shared
+//! references to it are fine while other processes change it) and valid when all its bytes are
+//! zero (fresh segments are), placed at the start of a [`Segment`]. Waiting on a word costs no
+//! system call while nobody sleeps: a waiter counts itself among the sleepers, and a waker
+//! calls the kernel only when it sees one.
+//!
+//! # Examples
+//!
+//! A counter that children increment under a lock; the segment goes to them as its handle and
+//! length, with the parkers its words sleep on.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! use proc_core::shared::{Parkers, Segment, Word};
+//! use proc_core::{Handle, Process};
+//!
+//! /// Valid when zeroed, and made of atomics only.
+//! #[repr(C)]
+//! struct Counter {
+//!     lock: Word,
+//!     count: AtomicU32,
+//! }
+//!
+//! fn counter(segment: &Segment) -> &Counter {
+//!     // SAFETY: the segment is page-aligned and long enough, `Counter` is made of atomics
+//!     // and valid when zeroed, and the reference does not outlive the segment.
+//!     unsafe { &*segment.as_ptr().cast::<Counter>() }
+//! }
+//!
+//! fn add_one((handle, len, parkers): (Handle, usize, Parkers)) {
+//!     let segment = Segment::from_handle(handle, len).unwrap();
+//!     let c = counter(&segment);
+//!     c.lock.lock(&parkers, 0, true, None).unwrap();
+//!     // A read and a write, not one atomic add: only the lock keeps other adders out.
+//!     let seen = c.count.load(Ordering::Relaxed);
+//!     c.count.store(seen + 1, Ordering::Relaxed);
+//!     c.lock.unlock(&parkers, 0);
+//! }
+//!
+//! fn main() {
+//!     proc_core::init();
+//!     let segment = Segment::anonymous(size_of::<Counter>()).unwrap();
+//!     let parkers = Parkers::new(1).unwrap();
+//!     let children: Vec<_> = (0..4)
+//!         .map(|_| {
+//!             let handle = segment.handle().try_clone().unwrap();
+//!             Process::spawn(add_one, (handle, segment.len(), parkers.clone())).unwrap()
+//!         })
+//!         .collect();
+//!     for mut child in children {
+//!         child.join().unwrap();
+//!     }
+//!     assert_eq!(counter(&segment).count.load(Ordering::Relaxed), 4);
+//!     assert!(!counter(&segment).lock.is_locked());
+//! }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::handle::Handle;
+use crate::sys;
+// Only the docs name the error variants.
+#[cfg(doc)]
+use crate::error::Error;
+
+/// How long a waiter for a lock sleeps before it checks that the lock's owner still lives.
+const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// How many times a waiter looks at a taken lock before it sleeps.
+const SPINS: u32 = 100;
+
+/// Anonymous shared memory: a mapping that owns the handle which sends it to other processes.
+///
+/// [`anonymous`](Segment::anonymous) makes memory that no name reaches: the kernel frees it
+/// when the last process that holds its handle or maps it ends, however it ends. To share it,
+/// send a copy of its [`handle`](Segment::handle) and its [`len`](Segment::len) to another
+/// process (as a [`Process`](crate::Process) argument, or through a [`Link`](crate::Link)),
+/// which maps them with [`from_handle`](Segment::from_handle). The memory starts zeroed and
+/// the mapping starts on a page; it is unmapped when the `Segment` drops.
+///
+/// `Segment` hands out a raw pointer only: what lives in the memory, and how the processes
+/// that share it synchronize, is up to its users (atomics, [`Word`]s).
+///
+/// # Platform-specific behavior
+///
+/// The memory is a `memfd_create` object on Linux, whose size is sealed
+/// (`F_SEAL_SHRINK | F_SEAL_GROW`), so that no process it reaches can truncate it under the
+/// others, whose next touch of the lost pages would be a `SIGBUS`. The other Unixes use a
+/// `shm_open` object whose name is removed at once, and which has no seals. Windows uses an
+/// unnamed file mapping backed by the paging file, which cannot shrink.
+///
+/// # Examples
+///
+/// A child fills a segment that it received as its handle:
+///
+/// ```
+/// use proc_core::shared::Segment;
+/// use proc_core::{Handle, Process};
+///
+/// fn fill((handle, len): (Handle, usize)) {
+///     let segment = Segment::from_handle(handle, len).unwrap();
+///     // SAFETY: the parent does not touch the memory until this process ends.
+///     unsafe { std::ptr::write_bytes(segment.as_ptr(), 7, segment.len()) };
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let segment = Segment::anonymous(100).unwrap();
+///     let handle = segment.handle().try_clone().unwrap();
+///     Process::spawn(fill, (handle, segment.len())).unwrap().join().unwrap();
+///     // SAFETY: the child has ended; nothing else writes to the memory.
+///     let bytes = unsafe { std::slice::from_raw_parts(segment.as_ptr(), segment.len()) };
+///     assert!(bytes.iter().all(|b| *b == 7));
+/// }
+/// ```
+pub struct Segment {
+    handle: Handle,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory shared with other processes anyway; `Segment` never
+// hands out references to it, only the pointer, whose users synchronize on their own.
+unsafe impl Send for Segment {}
+// SAFETY: as for `Send`: `&Segment` only gives the pointer, the length and the handle.
+unsafe impl Sync for Segment {}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("handle", &self.handle)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Segment {
+    /// A new segment of `len` bytes, zeroed, that no name reaches.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with `InvalidInput` when `len` is 0 or too large for the platform, or
+    /// when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let segment = proc_core::shared::Segment::anonymous(16).unwrap();
+    /// assert_eq!(segment.len(), 16);
+    /// // SAFETY: the mapping is 16 bytes long, and nothing else uses this fresh segment.
+    /// assert_eq!(unsafe { segment.as_ptr().add(15).read() }, 0);
+    /// assert!(proc_core::shared::Segment::anonymous(0).is_err());
+    /// ```
+    pub fn anonymous(len: usize) -> Result<Segment> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a shared memory segment cannot be empty",
+            )
+            .into());
+        }
+        Segment::map(sys::anonymous_segment(len)?, len)
+    }
+
+    /// Maps the first `len` bytes of the shared memory object behind `handle`: a segment's
+    /// handle that came from another process, or any other such object (a named one, say).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with `InvalidData` when `len` is 0 or the object is smaller than `len`
+    /// (a length larger than the object would fault on first touch), or when the system
+    /// refuses the mapping.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Windows cannot tell the size of a mapping in advance: there, an object smaller than
+    /// `len` fails with the error of `MapViewOfFile`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::Segment;
+    ///
+    /// let segment = Segment::anonymous(8).unwrap();
+    /// // SAFETY: the mapping is 8 bytes long, and nothing else uses it yet.
+    /// unsafe { segment.as_ptr().write(42) };
+    /// let again = Segment::from_handle(segment.handle().try_clone().unwrap(), 8).unwrap();
+    /// // SAFETY: as above; the write is done.
+    /// assert_eq!(unsafe { again.as_ptr().read() }, 42);
+    /// assert!(Segment::from_handle(segment.handle().try_clone().unwrap(), 0).is_err());
+    /// ```
+    pub fn from_handle(handle: Handle, len: usize) -> Result<Segment> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the shared memory segment is empty",
+            )
+            .into());
+        }
+        Segment::map(sys::OwnedHandle::from(handle), len)
+    }
+
+    fn map(handle: sys::OwnedHandle, len: usize) -> Result<Segment> {
+        let ptr = sys::map_segment(&handle, len)?;
+        Ok(Segment {
+            handle: Handle::from(handle),
+            ptr,
+            len,
+        })
+    }
+
+    /// The handle of the memory, to send a copy of ([`Handle::try_clone`]) to another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let segment = proc_core::shared::Segment::anonymous(8).unwrap();
+    /// let copy = segment.handle().try_clone().unwrap();
+    /// let again = proc_core::shared::Segment::from_handle(copy, segment.len()).unwrap();
+    /// assert_eq!(again.len(), 8);
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The first byte of the mapping, page-aligned. It is valid for [`len`](Segment::len)
+    /// bytes while `self` lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let segment = proc_core::shared::Segment::anonymous(8).unwrap();
+    /// assert!(segment.as_ptr().addr().is_multiple_of(4096));
+    /// ```
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The length of the mapping in bytes, as asked of [`anonymous`](Segment::anonymous) or
+    /// [`from_handle`](Segment::from_handle).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_core::shared::Segment::anonymous(10).unwrap().len(), 10);
+    /// ```
+    #[allow(clippy::len_without_is_empty)] // A segment is never empty.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map_segment` with this address and length, and the
+        // users of the pointer are gone with the last reference to this segment.
+        unsafe { sys::unmap_segment(self.ptr, self.len) };
+    }
+}
+
+/// What the [`Word`]s of one structure sleep on, numbered from 0.
+///
+/// Make one with as many places as the structure has words, send it wherever the segment
+/// goes, and pass it with the word's number to every [`Word`] call that may sleep or wake.
+///
+/// # Platform-specific behavior
+///
+/// Futex platforms (Linux, FreeBSD, macOS) sleep on the word's address and need nothing
+/// here: `Parkers` is empty and the number is ignored. Windows has no futex that crosses
+/// processes, so `Parkers` holds one kernel semaphore per word, whose handles travel with
+/// it; a number beyond those it was made for makes sleeps return at once there.
+///
+/// # Examples
+///
+/// A child sleeps on a word until its parent changes it; the parkers travel with the segment:
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+///
+/// use proc_core::shared::{Parkers, Segment, Word};
+/// use proc_core::{Handle, Process};
+///
+/// fn word(segment: &Segment) -> &Word {
+///     // SAFETY: the segment is page-aligned and holds a `Word`, which is valid when zeroed;
+///     // the reference does not outlive the segment.
+///     unsafe { &*segment.as_ptr().cast::<Word>() }
+/// }
+///
+/// fn wait_for_go((handle, parkers): (Handle, Parkers)) -> u32 {
+///     let segment = Segment::from_handle(handle, size_of::<Word>()).unwrap();
+///     let go = word(&segment);
+///     while go.value().load(Ordering::SeqCst) == 0 {
+///         go.sleep(&parkers, 0, 0, None);
+///     }
+///     go.value().load(Ordering::SeqCst)
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let segment = Segment::anonymous(size_of::<Word>()).unwrap();
+///     let parkers = Parkers::new(1).unwrap();
+///     let handle = segment.handle().try_clone().unwrap();
+///     let mut child = Process::spawn(wait_for_go, (handle, parkers.clone())).unwrap();
+///     word(&segment).value().store(5, Ordering::SeqCst);
+///     word(&segment).wake(&parkers, 0, u32::MAX);
+///     assert_eq!(child.join().unwrap(), 5);
+/// }
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Parkers {
+    inner: sys::Parkers,
+}
+
+impl Parkers {
+    /// Places to sleep for `words` words, numbered `0..words`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no semaphore to give (Windows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let parkers = Parkers::new(1).unwrap();
+    /// let word = Word::new();
+    /// assert_eq!(word.lock(&parkers, 0, false, None), Some(false));
+    /// ```
+    pub fn new(words: usize) -> Result<Parkers> {
+        Ok(Parkers {
+            inner: sys::Parkers::new(words)?,
+        })
+    }
+}
+
+/// A futex word and the number of its sleepers, made to sit in shared memory.
+///
+/// It is `#[repr(C)]`, made of atomics only and valid when all its bytes are zero, so that a
+/// structure of words (and other atomics) can be placed in a fresh [`Segment`] and used
+/// through shared references by every process that maps it.
+///
+/// A word is used one of two ways:
+///
+/// - as a value to wait on: change [`value`](Word::value) with a `SeqCst` write, then
+///   [`wake`](Word::wake); a waiter reads the value, decides, and [`sleep`](Word::sleep)s while
+///   it still holds what it read;
+/// - as a robust lock: [`lock`](Word::lock) and [`unlock`](Word::unlock), with the owner's
+///   pid as the value (0 when free).
+///
+/// # Examples
+///
+/// A word in a segment, locked and unlocked:
+///
+/// ```
+/// use proc_core::shared::{Parkers, Segment, Word, pid};
+///
+/// let segment = Segment::anonymous(size_of::<Word>()).unwrap();
+/// let parkers = Parkers::new(1).unwrap();
+/// // SAFETY: the segment is page-aligned and holds a `Word`, which is valid when zeroed; the
+/// // reference does not outlive the segment.
+/// let word = unsafe { &*segment.as_ptr().cast::<Word>() };
+/// assert_eq!(word.lock(&parkers, 0, true, None), Some(false));
+/// assert_eq!(word.value().load(std::sync::atomic::Ordering::Relaxed), pid());
+/// word.unlock(&parkers, 0);
+/// assert!(!word.is_locked());
+/// ```
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Word {
+    value: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+impl Word {
+    /// A word that holds 0 and has no sleepers: a free lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static WORD: proc_core::shared::Word = proc_core::shared::Word::new();
+    /// assert!(!WORD.is_locked());
+    /// ```
+    pub const fn new() -> Word {
+        Word {
+            value: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+
+    /// The value, which sleepers compare with what they expect, and which a lock sets to its
+    /// owner's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let word = proc_core::shared::Word::new();
+    /// word.value().store(3, Ordering::SeqCst);
+    /// assert_eq!(word.value().load(Ordering::SeqCst), 3);
+    /// ```
+    pub fn value(&self) -> &AtomicU32 {
+        &self.value
+    }
+
+    /// Sleeps while the value is `expected`, until woken, until `deadline`, or spuriously.
+    /// Callers look at the value again when it returns.
+    ///
+    /// It returns at once when the value is not `expected` or `deadline` has passed.
+    /// `index` is the word's number within `parkers`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         std::thread::sleep(Duration::from_millis(10));
+    ///         word.value().store(1, Ordering::SeqCst);
+    ///         word.wake(&parkers, 0, 1);
+    ///     });
+    ///     let deadline = Instant::now() + Duration::from_secs(20);
+    ///     while word.value().load(Ordering::SeqCst) == 0 {
+    ///         word.sleep(&parkers, 0, 0, Some(deadline));
+    ///     }
+    /// });
+    /// assert_eq!(word.value().load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn sleep(&self, parkers: &Parkers, index: usize, expected: u32, deadline: Option<Instant>) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        if self.value.load(Ordering::SeqCst) == expected {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                parkers.inner.wait(index, &self.value, expected, timeout);
+            }
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes at most `n` sleepers (all of them with `u32::MAX`), after the caller changed the
+    /// value with a `SeqCst` write, which orders it before the look at the sleepers. Without
+    /// sleepers it makes no system call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// word.value().store(1, std::sync::atomic::Ordering::SeqCst);
+    /// word.wake(&parkers, 0, u32::MAX);
+    /// assert_eq!(word.value().load(std::sync::atomic::Ordering::SeqCst), 1);
+    /// ```
+    pub fn wake(&self, parkers: &Parkers, index: usize, n: u32) {
+        let sleepers = self.sleepers.load(Ordering::SeqCst);
+        if sleepers > 0 {
+            parkers.inner.wake(index, &self.value, n.min(sleepers));
+        }
+    }
+
+    /// Takes the lock that this word is: `Some(owner_died)` once taken, `None` when
+    /// `deadline` passed first (at once when `block` is false).
+    ///
+    /// Taking a free lock is one compare-and-swap. A waiter spins a little, then sleeps; every
+    /// tenth of a second it looks whether the owner still lives, and takes the lock of a dead
+    /// owner over (as a non-blocking call does at once), which `Some(true)` reports: the
+    /// `EOWNERDEAD` of robust POSIX mutexes. What the lock protects may be half-updated then.
+    ///
+    /// Ownership is per process: a thread that locks a word that its own process holds waits.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// The owner is recognised by its pid. A pid recycled by the system before the waiters
+    /// look would hide the death; processes in different pid namespaces must not share locks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// assert_eq!(word.lock(&parkers, 0, false, None), Some(false));
+    /// assert_eq!(word.lock(&parkers, 0, false, None), None);
+    /// let soon = Instant::now() + Duration::from_millis(10);
+    /// assert_eq!(word.lock(&parkers, 0, true, Some(soon)), None);
+    /// word.unlock(&parkers, 0);
+    /// ```
+    pub fn lock(
+        &self,
+        parkers: &Parkers,
+        index: usize,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Option<bool> {
+        let word = &self.value;
+        let me = pid();
+        if word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Some(false);
+        }
+        if !block {
+            let owner = word.load(Ordering::Relaxed);
+            return take_from_dead(word, owner, me).then_some(true);
+        }
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if word.load(Ordering::Relaxed) == 0
+                && word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Some(false);
+            }
+        }
+        loop {
+            let owner = word.load(Ordering::SeqCst);
+            if owner == 0 {
+                if word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some(false);
+                }
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            let slice_end = Instant::now() + LIVENESS_SLICE;
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            self.sleep(parkers, index, owner, Some(until));
+            // Only a sleep that lasted its whole slice with the same owner is worth the look
+            // at the owner's life: a wakeup means that the lock moved.
+            if Instant::now() >= slice_end
+                && word.load(Ordering::Relaxed) == owner
+                && take_from_dead(word, owner, me)
+            {
+                return Some(true);
+            }
+        }
+    }
+
+    /// Frees the lock and wakes one waiter. It does not check who holds the lock: callers
+    /// unlock only what they locked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// word.unlock(&parkers, 0);
+    /// assert!(!word.is_locked());
+    /// ```
+    pub fn unlock(&self, parkers: &Parkers, index: usize) {
+        self.value.swap(0, Ordering::SeqCst);
+        self.wake(parkers, index, 1);
+    }
+
+    /// Whether some process holds the lock now (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// assert!(!word.is_locked());
+    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// assert!(word.is_locked());
+    /// # word.unlock(&parkers, 0);
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.value.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether this process holds the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::{Parkers, Word};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// assert!(word.is_mine());
+    /// word.unlock(&parkers, 0);
+    /// assert!(!word.is_mine());
+    /// ```
+    pub fn is_mine(&self) -> bool {
+        self.value.load(Ordering::Relaxed) == pid()
+    }
+}
+
+/// Takes the lock in `word` from `owner` if that process is dead.
+fn take_from_dead(word: &AtomicU32, owner: u32, me: u32) -> bool {
+    owner != 0
+        && owner != me
+        && !pid_alive(owner)
+        && word
+            .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// The cached pid of this process; 0 until first asked and again in a forked child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Forgets the cached pid; it runs in a forked child, where it must be async-signal-safe, as
+/// a store to an atomic is.
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// This process's id, cheaply: locks store it as their owner on every acquire, and asking
+/// the system is a system call on Unix. The cached value is forgotten in a forked child.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(proc_core::shared::pid(), std::process::id());
+/// ```
+pub fn pid() -> u32 {
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    static AT_FORK: Once = Once::new();
+    AT_FORK.call_once(|| sys::at_fork_child(forget_pid));
+    let pid = sys::getpid();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// Whether process `pid` still runs, whoever it belongs to. A process that ended counts as
+/// ended even before its parent reaped it (a zombie).
+///
+/// # Platform-specific behavior
+///
+/// A recycled pid makes a dead process look alive; systems reuse pids only after going
+/// through the whole range, so that stays theoretical. Linux and Android tell a zombie by
+/// `/proc`, because `kill` still finds it there; on the other Unixes `kill` alone judges.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{pid, pid_alive};
+///
+/// assert!(pid_alive(pid()));
+/// assert!(!pid_alive(u32::MAX));
+/// ```
+pub fn pid_alive(pid: u32) -> bool {
+    sys::pid_alive(pid)
+}

@@ -1,0 +1,349 @@
+//! `proc_core::shared` between real processes, under every start method: segments that travel
+//! as their handles, words that processes sleep on and lock, a lock holder that dies (the
+//! robust-mutex guarantee that `proc-sync`'s `Lock` and `proc-ipc`'s queues build on), and
+//! the pid that locks store.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use proc_core::shared::{Parkers, Segment, Word, pid, pid_alive};
+use proc_core::{Error, Handle};
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
+
+/// What the tests put in a segment: valid when zeroed, made of atomics only.
+#[repr(C)]
+#[derive(Debug)]
+struct Block {
+    lock: Word,
+    /// Set by a child that holds the lock; also what a sleeper waits on.
+    flag: Word,
+    count: AtomicU32,
+}
+
+/// The word numbers of `Block` within its `Parkers`.
+const LOCK: usize = 0;
+const FLAG: usize = 1;
+const WORDS: usize = 2;
+
+/// What travels to a child: the segment's handle, its length and the parkers.
+type Parts = (Handle, usize, Parkers);
+
+struct Shared {
+    segment: Segment,
+    parkers: Parkers,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            segment: Segment::anonymous(size_of::<Block>()).unwrap(),
+            parkers: Parkers::new(WORDS).unwrap(),
+        }
+    }
+
+    fn from_parts((handle, len, parkers): Parts) -> Shared {
+        Shared {
+            segment: Segment::from_handle(handle, len).unwrap(),
+            parkers,
+        }
+    }
+
+    fn parts(&self) -> Parts {
+        (
+            self.segment.handle().try_clone().unwrap(),
+            self.segment.len(),
+            self.parkers.clone(),
+        )
+    }
+
+    fn block(&self) -> &Block {
+        assert!(self.segment.len() >= size_of::<Block>());
+        // SAFETY: the segment is page-aligned and long enough (checked above), `Block` is made
+        // of atomics and valid when zeroed, and the reference lives no longer than `self`.
+        unsafe { &*self.segment.as_ptr().cast::<Block>() }
+    }
+}
+
+#[test]
+fn the_shared_types_are_send_and_sync() {
+    assert_send_sync::<Segment>();
+    assert_send_sync::<Parkers>();
+    assert_send_sync::<Word>();
+}
+
+#[test]
+fn a_new_segment_is_zeroed_and_bad_lengths_are_refused() {
+    let segment = Segment::anonymous(1 << 20).unwrap();
+    // SAFETY: the mapping is `len` bytes long and nothing else uses it.
+    let bytes = unsafe { std::slice::from_raw_parts(segment.as_ptr(), segment.len()) };
+    assert!(bytes.iter().all(|b| *b == 0));
+    assert!(format!("{segment:?}").contains("len: 1048576"));
+
+    let err = Segment::anonymous(0).unwrap_err();
+    assert!(matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput));
+    let copy = || segment.handle().try_clone().unwrap();
+    let err = Segment::from_handle(copy(), 0).unwrap_err();
+    assert!(matches!(err, Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData));
+    // More than the object holds would fault on first touch.
+    assert!(Segment::from_handle(copy(), 4 << 20).is_err());
+    // Less is fine: the start of the same memory.
+    let start = Segment::from_handle(copy(), 16).unwrap();
+    // SAFETY: both mappings are at least 16 bytes long; only this thread uses them.
+    unsafe { segment.as_ptr().add(15).write(9) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { start.as_ptr().add(15).read() }, 9);
+}
+
+/// Writes a pattern into the segment it receives, and reports the pid that locks would store.
+fn fill((handle, len): (Handle, usize)) -> u32 {
+    let segment = Segment::from_handle(handle, len).unwrap();
+    // SAFETY: the parent does not touch the memory until this process ends.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(segment.as_ptr(), len) };
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    pid()
+}
+
+#[test]
+fn a_segment_sent_as_its_handle_is_the_same_memory() {
+    each_method(|method| {
+        // The parent's pid is cached before any child starts: a forked child must not keep it.
+        assert_eq!(pid(), std::process::id());
+        let segment = Segment::anonymous(100_000).unwrap();
+        let handle = segment.handle().try_clone().unwrap();
+        let mut child = builder(method).spawn(fill, (handle, 100_000)).unwrap();
+        let child_pid = child.pid().unwrap();
+        assert_eq!(child.join().unwrap(), child_pid, "under {method:?}");
+        // SAFETY: the child has ended; nothing else writes.
+        let bytes = unsafe { std::slice::from_raw_parts(segment.as_ptr(), segment.len()) };
+        assert!(bytes.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    });
+}
+
+/// Adds `n` to the count, one unlocked read and write at a time, under the lock.
+fn add_under_lock((parts, n): (Parts, u32)) {
+    let shared = Shared::from_parts(parts);
+    let block = shared.block();
+    for _ in 0..n {
+        assert_eq!(
+            block.lock.lock(&shared.parkers, LOCK, true, None),
+            Some(false)
+        );
+        let seen = block.count.load(Ordering::Relaxed);
+        // Give the others every chance to cut in, were the lock broken.
+        std::thread::yield_now();
+        block.count.store(seen + 1, Ordering::Relaxed);
+        block.lock.unlock(&shared.parkers, LOCK);
+    }
+}
+
+#[test]
+fn a_word_lock_excludes_processes_and_threads() {
+    each_method(|method| {
+        let shared = Shared::new();
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                builder(method)
+                    .spawn(add_under_lock, (shared.parts(), 500))
+                    .unwrap()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| add_under_lock((shared.parts(), 500)));
+            }
+        });
+        for mut child in children {
+            child.join().unwrap();
+        }
+        assert_eq!(shared.block().count.load(Ordering::Relaxed), 5 * 500);
+        assert!(!shared.block().lock.is_locked());
+    });
+}
+
+#[test]
+fn a_held_lock_times_out_and_is_this_process_own() {
+    let shared = Shared::new();
+    let (word, parkers) = (&shared.block().lock, &shared.parkers);
+    assert_eq!(word.lock(parkers, LOCK, false, None), Some(false));
+    assert!(word.is_locked() && word.is_mine());
+    assert_eq!(word.value().load(Ordering::SeqCst), pid());
+    // Ownership is per process: another thread of it waits too.
+    std::thread::scope(|s| {
+        let waited = s.spawn(|| {
+            let start = Instant::now();
+            let got = word.lock(parkers, LOCK, true, Some(start + Duration::from_millis(50)));
+            (got, start.elapsed())
+        });
+        let (got, elapsed) = waited.join().unwrap();
+        assert_eq!(got, None);
+        assert!(
+            elapsed >= Duration::from_millis(50),
+            "gave up after {elapsed:?}"
+        );
+    });
+    assert_eq!(word.lock(parkers, LOCK, true, Some(Instant::now())), None);
+    word.unlock(parkers, LOCK);
+    assert!(!word.is_locked() && !word.is_mine());
+}
+
+#[test]
+fn a_lock_whose_owner_is_no_process_is_taken_over_at_once() {
+    let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    // No process has this pid: it is beyond what any system gives out.
+    word.value().store(u32::MAX, Ordering::SeqCst);
+    assert!(word.is_locked() && !word.is_mine());
+    assert_eq!(word.lock(&parkers, 0, false, None), Some(true));
+    assert!(word.is_mine());
+    word.unlock(&parkers, 0);
+}
+
+/// Takes the lock, says so through the flag, and waits to be killed.
+fn hold_forever(parts: Parts) {
+    let shared = Shared::from_parts(parts);
+    let block = shared.block();
+    assert_eq!(
+        block.lock.lock(&shared.parkers, LOCK, true, None),
+        Some(false)
+    );
+    block.flag.value().store(1, Ordering::SeqCst);
+    block.flag.wake(&shared.parkers, FLAG, u32::MAX);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Waits until a child set the flag.
+fn wait_for_flag(shared: &Shared) {
+    let deadline = Instant::now() + PATIENCE;
+    let flag = &shared.block().flag;
+    while flag.value().load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the child never set the flag");
+        flag.sleep(&shared.parkers, FLAG, 0, Some(deadline));
+    }
+}
+
+#[test]
+fn a_holder_killed_does_not_block_the_next_locker() {
+    each_method(|method| {
+        let shared = Shared::new();
+        let (word, parkers) = (&shared.block().lock, &shared.parkers);
+        let mut holder = builder(method).spawn(hold_forever, shared.parts()).unwrap();
+        wait_for_flag(&shared);
+        let holder_pid = holder.pid().unwrap();
+        assert_eq!(word.value().load(Ordering::SeqCst), holder_pid);
+        assert!(pid_alive(holder_pid));
+        assert_eq!(word.lock(parkers, LOCK, false, None), None);
+        // A waiter that sleeps when the holder dies wakes to its death within a slice.
+        let died = std::thread::scope(|s| {
+            let waiter =
+                s.spawn(|| word.lock(parkers, LOCK, true, Some(Instant::now() + PATIENCE)));
+            std::thread::sleep(Duration::from_millis(50));
+            holder.kill().unwrap();
+            waiter.join().unwrap()
+        });
+        assert_eq!(died, Some(true));
+        assert!(word.is_mine());
+        word.unlock(parkers, LOCK);
+        // The lock works as before.
+        assert_eq!(word.lock(parkers, LOCK, false, None), Some(false));
+        word.unlock(parkers, LOCK);
+        assert!(holder.join().unwrap_err().signal().is_some() || cfg!(windows));
+        assert!(!pid_alive(holder_pid));
+    });
+}
+
+#[test]
+fn a_killed_process_is_not_alive_before_it_is_reaped() {
+    // Under fork as under spawn: the pid of a killed child that nobody has waited for yet.
+    each_method(|method| {
+        let shared = Shared::new();
+        let mut holder = builder(method).spawn(hold_forever, shared.parts()).unwrap();
+        wait_for_flag(&shared);
+        let holder_pid = holder.pid().unwrap();
+        assert!(pid_alive(holder_pid));
+        holder.kill().unwrap();
+        // Not joined yet: on Linux the dead holder stays a zombie, which counts as dead.
+        eventually("the killed child counts as dead", || !pid_alive(holder_pid));
+        // A non-blocking lock takes the dead owner's lock over at once.
+        let word = &shared.block().lock;
+        assert_eq!(word.lock(&shared.parkers, LOCK, false, None), Some(true));
+        word.unlock(&shared.parkers, LOCK);
+        let _ = holder.join();
+    });
+}
+
+/// Sleeps until the flag is set, then reports its value.
+fn sleep_until_flag(parts: Parts) -> u32 {
+    let shared = Shared::from_parts(parts);
+    let flag = &shared.block().flag;
+    let count = &shared.block().count;
+    // Counted before the first sleep, so that the parent knows when to change the flag.
+    count.fetch_add(1, Ordering::SeqCst);
+    while flag.value().load(Ordering::SeqCst) == 0 {
+        flag.sleep(&shared.parkers, FLAG, 0, None);
+    }
+    flag.value().load(Ordering::SeqCst)
+}
+
+#[test]
+fn sleepers_in_other_processes_and_threads_are_woken() {
+    each_method(|method| {
+        let shared = Shared::new();
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                builder(method)
+                    .spawn(sleep_until_flag, shared.parts())
+                    .unwrap()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| sleep_until_flag(shared.parts())))
+                .collect();
+            let count = &shared.block().count;
+            eventually("every sleeper started", || {
+                count.load(Ordering::SeqCst) == 5
+            });
+            // Let them fall asleep, though a wake that comes first must not be lost either.
+            std::thread::sleep(Duration::from_millis(50));
+            let flag = &shared.block().flag;
+            flag.value().store(7, Ordering::SeqCst);
+            flag.wake(&shared.parkers, FLAG, u32::MAX);
+            for thread in threads {
+                assert_eq!(thread.join().unwrap(), 7);
+            }
+        });
+        for mut child in children {
+            assert_eq!(child.join_timeout(PATIENCE).unwrap(), 7);
+        }
+    });
+}
+
+#[test]
+fn a_sleep_returns_at_its_deadline_or_at_once() {
+    let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    // Not the expected value: no sleep at all.
+    let start = Instant::now();
+    word.sleep(&parkers, 0, 1, None);
+    // A deadline that has passed: no sleep either.
+    word.sleep(&parkers, 0, 0, Some(start));
+    assert!(start.elapsed() < PATIENCE);
+    // Spurious wakeups are allowed, so the sleep goes on until the deadline.
+    let deadline = Instant::now() + Duration::from_millis(30);
+    while Instant::now() < deadline {
+        word.sleep(&parkers, 0, 0, Some(deadline));
+    }
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    // Without sleepers, a wake is only a look at their count.
+    word.wake(&parkers, 0, 1);
+}
+
+#[test]
+fn the_cached_pid_is_this_process_and_alive() {
+    assert_eq!(pid(), std::process::id());
+    assert_eq!(pid(), proc_core::getpid());
+    assert!(pid_alive(pid()));
+    assert!(!pid_alive(u32::MAX));
+}
