@@ -94,6 +94,19 @@ fn every_ipc_and_sync_root_item_is_reachable() {
     listener.accept().unwrap().send(&7u8).unwrap();
     assert_eq!(client.join().unwrap(), 7);
 
+    let q: procs::Queue<u8> = procs::Queue::new().unwrap();
+    let jq: procs::JoinableQueue<u8> = procs::JoinableQueue::new().unwrap();
+    let sq: procs::SimpleQueue<u8> = procs::SimpleQueue::new().unwrap();
+    q.put(1).unwrap();
+    jq.put(2).unwrap();
+    sq.put(3).unwrap();
+    let objects: [&dyn procs::Waitable; 3] = [&q, &jq, &sq];
+    assert_eq!(procs::wait(&objects, None).unwrap(), [0, 1, 2]);
+    let full = procs::Queue::with_maxsize(1).unwrap();
+    full.put(0u8).unwrap();
+    let refused: procs::PutError<u8> = full.put_nowait(1).unwrap_err();
+    assert_eq!(refused.into_inner(), 1);
+
     let total = procs::Value::new(0u64).unwrap();
     let done = procs::Event::new().unwrap();
     let mut p = Process::spawn(add_under_lock, (total.clone(), done.clone())).unwrap();

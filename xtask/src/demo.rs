@@ -14,6 +14,7 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "traffic_light",
     "semaphore_limit",
     "pipe_conversation",
+    "bones_and_dogs",
 ];
 
 /// The package that owns `examples/`: the root package of the workspace.

@@ -112,6 +112,32 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
         .map_err(|e| Error::Decode(format!("cannot encode: {}", describe(e))))
 }
 
+/// Encodes `value` with postcard at the end of `buf`, so that a caller can reuse one buffer
+/// for many values.
+///
+/// # Errors
+///
+/// As [`encode`]; `buf` is left empty then.
+///
+/// # Examples
+///
+/// ```
+/// let mut buf = vec![9];
+/// proc_core::codec::encode_into(&300u16, &mut buf).unwrap();
+/// assert_eq!(proc_core::codec::decode::<u16>(&buf[1..]).unwrap(), 300);
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    CUSTOM.with(|c| c.borrow_mut().take());
+    let taken = std::mem::take(buf);
+    match postcard::to_extend(value, taken) {
+        Ok(full) => {
+            *buf = full;
+            Ok(())
+        }
+        Err(e) => Err(Error::Decode(format!("cannot encode: {}", describe(e)))),
+    }
+}
+
 /// Decodes a postcard value that fills `bytes` exactly.
 ///
 /// # Errors

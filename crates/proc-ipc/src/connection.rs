@@ -355,31 +355,3 @@ impl fmt::Debug for Connection {
             .finish()
     }
 }
-
-/// Waits until at least one of `connections` has something to receive, at most `timeout`
-/// (forever with `None`): Python's `multiprocessing.connection.wait`. Returns the indexes of
-/// the ready ones, empty on time-out.
-///
-/// # Errors
-///
-/// [`Error::InvalidState`] when one of them is closed or write-only, [`Error::Io`] when the
-/// system fails.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let (a, b) = proc_ipc::Pipe::duplex().unwrap();
-/// let (c, d) = proc_ipc::Pipe::duplex().unwrap();
-/// c.send(&42).unwrap();
-/// assert_eq!(proc_ipc::wait(&[&b, &d], Some(Duration::from_secs(5))).unwrap(), [1]);
-/// # drop(a);
-/// ```
-pub fn wait(connections: &[&Connection], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let links = connections
-        .iter()
-        .map(|c| c.readable_link())
-        .collect::<Result<Vec<_>>>()?;
-    Link::wait_any(&links, timeout)
-}

@@ -1,6 +1,18 @@
-//! Communication between processes, after Python's `multiprocessing`: [`Pipe`] and
-//! [`Connection`], [`Listener`] and [`Client`] (with an authkey, over local sockets and TCP),
-//! and [`wait`]; `Queue`, `JoinableQueue`, `SimpleQueue` and `Manager` are to come.
+//! Communication between processes, after Python's `multiprocessing`.
+//!
+//! | item | Python |
+//! |---|---|
+//! | [`Pipe`], [`Connection`] | `multiprocessing.Pipe`, `Connection` |
+//! | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue` |
+//! | [`Listener`], [`Client`], [`Address`] | `multiprocessing.connection.Listener`, `Client` (with an authkey, over local sockets and TCP) |
+//! | [`wait`] | `multiprocessing.connection.wait`, for connections and queues |
+//!
+//! Pipes and listeners are sockets (named pipes on Windows) carrying length-prefixed postcard
+//! frames. Queues are a ring in shared memory: producers and consumers take turns on two
+//! robust locks, and an item becomes visible, or leaves, with one atomic store — so a
+//! process killed inside `put` or `get` never leaves a torn item, a duplicate, or a lock held
+//! (Python warns that its queues may be corrupted then). A waiter spins for a few
+//! microseconds and then sleeps on a futex (a kernel semaphore on Windows).
 //!
 //! Everything here crosses into child processes as an ordinary argument of
 //! [`Process::spawn`](proc_core::Process::spawn), and can be sent to a running process through
@@ -32,8 +44,13 @@
 
 mod connection;
 mod listener;
+mod queue;
+mod ring;
 mod sys;
+mod wait;
 
-pub use connection::{Connection, Pipe, wait};
+pub use connection::{Connection, Pipe};
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use proc_core as core;
+pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
+pub use wait::{Waitable, wait};

@@ -159,7 +159,10 @@ fn a_connection_travels_to_a_running_process() {
 fn wait_reports_the_ready_connections() {
     let pipes: Vec<(Connection, Connection)> = (0..4).map(|_| Pipe::duplex().unwrap()).collect();
     pipes[2].0.send(&2).unwrap();
-    let readers: Vec<&Connection> = pipes.iter().map(|(_, b)| b).collect();
+    let readers: Vec<&dyn proc_ipc::Waitable> = pipes
+        .iter()
+        .map(|(_, b)| b as &dyn proc_ipc::Waitable)
+        .collect();
     assert_eq!(
         proc_ipc::wait(&readers, Some(Duration::from_secs(20))).unwrap(),
         [2]

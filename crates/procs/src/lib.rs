@@ -10,8 +10,8 @@
 //! | `pool` (feature `pool`) | `proc-pool` | pools, executors, futures |
 //!
 //! The everyday items are re-exported at the root: the process API of `proc-core`, and, with
-//! their features, `Pipe` and `Connection` of `proc-ipc` and the locks, events, values and
-//! shared memory of `proc-sync`.
+//! their features, the pipes, queues, listeners and `wait` of `proc-ipc` and the locks, events,
+//! values and shared memory of `proc-sync`.
 //!
 //! # Examples
 //!
@@ -47,7 +47,10 @@ pub use proc_core::{
     getpid, getppid, init, parent_process, set_start_method,
 };
 #[cfg(feature = "ipc")]
-pub use proc_ipc::{Address, Client, Connection, Listener, Pipe};
+pub use proc_ipc::{
+    Address, Client, Connection, JoinableQueue, Listener, Pipe, PutError, Queue, SimpleQueue,
+    Waitable, wait,
+};
 #[cfg(feature = "sync")]
 pub use proc_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SharedMemory,

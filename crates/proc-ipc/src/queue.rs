@@ -1,0 +1,1151 @@
+//! `Queue`, `JoinableQueue` and `SimpleQueue`: Python's `multiprocessing` queues, on a ring
+//! of shared memory (see `ring.rs` for how it survives killed processes).
+//!
+//! The three types share one core. A `Queue` or `JoinableQueue` without a `maxsize` never
+//! blocks in `put`, as in Python: when the ring has no room for an item (or the item is
+//! larger than a quarter of the ring), the item joins a backlog that a feeder thread of the
+//! putting process writes into the ring as consumers make room; `close`, `join_thread` and
+//! `cancel_join_thread` are about that thread. A queue with a `maxsize`, and a
+//! `SimpleQueue`, write in `put` itself and wait there for room.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use proc_core::shared::Parkers;
+use proc_core::{Error, Handle, Result, codec};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ring::{DEFAULT_CAPACITY, MAX_ITEM, Ring};
+
+/// How long an unbounded `put` waits for another producer to finish before it hands its item
+/// to the feeder thread instead.
+const LOCK_PATIENCE: Duration = Duration::from_micros(200);
+
+/// The scratch buffer a thread keeps between calls, unless it grew beyond this.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, emptied.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.with(Cell::take);
+    buf.clear();
+    let result = f(&mut buf);
+    if buf.capacity() <= SCRATCH_KEEP {
+        SCRATCH.with(|s| s.set(buf));
+    }
+    result
+}
+
+/// Why a `put` did not take its item, with the item given back.
+///
+/// Converts into [`Error`] (`Full`, `Timeout`, or the error itself) for `?`, dropping the
+/// item.
+///
+/// # Examples
+///
+/// ```
+/// use proc_ipc::{PutError, Queue};
+///
+/// let q = Queue::with_maxsize(1).unwrap();
+/// q.put(1).unwrap();
+/// match q.put_nowait(2) {
+///     Err(PutError::Full(item)) => assert_eq!(item, 2),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// The queue is full (`put_nowait`).
+    Full(T),
+    /// The queue stayed full until the time-out (`put_timeout`).
+    Timeout(T),
+    /// The item cannot go: the queue is closed in this process, the item does not encode,
+    /// or it is larger than a queue carries (1 GiB).
+    Failed(T, Error),
+}
+
+impl<T> PutError<T> {
+    /// The item that was not put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
+    /// q.put('a').unwrap();
+    /// assert_eq!(q.put_nowait('b').unwrap_err().into_inner(), 'b');
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::Timeout(t) | PutError::Failed(t, _) => t,
+        }
+    }
+
+    /// The error, without the item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
+    /// q.put(1).unwrap();
+    /// assert!(matches!(q.put_nowait(2).unwrap_err().error(), proc_ipc::core::Error::Full));
+    /// ```
+    pub fn error(self) -> Error {
+        match self {
+            PutError::Full(_) => Error::Full,
+            PutError::Timeout(_) => Error::Timeout,
+            PutError::Failed(_, e) => e,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::Timeout(_) => f.write_str("Timeout(..)"),
+            PutError::Failed(_, e) => f.debug_tuple("Failed").field(&"..").field(e).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("the queue is full"),
+            PutError::Timeout(_) => f.write_str("the queue stayed full until the time-out"),
+            PutError::Failed(_, e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PutError::Failed(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<T> From<PutError<T>> for Error {
+    fn from(err: PutError<T>) -> Error {
+        err.error()
+    }
+}
+
+/// Which of the three queues a ring belongs to; it travels with the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Kind {
+    Plain,
+    Joinable,
+    Simple,
+}
+
+/// Items this process's feeder thread has not written yet.
+#[derive(Debug, Default)]
+struct Backlog {
+    pending: Mutex<usize>,
+    drained: Condvar,
+}
+
+impl Backlog {
+    fn pending(&self) -> usize {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    fn remove(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        *pending -= 1;
+        if *pending == 0 {
+            self.drained.notify_all();
+        }
+    }
+
+    fn wait_drained(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        while *pending > 0 {
+            pending = self
+                .drained
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Feeder {
+    items: Sender<Vec<u8>>,
+    thread: JoinHandle<()>,
+}
+
+/// One queue as this process sees it; its clones in this process share it.
+#[derive(Debug)]
+struct Local {
+    ring: Arc<Ring>,
+    kind: Kind,
+    closed: AtomicBool,
+    cancel_join: AtomicBool,
+    backlog: Arc<Backlog>,
+    feeder: Mutex<Option<Feeder>>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let feeder = self
+            .feeder
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(Feeder { items, thread }) = feeder {
+            drop(items);
+            // Python's queues flush at exit too, unless cancel_join_thread was called.
+            if !self.cancel_join.load(Ordering::Acquire) {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The core the three queue types share.
+struct Core<T> {
+    local: Arc<Local>,
+    item: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Core<T> {
+    fn clone(&self) -> Self {
+        Core {
+            local: self.local.clone(),
+            item: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Core<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("kind", &self.local.kind)
+            .field("ring", &self.local.ring)
+            .field("backlog", &self.local.backlog.pending())
+            .field("closed", &self.local.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl<T> Core<T> {
+    fn new(kind: Kind, maxsize: usize) -> Result<Core<T>> {
+        Ok(Core::from_ring(Ring::new(DEFAULT_CAPACITY, maxsize)?, kind))
+    }
+
+    fn from_ring(ring: Ring, kind: Kind) -> Core<T> {
+        Core {
+            local: Arc::new(Local {
+                ring: Arc::new(ring),
+                kind,
+                closed: AtomicBool::new(false),
+                cancel_join: AtomicBool::new(false),
+                backlog: Arc::default(),
+                feeder: Mutex::new(None),
+            }),
+            item: PhantomData,
+        }
+    }
+
+    fn ring(&self) -> &Ring {
+        &self.local.ring
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.local.closed.load(Ordering::Acquire) {
+            Err(Error::InvalidState("the queue was closed in this process"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether this queue's puts may go to the feeder thread instead of waiting.
+    fn feeds(&self) -> bool {
+        self.local.kind != Kind::Simple && self.ring().maxsize() == 0
+    }
+
+    /// Puts `item`; `nowait` says what a `false` from the ring means (full or timed out).
+    fn put(&self, item: T, deadline: Option<Instant>, nowait: bool) -> Result<(), PutError<T>>
+    where
+        T: Serialize,
+    {
+        if let Err(e) = self.check_open() {
+            return Err(PutError::Failed(item, e));
+        }
+        let outcome = with_scratch(|buf| {
+            codec::encode_into(&item, buf)?;
+            if buf.len() > MAX_ITEM {
+                return Err(Error::Protocol(format!(
+                    "an item of {} bytes exceeds the queue's limit of {MAX_ITEM} bytes",
+                    buf.len()
+                )));
+            }
+            if self.feeds() {
+                self.put_or_feed(buf).map(|()| true)
+            } else {
+                self.put_now(buf, deadline)
+            }
+        });
+        match outcome {
+            Ok(true) => Ok(()),
+            Ok(false) if nowait => Err(PutError::Full(item)),
+            Ok(false) => Err(PutError::Timeout(item)),
+            Err(e) => Err(PutError::Failed(item, e)),
+        }
+    }
+
+    /// Writes `payload` into the ring, waiting for the put lock and for room until `deadline`.
+    fn put_now(&self, payload: &[u8], deadline: Option<Instant>) -> Result<bool> {
+        let ring = self.ring();
+        let Some(turn) = ring.lock_put(true, deadline) else {
+            return Ok(false);
+        };
+        ring.put(&turn, payload, deadline, self.local.kind == Kind::Joinable)
+    }
+
+    /// Writes `payload` into the ring if that needs no waiting, else hands it to the feeder
+    /// thread (always, once the feeder has a backlog, to keep this process's items in order).
+    fn put_or_feed(&self, payload: &mut Vec<u8>) -> Result<()> {
+        let ring = self.ring();
+        if self.local.backlog.pending() == 0 && ring.fits_whole(payload.len()) {
+            let now = Instant::now();
+            if let Some(turn) = ring.lock_put(true, Some(now + LOCK_PATIENCE))
+                && ring.put(&turn, payload, Some(now), self.local.kind == Kind::Joinable)?
+            {
+                return Ok(());
+            }
+        }
+        self.feed(std::mem::take(payload))
+    }
+
+    fn feed(&self, payload: Vec<u8>) -> Result<()> {
+        let mut feeder = self
+            .local
+            .feeder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if feeder.is_none() {
+            *feeder = Some(self.start_feeder()?);
+        }
+        let feeder = feeder.as_ref().expect("started above");
+        self.local.backlog.add();
+        if feeder.items.send(payload).is_err() {
+            self.local.backlog.remove();
+            return Err(Error::InvalidState("the queue's feeder thread has ended"));
+        }
+        Ok(())
+    }
+
+    fn start_feeder(&self) -> Result<Feeder> {
+        let (items, backlog) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let ring = self.local.ring.clone();
+        let pending = self.local.backlog.clone();
+        let joinable = self.local.kind == Kind::Joinable;
+        let thread = std::thread::Builder::new()
+            .name("procs-queue-feeder".into())
+            .spawn(move || {
+                for payload in backlog {
+                    let turn = ring.lock_put(true, None).expect("no deadline");
+                    if let Err(e) = ring.put(&turn, &payload, None, joinable) {
+                        tracing::error!(error = %e, "the queue's feeder thread lost an item");
+                    }
+                    drop(turn);
+                    pending.remove();
+                }
+            })?;
+        tracing::debug!("queue feeder thread started");
+        Ok(Feeder { items, thread })
+    }
+
+    /// Takes the next item, waiting until `deadline`: `None` when none came.
+    fn get(&self, deadline: Option<Instant>) -> Result<Option<T>>
+    where
+        T: DeserializeOwned,
+    {
+        self.check_open()?;
+        let ring = self.ring();
+        let Some(turn) = ring.lock_get(true, deadline) else {
+            return Ok(None);
+        };
+        with_scratch(|buf| {
+            if !ring.get(&turn, buf, deadline, MAX_ITEM)? {
+                return Ok(None);
+            }
+            // The next consumer may go on while this one decodes.
+            drop(turn);
+            codec::decode(buf).map(Some)
+        })
+    }
+
+    fn qsize(&self) -> usize {
+        self.ring().items() + self.local.backlog.pending()
+    }
+
+    fn empty(&self) -> bool {
+        self.ring().items() == 0
+    }
+
+    fn full(&self) -> bool {
+        let maxsize = self.ring().maxsize();
+        maxsize > 0 && self.ring().items() >= maxsize
+    }
+
+    fn close(&self) {
+        self.local.closed.store(true, Ordering::Release);
+    }
+
+    fn join_thread(&self) -> Result<()> {
+        if !self.local.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidState(
+                "join_thread needs close first: call close, then join_thread",
+            ));
+        }
+        let feeder = self
+            .local
+            .feeder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(Feeder { items, thread }) = feeder {
+            drop(items);
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+
+    fn cancel_join_thread(&self) {
+        self.local.cancel_join.store(true, Ordering::Release);
+    }
+
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let (handle, len, parkers) = self.ring().parts();
+        (self.local.kind, handle, len, parkers).serialize(serializer)
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        kind: Kind,
+    ) -> std::result::Result<Core<T>, D::Error> {
+        let (sent, handle, len, parkers) =
+            <(Kind, Handle, u64, Parkers)>::deserialize(deserializer)?;
+        if sent != kind {
+            return Err(codec::de_error(format!(
+                "expected a {kind:?} queue, got a {sent:?} queue"
+            )));
+        }
+        let ring = Ring::from_parts(handle, len, parkers).map_err(codec::de_error)?;
+        Ok(Core::from_ring(ring, kind))
+    }
+}
+
+/// When a wait of `timeout` started now ends (`None`: too far to say, so never).
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The three ways to get, as results.
+fn got<T>(item: Option<T>, missing: Error) -> Result<T> {
+    item.ok_or(missing)
+}
+
+/// A queue between processes and threads: Python's `multiprocessing.Queue`.
+///
+/// Many producers and many consumers, in any processes and threads, each item delivered to
+/// exactly one `get`. Clones are the same queue; pass one to
+/// [`Process::spawn`](proc_core::Process::spawn) as (part of) the argument, or send it over
+/// a [`Connection`](crate::Connection) to a process that is already running.
+///
+/// Items are any `Serialize + DeserializeOwned` type, encoded with postcard. For large byte
+/// strings, `serde_bytes::ByteBuf` encodes in one copy where a `Vec<u8>` goes byte by byte.
+///
+/// Without a `maxsize`, [`put`](Queue::put) never blocks: what does not fit in the queue's
+/// shared buffer waits in a feeder thread of the putting process, which a process flushes
+/// when its last handle of the queue drops (see [`Queue::cancel_join_thread`]). With one,
+/// `put` blocks while the queue holds `maxsize` items.
+///
+/// # Robustness
+///
+/// A process killed inside `put` or `get` leaves the queue working for the others: no item
+/// is torn or delivered twice, and no lock stays held (the item a killed process was taking
+/// is lost with it, as is what its feeder had not written yet). See the crate docs.
+///
+/// # Examples
+///
+/// One producer and two consumers, which stop at the `None` each gets.
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_ipc::Queue;
+///
+/// fn consume(q: Queue<Option<u32>>) -> u32 {
+///     let mut sum = 0;
+///     while let Some(n) = q.get().unwrap() {
+///         sum += n;
+///     }
+///     sum
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let q = Queue::new().unwrap();
+///     let consumers = [Process::spawn(consume, q.clone()).unwrap(), Process::spawn(consume, q.clone()).unwrap()];
+///     for n in 1..=100 {
+///         q.put(Some(n)).unwrap();
+///     }
+///     q.put(None).unwrap();
+///     q.put(None).unwrap();
+///     let total: u32 = consumers.into_iter().map(|mut c| c.join().unwrap()).sum();
+///     assert_eq!(total, 5050);
+/// }
+/// ```
+pub struct Queue<T> {
+    core: Core<T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.core.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Core::deserialize(deserializer, Kind::Plain).map(|core| Queue { core })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// A new, empty queue without a limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::<u8>::new().unwrap();
+    /// assert!(q.empty());
+    /// ```
+    pub fn new() -> Result<Queue<T>> {
+        Core::new(Kind::Plain, 0).map(|core| Queue { core })
+    }
+
+    /// A new, empty queue that holds at most `maxsize` items (0: no limit).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when `maxsize` exceeds 2^27, [`Error::Io`] when the system
+    /// has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::with_maxsize(2).unwrap();
+    /// q.put(1).unwrap();
+    /// q.put(2).unwrap();
+    /// assert!(q.full());
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        Core::new(Kind::Plain, maxsize).map(|core| Queue { core })
+    }
+
+    /// Puts `item` at the end of the queue, waiting for room if the queue has a `maxsize`.
+    ///
+    /// # Errors
+    ///
+    /// [`PutError::Failed`] when the queue was closed in this process, the item does not
+    /// encode, or it is larger than 1 GiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// q.put("hello".to_string()).unwrap();
+    /// assert_eq!(q.get().unwrap(), "hello");
+    /// ```
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.core.put(item, None, false)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PutError::Timeout`] when the queue stayed full; otherwise as [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
+    /// q.put(1).unwrap();
+    /// let err = q.put_timeout(2, Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(err, proc_ipc::PutError::Timeout(2)));
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.core.put(item, deadline(timeout), false)
+    }
+
+    /// Puts `item` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`PutError::Full`], with the item, when the queue is full; otherwise as
+    /// [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
+    /// q.put_nowait('a').unwrap();
+    /// assert_eq!(q.put_nowait('b').unwrap_err().into_inner(), 'b');
+    /// ```
+    pub fn put_nowait(&self, item: T) -> Result<(), PutError<T>> {
+        self.core.put(item, Some(Instant::now()), true)
+    }
+
+    /// Takes the item at the front of the queue, waiting for one as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the item is not a `T` (the item is consumed),
+    /// [`Error::Protocol`] when a peer corrupted the queue's memory, [`Error::InvalidState`]
+    /// when the queue was closed in this process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// q.put(vec![1, 2]).unwrap();
+    /// assert_eq!(q.get().unwrap(), [1, 2]);
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.core.get(None).map(|item| item.expect("no deadline"))
+    }
+
+    /// Takes the item at the front, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when none came; otherwise as [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = proc_ipc::Queue::<u8>::new().unwrap();
+    /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        got(self.core.get(deadline(timeout))?, Error::Timeout)
+    }
+
+    /// Takes the item at the front if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] when there is none; otherwise as [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_ipc::core::Error;
+    ///
+    /// let q = proc_ipc::Queue::<u8>::new().unwrap();
+    /// assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    /// ```
+    pub fn get_nowait(&self) -> Result<T> {
+        got(self.core.get(Some(Instant::now()))?, Error::Empty)
+    }
+}
+
+impl<T> Queue<T> {
+    /// How many items the queue holds: those in its shared buffer, and those this process's
+    /// feeder thread has not written yet. Other processes may change it at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// q.put(2).unwrap();
+    /// assert_eq!(q.qsize(), 2);
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.core.qsize()
+    }
+
+    /// Whether the queue's shared buffer holds no item (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// assert!(q.empty());
+    /// q.put(()).unwrap();
+    /// assert!(!q.empty());
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.core.empty()
+    }
+
+    /// Whether the queue holds `maxsize` items (never, without a `maxsize`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
+    /// assert!(!q.full());
+    /// q.put(0).unwrap();
+    /// assert!(q.full());
+    /// ```
+    pub fn full(&self) -> bool {
+        self.core.full()
+    }
+
+    /// The queue's `maxsize`, 0 when it has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_ipc::Queue::<u8>::with_maxsize(3).unwrap().maxsize(), 3);
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.core.ring().maxsize()
+    }
+
+    /// Says that this process puts and gets no more: later calls here fail with
+    /// [`Error::InvalidState`]; what the feeder thread holds is still written. Other
+    /// processes are not affected. Python's `Queue.close`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// q.close();
+    /// assert!(q.put(1).is_err());
+    /// ```
+    pub fn close(&self) {
+        self.core.close()
+    }
+
+    /// Waits until this process's feeder thread has written every item it holds, after
+    /// [`close`](Queue::close). Python's `Queue.join_thread`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the queue is not closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// assert!(q.join_thread().is_err());
+    /// q.put(1).unwrap();
+    /// q.close();
+    /// q.join_thread().unwrap();
+    /// assert_eq!(q.qsize(), 1);
+    /// ```
+    pub fn join_thread(&self) -> Result<()> {
+        self.core.join_thread()
+    }
+
+    /// Lets this process end without waiting for its feeder thread: items it has not written
+    /// yet are lost when the last handle drops. Python's `Queue.cancel_join_thread`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::<u8>::new().unwrap();
+    /// q.cancel_join_thread();
+    /// drop(q); // returns at once, whatever is left unwritten
+    /// ```
+    pub fn cancel_join_thread(&self) {
+        self.core.cancel_join_thread()
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        self.core.ring()
+    }
+}
+
+/// A [`Queue`] that counts finished tasks: Python's `multiprocessing.JoinableQueue`.
+///
+/// Every item put is a task; a consumer calls [`task_done`](JoinableQueue::task_done) once
+/// per item it finished, and [`join`](JoinableQueue::join) waits until every task is done.
+/// At most 2^27 tasks may be unfinished at once; `put` waits beyond that.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_ipc::JoinableQueue;
+///
+/// fn work(q: JoinableQueue<u32>) {
+///     loop {
+///         let _job = q.get().unwrap();
+///         q.task_done().unwrap();
+///     }
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let q = JoinableQueue::new().unwrap();
+///     let mut worker = Process::builder().daemon(true).spawn(work, q.clone()).unwrap();
+///     for job in 0..10 {
+///         q.put(job).unwrap();
+///     }
+///     q.join().unwrap();
+///     assert_eq!(q.qsize(), 0);
+///     worker.terminate().unwrap();
+/// }
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .field("unfinished", &self.queue.ring().unfinished())
+            .finish()
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.queue.core.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Core::deserialize(deserializer, Kind::Joinable).map(|core| JoinableQueue {
+            queue: Queue { core },
+        })
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+
+    /// Every [`Queue`] method works on a `JoinableQueue`.
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// A new, empty joinable queue without a limit.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::JoinableQueue::<u8>::new().unwrap();
+    /// q.join().unwrap(); // nothing to wait for
+    /// ```
+    pub fn new() -> Result<JoinableQueue<T>> {
+        JoinableQueue::with_maxsize(0)
+    }
+
+    /// A new, empty joinable queue that holds at most `maxsize` items (0: no limit).
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::with_maxsize`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::JoinableQueue::with_maxsize(1).unwrap();
+    /// q.put(1).unwrap();
+    /// assert!(q.full());
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
+        Core::new(Kind::Joinable, maxsize).map(|core| JoinableQueue {
+            queue: Queue { core },
+        })
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// Says that one item taken from the queue has been dealt with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when called more times than items were put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::JoinableQueue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// q.task_done().unwrap();
+    /// assert!(q.task_done().is_err());
+    /// ```
+    pub fn task_done(&self) -> Result<()> {
+        if self.queue.ring().task_done() {
+            Ok(())
+        } else {
+            Err(Error::InvalidState(
+                "task_done was called more times than items were put",
+            ))
+        }
+    }
+
+    /// Waits until every item put has been marked done with
+    /// [`task_done`](JoinableQueue::task_done) — first those this process's feeder thread
+    /// still holds, then those in the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] when a peer corrupted the queue's memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::JoinableQueue::new().unwrap();
+    /// q.put("job".to_string()).unwrap();
+    /// q.get().unwrap();
+    /// q.task_done().unwrap();
+    /// q.join().unwrap();
+    /// ```
+    pub fn join(&self) -> Result<()> {
+        self.queue.core.local.backlog.wait_drained();
+        self.queue.ring().join(None).map(drop)
+    }
+
+    /// Waits at most `timeout` for every task to be done.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when some are still unfinished; otherwise as
+    /// [`JoinableQueue::join`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = proc_ipc::JoinableQueue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// assert!(q.join_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        let deadline = deadline(timeout);
+        // Items still in this process's backlog are unfinished: wait for them within the
+        // same deadline, a short look at a time.
+        while self.queue.core.local.backlog.pending() > 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.queue.ring().join(deadline)? {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    /// How many items were put and not yet marked done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::JoinableQueue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// q.get().unwrap();
+    /// assert_eq!(q.unfinished_tasks(), 1);
+    /// ```
+    pub fn unfinished_tasks(&self) -> usize {
+        self.queue.ring().unfinished()
+    }
+}
+
+/// The small queue: Python's `multiprocessing.SimpleQueue`.
+///
+/// No limit, no feeder thread and no time-outs: [`put`](SimpleQueue::put) writes the item
+/// into the shared buffer itself, waiting for room when the buffer is full, and
+/// [`get`](SimpleQueue::get) waits for an item. As robust as [`Queue`].
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Process;
+/// use proc_ipc::SimpleQueue;
+///
+/// fn shout(q: SimpleQueue<String>) {
+///     q.put("hello".to_string()).unwrap();
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     let q = SimpleQueue::new().unwrap();
+///     let mut child = Process::spawn(shout, q.clone()).unwrap();
+///     assert_eq!(q.get().unwrap(), "hello");
+///     child.join().unwrap();
+/// }
+/// ```
+pub struct SimpleQueue<T> {
+    core: Core<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.core.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Core::deserialize(deserializer, Kind::Simple).map(|core| SimpleQueue { core })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// A new, empty simple queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system has no shared memory to give.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_ipc::SimpleQueue::<u8>::new().unwrap().empty());
+    /// ```
+    pub fn new() -> Result<SimpleQueue<T>> {
+        Core::new(Kind::Simple, 0).map(|core| SimpleQueue { core })
+    }
+
+    /// Puts `item` at the end of the queue, waiting for room in its buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::SimpleQueue::new().unwrap();
+    /// q.put(3.5).unwrap();
+    /// assert_eq!(q.get().unwrap(), 3.5);
+    /// ```
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.core.put(item, None, false)
+    }
+
+    /// Takes the item at the front, waiting for one as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::SimpleQueue::new().unwrap();
+    /// q.put(Some("x".to_string())).unwrap();
+    /// assert_eq!(q.get().unwrap().as_deref(), Some("x"));
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.core.get(None).map(|item| item.expect("no deadline"))
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// Whether the queue holds no item (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::SimpleQueue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// assert!(!q.empty());
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.core.empty()
+    }
+
+    /// Says that this process puts and gets no more: later calls here fail with
+    /// [`Error::InvalidState`]. Python's `SimpleQueue.close`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::SimpleQueue::<u8>::new().unwrap();
+    /// q.close();
+    /// assert!(q.get().is_err());
+    /// ```
+    pub fn close(&self) {
+        self.core.close()
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        self.core.ring()
+    }
+}

@@ -1,0 +1,441 @@
+//! Queues between processes, after CPython's `_TestQueue` (test_multiprocessing): producers
+//! and consumers in several processes, `maxsize`, time-outs, `JoinableQueue`, and what Python
+//! cannot promise — processes killed inside `put` and `get`.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::Duration;
+
+use proc_core::Error;
+use proc_ipc::{Connection, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable};
+use procs_testkit::{PATIENCE, builder, each_method, eventually};
+use serde_bytes::ByteBuf;
+
+/// A consumer: takes items until `None` and returns them in the order it got them.
+fn consume(q: Queue<Option<u32>>) -> Vec<u32> {
+    let mut got = Vec::new();
+    while let Some(n) = q.get().unwrap() {
+        got.push(n);
+    }
+    got
+}
+
+/// A producer: puts `0..n`, then one `None` per consumer.
+fn produce((q, n, consumers): (Queue<Option<u32>>, u32, u32)) {
+    for i in 0..n {
+        q.put(Some(i)).unwrap();
+    }
+    for _ in 0..consumers {
+        q.put(None).unwrap();
+    }
+}
+
+#[test]
+fn one_producer_two_consumers_see_every_item_exactly_once() {
+    each_method(|method| {
+        const N: u32 = 20_000;
+        let q = Queue::new().unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| builder(method).spawn(consume, q.clone()).unwrap())
+            .collect();
+        let mut producer = builder(method).spawn(produce, (q.clone(), N, 2)).unwrap();
+        producer.join().unwrap();
+        let mut seen = BTreeSet::new();
+        for mut c in consumers {
+            let got = c.join().unwrap();
+            // Each consumer sees its share in the order it was put.
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+            for n in got {
+                assert!(seen.insert(n), "{n} was delivered twice");
+            }
+        }
+        assert_eq!(seen.len(), N as usize, "items were lost");
+        assert!(q.empty());
+        assert_eq!(q.qsize(), 0);
+    });
+}
+
+fn work(q: JoinableQueue<u32>) -> u32 {
+    let mut sum = 0;
+    loop {
+        let n = q.get().unwrap();
+        if n == 0 {
+            q.task_done().unwrap();
+            return sum;
+        }
+        sum += n;
+        thread::sleep(Duration::from_micros(200));
+        q.task_done().unwrap();
+    }
+}
+
+#[test]
+fn joinable_queue_join_waits_for_every_task_done() {
+    each_method(|method| {
+        let q = JoinableQueue::new().unwrap();
+        let workers: Vec<_> = (0..2)
+            .map(|_| builder(method).spawn(work, q.clone()).unwrap())
+            .collect();
+        for n in 1..=100 {
+            q.put(n).unwrap();
+        }
+        q.join().unwrap();
+        assert_eq!(q.unfinished_tasks(), 0);
+        assert!(q.empty());
+        q.put(0).unwrap();
+        q.put(0).unwrap();
+        let total: u32 = workers.into_iter().map(|mut w| w.join().unwrap()).sum();
+        assert_eq!(total, 5050);
+        q.join_timeout(PATIENCE).unwrap();
+        assert!(matches!(q.task_done(), Err(Error::InvalidState(_))));
+    });
+}
+
+fn take_one_later(q: Queue<u32>) -> u32 {
+    thread::sleep(Duration::from_millis(100));
+    q.get().unwrap()
+}
+
+#[test]
+fn maxsize_blocks_puts_and_times_out() {
+    each_method(|method| {
+        let q = Queue::with_maxsize(2).unwrap();
+        q.put(1).unwrap();
+        q.put_nowait(2).unwrap();
+        assert!(q.full());
+        assert!(matches!(q.put_nowait(3), Err(PutError::Full(3))));
+        assert!(matches!(
+            q.put_timeout(3, Duration::from_millis(50)),
+            Err(PutError::Timeout(3))
+        ));
+        assert_eq!(q.qsize(), 2);
+        // A consumer in another process makes room; the blocked put then goes through.
+        let mut child = builder(method).spawn(take_one_later, q.clone()).unwrap();
+        q.put(3).unwrap();
+        assert_eq!(child.join().unwrap(), 1);
+        assert_eq!(q.get().unwrap(), 2);
+        assert_eq!(q.get().unwrap(), 3);
+        assert!(!q.full());
+    });
+}
+
+#[test]
+fn get_nowait_on_an_empty_queue_is_empty_and_get_timeout_times_out() {
+    let q = Queue::<String>::new().unwrap();
+    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    q.put("now".into()).unwrap();
+    assert_eq!(q.get_nowait().unwrap(), "now");
+}
+
+/// Says it starts, then puts an item that cannot fit until someone reads.
+fn put_forever((q, ready): (Queue<ByteBuf>, Connection)) {
+    ready.send(&"putting").unwrap();
+    q.put(ByteBuf::from(vec![7u8; 5 << 20])).unwrap();
+}
+
+#[test]
+fn a_putter_killed_inside_put_leaves_the_queue_usable() {
+    each_method(|method| {
+        // A bounded queue writes in `put` itself: the child stops inside it, holding the put
+        // lock, with part of its item in the ring and no room for the rest.
+        let q = Queue::with_maxsize(10).unwrap();
+        let (ready, ready_there) = Pipe::duplex().unwrap();
+        let mut child = builder(method)
+            .spawn(put_forever, (q.clone(), ready_there))
+            .unwrap();
+        assert_eq!(ready.recv::<String>().unwrap(), "putting");
+        thread::sleep(Duration::from_millis(200));
+        child.kill().unwrap();
+        assert!(child.join().is_err());
+        // A consumer takes (and drops) the half-written item; the next put takes the lock
+        // over from the dead child.
+        let reader = {
+            let q = q.clone();
+            thread::spawn(move || q.get_timeout(PATIENCE))
+        };
+        q.put(ByteBuf::from(b"after".to_vec())).unwrap();
+        assert_eq!(reader.join().unwrap().unwrap(), b"after"[..]);
+        assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+        q.put(ByteBuf::from(b"again".to_vec())).unwrap();
+        assert_eq!(q.get().unwrap(), b"again"[..]);
+    });
+}
+
+/// Says it starts, then waits in `get` (holding the get lock) for as long as it takes.
+fn get_forever((q, ready): (Queue<ByteBuf>, Connection)) {
+    ready.send(&"getting").unwrap();
+    let _ = q.get();
+    ready.send(&"got").unwrap();
+    thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_getter_killed_inside_get_leaves_the_queue_usable() {
+    each_method(|method| {
+        let q = Queue::with_maxsize(10).unwrap();
+        let (ready, ready_there) = Pipe::duplex().unwrap();
+        let mut child = builder(method)
+            .spawn(get_forever, (q.clone(), ready_there))
+            .unwrap();
+        assert_eq!(ready.recv::<String>().unwrap(), "getting");
+        thread::sleep(Duration::from_millis(100));
+        // Killed while waiting inside `get`.
+        child.kill().unwrap();
+        assert!(child.join().is_err());
+        q.put(ByteBuf::from(b"one".to_vec())).unwrap();
+        assert_eq!(q.get_timeout(PATIENCE).unwrap(), b"one"[..]);
+
+        // Killed while reading a large item, which streams through the ring: the item is
+        // lost with it, the next items arrive whole.
+        let (ready, ready_there) = Pipe::duplex().unwrap();
+        let mut child = builder(method)
+            .spawn(get_forever, (q.clone(), ready_there))
+            .unwrap();
+        assert_eq!(ready.recv::<String>().unwrap(), "getting");
+        let big = vec![3u8; 8 << 20];
+        let writer = {
+            let q = q.clone();
+            let big = big.clone();
+            thread::spawn(move || {
+                q.put(ByteBuf::from(big)).unwrap();
+                q.put(ByteBuf::from(b"two".to_vec())).unwrap();
+            })
+        };
+        thread::sleep(Duration::from_millis(2));
+        child.kill().unwrap();
+        let _ = child.join();
+        loop {
+            let item = q.get_timeout(PATIENCE).unwrap();
+            if item == b"two"[..] {
+                break;
+            }
+            // The child died before it took the large item: it arrives whole.
+            assert!(item.as_slice() == big.as_slice(), "a torn item");
+        }
+        writer.join().unwrap();
+        assert!(q.empty());
+    });
+}
+
+/// Puts numbers as fast as it can until it is killed.
+fn put_numbers(q: Queue<u64>) {
+    for n in 0.. {
+        q.put(n).unwrap();
+    }
+}
+
+/// Takes numbers and reports each on `report` until it is killed.
+fn get_numbers((q, report): (Queue<u64>, Connection)) {
+    loop {
+        let n = q.get().unwrap();
+        report.send(&n).unwrap();
+    }
+}
+
+#[test]
+fn random_kills_neither_tear_nor_duplicate_items() {
+    each_method(|method| {
+        let q = Queue::new().unwrap();
+        const N: u64 = 20_000;
+        for n in 0..N {
+            q.put(n).unwrap();
+        }
+        let (report, report_there) = Pipe::simplex().unwrap();
+        let mut consumer = builder(method)
+            .spawn(get_numbers, (q.clone(), report_there))
+            .unwrap();
+        thread::sleep(Duration::from_millis(30));
+        consumer.kill().unwrap();
+        let _ = consumer.join();
+        let mut seen = BTreeSet::new();
+        while let Ok(n) = report.recv::<u64>() {
+            assert!(seen.insert(n), "{n} was delivered twice");
+        }
+        let taken = seen.len() as u64;
+        while let Ok(n) = q.get_nowait() {
+            assert!(seen.insert(n), "{n} was delivered twice");
+        }
+        // At most the item the consumer held when it died is missing.
+        assert!(
+            seen.len() as u64 >= N - 1,
+            "lost {} items",
+            N - seen.len() as u64
+        );
+        assert!(taken > 0, "the consumer took nothing");
+
+        for round in 0..5u64 {
+            let mut producer = builder(method).spawn(put_numbers, q.clone()).unwrap();
+            // (A producer that follows a killed one first takes the put lock over, which
+            // takes a tenth of a second.)
+            eventually("the producer puts", || !q.empty());
+            thread::sleep(Duration::from_millis(7 * round));
+            producer.kill().unwrap();
+            let _ = producer.join();
+            // What arrived is a whole prefix of what was put, in order.
+            let mut expected = 0;
+            while let Ok(n) = q.get_nowait() {
+                assert_eq!(n, expected, "an item was lost, torn or duplicated");
+                expected += 1;
+            }
+        }
+    });
+}
+
+/// Receives a queue through a connection, then puts into it.
+fn receive_a_queue(control: Connection) -> usize {
+    let q: Queue<String> = control.recv().unwrap();
+    q.put("through the handed-over queue".into()).unwrap();
+    let jq: JoinableQueue<u8> = control.recv().unwrap();
+    let sq: SimpleQueue<u8> = control.recv().unwrap();
+    jq.put(1).unwrap();
+    sq.put(2).unwrap();
+    // A JoinableQueue is not a Queue: the mix-up is a decode error, not a crash.
+    match control.recv::<Queue<u8>>() {
+        Err(Error::Decode(_)) => 1,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn queues_travel_to_a_running_process() {
+    each_method(|method| {
+        let (control, control_there) = Pipe::duplex().unwrap();
+        let mut child = builder(method)
+            .spawn(receive_a_queue, control_there)
+            .unwrap();
+        let q = Queue::<String>::new().unwrap();
+        let jq = JoinableQueue::<u8>::new().unwrap();
+        let sq = SimpleQueue::<u8>::new().unwrap();
+        control.send(&q).unwrap();
+        control.send(&jq).unwrap();
+        control.send(&sq).unwrap();
+        control.send(&jq).unwrap();
+        assert_eq!(q.get().unwrap(), "through the handed-over queue");
+        assert_eq!(jq.get().unwrap(), 1);
+        assert_eq!(sq.get().unwrap(), 2);
+        assert_eq!(child.join().unwrap(), 1);
+    });
+}
+
+#[test]
+fn an_item_of_another_type_is_a_decode_error_for_that_get() {
+    let texts = Queue::<String>::new().unwrap();
+    // The same queue seen as a queue of numbers, through a pipe to ourselves.
+    let (a, b) = Pipe::duplex().unwrap();
+    a.send(&texts).unwrap();
+    let numbers: Queue<u64> = b.recv().unwrap();
+    texts
+        .put("\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}".into())
+        .unwrap();
+    numbers.put(5).unwrap();
+    assert!(matches!(numbers.get(), Err(Error::Decode(_))));
+    assert_eq!(numbers.get().unwrap(), 5);
+}
+
+#[test]
+fn an_unbounded_put_never_waits_and_close_then_join_thread_flushes() {
+    let q = Queue::<ByteBuf>::new().unwrap();
+    // Three items larger than the ring: they wait in this process's feeder thread.
+    for fill in 0..3u8 {
+        q.put(ByteBuf::from(vec![fill; 3 << 20])).unwrap();
+    }
+    assert_eq!(q.qsize(), 3);
+    assert!(matches!(q.join_thread(), Err(Error::InvalidState(_))));
+    let reader = {
+        let q = q.clone();
+        // A handle of its own, as another process would have: the writer's close does not
+        // reach it. (Clones in one process share their state, as in Python.)
+        let (a, b) = Pipe::duplex().unwrap();
+        a.send(&q).unwrap();
+        let theirs: Queue<ByteBuf> = b.recv().unwrap();
+        drop(q);
+        thread::spawn(move || {
+            (0..3)
+                .map(|_| theirs.get_timeout(PATIENCE).unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    q.close();
+    assert!(matches!(
+        q.put(ByteBuf::new()),
+        Err(PutError::Failed(_, Error::InvalidState(_)))
+    ));
+    q.join_thread().unwrap();
+    let got = reader.join().unwrap();
+    for (fill, item) in got.iter().enumerate() {
+        assert_eq!(item.len(), 3 << 20);
+        assert!(item.iter().all(|&b| b == fill as u8));
+    }
+}
+
+#[test]
+fn wait_watches_queues_and_connections_together() {
+    let (a, b) = Pipe::duplex().unwrap();
+    let q = Queue::<u8>::new().unwrap();
+    let sq = SimpleQueue::<u8>::new().unwrap();
+    let objects: [&dyn Waitable; 3] = [&b, &q, &sq];
+    assert!(
+        proc_ipc::wait(&objects, Some(Duration::from_millis(10)))
+            .unwrap()
+            .is_empty()
+    );
+    sq.put(1).unwrap();
+    assert_eq!(proc_ipc::wait(&objects, Some(PATIENCE)).unwrap(), [2]);
+    a.send(&1).unwrap();
+    q.put(1).unwrap();
+    assert_eq!(proc_ipc::wait(&objects, None).unwrap(), [0, 1, 2]);
+    let late = {
+        let q = q.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            q.put(2).unwrap();
+        })
+    };
+    q.get().unwrap();
+    sq.get().unwrap();
+    b.recv::<u8>().unwrap();
+    assert_eq!(proc_ipc::wait(&objects, Some(PATIENCE)).unwrap(), [1]);
+    late.join().unwrap();
+}
+
+/// Creates and drops 10,000 queues and pipes; returns the open descriptors before and after.
+#[cfg(target_os = "linux")]
+fn churn((): ()) -> (usize, usize) {
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+    // Whatever opens descriptors once per process does it now.
+    drop(Queue::<u8>::new().unwrap());
+    drop(Pipe::duplex().unwrap());
+    let before = open_fds();
+    for i in 0..10_000u32 {
+        let q = Queue::<u32>::new().unwrap();
+        q.put(i).unwrap();
+        assert_eq!(q.get().unwrap(), i);
+        let (a, b) = Pipe::duplex().unwrap();
+        a.send(&i).unwrap();
+        assert_eq!(b.recv::<u32>().unwrap(), i);
+    }
+    (before, open_fds())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn thousands_of_queues_and_pipes_leave_no_descriptor_behind() {
+    // In a process of its own: the other tests open descriptors in this one meanwhile.
+    let mut child = proc_core::Process::spawn(churn, ()).unwrap();
+    let (before, after) = child.join().unwrap();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    procs_testkit::assert_send_sync::<Queue<String>>();
+    procs_testkit::assert_send_sync::<JoinableQueue<String>>();
+    procs_testkit::assert_send_sync::<SimpleQueue<String>>();
+    procs_testkit::assert_send_sync::<PutError<String>>();
+}
