@@ -446,22 +446,24 @@ impl Channel {
                 "frame of {len} bytes exceeds the limit of {max} bytes"
             )));
         }
-        // Grow with what arrives, not with what the header claims.
-        let mut payload = Vec::with_capacity(len.min(64 * 1024));
-        let mut chunk = vec![0u8; len.min(256 * 1024)];
-        while payload.len() < len {
-            let want = (len - payload.len()).min(chunk.len());
+        // Grow with what arrives, not with what the header claims: the buffer at most doubles
+        // ahead of the bytes received, and the kernel copies straight into it.
+        let mut payload = Vec::new();
+        let mut filled = 0;
+        while filled < len {
+            if filled == payload.len() {
+                payload.resize(len.min((2 * filled).max(64 * 1024)), 0);
+            }
             let (n, mut got) = self
-                .recv_with_fds(&mut chunk[..want])
+                .recv_with_fds(&mut payload[filled..])
                 .or_else(reset_is_eof)?;
             fds.append(&mut got);
             if n == 0 {
                 return Err(Error::Protocol(format!(
-                    "truncated frame: {} of {len} bytes arrived",
-                    payload.len()
+                    "truncated frame: {filled} of {len} bytes arrived"
                 )));
             }
-            payload.extend_from_slice(&chunk[..n]);
+            filled += n;
         }
         Ok((payload, fds))
     }
