@@ -466,6 +466,45 @@ fn got<T>(item: Option<T>, missing: Error) -> Result<T> {
     item.ok_or(missing)
 }
 
+/// The impls that `Queue` and `SimpleQueue` share: clones are the same queue, and the wire
+/// form names the kind, so that one kind is not taken for another.
+macro_rules! queue_impls {
+    ($($queue:ident: $kind:expr),*) => {$(
+        impl<T> Clone for $queue<T> {
+            fn clone(&self) -> Self {
+                $queue {
+                    core: self.core.clone(),
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $queue<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.core.fmt(f)
+            }
+        }
+
+        impl<T> Serialize for $queue<T> {
+            fn serialize<S: Serializer>(
+                &self,
+                serializer: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                self.core.serialize(serializer)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $queue<T> {
+            fn deserialize<D: Deserializer<'de>>(
+                deserializer: D,
+            ) -> std::result::Result<Self, D::Error> {
+                Core::deserialize(deserializer, $kind).map(|core| $queue { core })
+            }
+        }
+    )*};
+}
+
+queue_impls!(Queue: Kind::Plain, SimpleQueue: Kind::Simple);
+
 /// A queue between processes and threads: Python's `multiprocessing.Queue`.
 ///
 /// Many producers and many consumers, in any processes and threads, each item delivered to
@@ -518,32 +557,6 @@ fn got<T>(item: Option<T>, missing: Error) -> Result<T> {
 /// ```
 pub struct Queue<T> {
     core: Core<T>,
-}
-
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue {
-            core: self.core.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.fmt(f)
-    }
-}
-
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.core.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        Core::deserialize(deserializer, Kind::Plain).map(|core| Queue { core })
-    }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
@@ -1038,32 +1051,6 @@ impl<T> JoinableQueue<T> {
 /// ```
 pub struct SimpleQueue<T> {
     core: Core<T>,
-}
-
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            core: self.core.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for SimpleQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.fmt(f)
-    }
-}
-
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        self.core.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        Core::deserialize(deserializer, Kind::Simple).map(|core| SimpleQueue { core })
-    }
 }
 
 impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {

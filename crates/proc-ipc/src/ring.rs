@@ -356,26 +356,28 @@ impl Ring {
     /// Takes the put lock: `None` when `deadline` passed first (at once when `block` is
     /// false).
     pub(crate) fn lock_put(&self, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
-        self.control()
-            .put_lock
-            .word
-            .lock(&self.parkers, PUT_LOCK, block, deadline)
-            .map(|_| Turn {
-                ring: self,
-                index: PUT_LOCK,
-            })
+        self.take_turn(PUT_LOCK, block, deadline)
     }
 
     /// Takes the get lock, as [`Ring::lock_put`].
     pub(crate) fn lock_get(&self, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
-        self.control()
-            .get_lock
-            .word
-            .lock(&self.parkers, GET_LOCK, block, deadline)
-            .map(|_| Turn {
-                ring: self,
-                index: GET_LOCK,
-            })
+        self.take_turn(GET_LOCK, block, deadline)
+    }
+
+    fn take_turn(&self, index: usize, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
+        self.turn_word(index)
+            .lock(&self.parkers, index, block, deadline)
+            .map(|_| Turn { ring: self, index })
+    }
+
+    /// The lock word of the put (`PUT_LOCK`) or get side.
+    fn turn_word(&self, index: usize) -> &Word {
+        let c = self.control();
+        if index == PUT_LOCK {
+            &c.put_lock.word
+        } else {
+            &c.get_lock.word
+        }
     }
 
     /// Gives up: the positions make no sense, so every published byte is dropped and the
@@ -649,13 +651,9 @@ pub(crate) struct Turn<'a> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let c = self.ring.control();
-        let word = if self.index == PUT_LOCK {
-            &c.put_lock.word
-        } else {
-            &c.get_lock.word
-        };
-        word.unlock(&self.ring.parkers, self.index);
+        self.ring
+            .turn_word(self.index)
+            .unlock(&self.ring.parkers, self.index);
     }
 }
 
