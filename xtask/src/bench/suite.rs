@@ -336,6 +336,107 @@ pub(crate) const MEASURES: &[Measure] = &[
         2_000,
         20,
     ),
+    // Queues: one producer process puts `iterations` items and the parent gets them; the time
+    // is per item, from the producer's go to the last item taken. Ours and Python's `Queue`
+    // and `SimpleQueue`, ipc-channel and a bare socketpair move the same items: 200k small
+    // ones (a `u64`, a Python int) and 2k of 100 KB. Like the sync benchmarks, they run all
+    // their items whatever the budget; Python's 200k small items take one to two seconds.
+    rust(
+        "queue_small/ours/queue",
+        "ours",
+        "bench-ours",
+        &["queue-small", "queue"],
+        200_000,
+        100,
+    ),
+    rust(
+        "queue_small/ours/simple",
+        "ours",
+        "bench-ours",
+        &["queue-small", "simple"],
+        200_000,
+        100,
+    ),
+    python(
+        "queue_small/python/queue",
+        "python Queue",
+        "queues.py",
+        &["queue-small", "queue"],
+        200_000,
+        100,
+    ),
+    python(
+        "queue_small/python/simple",
+        "python SimpleQueue",
+        "queues.py",
+        &["queue-small", "simple"],
+        200_000,
+        100,
+    ),
+    rust(
+        "queue_small/ipc-channel",
+        "ipc-channel",
+        "bench-ipc-channel",
+        &["queue-small"],
+        200_000,
+        100,
+    ),
+    rust(
+        "queue_small/socketpair",
+        "bare socketpair",
+        "bench-os",
+        &["queue-small"],
+        200_000,
+        100,
+    ),
+    rust(
+        "queue_100kb/ours/queue",
+        "ours",
+        "bench-ours",
+        &["queue-100kb", "queue"],
+        2_000,
+        20,
+    ),
+    rust(
+        "queue_100kb/ours/simple",
+        "ours",
+        "bench-ours",
+        &["queue-100kb", "simple"],
+        2_000,
+        20,
+    ),
+    python(
+        "queue_100kb/python/queue",
+        "python Queue",
+        "queues.py",
+        &["queue-100kb", "queue"],
+        2_000,
+        20,
+    ),
+    python(
+        "queue_100kb/python/simple",
+        "python SimpleQueue",
+        "queues.py",
+        &["queue-100kb", "simple"],
+        2_000,
+        20,
+    ),
+    rust(
+        "queue_100kb/ipc-channel",
+        "ipc-channel",
+        "bench-ipc-channel",
+        &["queue-100kb"],
+        2_000,
+        20,
+    ),
+    rust(
+        "queue_100kb/socketpair",
+        "bare socketpair",
+        "bench-os",
+        &["queue-100kb"],
+        2_000,
+        20,
+    ),
 ];
 
 const TWICE_PYTHON: Target = Target {
@@ -357,6 +458,24 @@ const FASTER: Target = Target {
 const WITHIN_1_2X_OF_FLOOR: Target = Target {
     min_ratio: 1.0 / 1.2,
     text: ">= 0.83x (within 1.2x)",
+};
+
+/// The queue issue: a queue moves small items at least 20 times as fast as Python's `Queue`.
+const TWENTY_TIMES_PYTHON: Target = Target {
+    min_ratio: 20.0,
+    text: ">= 20x",
+};
+
+/// The queue issue: a queue moves 100 KB items with at least 3 times Python's bandwidth.
+const THRICE_PYTHON: Target = Target {
+    min_ratio: 3.0,
+    text: ">= 3x",
+};
+
+/// The queue issue: a queue moves 100 KB items with at least half a bare socketpair's bandwidth.
+const HALF_THE_FLOOR: Target = Target {
+    min_ratio: 0.5,
+    text: ">= 0.5x (half the floor)",
 };
 
 /// Every row, in the order they print.
@@ -497,6 +616,54 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         name: "pipe 1 MB one way vs OS floor",
         ours: "pipe_1mb/ours",
         peer: "pipe_1mb/socketpair",
+        target: None,
+    },
+    Comparison {
+        name: "queue 1 to 1, small items",
+        ours: "queue_small/ours/queue",
+        peer: "queue_small/python/queue",
+        target: Some(TWENTY_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "queue 1 to 1, small items vs ipc-channel",
+        ours: "queue_small/ours/queue",
+        peer: "queue_small/ipc-channel",
+        target: None,
+    },
+    Comparison {
+        name: "queue 1 to 1, small items vs OS floor",
+        ours: "queue_small/ours/queue",
+        peer: "queue_small/socketpair",
+        target: None,
+    },
+    Comparison {
+        name: "simple queue 1 to 1, small items",
+        ours: "queue_small/ours/simple",
+        peer: "queue_small/python/simple",
+        target: None,
+    },
+    Comparison {
+        name: "queue 1 to 1, 100 KB items",
+        ours: "queue_100kb/ours/queue",
+        peer: "queue_100kb/python/queue",
+        target: Some(THRICE_PYTHON),
+    },
+    Comparison {
+        name: "queue 1 to 1, 100 KB items vs ipc-channel",
+        ours: "queue_100kb/ours/queue",
+        peer: "queue_100kb/ipc-channel",
+        target: None,
+    },
+    Comparison {
+        name: "queue 1 to 1, 100 KB items vs OS floor",
+        ours: "queue_100kb/ours/queue",
+        peer: "queue_100kb/socketpair",
+        target: Some(HALF_THE_FLOOR),
+    },
+    Comparison {
+        name: "simple queue 1 to 1, 100 KB items",
+        ours: "queue_100kb/ours/simple",
+        peer: "queue_100kb/python/simple",
         target: None,
     },
 ];

@@ -12,6 +12,11 @@
 //!   7 of postcard), 68 for 64 bytes.
 //! - `pipe-bandwidth`: 1 MB (and a 4-byte header) messages one way; the time is per message,
 //!   until the child has read them all.
+//! - `queue-small`: the floor of a queue's transfer of small items: a forked child writes 8
+//!   bytes per item (one `write`) into a bare `socketpair`, this process reads 8 bytes per
+//!   item; the time is per item, from the child's go to the last item read.
+//! - `queue-100kb`: the same with one 100,000-byte `write` per item, read back as exactly
+//!   100,000 bytes.
 
 use std::error::Error;
 use std::ffi::{CStr, c_char};
@@ -40,11 +45,13 @@ fn run() -> Result<(), Box<dyn Error>> {
         ("pipe-roundtrip", "object") => roundtrip("pipe_rt_object/socketpair", &args, 11)?,
         ("pipe-roundtrip", "bytes") => roundtrip("pipe_rt_bytes/socketpair", &args, 68)?,
         ("pipe-bandwidth", _) => bandwidth(&args)?,
+        ("queue-small", _) => stream("queue_small/socketpair", &args, 8)?,
+        ("queue-100kb", _) => stream("queue_100kb/socketpair", &args, 100_000)?,
         (benchmark, parameter) => {
             return Err(format!(
                 "unknown benchmark {benchmark:?} {parameter:?}; \
                  known: process-start fork, process-start posix_spawn, pipe-roundtrip object, \
-                 pipe-roundtrip bytes, pipe-bandwidth"
+                 pipe-roundtrip bytes, pipe-bandwidth, queue-small, queue-100kb"
             )
             .into());
         }
@@ -126,7 +133,9 @@ fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Forks a child that runs `child` on its end of a socketpair, then `_exit`s; returns the
 /// child's pid and the parent's end.
-fn fork_partner(child: fn(&mut File) -> io::Result<()>) -> io::Result<(libc::pid_t, File)> {
+fn fork_partner(
+    child: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<(libc::pid_t, File)> {
     let (ours, theirs) = socketpair()?;
     // SAFETY: this program has one thread; the child only does I/O on its socket and leaves
     // with `_exit`.
@@ -194,6 +203,42 @@ fn bandwidth(args: &Args) -> io::Result<()> {
         "RESULT pipe_1mb/socketpair {:.12} {}",
         elapsed.as_secs_f64() / f64::from(args.iterations),
         args.iterations
+    );
+    drop(socket);
+    wait(pid)
+}
+
+/// The queue benchmarks' floor: a forked child writes `warm` items of `size` bytes, waits for
+/// a go byte, then writes `--iterations` more, one `write` each; this process reads them
+/// `size` bytes at a time. The time is from the go to the last item read.
+fn stream(name: &str, args: &Args, size: usize) -> io::Result<()> {
+    // At least one item goes before timing, as in `bench-ours`: it shows that the child runs.
+    let warm = args.warmup.max(1);
+    let n = args.iterations;
+    let (pid, mut socket) = fork_partner(|socket| {
+        let item = vec![7u8; size];
+        for _ in 0..warm {
+            socket.write_all(&item)?;
+        }
+        socket.read_exact(&mut [0u8; 1])?;
+        for _ in 0..n {
+            socket.write_all(&item)?;
+        }
+        Ok(())
+    })?;
+    let mut item = vec![0u8; size];
+    for _ in 0..warm {
+        socket.read_exact(&mut item)?;
+    }
+    let start = Instant::now();
+    socket.write_all(b"!")?;
+    for _ in 0..n {
+        socket.read_exact(&mut item)?;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "RESULT {name} {:.12} {n}",
+        elapsed.as_secs_f64() / f64::from(n)
     );
     drop(socket);
     wait(pid)

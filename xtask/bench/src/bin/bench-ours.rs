@@ -17,19 +17,29 @@
 //! - `pipe-roundtrip bytes`: 64 bytes with `send_bytes`/`recv_bytes`, there and back.
 //! - `pipe-bandwidth`: 1 MB messages one way with `send_bytes`; the time is per message, until
 //!   the child has received them all.
+//! - `queue-small [queue|simple]`: a producer process puts `u64` counters into a `Queue` (or a
+//!   `SimpleQueue`), this process gets them; the time is per item, from the producer's go to
+//!   the last item taken.
+//! - `queue-100kb [queue|simple]`: the same with items of 100 KB, as `serde_bytes::ByteBuf`
+//!   (which serde encodes in one copy; a `Vec<u8>` goes byte by byte). `put` takes its item,
+//!   so the producer makes a new one for each, as a program would.
 //!
-//! The synchronization benchmarks take `--iterations` as the number of operations and time
-//! them in one stretch (a clock read per operation would cost more than the operation).
+//! The synchronization and queue benchmarks take `--iterations` as the number of operations
+//! and time them in one stretch (a clock read per operation would cost more than the
+//! operation).
 
 use std::error::Error;
 use std::process::ExitCode;
 
 use std::time::{Duration, Instant};
 
-use procs::ipc::{Connection, Pipe};
+use procs::ipc::{Connection, Pipe, Queue, SimpleQueue};
 use procs::sync::{Event, Lock, Value};
 use procs::{Process, StartMethod};
 use procs_bench::{Args, measure};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
 
 fn main() -> ExitCode {
     procs::init();
@@ -47,10 +57,11 @@ fn run() -> Result<(), Box<dyn Error>> {
         "value-increments" => value_increments(&args),
         "pipe-roundtrip" => pipe_roundtrip(&args),
         "pipe-bandwidth" => pipe_bandwidth(&args),
+        "queue-small" | "queue-100kb" => queue(&args),
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
              mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
-             pipe-roundtrip, pipe-bandwidth"
+             pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb"
         )
         .into()),
     }
@@ -269,5 +280,141 @@ fn pipe_bandwidth(args: &Args) -> Result<(), Box<dyn Error>> {
     let elapsed = start.elapsed();
     child.join()?;
     report("pipe_1mb/ours", elapsed, args.iterations.into());
+    Ok(())
+}
+
+/// The bytes of a `queue-100kb` item.
+const QUEUE_ITEM: usize = 100_000;
+
+/// What the queue benchmarks move: `u64` counters, or `QUEUE_ITEM` bytes as a `ByteBuf`.
+trait Item: Serialize + DeserializeOwned + Send + 'static {
+    /// The `i`th item the producer puts, made new.
+    fn nth(i: u64) -> Self;
+    /// Whether this is the `i`th item, so that a lost or reordered item fails the benchmark.
+    fn is_nth(&self, i: u64) -> bool;
+}
+
+impl Item for u64 {
+    fn nth(i: u64) -> u64 {
+        i
+    }
+
+    fn is_nth(&self, i: u64) -> bool {
+        *self == i
+    }
+}
+
+/// The bytes of the `i`th item are the low byte of `i`, a mark that the consumer checks.
+impl Item for ByteBuf {
+    fn nth(i: u64) -> ByteBuf {
+        ByteBuf::from(vec![i as u8; QUEUE_ITEM])
+    }
+
+    fn is_nth(&self, i: u64) -> bool {
+        self.len() == QUEUE_ITEM && self[0] == i as u8
+    }
+}
+
+/// Our two queues, behind one interface so that one producer and one consumer serve both.
+trait BenchQueue<T>: Clone + Serialize + DeserializeOwned + Send + 'static {
+    /// A new, empty queue.
+    fn create() -> procs::Result<Self>;
+    /// `put`, without the item on failure.
+    fn put_item(&self, item: T) -> procs::Result<()>;
+    fn get_item(&self) -> procs::Result<T>;
+}
+
+impl<T: Item> BenchQueue<T> for Queue<T> {
+    fn create() -> procs::Result<Self> {
+        Queue::new()
+    }
+
+    fn put_item(&self, item: T) -> procs::Result<()> {
+        self.put(item).map_err(procs::Error::from)
+    }
+
+    fn get_item(&self) -> procs::Result<T> {
+        self.get()
+    }
+}
+
+impl<T: Item> BenchQueue<T> for SimpleQueue<T> {
+    fn create() -> procs::Result<Self> {
+        SimpleQueue::new()
+    }
+
+    fn put_item(&self, item: T) -> procs::Result<()> {
+        self.put(item).map_err(procs::Error::from)
+    }
+
+    fn get_item(&self) -> procs::Result<T> {
+        self.get()
+    }
+}
+
+/// The producer of the queue benchmarks: puts `warm` items, waits for `go`, then puts `n`
+/// more.
+fn queue_producer<Q: BenchQueue<T>, T: Item>((queue, go, warm, n): (Q, Event, u64, u64)) {
+    for i in 0..warm {
+        queue.put_item(T::nth(i)).unwrap();
+    }
+    go.wait();
+    for i in warm..warm + n {
+        queue.put_item(T::nth(i)).unwrap();
+    }
+}
+
+fn queue(args: &Args) -> Result<(), Box<dyn Error>> {
+    match (args.benchmark.as_str(), args.parameter.as_str()) {
+        ("queue-small", "" | "queue") => {
+            queue_transfer::<Queue<u64>, u64>("queue_small/ours/queue", args)
+        }
+        ("queue-small", "simple") => {
+            queue_transfer::<SimpleQueue<u64>, u64>("queue_small/ours/simple", args)
+        }
+        ("queue-100kb", "" | "queue") => {
+            queue_transfer::<Queue<ByteBuf>, ByteBuf>("queue_100kb/ours/queue", args)
+        }
+        ("queue-100kb", "simple") => {
+            queue_transfer::<SimpleQueue<ByteBuf>, ByteBuf>("queue_100kb/ours/simple", args)
+        }
+        (benchmark, other) => {
+            Err(format!("{benchmark} takes queue or simple, not {other:?}").into())
+        }
+    }
+}
+
+/// One producer process puts `--iterations` items, this process gets them; the time is from
+/// the producer's go to the last item taken.
+fn queue_transfer<Q: BenchQueue<T>, T: Item>(
+    name: &str,
+    args: &Args,
+) -> Result<(), Box<dyn Error>> {
+    let queue = Q::create()?;
+    let go = Event::new()?;
+    // At least one item goes before timing: it shows that the producer runs.
+    let warm = u64::from(args.warmup.max(1));
+    let n = u64::from(args.iterations);
+    let mut child = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(queue_producer::<Q, T>, (queue.clone(), go.clone(), warm, n))?;
+    let take = |i: u64| -> Result<(), Box<dyn Error>> {
+        if queue.get_item()?.is_nth(i) {
+            Ok(())
+        } else {
+            Err(format!("item {i} came out of order").into())
+        }
+    };
+    for i in 0..warm {
+        take(i)?;
+    }
+    let start = Instant::now();
+    go.set();
+    for i in warm..warm + n {
+        take(i)?;
+    }
+    let elapsed = start.elapsed();
+    child.join()?;
+    report(name, elapsed, n);
     Ok(())
 }
