@@ -117,7 +117,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// As [`encode`]; `buf` is left empty then.
+/// As [`encode`]; `buf` may then hold part of the value after its old contents.
 ///
 /// # Examples
 ///
@@ -128,13 +128,29 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
     CUSTOM.with(|c| c.borrow_mut().take());
-    let taken = std::mem::take(buf);
-    match postcard::to_extend(value, taken) {
-        Ok(full) => {
-            *buf = full;
-            Ok(())
-        }
-        Err(e) => Err(Error::Decode(format!("cannot encode: {}", describe(e)))),
+    postcard::serialize_with_flavor(value, Append(buf))
+        .map_err(|e| Error::Decode(format!("cannot encode: {}", describe(e))))
+}
+
+/// A postcard output that appends to a borrowed `Vec`, a slice at a time (postcard's own
+/// `to_extend` pushes byte by byte, which makes a large byte string several times slower).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@ use proc_core::{Error, Handle, Result, codec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ring::{DEFAULT_CAPACITY, MAX_ITEM, Ring};
+use crate::ring::{DEFAULT_CAPACITY, MAX_ITEM, Ring, SPIN};
 
 /// How long an unbounded `put` waits for another producer to finish before it hands its item
 /// to the feeder thread instead.
@@ -321,14 +321,22 @@ impl<T> Core<T> {
         ring.put(&turn, payload, deadline, self.local.kind == Kind::Joinable)
     }
 
-    /// Writes `payload` into the ring if that needs no waiting, else hands it to the feeder
-    /// thread (always, once the feeder has a backlog, to keep this process's items in order).
+    /// Writes `payload` into the ring if that needs no more than a moment's wait, else hands
+    /// it to the feeder thread (always, once the feeder has a backlog, to keep this process's
+    /// items in order).
     fn put_or_feed(&self, payload: &mut Vec<u8>) -> Result<()> {
         let ring = self.ring();
         if self.local.backlog.pending() == 0 && ring.fits_whole(payload.len()) {
             let now = Instant::now();
+            // A ring that a busy consumer keeps emptying has room again within microseconds:
+            // waiting that long spares the item the trip through the feeder.
             if let Some(turn) = ring.lock_put(true, Some(now + LOCK_PATIENCE))
-                && ring.put(&turn, payload, Some(now), self.local.kind == Kind::Joinable)?
+                && ring.put(
+                    &turn,
+                    payload,
+                    Some(now + SPIN),
+                    self.local.kind == Kind::Joinable,
+                )?
             {
                 return Ok(());
             }

@@ -71,7 +71,7 @@ pub(crate) const MAX_ITEM: usize = 1 << 30;
 
 /// How long a waiter spins before it sleeps: long enough that a steady stream of items
 /// passes without a system call on either side.
-const SPIN: Duration = Duration::from_micros(30);
+pub(crate) const SPIN: Duration = Duration::from_micros(30);
 
 /// How long a consumer holding part of an item waits for the next chunk before it checks
 /// that the producer still lives.
@@ -281,16 +281,40 @@ impl Ring {
 
     /// Copies bytes out of the ring from byte position `at` on into `dst`, wrapping.
     fn read_at(&self, at: u64, dst: &mut [u8]) {
-        debug_assert!(dst.len() as u64 <= self.capacity);
-        let off = (at % self.capacity) as usize;
-        let first = dst.len().min(self.capacity as usize - off);
-        let data = self.data();
-        // SAFETY: in bounds as in `write_at`; the bytes were published by a producer before
-        // the `head` this consumer loaded with `Acquire`, and nobody writes them before the
-        // consumer moves `tail` past them. Any byte pattern is a valid `u8`.
+        // SAFETY: `dst` is valid for writes of its length.
+        unsafe { self.copy_out(at, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Appends `len` bytes of the ring from byte position `at` on to `out`, without zeroing
+    /// the room first.
+    fn append_from(&self, at: u64, len: usize, out: &mut Vec<u8>) {
+        out.reserve(len);
+        let had = out.len();
+        // SAFETY: `reserve` made room for `len` more bytes after `had`; `copy_out` writes
+        // every one of them, so they are initialized when the length takes them in.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), dst.len() - first);
+            self.copy_out(at, out.as_mut_ptr().add(had), len);
+            out.set_len(had + len);
+        }
+    }
+
+    /// Copies `len` bytes of the ring from byte position `at` on to `dst`, wrapping.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes, and `len` at most the capacity.
+    unsafe fn copy_out(&self, at: u64, dst: *mut u8, len: usize) {
+        debug_assert!(len as u64 <= self.capacity);
+        let off = (at % self.capacity) as usize;
+        let first = len.min(self.capacity as usize - off);
+        let data = self.data();
+        // SAFETY: the source is in bounds as in `write_at`, the destination is the caller's
+        // promise; the bytes were published by a producer before the `head` this consumer
+        // loaded with `Acquire`, and nobody writes them before the consumer moves `tail` past
+        // them. Any byte pattern is a valid `u8`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.add(off), dst, first);
+            std::ptr::copy_nonoverlapping(data, dst.add(first), len - first);
         }
     }
 
@@ -554,8 +578,7 @@ impl Ring {
                     if had as u64 + len > total {
                         return Err(self.corrupt("an item is longer than announced"));
                     }
-                    out.resize(had + len as usize, 0);
-                    self.read_at(bytes_of(tail) + REC, &mut out[had..]);
+                    self.append_from(bytes_of(tail) + REC, len as usize, out);
                     if last {
                         finished = Some(if out.len() as u64 == total {
                             Ok(true)
