@@ -489,7 +489,8 @@ impl Word {
     ///
     /// Taking a free lock is one compare-and-swap. A waiter spins a little, then sleeps; every
     /// tenth of a second it looks whether the owner still lives, and takes the lock of a dead
-    /// owner over (as a non-blocking call does at once), which `Some(true)` reports: the
+    /// owner over (as a non-blocking call does at once, and a wait that reaches its deadline
+    /// before its first slice does at the end), which `Some(true)` reports: the
     /// `EOWNERDEAD` of robust POSIX mutexes. What the lock protects may be half-updated then.
     ///
     /// Ownership is per process: a thread that locks a word that its own process holds waits.
@@ -554,7 +555,9 @@ impl Word {
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
+                // A wait shorter than a slice still looks at the owner's life once, so that a
+                // caller that only ever waits briefly is not kept out by a dead owner forever.
+                return take_from_dead(word, owner, me).then_some(true);
             }
             let slice_end = Instant::now() + LIVENESS_SLICE;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));

@@ -266,9 +266,10 @@ fn a_killed_process_is_not_alive_before_it_is_reaped() {
         holder.kill().unwrap();
         // Not joined yet: on Linux the dead holder stays a zombie, which counts as dead.
         eventually("the killed child counts as dead", || !pid_alive(holder_pid));
-        // A non-blocking lock takes the dead owner's lock over at once.
+        // A wait shorter than a liveness slice takes the dead owner's lock over at its end.
         let word = &shared.block().lock;
-        assert_eq!(word.lock(&shared.parkers, LOCK, false, None), Some(true));
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert_eq!(word.lock(&shared.parkers, LOCK, true, Some(soon)), Some(true));
         word.unlock(&shared.parkers, LOCK);
         let _ = holder.join();
     });

@@ -12,11 +12,11 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use proc_core::shared::Parkers;
 use proc_core::{Error, Handle, Result, codec};
 use serde::de::DeserializeOwned;
@@ -151,45 +151,138 @@ enum Kind {
     Simple,
 }
 
-/// Items this process's feeder thread has not written yet.
+/// How long an idle feeder thread waits for more before it ends (a new one starts on
+/// demand): a process is single-threaded again soon after a burst, which `Fork` needs.
+const FEEDER_IDLE: Duration = Duration::from_millis(100);
+
+/// How long a flush waits between two warnings that it still waits.
+const FLUSH_WARNING: Duration = Duration::from_secs(5);
+
+/// This process's feeder thread for one queue, and the items it has not written yet.
 #[derive(Debug, Default)]
-struct Backlog {
-    pending: Mutex<usize>,
+struct Feed {
+    state: Mutex<FeedState>,
+    /// Signalled when `pending` drops to zero.
     drained: Condvar,
 }
 
-impl Backlog {
-    fn pending(&self) -> usize {
-        *self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn add(&self) {
-        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-    }
-
-    fn remove(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        *pending -= 1;
-        if *pending == 0 {
-            self.drained.notify_all();
-        }
-    }
-
-    fn wait_drained(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        while *pending > 0 {
-            pending = self
-                .drained
-                .wait(pending)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
+#[derive(Debug, Default)]
+struct FeedState {
+    /// Items handed to the feeder and not yet in the ring.
+    pending: usize,
+    /// The way to the running feeder; `None` while none runs. Items are sent, and the feeder
+    /// decides to end, under the state's lock, so no item is ever left behind in a channel.
+    items: Option<Sender<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug)]
-struct Feeder {
-    items: Sender<Vec<u8>>,
-    thread: JoinHandle<()>,
+impl Feed {
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pending(&self) -> usize {
+        self.state().pending
+    }
+
+    /// Hands `payload` to the feeder thread, starting one if none runs.
+    fn send(
+        &self,
+        payload: Vec<u8>,
+        start: impl FnOnce(Receiver<Vec<u8>>) -> Result<JoinHandle<()>>,
+    ) -> Result<()> {
+        let mut state = self.state();
+        if state.items.is_none() {
+            // The last feeder said it ends (under this lock): let it finish.
+            if let Some(old) = state.thread.take() {
+                let _ = old.join();
+            }
+            let (items, receiver) = crossbeam_channel::unbounded();
+            state.thread = Some(start(receiver)?);
+            state.items = Some(items);
+        }
+        state.pending += 1;
+        let sent = state.items.as_ref().map(|items| items.send(payload));
+        if !matches!(sent, Some(Ok(()))) {
+            state.pending -= 1;
+            return Err(Error::InvalidState("the queue's feeder thread has ended"));
+        }
+        Ok(())
+    }
+
+    /// The feeder's loop: writes what it receives until it is idle or told to end.
+    fn run(&self, receiver: Receiver<Vec<u8>>, ring: &Ring, joinable: bool) {
+        loop {
+            match receiver.recv_timeout(FEEDER_IDLE) {
+                Ok(payload) => {
+                    let turn = ring.lock_put(true, None).expect("no deadline");
+                    if let Err(e) = ring.put(&turn, &payload, None, joinable) {
+                        tracing::error!(error = %e, "the queue's feeder thread lost an item");
+                    }
+                    drop(turn);
+                    let mut state = self.state();
+                    state.pending -= 1;
+                    if state.pending == 0 {
+                        self.drained.notify_all();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let mut state = self.state();
+                    if state.pending == 0 {
+                        state.items = None;
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Waits until the feeder has written everything, at most until `deadline`; `false` on
+    /// time-out. Without a deadline it warns now and then that it still waits.
+    fn wait_drained(&self, deadline: Option<Instant>) -> bool {
+        let mut state = self.state();
+        while state.pending > 0 {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            let slice = deadline.map_or(FLUSH_WARNING, |d| d - now);
+            let (next, waited) = self
+                .drained
+                .wait_timeout(state, slice)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if deadline.is_none() && waited.timed_out() && state.pending > 0 {
+                tracing::warn!(
+                    pending = state.pending,
+                    "a queue waits for consumers to make room for the items this process put; \
+                     cancel_join_thread lets the process go on without them"
+                );
+            }
+        }
+        true
+    }
+
+    /// Writes everything and ends the feeder thread.
+    fn flush(&self) {
+        self.wait_drained(None);
+        let thread = {
+            let mut state = self.state();
+            state.items = None;
+            state.thread.take()
+        };
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// Lets the feeder thread end on its own once it has written everything.
+    fn detach(&self) {
+        let mut state = self.state();
+        state.items = None;
+        state.thread = None;
+    }
 }
 
 /// One queue as this process sees it; its clones in this process share it.
@@ -199,23 +292,16 @@ struct Local {
     kind: Kind,
     closed: AtomicBool,
     cancel_join: AtomicBool,
-    backlog: Arc<Backlog>,
-    feeder: Mutex<Option<Feeder>>,
+    feed: Arc<Feed>,
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
-        let feeder = self
-            .feeder
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(Feeder { items, thread }) = feeder {
-            drop(items);
-            // Python's queues flush at exit too, unless cancel_join_thread was called.
-            if !self.cancel_join.load(Ordering::Acquire) {
-                let _ = thread.join();
-            }
+        // Python's queues flush at exit too, unless cancel_join_thread was called.
+        if self.cancel_join.load(Ordering::Acquire) {
+            self.feed.detach();
+        } else {
+            self.feed.flush();
         }
     }
 }
@@ -240,7 +326,7 @@ impl<T> fmt::Debug for Core<T> {
         f.debug_struct("Queue")
             .field("kind", &self.local.kind)
             .field("ring", &self.local.ring)
-            .field("backlog", &self.local.backlog.pending())
+            .field("backlog", &self.local.feed.pending())
             .field("closed", &self.local.closed.load(Ordering::Relaxed))
             .finish()
     }
@@ -258,8 +344,7 @@ impl<T> Core<T> {
                 kind,
                 closed: AtomicBool::new(false),
                 cancel_join: AtomicBool::new(false),
-                backlog: Arc::default(),
-                feeder: Mutex::new(None),
+                feed: Arc::default(),
             }),
             item: PhantomData,
         }
@@ -326,7 +411,7 @@ impl<T> Core<T> {
     /// items in order).
     fn put_or_feed(&self, payload: &mut Vec<u8>) -> Result<()> {
         let ring = self.ring();
-        if self.local.backlog.pending() == 0 && ring.fits_whole(payload.len()) {
+        if self.local.feed.pending() == 0 && ring.fits_whole(payload.len()) {
             let now = Instant::now();
             // A ring that a busy consumer keeps emptying has room again within microseconds:
             // waiting that long spares the item the trip through the feeder.
@@ -345,42 +430,16 @@ impl<T> Core<T> {
     }
 
     fn feed(&self, payload: Vec<u8>) -> Result<()> {
-        let mut feeder = self
-            .local
-            .feeder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if feeder.is_none() {
-            *feeder = Some(self.start_feeder()?);
-        }
-        let feeder = feeder.as_ref().expect("started above");
-        self.local.backlog.add();
-        if feeder.items.send(payload).is_err() {
-            self.local.backlog.remove();
-            return Err(Error::InvalidState("the queue's feeder thread has ended"));
-        }
-        Ok(())
-    }
-
-    fn start_feeder(&self) -> Result<Feeder> {
-        let (items, backlog) = crossbeam_channel::unbounded::<Vec<u8>>();
         let ring = self.local.ring.clone();
-        let pending = self.local.backlog.clone();
+        let feed = self.local.feed.clone();
         let joinable = self.local.kind == Kind::Joinable;
-        let thread = std::thread::Builder::new()
-            .name("procs-queue-feeder".into())
-            .spawn(move || {
-                for payload in backlog {
-                    let turn = ring.lock_put(true, None).expect("no deadline");
-                    if let Err(e) = ring.put(&turn, &payload, None, joinable) {
-                        tracing::error!(error = %e, "the queue's feeder thread lost an item");
-                    }
-                    drop(turn);
-                    pending.remove();
-                }
-            })?;
-        tracing::debug!("queue feeder thread started");
-        Ok(Feeder { items, thread })
+        self.local.feed.send(payload, |receiver| {
+            let thread = std::thread::Builder::new()
+                .name("procs-queue-feeder".into())
+                .spawn(move || feed.run(receiver, &ring, joinable))?;
+            tracing::debug!("queue feeder thread started");
+            Ok(thread)
+        })
     }
 
     /// Takes the next item, waiting until `deadline`: `None` when none came.
@@ -399,12 +458,17 @@ impl<T> Core<T> {
             }
             // The next consumer may go on while this one decodes.
             drop(turn);
-            codec::decode(buf).map(Some)
+            let item = codec::decode(buf);
+            if item.is_err() {
+                // The consumer gets an error, not a task: the item counts as done.
+                ring.dropped(1);
+            }
+            item.map(Some)
         })
     }
 
     fn qsize(&self) -> usize {
-        self.ring().items() + self.local.backlog.pending()
+        self.ring().items() + self.local.feed.pending()
     }
 
     fn empty(&self) -> bool {
@@ -426,15 +490,8 @@ impl<T> Core<T> {
                 "join_thread needs close first: call close, then join_thread",
             ));
         }
-        let feeder = self
-            .local
-            .feeder
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(Feeder { items, thread }) = feeder {
-            drop(items);
-            let _ = thread.join();
+        if !self.local.cancel_join.load(Ordering::Acquire) {
+            self.local.feed.flush();
         }
         Ok(())
     }
@@ -524,9 +581,18 @@ queue_impls!(Queue: Kind::Plain, SimpleQueue: Kind::Simple);
 /// strings, `serde_bytes::ByteBuf` encodes in one copy where a `Vec<u8>` goes byte by byte.
 ///
 /// Without a `maxsize`, [`put`](Queue::put) never blocks: what does not fit in the queue's
-/// shared buffer waits in a feeder thread of the putting process, which a process flushes
-/// when its last handle of the queue drops (see [`Queue::cancel_join_thread`]). With one,
-/// `put` blocks while the queue holds `maxsize` items.
+/// shared buffer (1 MiB) waits in a feeder thread of the putting process. As in Python, the
+/// process's last handle of the queue waits on drop until the feeder has written everything,
+/// so that a child's items are not lost when it returns — and, as in Python, a process that
+/// puts more than fits and is joined before anyone gets the items waits for ever (it logs a
+/// warning every few seconds; see [`Queue::cancel_join_thread`]). A process that ends with
+/// `std::process::exit`, or keeps the queue in a `static`, loses what its feeder holds. The
+/// feeder ends when idle, so a burst of puts does not keep the process multi-threaded (which
+/// the `Fork` start method refuses).
+///
+/// With a `maxsize`, `put` itself writes the item, waiting while the queue holds `maxsize`
+/// items or the buffer has no room for the whole item; an item larger than the buffer is
+/// written while consumers read it.
 ///
 /// # Robustness
 ///
@@ -806,8 +872,9 @@ impl<T> Queue<T> {
         self.core.join_thread()
     }
 
-    /// Lets this process end without waiting for its feeder thread: items it has not written
-    /// yet are lost when the last handle drops. Python's `Queue.cancel_join_thread`.
+    /// Lets this process go on without waiting for its feeder thread: when the last handle
+    /// drops, the feeder goes on writing in the background, and what it has not written when
+    /// the process ends is lost. Python's `Queue.cancel_join_thread`.
     ///
     /// # Examples
     ///
@@ -830,6 +897,11 @@ impl<T> Queue<T> {
 /// Every item put is a task; a consumer calls [`task_done`](JoinableQueue::task_done) once
 /// per item it finished, and [`join`](JoinableQueue::join) waits until every task is done.
 /// At most 2^27 tasks may be unfinished at once; `put` waits beyond that.
+///
+/// A task counts from the moment its item is in the queue's shared buffer: `join` waits for
+/// what this process's feeder thread still holds, but not for what other processes' feeders
+/// hold (Python counts those from their `put`). Items the queue itself drops — parts of an
+/// item whose consumer was killed, an item that arrives as an error — count as done.
 ///
 /// # Examples
 ///
@@ -981,7 +1053,7 @@ impl<T> JoinableQueue<T> {
     /// q.join().unwrap();
     /// ```
     pub fn join(&self) -> Result<()> {
-        self.queue.core.local.backlog.wait_drained();
+        self.queue.core.local.feed.wait_drained(None);
         self.queue.ring().join(None).map(drop)
     }
 
@@ -1003,13 +1075,9 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         let deadline = deadline(timeout);
-        // Items still in this process's backlog are unfinished: wait for them within the
-        // same deadline, a short look at a time.
-        while self.queue.core.local.backlog.pending() > 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::Timeout);
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        // Items still in this process's backlog are unfinished: they go first.
+        if !self.queue.core.local.feed.wait_drained(deadline) {
+            return Err(Error::Timeout);
         }
         if self.queue.ring().join(deadline)? {
             Ok(())

@@ -77,6 +77,11 @@ pub(crate) const SPIN: Duration = Duration::from_micros(30);
 /// that the producer still lives.
 const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
+/// The longest one sleep lasts before the sleeper looks again by itself. A process killed
+/// between publishing a position and bumping its word leaves a sleeper unwoken: it finds the
+/// change at its next look.
+const RECHECK: Duration = Duration::from_millis(100);
+
 fn pack(count: u64, bytes: u64) -> u64 {
     ((count & COUNT_MASK) << BYTE_BITS) | (bytes & BYTE_MASK)
 }
@@ -251,6 +256,23 @@ impl Ring {
         (self.capacity / 4 - REC) / REC * REC
     }
 
+    /// The room an item of `total` bytes takes in the ring, at most all of it.
+    fn item_room(&self, total: u64) -> u64 {
+        self.whole_room(total).min(self.capacity)
+    }
+
+    /// The room all the records of an item of `total` bytes take together.
+    fn whole_room(&self, total: u64) -> u64 {
+        let chunk = self.chunk_max();
+        let (whole, rest) = (total / chunk, total % chunk);
+        let tail = if rest > 0 || total == 0 {
+            record_len(rest)
+        } else {
+            0
+        };
+        whole * record_len(chunk) + tail
+    }
+
     /// Whether an item of `len` bytes fits in one record.
     pub(crate) fn fits_whole(&self, len: usize) -> bool {
         len as u64 <= self.chunk_max()
@@ -369,10 +391,10 @@ impl Ring {
             if slice_end.is_some_and(|s| now >= s) {
                 return Ok(Waited::Slice);
             }
-            let until = match (deadline, slice_end) {
-                (Some(d), Some(s)) => Some(d.min(s)),
-                (d, s) => d.or(s),
-            };
+            let until = [deadline, slice_end, Some(now + RECHECK)]
+                .into_iter()
+                .flatten()
+                .min();
             word.sleep(&self.parkers, index, seen, until);
         }
     }
@@ -418,6 +440,7 @@ impl Ring {
             Ordering::Release,
         );
         self.bump(&c.tail.moved, NOT_FULL);
+        self.dropped(items(head, tail));
         tracing::warn!(what, "queue memory corrupt; its contents were dropped");
         Error::Protocol(format!(
             "the queue's shared memory is corrupt ({what}); its contents were dropped"
@@ -450,13 +473,22 @@ impl Ring {
         }
         let c = self.control();
         let total = payload.len() as u64;
+        if self.item_room(total) >= self.capacity
+            && self.whole_room(total) > self.capacity
+            && deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            // Larger than the ring: it cannot go in without a wait for consumers.
+            return Ok(false);
+        }
         let mut sent = 0u64;
         loop {
             let first = sent == 0;
             let n = (total - sent).min(self.chunk_max());
             let last = sent + n == total;
             let rec = record_len(n);
-            let head = c.head.pos.load(Ordering::Relaxed);
+            // Acquire: the lock may have been taken over from a dead producer, whose last
+            // store no unlock published.
+            let head = c.head.pos.load(Ordering::Acquire);
             let waited = self.wait_for(&c.tail.moved, NOT_FULL, deadline, None, || {
                 let tail = c.tail.pos.load(Ordering::Acquire);
                 let used = used(head, tail);
@@ -470,7 +502,11 @@ impl Ring {
                 let counted = !first
                     || ((self.maxsize == 0 || items(head, tail) < self.maxsize)
                         && (!joinable || self.unfinished_at(head) < MAX_ITEMS));
-                Ok((counted && self.capacity - used >= rec).then_some(()))
+                // An item starts only when all of it fits (or, larger than the ring, when the
+                // ring is empty), so that a producer with a deadline does not give up halfway
+                // for want of room.
+                let room = if first { self.item_room(total) } else { rec };
+                Ok((counted && self.capacity - used >= room).then_some(()))
             })?;
             match waited {
                 Waited::Ready(()) => {}
@@ -520,7 +556,8 @@ impl Ring {
         out.clear();
         let mut at = At::Between;
         loop {
-            let tail = c.tail.pos.load(Ordering::Relaxed);
+            // Acquire, as for `head` in `put`.
+            let tail = c.tail.pos.load(Ordering::Acquire);
             let between = matches!(at, At::Between);
             let waited = self.wait_for(
                 &c.head.moved,
@@ -571,8 +608,13 @@ impl Ring {
             }
             let mut finished = None;
             match at {
-                // Chunks whose first record went to a consumer that died: skip them.
-                At::Between => {}
+                // Chunks whose first record went to a consumer that died: skip them. Nobody
+                // will mark that item done.
+                At::Between => {
+                    if last {
+                        self.dropped(1);
+                    }
+                }
                 At::Inside { total } => {
                     let had = out.len();
                     if had as u64 + len > total {
@@ -592,6 +634,7 @@ impl Ring {
                 }
                 At::Skipping { total } => {
                     if last {
+                        self.dropped(1);
                         finished = Some(Err(Error::Protocol(format!(
                             "a queued item of {total} bytes exceeds the limit of {max} bytes"
                         ))));
@@ -627,7 +670,23 @@ impl Ring {
 
     /// The items put but not marked done.
     pub(crate) fn unfinished(&self) -> usize {
-        self.unfinished_at(self.control().head.pos.load(Ordering::Acquire)) as usize
+        // `done` first: it never passes the count in `head`, so a later `head` cannot make
+        // the difference negative.
+        let done = u64::from(self.control().done.word.value().load(Ordering::Acquire));
+        let head = self.control().head.pos.load(Ordering::Acquire);
+        (count_of(head).wrapping_sub(done) & COUNT_MASK) as usize
+    }
+
+    /// Counts `n` items as done that no consumer will mark: the queue dropped them, or gave
+    /// them to a consumer as an error.
+    pub(crate) fn dropped(&self, n: u64) {
+        let done = &self.control().done.word;
+        let _ = done
+            .value()
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| {
+                Some(((u64::from(d) + n) & COUNT_MASK) as u32)
+            });
+        done.wake(&self.parkers, DONE, u32::MAX);
     }
 
     /// Marks one item done; `false` when none is unfinished.
@@ -773,6 +832,8 @@ mod tests {
         let err = get(&ring, MAX_ITEM).unwrap_err();
         assert!(matches!(err, Error::Protocol(_)), "{err}");
         assert_eq!(ring.items(), 0);
+        // The dropped item counts as done: nobody could mark it.
+        assert_eq!(ring.unfinished(), 0);
         put(&ring, b"again");
         assert_eq!(get(&ring, MAX_ITEM).unwrap().unwrap(), b"again");
 
@@ -826,6 +887,22 @@ mod tests {
         };
         put(&ring, b"next");
         assert_eq!(reader.join().unwrap(), b"next");
+    }
+
+    #[test]
+    fn a_producer_with_a_deadline_starts_an_item_only_when_all_of_it_fits() {
+        let ring = Ring::new(4096, 0).unwrap();
+        let now = || Some(Instant::now());
+        let turn = ring.lock_put(true, None).unwrap();
+        // Larger than the ring: not now, and nothing written.
+        assert!(!ring.put(&turn, &[1u8; 5000], now(), false).unwrap());
+        // Three chunks' worth fits in the empty ring, as one piece.
+        assert!(ring.put(&turn, &[2u8; 2500], now(), false).unwrap());
+        // Another does not fit beside it: refused whole, not begun.
+        assert!(!ring.put(&turn, &[3u8; 2500], now(), false).unwrap());
+        drop(turn);
+        assert_eq!(get(&ring, MAX_ITEM).unwrap().unwrap(), [2u8; 2500]);
+        assert!(get(&ring, MAX_ITEM).unwrap().is_none());
     }
 
     #[test]

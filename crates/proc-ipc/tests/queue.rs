@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::Duration;
 
-use proc_core::Error;
+use proc_core::{Error, Process};
 use proc_ipc::{Connection, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable};
 use procs_testkit::{PATIENCE, builder, each_method, eventually};
 use serde_bytes::ByteBuf;
@@ -149,6 +149,11 @@ fn a_putter_killed_inside_put_leaves_the_queue_usable() {
             .unwrap();
         assert_eq!(ready.recv::<String>().unwrap(), "putting");
         thread::sleep(Duration::from_millis(200));
+        // The child holds the put lock: it is inside `put`.
+        assert!(matches!(
+            q.put_nowait(ByteBuf::from(b"x".to_vec())),
+            Err(PutError::Full(_))
+        ));
         child.kill().unwrap();
         assert!(child.join().is_err());
         // A consumer takes (and drops) the half-written item; the next put takes the lock
@@ -187,7 +192,8 @@ fn a_getter_killed_inside_get_leaves_the_queue_usable() {
         child.kill().unwrap();
         assert!(child.join().is_err());
         q.put(ByteBuf::from(b"one".to_vec())).unwrap();
-        assert_eq!(q.get_timeout(PATIENCE).unwrap(), b"one"[..]);
+        // Even a call that does not wait takes the dead consumer's lock over.
+        assert_eq!(q.get_nowait().unwrap(), b"one"[..]);
 
         // Killed while reading a large item, which streams through the ring: the item is
         // lost with it, the next items arrive whole.
@@ -236,37 +242,24 @@ fn get_numbers((q, report): (Queue<u64>, Connection)) {
     }
 }
 
+/// Takes every item `get_nowait` has now; panics on anything but `Empty` at the end, which
+/// is what a torn item would cause.
+fn drain(q: &Queue<u64>) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        match q.get_nowait() {
+            Ok(n) => got.push(n),
+            Err(Error::Empty) => return got,
+            Err(e) => panic!("a damaged queue: {e}"),
+        }
+    }
+}
+
 #[test]
 fn random_kills_neither_tear_nor_duplicate_items() {
     each_method(|method| {
+        // Producers killed while they put as fast as they can.
         let q = Queue::new().unwrap();
-        const N: u64 = 20_000;
-        for n in 0..N {
-            q.put(n).unwrap();
-        }
-        let (report, report_there) = Pipe::simplex().unwrap();
-        let mut consumer = builder(method)
-            .spawn(get_numbers, (q.clone(), report_there))
-            .unwrap();
-        thread::sleep(Duration::from_millis(30));
-        consumer.kill().unwrap();
-        let _ = consumer.join();
-        let mut seen = BTreeSet::new();
-        while let Ok(n) = report.recv::<u64>() {
-            assert!(seen.insert(n), "{n} was delivered twice");
-        }
-        let taken = seen.len() as u64;
-        while let Ok(n) = q.get_nowait() {
-            assert!(seen.insert(n), "{n} was delivered twice");
-        }
-        // At most the item the consumer held when it died is missing.
-        assert!(
-            seen.len() as u64 >= N - 1,
-            "lost {} items",
-            N - seen.len() as u64
-        );
-        assert!(taken > 0, "the consumer took nothing");
-
         for round in 0..5u64 {
             let mut producer = builder(method).spawn(put_numbers, q.clone()).unwrap();
             // (A producer that follows a killed one first takes the put lock over, which
@@ -276,12 +269,45 @@ fn random_kills_neither_tear_nor_duplicate_items() {
             producer.kill().unwrap();
             let _ = producer.join();
             // What arrived is a whole prefix of what was put, in order.
-            let mut expected = 0;
-            while let Ok(n) = q.get_nowait() {
-                assert_eq!(n, expected, "an item was lost, torn or duplicated");
-                expected += 1;
-            }
+            let got = drain(&q);
+            let expected: Vec<u64> = (0..got.len() as u64).collect();
+            assert_eq!(got, expected, "an item was lost, torn or duplicated");
         }
+
+        // A consumer killed while it takes items as fast as it can (and reports each).
+        const N: u64 = 20_000;
+        let q = Queue::new().unwrap();
+        for n in 0..N {
+            q.put(n).unwrap();
+        }
+        let (report, report_there) = Pipe::simplex().unwrap();
+        let mut consumer = builder(method)
+            .spawn(get_numbers, (q.clone(), report_there))
+            .unwrap();
+        // Reports are read while the consumer runs, so that it is busy in `get`, not blocked
+        // on a full report pipe.
+        let reports = thread::spawn(move || {
+            let mut seen = Vec::new();
+            while let Ok(n) = report.recv::<u64>() {
+                seen.push(n);
+            }
+            seen
+        });
+        eventually("the consumer takes items", || q.qsize() < N as usize / 2);
+        consumer.kill().unwrap();
+        let _ = consumer.join();
+        let reported = reports.join().unwrap();
+        let mut seen = BTreeSet::new();
+        for n in reported.iter().copied().chain(drain(&q)) {
+            assert!(seen.insert(n), "{n} was delivered twice");
+        }
+        // At most the item the consumer held when it died is missing.
+        assert!(
+            seen.len() as u64 >= N - 1,
+            "lost {} items",
+            N - seen.len() as u64
+        );
+        assert!(!reported.is_empty(), "the consumer took nothing");
     });
 }
 
@@ -402,6 +428,39 @@ fn wait_watches_queues_and_connections_together() {
     late.join().unwrap();
 }
 
+/// Puts more than the ring holds (so a feeder thread starts), lets a thread take it all, and
+/// then starts a child with `Fork` — which needs this process single-threaded again.
+#[cfg(target_os = "linux")]
+fn burst_then_fork((): ()) -> u32 {
+    fn threads() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line["Threads:".len()..].trim().parse().unwrap()
+    }
+    let q = Queue::<ByteBuf>::new().unwrap();
+    let reader = {
+        let q = q.clone();
+        thread::spawn(move || (0..3).map(|_| q.get().unwrap().len()).sum::<usize>())
+    };
+    for _ in 0..3 {
+        q.put(ByteBuf::from(vec![0u8; 2 << 20])).unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), 3 * (2 << 20));
+    eventually("the idle feeder thread ends", || threads() == 1);
+    let mut child = Process::builder()
+        .start_method(proc_core::StartMethod::Fork)
+        .spawn(|n: u32| n + 1, 41)
+        .unwrap();
+    child.join().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_feeder_thread_ends_so_that_fork_works_again() {
+    let mut child = Process::spawn(burst_then_fork, ()).unwrap();
+    assert_eq!(child.join().unwrap(), 42);
+}
+
 /// Creates and drops 10,000 queues and pipes; returns the open descriptors before and after.
 #[cfg(target_os = "linux")]
 fn churn((): ()) -> (usize, usize) {
@@ -427,7 +486,7 @@ fn churn((): ()) -> (usize, usize) {
 #[test]
 fn thousands_of_queues_and_pipes_leave_no_descriptor_behind() {
     // In a process of its own: the other tests open descriptors in this one meanwhile.
-    let mut child = proc_core::Process::spawn(churn, ()).unwrap();
+    let mut child = Process::spawn(churn, ()).unwrap();
     let (before, after) = child.join().unwrap();
     assert_eq!(after, before);
 }
