@@ -579,6 +579,10 @@ queue_impls!(Queue: Kind::Plain, SimpleQueue: Kind::Simple);
 ///
 /// Items are any `Serialize + DeserializeOwned` type, encoded with postcard. For large byte
 /// strings, `serde_bytes::ByteBuf` encodes in one copy where a `Vec<u8>` goes byte by byte.
+/// Items cannot carry OS handles (a `Connection`, another queue, a lock): a queue is shared
+/// memory, which descriptors cannot cross, so such a `put` fails with
+/// [`PutError::Failed`]; send those over a [`Connection`](crate::Connection) or as
+/// process arguments.
 ///
 /// Without a `maxsize`, [`put`](Queue::put) never blocks: what does not fit in the queue's
 /// shared buffer (1 MiB) waits in a feeder thread of the putting process. As in Python, the

@@ -363,6 +363,20 @@ fn an_item_of_another_type_is_a_decode_error_for_that_get() {
 }
 
 #[test]
+fn an_item_that_carries_a_handle_is_refused_with_the_item() {
+    let q = Queue::<Connection>::new().unwrap();
+    let (a, _b) = Pipe::duplex().unwrap();
+    match q.put(a) {
+        Err(PutError::Failed(conn, Error::Decode(msg))) => {
+            assert!(msg.contains("handle"), "{msg}");
+            conn.send(&"still mine").unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(q.empty());
+}
+
+#[test]
 fn an_unbounded_put_never_waits_and_close_then_join_thread_flushes() {
     let q = Queue::<ByteBuf>::new().unwrap();
     // Three items larger than the ring: they wait in this process's feeder thread.
