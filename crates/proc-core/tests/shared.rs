@@ -269,7 +269,10 @@ fn a_killed_process_is_not_alive_before_it_is_reaped() {
         // A wait shorter than a liveness slice takes the dead owner's lock over at its end.
         let word = &shared.block().lock;
         let soon = Instant::now() + Duration::from_millis(10);
-        assert_eq!(word.lock(&shared.parkers, LOCK, true, Some(soon)), Some(true));
+        assert_eq!(
+            word.lock(&shared.parkers, LOCK, true, Some(soon)),
+            Some(true)
+        );
         word.unlock(&shared.parkers, LOCK);
         let _ = holder.join();
     });
