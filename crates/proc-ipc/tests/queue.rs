@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::Duration;
 
-use proc_core::{Error, Process};
+use proc_core::Error;
 use proc_ipc::{Connection, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable};
 use procs_testkit::{PATIENCE, builder, each_method, eventually};
 use serde_bytes::ByteBuf;
@@ -461,7 +461,7 @@ fn burst_then_fork((): ()) -> u32 {
     }
     assert_eq!(reader.join().unwrap(), 3 * (2 << 20));
     eventually("the idle feeder thread ends", || threads() == 1);
-    let mut child = Process::builder()
+    let mut child = proc_core::Process::builder()
         .start_method(proc_core::StartMethod::Fork)
         .spawn(|n: u32| n + 1, 41)
         .unwrap();
@@ -471,7 +471,7 @@ fn burst_then_fork((): ()) -> u32 {
 #[cfg(target_os = "linux")]
 #[test]
 fn an_idle_feeder_thread_ends_so_that_fork_works_again() {
-    let mut child = Process::spawn(burst_then_fork, ()).unwrap();
+    let mut child = proc_core::Process::spawn(burst_then_fork, ()).unwrap();
     assert_eq!(child.join().unwrap(), 42);
 }
 
@@ -500,7 +500,7 @@ fn churn((): ()) -> (usize, usize) {
 #[test]
 fn thousands_of_queues_and_pipes_leave_no_descriptor_behind() {
     // In a process of its own: the other tests open descriptors in this one meanwhile.
-    let mut child = Process::spawn(churn, ()).unwrap();
+    let mut child = proc_core::Process::spawn(churn, ()).unwrap();
     let (before, after) = child.join().unwrap();
     assert_eq!(after, before);
 }
