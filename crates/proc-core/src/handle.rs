@@ -204,10 +204,12 @@ impl<'de> Deserialize<'de> for Handle {
 }
 
 /// A `Link` travels like a [`Handle`]: the receiving process gets its own end of the same
-/// link (the frame limit is not carried along).
+/// link (the frame limit is not carried along). On Windows a link over TCP does not travel:
+/// serializing it is an error.
 impl Serialize for Link {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serialize_raw(self.channel.raw_handle(), serializer)
+        let raw = self.channel.raw_handle().map_err(crate::codec::ser_error)?;
+        serialize_raw(raw, serializer)
     }
 }
 
@@ -271,7 +273,8 @@ impl Link {
     /// carry [`Handle`]s (`SCM_RIGHTS`); over TCP they cannot, and sending one is an
     /// [`Error::Io`](crate::Error::Io) of kind `InvalidInput` that sends nothing. On Windows
     /// `stream` is a byte-mode named pipe; call [`set_peer`](Link::set_peer) with the other
-    /// process's pid before sending handles through it.
+    /// process's pid before sending handles through it. For TCP on every platform, use
+    /// [`from_tcp`](Link::from_tcp).
     ///
     /// # Examples
     ///
@@ -291,6 +294,44 @@ impl Link {
     /// ```
     pub fn from_stream(stream: Handle) -> Link {
         Link::from_channel(sys::Channel::from_handle(stream.into_sys()))
+    }
+
+    /// A link over a TCP connection to another process, such as one that a
+    /// [`TcpListener`](std::net::TcpListener) accepted.
+    ///
+    /// Both ends must speak `Link` frames: the other end is a `Link` too. Frames carry bytes
+    /// and serde values, but no [`Handle`]s: sending a value that holds one is an
+    /// [`Error::Io`] of kind `InvalidInput` that sends nothing. For request–response
+    /// traffic, turn off Nagle's algorithm first
+    /// ([`set_nodelay(true)`](std::net::TcpStream::set_nodelay)), or a small frame may wait
+    /// for the acknowledgement of the one before. The stream must be in blocking mode, without
+    /// read or write time-outs.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// On Unix this is [`from_stream`](Link::from_stream) with the socket's descriptor. On
+    /// Windows the link reads and writes the socket with Winsock and waits on it with
+    /// `WSAPoll`; such a link cannot itself be sent to another process (serializing it is an
+    /// error), where on Unix it can, over a local connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    ///
+    /// use proc_core::Link;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (server, _) = listener.accept().unwrap();
+    /// let (a, b) = (Link::from_tcp(client), Link::from_tcp(server));
+    /// a.send(&("over tcp", 2u8)).unwrap();
+    /// assert_eq!(b.recv::<(String, u8)>().unwrap(), ("over tcp".to_string(), 2));
+    /// drop(a);
+    /// assert!(matches!(b.recv_bytes(), Err(proc_core::Error::Closed)));
+    /// ```
+    pub fn from_tcp(stream: std::net::TcpStream) -> Link {
+        Link::from_channel(sys::Channel::from_tcp(stream))
     }
 
     pub(crate) fn from_channel(channel: sys::Channel) -> Link {

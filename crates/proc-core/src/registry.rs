@@ -107,9 +107,10 @@ impl ChildState {
             .is_some()
     }
 
-    /// The descriptor of the parent's end of the channel, for a forked child to close.
-    pub(crate) fn channel_handle(&self) -> sys::RawHandle {
-        self.channel.raw_handle()
+    /// The descriptor of the parent's end of the channel, for a forked child to close. A
+    /// channel to a child is always one that `Channel::pair` made, which has one.
+    pub(crate) fn channel_handle(&self) -> Option<sys::RawHandle> {
+        self.channel.raw_handle().ok()
     }
 
     /// Takes the outcome read by `wait`; the child must have ended with `exitcode`.
@@ -167,7 +168,7 @@ pub(crate) fn channel_handles() -> Vec<sys::RawHandle> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .map(|c| c.channel_handle())
+        .filter_map(|c| c.channel_handle())
         .collect()
 }
 

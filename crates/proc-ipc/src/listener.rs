@@ -28,7 +28,7 @@ use interprocess::local_socket::{
     GenericFilePath, GenericNamespaced, ListenerOptions, Name, Stream as LocalStream, ToFsName,
     ToNsName,
 };
-use proc_core::{Error, Result};
+use proc_core::{Error, Link, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -164,8 +164,9 @@ impl fmt::Display for Address {
 /// # Platform-specific behavior
 ///
 /// Handles (and values that hold them, such as pipe ends) travel over local connections only;
-/// sending one over TCP is an error that sends nothing. On Windows, TCP addresses are
-/// [`Error::Unsupported`] for now.
+/// sending one over TCP is an error that sends nothing, on every platform. A connection over
+/// TCP can itself be sent to another process over a local connection on Unix, but not on
+/// Windows, where serializing it is an error.
 ///
 /// # Examples
 ///
@@ -207,19 +208,15 @@ impl Listener {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the address is taken or cannot be bound, [`Error::Unsupported`] for
-    /// TCP on Windows.
+    /// [`Error::Io`] when the address is taken or cannot be bound.
     ///
     /// # Examples
     ///
     /// ```
-    /// let bound = proc_ipc::Listener::bind("127.0.0.1:0".parse::<proc_ipc::Address>().unwrap(), None);
-    /// if cfg!(windows) {
-    ///     assert!(matches!(bound, Err(proc_core::Error::Unsupported(_))));
-    /// } else {
-    ///     let listener = bound.unwrap();
-    ///     assert!(matches!(listener.address(), proc_ipc::Address::Tcp(a) if a.port() != 0));
-    /// }
+    /// use proc_ipc::{Address, Listener};
+    ///
+    /// let listener = Listener::bind("127.0.0.1:0".parse::<Address>().unwrap(), None).unwrap();
+    /// assert!(matches!(listener.address(), Address::Tcp(a) if a.port() != 0));
     /// ```
     pub fn bind(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Listener> {
         let address = address.into();
@@ -231,7 +228,6 @@ impl Listener {
                 (Socket::Local(listener), address)
             }
             Address::Tcp(addr) => {
-                sys::tcp_supported()?;
                 let listener = TcpListener::bind(addr)?;
                 let bound = listener.local_addr()?;
                 (Socket::Tcp(listener), Address::Tcp(bound))
@@ -284,7 +280,7 @@ impl Listener {
             Socket::Tcp(listener) => {
                 let (stream, _) = listener.accept()?;
                 stream.set_nodelay(true)?;
-                sys::tcp_link(authenticate(stream, key, Side::Listener, limit)?)?
+                Link::from_tcp(authenticate(stream, key, Side::Listener, limit)?)
             }
         };
         Ok(Connection::new(link, true, true))
@@ -384,14 +380,14 @@ impl Client {
     ///
     /// [`Error::AuthenticationFailed`] when the keys differ, [`Error::Protocol`] when the
     /// listener speaks something else or leaves during the handshake, [`Error::Timeout`] when
-    /// it stalls in the middle of it, [`Error::Io`] when nothing listens there,
-    /// [`Error::Unsupported`] for TCP on Windows.
+    /// it stalls in the middle of it, [`Error::Io`] when nothing listens there.
     ///
     /// # Platform-specific behavior
     ///
-    /// On Windows, named pipes have no read time-outs, and a listener that stalls in the
-    /// middle of the handshake keeps `connect` waiting; use
-    /// [`connect_timeout`](Client::connect_timeout) to bound it.
+    /// On Windows, named pipes (local addresses) have no read time-outs, and a listener that
+    /// stalls in the middle of the handshake keeps `connect` waiting; use
+    /// [`connect_timeout`](Client::connect_timeout) to bound it. Over TCP the time-out applies
+    /// on every platform.
     ///
     /// # Examples
     ///
@@ -442,13 +438,12 @@ impl Client {
                 sys::local_link(authenticate(stream, authkey, Side::Client, timeout)?)?
             }
             Address::Tcp(addr) => {
-                sys::tcp_supported()?;
                 let stream = match timeout {
                     Some(t) => TcpStream::connect_timeout(addr, t)?,
                     None => TcpStream::connect(addr)?,
                 };
                 stream.set_nodelay(true)?;
-                sys::tcp_link(authenticate(stream, authkey, Side::Client, timeout)?)?
+                Link::from_tcp(authenticate(stream, authkey, Side::Client, timeout)?)
             }
         };
         Ok(Connection::new(link, true, true))

@@ -56,9 +56,6 @@ fn a_local_listener_on_a_path_removes_its_file() {
 
 #[test]
 fn a_child_connects_over_tcp() {
-    if cfg!(windows) {
-        return;
-    }
     each_method(|method| talk_to_a_child(method, "127.0.0.1:0".parse().unwrap()));
 }
 
@@ -90,7 +87,6 @@ fn handles_travel_over_local_connections() {
     });
 }
 
-#[cfg(unix)]
 #[test]
 fn a_handle_over_tcp_is_an_error_that_sends_nothing() {
     let listener = Listener::bind("127.0.0.1:0".parse::<Address>().unwrap(), None).unwrap();
@@ -154,15 +150,10 @@ fn a_wrong_authkey_fails_on_both_sides() {
 }
 
 fn addresses() -> Vec<Address> {
-    let mut all = vec![Address::unique_local()];
-    if cfg!(unix) {
-        all.push("127.0.0.1:0".parse().unwrap());
-    }
-    all
+    vec![Address::unique_local(), "127.0.0.1:0".parse().unwrap()]
 }
 
 /// Peers that break the handshake, over TCP on loopback, where a test can play a raw peer.
-#[cfg(unix)]
 mod misbehaving {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -300,39 +291,80 @@ fn report_after((address, index, delay_ms): (Address, usize, u64)) {
 #[test]
 fn wait_watches_connections_from_a_listener() {
     each_method(|method| {
-        let listener = Listener::bind(Address::unique_local(), Some(KEY)).unwrap();
-        let delays = [600u64, 0, 1200];
-        let mut children = Vec::new();
-        let mut conns = Vec::new();
-        for (index, delay) in delays.into_iter().enumerate() {
-            children.push(
-                Process::builder()
-                    .start_method(method)
-                    .spawn(report_after, (listener.address().clone(), index, delay))
-                    .unwrap(),
-            );
-            conns.push(listener.accept().unwrap());
-        }
-        // Connections are accepted in order, so `conns[i]` talks to child `i`.
-        let mut order = Vec::new();
-        let mut pending: Vec<usize> = (0..conns.len()).collect();
-        while !pending.is_empty() {
-            let watched: Vec<&Connection> = pending.iter().map(|&i| &conns[i]).collect();
-            let ready = proc_ipc::wait(&watched, Some(Duration::from_secs(20))).unwrap();
-            assert!(!ready.is_empty(), "wait timed out");
-            let first = pending[ready[0]];
-            assert_eq!(conns[first].recv::<usize>().unwrap(), first);
-            order.push(first);
-            pending.retain(|&i| i != first);
-        }
-        assert_eq!(order, [1, 0, 2]);
-        for conn in &conns {
-            conn.send(&()).unwrap();
-        }
-        for mut child in children {
-            child.join().unwrap();
+        for address in addresses() {
+            wait_on_connections(method, address);
         }
     });
+}
+
+fn wait_on_connections(method: StartMethod, address: Address) {
+    let listener = Listener::bind(address, Some(KEY)).unwrap();
+    let delays = [600u64, 0, 1200];
+    let mut children = Vec::new();
+    let mut conns = Vec::new();
+    for (index, delay) in delays.into_iter().enumerate() {
+        children.push(
+            Process::builder()
+                .start_method(method)
+                .spawn(report_after, (listener.address().clone(), index, delay))
+                .unwrap(),
+        );
+        conns.push(listener.accept().unwrap());
+    }
+    // Connections are accepted in order, so `conns[i]` talks to child `i`.
+    let mut order = Vec::new();
+    let mut pending: Vec<usize> = (0..conns.len()).collect();
+    while !pending.is_empty() {
+        let watched: Vec<&Connection> = pending.iter().map(|&i| &conns[i]).collect();
+        let ready = proc_ipc::wait(&watched, Some(Duration::from_secs(20))).unwrap();
+        assert!(!ready.is_empty(), "wait timed out");
+        let first = pending[ready[0]];
+        assert_eq!(conns[first].recv::<usize>().unwrap(), first);
+        order.push(first);
+        pending.retain(|&i| i != first);
+    }
+    assert_eq!(order, [1, 0, 2]);
+    for conn in &conns {
+        conn.send(&()).unwrap();
+    }
+    for mut child in children {
+        child.join().unwrap();
+    }
+}
+
+/// Connects a client on another thread to a new listener at `address`, without an authkey:
+/// the listener's end first.
+fn connected(address: Address) -> (Connection, Connection) {
+    let listener = Listener::bind(address, None).unwrap();
+    let address = listener.address().clone();
+    let client = std::thread::spawn(move || Client::connect(address, None).unwrap());
+    let here = listener.accept().unwrap();
+    (here, client.join().unwrap())
+}
+
+#[test]
+fn a_tcp_connection_travels_over_a_local_one_on_unix_only() {
+    let (tcp_here, tcp_there) = connected("127.0.0.1:0".parse().unwrap());
+    let (local_here, local_there) = connected(Address::unique_local());
+    let sent = local_here.send(&tcp_there);
+    if cfg!(windows) {
+        match sent {
+            Err(Error::Decode(msg)) => assert!(msg.contains("network"), "{msg}"),
+            other => panic!("sending a tcp connection on windows gave {other:?}"),
+        }
+        // The refused value sent nothing.
+        local_here.send("next").unwrap();
+        assert_eq!(local_there.recv::<String>().unwrap(), "next");
+    } else {
+        sent.unwrap();
+        drop(tcp_there);
+        let moved: Connection = local_there.recv().unwrap();
+        tcp_here.send("through the moved connection").unwrap();
+        assert_eq!(
+            moved.recv::<String>().unwrap(),
+            "through the moved connection"
+        );
+    }
 }
 
 #[test]

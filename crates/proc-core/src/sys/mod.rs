@@ -5,7 +5,10 @@
 //!
 //! - `Channel`: a bidirectional byte stream between a parent and one child, with `pair`,
 //!   `wait_readable`, `Read`/`Write` for `&Channel`, and the `to_child`/`from_env` pair that
-//!   hands one end to a new process.
+//!   hands one end to a new process. `from_handle` and `from_tcp` make one from a stream
+//!   someone else connected (a TCP channel carries no handles: `send_frame` refuses them);
+//!   `raw_handle` is the handle that sends a channel to another process, an error where the
+//!   channel cannot travel (a socket on Windows). `wait_any` waits on several.
 //! - `Child`: a started process (`pid`, `try_wait`, `wait`, `terminate`, `kill`).
 //! - `spawn` (re-execute the program), `fork` and `forkserver_spawn` (Unix only; elsewhere
 //!   they answer `Unsupported`), `serve_forkserver` (the zygote's loop).

@@ -6,6 +6,7 @@
 //! `forkserver_spawn` answer `Unsupported` should they ever be reached.
 
 mod shared;
+mod socket;
 
 use std::cell::OnceCell;
 use std::ffi::{OsStr, OsString};
@@ -14,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::os::windows::ffi::OsStrExt;
-use std::os::windows::io::{AsRawHandle, FromRawHandle};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedSocket};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,19 +196,20 @@ fn pipe_name() -> io::Result<Vec<u16>> {
     wide(OsStr::new(&name))
 }
 
-/// A bidirectional byte stream to one other process: both ends of a byte-mode named pipe.
+/// A bidirectional byte stream to one other process: one end of a byte-mode named pipe, or a
+/// connected TCP socket.
 ///
-/// The handles are opened for overlapped I/O, and every read and write waits for its own
-/// `OVERLAPPED` to complete. Windows runs the calls on a synchronous handle one at a time, so
-/// there a thread blocked reading would hold up a write from another thread (and a link whose
-/// two directions are used by two threads would deadlock); with overlapped handles the two
-/// directions are independent, as on a Unix socket. (wine does not serialize synchronous
-/// handles, so only real Windows would show the difference.)
+/// The pipe handles that `pair` makes are opened for overlapped I/O, and every read and write
+/// waits for its own `OVERLAPPED` to complete. Windows runs the calls on a synchronous handle
+/// one at a time, so there a thread blocked reading would hold up a write from another thread
+/// (and a link whose two directions are used by two threads would deadlock); with overlapped
+/// handles the two directions are independent, as on a Unix socket. (wine does not serialize
+/// synchronous handles, so only real Windows would show the difference.)
 ///
-/// Frames carry handles as well as bytes (see [`Channel::send_frame`]).
+/// Frames carry handles as well as bytes (see [`Channel::send_frame`]), except over a socket.
 #[derive(Debug)]
 pub(crate) struct Channel {
-    handle: OwnedHandle,
+    end: End,
     /// The process at the other end, as named by `set_peer`: its pid, and a handle to it
     /// opened for `DuplicateHandle`.
     peer: OnceLock<Option<(u32, OwnedHandle)>>,
@@ -273,58 +275,58 @@ impl Channel {
 
     fn new(handle: OwnedHandle) -> Channel {
         Channel {
-            handle,
+            end: End::Pipe(handle),
             peer: OnceLock::new(),
         }
     }
 
-    /// The channel's handle, to send it to another process.
-    pub(crate) fn raw_handle(&self) -> RawHandle {
-        self.raw()
+    /// The channel's handle, to send it to another process: a channel over a socket cannot
+    /// be sent (a `SOCKET` is no handle that `DuplicateHandle` may copy).
+    pub(crate) fn raw_handle(&self) -> io::Result<RawHandle> {
+        match &self.end {
+            End::Pipe(handle) => Ok(handle.as_raw_handle()),
+            End::Socket(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a link over a network connection cannot be sent to another process on windows",
+            )),
+        }
     }
 
-    /// A channel end that arrived from another process. Its peer is unknown until
-    /// `set_peer`.
+    /// A channel end that arrived from another process, or a named pipe that
+    /// `Link::from_stream` was given. Its peer is unknown until `set_peer`.
     pub(crate) fn from_handle(handle: OwnedHandle) -> Channel {
         Channel::new(handle)
     }
 
-    fn raw(&self) -> HANDLE {
-        self.handle.as_raw_handle()
+    /// A channel over a connected TCP stream, which carries bytes but no handles.
+    pub(crate) fn from_tcp(stream: std::net::TcpStream) -> Channel {
+        Channel {
+            end: End::Socket(OwnedSocket::from(stream)),
+            peer: OnceLock::new(),
+        }
     }
 
-    /// How many bytes wait to be read, or `None` when the peer has closed its end.
-    fn available(&self) -> io::Result<Option<u32>> {
-        let mut available = 0u32;
-        // SAFETY: with a null buffer of size 0 PeekNamedPipe reads nothing; it only writes the
-        // count to `available`, and the other out pointers may be null.
-        let ok = unsafe {
-            PeekNamedPipe(
-                self.raw(),
-                null_mut(),
-                0,
-                null_mut(),
-                &mut available,
-                null_mut(),
-            )
-        };
-        match cvt(ok) {
-            Ok(()) => Ok(Some(available)),
-            Err(e) if is_closed(&e) => Ok(None),
-            Err(e) => Err(e),
+    /// Whether the channel has bytes or end-of-file to read now.
+    fn ready(&self) -> io::Result<bool> {
+        match &self.end {
+            End::Pipe(handle) => Ok(pipe_available(handle)?.is_none_or(|n| n > 0)),
+            End::Socket(socket) => {
+                Ok(!socket::wait_readable(&[socket], Some(Duration::ZERO))?.is_empty())
+            }
         }
     }
 
     /// Waits until the channel has bytes or end-of-file to read, or `timeout` passes.
     pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        poll_until(timeout, || {
-            Ok(self.available()?.is_none_or(|available| available > 0))
-        })
+        Ok(!wait_any(&[self], timeout)?.is_empty())
     }
 
     /// Whether the peer has closed its end (and sent nothing more), without blocking.
     pub(crate) fn peer_closed(&self) -> bool {
-        matches!(self.available(), Ok(None))
+        match &self.end {
+            End::Pipe(handle) => matches!(pipe_available(handle), Ok(None)),
+            End::Socket(socket) => socket::peer_closed(socket),
+        }
     }
 
     /// Takes the channel named by the child environment variable's value
@@ -389,6 +391,15 @@ impl Channel {
     /// pid of the process that holds the copy and the `u64` value of the copy there, followed
     /// by the payload as a [`codec`](crate::codec) frame.
     pub(crate) fn send_frame(&self, payload: &[u8], handles: &[RawHandle]) -> io::Result<()> {
+        if !handles.is_empty() && matches!(self.end, End::Socket(_)) {
+            // The message of Unix's refusal (`check_carries_fds`), so that a program sees the
+            // same error on every platform.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "handles cannot be sent over a network connection; \
+                 use a local address or a pipe to pass them",
+            ));
+        }
         if handles.len() > MAX_HANDLES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -649,14 +660,59 @@ impl Drop for Copies {
     }
 }
 
+/// What a [`Channel`] reads and writes.
+#[derive(Debug)]
+enum End {
+    /// A byte-mode named pipe: overlapped `ReadFile`/`WriteFile`, `PeekNamedPipe`.
+    Pipe(OwnedHandle),
+    /// A connected stream socket: Winsock's `recv`/`send`, `WSAPoll` (see `socket`).
+    Socket(OwnedSocket),
+}
+
+/// How many bytes wait to be read in the pipe `handle`, or `None` when the peer has closed
+/// its end.
+fn pipe_available(handle: &OwnedHandle) -> io::Result<Option<u32>> {
+    let mut available = 0u32;
+    // SAFETY: with a null buffer of size 0 PeekNamedPipe reads nothing; it only writes the
+    // count to `available`, and the other out pointers may be null.
+    let ok = unsafe {
+        PeekNamedPipe(
+            handle.as_raw_handle(),
+            null_mut(),
+            0,
+            null_mut(),
+            &mut available,
+            null_mut(),
+        )
+    };
+    match cvt(ok) {
+        Ok(()) => Ok(Some(available)),
+        Err(e) if is_closed(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Waits until at least one of `channels` has something to read (or end-of-file), or
 /// `timeout` passes; returns the indexes of the ready ones.
+///
+/// Sockets alone wait in one `WSAPoll`. A pipe gives nothing to wait on together with
+/// anything else, so a set with a pipe in it is checked again and again (see `poll_until`).
 pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    let sockets: Option<Vec<&OwnedSocket>> = channels
+        .iter()
+        .map(|channel| match &channel.end {
+            End::Socket(socket) => Some(socket),
+            End::Pipe(_) => None,
+        })
+        .collect();
+    if let Some(sockets) = sockets.filter(|sockets| !sockets.is_empty()) {
+        return socket::wait_readable(&sockets, timeout);
+    }
     let mut ready = Vec::new();
     poll_until(timeout, || {
         ready.clear();
         for (i, channel) in channels.iter().enumerate() {
-            if channel.available()?.is_none_or(|available| available > 0) {
+            if channel.ready()? {
                 ready.push(i);
             }
         }
@@ -680,45 +736,43 @@ pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
     duplicate(raw, false)
 }
 
-impl Channel {
-    /// Runs one read or write (`start`, given the `OVERLAPPED` to use) and waits for it to
-    /// complete; returns how many bytes it moved.
-    ///
-    /// Each thread has an event of its own for this, so concurrent calls on one channel from
-    /// two threads never wait on each other's completion. The call also works on a handle
-    /// that was not opened for overlapped I/O (a stream given to `from_handle`): it then
-    /// completes before `start` returns.
-    fn overlapped(&self, start: impl FnOnce(*mut OVERLAPPED) -> i32) -> io::Result<usize> {
-        thread_local! {
-            static EVENT: OnceCell<io::Result<OwnedHandle>> = const { OnceCell::new() };
-        }
-        let event = EVENT.with(|event| {
-            match event.get_or_init(|| {
-                // SAFETY: null attributes and name make an anonymous event; a manual-reset one
-                // is what overlapped I/O asks for (each read or write resets it as it starts).
-                owned_or_last_error(unsafe { CreateEventW(null(), 1, 0, null()) })
-            }) {
-                Ok(event) => Ok(event.as_raw_handle()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            }
-        })?;
-        let mut overlapped = OVERLAPPED {
-            hEvent: event,
-            ..Default::default()
-        };
-        if start(&mut overlapped) == 0 {
-            let err = io::Error::last_os_error();
-            if !is_os_error(&err, &[ERROR_IO_PENDING]) {
-                return Err(err);
-            }
-        }
-        let mut moved = 0u32;
-        // SAFETY: `overlapped` is the one the operation was started with, and it stays in
-        // place (as do the caller's buffer and `moved`) until this waiting call returns,
-        // which is when the operation has completed.
-        cvt(unsafe { GetOverlappedResult(self.raw(), &overlapped, &mut moved, 1) })?;
-        Ok(moved as usize)
+/// Runs one read or write on the pipe `handle` (`start`, given the `OVERLAPPED` to use) and
+/// waits for it to complete; returns how many bytes it moved.
+///
+/// Each thread has an event of its own for this, so concurrent calls on one channel from
+/// two threads never wait on each other's completion. The call also works on a handle
+/// that was not opened for overlapped I/O (a stream given to `from_handle`): it then
+/// completes before `start` returns.
+fn overlapped(handle: HANDLE, start: impl FnOnce(*mut OVERLAPPED) -> i32) -> io::Result<usize> {
+    thread_local! {
+        static EVENT: OnceCell<io::Result<OwnedHandle>> = const { OnceCell::new() };
     }
+    let event = EVENT.with(|event| {
+        match event.get_or_init(|| {
+            // SAFETY: null attributes and name make an anonymous event; a manual-reset one
+            // is what overlapped I/O asks for (each read or write resets it as it starts).
+            owned_or_last_error(unsafe { CreateEventW(null(), 1, 0, null()) })
+        }) {
+            Ok(event) => Ok(event.as_raw_handle()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    })?;
+    let mut overlapped = OVERLAPPED {
+        hEvent: event,
+        ..Default::default()
+    };
+    if start(&mut overlapped) == 0 {
+        let err = io::Error::last_os_error();
+        if !is_os_error(&err, &[ERROR_IO_PENDING]) {
+            return Err(err);
+        }
+    }
+    let mut moved = 0u32;
+    // SAFETY: `overlapped` is the one the operation was started with, and it stays in
+    // place (as do the caller's buffer and `moved`) until this waiting call returns,
+    // which is when the operation has completed.
+    cvt(unsafe { GetOverlappedResult(handle, &overlapped, &mut moved, 1) })?;
+    Ok(moved as usize)
 }
 
 impl Read for &Channel {
@@ -726,12 +780,16 @@ impl Read for &Channel {
         if buf.is_empty() {
             return Ok(0);
         }
+        let handle = match &self.end {
+            End::Pipe(handle) => handle.as_raw_handle(),
+            End::Socket(socket) => return socket::read(socket, buf),
+        };
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let read = self.overlapped(|overlapped| {
+        let read = overlapped(handle, |overlapped| {
             // SAFETY: `buf` is valid for writes of `len` bytes until `overlapped` completes
-            // (which `Channel::overlapped` waits for), and with an OVERLAPPED the count comes
-            // from GetOverlappedResult, so the out pointer may be null.
-            unsafe { ReadFile(self.raw(), buf.as_mut_ptr(), len, null_mut(), overlapped) }
+            // (which `overlapped` waits for), and with an OVERLAPPED the count comes from
+            // GetOverlappedResult, so the out pointer may be null.
+            unsafe { ReadFile(handle, buf.as_mut_ptr(), len, null_mut(), overlapped) }
         });
         match read {
             Err(e) if is_closed(&e) => Ok(0),
@@ -747,12 +805,16 @@ impl Write for &Channel {
         if buf.is_empty() {
             return Ok(0);
         }
+        let handle = match &self.end {
+            End::Pipe(handle) => handle.as_raw_handle(),
+            End::Socket(socket) => return socket::write(socket, buf),
+        };
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        self.overlapped(|overlapped| {
+        overlapped(handle, |overlapped| {
             // SAFETY: `buf` is valid for reads of `len` bytes until `overlapped` completes
-            // (which `Channel::overlapped` waits for), and with an OVERLAPPED the count comes
-            // from GetOverlappedResult, so the out pointer may be null.
-            unsafe { WriteFile(self.raw(), buf.as_ptr(), len, null_mut(), overlapped) }
+            // (which `overlapped` waits for), and with an OVERLAPPED the count comes from
+            // GetOverlappedResult, so the out pointer may be null.
+            unsafe { WriteFile(handle, buf.as_ptr(), len, null_mut(), overlapped) }
         })
     }
 
@@ -1091,7 +1153,7 @@ fn adopt_parent_job(job: HANDLE) {
 /// second line, for systems that refuse the job. A child that is not a `procs` program keeps
 /// the copy until it exits, which only keeps daemonic siblings alive that long.
 pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<Child> {
-    let channel = duplicate(child_end.raw(), true)?;
+    let channel = duplicate(child_end.raw_handle()?, true)?;
     let job = daemon_job().and_then(|job| duplicate(job, true).ok());
     let stdio = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE].map(inheritable_std_handle);
     let raw_or_null =

@@ -1,8 +1,9 @@
 //! What differs between platforms for listeners and clients, behind one internal interface:
 //!
-//! - `local_link`: a connected local socket (interprocess's `Stream`) becomes a `Link`;
-//! - `tcp_link`: a connected TCP stream becomes a `Link`;
-//! - `tcp_supported`: whether TCP listeners and clients exist here.
+//! - `local_link`: a connected local socket (interprocess's `Stream`) becomes a `Link`.
+//!
+//! TCP is the same everywhere: a connected `TcpStream` becomes a `Link` with
+//! `Link::from_tcp`, whose platform code lives in `proc-core`.
 
 #[cfg(unix)]
 mod unix;

@@ -376,14 +376,21 @@ pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
 }
 
 impl Channel {
-    /// The channel's descriptor, to send it to another process.
-    pub(crate) fn raw_handle(&self) -> RawHandle {
-        self.raw()
+    /// The channel's descriptor, to send it to another process: any channel can be sent on
+    /// Unix (the interface is fallible for Windows, whose sockets cannot).
+    pub(crate) fn raw_handle(&self) -> io::Result<RawHandle> {
+        Ok(self.raw())
     }
 
     /// A channel end that arrived from another process.
     pub(crate) fn from_handle(handle: OwnedHandle) -> Channel {
         Channel::from_owned(handle)
+    }
+
+    /// A channel over a connected TCP stream: a socket like any other here, except that
+    /// `send_frame` refuses handles on it (see `check_carries_fds`).
+    pub(crate) fn from_tcp(stream: std::net::TcpStream) -> Channel {
+        Channel::from_owned(OwnedFd::from(stream))
     }
 
     /// Records the peer's pid; Unix passes descriptors without it.
