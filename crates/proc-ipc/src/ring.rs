@@ -748,6 +748,17 @@ mod tests {
         assert!(ring.put(&turn, payload, None, false).unwrap());
     }
 
+    /// A thread that waits for one whole item and returns it.
+    fn read_one_in_a_thread(ring: &std::sync::Arc<Ring>) -> std::thread::JoinHandle<Vec<u8>> {
+        let ring = ring.clone();
+        std::thread::spawn(move || {
+            let turn = ring.lock_get(true, None).unwrap();
+            let mut out = Vec::new();
+            assert!(ring.get(&turn, &mut out, None, MAX_ITEM).unwrap());
+            out
+        })
+    }
+
     fn get(ring: &Ring, max: usize) -> Result<Option<Vec<u8>>> {
         let turn = ring.lock_get(true, None).unwrap();
         let mut out = Vec::new();
@@ -771,15 +782,7 @@ mod tests {
     fn an_item_larger_than_the_ring_streams_through_it() {
         let ring = std::sync::Arc::new(Ring::new(4096, 0).unwrap());
         let item: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let reader = {
-            let ring = ring.clone();
-            std::thread::spawn(move || {
-                let turn = ring.lock_get(true, None).unwrap();
-                let mut out = Vec::new();
-                assert!(ring.get(&turn, &mut out, None, MAX_ITEM).unwrap());
-                out
-            })
-        };
+        let reader = read_one_in_a_thread(&ring);
         put(&ring, &item);
         assert_eq!(reader.join().unwrap(), item);
         assert_eq!(ring.items(), 0);
@@ -876,15 +879,7 @@ mod tests {
         let soon = Some(Instant::now() + Duration::from_millis(20));
         assert!(!ring.put(&turn, &big, soon, false).unwrap());
         drop(turn);
-        let reader = {
-            let ring = ring.clone();
-            std::thread::spawn(move || {
-                let turn = ring.lock_get(true, None).unwrap();
-                let mut out = Vec::new();
-                assert!(ring.get(&turn, &mut out, None, MAX_ITEM).unwrap());
-                out
-            })
-        };
+        let reader = read_one_in_a_thread(&ring);
         put(&ring, b"next");
         assert_eq!(reader.join().unwrap(), b"next");
     }
