@@ -222,6 +222,12 @@ fn send_outcome(
     outcome: &Outcome,
     handles: &[sys::RawHandle],
 ) -> crate::Result<()> {
+    // A small outcome (a `()` or a number, say) is encoded on the stack: a forked child that
+    // allocates writes to heap pages, and every page it writes is a copy of its parent's.
+    let mut small = [0u8; 128];
+    if let Ok(bytes) = postcard::to_slice(outcome, &mut small) {
+        return Ok(channel.send_frame(bytes, handles)?);
+    }
     Ok(channel.send_frame(&codec::encode(outcome)?, handles)?)
 }
 

@@ -27,7 +27,7 @@ fn frames_of_every_size_go_both_ways() {
         }
     });
     // Larger than a socket's buffer, so that writes are partial and reads come in pieces.
-    for len in [0usize, 1, 100, 64 * 1024, 64 * 1024 + 1, 4 << 20] {
+    for len in [0usize, 1, 100, 252, 253, 64 * 1024, 64 * 1024 + 1, 4 << 20] {
         let frame: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         a.send_bytes(&frame).unwrap();
         assert_eq!(a.recv_bytes().unwrap(), frame, "a frame of {len} bytes");

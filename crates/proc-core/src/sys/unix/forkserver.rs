@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::{
     Channel, Child, Watch, cvt, cvt_retry, decode_status, default_executable, exit_now, spawn,
@@ -25,6 +25,10 @@ struct Server {
 }
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+/// Whether this process ever started a fork server: a forked child of one that did not has
+/// nothing to forget, and need not lock (write to) `SERVER`'s page, which it would have to copy.
+static SERVER_STARTED: AtomicBool = AtomicBool::new(false);
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
@@ -55,6 +59,7 @@ pub(crate) fn forkserver_spawn(child_end: &Channel) -> io::Result<Child> {
     for attempt in 0..2 {
         if guard.is_none() {
             *guard = Some(start_server()?);
+            SERVER_STARTED.store(true, Ordering::Relaxed);
         }
         let server = guard.as_ref().expect("the server was just started");
         match request(server, child_end) {
@@ -75,6 +80,10 @@ pub(crate) fn forkserver_spawn(child_end: &Channel) -> io::Result<Child> {
 /// Drops a forked child's copy of its parent's fork-server connection: the child starts its own
 /// server if it needs one, instead of interleaving requests with its parent.
 pub(crate) fn forget_after_fork() {
+    // Fork happens with one thread only, so no other thread can be starting a server now.
+    if !SERVER_STARTED.load(Ordering::Relaxed) {
+        return;
+    }
     drop(SERVER.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 

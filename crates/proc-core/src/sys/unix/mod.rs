@@ -358,6 +358,9 @@ impl Channel {
 /// The most handles one frame may carry.
 pub(crate) const MAX_HANDLES: usize = 64;
 
+/// Frames with a payload up to this size are sent from a buffer on the stack.
+const SMALL_FRAME: usize = 252;
+
 /// A handle this process owns: a file descriptor.
 pub(crate) type OwnedHandle = OwnedFd;
 /// A handle as a number: a file descriptor.
@@ -410,19 +413,27 @@ impl Channel {
         }
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more"))?;
-        let mut head = Vec::with_capacity(4 + payload.len().min(64 * 1024));
-        head.extend_from_slice(&len.to_le_bytes());
-        let rest = if payload.len() <= 64 * 1024 {
-            head.extend_from_slice(payload);
-            &[][..]
+        // Header and payload go out in one write up to 64 KiB: from the stack when small (no
+        // allocation, so that a forked child that reports its result writes to no heap page it
+        // would have to copy), else from a buffer. Larger payloads follow their header.
+        let mut small = [0u8; 4 + SMALL_FRAME];
+        let joined;
+        let (head, rest): (&[u8], &[u8]) = if payload.len() <= SMALL_FRAME {
+            small[..4].copy_from_slice(&len.to_le_bytes());
+            small[4..4 + payload.len()].copy_from_slice(payload);
+            (&small[..4 + payload.len()], &[])
+        } else if payload.len() <= 64 * 1024 {
+            joined = [&len.to_le_bytes()[..], payload].concat();
+            (&joined, &[])
         } else {
-            payload
+            small[..4].copy_from_slice(&len.to_le_bytes());
+            (&small[..4], payload)
         };
         if handles.is_empty() {
-            (&mut &*self).write_all(&head)?;
+            (&mut &*self).write_all(head)?;
         } else {
             self.check_carries_fds()?;
-            self.send_with_fds(&head, handles)?;
+            self.send_with_fds(head, handles)?;
         }
         (&mut &*self).write_all(rest)
     }
@@ -576,8 +587,12 @@ fn decode_status(status: libc::c_int) -> i32 {
 /// How the exit of a child becomes known.
 #[derive(Debug)]
 enum Watch {
-    /// Our own child: `waitpid`, helped by a pidfd where the kernel has them.
-    Direct { pidfd: Option<OwnedFd> },
+    /// Our own child: `waitpid`, helped by a pidfd where the kernel has them. The pidfd is
+    /// opened by the first wait that sleeps: most joins find the child ended while they spin,
+    /// and skip the two system calls.
+    Direct {
+        pidfd: std::sync::OnceLock<Option<OwnedFd>>,
+    },
     /// A child of the fork server: it writes the exit code to this pipe and closes it.
     Server { status: OwnedFd },
 }
@@ -598,7 +613,7 @@ impl Child {
         Child {
             pid,
             watch: Watch::Direct {
-                pidfd: pidfd_open(pid),
+                pidfd: std::sync::OnceLock::new(),
             },
             exitcode: Mutex::new(None),
         }
@@ -676,11 +691,20 @@ impl Child {
                 poll_fd(status.as_raw_fd(), libc::POLLIN, remaining())?;
                 self.try_wait()
             }
-            Watch::Direct { pidfd: Some(pidfd) } => {
-                poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
-                self.try_wait()
-            }
-            Watch::Direct { pidfd: None } => {
+            Watch::Direct { pidfd } => {
+                let pidfd = {
+                    // Our child's pid cannot be reused before we reap it, and reaping takes this
+                    // lock: a pid that is not reaped under it names our child.
+                    let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(code) = self.try_wait_locked(&mut known)? {
+                        return Ok(Some(code));
+                    }
+                    pidfd.get_or_init(|| pidfd_open(self.pid)).as_ref()
+                };
+                if let Some(pidfd) = pidfd {
+                    poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
+                    return self.try_wait();
+                }
                 // Without pidfds there is no descriptor to sleep on: back off from 50 µs to
                 // 10 ms between checks, so that short waits stay short and long ones stay idle.
                 let mut pause = Duration::from_micros(50);
@@ -865,7 +889,12 @@ pub(crate) fn fork(
     // thread that is missing in the child; the child only runs `child` and then _exit.
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
-        let inherited = PARENT_CHANNEL.swap(-1, std::sync::atomic::Ordering::Relaxed);
+        // Read first: a write would copy the page (each page a forked child writes costs it
+        // ~2 µs here), and a top-level parent has no channel to forget.
+        let inherited = match PARENT_CHANNEL.load(std::sync::atomic::Ordering::Relaxed) {
+            -1 => -1,
+            _ => PARENT_CHANNEL.swap(-1, std::sync::atomic::Ordering::Relaxed),
+        };
         // SAFETY: both descriptors are this forked child's copies of the parent's links; the
         // objects that own them in the parent's memory are never used or dropped here, because
         // the child leaves through _exit.
@@ -959,9 +988,11 @@ fn unsafe_zeroed<T>() -> T {
 }
 
 /// Flushes what the standard streams buffer, so that a forked child does not write it twice.
+///
+/// Only stdout: Rust's stderr buffers nothing, and locking it to flush nothing would write to
+/// its page, which a forked child then has to copy.
 pub(crate) fn flush_std_streams() {
     let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
 }
 
 pub(crate) fn getpid() -> u32 {
