@@ -170,10 +170,20 @@ struct Feed {
 struct FeedState {
     /// Items handed to the feeder and not yet in the ring.
     pending: usize,
+    /// Those of `pending` that the ring's backlog table does not count (it had no slot left
+    /// for this process): only this process knows of them.
+    uncounted: usize,
     /// The way to the running feeder; `None` while none runs. Items are sent, and the feeder
     /// decides to end, under the state's lock, so no item is ever left behind in a channel.
-    items: Option<Sender<Vec<u8>>>,
+    items: Option<Sender<Fed>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// An item on its way through the feeder, and whether the ring's backlog table counts it.
+#[derive(Debug)]
+struct Fed {
+    payload: Vec<u8>,
+    counted: bool,
 }
 
 impl Feed {
@@ -185,11 +195,15 @@ impl Feed {
         self.state().pending
     }
 
-    /// Hands `payload` to the feeder thread, starting one if none runs.
+    fn uncounted(&self) -> usize {
+        self.state().uncounted
+    }
+
+    /// Hands `item` to the feeder thread, starting one if none runs.
     fn send(
         &self,
-        payload: Vec<u8>,
-        start: impl FnOnce(Receiver<Vec<u8>>) -> Result<JoinHandle<()>>,
+        item: Fed,
+        start: impl FnOnce(Receiver<Fed>) -> Result<JoinHandle<()>>,
     ) -> Result<()> {
         let mut state = self.state();
         if state.items.is_none() {
@@ -201,27 +215,34 @@ impl Feed {
             state.thread = Some(start(receiver)?);
             state.items = Some(items);
         }
-        state.pending += 1;
-        let sent = state.items.as_ref().map(|items| items.send(payload));
+        let counted = item.counted;
+        let sent = state.items.as_ref().map(|items| items.send(item));
         if !matches!(sent, Some(Ok(()))) {
-            state.pending -= 1;
             return Err(Error::InvalidState("the queue's feeder thread has ended"));
         }
+        state.pending += 1;
+        state.uncounted += usize::from(!counted);
         Ok(())
     }
 
     /// The feeder's loop: writes what it receives until it is idle or told to end.
-    fn run(&self, receiver: Receiver<Vec<u8>>, ring: &Ring, joinable: bool) {
+    fn run(&self, receiver: Receiver<Fed>, ring: &Ring, joinable: bool) {
         loop {
             match receiver.recv_timeout(FEEDER_IDLE) {
-                Ok(payload) => {
+                Ok(Fed { payload, counted }) => {
                     let turn = ring.lock_put(true, None).expect("no deadline");
                     if let Err(e) = ring.put(&turn, &payload, None, joinable) {
                         tracing::error!(error = %e, "the queue's feeder thread lost an item");
                     }
                     drop(turn);
+                    // After the put: an item counted twice for a moment is safer than one
+                    // that nobody counts.
+                    if counted {
+                        ring.backlog_shrank();
+                    }
                     let mut state = self.state();
                     state.pending -= 1;
+                    state.uncounted -= usize::from(!counted);
                     if state.pending == 0 {
                         self.drained.notify_all();
                     }
@@ -433,13 +454,20 @@ impl<T> Core<T> {
         let ring = self.local.ring.clone();
         let feed = self.local.feed.clone();
         let joinable = self.local.kind == Kind::Joinable;
-        self.local.feed.send(payload, |receiver| {
+        // Counted before it is handed over, so that no process ever misses it.
+        let counted = ring.backlog_grew();
+        let sent = self.local.feed.send(Fed { payload, counted }, |receiver| {
+            let ring = ring.clone();
             let thread = std::thread::Builder::new()
                 .name("procs-queue-feeder".into())
                 .spawn(move || feed.run(receiver, &ring, joinable))?;
             tracing::debug!("queue feeder thread started");
             Ok(thread)
-        })
+        });
+        if sent.is_err() && counted {
+            ring.backlog_shrank();
+        }
+        sent
     }
 
     /// Takes the next item, waiting until `deadline`: `None` when none came.
@@ -467,8 +495,16 @@ impl<T> Core<T> {
         })
     }
 
+    /// The items in the ring, and those that feeder threads hold: of every live process, and
+    /// the ones of this process that no other can count.
     fn qsize(&self) -> usize {
-        self.ring().items() + self.local.feed.pending()
+        self.ring().items() + self.backlog()
+    }
+
+    /// The items that feeder threads hold and every process counts (see `Ring::backlog`),
+    /// and those of this process's that only it counts.
+    fn backlog(&self) -> usize {
+        self.ring().backlog() + self.local.feed.uncounted()
     }
 
     fn empty(&self) -> bool {
@@ -786,8 +822,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
-    /// How many items the queue holds: those in its shared buffer, and those this process's
-    /// feeder thread has not written yet. Other processes may change it at once.
+    /// How many items the queue holds: those in its shared buffer, and those that the feeder
+    /// threads of live processes have not written yet (as Python counts an item from its
+    /// `put`). Other processes may change it at once.
     ///
     /// # Examples
     ///
@@ -902,10 +939,10 @@ impl<T> Queue<T> {
 /// per item it finished, and [`join`](JoinableQueue::join) waits until every task is done.
 /// At most 2^27 tasks may be unfinished at once; `put` waits beyond that.
 ///
-/// A task counts from the moment its item is in the queue's shared buffer: `join` waits for
-/// what this process's feeder thread still holds, but not for what other processes' feeders
-/// hold (Python counts those from their `put`). Items the queue itself drops — parts of an
-/// item whose consumer was killed, an item that arrives as an error — count as done.
+/// A task counts from its `put`, as in Python: `join` in any process also waits for the
+/// items that feeder threads of live processes hold. What a killed process's feeder held dies
+/// with it and is not waited for, and so are items the queue itself drops — parts of an item
+/// whose consumer was killed, an item that arrives as an error: they count as done.
 ///
 /// # Examples
 ///
@@ -1041,7 +1078,7 @@ impl<T> JoinableQueue<T> {
 
     /// Waits until every item put has been marked done with
     /// [`task_done`](JoinableQueue::task_done) — first those this process's feeder thread
-    /// still holds, then those in the queue.
+    /// still holds, then those in the queue and in other live processes' feeders.
     ///
     /// # Errors
     ///
@@ -1101,7 +1138,7 @@ impl<T> JoinableQueue<T> {
     /// assert_eq!(q.unfinished_tasks(), 1);
     /// ```
     pub fn unfinished_tasks(&self) -> usize {
-        self.queue.ring().unfinished()
+        self.queue.ring().unfinished() + self.queue.core.backlog()
     }
 }
 

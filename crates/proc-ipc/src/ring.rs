@@ -29,10 +29,10 @@
 //! ring, and never allocate more than the limit a consumer set.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Parkers, Segment, Word, pid_alive};
+use proc_core::shared::{Parkers, Segment, Word, pid, pid_alive};
 use proc_core::{Error, Handle, Result};
 
 /// The number of each word for its `Parkers`.
@@ -44,7 +44,11 @@ const DONE: usize = 4;
 const WORDS: usize = 5;
 
 /// Marks a segment as a queue's, so that another kind of segment is refused on arrival.
-const MAGIC: u64 = u64::from_le_bytes(*b"procsQ01");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsQ02");
+
+/// How many processes at once can have the items their feeder threads hold counted by every
+/// process (see [`Backlogs`]).
+const BACKLOG_SLOTS: usize = 64;
 
 /// A position packs a count of whole items above a byte offset that grows without end (both
 /// wrap, and only their differences matter).
@@ -128,6 +132,26 @@ struct Fixed {
     maxsize: AtomicU64,
 }
 
+/// The items that producers' feeder threads hold and have not written into the ring yet,
+/// one slot per producing process, so that `qsize`, `unfinished_tasks` and `join` in every
+/// process count them from the moment of `put`, as Python's do.
+///
+/// A slot is a pid and a count, claimed by a process on its first backlog and kept. The
+/// count of a dead process is not counted (its backlog died with it, and a `join` must not
+/// wait for it), and its slot goes to the next process that needs one. Counts are changed
+/// with wrapping arithmetic and summed per process the same way, so that two slots that one
+/// process claimed at once (two views of the queue racing) still add up right.
+#[repr(C, align(64))]
+struct Backlogs {
+    slots: [Backlog; BACKLOG_SLOTS],
+}
+
+#[repr(C)]
+struct Backlog {
+    pid: AtomicU32,
+    items: AtomicU32,
+}
+
 /// The control block at the start of the segment; all zeros is a valid (empty) state.
 #[repr(C)]
 struct Control {
@@ -137,6 +161,7 @@ struct Control {
     put_lock: Lone,
     get_lock: Lone,
     done: Lone,
+    backlogs: Backlogs,
 }
 
 const CONTROL: u64 = std::mem::size_of::<Control>() as u64;
@@ -662,6 +687,87 @@ impl Ring {
         owner == 0 || !pid_alive(owner)
     }
 
+    /// Counts one more item in this process's backlog; `false` when every slot belongs to
+    /// another live process, and the item is not counted (nor must be uncounted later).
+    pub(crate) fn backlog_grew(&self) -> bool {
+        match self.backlog_slot(true) {
+            Some(slot) => {
+                slot.items.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one item fewer in this process's backlog (one that [`Ring::backlog_grew`]
+    /// counted): it is in the ring now, or lost. A `join` that waits for a lost one only
+    /// sees it at its next look by itself.
+    pub(crate) fn backlog_shrank(&self) {
+        if let Some(slot) = self.backlog_slot(false) {
+            slot.items.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// This process's backlog slot; with `claim`, a free one (or a dead process's, whose
+    /// count is dropped) becomes ours when we have none.
+    fn backlog_slot(&self, claim: bool) -> Option<&Backlog> {
+        let me = pid();
+        let slots = &self.control().backlogs.slots;
+        if let Some(slot) = slots.iter().find(|s| s.pid.load(Ordering::Acquire) == me) {
+            return Some(slot);
+        }
+        if !claim {
+            return None;
+        }
+        for slot in slots {
+            let owner = slot.pid.load(Ordering::Acquire);
+            if owner != 0 && pid_alive(owner) {
+                continue;
+            }
+            // Nobody changes a dead owner's count but the one who takes its slot over, so it
+            // is read before and taken off after: a thread of ours that counts in the slot in
+            // between keeps its item.
+            let stale = slot.items.load(Ordering::Acquire);
+            if slot
+                .pid
+                .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                slot.items.fetch_sub(stale, Ordering::AcqRel);
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// The items that the feeder threads of live processes hold, this one's included.
+    pub(crate) fn backlog(&self) -> usize {
+        let slots = &self.control().backlogs.slots;
+        let mut total: u64 = 0;
+        for (i, slot) in slots.iter().enumerate() {
+            let owner = slot.pid.load(Ordering::Acquire);
+            // Only the first slot of a pid is looked at, with the counts of all of its slots.
+            if owner == 0
+                || slots[..i]
+                    .iter()
+                    .any(|s| s.pid.load(Ordering::Relaxed) == owner)
+            {
+                continue;
+            }
+            let items = slots
+                .iter()
+                .filter(|s| s.pid.load(Ordering::Acquire) == owner)
+                .fold(0u32, |sum, s| {
+                    sum.wrapping_add(s.items.load(Ordering::Acquire))
+                });
+            // A count that reads as negative is a transient of two racing slots: none.
+            if items != 0 && items <= i32::MAX as u32 && (owner == pid() || pid_alive(owner)) {
+                total += u64::from(items);
+            }
+        }
+        total.min(MAX_ITEMS) as usize
+    }
+
     /// The items put but not marked done, seen from `head`.
     fn unfinished_at(&self, head: u64) -> u64 {
         let done = u64::from(self.control().done.word.value().load(Ordering::Acquire));
@@ -718,7 +824,7 @@ impl Ring {
         let c = self.control();
         let waited = self.wait_for(&c.done.word, DONE, deadline, None, || {
             let head = c.head.pos.load(Ordering::Acquire);
-            Ok((self.unfinished_at(head) == 0).then_some(()))
+            Ok((self.unfinished_at(head) == 0 && self.backlog() == 0).then_some(()))
         })?;
         Ok(matches!(waited, Waited::Ready(())))
     }
@@ -786,6 +892,43 @@ mod tests {
         put(&ring, &item);
         assert_eq!(reader.join().unwrap(), item);
         assert_eq!(ring.items(), 0);
+    }
+
+    /// Unix: a dead pid comes from `true`, a live one that is not ours is init's.
+    #[cfg(unix)]
+    #[test]
+    fn backlogs_count_live_processes_only() {
+        let ring = Ring::new(4096, 0).unwrap();
+        assert_eq!(ring.backlog(), 0);
+        assert!(ring.backlog_grew());
+        assert!(ring.backlog_grew());
+        assert_eq!(ring.backlog(), 2);
+        ring.backlog_shrank();
+        assert_eq!(ring.backlog(), 1);
+        // A process that died with three items in its feeder: they are not counted, and its
+        // slot (the first free one after ours) goes to the next process without them.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let slots = &ring.control().backlogs.slots;
+        slots[1].pid.store(dead, Ordering::SeqCst);
+        slots[1].items.store(3, Ordering::SeqCst);
+        assert_eq!(ring.backlog(), 1);
+        slots[0].pid.store(dead, Ordering::SeqCst);
+        slots[0].items.store(5, Ordering::SeqCst);
+        assert_eq!(ring.backlog(), 0);
+        assert!(ring.backlog_grew());
+        assert_eq!(slots[0].pid.load(Ordering::SeqCst), pid());
+        assert_eq!(ring.backlog(), 1);
+        ring.backlog_shrank();
+        assert_eq!(ring.backlog(), 0);
+        // With every slot held by another live process (init), an item goes uncounted.
+        for slot in slots {
+            slot.pid.store(1, Ordering::SeqCst);
+            slot.items.store(0, Ordering::SeqCst);
+        }
+        assert!(!ring.backlog_grew());
+        assert_eq!(ring.backlog(), 0);
     }
 
     #[test]

@@ -475,6 +475,94 @@ fn an_idle_feeder_thread_ends_so_that_fork_works_again() {
     assert_eq!(child.join().unwrap(), 42);
 }
 
+/// Puts more 100 KB items than the 1 MiB ring holds, so that the rest waits in this
+/// process's feeder thread; says so, then stays until told to go.
+#[cfg(target_os = "linux")]
+fn put_more_than_fits((q, talk): (JoinableQueue<ByteBuf>, Connection)) {
+    for _ in 0..BACKLOGGED_ROUND {
+        q.put(ByteBuf::from(vec![1u8; 100_000])).unwrap();
+    }
+    talk.send(&"queued").unwrap();
+    let _ = talk.recv::<String>();
+}
+
+/// Items `put_more_than_fits` puts: ten fit in the ring, four wait in the feeder.
+#[cfg(target_os = "linux")]
+const BACKLOGGED_ROUND: usize = 14;
+
+/// Takes `n` items and marks each done.
+#[cfg(target_os = "linux")]
+fn take_and_finish(q: &JoinableQueue<ByteBuf>, n: usize) {
+    for _ in 0..n {
+        assert_eq!(q.get_timeout(PATIENCE).unwrap().len(), 100_000);
+        q.task_done().unwrap();
+    }
+}
+
+/// A producer is frozen with items in its feeder and none in the ring: the other processes
+/// still count them, as Python counts an item from its `put`, until they arrive or their
+/// producer dies.
+#[cfg(target_os = "linux")]
+#[test]
+fn join_and_qsize_count_what_another_process_feeder_holds() {
+    use procs_testkit::{resume, stop, thread_states};
+    each_method(|method| {
+        for then_kill in [false, true] {
+            let q = JoinableQueue::new().unwrap();
+            let (talk, talk_there) = Pipe::duplex().unwrap();
+            let mut child = builder(method)
+                .spawn(put_more_than_fits, (q.clone(), talk_there))
+                .unwrap();
+            assert_eq!(talk.recv::<String>().unwrap(), "queued");
+            let pid = child.pid().unwrap();
+            // Every item is counted once it is put: in the ring, or in the feeder's backlog.
+            // Once every thread of the child sleeps, its feeder waits for room (it does not
+            // sleep between writing an item and uncounting it), and is stopped there.
+            eventually("the child's feeder waits for room", || {
+                thread_states(pid).is_some_and(|states| states.iter().all(|&s| s == 'S'))
+                    && q.qsize() == BACKLOGGED_ROUND
+            });
+            stop(pid);
+            // Whatever reached the ring is taken; the rest is in the frozen feeder.
+            let mut taken = 0;
+            while let Ok(item) = q.get_timeout(Duration::from_millis(200)) {
+                assert_eq!(item.len(), 100_000);
+                q.task_done().unwrap();
+                taken += 1;
+            }
+            let held = BACKLOGGED_ROUND - taken;
+            assert!(
+                held > 0,
+                "the ring took every item: nothing waits in the feeder"
+            );
+            assert_eq!(q.qsize(), held);
+            assert_eq!(q.unfinished_tasks(), held);
+            assert!(
+                q.join_timeout(Duration::from_millis(100))
+                    .unwrap_err()
+                    .is_timeout()
+            );
+            if then_kill {
+                // The backlog died with its process: nothing is left to wait for.
+                child.kill().unwrap();
+                assert!(child.join().is_err());
+                eventually("the dead producer's items are not counted", || {
+                    q.qsize() == 0
+                });
+                assert_eq!(q.unfinished_tasks(), 0);
+                q.join_timeout(PATIENCE).unwrap();
+            } else {
+                resume(pid);
+                take_and_finish(&q, held);
+                q.join_timeout(PATIENCE).unwrap();
+                assert_eq!(q.qsize(), 0);
+                talk.send(&"done").unwrap();
+                child.join().unwrap();
+            }
+        }
+    });
+}
+
 /// Creates and drops 10,000 queues and pipes; returns the open descriptors before and after.
 #[cfg(target_os = "linux")]
 fn churn((): ()) -> (usize, usize) {

@@ -92,3 +92,52 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => (unsafe { libc::kill(pid as libc::pid_t, 0) }) == 0,
     }
 }
+
+/// The state letter (`R`, `S`, `T`, ...) of every thread of process `pid`, where `/proc`
+/// tells; `None` elsewhere, or when the process is gone.
+#[cfg(unix)]
+pub fn thread_states(pid: u32) -> Option<Vec<char>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    dir.map(|task| {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .next()?
+            .chars()
+            .next()
+    })
+    .collect()
+}
+
+/// Stops process `pid` (SIGSTOP) and, where `/proc` tells, waits until every thread of it
+/// has stopped: a frozen process holds on to whatever it had, as a very slow one would.
+///
+/// # Panics
+///
+/// When the signal cannot be sent.
+#[cfg(unix)]
+pub fn stop(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    assert_eq!(sent, 0, "stop process {pid}");
+    if thread_states(pid).is_some() {
+        eventually("every thread has stopped", || {
+            thread_states(pid).is_some_and(|states| states.iter().all(|s| matches!(s, 'T' | 't')))
+        });
+    } else {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Lets a process that [`stop`] stopped go on (SIGCONT).
+///
+/// # Panics
+///
+/// When the signal cannot be sent.
+#[cfg(unix)]
+pub fn resume(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    assert_eq!(sent, 0, "resume process {pid}");
+}
