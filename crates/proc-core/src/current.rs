@@ -59,12 +59,18 @@ fn new_authkey() -> Vec<u8> {
 
 /// Makes this process the child described by the parent's request.
 pub(crate) fn become_child(me: Identity, parent: (u32, String), method: StartMethod) {
-    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
-        me,
-        parent: Some(parent),
-        method: Some(method),
-        children_started: 0,
-    });
+    let inherited = STATE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(State {
+            me,
+            parent: Some(parent),
+            method: Some(method),
+            children_started: 0,
+        });
+    // A forked child's copy of its parent's state: freeing it would write to heap pages that
+    // the child then has to copy, for a few bytes.
+    std::mem::forget(inherited);
 }
 
 /// The identity of the next child of this process.

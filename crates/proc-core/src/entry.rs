@@ -247,17 +247,27 @@ pub(crate) fn run(
     let _span =
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
     sys::remember_parent_channel(&channel);
-    let channel = std::sync::Arc::new(channel);
-    if daemon {
-        watch_parent(channel.clone());
-    }
+    // Shared with the watchdog thread only when there is one: a forked child that allocates
+    // writes to heap pages, and every page it writes is a copy of its parent's.
+    let (owned, shared);
+    let channel: &Channel = if daemon {
+        shared = std::sync::Arc::new(channel);
+        watch_parent(shared.clone());
+        &shared
+    } else {
+        owned = channel;
+        &owned
+    };
     let code = trampoline(&request.payload, handles, &mut |outcome, handles| {
-        if let Err(e) = send_outcome(&channel, outcome, handles) {
+        if let Err(e) = send_outcome(channel, outcome, handles) {
             tracing::debug!(error = %e, "could not send the result to the parent");
         }
     });
     registry::shutdown();
     sys::flush_std_streams();
+    // The process ends after this: freeing the arguments would only write to heap pages
+    // (the parent's, in a forked child) for nothing.
+    std::mem::forget(request.payload);
     code
 }
 
