@@ -1,7 +1,5 @@
 //! The child side: how a new process finds out that it is a child and runs its function.
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 use serde::de::DeserializeOwned;
@@ -11,6 +9,7 @@ use crate::codec;
 use crate::current::{self, Identity};
 use crate::fingerprint;
 use crate::handle;
+use crate::internal::unwind;
 use crate::method::StartMethod;
 use crate::registry;
 use crate::sys::{self, Channel};
@@ -87,7 +86,7 @@ where
     // to be invalid; and as a callable type (a fn item or a closure without captures, which is
     // all that implements `Fn` on stable Rust) it carries no invariant beyond its type.
     let f: F = unsafe { std::mem::zeroed() };
-    match catch_unwind(AssertUnwindSafe(move || f(args))) {
+    match unwind::catch(move || f(args)) {
         Ok(result) => match handle::encode_with_handles(&result) {
             Ok((bytes, handles)) => {
                 reply(&Outcome::Returned(bytes), &handles);
@@ -101,12 +100,11 @@ where
                 1
             }
         },
-        Err(payload) => {
-            let location = LAST_PANIC_LOCATION.with(|l| l.borrow_mut().take());
+        Err(panic) => {
             reply(
                 &Outcome::Panicked {
-                    message: panic_message(&*payload),
-                    location,
+                    message: panic.message,
+                    location: panic.location,
                 },
                 &[],
             );
@@ -118,44 +116,6 @@ where
 /// The offset of a trampoline from the anchor, as sent to spawned children.
 pub(crate) fn entry_offset(t: Trampoline) -> isize {
     (t as usize).wrapping_sub(fingerprint::anchor()) as isize
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
-thread_local! {
-    /// Where the last panic on this thread happened: the child's function runs on the thread
-    /// that reads it, so another thread's panic is never reported as the function's.
-    static LAST_PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-static PANIC_HOOK: Once = Once::new();
-
-/// Records where panics happen (for `Error::Panicked`) and still prints them as usual.
-///
-/// Installed once per program: a parent that forks installs it before the fork, so that the
-/// forked child does not have to (every page a forked child writes is a copy).
-pub(crate) fn install_panic_hook() {
-    PANIC_HOOK.call_once(install_panic_hook_now);
-}
-
-fn install_panic_hook_now() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if let Some(loc) = info.location() {
-            let place = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
-            // `try_with`: a panic while thread-locals are torn down has nowhere to go.
-            let _ = LAST_PANIC_LOCATION.try_with(|l| *l.borrow_mut() = Some(place));
-        }
-        previous(info);
-    }));
 }
 
 static ENTRY: Once = Once::new();
@@ -240,7 +200,7 @@ pub(crate) fn run(
     trampoline: Trampoline,
 ) -> i32 {
     sys::prepare_child();
-    install_panic_hook();
+    unwind::install_hook();
     registry::forget_inherited();
     let daemon = request.identity.daemon;
     current::become_child(request.identity, request.parent, request.method);

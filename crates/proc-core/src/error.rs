@@ -47,6 +47,23 @@ pub enum Error {
         /// The exit code, or minus the signal number.
         exitcode: i32,
     },
+    /// A pool's worker process ended while it ran the task; the pool started another.
+    ///
+    /// `exitcode` follows Python, as for [`Error::Died`].
+    WorkerDied {
+        /// The worker's exit code, or minus the signal number.
+        exitcode: i32,
+    },
+    /// The pool is broken and runs no more tasks (Python's `BrokenProcessPool`): a worker
+    /// died under `broken_on_crash`, or the initializer failed. The text says why.
+    BrokenPool(String),
+    /// Futures were still unfinished when the time given to wait for them ran out.
+    FuturesUnfinished {
+        /// How many had not finished.
+        unfinished: usize,
+        /// How many were waited for.
+        total: usize,
+    },
     /// The operation was cancelled.
     Cancelled,
     /// Bytes arrived whole but did not decode as the expected type.
@@ -68,7 +85,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The Python-style exit code carried by [`Error::Died`], if this is one.
+    /// The Python-style exit code carried by [`Error::Died`] or [`Error::WorkerDied`].
     ///
     /// # Examples
     ///
@@ -78,7 +95,7 @@ impl Error {
     /// ```
     pub fn exitcode(&self) -> Option<i32> {
         match self {
-            Error::Died { exitcode } => Some(*exitcode),
+            Error::Died { exitcode } | Error::WorkerDied { exitcode } => Some(*exitcode),
             _ => None,
         }
     }
@@ -107,15 +124,28 @@ impl Error {
         matches!(self, Error::Panicked { .. })
     }
 
-    /// Whether this error is a [`Error::Timeout`].
+    /// Whether this error says that time ran out: [`Error::Timeout`], or
+    /// [`Error::FuturesUnfinished`].
     ///
     /// # Examples
     ///
     /// ```
     /// assert!(proc_core::Error::Timeout.is_timeout());
+    /// assert!(proc_core::Error::FuturesUnfinished { unfinished: 2, total: 4 }.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout)
+        matches!(self, Error::Timeout | Error::FuturesUnfinished { .. })
+    }
+
+    /// Whether this error reports a cancelled operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_core::Error::Cancelled.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
     }
 }
 
@@ -140,6 +170,22 @@ impl fmt::Display for Error {
                 f,
                 "process exited with code {exitcode} before it returned a result"
             ),
+            Error::WorkerDied { exitcode } if *exitcode < 0 => write!(
+                f,
+                "the worker process running the task was killed by signal {} ({}); \
+                 the pool replaced it",
+                -exitcode,
+                crate::sys::signal_name(-exitcode)
+            ),
+            Error::WorkerDied { exitcode } => write!(
+                f,
+                "the worker process running the task exited with code {exitcode}; \
+                 the pool replaced it"
+            ),
+            Error::BrokenPool(why) => write!(f, "the pool is broken and runs no more tasks: {why}"),
+            Error::FuturesUnfinished { unfinished, total } => {
+                write!(f, "{unfinished} (of {total}) futures unfinished")
+            }
             Error::Cancelled => f.write_str("cancelled"),
             Error::Decode(msg) => write!(f, "could not decode the value: {msg}"),
             Error::Protocol(msg) => write!(f, "protocol error: {msg}"),
@@ -167,6 +213,46 @@ impl std::error::Error for Error {
         match self {
             Error::Io(err) => Some(err),
             _ => None,
+        }
+    }
+}
+
+/// A copy of the error, for results that several callers read (a pool's futures). An
+/// [`Error::Io`] is copied with its kind, OS code and message; its `source` is not.
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        match self {
+            Error::Timeout => Error::Timeout,
+            Error::Empty => Error::Empty,
+            Error::Full => Error::Full,
+            Error::Closed => Error::Closed,
+            Error::Panicked { message, location } => Error::Panicked {
+                message: message.clone(),
+                location: location.clone(),
+            },
+            Error::Died { exitcode } => Error::Died {
+                exitcode: *exitcode,
+            },
+            Error::WorkerDied { exitcode } => Error::WorkerDied {
+                exitcode: *exitcode,
+            },
+            Error::BrokenPool(why) => Error::BrokenPool(why.clone()),
+            Error::FuturesUnfinished { unfinished, total } => Error::FuturesUnfinished {
+                unfinished: *unfinished,
+                total: *total,
+            },
+            Error::Cancelled => Error::Cancelled,
+            Error::Decode(msg) => Error::Decode(msg.clone()),
+            Error::Protocol(msg) => Error::Protocol(msg.clone()),
+            Error::AuthenticationFailed => Error::AuthenticationFailed,
+            Error::BuildMismatch => Error::BuildMismatch,
+            Error::Unsupported(msg) => Error::Unsupported(msg),
+            Error::InvalidState(msg) => Error::InvalidState(msg),
+            Error::BufferTooShort(message) => Error::BufferTooShort(message.clone()),
+            Error::Io(err) => Error::Io(match err.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(err.kind(), err.to_string()),
+            }),
         }
     }
 }

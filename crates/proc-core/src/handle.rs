@@ -497,6 +497,50 @@ impl Link {
         let channels: Vec<&sys::Channel> = links.iter().map(|l| &l.channel).collect();
         Ok(sys::wait_any(&channels, timeout)?)
     }
+
+    /// Sends a frame made with [`Outgoing::encode`](crate::internal::Outgoing::encode), with
+    /// the handles inside its value. Internal: for protocols of the `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Link::send).
+    #[doc(hidden)]
+    pub fn send_outgoing(&self, frame: &crate::internal::Outgoing) -> Result<()> {
+        let (bytes, handles) = frame.frame()?;
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.channel.send_frame(&bytes, &handles)?)
+    }
+
+    /// Sends `header` followed by `value` as one frame, with the handles inside `value`.
+    /// Internal: for protocols of the `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Link::send).
+    #[doc(hidden)]
+    pub fn send_after<T: Serialize + ?Sized>(&self, header: &[u8], value: &T) -> Result<()> {
+        let mut scope = Scope::enter(&OUTGOING, Some(Vec::new()));
+        let mut bytes = header.to_vec();
+        let encoded = codec::encode_into(value, &mut bytes);
+        let handles = scope.take().unwrap_or_default();
+        drop(scope);
+        encoded?;
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.channel.send_frame(&bytes, &handles)?)
+    }
+
+    /// Receives one frame with its handles, undecoded. Internal: for protocols of the
+    /// `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Link::recv_bytes).
+    #[doc(hidden)]
+    pub fn recv_incoming(&self) -> Result<crate::internal::Incoming> {
+        let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
+        let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
+        Ok(crate::internal::Incoming { bytes, handles })
+    }
 }
 
 impl From<Handle> for sys::OwnedHandle {

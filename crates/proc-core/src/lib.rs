@@ -42,6 +42,8 @@ mod error;
 mod fingerprint;
 mod fnref;
 mod handle;
+#[doc(hidden)]
+pub mod internal;
 mod method;
 mod process;
 mod registry;

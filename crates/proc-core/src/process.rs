@@ -14,6 +14,7 @@ use crate::entry::{self, Outcome, Request, Trampoline};
 use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::handle;
+use crate::internal::Deadline;
 use crate::method::{StartMethod, get_start_method};
 use crate::registry::{self, ChildState};
 use crate::sys::{self, Channel};
@@ -481,7 +482,7 @@ where
                     ));
                 }
                 sys::flush_std_streams();
-                entry::install_panic_hook();
+                crate::internal::unwind::install_hook();
                 let (trampoline, request, handles) = (self.trampoline, request.clone(), &handles);
                 // The closure runs only in the forked child, which owns its copy of `theirs`
                 // and inherited every handle of the arguments; in the parent it is dropped,
@@ -585,7 +586,7 @@ where
     /// }
     /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(Deadline::after(timeout).instant())
     }
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Result<R> {

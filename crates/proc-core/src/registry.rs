@@ -333,7 +333,7 @@ impl ActiveChild {
     /// }
     /// ```
     pub fn join(&self, timeout: Option<Duration>) -> Result<Option<i32>> {
-        self.state.wait(timeout.map(|t| Instant::now() + t))
+        self.state.wait(crate::internal::Deadline::from_timeout(timeout).instant())
     }
 }
 

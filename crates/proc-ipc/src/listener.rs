@@ -495,7 +495,7 @@ fn authenticate<S: HandshakeStream>(
     if stream.set_timeouts(limit).is_ok() {
         let mut timed = Timed {
             stream,
-            deadline: limit.map(|l| Instant::now() + l),
+            deadline: proc_core::internal::Deadline::from_timeout(limit).instant(),
         };
         handshake(&mut timed, key, side)?;
         timed.stream.set_timeouts(None)?;

@@ -559,7 +559,7 @@ impl<T> Core<T> {
 
 /// When a wait of `timeout` started now ends (`None`: too far to say, so never).
 fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+    proc_core::internal::Deadline::after(timeout).instant()
 }
 
 /// The three ways to get, as results.

@@ -109,7 +109,7 @@ pub fn wait<W: Waitable + ?Sized>(objects: &[&W], timeout: Option<Duration>) -> 
     if queues.is_empty() {
         return poll(timeout);
     }
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = proc_core::internal::Deadline::from_timeout(timeout).instant();
     let mut pause = Duration::from_micros(20);
     loop {
         let full: Vec<usize> = queues

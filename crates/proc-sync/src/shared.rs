@@ -192,7 +192,7 @@ impl<'de, S: State> Deserialize<'de> for Shared<S> {
 /// When a wait of `timeout` started now ends; `None` for a wait that never ends (or one so
 /// long that the clock cannot say when).
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
+    proc_core::internal::Deadline::from_timeout(timeout).instant()
 }
 
 /// Whether `deadline` has passed.

@@ -65,7 +65,7 @@ impl Shared {
     /// The body of the timer's thread.
     fn run(&self, delay: Duration, f: impl FnOnce()) {
         // A deadline too far to represent means waiting until cancelled.
-        let deadline = Instant::now().checked_add(delay);
+        let deadline = proc_core::internal::Deadline::after(delay).instant();
         let mut state = self.lock();
         loop {
             if matches!(*state, State::Cancelled) {
@@ -254,7 +254,7 @@ impl Timer {
     /// assert!(timer.join_timeout(Duration::from_secs(60)).unwrap());
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        if !self.wait(Instant::now().checked_add(timeout)) {
+        if !self.wait(proc_core::internal::Deadline::after(timeout).instant()) {
             return Ok(false);
         }
         self.outcome().map(|()| true)

@@ -160,7 +160,7 @@ fn poll_until(
     timeout: Option<Duration>,
     mut ready: impl FnMut() -> io::Result<bool>,
 ) -> io::Result<bool> {
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = crate::internal::Deadline::from_timeout(timeout).instant();
     let mut pause = Duration::from_micros(50);
     loop {
         if ready()? {
@@ -871,7 +871,7 @@ impl Child {
 
     /// Waits for the child to end, at most `timeout`; returns its exit code if it ended.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
-        let deadline = timeout.map(|d| Instant::now() + d);
+        let deadline = crate::internal::Deadline::from_timeout(timeout).instant();
         loop {
             let millis = match deadline {
                 None => INFINITE,
@@ -1322,6 +1322,12 @@ pub(crate) fn thread_count() -> Option<usize> {
 pub(crate) fn flush_std_streams() {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
+}
+
+/// The resident memory of this process: not measured on Windows (it would need the
+/// process-status API), so pools cannot recycle workers by memory there.
+pub(crate) fn resident_memory() -> Option<u64> {
+    None
 }
 
 pub(crate) fn getpid() -> u32 {

@@ -98,7 +98,7 @@ pub(super) fn wait_readable(
     sockets: &[&OwnedSocket],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<usize>> {
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = crate::internal::Deadline::from_timeout(timeout).instant();
     // `WSAPoll` takes only the events to wait for; it reports hang-ups and errors on its own.
     let mut fds: Vec<WSAPOLLFD> = sockets
         .iter()

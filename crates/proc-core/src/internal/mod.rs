@@ -1,0 +1,34 @@
+//! What the `procs` crates share and users should not lean on: no semver promise, hidden
+//! from the docs (the models are crossbeam-utils and rayon-core's `unwind`).
+//!
+//! - [`Deadline`]: every `_timeout` of every crate turns its `Duration` into one, so that
+//!   `Duration::MAX` means "forever" and never overflows an `Instant`.
+//! - [`unwind`]: one `catch_unwind` that keeps a panic's message and location.
+//! - [`Outgoing`] / [`Incoming`]: frames with a header of the caller's and a serde value with
+//!   the OS handles inside it, for protocols built on a [`Link`](crate::Link) (the pool's
+//!   workers), and [`fn_offset`] / [`fn_at`] to name a function of this build to a peer.
+//! - [`resident_memory`]: the resident set size of this process.
+
+mod deadline;
+mod packet;
+pub mod unwind;
+
+pub use deadline::Deadline;
+pub use packet::{Incoming, Outgoing, fn_at, fn_offset};
+
+/// The resident memory of this process in bytes, where the platform tells it.
+///
+/// # Platform-specific behavior
+///
+/// Linux reads `/proc/self/statm`; other Unix systems report the peak resident size
+/// (`getrusage`); Windows reports the working set.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert!(proc_core::internal::resident_memory().unwrap() > 0);
+/// ```
+pub fn resident_memory() -> Option<u64> {
+    crate::sys::resident_memory()
+}

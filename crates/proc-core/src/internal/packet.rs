@@ -1,0 +1,184 @@
+//! Frames of a caller's protocol: a header of plain bytes, then a serde value with the OS
+//! handles inside it; and functions named to a peer of the same build.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::handle;
+use crate::sys;
+
+/// The arguments of a frame, whatever their type, kept while they hold handles.
+trait Reencode: Send {
+    fn encode_into(&self, header: &[u8]) -> Result<(Vec<u8>, Vec<sys::RawHandle>)>;
+}
+
+impl<T: Serialize + Send> Reencode for T {
+    fn encode_into(&self, header: &[u8]) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
+        let (value, handles) = handle::encode_with_handles(self)?;
+        let mut bytes = Vec::with_capacity(header.len() + value.len());
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&value);
+        Ok((bytes, handles))
+    }
+}
+
+/// A frame to send: `header` followed by a value, encoded once when it is made.
+///
+/// A value that holds handles is kept (and encoded again when sent, which collects the
+/// handles while they are open); any other value is dropped at once.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::Link;
+/// use proc_core::internal::Outgoing;
+///
+/// let (a, b) = Link::pair().unwrap();
+/// let frame = Outgoing::encode(vec![7], (1u8, "two".to_string())).unwrap();
+/// a.send_outgoing(&frame).unwrap();
+/// let got = b.recv_incoming().unwrap();
+/// assert_eq!(got.bytes()[0], 7);
+/// assert_eq!(got.decode::<(u8, String)>(1).unwrap(), (1, "two".to_string()));
+/// ```
+pub struct Outgoing {
+    pub(crate) bytes: Vec<u8>,
+    header_len: usize,
+    keep: Option<Box<dyn Reencode>>,
+}
+
+impl Outgoing {
+    /// `header` followed by `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the value does not serialize.
+    pub fn encode<T: Serialize + Send + 'static>(header: Vec<u8>, value: T) -> Result<Outgoing> {
+        let header_len = header.len();
+        let (value_bytes, handles) = handle::encode_with_handles(&value)?;
+        let mut bytes = header;
+        bytes.extend_from_slice(&value_bytes);
+        let keep = (!handles.is_empty()).then(|| Box::new(value) as Box<dyn Reencode>);
+        Ok(Outgoing {
+            bytes,
+            header_len,
+            keep,
+        })
+    }
+
+    /// The length of the frame in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Rewrites the header in place; `header` must be as long as the one the frame was made
+    /// with.
+    ///
+    /// # Panics
+    ///
+    /// When the lengths differ: a caller's bug.
+    pub fn set_header(&mut self, header: &[u8]) {
+        assert_eq!(header.len(), self.header_len, "headers keep their length");
+        self.bytes[..header.len()].copy_from_slice(header);
+    }
+
+    pub(crate) fn frame(&self) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<sys::RawHandle>)> {
+        match &self.keep {
+            None => Ok((std::borrow::Cow::Borrowed(&self.bytes), Vec::new())),
+            Some(value) => {
+                let (bytes, handles) = value.encode_into(&self.bytes[..self.header_len])?;
+                Ok((std::borrow::Cow::Owned(bytes), handles))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("len", &self.bytes.len())
+            .field("handles", &self.keep.is_some())
+            .finish()
+    }
+}
+
+/// A frame received with [`Link::recv_incoming`](crate::Link::recv_incoming): bytes, and
+/// the handles that came with them.
+#[derive(Debug)]
+pub struct Incoming {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) handles: Vec<sys::OwnedHandle>,
+}
+
+impl Incoming {
+    /// The bytes of the frame.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Decodes the value that starts at `offset`, giving it the handles of the frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] when the frame is shorter than `offset`, [`Error::Decode`] when
+    /// the bytes are not a `T`.
+    pub fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T> {
+        let Some(rest) = self.bytes.get(offset..) else {
+            return Err(Error::Protocol(format!(
+                "a frame of {} bytes is shorter than its header of {offset}",
+                self.bytes.len()
+            )));
+        };
+        handle::decode_with_handles(rest, self.handles)
+    }
+}
+
+/// Where function `f` is in this build, as a distance from an anchor that a peer running the
+/// same build can turn back into `f` with [`fn_at`].
+///
+/// # Safety
+///
+/// `F` must be a function pointer type.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::internal::{fn_at, fn_offset};
+///
+/// fn double(x: u32) -> u32 {
+///     x * 2
+/// }
+///
+/// // SAFETY: `fn(u32) -> u32` is a function pointer type, and the offset comes from this
+/// // very build, made from a function of that type.
+/// let f: fn(u32) -> u32 = unsafe { fn_at(fn_offset(double as fn(u32) -> u32)) };
+/// assert_eq!(f(21), 42);
+/// ```
+pub unsafe fn fn_offset<F: Copy>(f: F) -> i64 {
+    const { assert!(size_of::<F>() == size_of::<usize>()) };
+    // SAFETY: the caller promises a function pointer, which is an address the size of a
+    // `usize` (checked above) without padding.
+    let address: usize = unsafe { std::mem::transmute_copy(&f) };
+    address.wrapping_sub(fingerprint::anchor()) as i64
+}
+
+/// The function at `offset` (from [`fn_offset`]).
+///
+/// # Safety
+///
+/// `offset` must come from `fn_offset::<F>` in a process running this same build (the
+/// processes of `procs` check the build fingerprint when they start), for a function of type
+/// `F`.
+pub unsafe fn fn_at<F: Copy>(offset: i64) -> F {
+    const { assert!(size_of::<F>() == size_of::<usize>()) };
+    let address = fingerprint::anchor().wrapping_add(offset as usize);
+    // SAFETY: by the caller's promise this is the address of a function of type `F` in this
+    // build: the same distance from the same anchor as in the sender.
+    unsafe { std::mem::transmute_copy(&address) }
+}

@@ -1,0 +1,88 @@
+//! Panics caught with their message and location.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use crate::error::Error;
+
+/// A caught panic: what `Error::Panicked` carries across threads and processes.
+///
+/// # Examples
+///
+/// ```
+/// let panic = proc_core::internal::unwind::catch(|| panic!("boom")).unwrap_err();
+/// assert_eq!(panic.message, "boom");
+/// assert!(panic.location.unwrap().contains(".rs:"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panic {
+    /// The panic message (`Box<dyn Any>` when it was not a string).
+    pub message: String,
+    /// `file:line:column` of the panic, when known.
+    pub location: Option<String>,
+}
+
+impl From<Panic> for Error {
+    fn from(panic: Panic) -> Error {
+        Error::Panicked {
+            message: panic.message,
+            location: panic.location,
+        }
+    }
+}
+
+/// Runs `f`, turning a panic into a [`Panic`]. The location is known once the hook that
+/// records it is installed, which this does on its first call.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(proc_core::internal::unwind::catch(|| 2 + 2), Ok(4));
+/// ```
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
+    install_hook();
+    // Taken before the call, so that a panic caught inside `f` is not reported as ours.
+    LAST_LOCATION.with(|l| l.borrow_mut().take());
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Panic {
+        message: message(&*payload),
+        location: LAST_LOCATION.with(|l| l.borrow_mut().take()),
+    })
+}
+
+/// The text of a panic payload.
+pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened: a caught panic is always this thread's.
+    static LAST_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Records where panics happen and still prints them as usual.
+///
+/// Installed once per program: a parent that forks installs it before the fork, so that the
+/// forked child does not have to (every page a forked child writes is a copy).
+pub(crate) fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(loc) = info.location() {
+                let place = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
+                // `try_with`: a panic while thread-locals are torn down has nowhere to go.
+                let _ = LAST_LOCATION.try_with(|l| *l.borrow_mut() = Some(place));
+            }
+            previous(info);
+        }));
+    });
+}
