@@ -333,7 +333,8 @@ impl ActiveChild {
     /// }
     /// ```
     pub fn join(&self, timeout: Option<Duration>) -> Result<Option<i32>> {
-        self.state.wait(crate::internal::Deadline::from_timeout(timeout).instant())
+        self.state
+            .wait(crate::internal::Deadline::from_timeout(timeout).instant())
     }
 }
 

@@ -11,7 +11,9 @@
 //!
 //! The everyday items are re-exported at the root: the process API of `proc-core`, and, with
 //! their features, the pipes, queues, listeners and `wait` of `proc-ipc` and the locks, events,
-//! values and shared memory of `proc-sync`.
+//! values and shared memory of `proc-sync`, and the pools, executors and futures of
+//! `proc-pool` (its `wait` is `procs::pool::wait`; `procs::wait` is the one of connections
+//! and queues).
 //!
 //! # Examples
 //!
@@ -50,6 +52,12 @@ pub use proc_core::{
 pub use proc_ipc::{
     Address, Client, Connection, JoinableQueue, Listener, Pipe, PutError, Queue, SimpleQueue,
     Waitable, wait,
+};
+#[cfg(feature = "pool")]
+pub use proc_pool::{
+    AsCompleted, AsyncResult, Future, Imap, Pool, PoolBuilder, ProcessPoolExecutor,
+    ProcessPoolExecutorBuilder, ReturnWhen, StarFn, ThreadPool, ThreadPoolExecutor,
+    ThreadPoolExecutorBuilder, as_completed,
 };
 #[cfg(feature = "sync")]
 pub use proc_sync::{

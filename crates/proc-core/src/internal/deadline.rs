@@ -55,7 +55,8 @@ impl Deadline {
 
     /// The time left (zero once passed), `None` for never.
     pub fn remaining(self) -> Option<Duration> {
-        self.0.map(|at| at.saturating_duration_since(Instant::now()))
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// The time left, at most `slice`: how long one look of a polling wait may sleep.

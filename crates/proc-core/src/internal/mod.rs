@@ -14,7 +14,7 @@ mod packet;
 pub mod unwind;
 
 pub use deadline::Deadline;
-pub use packet::{Incoming, Outgoing, fn_at, fn_offset};
+pub use packet::{Incoming, Outgoing, encodes, fn_at, fn_offset};
 
 /// The resident memory of this process in bytes, where the platform tells it.
 ///

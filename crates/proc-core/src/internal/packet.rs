@@ -182,3 +182,19 @@ pub unsafe fn fn_at<F: Copy>(offset: i64) -> F {
     // build: the same distance from the same anchor as in the sender.
     unsafe { std::mem::transmute_copy(&address) }
 }
+
+/// Whether `value` encodes for another process (handles included): for finding which of
+/// several values made an encoding fail.
+///
+/// # Errors
+///
+/// The encoding's error.
+///
+/// # Examples
+///
+/// ```
+/// assert!(proc_core::internal::encodes(&(1u8, "ok")).is_ok());
+/// ```
+pub fn encodes<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    handle::encode_with_handles(value).map(drop)
+}

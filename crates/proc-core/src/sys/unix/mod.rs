@@ -1020,7 +1020,11 @@ pub(crate) fn resident_memory() -> Option<u64> {
     };
     let max = u64::try_from(usage.ru_maxrss).ok()?;
     // macOS counts bytes, the BSDs kibibytes.
-    Some(if cfg!(target_os = "macos") { max } else { max * 1024 })
+    Some(if cfg!(target_os = "macos") {
+        max
+    } else {
+        max * 1024
+    })
 }
 
 pub(crate) fn getppid() -> u32 {

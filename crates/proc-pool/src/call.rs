@@ -1,0 +1,111 @@
+//! The shapes of function a pool runs: one argument, several (`starmap`), initializers.
+
+use std::fmt::Display;
+
+/// A function of 2 to 6 arguments called with a tuple of them: what `starmap` runs
+/// (Python's `pool.starmap(f, [(a, b), ...])` calls `f(a, b)`).
+///
+/// Implemented for every `Fn(A, B) -> R` up to `Fn(A, B, C, D, E, F) -> R`.
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::StarFn;
+///
+/// let mul = |a: u64, b: u64| a * b;
+/// assert_eq!(mul.call_star((6, 7)), 42);
+/// ```
+pub trait StarFn<Args>: Send + Sync + 'static {
+    /// What the function returns.
+    type Output;
+
+    /// Calls the function with the tuple's elements as its arguments.
+    fn call_star(&self, args: Args) -> Self::Output;
+}
+
+macro_rules! star_fn {
+    ($($arg:ident),+) => {
+        impl<Func, $($arg,)+ Ret> StarFn<($($arg,)+)> for Func
+        where
+            Func: Fn($($arg),+) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+
+            #[allow(non_snake_case)]
+            fn call_star(&self, ($($arg,)+): ($($arg,)+)) -> Ret {
+                self($($arg),+)
+            }
+        }
+    };
+}
+
+star_fn!(A, B);
+star_fn!(A, B, C);
+star_fn!(A, B, C, D);
+star_fn!(A, B, C, D, E);
+star_fn!(A, B, C, D, E, F);
+
+/// What a pool's initializer may return: nothing, or a `Result` whose error fails the pool
+/// (its tasks and later submissions get the error instead of running).
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::InitOutput;
+///
+/// assert_eq!(().into_outcome(), Ok(()));
+/// assert_eq!(Err::<(), _>("no database").into_outcome(), Err("no database".to_string()));
+/// ```
+pub trait InitOutput {
+    /// `Ok` when the worker may run tasks, else what went wrong.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl InitOutput for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> InitOutput for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// A function a worker calls on one item, whatever its shape.
+pub(crate) trait Call<A>: Send + Sync + 'static {
+    type Output;
+
+    fn call(&self, args: A) -> Self::Output;
+}
+
+/// A function of one argument.
+#[derive(Clone, Copy)]
+pub(crate) struct Direct<F>(pub(crate) F);
+
+impl<F, A, R> Call<A> for Direct<F>
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+{
+    type Output = R;
+
+    fn call(&self, args: A) -> R {
+        (self.0)(args)
+    }
+}
+
+/// A function of several arguments, given as a tuple.
+#[derive(Clone, Copy)]
+pub(crate) struct Star<F>(pub(crate) F);
+
+impl<F, A> Call<A> for Star<F>
+where
+    F: StarFn<A>,
+{
+    type Output = F::Output;
+
+    fn call(&self, args: A) -> F::Output {
+        self.0.call_star(args)
+    }
+}

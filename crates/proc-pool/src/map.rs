@@ -1,0 +1,334 @@
+//! What `map`, `imap` and their kin share across thread and process pools: the chunk rule,
+//! the eager `map`, and the lazy iterators that keep a bounded number of chunks in flight.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use proc_core::internal::{Deadline, unwind};
+use proc_core::{Error, Result};
+
+use crate::future::{Future, Waiter};
+
+/// The results of one chunk of items.
+pub(crate) type ChunkFuture<R> = Future<Vec<Result<R>>>;
+
+/// Sends a chunk of items to the pool.
+pub(crate) type Submit<A, R> = Box<dyn FnMut(Vec<A>) -> Result<ChunkFuture<R>> + Send>;
+
+/// Python's `Pool.map` rule: about four chunks per worker.
+pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
+    len.div_ceil(workers.max(1) * 4).max(1)
+}
+
+/// Refuses a chunk size of zero, as Python does.
+pub(crate) fn check_chunksize(chunksize: usize) -> Result<usize> {
+    if chunksize == 0 {
+        return Err(Error::InvalidState("chunksize must be at least 1"));
+    }
+    Ok(chunksize)
+}
+
+/// The items of `iterable`, or the panic of its iterator.
+pub(crate) fn collect<I: IntoIterator>(iterable: I) -> Result<Vec<I::Item>> {
+    unwind::catch(|| iterable.into_iter().collect()).map_err(Error::from)
+}
+
+/// Sends every chunk of `items`, then waits for all of them: the values in input order, or
+/// the first error (in input order) once no chunk is still running — Python's no-failfast
+/// rule.
+pub(crate) fn map_all<A, R>(
+    items: Vec<A>,
+    chunksize: usize,
+    submit: &mut Submit<A, R>,
+) -> Result<Vec<R>> {
+    let chunks = submit_all(items, chunksize, submit)?;
+    gather(chunks.into_iter().map(|c| c.into_result()))
+}
+
+fn submit_all<A, R>(
+    items: Vec<A>,
+    chunksize: usize,
+    submit: &mut Submit<A, R>,
+) -> Result<Vec<ChunkFuture<R>>> {
+    let mut chunks = Vec::with_capacity(items.len().div_ceil(chunksize.max(1)));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<A> = items.by_ref().take(chunksize).collect();
+        chunks.push(submit(chunk)?);
+    }
+    Ok(chunks)
+}
+
+/// Flattens the chunks' outcomes; the first error wins, after all were looked at.
+fn gather<R>(chunks: impl Iterator<Item = Result<Vec<Result<R>>>>) -> Result<Vec<R>> {
+    let mut values = Vec::new();
+    let mut first_error = None;
+    for chunk in chunks {
+        match chunk {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(value) if first_error.is_none() => values.push(value),
+                        Ok(_) => {}
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
+}
+
+/// Sends every chunk of `items` and returns a future of all their values, finished (on the
+/// thread that finishes the last chunk) once every chunk is done.
+pub(crate) fn map_async<A, R: Send + 'static>(
+    items: Vec<A>,
+    chunksize: usize,
+    submit: &mut Submit<A, R>,
+    out: Future<Vec<R>>,
+) -> Result<Future<Vec<R>>> {
+    let chunks = submit_all(items, chunksize, submit)?;
+    if chunks.is_empty() {
+        out.finish(Ok(Vec::new()));
+        return Ok(out);
+    }
+    out.set_running();
+    let remaining = Arc::new(Mutex::new((chunks.len(), chunks.clone())));
+    for chunk in &chunks {
+        let remaining = remaining.clone();
+        let out = out.clone();
+        chunk.add_done_callback(move |_| {
+            let mut left = remaining.lock().unwrap_or_else(|e| e.into_inner());
+            left.0 -= 1;
+            if left.0 == 0 {
+                let chunks = std::mem::take(&mut left.1);
+                drop(left);
+                out.finish(gather(chunks.iter().map(|c| c.take_outcome())));
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The lazy iterator of `imap` and `imap_unordered` (and of the executors' `map`): it pulls
+/// from the input only as results are taken, with at most a few chunks per worker in flight,
+/// so an endless input runs in flat memory.
+///
+/// It is an [`ExactSizeIterator`] when the input is one, so that progress bars (indicatif's
+/// `ProgressIterator`, say) know the total.
+///
+/// # Examples
+///
+/// ```
+/// let pool = proc_pool::ThreadPool::new(2).unwrap();
+/// let squares = pool.imap(|x: u64| x * x, 1..=4).unwrap();
+/// assert_eq!(squares.len(), 4);
+/// let squares: Vec<u64> = squares.map(Result::unwrap).collect();
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// ```
+#[must_use = "iterators are lazy"]
+pub struct Imap<I: Iterator, R> {
+    input: Option<I>,
+    submit: Submit<I::Item, R>,
+    chunksize: usize,
+    window: usize,
+    ordered: bool,
+    deadline: Deadline,
+    /// Ordered: chunks in input order.
+    queue: VecDeque<(ChunkFuture<R>, usize)>,
+    /// Unordered: chunks by number, and the waiter that hears them finish.
+    flying: BTreeMap<usize, (ChunkFuture<R>, usize)>,
+    finished: Vec<usize>,
+    waiter: Arc<Waiter>,
+    numbered: usize,
+    /// Results of the chunk being handed out.
+    current: VecDeque<Result<R>>,
+    in_flight_items: usize,
+    /// An error of the input or of a submission, yielded after the results before it.
+    error: Option<Error>,
+    done: bool,
+}
+
+impl<I: Iterator, R> Imap<I, R> {
+    pub(crate) fn new(
+        input: I,
+        submit: Submit<I::Item, R>,
+        chunksize: usize,
+        workers: usize,
+        ordered: bool,
+        deadline: Deadline,
+    ) -> Imap<I, R> {
+        Imap {
+            input: Some(input),
+            submit,
+            chunksize,
+            window: workers.max(1) * 4,
+            ordered,
+            deadline,
+            queue: VecDeque::new(),
+            flying: BTreeMap::new(),
+            finished: Vec::new(),
+            waiter: Waiter::new(),
+            numbered: 0,
+            current: VecDeque::new(),
+            in_flight_items: 0,
+            error: None,
+            done: false,
+        }
+    }
+
+    fn flying_chunks(&self) -> usize {
+        self.queue.len() + self.flying.len()
+    }
+
+    /// Sends chunks until the window is full or the input ends.
+    fn fill(&mut self) {
+        while self.error.is_none() && self.flying_chunks() < self.window {
+            let Some(input) = self.input.as_mut() else {
+                return;
+            };
+            let chunksize = self.chunksize;
+            let chunk = match unwind::catch(|| input.by_ref().take(chunksize).collect::<Vec<_>>()) {
+                Ok(chunk) => chunk,
+                Err(panic) => {
+                    self.input = None;
+                    self.error = Some(panic.into());
+                    return;
+                }
+            };
+            if chunk.len() < chunksize {
+                self.input = None;
+            }
+            if chunk.is_empty() {
+                return;
+            }
+            let count = chunk.len();
+            match (self.submit)(chunk) {
+                Ok(future) => {
+                    self.in_flight_items += count;
+                    if self.ordered {
+                        self.queue.push_back((future, count));
+                    } else {
+                        let number = self.numbered;
+                        self.numbered += 1;
+                        if !future.add_waiter(&self.waiter, number) {
+                            self.finished.push(number);
+                        }
+                        self.flying.insert(number, (future, count));
+                    }
+                }
+                Err(e) => {
+                    self.input = None;
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The next finished chunk: the oldest (ordered) or any (unordered); `None` when none
+    /// is in flight; `Some(Err(Timeout))` when the deadline passed first.
+    fn next_chunk(&mut self) -> Option<(Result<Vec<Result<R>>>, usize)> {
+        if self.ordered {
+            let (front, _) = self.queue.front()?;
+            if !front.wait_deadline(self.deadline) {
+                return Some((Err(Error::Timeout), 0));
+            }
+            let (chunk, count) = self.queue.pop_front()?;
+            return Some((chunk.into_result(), count));
+        }
+        if self.flying.is_empty() {
+            return None;
+        }
+        while self.finished.is_empty() {
+            let finished = self.waiter.take(self.deadline);
+            if finished.is_empty() {
+                return Some((Err(Error::Timeout), 0));
+            }
+            self.finished.extend(finished);
+        }
+        let number = self.finished.remove(0);
+        let (chunk, count) = self.flying.remove(&number)?;
+        Some((chunk.into_result(), count))
+    }
+
+    /// Cancels what is still in flight: after a time-out, or when the iterator is dropped.
+    fn cancel_rest(&mut self) {
+        let flying = std::mem::take(&mut self.flying).into_values();
+        for (future, _) in self.queue.drain(..).chain(flying) {
+            future.cancel();
+        }
+        self.input = None;
+    }
+}
+
+impl<I: Iterator, R> Iterator for Imap<I, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(result) = self.current.pop_front() {
+                return Some(result);
+            }
+            if self.done {
+                return None;
+            }
+            self.fill();
+            match self.next_chunk() {
+                Some((Err(Error::Timeout), 0)) => {
+                    self.done = true;
+                    self.cancel_rest();
+                    return Some(Err(Error::Timeout));
+                }
+                Some((outcome, count)) => {
+                    self.in_flight_items -= count.min(self.in_flight_items);
+                    self.current = match outcome {
+                        Ok(results) => results.into(),
+                        // The whole chunk failed (its worker died, say): each item says so.
+                        Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
+                    };
+                }
+                None => {
+                    self.done = true;
+                    return self.error.take().map(Err);
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let known = self.current.len() + self.in_flight_items;
+        match &self.input {
+            None => (known, Some(known)),
+            Some(input) => {
+                let (low, high) = input.size_hint();
+                (known + low, high.map(|h| h + known))
+            }
+        }
+    }
+}
+
+impl<I: ExactSizeIterator, R> ExactSizeIterator for Imap<I, R> {}
+
+impl<I: Iterator, R> Drop for Imap<I, R> {
+    fn drop(&mut self) {
+        self.cancel_rest();
+    }
+}
+
+impl<I: Iterator, R> std::fmt::Debug for Imap<I, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imap")
+            .field("ordered", &self.ordered)
+            .field("chunksize", &self.chunksize)
+            .field("in_flight_items", &self.in_flight_items)
+            .finish()
+    }
+}

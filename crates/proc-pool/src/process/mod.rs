@@ -1,0 +1,385 @@
+//! The engine under `Pool` and `ProcessPoolExecutor`: worker processes, the queue of tasks,
+//! and the manager thread that hands tasks out, reads answers, and replaces workers that die.
+//!
+//! Each worker has its own link, and runs what it is sent in order, answering each task
+//! before it starts the next; the manager keeps, per worker, the tasks sent and not yet
+//! answered. So when a worker dies the manager knows exactly which task it was running (the
+//! first unanswered one, which fails with `WorkerDied`) and which it had not started yet
+//! (sent again to another worker). Small tasks are sent one ahead, so that a worker finds
+//! its next task waiting when it finishes one.
+
+mod manager;
+pub(crate) mod worker;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use proc_core::internal::{Incoming, Outgoing};
+use proc_core::{Error, Link, Result, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::call::{Call, InitOutput};
+use crate::future::Future;
+use crate::map::ChunkFuture;
+use worker::{REPLY_HEADER, Remote};
+
+/// Makes the frame that runs the initializer in a new worker.
+pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
+
+/// How an engine's workers are started and kept.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) init: Option<MakeInit>,
+    pub(crate) max_tasks: Option<usize>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) max_memory: Option<u64>,
+    pub(crate) broken_on_crash: bool,
+    /// The workers' names start with this.
+    pub(crate) name: &'static str,
+}
+
+/// Where a task's answer goes.
+pub(crate) trait Sink: Send {
+    /// Marks the task running; `false` when it was cancelled and must not be sent.
+    fn set_running(&self) -> bool;
+    /// Decodes an `OK` answer and finishes the task with it.
+    fn deliver(self: Box<Self>, frame: Incoming);
+    /// Finishes the task with an error.
+    fn fail(self: Box<Self>, error: Error);
+}
+
+/// A task waiting for a worker.
+pub(crate) struct Job {
+    pub(crate) id: u64,
+    pub(crate) frame: Outgoing,
+    pub(crate) sink: Box<dyn Sink>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Takes tasks.
+    Open,
+    /// Takes no more tasks, runs those it has, then the workers end.
+    Closing,
+    /// Stops at once: the workers are killed, unfinished tasks are cancelled.
+    Terminating,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    cancels: Vec<u64>,
+    mode: Mode,
+    /// Set once the pool is broken; later submissions get a copy.
+    broken: Option<Error>,
+    /// Whether the manager thread has ended.
+    ended: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The manager sleeps on the other end when it has nothing to do.
+    wake: Link,
+    sleeping: AtomicBool,
+    next_id: AtomicU64,
+    settings: Settings,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the manager if it sleeps.
+    fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.wake.send_bytes(&[]);
+        }
+    }
+}
+
+/// A pool of worker processes with its manager thread.
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    manager: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts the workers (here, before any thread of the engine exists, so that `Fork`
+    /// works from a single-threaded program), then the manager thread.
+    pub(crate) fn start(settings: Settings) -> Result<Engine> {
+        if settings.workers == 0 {
+            return Err(Error::InvalidState(
+                "a pool needs at least one worker process",
+            ));
+        }
+        if settings.max_memory.is_some() && proc_core::internal::resident_memory().is_none() {
+            return Err(Error::Unsupported(
+                "this platform does not report a process's memory, so max_memory_per_child \
+                 cannot be checked",
+            ));
+        }
+        let (wake, woken) = Link::pair()?;
+        let mut slots = Vec::with_capacity(settings.workers);
+        for number in 1..=settings.workers {
+            slots.push(manager::Slot::start(&settings, settings.method, number)?);
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                cancels: Vec::new(),
+                mode: Mode::Open,
+                broken: None,
+                ended: false,
+            }),
+            wake,
+            sleeping: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            settings,
+        });
+        let for_manager = shared.clone();
+        let manager = std::thread::Builder::new()
+            .name(format!("{}-manager", shared.settings.name))
+            .spawn(move || manager::run(for_manager, slots, woken))?;
+        Ok(Engine {
+            shared,
+            manager: Mutex::new(Some(manager)),
+        })
+    }
+
+    /// The number of worker processes the engine keeps.
+    pub(crate) fn workers(&self) -> usize {
+        self.shared.settings.workers
+    }
+
+    /// A fresh task id.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a task.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidState` after `close`/`terminate`, or the pool's error once it is broken; the
+    /// task's sink is dropped unfinished then.
+    pub(crate) fn submit(&self, job: Job) -> Result<()> {
+        let mut state = self.shared.lock();
+        check_open(&state)?;
+        tracing::trace!(task = job.id, "procs.pool.submit");
+        state.jobs.push_back(job);
+        drop(state);
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Fails with the pool's error when it takes no tasks.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        check_open(&self.shared.lock())
+    }
+
+    /// A handle that asks the manager to stop a running task, for `Future::cancel`.
+    pub(crate) fn canceller(&self, id: u64) -> Box<dyn Fn() -> bool + Send + Sync> {
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        Box::new(move || {
+            let Some(shared) = shared.upgrade() else {
+                return false;
+            };
+            let mut state = shared.lock();
+            if state.ended {
+                return false;
+            }
+            state.cancels.push(id);
+            drop(state);
+            shared.wake();
+            true
+        })
+    }
+
+    /// Takes no more tasks; those queued still run. With `cancel_pending`, the queued tasks
+    /// that no worker has taken are cancelled instead.
+    pub(crate) fn close(&self, cancel_pending: bool) {
+        let mut state = self.shared.lock();
+        if state.mode == Mode::Open {
+            state.mode = Mode::Closing;
+        }
+        let cancelled: Vec<Job> = if cancel_pending {
+            state.jobs.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        for job in cancelled {
+            job.sink.fail(Error::Cancelled);
+        }
+        self.shared.wake();
+    }
+
+    /// Kills the workers at once; unfinished tasks fail with `Cancelled`.
+    pub(crate) fn terminate(&self) {
+        self.shared.lock().mode = Mode::Terminating;
+        self.shared.wake();
+        self.join_manager();
+    }
+
+    /// Whether `close` or `terminate` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.lock().mode != Mode::Open
+    }
+
+    /// Waits until the manager has ended: every task ran and every worker was reaped.
+    pub(crate) fn join_manager(&self) {
+        let handle = self
+            .manager
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn check_open(state: &State) -> Result<()> {
+    if let Some(broken) = &state.broken {
+        return Err(broken.clone());
+    }
+    match state.mode {
+        Mode::Open => Ok(()),
+        Mode::Closing => Err(Error::InvalidState(
+            "the pool is closed and takes no more tasks",
+        )),
+        Mode::Terminating => Err(Error::InvalidState(
+            "the pool was terminated and takes no more tasks",
+        )),
+    }
+}
+
+/// Decodes the results of an `OK` answer.
+fn decode_results<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Vec<Result<R>>> {
+    let results: Vec<std::result::Result<R, Remote>> = frame.decode(REPLY_HEADER)?;
+    if results.len() != count {
+        return Err(Error::Protocol(format!(
+            "a worker answered a task of {count} items with {} results",
+            results.len()
+        )));
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect())
+}
+
+/// The sink of a task of one item: its future gets the item's result.
+pub(crate) struct One<R>(pub(crate) Future<R>);
+
+impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
+    fn set_running(&self) -> bool {
+        self.0.set_running()
+    }
+
+    fn deliver(self: Box<Self>, frame: Incoming) {
+        let outcome = decode_results::<R>(frame, 1)
+            .and_then(|mut results| results.pop().unwrap_or(Err(Error::Closed)));
+        self.0.finish(outcome);
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        self.0.finish(Err(error));
+    }
+}
+
+/// The sink of a chunk of items: its future gets every item's result.
+pub(crate) struct Chunk<R> {
+    pub(crate) future: Future<Vec<Result<R>>>,
+    pub(crate) count: usize,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
+    fn set_running(&self) -> bool {
+        self.future.set_running()
+    }
+
+    fn deliver(self: Box<Self>, frame: Incoming) {
+        self.future.finish(decode_results::<R>(frame, self.count));
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        self.future.finish(Err(error));
+    }
+}
+
+impl Engine {
+    /// Queues `C` on one item; the future gets its result. With `cancellable`, `cancel`
+    /// on the running task kills its worker.
+    pub(crate) fn submit_one<C, A, R>(
+        &self,
+        args: A,
+        future: Future<R>,
+        cancellable: bool,
+    ) -> Result<()>
+    where
+        C: Call<A, Output = R>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let id = self.next_id();
+        let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
+        let frame = Outgoing::encode(header, vec![args])?;
+        if cancellable {
+            future.set_canceller(self.canceller(id));
+        }
+        self.submit(Job {
+            id,
+            frame,
+            sink: Box::new(One(future)),
+        })
+    }
+
+    /// Queues `C` on each of `items` as one task, for `map`.
+    pub(crate) fn submit_chunk<C, A, R>(&self, items: Vec<A>) -> Result<ChunkFuture<R>>
+    where
+        C: Call<A, Output = R>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let id = self.next_id();
+        let count = items.len();
+        let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
+        let frame = Outgoing::encode(header, items)?;
+        let future = Future::pending();
+        self.submit(Job {
+            id,
+            frame,
+            sink: Box::new(Chunk {
+                future: future.clone(),
+                count,
+            }),
+        })?;
+        Ok(future)
+    }
+}
+
+/// The frame maker of an initializer `C(args)`, sent to every new worker.
+pub(crate) fn make_init<C, A>(args: A) -> MakeInit
+where
+    C: Call<A>,
+    C::Output: InitOutput,
+    A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    Arc::new(move || {
+        let header = worker::header(worker::INIT, 0, worker::run_init::<C, A>);
+        Outgoing::encode(header, args.clone())
+    })
+}

@@ -1,0 +1,210 @@
+//! The worker's side: a child process that runs the tasks its pool sends, one after another,
+//! and answers each before it reads the next.
+//!
+//! A task frame is a header — kind (`u8`), task id (`u64`), and the offset of the runner
+//! function in this build (`i64`), little-endian — then the task's items as a serde value with
+//! the handles inside them. An answer is a kind and the task id, then its payload. Because a
+//! worker answers a task before it starts the next, the pool knows which task a worker that
+//! dies was running: the first one it has not answered.
+
+use proc_core::internal::{Incoming, encodes, fn_at, resident_memory, unwind};
+use proc_core::{Error, Link};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::call::{Call, InitOutput};
+
+/// Run the items of a task.
+pub(crate) const JOB: u8 = 0;
+/// Run the initializer.
+pub(crate) const INIT: u8 = 1;
+/// The length of a task frame's header.
+pub(crate) const HEADER: usize = 17;
+
+/// The task's items ran; a `Vec<Result<R, Remote>>` follows.
+pub(crate) const OK: u8 = 0;
+/// The task could not run at all; a `Remote` follows.
+pub(crate) const FAILED: u8 = 1;
+/// The initializer ran.
+pub(crate) const INIT_OK: u8 = 2;
+/// The initializer failed; a `Remote` follows, and the worker ends.
+pub(crate) const INIT_FAILED: u8 = 3;
+/// The worker passed its memory limit and ends; it takes no more tasks.
+pub(crate) const RETIRE: u8 = 4;
+/// The length of an answer's header.
+pub(crate) const REPLY_HEADER: usize = 9;
+
+/// What runs a frame in the worker: returns whether the worker goes on.
+pub(crate) type Runner = fn(u64, Incoming, &Link) -> bool;
+
+/// The header of a task frame.
+pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER);
+    header.push(kind);
+    header.extend_from_slice(&id.to_le_bytes());
+    // SAFETY: `Runner` is a function pointer type.
+    let offset = unsafe { proc_core::internal::fn_offset(runner) };
+    header.extend_from_slice(&offset.to_le_bytes());
+    header
+}
+
+/// The header of an answer.
+pub(crate) fn reply_header(kind: u8, id: u64) -> [u8; REPLY_HEADER] {
+    let mut header = [0; REPLY_HEADER];
+    header[0] = kind;
+    header[1..].copy_from_slice(&id.to_le_bytes());
+    header
+}
+
+/// Kind and id of an answer, if the frame is long enough to have them.
+pub(crate) fn parse_reply(bytes: &[u8]) -> Option<(u8, u64)> {
+    let id = bytes.get(1..REPLY_HEADER)?.try_into().ok()?;
+    Some((bytes[0], u64::from_le_bytes(id)))
+}
+
+/// An error that happened in the worker, as it travels back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Remote {
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    Failed(String),
+}
+
+impl From<unwind::Panic> for Remote {
+    fn from(panic: unwind::Panic) -> Remote {
+        Remote::Panicked {
+            message: panic.message,
+            location: panic.location,
+        }
+    }
+}
+
+impl From<Remote> for Error {
+    fn from(remote: Remote) -> Error {
+        match remote {
+            Remote::Panicked { message, location } => Error::Panicked { message, location },
+            Remote::Failed(message) => Error::Decode(message),
+        }
+    }
+}
+
+/// What a worker is started with.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Setup {
+    pub(crate) link: Link,
+    pub(crate) max_memory: Option<u64>,
+}
+
+/// The worker's life: reads frames and runs them until the pool closes the link (or goes
+/// away), the initializer fails, or the memory limit is passed.
+pub(crate) fn serve(setup: Setup) {
+    let Setup { link, max_memory } = setup;
+    while let Ok(frame) = link.recv_incoming() {
+        let Some((id, offset)) = parse_header(frame.bytes()) else {
+            return;
+        };
+        // SAFETY: this worker was started by a pool of a parent that runs this very build (the
+        // process layer checked the build fingerprint before `serve` ran), and the pool made
+        // `offset` with `fn_offset` from a `Runner`, over a link that only the two share.
+        let runner: Runner = unsafe { fn_at(offset) };
+        if !runner(id, frame, &link) {
+            return;
+        }
+        if max_memory.is_some_and(|limit| resident_memory().is_some_and(|used| used > limit)) {
+            let _ = link.send_after(&reply_header(RETIRE, id), &());
+            return;
+        }
+    }
+}
+
+fn parse_header(bytes: &[u8]) -> Option<(u64, i64)> {
+    let id = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
+    let offset = i64::from_le_bytes(bytes.get(9..HEADER)?.try_into().ok()?);
+    Some((id, offset))
+}
+
+/// A value of the zero-sized callable type `C`.
+fn conjure<C>() -> C {
+    const {
+        assert!(
+            size_of::<C>() == 0,
+            "the function must not capture anything"
+        )
+    };
+    // SAFETY: `C` is zero-sized (checked above at compile time), so a value of it has no
+    // bytes to be invalid; the pool only names callables built from a fn item or a closure
+    // without captures (the `Direct`/`Star` wrappers of one), which carry no invariant beyond
+    // their type.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Runs each item of a task with `C` and answers with all the results.
+pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Link) -> bool
+where
+    C: Call<A>,
+    A: DeserializeOwned,
+    C::Output: Serialize,
+{
+    let items: Vec<A> = match frame.decode(HEADER) {
+        Ok(items) => items,
+        Err(e) => {
+            let failed = Remote::Failed(format!("cannot decode the task's arguments: {e}"));
+            return link.send_after(&reply_header(FAILED, id), &failed).is_ok();
+        }
+    };
+    let f: C = conjure();
+    let results: Vec<Result<C::Output, Remote>> = items
+        .into_iter()
+        .map(|item| unwind::catch(|| f.call(item)).map_err(Remote::from))
+        .collect();
+    let header = reply_header(OK, id);
+    match link.send_after(&header, &results) {
+        Ok(()) => true,
+        Err(Error::Decode(_)) => {
+            // Some result does not encode: that item fails, the others are kept.
+            let results: Vec<Result<C::Output, Remote>> = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(value) => match encodes(&value) {
+                        Ok(()) => Ok(value),
+                        Err(e) => Err(Remote::Failed(format!("cannot encode the result: {e}"))),
+                    },
+                    Err(e) => Err(e),
+                })
+                .collect();
+            link.send_after(&header, &results).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Runs the initializer; the worker goes on only when it succeeded.
+pub(crate) fn run_init<C, A>(id: u64, frame: Incoming, link: &Link) -> bool
+where
+    C: Call<A>,
+    A: DeserializeOwned,
+    C::Output: InitOutput,
+{
+    let outcome = match frame.decode::<A>(HEADER) {
+        Ok(args) => {
+            let f: C = conjure();
+            match unwind::catch(|| f.call(args).into_outcome()) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(Remote::Failed(message)),
+                Err(panic) => Err(Remote::from(panic)),
+            }
+        }
+        Err(e) => Err(Remote::Failed(format!(
+            "cannot decode the initializer's arguments: {e}"
+        ))),
+    };
+    match outcome {
+        Ok(()) => link.send_after(&reply_header(INIT_OK, id), &()).is_ok(),
+        Err(remote) => {
+            let _ = link.send_after(&reply_header(INIT_FAILED, id), &remote);
+            false
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The engine under `ThreadPool` and `ThreadPoolExecutor`: threads taking tasks from one
+//! channel.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use proc_core::internal::unwind;
+use proc_core::{Error, Result};
+
+use crate::call::Call;
+use crate::future::Future;
+use crate::map::ChunkFuture;
+
+/// A task for a thread: what runs it, and what cancels it if it never runs.
+struct Task {
+    run: Box<dyn FnOnce() + Send>,
+    cancel: Box<dyn FnOnce() + Send>,
+}
+
+/// Runs once in each new thread before it takes tasks.
+pub(crate) type Init = Arc<dyn Fn() -> std::result::Result<(), Error> + Send + Sync>;
+
+struct State {
+    sender: Option<Sender<Task>>,
+    threads: Vec<JoinHandle<()>>,
+    /// The initializer's error, once it failed: the pool is broken.
+    broken: Option<Error>,
+}
+
+/// Threads and the channel they take tasks from.
+pub(crate) struct Threads {
+    state: Arc<Mutex<State>>,
+    receiver: Receiver<Task>,
+    /// Threads waiting for a task that no submission has claimed yet.
+    idle: Arc<AtomicUsize>,
+    max: usize,
+    name: &'static str,
+    init: Option<Init>,
+}
+
+impl Threads {
+    /// `max` threads, started now (`eager`) or one per submission while none is idle
+    /// (Python's `ThreadPoolExecutor`).
+    pub(crate) fn new(
+        max: usize,
+        eager: bool,
+        name: &'static str,
+        init: Option<Init>,
+    ) -> Result<Threads> {
+        if max == 0 {
+            return Err(Error::InvalidState("a pool needs at least one thread"));
+        }
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let threads = Threads {
+            state: Arc::new(Mutex::new(State {
+                sender: Some(sender),
+                threads: Vec::new(),
+                broken: None,
+            })),
+            receiver,
+            idle: Arc::new(AtomicUsize::new(0)),
+            max,
+            name,
+            init,
+        };
+        if eager {
+            let mut state = threads.lock();
+            for _ in 0..max {
+                threads.start_thread(&mut state)?;
+            }
+        }
+        Ok(threads)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.max
+    }
+
+    fn start_thread(&self, state: &mut State) -> Result<()> {
+        let receiver = self.receiver.clone();
+        let idle = self.idle.clone();
+        let init = self.init.clone();
+        let shared = self.state.clone();
+        let number = state.threads.len() + 1;
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{number}", self.name))
+            .spawn(move || {
+                if let Some(init) = init {
+                    let outcome = unwind::catch(|| init())
+                        .map_err(Error::from)
+                        .and_then(|r| r);
+                    if let Err(e) = outcome {
+                        let error = Error::BrokenPool(format!("the initializer failed: {e}"));
+                        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        state.broken.get_or_insert(error.clone());
+                        state.sender = None;
+                        drop(state);
+                        for task in receiver.try_iter() {
+                            (task.cancel)();
+                        }
+                        return;
+                    }
+                }
+                for task in receiver.iter() {
+                    (task.run)();
+                    idle.fetch_add(1, Ordering::SeqCst);
+                }
+            })?;
+        state.threads.push(handle);
+        Ok(())
+    }
+
+    /// Fails with the pool's error when it takes no tasks.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        let state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        if state.sender.is_none() {
+            return Err(Error::InvalidState(
+                "the pool is shut down and takes no more tasks",
+            ));
+        }
+        Ok(())
+    }
+
+    fn execute(&self, task: Task) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(e) = &state.broken {
+            return Err(e.clone());
+        }
+        let Some(sender) = state.sender.clone() else {
+            return Err(Error::InvalidState(
+                "the pool is shut down and takes no more tasks",
+            ));
+        };
+        // An idle thread takes it, or a new one is started while there is room.
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed && state.threads.len() < self.max {
+            self.start_thread(&mut state)?;
+        }
+        drop(state);
+        sender
+            .send(task)
+            .map_err(|_| Error::InvalidState("the pool is shut down and takes no more tasks"))
+    }
+
+    /// Runs `f(args)` on a thread; the future gets its value or its panic.
+    pub(crate) fn submit<C, A, R>(&self, f: Arc<C>, args: A, future: Future<R>) -> Result<()>
+    where
+        C: Call<A, Output = R>,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let cancel = future.clone();
+        self.execute(Task {
+            run: Box::new(move || {
+                if future.set_running() {
+                    future.finish(unwind::catch(|| f.call(args)).map_err(Error::from));
+                }
+            }),
+            cancel: Box::new(move || {
+                cancel.finish(Err(Error::Cancelled));
+            }),
+        })
+    }
+
+    /// Runs `f()` once on a thread; the future gets its value or its panic.
+    pub(crate) fn submit_once<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+        future: Future<R>,
+    ) -> Result<()> {
+        let cancel = future.clone();
+        self.execute(Task {
+            run: Box::new(move || {
+                if future.set_running() {
+                    future.finish(unwind::catch(f).map_err(Error::from));
+                }
+            }),
+            cancel: Box::new(move || {
+                cancel.finish(Err(Error::Cancelled));
+            }),
+        })
+    }
+
+    /// Runs `f` on each item of `items` on one thread, for `map`.
+    pub(crate) fn submit_chunk<C, A, R>(&self, f: Arc<C>, items: Vec<A>) -> Result<ChunkFuture<R>>
+    where
+        C: Call<A, Output = R>,
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let future = Future::pending();
+        let run = future.clone();
+        let cancel = future.clone();
+        self.execute(Task {
+            run: Box::new(move || {
+                if run.set_running() {
+                    let results = items
+                        .into_iter()
+                        .map(|item| unwind::catch(|| f.call(item)).map_err(Error::from))
+                        .collect();
+                    run.finish(Ok(results));
+                }
+            }),
+            cancel: Box::new(move || {
+                cancel.finish(Err(Error::Cancelled));
+            }),
+        })?;
+        Ok(future)
+    }
+
+    /// Takes no more tasks; with `cancel_pending`, the queued ones are cancelled.
+    pub(crate) fn close(&self, cancel_pending: bool) {
+        self.lock().sender = None;
+        if cancel_pending {
+            for task in self.receiver.try_iter() {
+                (task.cancel)();
+            }
+        }
+    }
+
+    /// Whether the pool was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().sender.is_none()
+    }
+
+    /// Waits for every thread to end (after `close`).
+    pub(crate) fn join(&self) {
+        let threads = std::mem::take(&mut self.lock().threads);
+        let me = std::thread::current().id();
+        for thread in threads {
+            // A task that joins its own pool would wait for itself.
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
+        }
+    }
+}
