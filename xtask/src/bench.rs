@@ -10,6 +10,7 @@
 //! means. Still, these are times on a shared machine: compare ratios within one run, not
 //! figures across runs.
 
+mod chart;
 mod json;
 mod suite;
 
@@ -98,6 +99,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .collect();
 
     step(cargo().args(["build", "--release", "-p", "procs-bench", "--bins"]))?;
+    if measures.iter().any(|m| m.label == "loky") {
+        ensure_loky();
+    }
 
     let mut samples: Vec<Result<Vec<Sample>, String>> = vec![Ok(Vec::new()); measures.len()];
     for round in 1..=ROUNDS {
@@ -141,6 +145,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     fs::create_dir_all(path.parent().expect("the file is in a folder"))?;
     fs::write(&path, json::results(&reports, &outcomes))?;
     println!("\nwrote {}", path.display());
+    let picture = path.with_file_name("results.svg");
+    fs::write(&picture, chart::svg(&reports))?;
+    println!("wrote {}", picture.display());
 
     let met = reports.iter().filter(|r| r.met() == Some(true)).count();
     let goals = reports.iter().filter(|r| r.row.target.is_some()).count();
@@ -287,6 +294,30 @@ fn command(measure: &Measure) -> Command {
         .args(["--budget-secs", &BUDGET_SECS.to_string()])
         .current_dir(root());
     command
+}
+
+/// Installs loky (the robust Python executor, a peer of the pool rows) with pip when it is
+/// missing; if that fails, its measurements fail and say so.
+fn ensure_loky() {
+    let python = env::var_os("PYTHON").unwrap_or_else(|| OsString::from("python3"));
+    let has = |python: &OsString| {
+        Command::new(python)
+            .args(["-c", "import loky"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has(&python) {
+        return;
+    }
+    println!("bench: installing loky with pip");
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "loky"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed || !has(&python) {
+        println!("bench: loky could not be installed; its rows will have no figure");
+    }
 }
 
 /// Runs one measurement's program and reads its `RESULT` line. A program that runs past its

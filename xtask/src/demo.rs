@@ -15,6 +15,11 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "semaphore_limit",
     "pipe_conversation",
     "bones_and_dogs",
+    "pool_tasks",
+    "map_vs_starmap",
+    "pool_survives",
+    "executor_as_completed",
+    "imap_progress",
 ];
 
 /// The package that owns `examples/`: the root package of the workspace.

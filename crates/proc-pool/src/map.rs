@@ -170,7 +170,9 @@ impl<I: Iterator, R> Imap<I, R> {
             input: Some(input),
             submit,
             chunksize,
-            window: workers.max(1) * 4,
+            // Enough chunks in flight that the workers never wait for the next (a thousand
+            // items, or four chunks per worker), few enough that memory stays flat.
+            window: (workers.max(1) * 4).max(1024 / chunksize.max(1)),
             ordered,
             deadline,
             queue: VecDeque::new(),

@@ -21,6 +21,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// it fits the link's buffer, so sending never waits for the worker.
 const SEND_AHEAD: usize = 4096;
 
+/// How many small tasks a worker may have been sent and not answered: enough that it finds
+/// its next task waiting while the manager is busy elsewhere.
+const AHEAD: usize = 8;
+
 /// How many answers are read from one worker before the others get a look.
 const READ_BURST: usize = 64;
 
@@ -114,8 +118,7 @@ impl Slot {
             && settings.max_tasks.is_none_or(|max| self.sent < max)
             && match self.flights.len() {
                 0 => true,
-                1 => len <= SEND_AHEAD,
-                _ => false,
+                n => n < AHEAD && len <= SEND_AHEAD,
             }
     }
 }
@@ -231,23 +234,29 @@ impl Manager {
         }
     }
 
-    /// Hands queued tasks to workers that can take them: first one each to idle workers,
-    /// then one ahead to busy ones.
+    /// Hands queued tasks to workers that can take them: first one to each idle worker,
+    /// then, one to each in turn, tops the busy ones up to `AHEAD`.
     fn dispatch(&mut self) {
-        for ahead in [false, true] {
-            let mut i = 0;
-            while i < self.slots.len() {
-                let idle = self.slots[i].flights.is_empty();
-                if idle == ahead {
+        for idle_only in [true, false] {
+            loop {
+                let mut sent = false;
+                let mut i = 0;
+                while i < self.slots.len() {
+                    if idle_only && !self.slots[i].flights.is_empty() {
+                        i += 1;
+                        continue;
+                    }
+                    if let Some(job) = self.next_job(i) {
+                        if !self.send(i, job) {
+                            // Worker `i` died and another took its index: look at it again.
+                            continue;
+                        }
+                        sent = true;
+                    }
                     i += 1;
-                    continue;
                 }
-                let Some(job) = self.next_job(i) else {
-                    i += 1;
-                    continue;
-                };
-                if self.send(i, job) {
-                    i += 1;
+                if !sent || idle_only {
+                    break;
                 }
             }
         }

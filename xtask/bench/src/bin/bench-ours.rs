@@ -24,7 +24,17 @@
 //!   (which serde encodes in one copy; a `Vec<u8>` goes byte by byte). `put` takes its item,
 //!   so the producer makes a new one for each, as a program would.
 //!
-//! The synchronization and queue benchmarks take `--iterations` as the number of operations
+//! - `pool-map default|chunk1`: `Pool(2).map` over `--iterations` tiny tasks, with Python's
+//!   default chunks or one item per chunk; the time is per task.
+//! - `pool-apply-async`: `Pool(2).apply_async` of `--iterations` tiny tasks, then every `get`.
+//! - `executor-submit`: `ProcessPoolExecutor(2).submit` of tiny tasks, then every `result`.
+//! - `executor-map 1|1000`: `ProcessPoolExecutor(2).map_with` with that chunk size.
+//! - `thread-executor-submit`: `ThreadPoolExecutor(4).submit` of no-op closures, then every
+//!   `result`.
+//! - `cpu-scaling 1|2`: 16 tasks of about 50 ms of arithmetic on a `Pool` of 1 or 2
+//!   workers; the time is per task.
+//!
+//! The synchronization, queue and pool benchmarks take `--iterations` as the number of operations
 //! and time them in one stretch (a clock read per operation would cost more than the
 //! operation).
 
@@ -35,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use procs::ipc::{Connection, Pipe, Queue, SimpleQueue};
 use procs::sync::{Event, Lock, Value};
-use procs::{Process, StartMethod};
+use procs::{Pool, Process, ProcessPoolExecutor, StartMethod, ThreadPoolExecutor};
 use procs_bench::{Args, measure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,10 +68,18 @@ fn run() -> Result<(), Box<dyn Error>> {
         "pipe-roundtrip" => pipe_roundtrip(&args),
         "pipe-bandwidth" => pipe_bandwidth(&args),
         "queue-small" | "queue-100kb" => queue(&args),
+        "pool-map" => pool_map(&args),
+        "pool-apply-async" => pool_apply_async(&args),
+        "executor-submit" => executor_submit(&args),
+        "executor-map" => executor_map(&args),
+        "thread-executor-submit" => thread_executor_submit(&args),
+        "cpu-scaling" => cpu_scaling(&args),
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
              mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
-             pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb"
+             pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, pool-map, \
+             pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
+             cpu-scaling"
         )
         .into()),
     }
@@ -416,5 +434,159 @@ fn queue_transfer<Q: BenchQueue<T>, T: Item>(
     let elapsed = start.elapsed();
     child.join()?;
     report(name, elapsed, n);
+    Ok(())
+}
+
+/// The tiny task of the pool benchmarks.
+fn tiny(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+/// Checks the results of the tiny tasks over `0..n`.
+fn check_tiny(results: impl IntoIterator<Item = u64>, n: u64) -> Result<(), Box<dyn Error>> {
+    let mut count = 0;
+    for (i, r) in results.into_iter().enumerate() {
+        if r != tiny(i as u64) {
+            return Err(format!("task {i} gave {r}").into());
+        }
+        count += 1;
+    }
+    if count != n {
+        return Err(format!("{count} results for {n} tasks").into());
+    }
+    Ok(())
+}
+
+fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
+    let pool = Pool::new(2)?;
+    let n = u64::from(args.iterations);
+    let run = |pool: &Pool, n: u64| -> Result<Vec<u64>, procs::Error> {
+        match args.parameter.as_str() {
+            "chunk1" => pool.map_chunked(tiny, 0..n, 1),
+            _ => pool.map(tiny, 0..n),
+        }
+    };
+    check_tiny(
+        run(&pool, u64::from(args.warmup.max(1)) * 10)?,
+        u64::from(args.warmup.max(1)) * 10,
+    )?;
+    let start = Instant::now();
+    let results = run(&pool, n)?;
+    let elapsed = start.elapsed();
+    check_tiny(results, n)?;
+    let name = match args.parameter.as_str() {
+        "chunk1" => "pool_map_chunk1/ours",
+        _ => "pool_map_default/ours",
+    };
+    report(name, elapsed, n);
+    Ok(())
+}
+
+fn pool_apply_async(args: &Args) -> Result<(), Box<dyn Error>> {
+    let pool = Pool::new(2)?;
+    let n = u64::from(args.iterations);
+    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+        let pending: Vec<_> = (0..n)
+            .map(|i| pool.apply_async(tiny, i))
+            .collect::<Result<_, _>>()?;
+        pending.into_iter().map(|r| r.get()).collect()
+    };
+    let warm = u64::from(args.warmup.max(1)) * 10;
+    check_tiny(run(warm)?, warm)?;
+    let start = Instant::now();
+    let results = run(n)?;
+    let elapsed = start.elapsed();
+    check_tiny(results, n)?;
+    report("pool_apply_async/ours", elapsed, n);
+    Ok(())
+}
+
+fn executor_submit(args: &Args) -> Result<(), Box<dyn Error>> {
+    let executor = ProcessPoolExecutor::new(2)?;
+    let n = u64::from(args.iterations);
+    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+        let futures: Vec<_> = (0..n)
+            .map(|i| executor.submit(tiny, i))
+            .collect::<Result<_, _>>()?;
+        futures.iter().map(|f| f.result()).collect()
+    };
+    let warm = u64::from(args.warmup.max(1)) * 10;
+    check_tiny(run(warm)?, warm)?;
+    let start = Instant::now();
+    let results = run(n)?;
+    let elapsed = start.elapsed();
+    check_tiny(results, n)?;
+    report("executor_submit/ours", elapsed, n);
+    Ok(())
+}
+
+fn executor_map(args: &Args) -> Result<(), Box<dyn Error>> {
+    let chunksize: usize = args.parameter.parse()?;
+    let executor = ProcessPoolExecutor::new(2)?;
+    let n = u64::from(args.iterations);
+    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+        executor.map_with(tiny, 0..n, chunksize, None)?.collect()
+    };
+    let warm = u64::from(args.warmup.max(1)) * 10;
+    check_tiny(run(warm)?, warm)?;
+    let start = Instant::now();
+    let results = run(n)?;
+    let elapsed = start.elapsed();
+    check_tiny(results, n)?;
+    report(&format!("executor_map_{chunksize}/ours"), elapsed, n);
+    Ok(())
+}
+
+fn thread_executor_submit(args: &Args) -> Result<(), Box<dyn Error>> {
+    let executor = ThreadPoolExecutor::new(4)?;
+    let n = u64::from(args.iterations);
+    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+        let futures: Vec<_> = (0..n)
+            .map(|i| executor.submit(tiny, i))
+            .collect::<Result<_, _>>()?;
+        futures.iter().map(|f| f.result()).collect()
+    };
+    let warm = u64::from(args.warmup.max(1)) * 10;
+    check_tiny(run(warm)?, warm)?;
+    let start = Instant::now();
+    let results = run(n)?;
+    let elapsed = start.elapsed();
+    check_tiny(results, n)?;
+    report("thread_executor_submit/ours", elapsed, n);
+    Ok(())
+}
+
+/// About 50 ms of arithmetic on one core.
+pub fn busy(rounds: u64) -> u64 {
+    let mut x = rounds;
+    for i in 0..rounds {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    x
+}
+
+/// Rounds of `busy` that take about 50 ms here: measured, so that the task is the same
+/// length on a fast machine and a slow one.
+fn rounds_for_50ms() -> u64 {
+    let probe = 1_000_000;
+    let start = Instant::now();
+    std::hint::black_box(busy(probe));
+    let per_round = start.elapsed().as_secs_f64() / probe as f64;
+    (0.05 / per_round.max(1e-12)) as u64
+}
+
+fn cpu_scaling(args: &Args) -> Result<(), Box<dyn Error>> {
+    let workers: usize = args.parameter.parse()?;
+    let pool = Pool::new(workers)?;
+    let rounds = rounds_for_50ms();
+    pool.map_chunked(busy, vec![rounds; workers], 1)?;
+    let tasks = 16;
+    let start = Instant::now();
+    pool.map_chunked(busy, vec![rounds; tasks], 1)?;
+    report(
+        &format!("cpu_scaling/ours/{workers}"),
+        start.elapsed(),
+        tasks as u64,
+    );
     Ok(())
 }
