@@ -511,6 +511,26 @@ impl Link {
         Ok(self.channel.send_frame(&bytes, &handles)?)
     }
 
+    /// Sends several frames made with
+    /// [`Outgoing::encode`](crate::internal::Outgoing::encode), in one write when none holds
+    /// handles. Internal: for protocols of the `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Link::send); frames before a failing one may have been sent.
+    #[doc(hidden)]
+    pub fn send_outgoing_all(&self, frames: &[&crate::internal::Outgoing]) -> Result<()> {
+        if frames.iter().any(|f| f.has_handles()) {
+            for frame in frames {
+                self.send_outgoing(frame)?;
+            }
+            return Ok(());
+        }
+        let payloads: Vec<&[u8]> = frames.iter().map(|f| f.bytes.as_slice()).collect();
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.channel.send_frames(&payloads)?)
+    }
+
     /// Sends `header` followed by `value` as one frame, with the handles inside `value`.
     /// Internal: for protocols of the `procs` crates.
     ///

@@ -32,6 +32,8 @@ struct Inner<R> {
     waiters: Vec<(Arc<Waiter>, usize)>,
     wakers: Vec<Waker>,
     canceller: Option<Arc<Canceller>>,
+    /// Threads blocked in `wait_until`: without any, finishing makes no system call.
+    sleepers: usize,
 }
 
 struct Shared<R> {
@@ -83,6 +85,7 @@ impl<R> Future<R> {
                     waiters: Vec::new(),
                     wakers: Vec::new(),
                     canceller: None,
+                    sleepers: 0,
                 }),
                 finished: Condvar::new(),
             }),
@@ -175,8 +178,11 @@ impl<R> Future<R> {
         let callbacks = std::mem::take(&mut inner.callbacks);
         let waiters = std::mem::take(&mut inner.waiters);
         let wakers = std::mem::take(&mut inner.wakers);
+        let sleepers = inner.sleepers;
         drop(inner);
-        self.shared.finished.notify_all();
+        if sleepers > 0 {
+            self.shared.finished.notify_all();
+        }
         for (waiter, index) in waiters {
             waiter.notify(index);
         }
@@ -199,24 +205,26 @@ impl<R> Future<R> {
     fn wait_until(&self, deadline: Deadline) -> Option<MutexGuard<'_, Inner<R>>> {
         let mut inner = self.lock();
         while matches!(inner.status, Status::Pending | Status::Running) {
-            match deadline.remaining() {
-                None => {
-                    inner = self
-                        .shared
-                        .finished
-                        .wait(inner)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-                Some(left) if left.is_zero() => return None,
+            let left = deadline.remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return None;
+            }
+            inner.sleepers += 1;
+            inner = match left {
+                None => self
+                    .shared
+                    .finished
+                    .wait(inner)
+                    .unwrap_or_else(|e| e.into_inner()),
                 Some(left) => {
-                    inner = self
-                        .shared
+                    self.shared
                         .finished
                         .wait_timeout(inner, left)
                         .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                        .0
                 }
-            }
+            };
+            inner.sleepers -= 1;
         }
         Some(inner)
     }

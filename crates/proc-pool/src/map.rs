@@ -129,7 +129,7 @@ pub(crate) fn map_async<A, R: Send + 'static>(
 ///
 /// ```
 /// let pool = proc_pool::ThreadPool::new(2).unwrap();
-/// let squares = pool.imap(|x: u64| x * x, 1..=4).unwrap();
+/// let squares = pool.imap(|x: u64| x * x, vec![1, 2, 3, 4]).unwrap();
 /// assert_eq!(squares.len(), 4);
 /// let squares: Vec<u64> = squares.map(Result::unwrap).collect();
 /// assert_eq!(squares, [1, 4, 9, 16]);
@@ -311,7 +311,10 @@ impl<I: Iterator, R> Iterator for Imap<I, R> {
             None => (known, Some(known)),
             Some(input) => {
                 let (low, high) = input.size_hint();
-                (known + low, high.map(|h| h + known))
+                (
+                    known.saturating_add(low),
+                    high.and_then(|h| h.checked_add(known)),
+                )
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::map::ChunkFuture;
 /// A task for a thread: what runs it, and what cancels it if it never runs.
 struct Task {
     run: Box<dyn FnOnce() + Send>,
-    cancel: Box<dyn FnOnce() + Send>,
+    cancel: Box<dyn FnOnce(Error) + Send>,
 }
 
 /// Runs once in each new thread before it takes tasks.
@@ -101,8 +101,10 @@ impl Threads {
                         state.broken.get_or_insert(error.clone());
                         state.sender = None;
                         drop(state);
-                        for task in receiver.try_iter() {
-                            (task.cancel)();
+                        // Until the last submitter's sender is gone, every task that comes
+                        // gets the error.
+                        for task in receiver.iter() {
+                            (task.cancel)(error.clone());
                         }
                         return;
                     }
@@ -168,8 +170,8 @@ impl Threads {
                     future.finish(unwind::catch(|| f.call(args)).map_err(Error::from));
                 }
             }),
-            cancel: Box::new(move || {
-                cancel.finish(Err(Error::Cancelled));
+            cancel: Box::new(move |error| {
+                cancel.finish(Err(error));
             }),
         })
     }
@@ -187,8 +189,8 @@ impl Threads {
                     future.finish(unwind::catch(f).map_err(Error::from));
                 }
             }),
-            cancel: Box::new(move || {
-                cancel.finish(Err(Error::Cancelled));
+            cancel: Box::new(move |error| {
+                cancel.finish(Err(error));
             }),
         })
     }
@@ -213,8 +215,8 @@ impl Threads {
                     run.finish(Ok(results));
                 }
             }),
-            cancel: Box::new(move || {
-                cancel.finish(Err(Error::Cancelled));
+            cancel: Box::new(move |error| {
+                cancel.finish(Err(error));
             }),
         })?;
         Ok(future)
@@ -225,7 +227,7 @@ impl Threads {
         self.lock().sender = None;
         if cancel_pending {
             for task in self.receiver.try_iter() {
-                (task.cancel)();
+                (task.cancel)(Error::Cancelled);
             }
         }
     }

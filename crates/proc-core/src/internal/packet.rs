@@ -72,6 +72,11 @@ impl Outgoing {
         self.bytes.len()
     }
 
+    /// Whether the frame's value holds handles (and so is encoded again when sent).
+    pub fn has_handles(&self) -> bool {
+        self.keep.is_some()
+    }
+
     /// Whether the frame is empty.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()

@@ -441,6 +441,22 @@ impl Channel {
         }
     }
 
+    /// Sends several frames without handles in one write: what `send_frame` would send for
+    /// each, back to back.
+    pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {
+        let mut joined = Vec::with_capacity(payloads.iter().map(|p| 8 + p.len()).sum());
+        for payload in payloads {
+            let len = u32::try_from(payload.len()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more")
+            })?;
+            // An empty handle table, then the frame.
+            joined.extend_from_slice(&0u32.to_le_bytes());
+            joined.extend_from_slice(&len.to_le_bytes());
+            joined.extend_from_slice(payload);
+        }
+        (&*self).write_all(&joined)
+    }
+
     /// Receives one frame of at most `max` payload bytes, with the handles that came with it,
     /// made this process's own.
     ///

@@ -113,10 +113,16 @@ impl Slot {
 
     /// Whether the worker may be sent another task of `len` bytes now.
     fn can_take(&self, settings: &Settings, len: usize) -> bool {
+        self.can_take_more(settings, len, 0)
+    }
+
+    /// Whether the worker may be sent another task of `len` bytes after `more` that are
+    /// about to be sent.
+    fn can_take_more(&self, settings: &Settings, len: usize, more: usize) -> bool {
         self.ready
             && !self.retiring
-            && settings.max_tasks.is_none_or(|max| self.sent < max)
-            && match self.flights.len() {
+            && settings.max_tasks.is_none_or(|max| self.sent + more < max)
+            && match self.flights.len() + more {
                 0 => true,
                 n => n < AHEAD && len <= SEND_AHEAD,
             }
@@ -235,73 +241,82 @@ impl Manager {
     }
 
     /// Hands queued tasks to workers that can take them: first one to each idle worker,
-    /// then, one to each in turn, tops the busy ones up to `AHEAD`.
+    /// then tops the busy ones up to `AHEAD`, each worker's tasks in one write.
     fn dispatch(&mut self) {
         for idle_only in [true, false] {
-            loop {
-                let mut sent = false;
-                let mut i = 0;
-                while i < self.slots.len() {
-                    if idle_only && !self.slots[i].flights.is_empty() {
-                        i += 1;
-                        continue;
-                    }
-                    if let Some(job) = self.next_job(i) {
-                        if !self.send(i, job) {
-                            // Worker `i` died and another took its index: look at it again.
-                            continue;
-                        }
-                        sent = true;
-                    }
+            let mut i = 0;
+            while i < self.slots.len() {
+                if idle_only && !self.slots[i].flights.is_empty() {
                     i += 1;
+                    continue;
                 }
-                if !sent || idle_only {
-                    break;
+                let jobs = self.next_jobs(i, if idle_only { 1 } else { AHEAD });
+                if !jobs.is_empty() && !self.send(i, jobs) {
+                    // Worker `i` died and another took its index: look at it again.
+                    continue;
                 }
+                i += 1;
             }
         }
     }
 
-    /// The next queued task that worker `i` can take now, skipping cancelled ones.
-    fn next_job(&self, i: usize) -> Option<Job> {
+    /// Up to `max` queued tasks that worker `i` can take now, skipping cancelled ones.
+    fn next_jobs(&self, i: usize, max: usize) -> Vec<Job> {
         let mut state = self.shared.lock();
-        loop {
-            let len = state.jobs.front()?.frame.len();
-            if !self.slots[i].can_take(self.settings(), len) {
-                return None;
+        let mut jobs = Vec::new();
+        while jobs.len() < max {
+            let Some(front) = state.jobs.front() else {
+                break;
+            };
+            if !self.slots[i].can_take_more(self.settings(), front.frame.len(), jobs.len()) {
+                break;
             }
-            let job = state.jobs.pop_front()?;
+            let Some(job) = state.jobs.pop_front() else {
+                break;
+            };
             if job.sink.set_running() {
-                return Some(job);
+                jobs.push(job);
             }
         }
+        jobs
     }
 
-    /// Sends `job` to worker `i`; `false` when the worker turned out dead (it is buried and
-    /// the job is queued again).
-    fn send(&mut self, i: usize, job: Job) -> bool {
+    /// Sends `jobs` to worker `i`; `false` when the worker turned out dead (it is buried and
+    /// the jobs are queued again).
+    fn send(&mut self, i: usize, jobs: Vec<Job>) -> bool {
         let slot = &mut self.slots[i];
-        match slot.link.send_outgoing(&job.frame) {
+        let frames: Vec<&Outgoing> = jobs.iter().map(|job| &job.frame).collect();
+        match slot.link.send_outgoing_all(&frames) {
             Ok(()) => {
                 if slot.flights.is_empty() {
                     slot.since = Instant::now();
                 }
-                slot.sent += 1;
-                tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
-                slot.flights.push_back(Flight {
-                    id: job.id,
-                    frame: job.frame,
-                    sink: Some(job.sink),
-                });
+                slot.sent += jobs.len();
+                for job in jobs {
+                    tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
+                    slot.flights.push_back(Flight {
+                        id: job.id,
+                        frame: job.frame,
+                        sink: Some(job.sink),
+                    });
+                }
                 true
             }
-            Err(Error::Decode(message)) => {
+            Err(Error::Decode(message)) if jobs.len() == 1 => {
                 // The arguments encoded when submitted but not now (a handle went away).
-                job.sink.fail(Error::Decode(message));
+                for job in jobs {
+                    job.sink.fail(Error::Decode(message.clone()));
+                }
                 true
             }
             Err(_) => {
-                self.shared.lock().jobs.push_front(job);
+                // Some of them may have gone out; the worker is buried either way, and none
+                // of them ran to an answer, so all go back to the queue.
+                let mut state = self.shared.lock();
+                for job in jobs.into_iter().rev() {
+                    state.jobs.push_front(job);
+                }
+                drop(state);
                 self.bury(i, Exit::Died);
                 false
             }

@@ -438,6 +438,20 @@ impl Channel {
         (&mut &*self).write_all(rest)
     }
 
+    /// Sends several frames without handles in one write: what `send_frame` would send for
+    /// each, back to back.
+    pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {
+        let mut joined = Vec::with_capacity(payloads.iter().map(|p| 4 + p.len()).sum());
+        for payload in payloads {
+            let len = u32::try_from(payload.len()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more")
+            })?;
+            joined.extend_from_slice(&len.to_le_bytes());
+            joined.extend_from_slice(payload);
+        }
+        (&mut &*self).write_all(&joined)
+    }
+
     /// Receives one frame of at most `max` payload bytes and the descriptors that came with it.
     pub(crate) fn recv_frame(
         &self,
