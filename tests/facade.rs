@@ -129,3 +129,34 @@ fn every_ipc_and_sync_root_item_is_reachable() {
     let timer = procs::Timer::start(Duration::ZERO, || ()).unwrap();
     timer.join().unwrap();
 }
+
+#[test]
+fn every_pool_root_item_is_reachable() {
+    let builder: procs::PoolBuilder = procs::Pool::builder().processes(1);
+    let pool: procs::Pool = builder.build().unwrap();
+    let squares: procs::Imap<std::vec::IntoIter<u32>, u32> =
+        pool.imap(|x: u32| x * x, vec![2, 3]).unwrap();
+    assert_eq!(squares.map(Result::unwrap).collect::<Vec<_>>(), [4, 9]);
+    let result: procs::AsyncResult<u8> = pool.apply_async(|x: u8| x + 1, 1).unwrap();
+    assert_eq!(result.get().unwrap(), 2);
+    let star = |a: u8, b: u8| a * b;
+    assert_eq!(procs::StarFn::call_star(&star, (2, 3)), 6);
+
+    let threads = procs::ThreadPool::new(1).unwrap();
+    assert_eq!(threads.apply(|x: u8| x, 5).unwrap(), 5);
+
+    let executor_builder: procs::ThreadPoolExecutorBuilder =
+        procs::ThreadPoolExecutor::builder().max_workers(2);
+    let threads: procs::ThreadPoolExecutor = executor_builder.build().unwrap();
+    let process_builder: procs::ProcessPoolExecutorBuilder =
+        procs::ProcessPoolExecutor::builder().max_workers(1);
+    let processes: procs::ProcessPoolExecutor = process_builder.build().unwrap();
+    let futures: Vec<procs::Future<u8>> = vec![
+        threads.submit(|x: u8| x, 1).unwrap(),
+        processes.submit(|x: u8| x, 2).unwrap(),
+    ];
+    let (done, not_done) = procs::pool::wait(&futures, None, procs::ReturnWhen::AllCompleted);
+    assert_eq!((done.len(), not_done.len()), (2, 0));
+    let completed: procs::AsCompleted<u8> = procs::as_completed(&futures, None);
+    assert_eq!(completed.map(|f| f.unwrap().result().unwrap()).sum::<u8>(), 3);
+}
