@@ -158,5 +158,8 @@ fn every_pool_root_item_is_reachable() {
     let (done, not_done) = procs::pool::wait(&futures, None, procs::ReturnWhen::AllCompleted);
     assert_eq!((done.len(), not_done.len()), (2, 0));
     let completed: procs::AsCompleted<u8> = procs::as_completed(&futures, None);
-    assert_eq!(completed.map(|f| f.unwrap().result().unwrap()).sum::<u8>(), 3);
+    assert_eq!(
+        completed.map(|f| f.unwrap().result().unwrap()).sum::<u8>(),
+        3
+    );
 }

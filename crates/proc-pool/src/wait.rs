@@ -70,13 +70,15 @@ pub fn wait<R>(
     }
     loop {
         let all = done.iter().all(|d| *d);
-        let holds = match return_when {
-            ReturnWhen::AllCompleted => all,
-            ReturnWhen::FirstCompleted => done.iter().any(|d| *d),
-            ReturnWhen::FirstException => {
-                all || futures.iter().zip(&done).any(|(f, d)| *d && f.failed())
-            }
-        };
+        // Every condition holds once all are done — also for no futures at all.
+        let holds = all
+            || match return_when {
+                ReturnWhen::AllCompleted => false,
+                ReturnWhen::FirstCompleted => done.iter().any(|d| *d),
+                ReturnWhen::FirstException => {
+                    futures.iter().zip(&done).any(|(f, d)| *d && f.failed())
+                }
+            };
         if holds {
             break;
         }

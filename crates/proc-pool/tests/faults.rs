@@ -1,6 +1,11 @@
 //! Pools under failure, with real processes: workers killed mid-task, tasks past their time
 //! limit, workers that write garbage, memory limits, failing initializers, a million queued
 //! tasks, and parents that drop their pool or die.
+//!
+//! Unix only: the faults are made with signals and counted in `/proc`. The failures that
+//! need neither (panics, time limits, failing initializers, dropped executors) run on
+//! Windows too, in `pool.rs` and `executor.rs`.
+#![cfg(unix)]
 
 use std::time::Duration;
 
@@ -59,14 +64,12 @@ fn a_killed_worker_fails_only_its_task(method: StartMethod) {
 }
 
 #[test]
-#[cfg(unix)]
 fn killed_worker() {
     each_method(a_killed_worker_fails_only_its_task);
 }
 
 // Tasks that end their worker in other ways: abort (SIGABRT), exit with a code, a segfault.
 #[test]
-#[cfg(unix)]
 fn tasks_that_end_their_worker() {
     let pool = Pool::new(2).unwrap();
     let abort = pool.apply(|(): ()| -> u8 { std::process::abort() }, ());
@@ -142,7 +145,6 @@ fn grow_and_report(mb: usize) -> u32 {
 // loky's leak check, billiard's max_memory_per_child: a worker past the limit after a task
 // is replaced.
 #[test]
-#[cfg(unix)]
 fn a_worker_past_its_memory_limit_is_recycled() {
     let pool = Pool::builder()
         .processes(1)
@@ -204,7 +206,6 @@ fn a_failing_initializer_breaks_the_pool() {
 
 // Python's BrokenProcessPool, on request: a worker that dies breaks the pool.
 #[test]
-#[cfg(unix)]
 fn broken_on_crash_gives_pythons_behaviour() {
     let pool = Pool::builder()
         .processes(2)
@@ -328,14 +329,12 @@ fn workers_die_with_their_parent(signal: i32) {
 
 // The parent killed with SIGKILL takes every worker with it: no orphan keeps running.
 #[test]
-#[cfg(unix)]
 fn workers_die_with_a_killed_parent() {
     workers_die_with_their_parent(libc::SIGKILL);
 }
 
 // Ctrl-C on a pool is a classic hang in Python; here SIGINT ends the parent and its workers.
 #[test]
-#[cfg(unix)]
 fn workers_die_with_an_interrupted_parent() {
     workers_die_with_their_parent(libc::SIGINT);
 }

@@ -13,13 +13,15 @@ use proc_core::{Error, getpid};
 use proc_ipc::Queue;
 use proc_pool::{AsyncResult, Pool, ThreadPool};
 use proc_sync::{Barrier, Event, Lock, Value};
-use procs_testkit::{PATIENCE, alive, assert_send_sync, each_method, eventually};
+#[cfg(unix)]
+use procs_testkit::alive;
+use procs_testkit::{PATIENCE, assert_send_sync, each_method, eventually};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Defines a module `$name` of two tests that run `$body` with `$pool` bound to a pool of
-/// `$workers` workers: `process_pool` with a [`Pool`], `thread_pool` with a [`ThreadPool`] — as CPython
-/// runs `_TestPool` once per pool type. The body may only give the pool functions that
-/// capture nothing, since a `Pool` sends them to other processes.
+/// `$workers` workers: `process_pool` with a `Pool`, `thread_pool` with a `ThreadPool`, as
+/// CPython runs `_TestPool` once per pool type. The body may only give the pool functions
+/// that capture nothing, since a `Pool` sends them to other processes.
 macro_rules! on_both_pools {
     (fn $name:ident($pool:ident: $workers:literal) $body:block) => {
         mod $name {
@@ -142,7 +144,8 @@ fn meet(barrier: Barrier) -> u32 {
 }
 
 /// The pids of every worker of an idle pool: one task per worker, each waiting for all the
-/// others, can only finish when each of them runs in a worker of its own.
+/// others, can only finish when each of them runs in a worker of its own (an idle worker
+/// takes a task before a busy one, as `an_idle_worker_takes_the_next_task` checks).
 fn worker_pids(pool: &Pool) -> BTreeSet<u32> {
     let barrier = Barrier::new(pool.processes() as u32).unwrap();
     let meetings: Vec<_> = (0..pool.processes())
@@ -400,7 +403,8 @@ on_both_pools! {
             all.sort_unstable();
             assert_eq!(all, (0..n).map(sqr32).collect::<Vec<_>>(), "chunks of {chunksize}");
         }
-        let mut all: Vec<u64> = pool.imap_unordered(sqr, 0..10).unwrap().map(Result::unwrap).collect();
+        let it = pool.imap_unordered(sqr, 0..10).unwrap();
+        let mut all: Vec<u64> = it.map(Result::unwrap).collect();
         all.sort_unstable();
         assert_eq!(all, (0..10).map(sqr).collect::<Vec<_>>());
     }
@@ -416,7 +420,8 @@ on_both_pools! {
         }
         for (total, at, chunksize) in [(10, 3, 1), (20, 7, 2)] {
             let mut expected: Vec<u64> = (0..total).map(sqr).collect();
-            let mut it = pool.imap_unordered_chunked(sqr, exploding(total, at), chunksize).unwrap();
+            let input = exploding(total, at);
+            let mut it = pool.imap_unordered_chunked(sqr, input, chunksize).unwrap();
             let error = loop {
                 match it.next().expect("the panic of the input comes before the end") {
                     Ok(value) => {
@@ -432,7 +437,8 @@ on_both_pools! {
     }
 }
 
-// Port of CPython _TestPool.test_make_pool and _TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid.
+// Port of CPython _TestPool.test_make_pool and
+// _TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid.
 #[test]
 fn make_pool() {
     assert!(matches!(Pool::new(0).unwrap_err(), Error::InvalidState(_)));
@@ -583,6 +589,7 @@ fn unencodable_result() {
     let values = pool.map(|x: u64| (x, Unencodable), 0..4).unwrap_err();
     assert!(matches!(values, Error::Decode(_)), "{values}");
     assert_eq!(worker_pids(&pool), before, "a worker was replaced");
+    #[cfg(unix)]
     assert!(before.iter().all(|&pid| alive(pid)));
     assert_eq!(pool.apply(sqr, 9).unwrap(), 81);
 }
@@ -605,13 +612,10 @@ fn pool_worker_lifetime() {
         assert_eq!(value, i * i);
         pids.insert(pid);
     }
-    // No worker runs more than 10 tasks.
-    assert!(
-        pids.len() >= 10,
-        "only {} workers ran 100 tasks",
-        pids.len()
-    );
-    assert_ne!(worker_pids(&pool), before);
+    // No worker runs more than 10 tasks, so the first ones ran at most 27 of these.
+    let workers = pids.len();
+    assert!(workers >= 10, "only {workers} workers ran 100 tasks");
+    assert!(!pids.is_subset(&before), "the workers were never replaced");
     pool.close();
     pool.join().unwrap();
 }
@@ -653,7 +657,10 @@ fn dropping_a_pool_terminates_it() {
     let worker = pids.get_timeout(PATIENCE).unwrap();
     drop(pool);
     assert!(sleeper.get_timeout(PATIENCE).unwrap_err().is_cancelled());
+    #[cfg(unix)]
     eventually("the worker is gone", || !alive(worker));
+    #[cfg(not(unix))]
+    let _ = worker;
 }
 
 /// Sleeps a while that depends on `i` (no two neighbours alike), then says where it ran.
@@ -662,6 +669,8 @@ fn nap_then_pid(i: u64) -> u32 {
     getpid()
 }
 
+// The seed scenarios, under every start method: a pool's few workers run many tasks, and
+// `close` then `join` waits for all of them.
 #[test]
 fn tasks_share_the_pools_workers() {
     each_method(|method| {
@@ -682,6 +691,7 @@ fn tasks_share_the_pools_workers() {
     });
 }
 
+// Each task calls its callback exactly once, in the parent, before `join` returns.
 #[test]
 fn callbacks_get_the_results_in_the_parent() {
     each_method(|method| {
@@ -775,6 +785,7 @@ fn put_pid(pids: Queue<u32>) -> u32 {
     getpid()
 }
 
+// Handles travel inside task arguments: the worker uses the very queue the parent reads.
 #[test]
 fn a_queue_passed_to_a_task_carries_items_back() {
     each_method(|method| {
@@ -801,6 +812,7 @@ fn is_taken(lock: Lock) -> bool {
     lock.try_acquire().is_none()
 }
 
+// A shared value and a lock given to tasks are the parent's, not copies.
 #[test]
 fn values_and_locks_passed_to_tasks_are_shared_with_the_parent() {
     each_method(|method| {

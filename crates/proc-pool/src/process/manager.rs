@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use proc_core::internal::{Incoming, Outgoing};
+use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
 use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, Setup};
@@ -111,6 +111,18 @@ impl Slot {
         Ok(slot)
     }
 
+    /// Whether the worker process has ended, looking for a moment: a worker killed while
+    /// writing ends the frame before the kernel has reaped it.
+    fn has_ended(&self) -> bool {
+        for _ in 0..20 {
+            if self.process.exitcode().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
     /// Whether the worker may be sent another task of `len` bytes now.
     fn can_take(&self, settings: &Settings, len: usize) -> bool {
         self.can_take_more(settings, len, 0)
@@ -146,7 +158,15 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
         woken,
         started,
     };
-    manager.serve();
+    if let Err(panic) = unwind::catch(|| manager.serve()) {
+        // A bug of ours must not leave futures waiting forever: the pool breaks instead.
+        let error = Error::BrokenPool(format!(
+            "the pool's manager thread panicked: {}",
+            panic.message
+        ));
+        manager.break_pool(error.clone());
+        let _ = unwind::catch(|| manager.stop(error));
+    }
     manager.shared.lock().ended = true;
 }
 
@@ -381,6 +401,11 @@ impl Manager {
             let frame = match self.slots[i].link.recv_incoming() {
                 Ok(frame) => frame,
                 Err(Error::Protocol(message)) => {
+                    // A frame cut short is what a worker killed while writing leaves: that
+                    // is a death, not a broken protocol.
+                    if self.slots[i].has_ended() {
+                        return Some(Exit::Died);
+                    }
                     return Some(Exit::Broke(Error::Protocol(message)));
                 }
                 Err(_) => return Some(Exit::Died),
@@ -487,8 +512,12 @@ impl Manager {
     /// `exit` says it died with one) and queues again the tasks it had not started.
     fn bury(&mut self, i: usize, exit: Exit) {
         let mut slot = self.slots.swap_remove(i);
-        if !matches!(exit, Exit::Died | Exit::Retired) {
-            let _ = slot.process.kill();
+        match exit {
+            Exit::Retired => let_go(&slot.link),
+            Exit::Died => {}
+            _ => {
+                let _ = slot.process.kill();
+            }
         }
         drop(slot.link);
         let exitcode = reap(&mut slot.process);
@@ -549,7 +578,9 @@ impl Manager {
     /// `error`.
     fn stop(&mut self, error: Error) {
         for slot in &self.slots {
-            if !slot.flights.is_empty() {
+            if slot.flights.is_empty() {
+                let_go(&slot.link);
+            } else {
                 let _ = slot.process.kill();
             }
         }
@@ -571,9 +602,14 @@ impl Manager {
     }
 }
 
+/// Tells an idle worker to end.
+fn let_go(link: &Link) {
+    let _ = link.send_bytes(&[worker::EXIT]);
+}
+
 /// Waits for a worker to end (killing it if it does not soon) and returns its exit code.
 fn reap(process: &mut Process<()>) -> i32 {
-    let outcome = match process.join_timeout(Duration::from_secs(5)) {
+    let outcome = match process.join_timeout(Duration::from_secs(2)) {
         Err(e) if e.is_timeout() => {
             let _ = process.kill();
             process.join_timeout(Duration::from_secs(5))

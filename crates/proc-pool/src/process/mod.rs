@@ -124,11 +124,12 @@ impl Engine {
                  cannot be checked",
             ));
         }
-        let (wake, woken) = Link::pair()?;
         let mut slots = Vec::with_capacity(settings.workers);
         for number in 1..=settings.workers {
             slots.push(manager::Slot::start(&settings, settings.method, number)?);
         }
+        // After the workers: a forked worker would hold copies of it.
+        let (wake, woken) = Link::pair()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),

@@ -18,6 +18,9 @@ use crate::call::{Call, InitOutput};
 pub(crate) const JOB: u8 = 0;
 /// Run the initializer.
 pub(crate) const INIT: u8 = 1;
+/// End: the pool lets the worker go. (End of file on the link would say the same, but a
+/// forked worker holds a copy of the pool's end of its own link, so it never sees one.)
+pub(crate) const EXIT: u8 = 2;
 /// The length of a task frame's header.
 pub(crate) const HEADER: usize = 17;
 
@@ -102,6 +105,9 @@ pub(crate) struct Setup {
 pub(crate) fn serve(setup: Setup) {
     let Setup { link, max_memory } = setup;
     while let Ok(frame) = link.recv_incoming() {
+        if frame.bytes().first() == Some(&EXIT) {
+            return;
+        }
         let Some((id, offset)) = parse_header(frame.bytes()) else {
             return;
         };
