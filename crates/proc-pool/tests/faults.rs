@@ -12,6 +12,7 @@ use std::time::Duration;
 use proc_core::{Error, Process, StartMethod};
 use proc_ipc::Queue;
 use proc_pool::Pool;
+#[cfg(target_os = "linux")]
 use proc_sync::Event;
 use procs_testkit::{PATIENCE, each_method, eventually};
 
@@ -223,14 +224,17 @@ fn broken_on_crash_gives_pythons_behaviour() {
     assert!(matches!(later, Error::BrokenPool(_)), "{later}");
 }
 
+#[cfg(target_os = "linux")]
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+#[cfg(target_os = "linux")]
 fn wait_for(event: Event) {
     event.wait();
 }
 
+#[cfg(target_os = "linux")]
 /// Queues a million tasks behind a blocked one; returns the descriptors open before, with
 /// them queued, and after they ran.
 fn count_fds_around_a_million_tasks((): ()) -> (usize, usize, usize) {
