@@ -511,6 +511,23 @@ impl Link {
         Ok(self.channel.send_frame(&bytes, &handles)?)
     }
 
+    /// Makes a receive that waits longer than `timeout` for the next bytes of a frame fail
+    /// with an [`Error::Io`] of kind `WouldBlock` (the stream is then out of step: drop the
+    /// link). Internal: lets the pool give up on a worker that stalls in the middle of an
+    /// answer.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Unix only; on Windows this does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system refuses the setting.
+    #[doc(hidden)]
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        Ok(self.channel.set_read_timeout(timeout)?)
+    }
+
     /// Sends several frames made with
     /// [`Outgoing::encode`](crate::internal::Outgoing::encode), in one write when none holds
     /// handles. Internal: for protocols of the `procs` crates.

@@ -15,7 +15,7 @@ use std::fmt::Display;
 /// let mul = |a: u64, b: u64| a * b;
 /// assert_eq!(mul.call_star((6, 7)), 42);
 /// ```
-pub trait StarFn<Args>: Send + Sync + 'static {
+pub trait StarFn<Args>: sealed::Sealed<Args> + Send + Sync + 'static {
     /// What the function returns.
     type Output;
 
@@ -23,8 +23,21 @@ pub trait StarFn<Args>: Send + Sync + 'static {
     fn call_star(&self, args: Args) -> Self::Output;
 }
 
+/// `StarFn` is implemented for functions only: a worker process makes the function's value
+/// from nothing (it is zero-sized), which is sound for fn items and closures, not for a
+/// user's zero-sized type with an invariant of its own.
+mod sealed {
+    pub trait Sealed<Args> {}
+}
+
 macro_rules! star_fn {
     ($($arg:ident),+) => {
+        impl<Func, $($arg,)+ Ret> sealed::Sealed<($($arg,)+)> for Func
+        where
+            Func: Fn($($arg),+) -> Ret + Send + Sync + 'static,
+        {
+        }
+
         impl<Func, $($arg,)+ Ret> StarFn<($($arg,)+)> for Func
         where
             Func: Fn($($arg),+) -> Ret + Send + Sync + 'static,

@@ -240,6 +240,11 @@ impl<R> Future<R> {
         true
     }
 
+    /// Forgets `waiter`, registered with [`add_waiter`](Future::add_waiter).
+    pub(crate) fn remove_waiter(&self, waiter: &Arc<Waiter>) {
+        self.lock().waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+    }
+
     /// Whether the future is finished with an error (not by cancellation); never waits.
     pub(crate) fn failed(&self) -> bool {
         let inner = self.lock();
@@ -301,7 +306,10 @@ impl<R> Future<R> {
     /// A pending task is cancelled at once, as in Python. A finished task cannot be
     /// (`false`). A running task can be only where the pool can stop it: a process pool
     /// kills the worker that runs it (and starts another), then the future is cancelled —
-    /// Python cannot do that; a thread cannot be stopped, so there `cancel` returns `false`.
+    /// Python cannot do that. A thread cannot be stopped, nor can a process task that was
+    /// sent ahead to a worker still busy with the one before (Python's call queue), nor one
+    /// cancelled from a done-callback (which runs on the pool's own thread): there `cancel`
+    /// returns `false`.
     ///
     /// # Examples
     ///
@@ -333,13 +341,10 @@ impl<R> Future<R> {
             },
         };
         drop(inner);
-        // The pool finishes the future as cancelled once the worker is stopped (or with the
-        // task's outcome, if it ended first); wait for that, so that the answer is settled.
-        if !canceller() {
-            return false;
-        }
-        drop(self.wait_until(Deadline::never()));
-        self.cancelled()
+        // The pool answers once it has stopped the worker and finished the future as
+        // cancelled, or found that it could not (the task ended first, or was only sent
+        // ahead to a busy worker).
+        canceller() && self.cancelled()
     }
 
     /// Calls `callback` with the future once it is finished or cancelled — at once, on this

@@ -90,6 +90,9 @@ pub fn wait<R>(
             done[i] = true;
         }
     }
+    for f in &futures {
+        f.remove_waiter(&waiter);
+    }
     let (done, not_done): (Vec<_>, Vec<_>) = futures
         .into_iter()
         .zip(done)
@@ -175,6 +178,14 @@ impl<R> Iterator for AsCompleted<R> {
                 }));
             }
             self.ready.extend(finished);
+        }
+    }
+}
+
+impl<R> Drop for AsCompleted<R> {
+    fn drop(&mut self) {
+        for f in self.futures.iter().flatten() {
+            f.remove_waiter(&self.waiter);
         }
     }
 }

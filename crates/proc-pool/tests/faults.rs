@@ -342,3 +342,175 @@ fn workers_die_with_a_killed_parent() {
 fn workers_die_with_an_interrupted_parent() {
     workers_die_with_their_parent(libc::SIGINT);
 }
+
+// The review's findings, each pinned by a test.
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+// A done-callback runs on the pool's result thread; cancelling a running task from there
+// must not wait for that same thread (it used to hang the pool for good).
+#[test]
+fn cancel_from_a_done_callback_does_not_hang_the_pool() {
+    let executor = proc_pool::ProcessPoolExecutor::new(1).unwrap();
+    let first = executor.submit(sleep_ms, 300).unwrap();
+    let second = executor.submit(sleep_ms, 300).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let other = second.clone();
+    first.add_done_callback(move |_| tx.send(other.cancel()).unwrap());
+    assert_eq!(first.result_timeout(PATIENCE).unwrap(), 300);
+    let cancelled = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(second.result_timeout(PATIENCE).is_err(), cancelled);
+    assert_eq!(
+        executor
+            .submit(sleep_ms, 1)
+            .unwrap()
+            .result_timeout(PATIENCE)
+            .unwrap(),
+        1
+    );
+}
+
+fn count_links(links: Vec<proc_core::Link>) -> usize {
+    links.len()
+}
+
+// A task that cannot be sent (more handles than a frame carries) fails alone; it used to be
+// sent again and again, each time killing a healthy worker.
+#[test]
+fn a_task_that_cannot_be_sent_fails_alone() {
+    let pool = Pool::new(1).unwrap();
+    let links: Vec<proc_core::Link> = (0..65)
+        .map(|_| proc_core::Link::pair().unwrap().0)
+        .collect();
+    let err = pool.apply(count_links, links).unwrap_err();
+    assert!(err.to_string().contains("handles"), "{err}");
+    assert_eq!(pool.apply(sleep_ms, 1).unwrap(), 1);
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// Writes the first bytes of a frame into every socket of this process, then sleeps.
+#[cfg(target_os = "linux")]
+fn write_half_a_frame((): ()) -> u8 {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let entry = entry.unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if target.to_string_lossy().starts_with("socket:") {
+            let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+            let half = [100u8, 0, 0, 0, 1, 2, 3];
+            // SAFETY: writes bytes from a live buffer to a descriptor; a failed write is fine.
+            unsafe { libc::write(fd, half.as_ptr().cast(), half.len()) };
+        }
+    }
+    std::thread::sleep(Duration::from_secs(120));
+    0
+}
+
+// A worker that stops in the middle of an answer must not hold up the others.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_worker_stalling_mid_answer_does_not_stall_the_pool() {
+    let pool = Pool::new(2).unwrap();
+    let stalled = pool.apply_async(write_half_a_frame, ()).unwrap();
+    // Gives the stalling task a head start; the assertions hold either way.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pool.apply(sleep_ms, 1).unwrap(), 1);
+    let err = stalled.get_timeout(PATIENCE).unwrap_err();
+    assert!(matches!(err, Error::Protocol(_)), "{err}");
+    assert_eq!(pool.apply(sleep_ms, 2).unwrap(), 2);
+}
+
+/// Forks a child that keeps the worker's sockets open, then aborts.
+fn fork_then_abort((): ()) -> u8 {
+    // SAFETY: the child only sleeps and exits, which is safe after fork.
+    if unsafe { libc::fork() } == 0 {
+        std::thread::sleep(Duration::from_secs(15));
+        // SAFETY: leaves the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    std::process::abort()
+}
+
+// A worker whose link stays open in a grandchild is still seen to die.
+#[test]
+fn a_dead_worker_is_seen_while_a_grandchild_holds_its_link() {
+    let pool = Pool::new(1).unwrap();
+    let err = pool
+        .apply_async(fork_then_abort, ())
+        .unwrap()
+        .get_timeout(PATIENCE)
+        .unwrap_err();
+    assert_eq!(err.exitcode(), Some(-6), "{err}");
+    assert_eq!(pool.apply(sleep_ms, 1).unwrap(), 1);
+}
+
+/// A result whose `Deserialize` panics in the parent.
+#[derive(Debug, Clone, serde::Serialize)]
+struct PanicsWhenRead(u8);
+
+impl<'de> serde::Deserialize<'de> for PanicsWhenRead {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("boom in deserialize")
+    }
+}
+
+// A result that panics while it is decoded fails its own task; the pool is not broken.
+#[test]
+fn a_result_that_panics_when_decoded_fails_only_its_task() {
+    let pool = Pool::new(1).unwrap();
+    let err = pool
+        .apply_async(PanicsWhenRead, 1)
+        .unwrap()
+        .get_timeout(PATIENCE)
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(pool.apply(sleep_ms, 1).unwrap(), 1);
+}
+
+// A worker that retires for memory after a task never costs a task that it did not run.
+#[test]
+fn retiring_workers_lose_no_task() {
+    let pool = Pool::builder()
+        .processes(2)
+        .max_memory_per_child(1)
+        .build()
+        .unwrap();
+    for round in 0..5u64 {
+        let results: Vec<_> = (0..4)
+            .map(|i| pool.apply_async(sleep_ms, round * 10 + i).unwrap())
+            .collect();
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.get_timeout(PATIENCE).unwrap(), round * 10 + i as u64);
+        }
+    }
+}
+
+// Any Duration is a task time limit, Duration::MAX too.
+#[test]
+fn a_task_timeout_of_duration_max_never_fires() {
+    let pool = Pool::builder()
+        .processes(1)
+        .task_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(sleep_ms, 5).unwrap(), 5);
+}
+
+// Shutting an executor down from its own done-callback does not panic or wait for itself.
+#[test]
+fn shutdown_from_a_done_callback_returns() {
+    let executor = std::sync::Arc::new(proc_pool::ProcessPoolExecutor::new(1).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inside = executor.clone();
+    let first = executor.submit(sleep_ms, 1).unwrap();
+    first.add_done_callback(move |_| {
+        inside.shutdown(true, false);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(PATIENCE).unwrap();
+    assert!(executor.submit(sleep_ms, 1).is_err());
+    executor.shutdown(true, false);
+}

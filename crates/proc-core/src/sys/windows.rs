@@ -441,6 +441,12 @@ impl Channel {
         }
     }
 
+    /// A read time-out: not kept on Windows, where reads wait until bytes come (the pool
+    /// then relies on its other checks of a worker's life).
+    pub(crate) fn set_read_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Sends several frames without handles in one write: what `send_frame` would send for
     /// each, back to back.
     pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {

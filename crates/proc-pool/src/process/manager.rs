@@ -17,13 +17,19 @@ use super::{Job, Mode, Settings, Shared, Sink};
 /// deadlines.
 const TICK: Duration = Duration::from_millis(100);
 
-/// A task frame at most this long is sent while the worker still runs its task before it:
-/// it fits the link's buffer, so sending never waits for the worker.
+/// The most bytes of tasks sent to a worker while it still runs the task before them: they
+/// fit the link's buffer, so sending never waits for the worker.
 const SEND_AHEAD: usize = 4096;
 
 /// How many small tasks a worker may have been sent and not answered: enough that it finds
 /// its next task waiting while the manager is busy elsewhere.
 const AHEAD: usize = 8;
+
+/// How long the manager waits for the rest of an answer that a worker has begun.
+const STALL: Duration = Duration::from_secs(5);
+
+/// How often a task may fail to go out to a worker before it fails.
+const MAX_ATTEMPTS: u8 = 3;
 
 /// How many answers are read from one worker before the others get a look.
 const READ_BURST: usize = 64;
@@ -31,6 +37,8 @@ const READ_BURST: usize = 64;
 /// A task sent to a worker and not answered yet.
 struct Flight {
     id: u64,
+    attempts: u8,
+    cancellable: bool,
     /// Kept so that a task the worker had not started can go to another worker.
     frame: Outgoing,
     /// `None` once the task was cancelled: its answer is dropped.
@@ -89,6 +97,8 @@ impl Slot {
         if let Some(pid) = process.pid() {
             ours.set_peer(pid);
         }
+        // A worker that stops in the middle of an answer must not hold up the manager.
+        ours.set_read_timeout(Some(STALL))?;
         tracing::debug!(
             worker = number,
             pid = process.pid(),
@@ -111,6 +121,12 @@ impl Slot {
         Ok(slot)
     }
 
+    /// The bytes of the tasks sent behind the one the worker runs: together they must fit
+    /// the link's buffer (8 KiB on some systems), so that sending never waits.
+    fn bytes_ahead(&self) -> usize {
+        self.flights.iter().skip(1).map(|f| f.frame.len()).sum()
+    }
+
     /// Whether the worker process has ended, looking for a moment: a worker killed while
     /// writing ends the frame before the kernel has reaped it.
     fn has_ended(&self) -> bool {
@@ -124,19 +140,20 @@ impl Slot {
     }
 
     /// Whether the worker may be sent another task of `len` bytes now.
-    fn can_take(&self, settings: &Settings, len: usize) -> bool {
-        self.can_take_more(settings, len, 0)
+    fn can_take(&self, settings: &Settings, job: &Job) -> bool {
+        self.can_take_more(settings, job, 0)
     }
 
     /// Whether the worker may be sent another task of `len` bytes after `more` that are
     /// about to be sent.
-    fn can_take_more(&self, settings: &Settings, len: usize, more: usize) -> bool {
+    fn can_take_more(&self, settings: &Settings, job: &Job, more: usize) -> bool {
+        let most = if job.cancellable { 2 } else { AHEAD };
         self.ready
             && !self.retiring
             && settings.max_tasks.is_none_or(|max| self.sent + more < max)
             && match self.flights.len() + more {
                 0 => true,
-                n => n < AHEAD && len <= SEND_AHEAD,
+                n => n < most && self.bytes_ahead() + job.frame.len() <= SEND_AHEAD,
             }
     }
 }
@@ -151,6 +168,7 @@ struct Manager {
 
 /// The manager thread's body.
 pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
+    let _ = shared.manager.set(std::thread::current().id());
     let started = slots.len();
     let mut manager = Manager {
         shared,
@@ -165,9 +183,17 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
             panic.message
         ));
         manager.break_pool(error.clone());
-        let _ = unwind::catch(|| manager.stop(error));
+        let _ = unwind::catch(|| manager.stop(error, true));
     }
-    manager.shared.lock().ended = true;
+    let cancels = {
+        let mut state = manager.shared.lock();
+        state.ended = true;
+        std::mem::take(&mut state.cancels)
+    };
+    for (_, reply) in cancels {
+        reply.answer(false);
+    }
+    manager.shared.ended.notify_all();
 }
 
 impl Manager {
@@ -185,11 +211,12 @@ impl Manager {
                 (state.mode, std::mem::take(&mut state.cancels))
             };
             if mode == Mode::Terminating {
-                self.stop(Error::Cancelled);
+                self.stop(Error::Cancelled, true);
                 return;
             }
-            for id in cancels {
-                self.cancel(id);
+            for (id, reply) in cancels {
+                let cancelled = self.cancel(id);
+                reply.answer(cancelled);
             }
             self.let_go_of_spent_workers();
             if let Err(e) = self.replace_workers(mode) {
@@ -198,11 +225,11 @@ impl Manager {
             }
             self.dispatch();
             if mode == Mode::Closing && self.finished() {
-                self.stop(Error::Cancelled);
+                self.stop(Error::Cancelled, false);
                 return;
             }
             self.wait_and_read();
-            self.enforce_timeouts();
+            self.check_workers();
         }
         let broken = self
             .shared
@@ -210,7 +237,7 @@ impl Manager {
             .broken
             .clone()
             .unwrap_or(Error::Cancelled);
-        self.stop(broken);
+        self.stop(broken, true);
     }
 
     /// Whether every queued and sent task is done.
@@ -288,7 +315,7 @@ impl Manager {
             let Some(front) = state.jobs.front() else {
                 break;
             };
-            if !self.slots[i].can_take_more(self.settings(), front.frame.len(), jobs.len()) {
+            if !self.slots[i].can_take_more(self.settings(), front, jobs.len()) {
                 break;
             }
             let Some(job) = state.jobs.pop_front() else {
@@ -302,45 +329,69 @@ impl Manager {
     }
 
     /// Sends `jobs` to worker `i`; `false` when the worker turned out dead (it is buried and
-    /// the jobs are queued again).
+    /// the jobs it did not get are queued again). A task that cannot be sent for a reason
+    /// of its own (an argument that no longer encodes, too many handles) fails alone.
     fn send(&mut self, i: usize, jobs: Vec<Job>) -> bool {
-        let slot = &mut self.slots[i];
-        let frames: Vec<&Outgoing> = jobs.iter().map(|job| &job.frame).collect();
-        match slot.link.send_outgoing_all(&frames) {
-            Ok(()) => {
-                if slot.flights.is_empty() {
-                    slot.since = Instant::now();
-                }
-                slot.sent += jobs.len();
-                for job in jobs {
-                    tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
-                    slot.flights.push_back(Flight {
-                        id: job.id,
-                        frame: job.frame,
-                        sink: Some(job.sink),
-                    });
-                }
-                true
+        let batch = jobs.iter().all(|job| !job.frame.has_handles());
+        let mut jobs = jobs.into_iter();
+        let mut sent = Vec::new();
+        let mut dead = None;
+        if batch {
+            let all: Vec<Job> = jobs.by_ref().collect();
+            let frames: Vec<&Outgoing> = all.iter().map(|job| &job.frame).collect();
+            match self.slots[i].link.send_outgoing_all(&frames) {
+                Ok(()) => sent = all,
+                Err(e) => dead = Some((all, e)),
             }
-            Err(Error::Decode(message)) if jobs.len() == 1 => {
-                // The arguments encoded when submitted but not now (a handle went away).
-                for job in jobs {
-                    job.sink.fail(Error::Decode(message.clone()));
+        } else {
+            for job in jobs.by_ref() {
+                let link = &self.slots[i].link;
+                // Encoding again runs the arguments' `Serialize`, which may panic.
+                let outcome = unwind::catch(|| link.send_outgoing(&job.frame))
+                    .unwrap_or_else(|panic| Err(panic.into()));
+                match outcome {
+                    Ok(()) => sent.push(job),
+                    Err(e) if is_local(&e) => job.sink.fail(e),
+                    Err(e) => {
+                        dead = Some((vec![job], e));
+                        break;
+                    }
                 }
-                true
-            }
-            Err(_) => {
-                // Some of them may have gone out; the worker is buried either way, and none
-                // of them ran to an answer, so all go back to the queue.
-                let mut state = self.shared.lock();
-                for job in jobs.into_iter().rev() {
-                    state.jobs.push_front(job);
-                }
-                drop(state);
-                self.bury(i, Exit::Died);
-                false
             }
         }
+        let slot = &mut self.slots[i];
+        if !sent.is_empty() && slot.flights.is_empty() {
+            slot.since = Instant::now();
+        }
+        slot.sent += sent.len();
+        for job in sent {
+            tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
+            slot.flights.push_back(Flight {
+                id: job.id,
+                frame: job.frame,
+                sink: Some(job.sink),
+                attempts: job.attempts,
+                cancellable: job.cancellable,
+            });
+        }
+        let Some((unsent, error)) = dead else {
+            return true;
+        };
+        // The worker is gone (or going): what was not sent goes back to the front of the
+        // queue, unless it has failed to go out too often.
+        let mut state = self.shared.lock();
+        for mut job in unsent.into_iter().chain(jobs).rev() {
+            job.attempts += 1;
+            if job.attempts > MAX_ATTEMPTS {
+                job.sink.fail(error.clone());
+            } else {
+                state.jobs.push_front(job);
+            }
+        }
+        drop(state);
+        let exit = self.drain(i).unwrap_or(Exit::Died);
+        self.bury(i, exit);
+        false
     }
 
     /// Sleeps until a worker answers, a submitter wakes us, or the next deadline; then reads
@@ -350,8 +401,9 @@ impl Manager {
         let mut timeout = TICK;
         if let Some(limit) = self.settings().task_timeout {
             for slot in self.slots.iter().filter(|s| !s.flights.is_empty()) {
-                let left = (slot.since + limit).saturating_duration_since(now);
-                timeout = timeout.min(left);
+                if let Some(at) = slot.since.checked_add(limit) {
+                    timeout = timeout.min(at.saturating_duration_since(now));
+                }
             }
         }
         self.shared.sleeping.store(true, Ordering::SeqCst);
@@ -359,11 +411,10 @@ impl Manager {
             let state = self.shared.lock();
             !state.cancels.is_empty()
                 || state.mode == Mode::Terminating
-                || state.jobs.front().is_some_and(|job| {
-                    self.slots
-                        .iter()
-                        .any(|s| s.can_take(self.settings(), job.frame.len()))
-                })
+                || state
+                    .jobs
+                    .front()
+                    .is_some_and(|job| self.slots.iter().any(|s| s.can_take(self.settings(), job)))
         };
         if pending {
             timeout = Duration::ZERO;
@@ -407,6 +458,11 @@ impl Manager {
                         return Some(Exit::Died);
                     }
                     return Some(Exit::Broke(Error::Protocol(message)));
+                }
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Some(Exit::Broke(Error::Protocol(
+                        "a worker stopped in the middle of an answer".into(),
+                    )));
                 }
                 Err(_) => return Some(Exit::Died),
             };
@@ -468,43 +524,79 @@ impl Manager {
         }
     }
 
-    /// Kills the workers whose task ran past `task_timeout`.
-    fn enforce_timeouts(&mut self) {
-        let Some(limit) = self.settings().task_timeout else {
-            return;
-        };
+    /// Reads what worker `i` has written and not been read; returns why it leaves, if that
+    /// says so. Done before a worker is buried, so that an answer it gave is not lost.
+    fn drain(&mut self, i: usize) -> Option<Exit> {
+        while matches!(self.slots[i].link.poll(Some(Duration::ZERO)), Ok(true)) {
+            if let Some(exit) = self.read(i) {
+                return Some(exit);
+            }
+        }
+        None
+    }
+
+    /// Kills the workers whose task ran past `task_timeout`, and buries those that ended
+    /// without their link saying so (something else holds its other end).
+    fn check_workers(&mut self) {
+        let limit = self.settings().task_timeout;
         let mut i = self.slots.len();
         while i > 0 {
             i -= 1;
             let slot = &self.slots[i];
-            if !slot.flights.is_empty() && slot.since.elapsed() >= limit {
+            if slot.flights.is_empty() {
+                continue;
+            }
+            let late = limit.is_some_and(|limit| slot.since.elapsed() >= limit);
+            let ended = slot.process.exitcode().is_some();
+            if !late && !ended {
+                continue;
+            }
+            if let Some(exit) = self.drain(i) {
+                self.bury(i, exit);
+                continue;
+            }
+            let slot = &self.slots[i];
+            if ended {
+                self.bury(i, Exit::Died);
+            } else if !slot.flights.is_empty()
+                && limit.is_some_and(|limit| slot.since.elapsed() >= limit)
+            {
                 self.bury(i, Exit::TimedOut);
             }
         }
     }
 
-    /// Stops the task `id`: kills the worker running it, or drops the answer of a task a
-    /// worker has not started, or takes it out of the queue.
-    fn cancel(&mut self, id: u64) {
+    /// Stops the task `id`, and says whether it did: kills the worker running it, or takes
+    /// it out of the queue. A task sent ahead to a worker busy with another is not stopped
+    /// (Python's tasks in its call queue cannot be cancelled either).
+    fn cancel(&mut self, id: u64) -> bool {
         for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
-            let Some(pos) = slot.flights.iter().position(|f| f.id == id) else {
+            if !self.slots[i].flights.iter().any(|f| f.id == id) {
                 continue;
-            };
-            if pos == 0 {
-                self.bury(i, Exit::Cancelled);
-            } else if let Some(sink) = slot.flights[pos].sink.take() {
-                sink.fail(Error::Cancelled);
             }
-            return;
+            if let Some(exit) = self.drain(i) {
+                self.bury(i, exit);
+                return false;
+            }
+            return match self.slots[i].flights.iter().position(|f| f.id == id) {
+                Some(0) => {
+                    self.bury(i, Exit::Cancelled);
+                    true
+                }
+                _ => false,
+            };
         }
         let job = {
             let mut state = self.shared.lock();
             let pos = state.jobs.iter().position(|j| j.id == id);
             pos.and_then(|pos| state.jobs.remove(pos))
         };
-        if let Some(job) = job {
-            job.sink.fail(Error::Cancelled);
+        match job {
+            Some(job) => {
+                job.sink.fail(Error::Cancelled);
+                true
+            }
+            None => false,
         }
     }
 
@@ -534,6 +626,8 @@ impl Manager {
                         id: flight.id,
                         frame: flight.frame,
                         sink,
+                        attempts: flight.attempts,
+                        cancellable: flight.cancellable,
                     });
                 }
             }
@@ -574,14 +668,14 @@ impl Manager {
         }
     }
 
-    /// Ends the pool: kills and reaps every worker, and fails every unfinished task with
-    /// `error`.
-    fn stop(&mut self, error: Error) {
+    /// Ends the pool: lets idle workers go (or kills every worker, with `kill_all`), reaps
+    /// them, and fails every unfinished task with `error`.
+    fn stop(&mut self, error: Error, kill_all: bool) {
         for slot in &self.slots {
-            if slot.flights.is_empty() {
-                let_go(&slot.link);
-            } else {
+            if kill_all || !slot.ready || !slot.flights.is_empty() {
                 let _ = slot.process.kill();
+            } else {
+                let_go(&slot.link);
             }
         }
         let mut sinks = Vec::new();
@@ -592,7 +686,6 @@ impl Manager {
         }
         let jobs: Vec<Job> = {
             let mut state = self.shared.lock();
-            state.ended = true;
             state.jobs.drain(..).collect()
         };
         sinks.extend(jobs.into_iter().map(|j| j.sink));
@@ -619,5 +712,14 @@ fn reap(process: &mut Process<()>) -> i32 {
     match outcome {
         Ok(()) => 0,
         Err(e) => e.exitcode().or(process.exitcode()).unwrap_or(-1),
+    }
+}
+
+/// Whether a failure to send a task is the task's own (its arguments), not the worker's.
+fn is_local(error: &Error) -> bool {
+    match error {
+        Error::Decode(_) | Error::Panicked { .. } => true,
+        Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidInput,
+        _ => false,
     }
 }

@@ -13,8 +13,8 @@ pub(crate) mod worker;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use proc_core::internal::{Incoming, Outgoing};
@@ -59,6 +59,57 @@ pub(crate) struct Job {
     pub(crate) id: u64,
     pub(crate) frame: Outgoing,
     pub(crate) sink: Box<dyn Sink>,
+    /// How often sending it failed: a task that every worker fails to take is failed
+    /// itself, instead of going round for ever.
+    pub(crate) attempts: u8,
+    /// Whether its future can be cancelled (an executor's `submit`): such a task is sent at
+    /// most one ahead, as Python's call queue holds one task more than it runs, because a
+    /// task sent ahead can no longer be cancelled.
+    pub(crate) cancellable: bool,
+}
+
+impl Job {
+    fn new(id: u64, frame: Outgoing, sink: Box<dyn Sink>, cancellable: bool) -> Job {
+        Job {
+            id,
+            frame,
+            sink,
+            attempts: 0,
+            cancellable,
+        }
+    }
+}
+
+/// The manager's answer to a request to cancel a running task.
+#[derive(Default)]
+pub(crate) struct CancelReply {
+    answer: Mutex<Option<bool>>,
+    answered: Condvar,
+}
+
+impl CancelReply {
+    pub(crate) fn answer(&self, cancelled: bool) {
+        *self.answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancelled);
+        self.answered.notify_all();
+    }
+
+    /// Waits for the answer; `false` if the manager ends without one.
+    fn wait(&self, shared: &Shared) -> bool {
+        let mut answer = self.answer.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(cancelled) = *answer {
+                return cancelled;
+            }
+            if shared.lock().ended {
+                return false;
+            }
+            answer = self
+                .answered
+                .wait_timeout(answer, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +124,7 @@ enum Mode {
 
 struct State {
     jobs: VecDeque<Job>,
-    cancels: Vec<u64>,
+    cancels: Vec<(u64, Arc<CancelReply>)>,
     mode: Mode,
     /// Set once the pool is broken; later submissions get a copy.
     broken: Option<Error>,
@@ -88,11 +139,19 @@ struct Shared {
     sleeping: AtomicBool,
     next_id: AtomicU64,
     settings: Settings,
+    /// The manager thread, which must never wait for itself.
+    manager: OnceLock<ThreadId>,
+    /// Signalled when the manager thread has ended.
+    ended: Condvar,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_manager_thread(&self) -> bool {
+        self.manager.get() == Some(&std::thread::current().id())
     }
 
     /// Wakes the manager if it sleeps.
@@ -142,6 +201,8 @@ impl Engine {
             sleeping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             settings,
+            manager: OnceLock::new(),
+            ended: Condvar::new(),
         });
         let for_manager = shared.clone();
         let manager = std::thread::Builder::new()
@@ -170,6 +231,13 @@ impl Engine {
     /// `InvalidState` after `close`/`terminate`, or the pool's error once it is broken; the
     /// task's sink is dropped unfinished then.
     pub(crate) fn submit(&self, job: Job) -> Result<()> {
+        if job.frame.len() > proc_core::codec::DEFAULT_MAX_FRAME {
+            return Err(Error::Decode(format!(
+                "the task's arguments take {} bytes, more than the {} a frame may hold",
+                job.frame.len(),
+                proc_core::codec::DEFAULT_MAX_FRAME
+            )));
+        }
         let mut state = self.shared.lock();
         check_open(&state)?;
         tracing::trace!(task = job.id, "procs.pool.submit");
@@ -191,14 +259,21 @@ impl Engine {
             let Some(shared) = shared.upgrade() else {
                 return false;
             };
-            let mut state = shared.lock();
-            if state.ended {
+            // A done-callback runs on the manager thread, which cannot wait for its own
+            // answer: there a running task is not cancelled, as a thread's is not.
+            if shared.on_manager_thread() {
                 return false;
             }
-            state.cancels.push(id);
-            drop(state);
+            let reply = Arc::new(CancelReply::default());
+            {
+                let mut state = shared.lock();
+                if state.ended {
+                    return false;
+                }
+                state.cancels.push((id, reply.clone()));
+            }
             shared.wake();
-            true
+            reply.wait(&shared)
         })
     }
 
@@ -234,7 +309,13 @@ impl Engine {
     }
 
     /// Waits until the manager has ended: every task ran and every worker was reaped.
+    ///
+    /// On the manager thread itself (a done-callback) this returns at once: the thread
+    /// cannot wait for its own end.
     pub(crate) fn join_manager(&self) {
+        if self.shared.on_manager_thread() {
+            return;
+        }
         let handle = self
             .manager
             .lock()
@@ -242,6 +323,16 @@ impl Engine {
             .take();
         if let Some(handle) = handle {
             let _ = handle.join();
+            return;
+        }
+        // Another caller joins the thread; wait with it.
+        let mut state = self.shared.lock();
+        while !state.ended {
+            state = self
+                .shared
+                .ended
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -267,9 +358,12 @@ fn check_open(state: &State) -> Result<()> {
     }
 }
 
-/// Decodes the results of an `OK` answer.
+/// Decodes the results of an `OK` answer; a `Deserialize` impl that panics is that task's
+/// error, not the manager thread's end.
 fn decode_results<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Vec<Result<R>>> {
-    let results: Vec<std::result::Result<R, Remote>> = frame.decode(REPLY_HEADER)?;
+    let results: Vec<std::result::Result<R, Remote>> =
+        proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
+            .map_err(Error::from)??;
     if results.len() != count {
         return Err(Error::Protocol(format!(
             "a worker answered a task of {count} items with {} results",
@@ -301,10 +395,27 @@ impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
     }
 }
 
+/// A task that the pool drops without an answer (a bug of ours) must still end its future.
+impl<R> Drop for One<R> {
+    fn drop(&mut self) {
+        self.0.finish(Err(lost()));
+    }
+}
+
+fn lost() -> Error {
+    Error::BrokenPool("the pool lost the task without an answer".into())
+}
+
 /// The sink of a chunk of items: its future gets every item's result.
 pub(crate) struct Chunk<R> {
     pub(crate) future: Future<Vec<Result<R>>>,
     pub(crate) count: usize,
+}
+
+impl<R> Drop for Chunk<R> {
+    fn drop(&mut self) {
+        self.future.finish(Err(lost()));
+    }
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
@@ -341,11 +452,7 @@ impl Engine {
         if cancellable {
             future.set_canceller(self.canceller(id));
         }
-        self.submit(Job {
-            id,
-            frame,
-            sink: Box::new(One(future)),
-        })
+        self.submit(Job::new(id, frame, Box::new(One(future)), cancellable))
     }
 
     /// Queues `C` on each of `items` as one task, for `map`.
@@ -360,14 +467,15 @@ impl Engine {
         let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
         let frame = Outgoing::encode(header, items)?;
         let future = Future::pending();
-        self.submit(Job {
+        self.submit(Job::new(
             id,
             frame,
-            sink: Box::new(Chunk {
+            Box::new(Chunk {
                 future: future.clone(),
                 count,
             }),
-        })?;
+            false,
+        ))?;
         Ok(future)
     }
 }

@@ -140,9 +140,12 @@ fn conjure<C>() -> C {
         )
     };
     // SAFETY: `C` is zero-sized (checked above at compile time), so a value of it has no
-    // bytes to be invalid; the pool only names callables built from a fn item or a closure
-    // without captures (the `Direct`/`Star` wrappers of one), which carry no invariant beyond
-    // their type.
+    // bytes to be invalid. The pool only names callables built from a type `F: Fn(..)` — the
+    // `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn` impls). On stable Rust
+    // only fn items, fn pointers (not zero-sized) and closures implement `Fn`; a zero-sized
+    // one is a fn item or a closure whose captures are all zero-sized, and such a closure
+    // carries no invariant beyond its type — except through a captured zero-sized token,
+    // which `no_captures` cannot tell from no capture (documented on `Pool`).
     unsafe { std::mem::zeroed() }
 }
 
@@ -168,6 +171,11 @@ where
     let header = reply_header(OK, id);
     match link.send_after(&header, &results) {
         Ok(()) => true,
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            // Too many handles, or too large: the task fails, the worker goes on.
+            let failed = Remote::Failed(format!("cannot send the result: {e}"));
+            link.send_after(&reply_header(FAILED, id), &failed).is_ok()
+        }
         Err(Error::Decode(_)) => {
             // Some result does not encode: that item fails, the others are kept.
             let results: Vec<Result<C::Output, Remote>> = results

@@ -438,6 +438,32 @@ impl Channel {
         (&mut &*self).write_all(rest)
     }
 
+    /// Makes a read that waits longer than `timeout` for bytes fail with `WouldBlock`
+    /// (`SO_RCVTIMEO`); `None` waits forever again.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = timeout.unwrap_or(Duration::ZERO);
+        let tv = libc::timeval {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below a million: fits every platform's `suseconds_t`.
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: `tv` is a valid `timeval` for the length given, and the descriptor is ours.
+        let done = unsafe {
+            libc::setsockopt(
+                self.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Sends several frames without handles in one write: what `send_frame` would send for
     /// each, back to back.
     pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {
