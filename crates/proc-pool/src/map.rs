@@ -4,13 +4,95 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use proc_core::internal::{Deadline, unwind};
+use proc_core::internal::{Deadline, Incoming, unwind};
 use proc_core::{Error, Result};
 
 use crate::future::{Future, Waiter};
 
+/// What one chunk of items gave.
+pub(crate) enum Answer<R> {
+    /// Every item's value: no item failed.
+    Values(Vec<R>),
+    /// Each item's outcome, when one failed.
+    Mixed(Vec<Result<R>>),
+    /// A worker process's answer, decoded by whoever takes it: the caller of `map` (who
+    /// would only wait otherwise), not the pool's one result thread.
+    Encoded {
+        frame: Incoming,
+        count: usize,
+        decode: fn(Incoming, usize) -> Result<Answer<R>>,
+    },
+}
+
+impl<R> Answer<R> {
+    /// The answer with its values decoded.
+    fn decoded(self) -> Result<Answer<R>> {
+        match self {
+            Answer::Encoded {
+                frame,
+                count,
+                decode,
+            } => decode(frame, count),
+            other => Ok(other),
+        }
+    }
+
+    /// Each item's outcome, in order.
+    fn into_outcomes(self) -> Result<Outcomes<R>> {
+        Ok(match self.decoded()? {
+            Answer::Values(values) => Outcomes::Values(values.into_iter()),
+            Answer::Mixed(outcomes) => Outcomes::Mixed(outcomes.into_iter()),
+            Answer::Encoded { .. } => Outcomes::Mixed(Vec::new().into_iter()),
+        })
+    }
+}
+
+/// The outcomes of a chunk, handed out one by one.
+enum Outcomes<R> {
+    Values(std::vec::IntoIter<R>),
+    Mixed(std::vec::IntoIter<Result<R>>),
+}
+
+impl<R> Outcomes<R> {
+    fn next(&mut self) -> Option<Result<R>> {
+        match self {
+            Outcomes::Values(values) => values.next().map(Ok),
+            Outcomes::Mixed(outcomes) => outcomes.next(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Outcomes::Values(values) => values.len(),
+            Outcomes::Mixed(outcomes) => outcomes.len(),
+        }
+    }
+}
+
+/// The outcomes of running `call` on each item: `Values` while none fails.
+pub(crate) fn run_chunk<A, R, E>(
+    items: Vec<A>,
+    mut call: impl FnMut(A) -> std::result::Result<R, E>,
+) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
+    let mut values = Vec::with_capacity(items.len());
+    let mut mixed: Option<Vec<std::result::Result<R, E>>> = None;
+    for item in items {
+        let outcome = call(item);
+        match (&mut mixed, outcome) {
+            (None, Ok(value)) => values.push(value),
+            (None, Err(e)) => {
+                let mut all: Vec<_> = values.drain(..).map(Ok).collect();
+                all.push(Err(e));
+                mixed = Some(all);
+            }
+            (Some(all), outcome) => all.push(outcome),
+        }
+    }
+    (values, mixed)
+}
+
 /// The results of one chunk of items.
-pub(crate) type ChunkFuture<R> = Future<Vec<Result<R>>>;
+pub(crate) type ChunkFuture<R> = Future<Answer<R>>;
 
 /// Sends a chunk of items to the pool.
 pub(crate) type Submit<A, R> = Box<dyn FnMut(Vec<A>) -> Result<ChunkFuture<R>> + Send>;
@@ -60,14 +142,16 @@ fn submit_all<A, R>(
 }
 
 /// Flattens the chunks' outcomes; the first error wins, after all were looked at.
-fn gather<R>(chunks: impl Iterator<Item = Result<Vec<Result<R>>>>) -> Result<Vec<R>> {
+fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>) -> Result<Vec<R>> {
     let mut values = Vec::new();
     let mut first_error = None;
     for chunk in chunks {
-        match chunk {
-            Ok(results) => {
-                for result in results {
-                    match result {
+        match chunk.and_then(Answer::decoded) {
+            Ok(Answer::Values(chunk)) if first_error.is_none() => values.extend(chunk),
+            Ok(Answer::Values(_) | Answer::Encoded { .. }) => {}
+            Ok(Answer::Mixed(outcomes)) => {
+                for outcome in outcomes {
+                    match outcome {
                         Ok(value) if first_error.is_none() => values.push(value),
                         Ok(_) => {}
                         Err(e) => {
@@ -150,7 +234,7 @@ pub struct Imap<I: Iterator, R> {
     waiter: Arc<Waiter>,
     numbered: usize,
     /// Results of the chunk being handed out.
-    current: VecDeque<Result<R>>,
+    current: Outcomes<R>,
     in_flight_items: usize,
     /// An error of the input or of a submission, yielded after the results before it.
     error: Option<Error>,
@@ -180,7 +264,7 @@ impl<I: Iterator, R> Imap<I, R> {
             finished: Vec::new(),
             waiter: Waiter::new(),
             numbered: 0,
-            current: VecDeque::new(),
+            current: Outcomes::Mixed(Vec::new().into_iter()),
             in_flight_items: 0,
             error: None,
             done: false,
@@ -237,7 +321,7 @@ impl<I: Iterator, R> Imap<I, R> {
 
     /// The next finished chunk: the oldest (ordered) or any (unordered); `None` when none
     /// is in flight; `Some(Err(Timeout))` when the deadline passed first.
-    fn next_chunk(&mut self) -> Option<(Result<Vec<Result<R>>>, usize)> {
+    fn next_chunk(&mut self) -> Option<(Result<Answer<R>>, usize)> {
         if self.ordered {
             let (front, _) = self.queue.front()?;
             if !front.wait_deadline(self.deadline) {
@@ -276,7 +360,7 @@ impl<I: Iterator, R> Iterator for Imap<I, R> {
 
     fn next(&mut self) -> Option<Result<R>> {
         loop {
-            if let Some(result) = self.current.pop_front() {
+            if let Some(result) = self.current.next() {
                 return Some(result);
             }
             if self.done {
@@ -291,10 +375,15 @@ impl<I: Iterator, R> Iterator for Imap<I, R> {
                 }
                 Some((outcome, count)) => {
                     self.in_flight_items -= count.min(self.in_flight_items);
-                    self.current = match outcome {
-                        Ok(results) => results.into(),
+                    self.current = match outcome.and_then(Answer::into_outcomes) {
+                        Ok(outcomes) => outcomes,
                         // The whole chunk failed (its worker died, say): each item says so.
-                        Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
+                        Err(e) => Outcomes::Mixed(
+                            (0..count)
+                                .map(|_| Err(e.clone()))
+                                .collect::<Vec<_>>()
+                                .into_iter(),
+                        ),
                     };
                 }
                 None => {

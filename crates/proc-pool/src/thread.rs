@@ -11,7 +11,7 @@ use proc_core::{Error, Result};
 
 use crate::call::Call;
 use crate::future::Future;
-use crate::map::ChunkFuture;
+use crate::map::{Answer, ChunkFuture, run_chunk};
 
 /// A task for a thread: what runs it, and what cancels it if it never runs.
 struct Task {
@@ -208,11 +208,13 @@ impl Threads {
         self.execute(Task {
             run: Box::new(move || {
                 if run.set_running() {
-                    let results = items
-                        .into_iter()
-                        .map(|item| unwind::catch(|| f.call(item)).map_err(Error::from))
-                        .collect();
-                    run.finish(Ok(results));
+                    let (values, mixed) = run_chunk(items, |item| {
+                        unwind::catch(|| f.call(item)).map_err(Error::from)
+                    });
+                    run.finish(Ok(match mixed {
+                        None => Answer::Values(values),
+                        Some(outcomes) => Answer::Mixed(outcomes),
+                    }));
                 }
             }),
             cancel: Box::new(move |error| {

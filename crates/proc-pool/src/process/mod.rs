@@ -24,8 +24,8 @@ use serde::de::DeserializeOwned;
 
 use crate::call::{Call, InitOutput};
 use crate::future::Future;
-use crate::map::ChunkFuture;
-use worker::{REPLY_HEADER, Remote};
+use crate::map::{Answer, ChunkFuture};
+use worker::{REPLY_HEADER, Results};
 
 /// Makes the frame that runs the initializer in a new worker.
 pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
@@ -360,20 +360,27 @@ fn check_open(state: &State) -> Result<()> {
 
 /// Decodes the results of an `OK` answer; a `Deserialize` impl that panics is that task's
 /// error, not the manager thread's end.
-fn decode_results<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Vec<Result<R>>> {
-    let results: Vec<std::result::Result<R, Remote>> =
-        proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
-            .map_err(Error::from)??;
-    if results.len() != count {
+fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Answer<R>> {
+    let results: Results<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
+        .map_err(Error::from)??;
+    let len = match &results {
+        Results::AllOk(values) => values.len(),
+        Results::Mixed(outcomes) => outcomes.len(),
+    };
+    if len != count {
         return Err(Error::Protocol(format!(
-            "a worker answered a task of {count} items with {} results",
-            results.len()
+            "a worker answered a task of {count} items with {len} results"
         )));
     }
-    Ok(results
-        .into_iter()
-        .map(|r| r.map_err(Error::from))
-        .collect())
+    Ok(match results {
+        Results::AllOk(values) => Answer::Values(values),
+        Results::Mixed(outcomes) => Answer::Mixed(
+            outcomes
+                .into_iter()
+                .map(|r| r.map_err(Error::from))
+                .collect(),
+        ),
+    })
 }
 
 /// The sink of a task of one item: its future gets the item's result.
@@ -385,8 +392,11 @@ impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
     }
 
     fn deliver(self: Box<Self>, frame: Incoming) {
-        let outcome = decode_results::<R>(frame, 1)
-            .and_then(|mut results| results.pop().unwrap_or(Err(Error::Closed)));
+        let outcome = decode_answer::<R>(frame, 1).and_then(|answer| match answer {
+            Answer::Values(mut values) => values.pop().ok_or(Error::Closed),
+            Answer::Mixed(mut outcomes) => outcomes.pop().unwrap_or(Err(Error::Closed)),
+            Answer::Encoded { .. } => Err(Error::Closed),
+        });
         self.0.finish(outcome);
     }
 
@@ -408,7 +418,7 @@ fn lost() -> Error {
 
 /// The sink of a chunk of items: its future gets every item's result.
 pub(crate) struct Chunk<R> {
-    pub(crate) future: Future<Vec<Result<R>>>,
+    pub(crate) future: ChunkFuture<R>,
     pub(crate) count: usize,
 }
 
@@ -424,7 +434,11 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
     }
 
     fn deliver(self: Box<Self>, frame: Incoming) {
-        self.future.finish(decode_results::<R>(frame, self.count));
+        self.future.finish(Ok(Answer::Encoded {
+            frame,
+            count: self.count,
+            decode: decode_answer::<R>,
+        }));
     }
 
     fn fail(self: Box<Self>, error: Error) {

@@ -164,21 +164,45 @@ where
         }
     };
     let f: C = conjure();
-    let results: Vec<Result<C::Output, Remote>> = items
-        .into_iter()
-        .map(|item| unwind::catch(|| f.call(item)).map_err(Remote::from))
-        .collect();
+    let (values, mixed) = crate::map::run_chunk(items, |item| {
+        unwind::catch(|| f.call(item)).map_err(Remote::from)
+    });
     let header = reply_header(OK, id);
-    match link.send_after(&header, &results) {
+    let Some(outcomes) = mixed else {
+        let all = Results::AllOk(values);
+        return match link.send_after(&header, &all) {
+            Ok(()) => true,
+            // Some value does not encode: find which, item by item.
+            Err(Error::Decode(_)) => match all {
+                Results::AllOk(values) => {
+                    send_mixed(link, &header, values.into_iter().map(Ok).collect())
+                }
+                Results::Mixed(_) => false,
+            },
+            Err(e) => on_send_error(link, id, e),
+        };
+    };
+    send_mixed(link, &header, outcomes)
+}
+
+/// The results of a task's items, as they travel: all values when none failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Results<R> {
+    AllOk(Vec<R>),
+    Mixed(Vec<Result<R, Remote>>),
+}
+
+fn send_mixed<R: Serialize>(link: &Link, header: &[u8], outcomes: Vec<Result<R, Remote>>) -> bool {
+    let id = u64::from_le_bytes(header[1..REPLY_HEADER].try_into().unwrap_or_default());
+    let results = Results::Mixed(outcomes);
+    match link.send_after(header, &results) {
         Ok(()) => true,
-        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            // Too many handles, or too large: the task fails, the worker goes on.
-            let failed = Remote::Failed(format!("cannot send the result: {e}"));
-            link.send_after(&reply_header(FAILED, id), &failed).is_ok()
-        }
         Err(Error::Decode(_)) => {
             // Some result does not encode: that item fails, the others are kept.
-            let results: Vec<Result<C::Output, Remote>> = results
+            let Results::Mixed(outcomes) = results else {
+                return false;
+            };
+            let outcomes: Vec<Result<R, Remote>> = outcomes
                 .into_iter()
                 .map(|r| match r {
                     Ok(value) => match encodes(&value) {
@@ -188,9 +212,24 @@ where
                     Err(e) => Err(e),
                 })
                 .collect();
-            link.send_after(&header, &results).is_ok()
+            match link.send_after(header, &Results::Mixed(outcomes)) {
+                Ok(()) => true,
+                Err(e) => on_send_error(link, id, e),
+            }
         }
-        Err(_) => false,
+        Err(e) => on_send_error(link, id, e),
+    }
+}
+
+/// After an answer failed to go out: a failure of the task's own (too many handles, too
+/// large) fails the task and the worker goes on; a gone pool ends the worker.
+fn on_send_error(link: &Link, id: u64, error: Error) -> bool {
+    match error {
+        Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            let failed = Remote::Failed(format!("cannot send the result: {e}"));
+            link.send_after(&reply_header(FAILED, id), &failed).is_ok()
+        }
+        _ => false,
     }
 }
 
