@@ -306,10 +306,10 @@ impl<R> Future<R> {
     /// A pending task is cancelled at once, as in Python. A finished task cannot be
     /// (`false`). A running task can be only where the pool can stop it: a process pool
     /// kills the worker that runs it (and starts another), then the future is cancelled —
-    /// Python cannot do that. A thread cannot be stopped, nor can a process task that was
-    /// sent ahead to a worker still busy with the one before (Python's call queue), nor one
-    /// cancelled from a done-callback (which runs on the pool's own thread): there `cancel`
-    /// returns `false`.
+    /// Python cannot do that; a task already handed to a worker busy with the one before is
+    /// cancelled before the worker starts it (Python's call queue cannot be). A thread cannot
+    /// be stopped, nor can a running process task be from a done-callback (which runs on the
+    /// pool's own thread): there `cancel` returns `false`.
     ///
     /// # Examples
     ///

@@ -514,3 +514,39 @@ fn shutdown_from_a_done_callback_returns() {
     assert!(executor.submit(sleep_ms, 1).is_err());
     executor.shutdown(true, false);
 }
+
+fn touch(path: std::path::PathBuf) {
+    std::fs::write(path, b"ran").unwrap();
+}
+
+fn wait_for_gate(gate: Event) -> u8 {
+    gate.wait();
+    1
+}
+
+// A task handed to a worker behind the one it runs can still be cancelled, and then it does
+// not run (the review found it ran anyway).
+#[test]
+#[cfg(target_os = "linux")]
+fn a_task_sent_ahead_is_cancelled_before_it_runs() {
+    let executor = proc_pool::ProcessPoolExecutor::new(1).unwrap();
+    let gate = Event::new().unwrap();
+    let busy = executor.submit(wait_for_gate, gate.clone()).unwrap();
+    let path = procs_testkit::temp_path("sent-ahead");
+    let _ = std::fs::remove_file(&path);
+    let ahead = executor.submit(touch, path.clone()).unwrap();
+    eventually("both tasks were handed to the worker", || ahead.running());
+    assert!(ahead.cancel());
+    assert!(ahead.cancelled());
+    gate.set();
+    assert_eq!(busy.result_timeout(PATIENCE).unwrap(), 1);
+    assert_eq!(
+        executor
+            .submit(sleep_ms, 1)
+            .unwrap()
+            .result_timeout(PATIENCE)
+            .unwrap(),
+        1
+    );
+    assert!(!path.exists(), "the cancelled task ran");
+}

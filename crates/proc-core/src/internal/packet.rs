@@ -93,6 +93,11 @@ impl Outgoing {
         self.bytes[..header.len()].copy_from_slice(header);
     }
 
+    /// The header, to change in place.
+    pub fn header_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.header_len]
+    }
+
     pub(crate) fn frame(&self) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<sys::RawHandle>)> {
         match &self.keep {
             None => Ok((std::borrow::Cow::Borrowed(&self.bytes), Vec::new())),

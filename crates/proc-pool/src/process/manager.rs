@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
-use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, Setup};
+use super::board::{Board, PLACES};
+use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup};
 use super::{Job, Mode, Settings, Shared, Sink};
 
 /// How long the manager sleeps at most between two looks at its workers' lives and
@@ -38,7 +39,8 @@ const READ_BURST: usize = 64;
 struct Flight {
     id: u64,
     attempts: u8,
-    cancellable: bool,
+    /// Its place on the worker's board.
+    place: usize,
     /// Kept so that a task the worker had not started can go to another worker.
     frame: Outgoing,
     /// `None` once the task was cancelled: its answer is dropped.
@@ -49,6 +51,10 @@ struct Flight {
 pub(super) struct Slot {
     process: Process<()>,
     link: Link,
+    /// Where a task sent ahead is started or cancelled.
+    board: Board,
+    /// The place on the board of the next task sent.
+    next_place: usize,
     flights: VecDeque<Flight>,
     /// Tasks sent in its life, for `max_tasks`.
     sent: usize,
@@ -83,6 +89,7 @@ impl Slot {
         number: usize,
     ) -> proc_core::Result<Slot> {
         let (ours, theirs) = Link::pair()?;
+        let board = Board::new()?;
         let process = Process::builder()
             .name(format!("{}-{number}", settings.name))
             .daemon(true)
@@ -92,6 +99,7 @@ impl Slot {
                 Setup {
                     link: theirs,
                     max_memory: settings.max_memory,
+                    board: board.handle()?,
                 },
             )?;
         if let Some(pid) = process.pid() {
@@ -107,6 +115,8 @@ impl Slot {
         let slot = Slot {
             process,
             link: ours,
+            board,
+            next_place: 0,
             flights: VecDeque::new(),
             sent: 0,
             since: Instant::now(),
@@ -147,7 +157,7 @@ impl Slot {
     /// Whether the worker may be sent another task of `len` bytes after `more` that are
     /// about to be sent.
     fn can_take_more(&self, settings: &Settings, job: &Job, more: usize) -> bool {
-        let most = if job.cancellable { 2 } else { AHEAD };
+        let most = AHEAD;
         self.ready
             && !self.retiring
             && settings.max_tasks.is_none_or(|max| self.sent + more < max)
@@ -331,7 +341,14 @@ impl Manager {
     /// Sends `jobs` to worker `i`; `false` when the worker turned out dead (it is buried and
     /// the jobs it did not get are queued again). A task that cannot be sent for a reason
     /// of its own (an argument that no longer encodes, too many handles) fails alone.
-    fn send(&mut self, i: usize, jobs: Vec<Job>) -> bool {
+    fn send(&mut self, i: usize, mut jobs: Vec<Job>) -> bool {
+        let slot = &mut self.slots[i];
+        for job in &mut jobs {
+            let place = slot.next_place % PLACES;
+            slot.next_place = slot.next_place.wrapping_add(1);
+            job.frame.header_mut()[worker::PLACE] = place as u8;
+            slot.board.queue(place);
+        }
         let batch = jobs.iter().all(|job| !job.frame.has_handles());
         let mut jobs = jobs.into_iter();
         let mut sent = Vec::new();
@@ -364,14 +381,15 @@ impl Manager {
             slot.since = Instant::now();
         }
         slot.sent += sent.len();
-        for job in sent {
+        for mut job in sent {
             tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
+            let place = usize::from(job.frame.header_mut()[worker::PLACE]);
             slot.flights.push_back(Flight {
                 id: job.id,
                 frame: job.frame,
                 sink: Some(job.sink),
                 attempts: job.attempts,
-                cancellable: job.cancellable,
+                place,
             });
         }
         let Some((unsent, error)) = dead else {
@@ -502,6 +520,14 @@ impl Manager {
                 slot.retiring = true;
                 Some(Exit::Retired)
             }
+            SKIPPED if slot.flights.front().is_some_and(|f| f.id == id) => {
+                let flight = slot.flights.pop_front()?;
+                slot.since = Instant::now();
+                if let Some(sink) = flight.sink {
+                    sink.fail(Error::Cancelled);
+                }
+                None
+            }
             OK | FAILED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
@@ -566,25 +592,40 @@ impl Manager {
         }
     }
 
-    /// Stops the task `id`, and says whether it did: kills the worker running it, or takes
-    /// it out of the queue. A task sent ahead to a worker busy with another is not stopped
-    /// (Python's tasks in its call queue cannot be cancelled either).
+    /// Stops the task `id`, and says whether it did: kills the worker running it, marks a
+    /// task sent ahead as cancelled on the worker's board before the worker starts it, or
+    /// takes it out of the queue.
     fn cancel(&mut self, id: u64) -> bool {
         for i in 0..self.slots.len() {
             if !self.slots[i].flights.iter().any(|f| f.id == id) {
                 continue;
             }
-            if let Some(exit) = self.drain(i) {
-                self.bury(i, exit);
-                return false;
-            }
-            return match self.slots[i].flights.iter().position(|f| f.id == id) {
-                Some(0) => {
-                    self.bury(i, Exit::Cancelled);
-                    true
+            // Twice at most: a worker that started the task has answered the one before.
+            for _ in 0..2 {
+                if let Some(exit) = self.drain(i) {
+                    self.bury(i, exit);
+                    return false;
                 }
-                _ => false,
-            };
+                let slot = &mut self.slots[i];
+                match slot.flights.iter().position(|f| f.id == id) {
+                    None => return false,
+                    Some(0) => {
+                        self.bury(i, Exit::Cancelled);
+                        return true;
+                    }
+                    Some(pos) => {
+                        let flight = &mut slot.flights[pos];
+                        if slot.board.cancel(flight.place) {
+                            // The worker will skip it and say so; the future is settled now.
+                            if let Some(sink) = flight.sink.take() {
+                                sink.fail(Error::Cancelled);
+                            }
+                            return true;
+                        }
+                    }
+                }
+            }
+            return false;
         }
         let job = {
             let mut state = self.shared.lock();
@@ -627,7 +668,6 @@ impl Manager {
                         frame: flight.frame,
                         sink,
                         attempts: flight.attempts,
-                        cancellable: flight.cancellable,
                     });
                 }
             }

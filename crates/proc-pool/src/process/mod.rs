@@ -8,6 +8,7 @@
 //! (sent again to another worker). Small tasks are sent one ahead, so that a worker finds
 //! its next task waiting when it finishes one.
 
+mod board;
 mod manager;
 pub(crate) mod worker;
 
@@ -62,20 +63,15 @@ pub(crate) struct Job {
     /// How often sending it failed: a task that every worker fails to take is failed
     /// itself, instead of going round for ever.
     pub(crate) attempts: u8,
-    /// Whether its future can be cancelled (an executor's `submit`): such a task is sent at
-    /// most one ahead, as Python's call queue holds one task more than it runs, because a
-    /// task sent ahead can no longer be cancelled.
-    pub(crate) cancellable: bool,
 }
 
 impl Job {
-    fn new(id: u64, frame: Outgoing, sink: Box<dyn Sink>, cancellable: bool) -> Job {
+    fn new(id: u64, frame: Outgoing, sink: Box<dyn Sink>) -> Job {
         Job {
             id,
             frame,
             sink,
             attempts: 0,
-            cancellable,
         }
     }
 }
@@ -466,7 +462,7 @@ impl Engine {
         if cancellable {
             future.set_canceller(self.canceller(id));
         }
-        self.submit(Job::new(id, frame, Box::new(One(future)), cancellable))
+        self.submit(Job::new(id, frame, Box::new(One(future))))
     }
 
     /// Queues `C` on each of `items` as one task, for `map`.
@@ -488,7 +484,6 @@ impl Engine {
                 future: future.clone(),
                 count,
             }),
-            false,
         ))?;
         Ok(future)
     }

@@ -1,8 +1,9 @@
 //! The worker's side: a child process that runs the tasks its pool sends, one after another,
 //! and answers each before it reads the next.
 //!
-//! A task frame is a header — kind (`u8`), task id (`u64`), and the offset of the runner
-//! function in this build (`i64`), little-endian — then the task's items as a serde value with
+//! A task frame is a header — kind (`u8`), its place on the [`Board`] (`u8`), task id
+//! (`u64`), and the offset of the runner function in this build (`i64`), little-endian —
+//! then the task's items as a serde value with
 //! the handles inside them. An answer is a kind and the task id, then its payload. Because a
 //! worker answers a task before it starts the next, the pool knows which task a worker that
 //! dies was running: the first one it has not answered.
@@ -12,6 +13,7 @@ use proc_core::{Error, Link};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::board::Board;
 use crate::call::{Call, InitOutput};
 
 /// Run the items of a task.
@@ -22,7 +24,9 @@ pub(crate) const INIT: u8 = 1;
 /// forked worker holds a copy of the pool's end of its own link, so it never sees one.)
 pub(crate) const EXIT: u8 = 2;
 /// The length of a task frame's header.
-pub(crate) const HEADER: usize = 17;
+pub(crate) const HEADER: usize = 18;
+/// Where a task frame's place on the board is.
+pub(crate) const PLACE: usize = 1;
 
 /// The task's items ran; a `Vec<Result<R, Remote>>` follows.
 pub(crate) const OK: u8 = 0;
@@ -34,6 +38,8 @@ pub(crate) const INIT_OK: u8 = 2;
 pub(crate) const INIT_FAILED: u8 = 3;
 /// The worker passed its memory limit and ends; it takes no more tasks.
 pub(crate) const RETIRE: u8 = 4;
+/// The task was cancelled before the worker started it.
+pub(crate) const SKIPPED: u8 = 5;
 /// The length of an answer's header.
 pub(crate) const REPLY_HEADER: usize = 9;
 
@@ -44,6 +50,8 @@ pub(crate) type Runner = fn(u64, Incoming, &Link) -> bool;
 pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> Vec<u8> {
     let mut header = Vec::with_capacity(HEADER);
     header.push(kind);
+    // The place is set when the task is sent.
+    header.push(0);
     header.extend_from_slice(&id.to_le_bytes());
     // SAFETY: `Runner` is a function pointer type.
     let offset = unsafe { proc_core::internal::fn_offset(runner) };
@@ -98,12 +106,21 @@ impl From<Remote> for Error {
 pub(crate) struct Setup {
     pub(crate) link: Link,
     pub(crate) max_memory: Option<u64>,
+    /// The board it shares with its pool.
+    pub(crate) board: proc_core::Handle,
 }
 
 /// The worker's life: reads frames and runs them until the pool closes the link (or goes
 /// away), the initializer fails, or the memory limit is passed.
 pub(crate) fn serve(setup: Setup) {
-    let Setup { link, max_memory } = setup;
+    let Setup {
+        link,
+        max_memory,
+        board,
+    } = setup;
+    let Ok(board) = Board::from_handle(board) else {
+        return;
+    };
     while let Ok(frame) = link.recv_incoming() {
         if frame.bytes().first() == Some(&EXIT) {
             return;
@@ -111,6 +128,13 @@ pub(crate) fn serve(setup: Setup) {
         let Some((id, offset)) = parse_header(frame.bytes()) else {
             return;
         };
+        let place = usize::from(frame.bytes()[PLACE]);
+        if frame.bytes()[0] == JOB && !board.start(place) {
+            if link.send_after(&reply_header(SKIPPED, id), &()).is_err() {
+                return;
+            }
+            continue;
+        }
         // SAFETY: this worker was started by a pool of a parent that runs this very build (the
         // process layer checked the build fingerprint before `serve` ran), and the pool made
         // `offset` with `fn_offset` from a `Runner`, over a link that only the two share.
@@ -126,8 +150,8 @@ pub(crate) fn serve(setup: Setup) {
 }
 
 fn parse_header(bytes: &[u8]) -> Option<(u64, i64)> {
-    let id = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
-    let offset = i64::from_le_bytes(bytes.get(9..HEADER)?.try_into().ok()?);
+    let id = u64::from_le_bytes(bytes.get(2..10)?.try_into().ok()?);
+    let offset = i64::from_le_bytes(bytes.get(10..HEADER)?.try_into().ok()?);
     Some((id, offset))
 }
 

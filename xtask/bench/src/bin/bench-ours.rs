@@ -457,103 +457,70 @@ fn check_tiny(results: impl IntoIterator<Item = u64>, n: u64) -> Result<(), Box<
     Ok(())
 }
 
-fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
-    let pool = Pool::new(2)?;
+/// Times `run` over `--iterations` tiny tasks, after a warm-up of ten per `--warmup`, and
+/// checks every result of both.
+fn time_tiny(
+    name: &str,
+    args: &Args,
+    run: impl Fn(u64) -> Result<Vec<u64>, procs::Error>,
+) -> Result<(), Box<dyn Error>> {
+    let warm = u64::from(args.warmup.max(1)) * 10;
+    check_tiny(run(warm)?, warm)?;
     let n = u64::from(args.iterations);
-    let run = |pool: &Pool, n: u64| -> Result<Vec<u64>, procs::Error> {
-        match args.parameter.as_str() {
-            "chunk1" => pool.map_chunked(tiny, 0..n, 1),
-            _ => pool.map(tiny, 0..n),
-        }
-    };
-    check_tiny(
-        run(&pool, u64::from(args.warmup.max(1)) * 10)?,
-        u64::from(args.warmup.max(1)) * 10,
-    )?;
     let start = Instant::now();
-    let results = run(&pool, n)?;
+    let results = run(n)?;
     let elapsed = start.elapsed();
     check_tiny(results, n)?;
-    let name = match args.parameter.as_str() {
-        "chunk1" => "pool_map_chunk1/ours",
-        _ => "pool_map_default/ours",
-    };
     report(name, elapsed, n);
     Ok(())
 }
 
+fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
+    let pool = Pool::new(2)?;
+    match args.parameter.as_str() {
+        "chunk1" => time_tiny("pool_map_chunk1/ours", args, |n| {
+            pool.map_chunked(tiny, 0..n, 1)
+        }),
+        _ => time_tiny("pool_map_default/ours", args, |n| pool.map(tiny, 0..n)),
+    }
+}
+
 fn pool_apply_async(args: &Args) -> Result<(), Box<dyn Error>> {
     let pool = Pool::new(2)?;
-    let n = u64::from(args.iterations);
-    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+    time_tiny("pool_apply_async/ours", args, |n| {
         let pending: Vec<_> = (0..n)
             .map(|i| pool.apply_async(tiny, i))
             .collect::<Result<_, _>>()?;
         pending.into_iter().map(|r| r.get()).collect()
-    };
-    let warm = u64::from(args.warmup.max(1)) * 10;
-    check_tiny(run(warm)?, warm)?;
-    let start = Instant::now();
-    let results = run(n)?;
-    let elapsed = start.elapsed();
-    check_tiny(results, n)?;
-    report("pool_apply_async/ours", elapsed, n);
-    Ok(())
+    })
 }
 
 fn executor_submit(args: &Args) -> Result<(), Box<dyn Error>> {
     let executor = ProcessPoolExecutor::new(2)?;
-    let n = u64::from(args.iterations);
-    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+    time_tiny("executor_submit/ours", args, |n| {
         let futures: Vec<_> = (0..n)
             .map(|i| executor.submit(tiny, i))
             .collect::<Result<_, _>>()?;
         futures.iter().map(|f| f.result()).collect()
-    };
-    let warm = u64::from(args.warmup.max(1)) * 10;
-    check_tiny(run(warm)?, warm)?;
-    let start = Instant::now();
-    let results = run(n)?;
-    let elapsed = start.elapsed();
-    check_tiny(results, n)?;
-    report("executor_submit/ours", elapsed, n);
-    Ok(())
+    })
 }
 
 fn executor_map(args: &Args) -> Result<(), Box<dyn Error>> {
     let chunksize: usize = args.parameter.parse()?;
     let executor = ProcessPoolExecutor::new(2)?;
-    let n = u64::from(args.iterations);
-    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+    time_tiny(&format!("executor_map_{chunksize}/ours"), args, |n| {
         executor.map_with(tiny, 0..n, chunksize, None)?.collect()
-    };
-    let warm = u64::from(args.warmup.max(1)) * 10;
-    check_tiny(run(warm)?, warm)?;
-    let start = Instant::now();
-    let results = run(n)?;
-    let elapsed = start.elapsed();
-    check_tiny(results, n)?;
-    report(&format!("executor_map_{chunksize}/ours"), elapsed, n);
-    Ok(())
+    })
 }
 
 fn thread_executor_submit(args: &Args) -> Result<(), Box<dyn Error>> {
     let executor = ThreadPoolExecutor::new(4)?;
-    let n = u64::from(args.iterations);
-    let run = |n: u64| -> Result<Vec<u64>, procs::Error> {
+    time_tiny("thread_executor_submit/ours", args, |n| {
         let futures: Vec<_> = (0..n)
             .map(|i| executor.submit(tiny, i))
             .collect::<Result<_, _>>()?;
         futures.iter().map(|f| f.result()).collect()
-    };
-    let warm = u64::from(args.warmup.max(1)) * 10;
-    check_tiny(run(warm)?, warm)?;
-    let start = Instant::now();
-    let results = run(n)?;
-    let elapsed = start.elapsed();
-    check_tiny(results, n)?;
-    report("thread_executor_submit/ours", elapsed, n);
-    Ok(())
+    })
 }
 
 /// About 50 ms of arithmetic on one core.
