@@ -69,26 +69,27 @@ impl<R> Outcomes<R> {
     }
 }
 
-/// The outcomes of running `call` on each item: `Values` while none fails.
-pub(crate) fn run_chunk<A, R, E>(
+/// Runs `call` on each item: all the values, or (once one panicked) each item's outcome.
+/// The items run under one `catch_unwind` until one panics, the rest one by one.
+pub(crate) fn run_chunk<A, R, E: From<unwind::Panic>>(
     items: Vec<A>,
-    mut call: impl FnMut(A) -> std::result::Result<R, E>,
+    mut call: impl FnMut(A) -> R,
 ) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
+    let mut items = items.into_iter();
     let mut values = Vec::with_capacity(items.len());
-    let mut mixed: Option<Vec<std::result::Result<R, E>>> = None;
-    for item in items {
-        let outcome = call(item);
-        match (&mut mixed, outcome) {
-            (None, Ok(value)) => values.push(value),
-            (None, Err(e)) => {
-                let mut all: Vec<_> = values.drain(..).map(Ok).collect();
-                all.push(Err(e));
-                mixed = Some(all);
-            }
-            (Some(all), outcome) => all.push(outcome),
+    let panic = match unwind::catch(|| {
+        for item in items.by_ref() {
+            values.push(call(item));
         }
-    }
-    (values, mixed)
+    }) {
+        Ok(()) => return (values, None),
+        Err(panic) => panic,
+    };
+    // The item that panicked was taken from `items` and not pushed.
+    let mut outcomes: Vec<std::result::Result<R, E>> = values.drain(..).map(Ok).collect();
+    outcomes.push(Err(E::from(panic)));
+    outcomes.extend(items.map(|item| unwind::catch(|| call(item)).map_err(E::from)));
+    (values, Some(outcomes))
 }
 
 /// The results of one chunk of items.

@@ -208,9 +208,7 @@ impl Threads {
         self.execute(Task {
             run: Box::new(move || {
                 if run.set_running() {
-                    let (values, mixed) = run_chunk(items, |item| {
-                        unwind::catch(|| f.call(item)).map_err(Error::from)
-                    });
+                    let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
                     run.finish(Ok(match mixed {
                         None => Answer::Values(values),
                         Some(outcomes) => Answer::Mixed(outcomes),

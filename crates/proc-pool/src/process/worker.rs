@@ -188,9 +188,7 @@ where
         }
     };
     let f: C = conjure();
-    let (values, mixed) = crate::map::run_chunk(items, |item| {
-        unwind::catch(|| f.call(item)).map_err(Remote::from)
-    });
+    let (values, mixed) = crate::map::run_chunk::<_, _, Remote>(items, |item| f.call(item));
     let header = reply_header(OK, id);
     let Some(outcomes) = mixed else {
         let all = Results::AllOk(values);
