@@ -515,10 +515,12 @@ fn shutdown_from_a_done_callback_returns() {
     executor.shutdown(true, false);
 }
 
+#[cfg(target_os = "linux")]
 fn touch(path: std::path::PathBuf) {
     std::fs::write(path, b"ran").unwrap();
 }
 
+#[cfg(target_os = "linux")]
 fn wait_for_gate(gate: Event) -> u8 {
     gate.wait();
     1
