@@ -73,6 +73,17 @@ pub(crate) fn encode_with_handles<T: Serialize + ?Sized>(
     Ok((bytes?, handles))
 }
 
+/// Like [`encode_with_handles`], appending the bytes to `buf` (no copy of them).
+pub(crate) fn encode_with_handles_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<sys::RawHandle>> {
+    let mut scope = Scope::enter(&OUTGOING, Some(Vec::new()));
+    let encoded = codec::encode_into(value, buf);
+    let handles = scope.take().unwrap_or_default();
+    encoded.map(|()| handles)
+}
+
 /// Decodes a value from another process, giving it the handles that came with it. Handles
 /// the value does not take are closed.
 pub(crate) fn decode_with_handles<T: DeserializeOwned>(

@@ -56,9 +56,8 @@ impl Outgoing {
     /// [`Error::Decode`] when the value does not serialize.
     pub fn encode<T: Serialize + Send + 'static>(header: Vec<u8>, value: T) -> Result<Outgoing> {
         let header_len = header.len();
-        let (value_bytes, handles) = handle::encode_with_handles(&value)?;
         let mut bytes = header;
-        bytes.extend_from_slice(&value_bytes);
+        let handles = handle::encode_with_handles_into(&value, &mut bytes)?;
         let keep = (!handles.is_empty()).then(|| Box::new(value) as Box<dyn Reencode>);
         Ok(Outgoing {
             bytes,

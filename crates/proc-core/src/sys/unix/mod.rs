@@ -510,7 +510,7 @@ impl Channel {
         let mut filled = 0;
         while filled < len {
             if filled == payload.len() {
-                payload.resize(len.min((2 * filled).max(64 * 1024)), 0);
+                payload.resize(len.min((2 * filled).max(FIRST_READ)), 0);
             }
             let (n, mut got) = self
                 .recv_with_fds(&mut payload[filled..])
@@ -526,6 +526,11 @@ impl Channel {
         Ok((payload, fds))
     }
 }
+
+/// How much of a frame's payload is allocated before its bytes arrive: the whole of any
+/// frame up to this size (one allocation, no copy as it grows), never more for a header
+/// that claims more than it sends.
+const FIRST_READ: usize = 4 << 20;
 
 /// A peer that died with bytes of ours unread resets the connection: for the reader that is
 /// the end of the stream, like any other death of the peer.
