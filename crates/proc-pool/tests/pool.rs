@@ -840,3 +840,28 @@ fn values_and_locks_passed_to_tasks_are_shared_with_the_parent() {
         assert!(!lock.is_locked(), "the worker let go of the lock");
     });
 }
+
+fn wait_then_pid(gate: Event) -> u32 {
+    gate.wait();
+    getpid()
+}
+
+// Python's workers take tasks from one shared queue, so a task never waits behind a long
+// one while another worker idles. Ours are handed a few tasks ahead; an idle worker takes
+// back the ones a busy worker has not started.
+#[test]
+fn an_idle_worker_takes_tasks_sent_ahead_to_a_busy_one() {
+    let pool = Pool::new(2).unwrap();
+    let gate = Event::new().unwrap();
+    let long = pool.apply_async(wait_then_pid, gate.clone()).unwrap();
+    let quick: Vec<_> = (0..6)
+        .map(|_| pool.apply_async(|(): ()| getpid(), ()).unwrap())
+        .collect();
+    for q in &quick {
+        q.get_timeout(PATIENCE).unwrap();
+    }
+    assert!(!long.ready(), "the long task is still waiting for its gate");
+    gate.set();
+    let long_pid = long.get_timeout(PATIENCE).unwrap();
+    assert!(quick.iter().all(|q| q.get().unwrap() != long_pid));
+}

@@ -41,8 +41,9 @@ struct Flight {
     attempts: u8,
     /// Its place on the worker's board.
     place: usize,
-    /// Kept so that a task the worker had not started can go to another worker.
-    frame: Outgoing,
+    /// Kept so that a task the worker had not started can go to another worker (`None` once
+    /// another worker took it).
+    frame: Option<Outgoing>,
     /// `None` once the task was cancelled: its answer is dropped.
     sink: Option<Box<dyn Sink>>,
 }
@@ -134,7 +135,11 @@ impl Slot {
     /// The bytes of the tasks sent behind the one the worker runs: together they must fit
     /// the link's buffer (8 KiB on some systems), so that sending never waits.
     fn bytes_ahead(&self) -> usize {
-        self.flights.iter().skip(1).map(|f| f.frame.len()).sum()
+        self.flights
+            .iter()
+            .skip(1)
+            .map(|f| f.frame.as_ref().map_or(0, Outgoing::len))
+            .sum()
     }
 
     /// Whether the worker process has ended, looking for a moment: a worker killed while
@@ -300,6 +305,7 @@ impl Manager {
     /// Hands queued tasks to workers that can take them: first one to each idle worker,
     /// then tops the busy ones up to `AHEAD`, each worker's tasks in one write.
     fn dispatch(&mut self) {
+        self.steal_for_idle_workers();
         for idle_only in [true, false] {
             let mut i = 0;
             while i < self.slots.len() {
@@ -315,6 +321,57 @@ impl Manager {
                 i += 1;
             }
         }
+    }
+
+    /// With nothing queued, an idle worker takes a task sent ahead to a busy one, if that
+    /// one has not started it (the board decides): a long task must not hold up the tasks
+    /// behind it while a worker idles, as Python's shared queue never does.
+    fn steal_for_idle_workers(&mut self) {
+        if !self.shared.lock().jobs.is_empty() {
+            return;
+        }
+        for thief in 0..self.slots.len() {
+            let slot = &self.slots[thief];
+            if !slot.flights.is_empty() || !slot.ready || slot.retiring {
+                continue;
+            }
+            let Some(job) = self.take_one_ahead(thief) else {
+                return;
+            };
+            self.shared.lock().jobs.push_back(job);
+        }
+    }
+
+    /// Takes back the last task sent ahead to the busiest worker other than `thief`.
+    fn take_one_ahead(&mut self, thief: usize) -> Option<Job> {
+        let waiting = |slot: &Slot| {
+            slot.flights
+                .iter()
+                .skip(1)
+                .filter(|f| f.sink.is_some())
+                .count()
+        };
+        let victim = (0..self.slots.len())
+            .filter(|&v| v != thief && waiting(&self.slots[v]) > 0)
+            .max_by_key(|&v| waiting(&self.slots[v]))?;
+        let slot = &mut self.slots[victim];
+        // The oldest one that is still to run (not the one the worker runs now), so that
+        // tasks start in the order they were submitted, as from Python's shared queue.
+        let flight = slot
+            .flights
+            .iter_mut()
+            .skip(1)
+            .find(|f| f.sink.is_some() && f.frame.is_some())?;
+        if !slot.board.cancel(flight.place) {
+            return None;
+        }
+        // The victim will skip it and say so; its flight stays until then, empty.
+        Some(Job {
+            id: flight.id,
+            frame: flight.frame.take()?,
+            sink: flight.sink.take()?,
+            attempts: flight.attempts,
+        })
     }
 
     /// Up to `max` queued tasks that worker `i` can take now, skipping cancelled ones.
@@ -386,7 +443,7 @@ impl Manager {
             let place = usize::from(job.frame.header_mut()[worker::PLACE]);
             slot.flights.push_back(Flight {
                 id: job.id,
-                frame: job.frame,
+                frame: Some(job.frame),
                 sink: Some(job.sink),
                 attempts: job.attempts,
                 place,
@@ -662,10 +719,10 @@ impl Manager {
         {
             let mut state = self.shared.lock();
             while let Some(flight) = slot.flights.pop_back() {
-                if let Some(sink) = flight.sink {
+                if let (Some(sink), Some(frame)) = (flight.sink, flight.frame) {
                     state.jobs.push_front(Job {
                         id: flight.id,
-                        frame: flight.frame,
+                        frame,
                         sink,
                         attempts: flight.attempts,
                     });
