@@ -580,6 +580,8 @@ impl Manager {
             SKIPPED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
+                // It did not run here: it does not count towards `maxtasksperchild`.
+                slot.sent = slot.sent.saturating_sub(1);
                 if let Some(sink) = flight.sink {
                     sink.fail(Error::Cancelled);
                 }
