@@ -105,11 +105,22 @@ fn windows_tests() -> Result<(), NotPassed> {
     build.arg("--no-run");
     step(&mut build).map_err(NotPassed::Failed)?;
 
-    let server = wine.start_server().map_err(NotPassed::Skipped)?;
-    let mut test = wine.cargo_test();
-    with_packages(&mut test);
-    let (status, summary) =
-        wine::run_tests(&mut test, server).map_err(|e| NotPassed::Failed(e.into()))?;
+    let run = || {
+        let server = wine.start_server().map_err(NotPassed::Skipped)?;
+        let mut test = wine.cargo_test();
+        with_packages(&mut test);
+        wine::run_tests(&mut test, server).map_err(|e| NotPassed::Failed(e.into()))
+    };
+    let (mut status, mut summary) = run()?;
+    if !status.success() && summary.failed_only_to_start() {
+        // Wine failed to start a test process (not a test that failed): the run is
+        // repeated once, and that run's verdict stands.
+        println!(
+            "wine could not start {} test process(es); running the tests under wine again",
+            summary.not_started
+        );
+        (status, summary) = run()?;
+    }
 
     header(&format!(
         "cross: {} tests under wine: results",

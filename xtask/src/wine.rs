@@ -368,11 +368,16 @@ pub(crate) struct Summary {
     pub(crate) ignored_tests: Vec<String>,
     /// `test result: ...` lines, one per test binary.
     pub(crate) results: Vec<String>,
+    /// Doctests that wine could not start at all (`failed to run command: ...`).
+    pub(crate) not_started: u64,
 }
 
 impl Summary {
     /// Takes in one line of a test binary's output.
     fn read(&mut self, line: &str) {
+        if line.starts_with("failed to run command: ") {
+            self.not_started += 1;
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             self.results.push(line.to_string());
             for part in rest.split(['.', ';']) {
@@ -444,6 +449,14 @@ pub(crate) fn run_tests(
     Ok((status, summary))
 }
 
+impl Summary {
+    /// Whether every failure was a test process that wine could not start (it reports
+    /// `ERROR_INTERNAL_ERROR` now and then under load): wine's failure, not the tests'.
+    pub(crate) fn failed_only_to_start(&self) -> bool {
+        self.failed > 0 && self.failed == self.not_started
+    }
+}
+
 /// Why cargo would leave the doctests out for another target, if it would.
 pub(crate) fn doctests_skipped() -> Option<String> {
     let output = cargo().arg("--version").output().ok()?;
@@ -484,5 +497,21 @@ mod tests {
         assert_eq!((summary.passed, summary.failed, summary.ignored), (5, 1, 1));
         assert_eq!(summary.ignored_tests, ["b (ignored, wine: no signals)"]);
         assert_eq!(summary.results.len(), 2);
+        assert!(!summary.failed_only_to_start());
+    }
+
+    #[test]
+    fn a_doctest_wine_could_not_start_is_told_apart() {
+        let mut summary = Summary::default();
+        for line in [
+            "failed to run command: Os { code: 1359, kind: Uncategorized, message: \"Internal error.\" }",
+            "test result: FAILED. 129 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; \
+             finished in 3.47s",
+        ] {
+            summary.read(line);
+        }
+        assert!(summary.failed_only_to_start());
+        summary.read("test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.00s");
+        assert!(!summary.failed_only_to_start());
     }
 }
