@@ -283,6 +283,11 @@ impl PoolBuilder {
 /// }
 /// ```
 ///
+/// The worker makes the function's value from nothing (it has no bytes), which is why it may
+/// capture nothing. The compile-time check sees sizes only: a closure that captures nothing
+/// but zero-sized values passes it, and the worker then makes those values from nothing too
+/// — do not capture a zero-sized token whose constructor checks something.
+///
 /// A closure that captures its environment does not compile:
 ///
 /// ```compile_fail,E0080
