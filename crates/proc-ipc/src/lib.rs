@@ -5,6 +5,7 @@
 //! | [`Pipe`], [`Connection`] | `multiprocessing.Pipe`, `Connection` |
 //! | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue` |
 //! | [`Listener`], [`Client`], [`Address`] | `multiprocessing.connection.Listener`, `Client` (with an authkey, over local sockets and TCP) |
+//! | [`Manager`], [`DictProxy`], [`ListProxy`], [`QueueProxy`]... | `multiprocessing.Manager()`, `BaseManager`, their proxies (local and remote) |
 //! | [`wait`] | `multiprocessing.connection.wait`, for connections and queues |
 //!
 //! Pipes and listeners are sockets (named pipes on Windows) carrying length-prefixed postcard
@@ -44,6 +45,7 @@
 
 mod connection;
 mod listener;
+pub mod manager;
 mod queue;
 mod ring;
 mod sys;
@@ -51,6 +53,11 @@ mod wait;
 
 pub use connection::{Connection, Pipe};
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
+pub use manager::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
+    LockProxy, Manager, NamespaceProxy, Proxy, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy,
+    SharedObject, ValueProxy,
+};
 pub use proc_core as core;
 pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
 pub use wait::{Waitable, wait};

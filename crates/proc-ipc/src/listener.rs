@@ -266,24 +266,29 @@ impl Listener {
     /// assert_eq!(here.recv::<u8>().unwrap(), 7);
     /// ```
     pub fn accept(&self) -> Result<Connection> {
+        self.accept_pending()?.authenticate()
+    }
+
+    /// Takes the next peer without authenticating it yet, so that a server can run the
+    /// handshake on another thread and keep accepting meanwhile.
+    pub(crate) fn accept_pending(&self) -> Result<Pending> {
         let socket = self
             .socket
             .as_ref()
             .ok_or(Error::InvalidState("the listener is closed"))?;
-        let key = self.authkey.as_deref();
-        let limit = Some(self.handshake_timeout);
-        let link = match socket {
-            Socket::Local(listener) => {
-                let stream = authenticate(listener.accept()?, key, Side::Listener, limit)?;
-                sys::local_link(stream)?
-            }
+        let stream = match socket {
+            Socket::Local(listener) => PendingStream::Local(listener.accept()?),
             Socket::Tcp(listener) => {
                 let (stream, _) = listener.accept()?;
                 stream.set_nodelay(true)?;
-                Link::from_tcp(authenticate(stream, key, Side::Listener, limit)?)
+                PendingStream::Tcp(stream)
             }
         };
-        Ok(Connection::new(link, true, true))
+        Ok(Pending {
+            stream,
+            authkey: self.authkey.clone(),
+            limit: self.handshake_timeout,
+        })
     }
 
     /// The address that peers connect to; for TCP port 0, the port that was picked.
@@ -350,6 +355,57 @@ impl fmt::Debug for Listener {
             .field("closed", &self.closed())
             .field("authenticates", &self.authkey.is_some())
             .finish()
+    }
+}
+
+/// A peer taken by [`Listener::accept_pending`], not authenticated yet.
+pub(crate) struct Pending {
+    stream: PendingStream,
+    authkey: Option<Vec<u8>>,
+    limit: Duration,
+}
+
+enum PendingStream {
+    Local(LocalStream),
+    Tcp(TcpStream),
+}
+
+impl Pending {
+    /// Runs the listener's side of the handshake, within the listener's handshake timeout.
+    pub(crate) fn authenticate(self) -> Result<Connection> {
+        let key = self.authkey.as_deref();
+        let limit = Some(self.limit);
+        let link = match self.stream {
+            PendingStream::Local(stream) => {
+                sys::local_link(authenticate(stream, key, Side::Listener, limit)?)?
+            }
+            PendingStream::Tcp(stream) => {
+                Link::from_tcp(authenticate(stream, key, Side::Listener, limit)?)
+            }
+        };
+        Ok(Connection::new(link, true, true))
+    }
+}
+
+/// Opens and drops a bare connection to `address`, so that a thread blocked in `accept` on
+/// it returns (a server that was told to stop then sees its flag).
+pub(crate) fn wake(address: &Address) {
+    match address {
+        Address::Local(name) => {
+            if let Ok(name) = Address::local_name(name) {
+                let _ = LocalStream::connect(name);
+            }
+        }
+        Address::Tcp(addr) => {
+            let mut addr = *addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
     }
 }
 

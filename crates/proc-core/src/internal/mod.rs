@@ -7,6 +7,7 @@
 //! - [`Outgoing`] / [`Incoming`]: frames with a header of the caller's and a serde value with
 //!   the OS handles inside it, for protocols built on a [`Link`](crate::Link) (the pool's
 //!   workers), and [`fn_offset`] / [`fn_at`] to name a function of this build to a peer.
+//! - [`fingerprint`]: this build's fingerprint, for peers that are not our children.
 //! - [`resident_memory`]: the resident set size of this process.
 
 mod deadline;
@@ -15,6 +16,18 @@ pub mod unwind;
 
 pub use deadline::Deadline;
 pub use packet::{Incoming, Outgoing, encodes, fn_at, fn_offset};
+
+/// This build's fingerprint: equal in two processes only when they run the same build, so
+/// that a peer may be sent function offsets ([`fn_offset`]) only when its fingerprint is ours.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(proc_core::internal::fingerprint(), proc_core::internal::fingerprint());
+/// ```
+pub fn fingerprint() -> u64 {
+    crate::fingerprint::fingerprint()
+}
 
 /// The resident memory of this process in bytes, where the platform tells it.
 ///

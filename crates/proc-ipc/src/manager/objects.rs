@@ -1,0 +1,721 @@
+//! The objects a manager's server keeps, and what each operation does to them.
+//!
+//! Every object is one mutex over its state and one condition variable. Blocking operations
+//! (a queue's `get`, a lock's `acquire`, a barrier's `wait`) wait on the condition variable in
+//! slices, and between slices ask whether their client is still connected: a client that died
+//! in the middle of a call takes nothing with it (no item leaves the queue for it, no lock is
+//! taken for it, a barrier it waited at is broken for the others).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use proc_core::internal::{Deadline, fn_at, unwind};
+
+use super::wire::{Bytes, Failure, Invalid, Kind, Op, Owner, Reply, Response};
+
+/// How often a blocked operation looks whether its client is still there.
+const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// The function that builds a user object from its encoded state (see `Manager::register`).
+pub(crate) type Make = fn(&[u8]) -> Result<Box<dyn Custom>, Failure>;
+
+/// The function that applies an `update_with` function to an encoded value.
+pub(crate) type Runner = fn(&mut Bytes, i64) -> Result<(), Failure>;
+
+/// A user object, behind its encoded requests and responses.
+pub(crate) trait Custom: Send {
+    fn handle(&mut self, request: &[u8]) -> Result<Bytes, Failure>;
+}
+
+/// What a blocked operation needs to know about its caller.
+pub(crate) trait Caller {
+    /// Whether the client left (or the server is stopping), so that waiting is pointless.
+    fn gone(&self) -> bool;
+    /// Whether the client runs this build, so that it may name functions.
+    fn same_build(&self) -> bool;
+}
+
+/// One object on the server.
+pub(crate) struct Object {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+enum State {
+    Dict(Dict),
+    List(Vec<Bytes>),
+    Queue(QueueState),
+    Lock(Option<Owner>),
+    RLock(Reentrant),
+    Semaphore(SemaphoreState),
+    Event(bool),
+    Condition(ConditionState),
+    Barrier(BarrierState),
+    Value(Bytes),
+    Array(Vec<Bytes>),
+    Custom(Box<dyn Custom>),
+}
+
+/// A dict that keeps the order of insertion, as Python's does.
+#[derive(Default)]
+struct Dict {
+    entries: HashMap<Bytes, (u64, Bytes)>,
+    order: BTreeMap<u64, Bytes>,
+    next: u64,
+}
+
+impl Dict {
+    fn insert(&mut self, key: Bytes, value: Bytes) -> Option<Bytes> {
+        if let Some((_, old)) = self.entries.get_mut(&key) {
+            return Some(std::mem::replace(old, value));
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, key.clone());
+        self.entries.insert(key, (seq, value));
+        None
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
+        let (seq, value) = self.entries.remove(key)?;
+        self.order.remove(&seq);
+        Some(value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.entries.get(key).map(|(_, v)| v)
+    }
+
+    fn keys(&self) -> Vec<Bytes> {
+        self.order.values().cloned().collect()
+    }
+
+    fn items(&self) -> Vec<(Bytes, Bytes)> {
+        self.order
+            .values()
+            .map(|k| (k.clone(), self.entries[k].1.clone()))
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+}
+
+struct QueueState {
+    items: VecDeque<Bytes>,
+    maxsize: usize,
+    unfinished: u64,
+}
+
+#[derive(Default)]
+struct Reentrant {
+    owner: Option<Owner>,
+    count: u32,
+}
+
+impl Reentrant {
+    fn try_take(&mut self, owner: Owner) -> bool {
+        match self.owner {
+            None => {
+                self.owner = Some(owner);
+                self.count = 1;
+                true
+            }
+            Some(o) if o == owner => {
+                self.count = self.count.saturating_add(1);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn release(&mut self, owner: Owner) -> Result<bool, Failure> {
+        match self.owner {
+            None => Err(Failure::Invalid(Invalid::Unlocked)),
+            Some(o) if o != owner => Err(Failure::Invalid(Invalid::NotOwner)),
+            Some(_) => {
+                self.count -= 1;
+                if self.count == 0 {
+                    self.owner = None;
+                }
+                Ok(self.count == 0)
+            }
+        }
+    }
+}
+
+struct SemaphoreState {
+    value: u32,
+    bound: Option<u32>,
+    held: HashMap<u64, u32>,
+}
+
+struct ConditionState {
+    lock: Reentrant,
+    waiters: VecDeque<u64>,
+    woken: Vec<u64>,
+    next_waiter: u64,
+}
+
+struct BarrierState {
+    parties: u32,
+    count: u32,
+    generation: u64,
+    broken: bool,
+    last_reset: Option<u64>,
+}
+
+impl BarrierState {
+    fn break_now(&mut self) {
+        self.broken = true;
+    }
+}
+
+fn wrong_kind() -> Failure {
+    Failure::Invalid(Invalid::WrongKind)
+}
+
+/// Python's index rule: a negative index counts from the end.
+fn index(i: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let at = if i < 0 { len.checked_add(i)? } else { i };
+    (0..len).contains(&at).then_some(at as usize)
+}
+
+impl Object {
+    /// Builds the object that `kind` asks for.
+    pub(crate) fn new(kind: Kind, caller: &dyn Caller) -> Result<Object, Failure> {
+        let state = match kind {
+            Kind::Dict | Kind::Namespace => State::Dict(Dict::default()),
+            Kind::List => State::List(Vec::new()),
+            Kind::Queue { maxsize } => State::Queue(QueueState {
+                items: VecDeque::new(),
+                maxsize: usize::try_from(maxsize).unwrap_or(usize::MAX),
+                unfinished: 0,
+            }),
+            Kind::Lock => State::Lock(None),
+            Kind::RLock => State::RLock(Reentrant::default()),
+            Kind::Semaphore { value, bound } => State::Semaphore(SemaphoreState {
+                value,
+                bound,
+                held: HashMap::new(),
+            }),
+            Kind::Event => State::Event(false),
+            Kind::Condition => State::Condition(ConditionState {
+                lock: Reentrant::default(),
+                waiters: VecDeque::new(),
+                woken: Vec::new(),
+                next_waiter: 0,
+            }),
+            Kind::Barrier { parties } => {
+                if parties == 0 {
+                    return Err(Failure::Invalid(Invalid::NoParties));
+                }
+                State::Barrier(BarrierState {
+                    parties,
+                    count: 0,
+                    generation: 0,
+                    broken: false,
+                    last_reset: None,
+                })
+            }
+            Kind::Value(bytes) => State::Value(bytes),
+            Kind::Array(items) => State::Array(items),
+            Kind::Custom { make, state } => {
+                if !caller.same_build() {
+                    return Err(Failure::BuildMismatch);
+                }
+                // SAFETY: the client runs this very build (its fingerprint is ours, checked
+                // above) and made `make` with `fn_offset` from a `Make`.
+                let make: Make = unsafe { fn_at(make) };
+                let built = unwind::catch(|| make(&state)).map_err(|p| Failure::Panicked {
+                    message: p.message,
+                    location: p.location,
+                })??;
+                State::Custom(built)
+            }
+        };
+        Ok(Object {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the state is held can only come from a user function, whose
+        // object keeps what it did; the other objects are never left half-changed.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until `step` gives an answer, as long as `timeout` allows and the caller stays.
+    ///
+    /// `step` is called with the state and `None` while there is time, and with
+    /// `Some(failure)` (`Timeout` or `Closed`) when the wait ends without an answer, so that
+    /// it can undo what it began; it must answer then.
+    fn block(
+        &self,
+        caller: &dyn Caller,
+        timeout: Option<Duration>,
+        mut step: impl FnMut(&mut State, Option<Failure>) -> Option<Response>,
+    ) -> Response {
+        let deadline = Deadline::from_timeout(timeout);
+        let mut state = self.state();
+        loop {
+            if let Some(answer) = step(&mut state, None) {
+                return answer;
+            }
+            let end = if deadline.passed() {
+                Some(Failure::Timeout)
+            } else if caller.gone() {
+                Some(Failure::Closed)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                let answer = step(&mut state, Some(end.clone()));
+                return answer.unwrap_or(Err(end));
+            }
+            let slice = deadline.slice(LIVENESS_SLICE);
+            state = self
+                .changed
+                .wait_timeout(state, slice)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Gives back what `client` held (locks, permits), because its process is gone.
+    pub(crate) fn release_client(&self, client: u64) {
+        let mut state = self.state();
+        let released = match &mut *state {
+            State::Lock(holder) if holder.is_some_and(|o| o.client == client) => {
+                *holder = None;
+                true
+            }
+            State::RLock(lock) if lock.owner.is_some_and(|o| o.client == client) => {
+                *lock = Reentrant::default();
+                true
+            }
+            State::Condition(cond) if cond.lock.owner.is_some_and(|o| o.client == client) => {
+                cond.lock = Reentrant::default();
+                true
+            }
+            State::Semaphore(sem) => match sem.held.remove(&client) {
+                Some(n) => {
+                    sem.value = sem.value.saturating_add(n);
+                    if let Some(bound) = sem.bound {
+                        sem.value = sem.value.min(bound);
+                    }
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        drop(state);
+        if released {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Runs `op` on the object for `caller`.
+    pub(crate) fn call(&self, op: Op, caller: &dyn Caller) -> Response {
+        let answer = self.apply(op, caller);
+        // Whatever changed, the waiters look again (they wait in slices anyway).
+        self.changed.notify_all();
+        answer
+    }
+
+    /// Puts an item taken for a client that left before it got it back at the front.
+    pub(crate) fn requeue(&self, item: Bytes) {
+        if let State::Queue(queue) = &mut *self.state() {
+            queue.items.push_front(item);
+        }
+        self.changed.notify_all();
+    }
+
+    fn apply(&self, op: Op, caller: &dyn Caller) -> Response {
+        match op {
+            Op::Acquire { owner, timeout } => return self.acquire(owner, timeout, caller),
+            Op::Put { item, timeout } => return self.put(item, timeout, caller),
+            Op::Take { timeout } => return self.take(timeout, caller),
+            Op::Join { timeout } => {
+                return self.block(caller, timeout, |state, end| match state {
+                    State::Queue(q) if q.unfinished == 0 => Some(Ok(Reply::Unit)),
+                    State::Queue(_) => end.map(Err),
+                    _ => Some(Err(wrong_kind())),
+                });
+            }
+            Op::Wait { timeout } => {
+                return self.block(caller, timeout, |state, end| match (state, end) {
+                    (State::Event(true), _) => Some(Ok(Reply::Bool(true))),
+                    (State::Event(false), Some(Failure::Timeout)) => Some(Ok(Reply::Bool(false))),
+                    (State::Event(false), end) => end.map(Err),
+                    _ => Some(Err(wrong_kind())),
+                });
+            }
+            Op::CondWait { owner, timeout } => return self.cond_wait(owner, timeout, caller),
+            Op::BarrierWait { timeout } => return self.barrier_wait(timeout, caller),
+            _ => {}
+        }
+        let mut state = self.state();
+        match (&mut *state, op) {
+            (State::Dict(d), Op::Len) => Ok(Reply::Count(d.entries.len() as u64)),
+            (State::Dict(d), Op::Clear) => {
+                d.clear();
+                Ok(Reply::Unit)
+            }
+            (State::Dict(d), Op::Insert(k, v)) => Ok(Reply::Item(d.insert(k, v))),
+            (State::Dict(d), Op::Get(k)) => Ok(Reply::Item(d.get(&k).cloned())),
+            (State::Dict(d), Op::Remove(k)) => Ok(Reply::Item(d.remove(&k))),
+            (State::Dict(d), Op::Contains(k)) => Ok(Reply::Bool(d.entries.contains_key(&k))),
+            (State::Dict(d), Op::Keys) => Ok(Reply::Items(d.keys())),
+            (State::Dict(d), Op::Values) => Ok(Reply::Items(
+                d.items().into_iter().map(|(_, v)| v).collect(),
+            )),
+            (State::Dict(d), Op::Items) => Ok(Reply::Pairs(d.items())),
+            (State::Dict(d), Op::Update(pairs)) => {
+                for (k, v) in pairs {
+                    d.insert(k, v);
+                }
+                Ok(Reply::Unit)
+            }
+            (State::Dict(d), Op::SetDefault(k, v)) => {
+                if let Some(old) = d.get(&k) {
+                    return Ok(Reply::Item(Some(old.clone())));
+                }
+                d.insert(k, v.clone());
+                Ok(Reply::Item(Some(v)))
+            }
+            (
+                State::Dict(d),
+                Op::UpdateWith {
+                    key,
+                    default,
+                    runner,
+                    f,
+                },
+            ) => {
+                if !caller.same_build() {
+                    return Err(Failure::BuildMismatch);
+                }
+                // SAFETY: the client runs this very build (its fingerprint is ours, checked
+                // above) and made `runner` with `fn_offset` from a `Runner`; the runner turns
+                // `f` back into the function type it was made for.
+                let runner: Runner = unsafe { fn_at(runner) };
+                let mut value = d.get(&key).cloned().unwrap_or(default);
+                unwind::catch(|| runner(&mut value, f)).map_err(|p| Failure::Panicked {
+                    message: p.message,
+                    location: p.location,
+                })??;
+                d.insert(key, value.clone());
+                Ok(Reply::Item(Some(value)))
+            }
+            (State::List(l) | State::Array(l), Op::Len) => Ok(Reply::Count(l.len() as u64)),
+            (State::List(l), Op::Clear) => {
+                l.clear();
+                Ok(Reply::Unit)
+            }
+            (State::List(l), Op::Push(v)) => {
+                l.push(v);
+                Ok(Reply::Unit)
+            }
+            (State::List(l), Op::Pop(None)) => Ok(Reply::Item(l.pop())),
+            (State::List(l), Op::Pop(Some(i))) => match index(i, l.len()) {
+                Some(at) => Ok(Reply::Item(Some(l.remove(at)))),
+                None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
+            },
+            (State::List(l) | State::Array(l), Op::At(i)) => {
+                Ok(Reply::Item(index(i, l.len()).map(|at| l[at].clone())))
+            }
+            (State::List(l) | State::Array(l), Op::SetAt(i, v)) => match index(i, l.len()) {
+                Some(at) => {
+                    l[at] = v;
+                    Ok(Reply::Unit)
+                }
+                None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
+            },
+            (State::List(l), Op::InsertAt(i, v)) => {
+                // Python's `list.insert` clamps the index to the list.
+                let len = l.len() as i64;
+                let at = if i < 0 { (len + i).max(0) } else { i.min(len) };
+                l.insert(at as usize, v);
+                Ok(Reply::Unit)
+            }
+            (State::List(l), Op::RemoveValue(v)) => match l.iter().position(|x| *x == v) {
+                Some(at) => {
+                    l.remove(at);
+                    Ok(Reply::Bool(true))
+                }
+                None => Ok(Reply::Bool(false)),
+            },
+            (State::List(l), Op::Extend(items)) => {
+                l.extend(items);
+                Ok(Reply::Unit)
+            }
+            (State::List(l) | State::Array(l), Op::ToVec) => Ok(Reply::Items(l.clone())),
+            (State::Value(v), Op::Load) => Ok(Reply::Item(Some(v.clone()))),
+            (State::Value(v), Op::Store(new)) => {
+                *v = new;
+                Ok(Reply::Unit)
+            }
+            (State::Queue(q), Op::Len) => Ok(Reply::Count(q.items.len() as u64)),
+            (State::Queue(q), Op::Full) => Ok(Reply::Bool(q.items.len() >= q.maxsize)),
+            (State::Queue(q), Op::TaskDone) => match q.unfinished.checked_sub(1) {
+                Some(n) => {
+                    q.unfinished = n;
+                    Ok(Reply::Unit)
+                }
+                None => Err(Failure::Invalid(Invalid::TooManyTaskDone)),
+            },
+            (State::Queue(q), Op::Count) => Ok(Reply::Count(q.unfinished)),
+            (State::Lock(holder), Op::Release { .. }) => match holder.take() {
+                // Python's manager `Lock` is a `threading.Lock`: anyone may release it.
+                Some(_) => Ok(Reply::Unit),
+                None => Err(Failure::Invalid(Invalid::Unlocked)),
+            },
+            (State::Lock(holder), Op::IsSet) => Ok(Reply::Bool(holder.is_some())),
+            (State::RLock(lock), Op::Release { owner }) => lock.release(owner).map(|_| Reply::Unit),
+            (State::RLock(lock), Op::IsSet) => Ok(Reply::Count(u64::from(lock.count))),
+            (State::Condition(cond), Op::Release { owner }) => {
+                cond.lock.release(owner).map(|_| Reply::Unit)
+            }
+            (State::Condition(cond), Op::Notify { owner, n }) => {
+                if cond.lock.owner != Some(owner) {
+                    return Err(Failure::Invalid(Invalid::NotOwner));
+                }
+                for _ in 0..n {
+                    match cond.waiters.pop_front() {
+                        Some(w) => cond.woken.push(w),
+                        None => break,
+                    }
+                }
+                Ok(Reply::Unit)
+            }
+            (State::Semaphore(sem), Op::Release { owner }) => {
+                if sem.bound.is_some_and(|b| sem.value >= b) {
+                    return Err(Failure::Invalid(Invalid::OverReleased));
+                }
+                sem.value = sem.value.saturating_add(1);
+                // The permit goes back for whoever holds one: the releaser if it does,
+                // else any holder (Python lets any process release).
+                let holder = if sem.held.contains_key(&owner.client) {
+                    Some(owner.client)
+                } else {
+                    sem.held.keys().next().copied()
+                };
+                if let Some(h) = holder
+                    && let Some(n) = sem.held.get_mut(&h)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        sem.held.remove(&h);
+                    }
+                }
+                Ok(Reply::Unit)
+            }
+            (State::Semaphore(sem), Op::Len) => Ok(Reply::Count(u64::from(sem.value))),
+            (State::Event(flag), Op::Set) => {
+                *flag = true;
+                Ok(Reply::Unit)
+            }
+            (State::Event(flag), Op::Unset) => {
+                *flag = false;
+                Ok(Reply::Unit)
+            }
+            (State::Event(flag), Op::IsSet) => Ok(Reply::Bool(*flag)),
+            (State::Barrier(b), Op::Reset) => {
+                if b.count > 0 {
+                    b.last_reset = Some(b.generation);
+                    b.generation += 1;
+                }
+                b.count = 0;
+                b.broken = false;
+                Ok(Reply::Unit)
+            }
+            (State::Barrier(b), Op::Abort) => {
+                b.break_now();
+                Ok(Reply::Unit)
+            }
+            (State::Barrier(b), Op::Len) => Ok(Reply::Barrier(b.parties, b.count, b.broken)),
+            (State::Custom(object), Op::Handle(request)) => {
+                let object = &mut **object;
+                unwind::catch(std::panic::AssertUnwindSafe(|| object.handle(&request)))
+                    .map_err(|p| Failure::Panicked {
+                        message: p.message,
+                        location: p.location,
+                    })?
+                    .map(|b| Reply::Item(Some(b)))
+            }
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    fn acquire(&self, owner: Owner, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
+        self.block(caller, timeout, |state, end| {
+            let taken = match state {
+                State::Lock(holder) => {
+                    if holder.is_none() {
+                        *holder = Some(owner);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                State::RLock(lock) => lock.try_take(owner),
+                State::Condition(cond) => cond.lock.try_take(owner),
+                State::Semaphore(sem) => {
+                    if sem.value > 0 {
+                        sem.value -= 1;
+                        *sem.held.entry(owner.client).or_insert(0) += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ => return Some(Err(wrong_kind())),
+            };
+            match (taken, end) {
+                (true, _) => Some(Ok(Reply::Bool(true))),
+                (false, Some(Failure::Timeout)) => Some(Ok(Reply::Bool(false))),
+                (false, end) => end.map(Err),
+            }
+        })
+    }
+
+    fn put(&self, item: Bytes, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
+        let mut item = Some(item);
+        self.block(caller, timeout, |state, end| match state {
+            State::Queue(q) => {
+                if q.items.len() < q.maxsize {
+                    q.items.extend(item.take());
+                    q.unfinished += 1;
+                    Some(Ok(Reply::Unit))
+                } else {
+                    match end {
+                        Some(Failure::Timeout) if timeout == Some(Duration::ZERO) => {
+                            Some(Err(Failure::Full))
+                        }
+                        end => end.map(Err),
+                    }
+                }
+            }
+            _ => Some(Err(wrong_kind())),
+        })
+    }
+
+    fn take(&self, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
+        self.block(caller, timeout, |state, end| match state {
+            State::Queue(q) => match q.items.pop_front() {
+                Some(item) => Some(Ok(Reply::Item(Some(item)))),
+                None => match end {
+                    Some(Failure::Timeout) if timeout == Some(Duration::ZERO) => {
+                        Some(Err(Failure::Empty))
+                    }
+                    end => end.map(Err),
+                },
+            },
+            _ => Some(Err(wrong_kind())),
+        })
+    }
+
+    fn cond_wait(&self, owner: Owner, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
+        // Release the lock entirely, wait to be notified, take it back with its count.
+        let (me, count) = {
+            let mut state = self.state();
+            let State::Condition(cond) = &mut *state else {
+                return Err(wrong_kind());
+            };
+            if cond.lock.owner != Some(owner) {
+                return Err(Failure::Invalid(Invalid::NotOwner));
+            }
+            let count = cond.lock.count;
+            cond.lock = Reentrant::default();
+            let me = cond.next_waiter;
+            cond.next_waiter += 1;
+            cond.waiters.push_back(me);
+            (me, count)
+        };
+        self.changed.notify_all();
+        let notified = self.block(caller, timeout, |state, end| {
+            let State::Condition(cond) = state else {
+                return Some(Err(wrong_kind()));
+            };
+            if let Some(at) = cond.woken.iter().position(|&w| w == me) {
+                cond.woken.swap_remove(at);
+                return Some(Ok(Reply::Bool(true)));
+            }
+            let end = end?;
+            cond.waiters.retain(|&w| w != me);
+            Some(match end {
+                Failure::Timeout => Ok(Reply::Bool(false)),
+                other => Err(other),
+            })
+        });
+        if let Err(failure) = notified {
+            return Err(failure);
+        }
+        // Take the lock back, however long that takes (Python's `wait` does too).
+        let back = self.block(caller, None, |state, end| {
+            let State::Condition(cond) = state else {
+                return Some(Err(wrong_kind()));
+            };
+            if cond.lock.owner.is_none() {
+                cond.lock = Reentrant {
+                    owner: Some(owner),
+                    count,
+                };
+                return Some(Ok(Reply::Unit));
+            }
+            end.map(Err)
+        });
+        back.and(notified)
+    }
+
+    fn barrier_wait(&self, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
+        let (generation, index) = {
+            let mut state = self.state();
+            let State::Barrier(b) = &mut *state else {
+                return Err(wrong_kind());
+            };
+            if b.broken {
+                return Err(Failure::Invalid(Invalid::Broken));
+            }
+            let index = b.count;
+            b.count += 1;
+            if b.count == b.parties {
+                b.count = 0;
+                b.generation += 1;
+                drop(state);
+                self.changed.notify_all();
+                return Ok(Reply::Count(u64::from(index)));
+            }
+            (b.generation, index)
+        };
+        let answer = self.block(caller, timeout, |state, end| {
+            let State::Barrier(b) = state else {
+                return Some(Err(wrong_kind()));
+            };
+            if b.generation != generation {
+                return Some(if b.last_reset == Some(generation) {
+                    Err(Failure::Invalid(Invalid::Broken))
+                } else {
+                    Ok(Reply::Count(u64::from(index)))
+                });
+            }
+            if b.broken {
+                return Some(Err(Failure::Invalid(Invalid::Broken)));
+            }
+            // A party that times out or leaves breaks the barrier for the others, as in
+            // Python.
+            let end = end?;
+            b.break_now();
+            Some(Err(end))
+        });
+        self.changed.notify_all();
+        answer
+    }
+}
