@@ -353,7 +353,7 @@ impl Condition {
         state.counts.fetch_add(ONE_WAITER, Ordering::SeqCst);
         let registered = state.seq.value().load(Ordering::SeqCst);
         let mut seen = registered;
-        guard.lock().release();
+        guard.lock().unlock();
         let notified = loop {
             // Only a notify after this waiter registered is for it: the tokens of an earlier
             // one belong to the waiters it counted.

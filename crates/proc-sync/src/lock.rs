@@ -55,6 +55,40 @@ unsafe impl State for LockState {
 /// Ownership is per process: any thread of the owning process may drop the guard, and a
 /// thread that acquires a lock its own process holds waits (use [`RLock`] to re-enter).
 ///
+/// # Without a guard
+///
+/// Python's tutorials write `lock.acquire()` … `lock.release()`; the same works here with
+/// [`LockGuard::forget`], which keeps the lock held without a guard, and
+/// [`release`](Lock::release), which any process may call, as Python's
+/// `multiprocessing.Lock` allows:
+///
+/// ```
+/// let lock = proc_sync::Lock::new().unwrap();
+/// lock.acquire().forget();
+/// assert!(lock.is_locked());
+/// lock.release().unwrap();
+/// assert!(!lock.is_locked());
+/// ```
+///
+/// A guard that is not bound to a name drops, and releases, at once. The compiler warns
+/// about a guard left unused:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let lock = proc_sync::Lock::new().unwrap();
+/// lock.acquire(); // released again on this very line
+/// ```
+///
+/// `let _ = lock.acquire();` is Rust's way of saying "drop this now" and passes silently;
+/// the allowed-by-default lint `let_underscore_drop` catches it, and binding the guard to a
+/// name (`let _guard = lock.acquire();`) holds the lock until the end of the scope:
+///
+/// ```compile_fail
+/// #![deny(let_underscore_drop)]
+/// let lock = proc_sync::Lock::new().unwrap();
+/// let _ = lock.acquire();
+/// ```
+///
 /// # Platform-specific behavior
 ///
 /// The owner is recognised by its pid. A pid recycled by the system before the waiters look
@@ -145,6 +179,7 @@ impl Lock {
     /// assert!(lock.try_acquire().is_none());
     /// # drop(guard);
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         self.shared
             .lock(0, false, None)
@@ -167,6 +202,7 @@ impl Lock {
     /// let err = lock.acquire_timeout(Duration::from_millis(10)).unwrap_err();
     /// assert!(err.is_timeout());
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         self.acquire_until(deadline(Some(timeout)))
             .ok_or(Error::Timeout)
@@ -199,8 +235,63 @@ impl Lock {
         self.shared.state().word.is_mine()
     }
 
-    /// Frees the lock: the guard's drop and a waiting `Condition`.
-    pub(crate) fn release(&self) {
+    /// Frees the lock, whoever holds it: Python's `release()`, for a lock taken with
+    /// [`acquire`](Lock::acquire) and kept with [`LockGuard::forget`].
+    ///
+    /// Any process and any thread may release the lock, as with Python's
+    /// `multiprocessing.Lock`, not only the one that acquired it: a lock can be handed over
+    /// that way. A guard that still lives when its lock is released this way does nothing
+    /// when it drops, unless its process holds the lock again by then (ownership is per
+    /// process): release only locks whose guard was forgotten.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the lock is not held (Python's `ValueError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::Process;
+    /// use proc_sync::Lock;
+    ///
+    /// fn unlock(lock: Lock) {
+    ///     lock.release().unwrap();
+    /// }
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let lock = Lock::new().unwrap();
+    ///     lock.acquire().forget();
+    ///     Process::spawn(unlock, lock.clone()).unwrap().join().unwrap();
+    ///     assert!(!lock.is_locked());
+    ///     assert!(lock.release().is_err());
+    /// }
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        let word = self.shared.state().word.value();
+        if word.swap(0, Ordering::SeqCst) == 0 {
+            return Err(Error::InvalidState(
+                "cannot release a lock that is not held: release once per acquire",
+            ));
+        }
+        self.shared.wake(0, 1);
+        Ok(())
+    }
+
+    /// Frees the lock if this process holds it: a guard's drop, which must not free a lock
+    /// that was released without it and taken by another process since.
+    fn release_mine(&self) {
+        let word = self.shared.state().word.value();
+        if word
+            .compare_exchange(pid(), 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.shared.wake(0, 1);
+        }
+    }
+
+    /// Frees the lock for a waiting `Condition`, which holds it.
+    pub(crate) fn unlock(&self) {
         self.shared.unlock(0);
     }
 }
@@ -217,7 +308,7 @@ impl Lock {
 /// }
 /// assert!(!lock.is_locked());
 /// ```
-#[must_use = "the lock is released as soon as the guard drops"]
+#[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,
     owner_died: bool,
@@ -241,6 +332,23 @@ impl<'a> LockGuard<'a> {
         self.owner_died
     }
 
+    /// Keeps the lock held and lets the guard go without releasing it: Python's
+    /// `acquire()` without a `with`. Release it later with [`Lock::release`], maybe from
+    /// another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// lock.acquire().forget();
+    /// assert!(lock.try_acquire().is_none());
+    /// lock.release().unwrap();
+    /// assert!(lock.try_acquire().is_some());
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+
     /// The lock this guard holds.
     pub(crate) fn lock(&self) -> &'a Lock {
         self.lock
@@ -254,7 +362,7 @@ impl<'a> LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.lock.release();
+        self.lock.release_mine();
     }
 }
 
@@ -335,6 +443,19 @@ fn thread_id() -> u64 {
 /// drop(outer);
 /// assert_eq!(rlock.count(), 0);
 /// ```
+///
+/// Python's `rlock.acquire()` … `rlock.release()` is [`RLockGuard::forget`] and
+/// [`release`](RLock::release), on the owning thread:
+///
+/// ```
+/// let rlock = proc_sync::RLock::new().unwrap();
+/// rlock.acquire().forget();
+/// rlock.acquire().forget();
+/// rlock.release().unwrap();
+/// assert_eq!(rlock.count(), 1);
+/// rlock.release().unwrap();
+/// assert!(!rlock.is_locked());
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RLock {
     shared: Shared<RLockState>,
@@ -409,6 +530,7 @@ impl RLock {
     /// assert!(!other);
     /// # drop((a, b));
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
         self.enter(false, None)
     }
@@ -431,6 +553,7 @@ impl RLock {
     /// });
     /// assert!(timed_out);
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
         self.enter(true, deadline(Some(timeout)))
             .ok_or(Error::Timeout)
@@ -453,6 +576,54 @@ impl RLock {
         }
     }
 
+    /// Whether some thread of some process holds the lock now (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let guard = rlock.acquire();
+    /// assert!(rlock.is_locked());
+    /// drop(guard);
+    /// assert!(!rlock.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.state().word.is_locked()
+    }
+
+    /// Gives up one hold of this thread: Python's `release()`, for a hold kept with
+    /// [`RLockGuard::forget`]. The lock is free once every hold is given up.
+    ///
+    /// Only the owning thread may release an `RLock`, as in Python. A guard that still
+    /// lives when its hold is released this way counts for nothing when it drops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when this thread does not hold the lock (Python's
+    /// `RuntimeError`), whether it is free or held by another thread or process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// assert!(rlock.release().is_err());
+    /// rlock.acquire().forget();
+    /// let other = std::thread::scope(|s| s.spawn(|| rlock.release().is_err()).join().unwrap());
+    /// assert!(other, "another thread released this thread's hold");
+    /// rlock.release().unwrap();
+    /// assert!(!rlock.is_locked());
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        if !self.is_mine() {
+            return Err(Error::InvalidState(
+                "cannot release an RLock that this thread does not hold",
+            ));
+        }
+        self.leave();
+        Ok(())
+    }
+
+    /// Gives up one hold; the caller holds the lock.
     fn leave(&self) {
         let state = self.state();
         if state.count.fetch_sub(1, Ordering::Relaxed) == 1 {
@@ -479,7 +650,7 @@ impl RLock {
 /// let guard = rlock.acquire();
 /// assert!(!guard.owner_died());
 /// ```
-#[must_use = "the lock is released as soon as the guard drops"]
+#[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
 pub struct RLockGuard<'a> {
     rlock: &'a RLock,
     owner_died: bool,
@@ -507,11 +678,31 @@ impl<'a> RLockGuard<'a> {
     pub fn owner_died(&self) -> bool {
         self.owner_died
     }
+
+    /// Keeps this hold and lets the guard go without giving it up: Python's `acquire()`
+    /// without a `with`. Give it up later with [`RLock::release`], on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// rlock.acquire().forget();
+    /// assert_eq!(rlock.count(), 1);
+    /// rlock.release().unwrap();
+    /// assert_eq!(rlock.count(), 0);
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        self.rlock.leave();
+        // A hold given up with `release` already leaves nothing for the guard to give up,
+        // and a lock that another thread or process holds since is not this guard's.
+        if self.rlock.is_mine() {
+            self.rlock.leave();
+        }
     }
 }
 
