@@ -13,7 +13,7 @@ use proc_core::{Error, FnRef, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
-use crate::lock::LockGuard;
+use crate::lock::{Lock, LockGuard};
 use crate::shared::{Shared, State, Word, deadline};
 use crate::wire::Kind;
 
@@ -83,7 +83,8 @@ unsafe impl State for BarrierState {
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Barrier {
-    cond: Condition,
+    /// With a plain `Lock`: the barrier never re-enters it, and its guard may be `Send`.
+    cond: Condition<Lock>,
     shared: Shared<BarrierState>,
     /// Travels as a [`FnRef`], which a process of another build refuses.
     action: Option<FnRef>,
@@ -145,7 +146,7 @@ impl Barrier {
         let shared = Shared::<BarrierState>::new()?;
         shared.state().parties.store(parties, Ordering::SeqCst);
         Ok(Barrier {
-            cond: Condition::new()?,
+            cond: Condition::with_lock(Lock::new()?)?,
             shared,
             action,
         })
@@ -371,7 +372,7 @@ mod tests {
     /// A barrier's wire form with the action in pieces, as a peer could forge it.
     #[derive(Serialize)]
     struct Forged<'a> {
-        cond: &'a Condition,
+        cond: &'a Condition<Lock>,
         shared: &'a Shared<BarrierState>,
         action: Option<(u64, i64)>,
     }

@@ -19,7 +19,9 @@ use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::shared::{Shared, State, Word, deadline};
+
 use crate::wire::Kind;
+pub use sealed_lock::SharedLock;
 
 /// The state of a `Lock` (and of the lock of a `Value` or `Array`).
 #[repr(C)]
@@ -143,14 +145,6 @@ impl Lock {
         Ok(Lock {
             shared: Shared::with_tail(len, align)?,
         })
-    }
-
-    pub(crate) fn tail(&self, align: usize) -> *mut u8 {
-        self.shared.tail(align)
-    }
-
-    pub(crate) fn tail_len(&self, align: usize) -> usize {
-        self.shared.tail_len(align)
     }
 
     /// Waits until the lock is free and takes it.
@@ -404,7 +398,7 @@ unsafe impl State for RLockState {
 /// otherwise pass for the owner and enter. The pid is read on every call rather than cached
 /// with the rest, so that a forked child's threads, which keep their parent's thread-locals,
 /// get numbers of their own.
-fn thread_id() -> u64 {
+pub(crate) fn thread_id() -> u64 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
         static ID: Cell<u32> = const { Cell::new(0) };
@@ -484,6 +478,14 @@ impl RLock {
         self.shared.state()
     }
 
+    /// A free lock whose segment also holds `len` bytes aligned to `align`: the lock and
+    /// data of a `Value` or `Array`.
+    pub(crate) fn with_tail(len: usize, align: usize) -> Result<RLock> {
+        Ok(RLock {
+            shared: Shared::with_tail(len, align)?,
+        })
+    }
+
     /// Whether this thread owns the lock. The thread number names the process too, so a
     /// number left behind by a dead owner never matches a thread of this process.
     fn is_mine(&self) -> bool {
@@ -494,12 +496,12 @@ impl RLock {
     fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
         if self.is_mine() {
             self.state().count.fetch_add(1, Ordering::Relaxed);
-            return Some(RLockGuard::new(self, false));
+            return Some(RLockGuard::new(self, false, false));
         }
         let owner_died = self.shared.lock(0, block, deadline)?;
         self.state().thread.store(thread_id(), Ordering::Relaxed);
         self.state().count.store(1, Ordering::Relaxed);
-        Some(RLockGuard::new(self, owner_died))
+        Some(RLockGuard::new(self, owner_died, true))
     }
 
     /// Waits until the lock is free or this thread's, and takes it (once more).
@@ -631,6 +633,35 @@ impl RLock {
             self.shared.unlock(0);
         }
     }
+
+    /// Gives up every hold at once, for a waiting `Condition`; returns how many there were.
+    /// The caller holds the lock.
+    pub(crate) fn leave_all(&self) -> u32 {
+        let state = self.state();
+        let count = state.count.swap(0, Ordering::Relaxed);
+        state.thread.store(0, Ordering::Relaxed);
+        self.shared.unlock(0);
+        count
+    }
+
+    /// Takes the lock back with `count` holds after [`leave_all`](RLock::leave_all); returns
+    /// whether it was taken over from a process that died holding it.
+    pub(crate) fn enter_all(&self, count: u32) -> bool {
+        let guard = self.acquire();
+        let owner_died = guard.owner_died();
+        guard.forget();
+        self.state().count.store(count, Ordering::Relaxed);
+        owner_died
+    }
+
+    pub(crate) fn same(&self, other: &RLock) -> bool {
+        self.shared.same(&other.shared)
+    }
+
+    /// Whether this thread holds the lock, for a `Condition`'s notify.
+    pub(crate) fn is_owned(&self) -> bool {
+        self.is_mine()
+    }
 }
 
 /// Proof that an [`RLock`] is held (once); dropping it releases that hold.
@@ -654,15 +685,18 @@ impl RLock {
 pub struct RLockGuard<'a> {
     rlock: &'a RLock,
     owner_died: bool,
+    /// Whether this acquire took a lock that this thread did not hold (not a re-entry).
+    fresh: bool,
     // Like `MutexGuard`: shareable, but it stays on the thread that owns the lock.
     not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'a> RLockGuard<'a> {
-    fn new(rlock: &'a RLock, owner_died: bool) -> RLockGuard<'a> {
+    fn new(rlock: &'a RLock, owner_died: bool, fresh: bool) -> RLockGuard<'a> {
         RLockGuard {
             rlock,
             owner_died,
+            fresh,
             not_send: PhantomData,
         }
     }
@@ -694,6 +728,22 @@ impl<'a> RLockGuard<'a> {
     pub fn forget(self) {
         std::mem::forget(self);
     }
+
+    /// The lock this guard holds.
+    pub(crate) fn rlock(&self) -> &'a RLock {
+        self.rlock
+    }
+
+    /// Whether this acquire took the lock afresh rather than re-entering a hold of this
+    /// thread.
+    pub(crate) fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Records a takeover that happened while a `Condition` re-acquired the lock.
+    pub(crate) fn set_owner_died(&mut self) {
+        self.owner_died = true;
+    }
 }
 
 impl Drop for RLockGuard<'_> {
@@ -711,6 +761,193 @@ impl fmt::Debug for RLockGuard<'_> {
         f.debug_struct("RLockGuard")
             .field("owner_died", &self.owner_died)
             .finish_non_exhaustive()
+    }
+}
+
+mod sealed_lock {
+    use std::fmt;
+    use std::time::Instant;
+
+    use proc_core::Result;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{Lock, LockGuard, RLock, RLockGuard};
+
+    /// Keeps [`SharedLock`] to the locks of this crate.
+    pub trait Sealed {}
+
+    impl Sealed for Lock {}
+    impl Sealed for RLock {}
+
+    /// A lock that a [`Value`](crate::Value), an [`Array`](crate::Array) or a
+    /// [`Condition`](crate::Condition) can go with: [`Lock`] or [`RLock`] (Python's `lock=`
+    /// argument takes either).
+    ///
+    /// The trait is sealed: only these two implement it. Its methods are the crate's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_sync::{Lock, RLock, SharedLock, Value};
+    ///
+    /// fn locked<L: SharedLock>(v: &Value<u8, L>) -> u8 {
+    ///     v.get()
+    /// }
+    ///
+    /// assert_eq!(locked(&Value::new(1u8).unwrap()), 1);
+    /// assert_eq!(locked(&Value::new_with_lock(2u8, Lock::new().unwrap()).unwrap()), 2);
+    /// assert_eq!(locked(&Value::new_with_lock(3u8, RLock::new().unwrap()).unwrap()), 3);
+    /// ```
+    pub trait SharedLock:
+        Sealed + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+    {
+        /// What an acquire returns: [`LockGuard`] or [`RLockGuard`].
+        type Guard<'a>: Sync + fmt::Debug;
+
+        #[doc(hidden)]
+        fn with_tail(len: usize, align: usize) -> Result<Self>;
+        #[doc(hidden)]
+        fn tail(&self, align: usize) -> *mut u8;
+        #[doc(hidden)]
+        fn tail_len(&self, align: usize) -> usize;
+        /// `Some(guard)` once taken, `None` when `deadline` passed first (at once when
+        /// `block` is false).
+        #[doc(hidden)]
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<Self::Guard<'_>>;
+        #[doc(hidden)]
+        fn guard_owner_died(guard: &Self::Guard<'_>) -> bool;
+        /// Whether the acquire that made `guard` took a lock that this thread did not hold.
+        #[doc(hidden)]
+        fn guard_fresh(guard: &Self::Guard<'_>) -> bool;
+        /// Whether `guard` holds `lock`.
+        #[doc(hidden)]
+        fn guard_holds(guard: &Self::Guard<'_>, lock: &Self) -> bool;
+        #[doc(hidden)]
+        fn guard_set_owner_died(guard: &mut Self::Guard<'_>);
+        #[doc(hidden)]
+        fn same(&self, other: &Self) -> bool;
+        /// Whether the caller holds the lock: this process for a `Lock`, this thread for an
+        /// `RLock`.
+        #[doc(hidden)]
+        fn is_owned(&self) -> bool;
+        /// Gives up every hold of the caller, for a `Condition`'s wait; returns how many.
+        #[doc(hidden)]
+        fn leave_all(&self) -> u32;
+        /// Takes the lock back with `count` holds; returns whether its owner had died.
+        #[doc(hidden)]
+        fn enter_all(&self, count: u32) -> bool;
+    }
+
+    impl SharedLock for Lock {
+        type Guard<'a> = LockGuard<'a>;
+
+        fn with_tail(len: usize, align: usize) -> Result<Lock> {
+            Lock::with_tail(len, align)
+        }
+
+        fn tail(&self, align: usize) -> *mut u8 {
+            self.shared.tail(align)
+        }
+
+        fn tail_len(&self, align: usize) -> usize {
+            self.shared.tail_len(align)
+        }
+
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
+            self.shared
+                .lock(0, block, deadline)
+                .map(|owner_died| LockGuard::new(self, owner_died))
+        }
+
+        fn guard_owner_died(guard: &LockGuard<'_>) -> bool {
+            guard.owner_died()
+        }
+
+        fn guard_fresh(_: &LockGuard<'_>) -> bool {
+            // A lock is never re-entered: its acquire waits for the lock to be free.
+            true
+        }
+
+        fn guard_holds(guard: &LockGuard<'_>, lock: &Lock) -> bool {
+            guard.lock().same(lock)
+        }
+
+        fn guard_set_owner_died(guard: &mut LockGuard<'_>) {
+            guard.set_owner_died();
+        }
+
+        fn same(&self, other: &Lock) -> bool {
+            Lock::same(self, other)
+        }
+
+        fn is_owned(&self) -> bool {
+            self.is_mine()
+        }
+
+        fn leave_all(&self) -> u32 {
+            self.unlock();
+            1
+        }
+
+        fn enter_all(&self, _count: u32) -> bool {
+            let guard = self.acquire();
+            let owner_died = guard.owner_died();
+            guard.forget();
+            owner_died
+        }
+    }
+
+    impl SharedLock for RLock {
+        type Guard<'a> = RLockGuard<'a>;
+
+        fn with_tail(len: usize, align: usize) -> Result<RLock> {
+            RLock::with_tail(len, align)
+        }
+
+        fn tail(&self, align: usize) -> *mut u8 {
+            self.shared.tail(align)
+        }
+
+        fn tail_len(&self, align: usize) -> usize {
+            self.shared.tail_len(align)
+        }
+
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+            RLock::enter(self, block, deadline)
+        }
+
+        fn guard_owner_died(guard: &RLockGuard<'_>) -> bool {
+            guard.owner_died()
+        }
+
+        fn guard_fresh(guard: &RLockGuard<'_>) -> bool {
+            guard.fresh()
+        }
+
+        fn guard_holds(guard: &RLockGuard<'_>, lock: &RLock) -> bool {
+            guard.rlock().same(lock)
+        }
+
+        fn guard_set_owner_died(guard: &mut RLockGuard<'_>) {
+            guard.set_owner_died();
+        }
+
+        fn same(&self, other: &RLock) -> bool {
+            RLock::same(self, other)
+        }
+
+        fn is_owned(&self) -> bool {
+            RLock::is_owned(self)
+        }
+
+        fn leave_all(&self) -> u32 {
+            RLock::leave_all(self)
+        }
+
+        fn enter_all(&self, count: u32) -> bool {
+            RLock::enter_all(self, count)
+        }
     }
 }
 
