@@ -72,7 +72,7 @@ mod timer;
 
 pub use timer::Timer;
 
-pub use barrier::Barrier;
+pub use barrier::{Barrier, BarrierBuilder};
 pub use condition::Condition;
 pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard, SharedLock};
