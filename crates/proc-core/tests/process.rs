@@ -592,3 +592,41 @@ fn the_sentinel_is_ready_once_the_child_has_finished() {
 fn sentinels_are_send_and_sync() {
     procs_testkit::assert_send_sync::<proc_core::Sentinel>();
 }
+
+/// The start method a child sees, and the one its own child was started with.
+fn methods_of_two_generations(_: ()) -> (StartMethod, Option<StartMethod>) {
+    let mut grandchild =
+        Process::spawn(|_: ()| proc_core::current_process().start_method(), ()).unwrap();
+    (proc_core::get_start_method(), grandchild.join().unwrap())
+}
+
+// After CPython's `Process._bootstrap`, which forces a child's context to its own start
+// method: a child's default start method is the one that started it, and its children start
+// that way too.
+#[test]
+fn a_child_inherits_the_start_method_it_was_started_with() {
+    each_method(|method| {
+        let mut p = builder(method)
+            .spawn(methods_of_two_generations, ())
+            .unwrap();
+        assert_eq!(p.join().unwrap(), (method, Some(method)));
+    });
+}
+
+/// Tries to change the start method of a child, which has one already.
+fn set_in_child(_: ()) -> bool {
+    proc_core::set_start_method(StartMethod::Spawn).is_err()
+}
+
+#[test]
+fn a_child_cannot_set_its_start_method_again() {
+    each_method(|method| {
+        assert!(
+            builder(method)
+                .spawn(set_in_child, ())
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+    });
+}
