@@ -76,6 +76,7 @@ pub use registry::{ActiveChild, active_children};
 ///     assert_eq!(proc_core::current_process().name(), "MainProcess");
 /// }
 /// ```
+#[doc(alias = "freeze_support")]
 pub fn init() {
     entry::from_constructor();
 }

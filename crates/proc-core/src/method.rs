@@ -47,6 +47,7 @@ impl StartMethod {
     /// let methods = proc_core::StartMethod::available();
     /// assert_eq!(methods[0], proc_core::StartMethod::default_for_platform());
     /// ```
+    #[doc(alias = "get_all_start_methods")]
     pub fn available() -> &'static [StartMethod] {
         if cfg!(unix) {
             &[
@@ -245,6 +246,7 @@ pub struct Context {
 /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
 /// assert_eq!(ctx.start_method(), proc_core::StartMethod::Spawn);
 /// ```
+#[doc(alias = "get_context")]
 pub fn context(method: StartMethod) -> Result<Context> {
     method.check_available()?;
     Ok(Context { method })

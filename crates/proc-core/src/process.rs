@@ -183,6 +183,7 @@ impl Builder {
     /// let mut builder = proc_core::Process::builder();
     /// builder.executable(std::env::current_exe().unwrap());
     /// ```
+    #[doc(alias = "set_executable")]
     pub fn executable(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
         self.executable = Some(path.into());
         self
@@ -272,6 +273,7 @@ impl Builder {
     ///     assert_eq!(p.join().unwrap(), "HI");
     /// }
     /// ```
+    #[doc(alias = "run")]
     pub fn spawn_task<T: Task>(&self, task: T) -> Result<Process<T::Output>> {
         self.spawn(run_task::<T>, task)
     }
@@ -355,6 +357,7 @@ impl Process {
     /// # Examples
     ///
     /// See [`Task`].
+    #[doc(alias = "run")]
     pub fn spawn_task<T: Task>(task: T) -> Result<Process<T::Output>> {
         Builder::new().spawn_task(task)
     }
@@ -726,6 +729,7 @@ impl<R> Process<R> {
     /// p.set_name("renamed").unwrap();
     /// assert_eq!(p.name(), "renamed");
     /// ```
+    #[doc(alias = "name")]
     pub fn set_name(&mut self, name: impl Into<String>) -> Result<()> {
         if !matches!(self.state, State::New) {
             return Err(Error::InvalidState(
@@ -761,6 +765,7 @@ impl<R> Process<R> {
     /// p.set_daemon(true).unwrap();
     /// assert!(p.daemon());
     /// ```
+    #[doc(alias = "daemon")]
     pub fn set_daemon(&mut self, daemon: bool) -> Result<()> {
         if !matches!(self.state, State::New) {
             return Err(Error::InvalidState(

@@ -384,6 +384,7 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// ```
     /// assert_eq!(proc_sync::Value::new(7u8).unwrap().get(), 7);
     /// ```
+    #[doc(alias = "value")]
     pub fn get(&self) -> T {
         *self.lock()
     }
@@ -401,6 +402,7 @@ impl<T: Pod, L: SharedLock> Value<T, L> {
     /// v.set(-3);
     /// assert_eq!(v.get(), -3);
     /// ```
+    #[doc(alias = "value")]
     pub fn set(&self, value: T) {
         *self.lock() = value;
     }
@@ -822,6 +824,7 @@ impl<T: Pod, L: SharedLock> Array<T, L> {
     /// ```
     /// assert_eq!(proc_sync::Array::from_slice(&[1u8, 2]).unwrap().to_vec(), [1, 2]);
     /// ```
+    #[doc(alias = "__getitem__")]
     pub fn to_vec(&self) -> Vec<T> {
         self.lock().to_vec()
     }
