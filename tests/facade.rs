@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use procs::{
-    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result,
+    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result, Sentinel,
     StartMethod, Task, active_children, codec, context, cpu_count, current_process,
     get_start_method, getpid, getppid, init, parent_process, set_start_method,
 };
@@ -36,9 +36,11 @@ fn every_root_item_is_reachable() {
     let ctx: Context = context(StartMethod::Spawn).unwrap();
     let builder: Builder = ctx.builder();
     let mut p: Process<Option<u32>> = builder.spawn(parent_of_child, ()).unwrap();
+    let sentinel: Sentinel = p.sentinel().unwrap();
     let listed: Vec<ActiveChild> = active_children();
     assert!(listed.iter().any(|c| Some(c.pid()) == p.pid()) || !p.is_alive());
     assert_eq!(p.join().unwrap(), Some(getpid()));
+    assert!(sentinel.is_ready());
 
     let mut t = Process::spawn_task(Echo("echo".into())).unwrap();
     assert_eq!(t.join().unwrap(), "echo");
@@ -124,6 +126,12 @@ fn every_ipc_and_sync_root_item_is_reachable() {
     assert!(procs::BoundedSemaphore::new(1).unwrap().release().is_err());
     let _ = procs::Condition::new().unwrap();
     assert_eq!(procs::Barrier::new(1).unwrap().wait().unwrap(), 0);
+    let barrier: procs::BarrierBuilder = procs::Barrier::builder(1);
+    assert_eq!(barrier.build().unwrap().wait().unwrap(), 0);
+    fn lock_of<L: procs::SharedLock>(v: &procs::Value<u8, L>) -> &L {
+        v.get_lock()
+    }
+    assert!(!lock_of(&procs::Value::new(0u8).unwrap()).is_locked());
     assert_eq!(procs::Array::<u8>::from_slice(&[1, 2]).unwrap().len(), 2);
     assert_eq!(procs::SharedMemory::create(64).unwrap().size(), 64);
     let timer = procs::Timer::start(Duration::ZERO, || ()).unwrap();

@@ -168,6 +168,7 @@ impl CurrentProcess {
     /// ```
     /// assert!(proc_core::current_process().identity().is_empty());
     /// ```
+    #[doc(alias = "_identity")]
     pub fn identity(&self) -> &[u32] {
         &self.identity.path
     }

@@ -203,6 +203,9 @@ pub(crate) fn run(
     unwind::install_hook();
     registry::forget_inherited();
     let daemon = request.identity.daemon;
+    // As CPython's `_bootstrap`: the child's own children start the way it was started, so
+    // that the parent's `set_start_method` reaches every generation.
+    crate::method::force_start_method(request.method);
     current::become_child(request.identity, request.parent, request.method);
     let _span =
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();

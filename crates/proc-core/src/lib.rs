@@ -57,7 +57,7 @@ pub use error::{Error, Result};
 pub use fnref::FnRef;
 pub use handle::{Handle, Link};
 pub use method::{Context, StartMethod, context, get_start_method, set_start_method};
-pub use process::{Builder, Process, Task};
+pub use process::{Builder, Process, Sentinel, Task};
 pub use registry::{ActiveChild, active_children};
 
 /// Serves the parent when this process is a child; returns at once otherwise.
@@ -76,6 +76,7 @@ pub use registry::{ActiveChild, active_children};
 ///     assert_eq!(proc_core::current_process().name(), "MainProcess");
 /// }
 /// ```
+#[doc(alias = "freeze_support")]
 pub fn init() {
     entry::from_constructor();
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,7 @@ impl StartMethod {
     /// let methods = proc_core::StartMethod::available();
     /// assert_eq!(methods[0], proc_core::StartMethod::default_for_platform());
     /// ```
+    #[doc(alias = "get_all_start_methods")]
     pub fn available() -> &'static [StartMethod] {
         if cfg!(unix) {
             &[
@@ -132,9 +133,44 @@ impl FromStr for StartMethod {
     }
 }
 
-static START_METHOD: OnceLock<StartMethod> = OnceLock::new();
+/// The start method of processes started without one: 0 while not fixed, else a method's
+/// code. An atomic, not a `OnceLock`, so that a child can overwrite the copy a fork gave it
+/// (a store is async-signal-safe, too).
+static START_METHOD: AtomicU8 = AtomicU8::new(UNSET);
+
+const UNSET: u8 = 0;
+
+impl StartMethod {
+    fn code(self) -> u8 {
+        match self {
+            StartMethod::Spawn => 1,
+            StartMethod::Fork => 2,
+            StartMethod::ForkServer => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<StartMethod> {
+        match code {
+            1 => Some(StartMethod::Spawn),
+            2 => Some(StartMethod::Fork),
+            3 => Some(StartMethod::ForkServer),
+            _ => None,
+        }
+    }
+}
+
+/// Fixes the start method of this child to the one it was started with, whatever it
+/// inherited: CPython's `_force_start_method` in `Process._bootstrap`.
+pub(crate) fn force_start_method(method: StartMethod) {
+    START_METHOD.store(method.code(), Ordering::SeqCst);
+}
 
 /// Sets the start method of every process started without one, once per program.
+///
+/// A child process starts with the method it was started with already set, as in Python:
+/// what the parent chose reaches its children's children, and a child that calls this gets
+/// [`Error::InvalidState`]; it chooses per process with
+/// [`Builder::start_method`] or [`context`].
 ///
 /// # Errors
 ///
@@ -153,11 +189,15 @@ static START_METHOD: OnceLock<StartMethod> = OnceLock::new();
 pub fn set_start_method(method: StartMethod) -> Result<()> {
     method.check_available()?;
     START_METHOD
-        .set(method)
+        .compare_exchange(UNSET, method.code(), Ordering::SeqCst, Ordering::SeqCst)
+        .map(drop)
         .map_err(|_| Error::InvalidState("the start method has already been set"))
 }
 
 /// The start method of processes started without one; fixes it if it was not set yet.
+///
+/// In a child process, it is the method that started the child (see
+/// [`set_start_method`]).
 ///
 /// # Examples
 ///
@@ -165,7 +205,13 @@ pub fn set_start_method(method: StartMethod) -> Result<()> {
 /// assert!(proc_core::get_start_method().is_available());
 /// ```
 pub fn get_start_method() -> StartMethod {
-    *START_METHOD.get_or_init(StartMethod::default_for_platform)
+    let default = StartMethod::default_for_platform().code();
+    let code =
+        match START_METHOD.compare_exchange(UNSET, default, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => default,
+            Err(set) => set,
+        };
+    StartMethod::from_code(code).unwrap_or_else(StartMethod::default_for_platform)
 }
 
 /// A start method to create processes with: Python's `get_context(method)`.
@@ -200,6 +246,7 @@ pub struct Context {
 /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
 /// assert_eq!(ctx.start_method(), proc_core::StartMethod::Spawn);
 /// ```
+#[doc(alias = "get_context")]
 pub fn context(method: StartMethod) -> Result<Context> {
     method.check_available()?;
     Ok(Context { method })

@@ -183,6 +183,7 @@ impl Builder {
     /// let mut builder = proc_core::Process::builder();
     /// builder.executable(std::env::current_exe().unwrap());
     /// ```
+    #[doc(alias = "set_executable")]
     pub fn executable(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
         self.executable = Some(path.into());
         self
@@ -272,6 +273,7 @@ impl Builder {
     ///     assert_eq!(p.join().unwrap(), "HI");
     /// }
     /// ```
+    #[doc(alias = "run")]
     pub fn spawn_task<T: Task>(&self, task: T) -> Result<Process<T::Output>> {
         self.spawn(run_task::<T>, task)
     }
@@ -280,7 +282,8 @@ impl Builder {
 enum State {
     New,
     Started(Arc<ChildState>),
-    Joined(Arc<ChildState>),
+    /// Joined, with the error of that join if it failed: a later join returns it again.
+    Joined(Arc<ChildState>, Option<Error>),
     Closed,
 }
 
@@ -354,6 +357,7 @@ impl Process {
     /// # Examples
     ///
     /// See [`Task`].
+    #[doc(alias = "run")]
     pub fn spawn_task<T: Task>(task: T) -> Result<Process<T::Output>> {
         Builder::new().spawn_task(task)
     }
@@ -544,6 +548,15 @@ where
     /// - [`Error::InvalidState`] before `start`, after `close`, or when an earlier `join`
     ///   already took the result.
     ///
+    /// # Joining again
+    ///
+    /// As in Python, `join` may be called again once the process has ended, and returns at
+    /// once: the same error when the first join failed (a panic, a death...), and
+    /// [`Error::InvalidState`] ("the result was already taken") when it returned the value.
+    /// The value is not kept for a second join: it need not be `Clone`, it may be large, and
+    /// it may hold handles (a queue, a pipe end) that must close when its owner drops it.
+    /// [`exitcode`](Process::exitcode) keeps telling how the process ended.
+    ///
     /// # Examples
     ///
     /// ```
@@ -559,6 +572,13 @@ where
     ///         other => panic!("unexpected {other:?}"),
     ///     }
     ///     assert_eq!(p.exitcode(), Some(1));
+    ///     // Joining again returns at once, with the same error.
+    ///     assert!(matches!(p.join(), Err(proc_core::Error::Panicked { .. })));
+    ///
+    ///     let mut q = proc_core::Process::spawn(|x: u8| x, 7).unwrap();
+    ///     assert_eq!(q.join().unwrap(), 7);
+    ///     assert!(matches!(q.join(), Err(proc_core::Error::InvalidState(_))));
+    ///     assert_eq!(q.exitcode(), Some(0));
     /// }
     /// ```
     pub fn join(&mut self) -> Result<R> {
@@ -597,31 +617,35 @@ where
                     "cannot join a process that was not started",
                 ));
             }
-            State::Joined(_) => {
+            State::Joined(_, Some(error)) => return Err(error.clone()),
+            State::Joined(_, None) => {
                 return Err(Error::InvalidState(
-                    "the result was already taken by an earlier join",
+                    "the result was already taken by an earlier join; exitcode() tells how \
+                     the process ended",
                 ));
             }
             State::Closed => return Err(Error::InvalidState("the process object is closed")),
         };
         let exitcode = state.wait(deadline)?.ok_or(Error::Timeout)?;
-        self.state = State::Joined(state.clone());
         registry::cleanup();
-        match state.take_outcome(exitcode)? {
-            (Outcome::Returned(bytes), handles) => handle::decode_with_handles(&bytes, handles),
-            (Outcome::Panicked { message, location }, _) => {
+        let result = match state.take_outcome(exitcode) {
+            Ok((Outcome::Returned(bytes), handles)) => handle::decode_with_handles(&bytes, handles),
+            Ok((Outcome::Panicked { message, location }, _)) => {
                 Err(Error::Panicked { message, location })
             }
-            (Outcome::BuildMismatch, _) => Err(Error::BuildMismatch),
-            (Outcome::Failed(message), _) => Err(Error::Decode(message)),
-        }
+            Ok((Outcome::BuildMismatch, _)) => Err(Error::BuildMismatch),
+            Ok((Outcome::Failed(message), _)) => Err(Error::Decode(message)),
+            Err(e) => Err(e),
+        };
+        self.state = State::Joined(state, result.as_ref().err().cloned());
+        result
     }
 }
 
 impl<R> Process<R> {
     fn child(&self) -> Option<&Arc<ChildState>> {
         match &self.state {
-            State::Started(state) | State::Joined(state) => Some(state),
+            State::Started(state) | State::Joined(state, _) => Some(state),
             State::New | State::Closed => None,
         }
     }
@@ -705,6 +729,7 @@ impl<R> Process<R> {
     /// p.set_name("renamed").unwrap();
     /// assert_eq!(p.name(), "renamed");
     /// ```
+    #[doc(alias = "name")]
     pub fn set_name(&mut self, name: impl Into<String>) -> Result<()> {
         if !matches!(self.state, State::New) {
             return Err(Error::InvalidState(
@@ -740,6 +765,7 @@ impl<R> Process<R> {
     /// p.set_daemon(true).unwrap();
     /// assert!(p.daemon());
     /// ```
+    #[doc(alias = "daemon")]
     pub fn set_daemon(&mut self, daemon: bool) -> Result<()> {
         if !matches!(self.state, State::New) {
             return Err(Error::InvalidState(
@@ -818,6 +844,72 @@ impl<R> Process<R> {
         Ok(self.started()?.child.kill()?)
     }
 
+    /// Interrupts the child, as Ctrl-C in a terminal would: SIGINT on Unix (Python 3.14's
+    /// `interrupt()`). Does nothing if it has ended.
+    ///
+    /// A child that does not handle SIGINT dies of it, and [`join`](Process::join) reports
+    /// [`Error::Died`] with signal 2; one that handles it (to finish its work first, say)
+    /// goes on as it chooses.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Windows has no SIGINT for one process: its console event `CTRL_BREAK` reaches every
+    /// process of a console group, the parent included, since children share their parent's
+    /// group. As Python leaves `interrupt` undefined there, this one ends the child as
+    /// [`terminate`](Process::terminate) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`terminate`](Process::terminate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(std::thread::sleep, std::time::Duration::from_secs(10)).unwrap();
+    ///     p.interrupt().unwrap();
+    ///     let err = p.join().unwrap_err();
+    ///     if cfg!(unix) {
+    ///         assert_eq!(err.signal(), Some(2));
+    ///     }
+    /// }
+    /// ```
+    pub fn interrupt(&self) -> Result<()> {
+        Ok(self.started()?.child.interrupt()?)
+    }
+
+    /// What tells that the process has finished, for waits on several things at once:
+    /// Python's `sentinel`, which `multiprocessing.connection.wait` mixes with connections.
+    ///
+    /// The sentinel is ready once the child has ended or sent its function's result (it then
+    /// only exits): [`join`](Process::join) returns without waiting for the function.
+    /// `proc_ipc::wait` takes it among connections and queues.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] before `start` or after `close`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|(): ()| (), ()).unwrap();
+    ///     let sentinel = p.sentinel().unwrap();
+    ///     assert!(sentinel.wait_timeout(Duration::from_secs(20)));
+    ///     assert!(sentinel.is_ready());
+    ///     p.join().unwrap();
+    /// }
+    /// ```
+    pub fn sentinel(&self) -> Result<Sentinel> {
+        Ok(Sentinel {
+            state: self.started()?.clone(),
+        })
+    }
+
     /// Releases the process's resources; the object is unusable afterwards.
     ///
     /// # Errors
@@ -850,7 +942,7 @@ impl<R> Process<R> {
         let status = match &self.state {
             State::New => "initial",
             State::Started(_) if self.is_alive() => "started",
-            State::Started(_) | State::Joined(_) => "stopped",
+            State::Started(_) | State::Joined(..) => "stopped",
             State::Closed => "closed",
         };
         f.debug_struct("Process")
@@ -859,6 +951,110 @@ impl<R> Process<R> {
             .field("status", &status)
             .field("exitcode", &self.exitcode())
             .field("daemon", &self.daemon())
+            .finish()
+    }
+}
+
+/// A sign that a process has finished, from [`Process::sentinel`]: Python's
+/// `Process.sentinel`.
+///
+/// Clones watch the same process. It holds no OS handle of its own, so it can be kept
+/// anywhere; it cannot be sent to another process.
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     proc_core::init();
+///     let mut p = proc_core::Process::spawn(std::thread::sleep, std::time::Duration::from_secs(10)).unwrap();
+///     let sentinel = p.sentinel().unwrap();
+///     assert!(!sentinel.is_ready());
+///     p.kill().unwrap();
+///     assert!(sentinel.wait_timeout(std::time::Duration::from_secs(20)));
+///     assert!(p.join().is_err());
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Sentinel {
+    state: Arc<ChildState>,
+}
+
+impl Sentinel {
+    /// Whether the process has ended or sent its result, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|(): ()| (), ()).unwrap();
+    ///     let sentinel = p.sentinel().unwrap();
+    ///     p.join().unwrap();
+    ///     assert!(sentinel.is_ready());
+    /// }
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        self.state.finished()
+    }
+
+    /// Waits at most `timeout` (any `Duration`; `Duration::MAX` is forever) until
+    /// [`is_ready`](Sentinel::is_ready); returns whether it is.
+    ///
+    /// It looks again after a pause that grows to 2 ms: this is for waits with other
+    /// things; [`Process::join_timeout`] sleeps until the exit itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(std::thread::sleep, Duration::from_secs(10)).unwrap();
+    ///     let sentinel = p.sentinel().unwrap();
+    ///     assert!(!sentinel.wait_timeout(Duration::ZERO));
+    ///     p.kill().unwrap();
+    ///     assert!(sentinel.wait_timeout(Duration::MAX));
+    ///     let _ = p.join();
+    /// }
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Deadline::after(timeout);
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if self.is_ready() {
+                return true;
+            }
+            if deadline.passed() {
+                return false;
+            }
+            std::thread::sleep(deadline.slice(pause));
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    /// The pid of the process it watches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let mut p = proc_core::Process::spawn(|(): ()| (), ()).unwrap();
+    ///     assert_eq!(Some(p.sentinel().unwrap().pid()), p.pid());
+    ///     p.join().unwrap();
+    /// }
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.state.pid()
+    }
+}
+
+impl fmt::Debug for Sentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sentinel")
+            .field("pid", &self.pid())
+            .field("ready", &self.is_ready())
             .finish()
     }
 }

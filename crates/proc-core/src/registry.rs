@@ -100,6 +100,15 @@ impl ChildState {
         Ok(code)
     }
 
+    /// Whether the child has ended or sent its outcome (or closed the channel), without
+    /// blocking: a join then waits for nothing but the exit that follows.
+    pub(crate) fn finished(&self) -> bool {
+        self.outcome_arrived()
+            || self.exitcode().is_some()
+            // A channel that cannot be polled fails the join too, which then returns at once.
+            || self.channel.wait_readable(Some(Duration::ZERO)).unwrap_or(true)
+    }
+
     fn outcome_arrived(&self) -> bool {
         self.outcome
             .lock()

@@ -505,3 +505,128 @@ fn a_stray_child_variable_is_ignored() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+fn panics(_: ()) -> u8 {
+    panic!("on purpose")
+}
+
+// After CPython `_TestProcess.test_process`: `join()` may be called again once the process
+// has ended, and returns at once.
+#[test]
+fn join_again_after_the_end_returns_at_once() {
+    each_method(|method| {
+        let mut ok = builder(method).spawn(square, 3).unwrap();
+        assert_eq!(ok.join().unwrap(), 9);
+        for _ in 0..3 {
+            let again = ok.join().unwrap_err();
+            assert!(matches!(again, Error::InvalidState(_)), "{again}");
+            assert!(again.to_string().contains("already taken"), "{again}");
+        }
+        assert!(ok.join_timeout(Duration::MAX).is_err());
+        assert_eq!(ok.exitcode(), Some(0));
+
+        let mut failed = builder(method).spawn(panics, ()).unwrap();
+        let first = failed.join().unwrap_err();
+        assert!(matches!(first, Error::Panicked { .. }), "{first}");
+        let second = failed.join().unwrap_err();
+        assert_eq!(second.to_string(), first.to_string());
+        assert_eq!(failed.exitcode(), Some(1));
+
+        let mut killed = builder(method).spawn(sleep_ms, 60_000).unwrap();
+        killed.kill().unwrap();
+        let first = killed.join().unwrap_err();
+        assert_eq!(killed.join().unwrap_err().exitcode(), first.exitcode());
+    });
+}
+
+/// Sleeps until interrupted.
+fn sleep_long(_: ()) {
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+// After CPython `_TestProcess.test_interrupt` (3.14): `interrupt()` sends SIGINT, which ends a
+// child that does not handle it.
+#[test]
+fn interrupt_ends_a_child_that_does_not_handle_it() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(sleep_long, ()).unwrap();
+        p.interrupt().unwrap();
+        let err = p.join().unwrap_err();
+        if cfg!(unix) {
+            assert_eq!(err.signal(), Some(2), "{err}");
+            assert_eq!(p.exitcode(), Some(-2));
+        } else {
+            assert!(matches!(err, Error::Died { .. }), "{err}");
+        }
+        // An ended process is interrupted without error, as it is terminated.
+        p.interrupt().unwrap();
+        let unstarted = Process::new(sleep_long, ());
+        assert!(matches!(unstarted.interrupt(), Err(Error::InvalidState(_))));
+    });
+}
+
+// After CPython `_TestProcess.test_sentinel`: the sentinel is not ready while the child runs
+// and ready once it ended, before and after the join.
+#[test]
+fn the_sentinel_is_ready_once_the_child_has_finished() {
+    each_method(|method| {
+        let mut p = builder(method).spawn(sleep_long, ()).unwrap();
+        let sentinel = p.sentinel().unwrap();
+        assert_eq!(sentinel.pid(), p.pid().unwrap());
+        assert!(!sentinel.is_ready());
+        assert!(!sentinel.wait_timeout(Duration::ZERO));
+        p.kill().unwrap();
+        assert!(sentinel.wait_timeout(Duration::MAX));
+        assert!(p.join().is_err());
+        assert!(sentinel.is_ready());
+
+        let mut quick = builder(method).spawn(square, 4).unwrap();
+        let sentinel = quick.sentinel().unwrap();
+        assert!(sentinel.wait_timeout(procs_testkit::PATIENCE));
+        assert_eq!(quick.join().unwrap(), 16);
+        assert!(Process::new(square, 1).sentinel().is_err());
+    });
+}
+
+#[test]
+fn sentinels_are_send_and_sync() {
+    procs_testkit::assert_send_sync::<proc_core::Sentinel>();
+}
+
+/// The start method a child sees, and the one its own child was started with.
+fn methods_of_two_generations(_: ()) -> (StartMethod, Option<StartMethod>) {
+    let mut grandchild =
+        Process::spawn(|_: ()| proc_core::current_process().start_method(), ()).unwrap();
+    (proc_core::get_start_method(), grandchild.join().unwrap())
+}
+
+// After CPython's `Process._bootstrap`, which forces a child's context to its own start
+// method: a child's default start method is the one that started it, and its children start
+// that way too.
+#[test]
+fn a_child_inherits_the_start_method_it_was_started_with() {
+    each_method(|method| {
+        let mut p = builder(method)
+            .spawn(methods_of_two_generations, ())
+            .unwrap();
+        assert_eq!(p.join().unwrap(), (method, Some(method)));
+    });
+}
+
+/// Tries to change the start method of a child, which has one already.
+fn set_in_child(_: ()) -> bool {
+    proc_core::set_start_method(StartMethod::Spawn).is_err()
+}
+
+#[test]
+fn a_child_cannot_set_its_start_method_again() {
+    each_method(|method| {
+        assert!(
+            builder(method)
+                .spawn(set_in_child, ())
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+    });
+}

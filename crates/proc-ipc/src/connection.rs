@@ -64,6 +64,7 @@ impl Pipe {
     /// b.send(&2u8).unwrap();
     /// assert_eq!(b.recv::<u8>().unwrap() + a.recv::<u8>().unwrap(), 3);
     /// ```
+    #[doc(alias = "Pipe")]
     pub fn duplex() -> Result<(Connection, Connection)> {
         let (a, b) = Link::pair()?;
         Ok((
@@ -85,6 +86,7 @@ impl Pipe {
     /// assert!(reader.readable() && !reader.writable());
     /// assert!(writer.writable() && !writer.readable());
     /// ```
+    #[doc(alias = "Pipe")]
     pub fn simplex() -> Result<(Connection, Connection)> {
         let (a, b) = Link::pair()?;
         Ok((

@@ -218,6 +218,7 @@ impl Listener {
     /// let listener = Listener::bind("127.0.0.1:0".parse::<Address>().unwrap(), None).unwrap();
     /// assert!(matches!(listener.address(), Address::Tcp(a) if a.port() != 0));
     /// ```
+    #[doc(alias = "Listener")]
     pub fn bind(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Listener> {
         let address = address.into();
         let (socket, address) = match &address {
@@ -451,6 +452,7 @@ impl Client {
     /// let err = proc_ipc::Client::connect(proc_ipc::Address::unique_local(), None).unwrap_err();
     /// assert!(matches!(err, proc_core::Error::Io(_)));
     /// ```
+    #[doc(alias = "Client")]
     pub fn connect(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
         Client::connect_within(&address.into(), authkey, None)
     }

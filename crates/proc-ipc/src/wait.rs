@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use proc_core::{Link, Result};
+use proc_core::{Link, Result, Sentinel};
 
 use crate::{Connection, JoinableQueue, Queue, SimpleQueue};
 
-/// What [`wait`] can wait on: [`Connection`]s and the three queues.
+/// What [`wait`] can wait on: [`Connection`]s, the three queues, and the [`Sentinel`] of a
+/// process.
 ///
 /// The trait is sealed: only the types of this crate implement it.
 ///
@@ -27,11 +28,11 @@ pub trait Waitable: private::Sealed {}
 mod private {
     use proc_core::{Link, Result};
 
-    /// How [`wait`](super::wait) watches an object: by polling its link, or by looking at
-    /// how many items it holds.
+    /// How [`wait`](super::wait) watches an object: by polling its link, or by looking
+    /// whether it is ready now (a queue that holds an item, a process that finished).
     pub trait Sealed {
         fn link(&self) -> Result<Option<&Link>>;
-        fn queued(&self) -> usize;
+        fn ready_now(&self) -> bool;
     }
 }
 
@@ -41,8 +42,8 @@ impl private::Sealed for Connection {
         self.readable_link().map(Some)
     }
 
-    fn queued(&self) -> usize {
-        0
+    fn ready_now(&self) -> bool {
+        false
     }
 }
 
@@ -55,8 +56,8 @@ macro_rules! waitable_queue {
                 Ok(None)
             }
 
-            fn queued(&self) -> usize {
-                self.ring().items()
+            fn ready_now(&self) -> bool {
+                self.ring().items() > 0
             }
         }
     )*};
@@ -64,17 +65,30 @@ macro_rules! waitable_queue {
 
 waitable_queue!(Queue, JoinableQueue, SimpleQueue);
 
+/// A process is looked at like a queue: whether it has finished.
+impl Waitable for Sentinel {}
+impl private::Sealed for Sentinel {
+    fn link(&self) -> Result<Option<&Link>> {
+        Ok(None)
+    }
+
+    fn ready_now(&self) -> bool {
+        self.is_ready()
+    }
+}
+
 /// The longest a wait that includes queues sleeps between two looks at them.
 const LOOK_MAX: Duration = Duration::from_millis(2);
 
 /// Waits until at least one of `objects` has something to receive, at most `timeout`
-/// (forever with `None`): Python's `multiprocessing.connection.wait`, for connections and
-/// queues. Returns the indexes of the ready ones, empty on time-out.
+/// (forever with `None`): Python's `multiprocessing.connection.wait`, for connections,
+/// queues and process sentinels. Returns the indexes of the ready ones, empty on time-out.
 ///
-/// The objects are all of one type, or `&dyn Waitable` to mix connections and queues.
-/// A queue is ready when it holds a whole item (another consumer may still take it first).
-/// Connections alone are watched by the system (`poll`); with queues among them the wait
-/// looks again after a pause that grows to 2 ms.
+/// The objects are all of one type, or `&dyn Waitable` to mix them. A queue is ready when it
+/// holds a whole item (another consumer may still take it first); a
+/// [`Sentinel`] when its process has finished ([`Sentinel::is_ready`]). Connections alone
+/// are watched by the system (`poll`); with queues or sentinels among them the wait looks
+/// again after a pause that grows to 2 ms.
 ///
 /// # Errors
 ///
@@ -91,6 +105,25 @@ const LOOK_MAX: Duration = Duration::from_millis(2);
 /// c.send(&42).unwrap();
 /// assert_eq!(proc_ipc::wait(&[&b, &d], Some(Duration::from_secs(5))).unwrap(), [1]);
 /// # drop(a);
+/// ```
+///
+/// A process among connections, as Python's `wait([conn, p.sentinel])`:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use proc_core::Process;
+/// use proc_ipc::{Pipe, Waitable};
+///
+/// fn main() {
+///     proc_core::init();
+///     let (_quiet, listening) = Pipe::duplex().unwrap();
+///     let mut p = Process::spawn(|(): ()| (), ()).unwrap();
+///     let sentinel = p.sentinel().unwrap();
+///     let objects: [&dyn Waitable; 2] = [&listening, &sentinel];
+///     assert_eq!(proc_ipc::wait(&objects, Some(Duration::from_secs(20))).unwrap(), [1]);
+///     p.join().unwrap();
+/// }
 /// ```
 pub fn wait<W: Waitable + ?Sized>(objects: &[&W], timeout: Option<Duration>) -> Result<Vec<usize>> {
     let mut links = Vec::new();
@@ -114,7 +147,7 @@ pub fn wait<W: Waitable + ?Sized>(objects: &[&W], timeout: Option<Duration>) -> 
     loop {
         let full: Vec<usize> = queues
             .iter()
-            .filter(|(_, queue)| queue.queued() > 0)
+            .filter(|(_, queue)| queue.ready_now())
             .map(|(i, _)| *i)
             .collect();
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

@@ -13,7 +13,7 @@ use proc_core::{Error, FnRef, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
-use crate::lock::LockGuard;
+use crate::lock::{Lock, LockGuard};
 use crate::shared::{Shared, State, Word, deadline};
 use crate::wire::Kind;
 
@@ -83,10 +83,13 @@ unsafe impl State for BarrierState {
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Barrier {
-    cond: Condition,
+    /// With a plain `Lock`: the barrier never re-enters it, and its guard may be `Send`.
+    cond: Condition<Lock>,
     shared: Shared<BarrierState>,
     /// Travels as a [`FnRef`], which a process of another build refuses.
     action: Option<FnRef>,
+    /// How long [`wait`](Barrier::wait) waits; `None` for ever (Python's `timeout=None`).
+    timeout: Option<Duration>,
 }
 
 impl Barrier {
@@ -105,7 +108,54 @@ impl Barrier {
     /// assert!(proc_sync::Barrier::new(0).is_err());
     /// ```
     pub fn new(parties: u32) -> Result<Barrier> {
-        Barrier::build(parties, None)
+        Barrier::builder(parties).build()
+    }
+
+    /// A barrier for `parties` parties whose [`wait`](Barrier::wait) waits at most `timeout`:
+    /// Python's `Barrier(parties, timeout=timeout)`. Running out of time breaks the barrier,
+    /// as with [`wait_timeout`](Barrier::wait_timeout), which still sets its own limit.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Barrier::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = proc_sync::Barrier::with_timeout(2, Duration::from_millis(10)).unwrap();
+    /// assert_eq!(barrier.timeout(), Some(Duration::from_millis(10)));
+    /// assert!(barrier.wait().unwrap_err().is_timeout());
+    /// assert!(barrier.broken());
+    /// ```
+    pub fn with_timeout(parties: u32, timeout: Duration) -> Result<Barrier> {
+        Barrier::builder(parties).timeout(timeout).build()
+    }
+
+    /// A builder for a barrier of `parties` parties with an action, a default timeout or
+    /// both: Python's `Barrier(parties, action, timeout)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn noop() {}
+    ///
+    /// let barrier = proc_sync::Barrier::builder(1)
+    ///     .action(noop)
+    ///     .timeout(Duration::from_secs(20))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(barrier.wait().unwrap(), 0);
+    /// ```
+    pub fn builder(parties: u32) -> BarrierBuilder {
+        BarrierBuilder {
+            parties,
+            action: None,
+            timeout: None,
+        }
     }
 
     /// A barrier that runs `action` once per round, in the last party to arrive, before any
@@ -135,20 +185,18 @@ impl Barrier {
     /// assert_eq!(ROUNDS.load(Ordering::Relaxed), 1);
     /// ```
     pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
-        Barrier::build(parties, Some(FnRef::new(action)))
+        Barrier::builder(parties).action(action).build()
     }
 
-    fn build(parties: u32, action: Option<FnRef>) -> Result<Barrier> {
-        if parties == 0 {
-            return Err(Error::InvalidState("a barrier needs at least one party"));
-        }
-        let shared = Shared::<BarrierState>::new()?;
-        shared.state().parties.store(parties, Ordering::SeqCst);
-        Ok(Barrier {
-            cond: Condition::new()?,
-            shared,
-            action,
-        })
+    /// How long [`wait`](Barrier::wait) waits before it breaks the barrier; `None` for ever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_sync::Barrier::new(2).unwrap().timeout(), None);
+    /// ```
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     fn state(&self) -> &BarrierState {
@@ -157,10 +205,15 @@ impl Barrier {
 
     /// Waits until every party has arrived; returns this party's arrival index.
     ///
+    /// A barrier made with a timeout ([`with_timeout`](Barrier::with_timeout),
+    /// [`BarrierBuilder::timeout`]) waits that long at most, as
+    /// [`wait_timeout`](Barrier::wait_timeout) does; others wait for ever.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidState`] when the barrier is or becomes broken (see
-    /// [`broken`](Barrier::broken)).
+    /// [`broken`](Barrier::broken)); [`Error::Timeout`] when the barrier's timeout ran out
+    /// for this party, which breaks it.
     ///
     /// # Examples
     ///
@@ -173,7 +226,7 @@ impl Barrier {
     /// assert_eq!(indexes, 1);
     /// ```
     pub fn wait(&self) -> Result<u32> {
-        self.wait_until(None)
+        self.wait_until(deadline(self.timeout))
     }
 
     /// Like [`wait`](Barrier::wait), for at most `timeout`; running out of time breaks the
@@ -362,6 +415,81 @@ impl Barrier {
     }
 }
 
+/// Settings for a [`Barrier`]: an action, a default timeout. Made by [`Barrier::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let barrier = proc_sync::Barrier::builder(3).timeout(Duration::from_secs(5)).build().unwrap();
+/// assert_eq!((barrier.parties(), barrier.timeout()), (3, Some(Duration::from_secs(5))));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct BarrierBuilder {
+    parties: u32,
+    action: Option<FnRef>,
+    timeout: Option<Duration>,
+}
+
+impl BarrierBuilder {
+    /// Runs `action` once per round, in the last party to arrive; see
+    /// [`Barrier::with_action`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn noop() {}
+    ///
+    /// let barrier = proc_sync::Barrier::builder(1).action(noop).build().unwrap();
+    /// assert_eq!(barrier.wait().unwrap(), 0);
+    /// ```
+    pub fn action(mut self, action: fn()) -> BarrierBuilder {
+        self.action = Some(FnRef::new(action));
+        self
+    }
+
+    /// Makes [`Barrier::wait`] wait at most `timeout` (any `Duration`: `Duration::MAX` is for
+    /// ever); see [`Barrier::with_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::builder(1).timeout(std::time::Duration::MAX).build().unwrap();
+    /// assert_eq!(barrier.wait().unwrap(), 0);
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> BarrierBuilder {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The barrier.
+    ///
+    /// # Errors
+    ///
+    /// As [`Barrier::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(proc_sync::Barrier::builder(0).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<Barrier> {
+        if self.parties == 0 {
+            return Err(Error::InvalidState("a barrier needs at least one party"));
+        }
+        let shared = Shared::<BarrierState>::new()?;
+        shared.state().parties.store(self.parties, Ordering::SeqCst);
+        Ok(Barrier {
+            cond: Condition::with_lock(Lock::new()?)?,
+            shared,
+            action: self.action,
+            timeout: self.timeout,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proc_core::{Link, codec};
@@ -371,9 +499,10 @@ mod tests {
     /// A barrier's wire form with the action in pieces, as a peer could forge it.
     #[derive(Serialize)]
     struct Forged<'a> {
-        cond: &'a Condition,
+        cond: &'a Condition<Lock>,
         shared: &'a Shared<BarrierState>,
         action: Option<(u64, i64)>,
+        timeout: Option<Duration>,
     }
 
     fn action() {}
@@ -387,6 +516,7 @@ mod tests {
             cond: &barrier.cond,
             shared: &barrier.shared,
             action: Some((print, offset)),
+            timeout: None,
         };
         let (a, b) = Link::pair().unwrap();
         // The forgery has the real form: with the right fingerprint it is the real barrier.

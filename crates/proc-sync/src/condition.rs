@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::lock::{Lock, LockGuard};
+use crate::lock::{RLock, SharedLock};
 use crate::shared::{Shared, State, Word, deadline, expired};
 use crate::wire::Kind;
 
@@ -90,24 +90,27 @@ unsafe impl State for ConditionState {
 /// A condition variable shared by processes and threads: Python's
 /// `multiprocessing.Condition`.
 ///
-/// It goes with a [`Lock`]: take it with [`acquire`](Condition::acquire), then
+/// It goes with a lock: take it with [`acquire`](Condition::acquire), then
 /// [`wait`](Condition::wait) lets the lock go, sleeps until a [`notify`](Condition::notify),
 /// and takes the lock again before it returns. As with every condition variable, a wait may
 /// also return without a notify: check the condition in a loop, or use
 /// [`wait_for`](Condition::wait_for).
 ///
-/// Python's `Condition()` uses an `RLock` by default; this one uses a [`Lock`]. As in
-/// Python, [`notify`](Condition::notify) and [`notify_all`](Condition::notify_all) need the
-/// lock held.
+/// As in Python, [`Condition::new`] makes an [`RLock`] of its own, which the thread that
+/// holds it may acquire again, and a wait lets go of every hold of it at once and takes them
+/// all back; [`with_lock`](Condition::with_lock) takes the caller's [`Lock`](crate::Lock) or [`RLock`]
+/// (Python's `Condition(lock)`). As in Python, [`notify`](Condition::notify) and
+/// [`notify_all`](Condition::notify_all) need the lock held.
 ///
 /// # Process death
 ///
 /// A waiter waits for a notify, not for a process: if the process that was to notify dies
 /// first, the waiters sleep on forever, as in Python. Wait with a timeout
 /// ([`wait_timeout`](Condition::wait_timeout), [`wait_for_timeout`](Condition::wait_for_timeout))
-/// where a notifier may die. The lock itself is a [`Lock`], so a process that dies holding it
+/// where a notifier may die. The lock itself is robust, so a process that dies holding it
 /// blocks nobody, and the waiter that takes it over sees it in the guard's
-/// [`owner_died`](LockGuard::owner_died). A waiter that dies inside a wait stays counted
+/// `owner_died` ([`RLockGuard::owner_died`](crate::RLockGuard::owner_died),
+/// [`LockGuard::owner_died`](crate::LockGuard::owner_died)). A waiter that dies inside a wait stays counted
 /// among the waiters, and the wakeup that a notify hands it then goes to a live waiter later,
 /// on top of the ones that notify asked for: a spurious wakeup, which the loop around every
 /// wait absorbs.
@@ -136,13 +139,14 @@ unsafe impl State for ConditionState {
 /// }
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Condition {
-    lock: Lock,
+#[serde(bound = "")]
+pub struct Condition<L: SharedLock = RLock> {
+    lock: L,
     shared: Shared<ConditionState>,
 }
 
 impl Condition {
-    /// A condition with a lock of its own.
+    /// A condition with an [`RLock`] of its own, as Python's `Condition()`.
     ///
     /// # Errors
     ///
@@ -153,12 +157,19 @@ impl Condition {
     /// ```
     /// let cond = proc_sync::Condition::new().unwrap();
     /// assert!(!cond.get_lock().is_locked());
+    /// let outer = cond.acquire();
+    /// let inner = cond.acquire(); // an RLock: its holder may enter again
+    /// assert_eq!(cond.get_lock().count(), 2);
+    /// # drop((inner, outer));
     /// ```
     pub fn new() -> Result<Condition> {
-        Condition::with_lock(Lock::new()?)
+        Condition::with_lock(RLock::new()?)
     }
+}
 
-    /// A condition that goes with `lock`.
+impl<L: SharedLock> Condition<L> {
+    /// A condition that goes with `lock`, a [`Lock`](crate::Lock) or an [`RLock`]: Python's
+    /// `Condition(lock)`.
     ///
     /// # Errors
     ///
@@ -172,7 +183,7 @@ impl Condition {
     /// let _guard = lock.acquire();
     /// assert!(cond.get_lock().is_locked());
     /// ```
-    pub fn with_lock(lock: Lock) -> Result<Condition> {
+    pub fn with_lock(lock: L) -> Result<Condition<L>> {
         Ok(Condition {
             lock,
             shared: Shared::new()?,
@@ -187,11 +198,11 @@ impl Condition {
     /// let cond = proc_sync::Condition::new().unwrap();
     /// let _guard = cond.get_lock().acquire();
     /// ```
-    pub fn get_lock(&self) -> &Lock {
+    pub fn get_lock(&self) -> &L {
         &self.lock
     }
 
-    /// Takes the condition's lock; see [`Lock::acquire`].
+    /// Takes the condition's lock; see [`RLock::acquire`] and [`Lock::acquire`](crate::Lock::acquire).
     ///
     /// # Examples
     ///
@@ -201,24 +212,30 @@ impl Condition {
     /// assert!(cond.get_lock().is_locked());
     /// # drop(guard);
     /// ```
-    pub fn acquire(&self) -> LockGuard<'_> {
-        self.lock.acquire()
+    pub fn acquire(&self) -> L::Guard<'_> {
+        self.lock
+            .enter(true, None)
+            .expect("a wait without a deadline ends with the lock")
     }
 
-    /// Takes the condition's lock if it is free; see [`Lock::try_acquire`].
+    /// Takes the condition's lock if it is free (or this thread's, for an [`RLock`]);
+    /// see [`RLock::try_acquire`] and [`Lock::try_acquire`](crate::Lock::try_acquire).
     ///
     /// # Examples
     ///
     /// ```
     /// let cond = proc_sync::Condition::new().unwrap();
     /// let _guard = cond.try_acquire().unwrap();
-    /// assert!(cond.try_acquire().is_none());
+    /// let other = std::thread::scope(|s| s.spawn(|| cond.try_acquire().is_none()).join().unwrap());
+    /// assert!(other);
     /// ```
-    pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.lock.try_acquire()
+    #[must_use = "the lock is released as soon as the guard drops"]
+    pub fn try_acquire(&self) -> Option<L::Guard<'_>> {
+        self.lock.enter(false, None)
     }
 
-    /// Waits at most `timeout` for the condition's lock; see [`Lock::acquire_timeout`].
+    /// Waits at most `timeout` for the condition's lock; see [`RLock::acquire_timeout`] and
+    /// [`Lock::acquire_timeout`](crate::Lock::acquire_timeout).
     ///
     /// # Errors
     ///
@@ -230,15 +247,20 @@ impl Condition {
     /// let cond = proc_sync::Condition::new().unwrap();
     /// let _guard = cond.acquire_timeout(std::time::Duration::from_secs(1)).unwrap();
     /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        self.lock.acquire_timeout(timeout)
+    #[must_use = "the lock is released as soon as the guard drops"]
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<L::Guard<'_>> {
+        self.lock
+            .enter(true, deadline(Some(timeout)))
+            .ok_or(Error::Timeout)
     }
 
-    /// Lets the lock go, sleeps until notified, and takes the lock again.
+    /// Lets the lock go, sleeps until notified, and takes the lock again. With an
+    /// [`RLock`], every hold of this thread is let go and taken back, as in Python.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] when `guard` holds another lock than the condition's.
+    /// [`Error::InvalidState`] when `guard` holds another lock than the condition's, or a
+    /// hold that was released since.
     ///
     /// # Examples
     ///
@@ -259,7 +281,7 @@ impl Condition {
     ///     }
     /// });
     /// ```
-    pub fn wait(&self, guard: &mut LockGuard<'_>) -> Result<()> {
+    pub fn wait(&self, guard: &mut L::Guard<'_>) -> Result<()> {
         self.wait_until(guard, None).map(drop)
     }
 
@@ -278,7 +300,7 @@ impl Condition {
     /// assert!(!cond.wait_timeout(&mut guard, std::time::Duration::from_millis(10)).unwrap());
     /// assert!(cond.get_lock().is_locked());
     /// ```
-    pub fn wait_timeout(&self, guard: &mut LockGuard<'_>, timeout: Duration) -> Result<bool> {
+    pub fn wait_timeout(&self, guard: &mut L::Guard<'_>, timeout: Duration) -> Result<bool> {
         self.wait_until(guard, deadline(Some(timeout)))
     }
 
@@ -297,7 +319,7 @@ impl Condition {
     /// ```
     pub fn wait_for(
         &self,
-        guard: &mut LockGuard<'_>,
+        guard: &mut L::Guard<'_>,
         mut predicate: impl FnMut() -> bool,
     ) -> Result<()> {
         while !predicate() {
@@ -323,7 +345,7 @@ impl Condition {
     /// ```
     pub fn wait_for_timeout(
         &self,
-        guard: &mut LockGuard<'_>,
+        guard: &mut L::Guard<'_>,
         mut predicate: impl FnMut() -> bool,
         timeout: Duration,
     ) -> Result<bool> {
@@ -340,20 +362,23 @@ impl Condition {
 
     pub(crate) fn wait_until(
         &self,
-        guard: &mut LockGuard<'_>,
+        guard: &mut L::Guard<'_>,
         deadline: Option<Instant>,
     ) -> Result<bool> {
-        if !guard.lock().same(&self.lock) {
+        if !L::guard_holds(guard, &self.lock) {
             return Err(Error::InvalidState(
                 "the guard holds another lock than the condition's",
             ));
+        }
+        if !self.lock.is_owned() {
+            return Err(Error::InvalidState("cannot wait on an un-acquired lock"));
         }
         let state = self.shared.state();
         // Under the lock, so that no notify runs between these two steps.
         state.counts.fetch_add(ONE_WAITER, Ordering::SeqCst);
         let registered = state.seq.value().load(Ordering::SeqCst);
         let mut seen = registered;
-        guard.lock().release();
+        let holds = self.lock.leave_all();
         let notified = loop {
             // Only a notify after this waiter registered is for it: the tokens of an earlier
             // one belong to the waiters it counted.
@@ -367,8 +392,8 @@ impl Condition {
             self.shared.sleep(0, seen, deadline);
             seen = state.seq.value().load(Ordering::SeqCst);
         };
-        if relock(&self.lock) {
-            guard.set_owner_died();
+        if self.lock.enter_all(holds) {
+            L::guard_set_owner_died(guard);
         }
         Ok(notified)
     }
@@ -381,10 +406,10 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] when this process does not hold the lock (Python's
-    /// `RuntimeError`). Ownership is per process, as for [`Lock`]: the check cannot tell a
-    /// thread that holds the guard from another thread of the same process, which must not
-    /// notify without it either.
+    /// [`Error::InvalidState`] when the caller does not hold the lock (Python's
+    /// `RuntimeError`): this thread, for an [`RLock`]; this process, for a [`Lock`](crate::Lock), whose
+    /// ownership is per process, so that the check cannot tell a thread that holds the guard
+    /// from another thread of the same process, which must not notify without it either.
     ///
     /// # Examples
     ///
@@ -395,7 +420,7 @@ impl Condition {
     /// cond.notify(1).unwrap(); // Nobody waits: nothing happens.
     /// ```
     pub fn notify(&self, n: u32) -> Result<()> {
-        if !self.lock.is_mine() {
+        if !self.lock.is_owned() {
             return Err(Error::InvalidState("cannot notify on an un-acquired lock"));
         }
         self.notify_locked(n);
@@ -435,13 +460,4 @@ impl Condition {
         state.seq.value().fetch_add(1, Ordering::SeqCst);
         self.shared.wake(0, tokens);
     }
-}
-
-/// Takes `lock` back for a condition's waiter, whose guard already stands for this hold;
-/// returns whether the previous owner died holding it.
-fn relock(lock: &Lock) -> bool {
-    let guard = lock.acquire();
-    let owner_died = guard.owner_died();
-    std::mem::forget(guard);
-    owner_died
 }

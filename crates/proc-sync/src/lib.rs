@@ -72,10 +72,10 @@ mod timer;
 
 pub use timer::Timer;
 
-pub use barrier::Barrier;
+pub use barrier::{Barrier, BarrierBuilder};
 pub use condition::Condition;
 pub use event::Event;
-pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use lock::{Lock, LockGuard, RLock, RLockGuard, SharedLock};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 pub use shm::{MAX_NAME_LEN, SharedMemory};
 pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};

@@ -19,7 +19,9 @@ use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::shared::{Shared, State, Word, deadline};
+
 use crate::wire::Kind;
+pub use sealed_lock::SharedLock;
 
 /// The state of a `Lock` (and of the lock of a `Value` or `Array`).
 #[repr(C)]
@@ -54,6 +56,40 @@ unsafe impl State for LockState {
 ///
 /// Ownership is per process: any thread of the owning process may drop the guard, and a
 /// thread that acquires a lock its own process holds waits (use [`RLock`] to re-enter).
+///
+/// # Without a guard
+///
+/// Python's tutorials write `lock.acquire()` … `lock.release()`; the same works here with
+/// [`LockGuard::forget`], which keeps the lock held without a guard, and
+/// [`release`](Lock::release), which any process may call, as Python's
+/// `multiprocessing.Lock` allows:
+///
+/// ```
+/// let lock = proc_sync::Lock::new().unwrap();
+/// lock.acquire().forget();
+/// assert!(lock.is_locked());
+/// lock.release().unwrap();
+/// assert!(!lock.is_locked());
+/// ```
+///
+/// A guard that is not bound to a name drops, and releases, at once. The compiler warns
+/// about a guard left unused:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let lock = proc_sync::Lock::new().unwrap();
+/// lock.acquire(); // released again on this very line
+/// ```
+///
+/// `let _ = lock.acquire();` is Rust's way of saying "drop this now" and passes silently;
+/// the allowed-by-default lint `let_underscore_drop` catches it, and binding the guard to a
+/// name (`let _guard = lock.acquire();`) holds the lock until the end of the scope:
+///
+/// ```compile_fail
+/// #![deny(let_underscore_drop)]
+/// let lock = proc_sync::Lock::new().unwrap();
+/// let _ = lock.acquire();
+/// ```
 ///
 /// # Platform-specific behavior
 ///
@@ -111,14 +147,6 @@ impl Lock {
         })
     }
 
-    pub(crate) fn tail(&self, align: usize) -> *mut u8 {
-        self.shared.tail(align)
-    }
-
-    pub(crate) fn tail_len(&self, align: usize) -> usize {
-        self.shared.tail_len(align)
-    }
-
     /// Waits until the lock is free and takes it.
     ///
     /// # Examples
@@ -145,6 +173,7 @@ impl Lock {
     /// assert!(lock.try_acquire().is_none());
     /// # drop(guard);
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         self.shared
             .lock(0, false, None)
@@ -167,6 +196,7 @@ impl Lock {
     /// let err = lock.acquire_timeout(Duration::from_millis(10)).unwrap_err();
     /// assert!(err.is_timeout());
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         self.acquire_until(deadline(Some(timeout)))
             .ok_or(Error::Timeout)
@@ -199,8 +229,63 @@ impl Lock {
         self.shared.state().word.is_mine()
     }
 
-    /// Frees the lock: the guard's drop and a waiting `Condition`.
-    pub(crate) fn release(&self) {
+    /// Frees the lock, whoever holds it: Python's `release()`, for a lock taken with
+    /// [`acquire`](Lock::acquire) and kept with [`LockGuard::forget`].
+    ///
+    /// Any process and any thread may release the lock, as with Python's
+    /// `multiprocessing.Lock`, not only the one that acquired it: a lock can be handed over
+    /// that way. A guard that still lives when its lock is released this way does nothing
+    /// when it drops, unless its process holds the lock again by then (ownership is per
+    /// process): release only locks whose guard was forgotten.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the lock is not held (Python's `ValueError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::Process;
+    /// use proc_sync::Lock;
+    ///
+    /// fn unlock(lock: Lock) {
+    ///     lock.release().unwrap();
+    /// }
+    ///
+    /// fn main() {
+    ///     proc_core::init();
+    ///     let lock = Lock::new().unwrap();
+    ///     lock.acquire().forget();
+    ///     Process::spawn(unlock, lock.clone()).unwrap().join().unwrap();
+    ///     assert!(!lock.is_locked());
+    ///     assert!(lock.release().is_err());
+    /// }
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        let word = self.shared.state().word.value();
+        if word.swap(0, Ordering::SeqCst) == 0 {
+            return Err(Error::InvalidState(
+                "cannot release a lock that is not held: release once per acquire",
+            ));
+        }
+        self.shared.wake(0, 1);
+        Ok(())
+    }
+
+    /// Frees the lock if this process holds it: a guard's drop, which must not free a lock
+    /// that was released without it and taken by another process since.
+    fn release_mine(&self) {
+        let word = self.shared.state().word.value();
+        if word
+            .compare_exchange(pid(), 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.shared.wake(0, 1);
+        }
+    }
+
+    /// Frees the lock for a waiting `Condition`, which holds it.
+    pub(crate) fn unlock(&self) {
         self.shared.unlock(0);
     }
 }
@@ -217,7 +302,7 @@ impl Lock {
 /// }
 /// assert!(!lock.is_locked());
 /// ```
-#[must_use = "the lock is released as soon as the guard drops"]
+#[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,
     owner_died: bool,
@@ -241,6 +326,23 @@ impl<'a> LockGuard<'a> {
         self.owner_died
     }
 
+    /// Keeps the lock held and lets the guard go without releasing it: Python's
+    /// `acquire()` without a `with`. Release it later with [`Lock::release`], maybe from
+    /// another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = proc_sync::Lock::new().unwrap();
+    /// lock.acquire().forget();
+    /// assert!(lock.try_acquire().is_none());
+    /// lock.release().unwrap();
+    /// assert!(lock.try_acquire().is_some());
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+
     /// The lock this guard holds.
     pub(crate) fn lock(&self) -> &'a Lock {
         self.lock
@@ -254,7 +356,7 @@ impl<'a> LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.lock.release();
+        self.lock.release_mine();
     }
 }
 
@@ -296,7 +398,7 @@ unsafe impl State for RLockState {
 /// otherwise pass for the owner and enter. The pid is read on every call rather than cached
 /// with the rest, so that a forked child's threads, which keep their parent's thread-locals,
 /// get numbers of their own.
-fn thread_id() -> u64 {
+pub(crate) fn thread_id() -> u64 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
         static ID: Cell<u32> = const { Cell::new(0) };
@@ -335,6 +437,19 @@ fn thread_id() -> u64 {
 /// drop(outer);
 /// assert_eq!(rlock.count(), 0);
 /// ```
+///
+/// Python's `rlock.acquire()` … `rlock.release()` is [`RLockGuard::forget`] and
+/// [`release`](RLock::release), on the owning thread:
+///
+/// ```
+/// let rlock = proc_sync::RLock::new().unwrap();
+/// rlock.acquire().forget();
+/// rlock.acquire().forget();
+/// rlock.release().unwrap();
+/// assert_eq!(rlock.count(), 1);
+/// rlock.release().unwrap();
+/// assert!(!rlock.is_locked());
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RLock {
     shared: Shared<RLockState>,
@@ -363,6 +478,14 @@ impl RLock {
         self.shared.state()
     }
 
+    /// A free lock whose segment also holds `len` bytes aligned to `align`: the lock and
+    /// data of a `Value` or `Array`.
+    pub(crate) fn with_tail(len: usize, align: usize) -> Result<RLock> {
+        Ok(RLock {
+            shared: Shared::with_tail(len, align)?,
+        })
+    }
+
     /// Whether this thread owns the lock. The thread number names the process too, so a
     /// number left behind by a dead owner never matches a thread of this process.
     fn is_mine(&self) -> bool {
@@ -373,12 +496,12 @@ impl RLock {
     fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
         if self.is_mine() {
             self.state().count.fetch_add(1, Ordering::Relaxed);
-            return Some(RLockGuard::new(self, false));
+            return Some(RLockGuard::new(self, false, false));
         }
         let owner_died = self.shared.lock(0, block, deadline)?;
         self.state().thread.store(thread_id(), Ordering::Relaxed);
         self.state().count.store(1, Ordering::Relaxed);
-        Some(RLockGuard::new(self, owner_died))
+        Some(RLockGuard::new(self, owner_died, true))
     }
 
     /// Waits until the lock is free or this thread's, and takes it (once more).
@@ -409,6 +532,7 @@ impl RLock {
     /// assert!(!other);
     /// # drop((a, b));
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
         self.enter(false, None)
     }
@@ -431,6 +555,7 @@ impl RLock {
     /// });
     /// assert!(timed_out);
     /// ```
+    #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
         self.enter(true, deadline(Some(timeout)))
             .ok_or(Error::Timeout)
@@ -453,12 +578,89 @@ impl RLock {
         }
     }
 
+    /// Whether some thread of some process holds the lock now (it may change at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// let guard = rlock.acquire();
+    /// assert!(rlock.is_locked());
+    /// drop(guard);
+    /// assert!(!rlock.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.state().word.is_locked()
+    }
+
+    /// Gives up one hold of this thread: Python's `release()`, for a hold kept with
+    /// [`RLockGuard::forget`]. The lock is free once every hold is given up.
+    ///
+    /// Only the owning thread may release an `RLock`, as in Python. A guard that still
+    /// lives when its hold is released this way counts for nothing when it drops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when this thread does not hold the lock (Python's
+    /// `RuntimeError`), whether it is free or held by another thread or process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// assert!(rlock.release().is_err());
+    /// rlock.acquire().forget();
+    /// let other = std::thread::scope(|s| s.spawn(|| rlock.release().is_err()).join().unwrap());
+    /// assert!(other, "another thread released this thread's hold");
+    /// rlock.release().unwrap();
+    /// assert!(!rlock.is_locked());
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        if !self.is_mine() {
+            return Err(Error::InvalidState(
+                "cannot release an RLock that this thread does not hold",
+            ));
+        }
+        self.leave();
+        Ok(())
+    }
+
+    /// Gives up one hold; the caller holds the lock.
     fn leave(&self) {
         let state = self.state();
         if state.count.fetch_sub(1, Ordering::Relaxed) == 1 {
             state.thread.store(0, Ordering::Relaxed);
             self.shared.unlock(0);
         }
+    }
+
+    /// Gives up every hold at once, for a waiting `Condition`; returns how many there were.
+    /// The caller holds the lock.
+    pub(crate) fn leave_all(&self) -> u32 {
+        let state = self.state();
+        let count = state.count.swap(0, Ordering::Relaxed);
+        state.thread.store(0, Ordering::Relaxed);
+        self.shared.unlock(0);
+        count
+    }
+
+    /// Takes the lock back with `count` holds after [`leave_all`](RLock::leave_all); returns
+    /// whether it was taken over from a process that died holding it.
+    pub(crate) fn enter_all(&self, count: u32) -> bool {
+        let guard = self.acquire();
+        let owner_died = guard.owner_died();
+        guard.forget();
+        self.state().count.store(count, Ordering::Relaxed);
+        owner_died
+    }
+
+    pub(crate) fn same(&self, other: &RLock) -> bool {
+        self.shared.same(&other.shared)
+    }
+
+    /// Whether this thread holds the lock, for a `Condition`'s notify.
+    pub(crate) fn is_owned(&self) -> bool {
+        self.is_mine()
     }
 }
 
@@ -479,19 +681,22 @@ impl RLock {
 /// let guard = rlock.acquire();
 /// assert!(!guard.owner_died());
 /// ```
-#[must_use = "the lock is released as soon as the guard drops"]
+#[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
 pub struct RLockGuard<'a> {
     rlock: &'a RLock,
     owner_died: bool,
+    /// Whether this acquire took a lock that this thread did not hold (not a re-entry).
+    fresh: bool,
     // Like `MutexGuard`: shareable, but it stays on the thread that owns the lock.
     not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'a> RLockGuard<'a> {
-    fn new(rlock: &'a RLock, owner_died: bool) -> RLockGuard<'a> {
+    fn new(rlock: &'a RLock, owner_died: bool, fresh: bool) -> RLockGuard<'a> {
         RLockGuard {
             rlock,
             owner_died,
+            fresh,
             not_send: PhantomData,
         }
     }
@@ -507,11 +712,47 @@ impl<'a> RLockGuard<'a> {
     pub fn owner_died(&self) -> bool {
         self.owner_died
     }
+
+    /// Keeps this hold and lets the guard go without giving it up: Python's `acquire()`
+    /// without a `with`. Give it up later with [`RLock::release`], on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rlock = proc_sync::RLock::new().unwrap();
+    /// rlock.acquire().forget();
+    /// assert_eq!(rlock.count(), 1);
+    /// rlock.release().unwrap();
+    /// assert_eq!(rlock.count(), 0);
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+
+    /// The lock this guard holds.
+    pub(crate) fn rlock(&self) -> &'a RLock {
+        self.rlock
+    }
+
+    /// Whether this acquire took the lock afresh rather than re-entering a hold of this
+    /// thread.
+    pub(crate) fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// Records a takeover that happened while a `Condition` re-acquired the lock.
+    pub(crate) fn set_owner_died(&mut self) {
+        self.owner_died = true;
+    }
 }
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        self.rlock.leave();
+        // A hold given up with `release` already leaves nothing for the guard to give up,
+        // and a lock that another thread or process holds since is not this guard's.
+        if self.rlock.is_mine() {
+            self.rlock.leave();
+        }
     }
 }
 
@@ -520,6 +761,193 @@ impl fmt::Debug for RLockGuard<'_> {
         f.debug_struct("RLockGuard")
             .field("owner_died", &self.owner_died)
             .finish_non_exhaustive()
+    }
+}
+
+mod sealed_lock {
+    use std::fmt;
+    use std::time::Instant;
+
+    use proc_core::Result;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{Lock, LockGuard, RLock, RLockGuard};
+
+    /// Keeps [`SharedLock`] to the locks of this crate.
+    pub trait Sealed {}
+
+    impl Sealed for Lock {}
+    impl Sealed for RLock {}
+
+    /// A lock that a [`Value`](crate::Value), an [`Array`](crate::Array) or a
+    /// [`Condition`](crate::Condition) can go with: [`Lock`] or [`RLock`] (Python's `lock=`
+    /// argument takes either).
+    ///
+    /// The trait is sealed: only these two implement it. Its methods are the crate's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_sync::{Lock, RLock, SharedLock, Value};
+    ///
+    /// fn locked<L: SharedLock>(v: &Value<u8, L>) -> u8 {
+    ///     v.get()
+    /// }
+    ///
+    /// assert_eq!(locked(&Value::new(1u8).unwrap()), 1);
+    /// assert_eq!(locked(&Value::new_with_lock(2u8, Lock::new().unwrap()).unwrap()), 2);
+    /// assert_eq!(locked(&Value::new_with_lock(3u8, RLock::new().unwrap()).unwrap()), 3);
+    /// ```
+    pub trait SharedLock:
+        Sealed + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+    {
+        /// What an acquire returns: [`LockGuard`] or [`RLockGuard`].
+        type Guard<'a>: Sync + fmt::Debug;
+
+        #[doc(hidden)]
+        fn with_tail(len: usize, align: usize) -> Result<Self>;
+        #[doc(hidden)]
+        fn tail(&self, align: usize) -> *mut u8;
+        #[doc(hidden)]
+        fn tail_len(&self, align: usize) -> usize;
+        /// `Some(guard)` once taken, `None` when `deadline` passed first (at once when
+        /// `block` is false).
+        #[doc(hidden)]
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<Self::Guard<'_>>;
+        #[doc(hidden)]
+        fn guard_owner_died(guard: &Self::Guard<'_>) -> bool;
+        /// Whether the acquire that made `guard` took a lock that this thread did not hold.
+        #[doc(hidden)]
+        fn guard_fresh(guard: &Self::Guard<'_>) -> bool;
+        /// Whether `guard` holds `lock`.
+        #[doc(hidden)]
+        fn guard_holds(guard: &Self::Guard<'_>, lock: &Self) -> bool;
+        #[doc(hidden)]
+        fn guard_set_owner_died(guard: &mut Self::Guard<'_>);
+        #[doc(hidden)]
+        fn same(&self, other: &Self) -> bool;
+        /// Whether the caller holds the lock: this process for a `Lock`, this thread for an
+        /// `RLock`.
+        #[doc(hidden)]
+        fn is_owned(&self) -> bool;
+        /// Gives up every hold of the caller, for a `Condition`'s wait; returns how many.
+        #[doc(hidden)]
+        fn leave_all(&self) -> u32;
+        /// Takes the lock back with `count` holds; returns whether its owner had died.
+        #[doc(hidden)]
+        fn enter_all(&self, count: u32) -> bool;
+    }
+
+    impl SharedLock for Lock {
+        type Guard<'a> = LockGuard<'a>;
+
+        fn with_tail(len: usize, align: usize) -> Result<Lock> {
+            Lock::with_tail(len, align)
+        }
+
+        fn tail(&self, align: usize) -> *mut u8 {
+            self.shared.tail(align)
+        }
+
+        fn tail_len(&self, align: usize) -> usize {
+            self.shared.tail_len(align)
+        }
+
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
+            self.shared
+                .lock(0, block, deadline)
+                .map(|owner_died| LockGuard::new(self, owner_died))
+        }
+
+        fn guard_owner_died(guard: &LockGuard<'_>) -> bool {
+            guard.owner_died()
+        }
+
+        fn guard_fresh(_: &LockGuard<'_>) -> bool {
+            // A lock is never re-entered: its acquire waits for the lock to be free.
+            true
+        }
+
+        fn guard_holds(guard: &LockGuard<'_>, lock: &Lock) -> bool {
+            guard.lock().same(lock)
+        }
+
+        fn guard_set_owner_died(guard: &mut LockGuard<'_>) {
+            guard.set_owner_died();
+        }
+
+        fn same(&self, other: &Lock) -> bool {
+            Lock::same(self, other)
+        }
+
+        fn is_owned(&self) -> bool {
+            self.is_mine()
+        }
+
+        fn leave_all(&self) -> u32 {
+            self.unlock();
+            1
+        }
+
+        fn enter_all(&self, _count: u32) -> bool {
+            let guard = self.acquire();
+            let owner_died = guard.owner_died();
+            guard.forget();
+            owner_died
+        }
+    }
+
+    impl SharedLock for RLock {
+        type Guard<'a> = RLockGuard<'a>;
+
+        fn with_tail(len: usize, align: usize) -> Result<RLock> {
+            RLock::with_tail(len, align)
+        }
+
+        fn tail(&self, align: usize) -> *mut u8 {
+            self.shared.tail(align)
+        }
+
+        fn tail_len(&self, align: usize) -> usize {
+            self.shared.tail_len(align)
+        }
+
+        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+            RLock::enter(self, block, deadline)
+        }
+
+        fn guard_owner_died(guard: &RLockGuard<'_>) -> bool {
+            guard.owner_died()
+        }
+
+        fn guard_fresh(guard: &RLockGuard<'_>) -> bool {
+            guard.fresh()
+        }
+
+        fn guard_holds(guard: &RLockGuard<'_>, lock: &RLock) -> bool {
+            guard.rlock().same(lock)
+        }
+
+        fn guard_set_owner_died(guard: &mut RLockGuard<'_>) {
+            guard.set_owner_died();
+        }
+
+        fn same(&self, other: &RLock) -> bool {
+            RLock::same(self, other)
+        }
+
+        fn is_owned(&self) -> bool {
+            RLock::is_owned(self)
+        }
+
+        fn leave_all(&self) -> u32 {
+            RLock::leave_all(self)
+        }
+
+        fn enter_all(&self, count: u32) -> bool {
+            RLock::enter_all(self, count)
+        }
     }
 }
 

@@ -208,6 +208,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_none());
     /// # drop(place);
     /// ```
+    #[must_use = "the place is given back as soon as the guard drops: bind it with `let _place = ...` (`let _ = ...` gives it back at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.counter.try_acquire()
     }
@@ -225,6 +226,7 @@ impl Semaphore {
     /// let err = sem.acquire_timeout(std::time::Duration::from_millis(10)).unwrap_err();
     /// assert!(err.is_timeout());
     /// ```
+    #[must_use = "the place is given back as soon as the guard drops: bind it with `let _place = ...` (`let _ = ...` gives it back at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.counter.acquire_timeout(timeout)
     }
@@ -328,6 +330,7 @@ impl BoundedSemaphore {
     /// let _place = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// ```
+    #[must_use = "the place is given back as soon as the guard drops: bind it with `let _place = ...` (`let _ = ...` gives it back at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.counter.try_acquire()
     }
@@ -345,6 +348,7 @@ impl BoundedSemaphore {
     /// let _place = sem.acquire();
     /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(10)).is_err());
     /// ```
+    #[must_use = "the place is given back as soon as the guard drops: bind it with `let _place = ...` (`let _ = ...` gives it back at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.counter.acquire_timeout(timeout)
     }
@@ -392,7 +396,7 @@ impl BoundedSemaphore {
 /// }
 /// assert_eq!(sem.get_value(), 1);
 /// ```
-#[must_use = "the place is given back as soon as the guard drops"]
+#[must_use = "the place is given back as soon as the guard drops: bind it with `let _place = ...` (`let _ = ...` gives it back at once), or call `forget()` on it and `release()` later"]
 pub struct SemaphoreGuard<'a> {
     counter: &'a Counter,
 }

@@ -136,6 +136,7 @@ impl SharedMemory {
     /// assert!(matches!(err, proc_core::Error::Io(e) if e.kind() == std::io::ErrorKind::AlreadyExists));
     /// shm.unlink().unwrap();
     /// ```
+    #[doc(alias = "SharedMemory")]
     pub fn create_named(name: &str, size: usize) -> Result<SharedMemory> {
         check_size(size)?;
         check_name(name)?;
@@ -184,6 +185,7 @@ impl SharedMemory {
     /// // Windows keeps the name while a handle is open, as Python's SharedMemory does there.
     /// assert!(SharedMemory::attach(&name).is_err() || cfg!(windows));
     /// ```
+    #[doc(alias = "SharedMemory")]
     pub fn attach(name: &str) -> Result<SharedMemory> {
         check_name(name)?;
         let segment = sys::open_named(name)?;
@@ -283,6 +285,7 @@ impl SharedMemory {
     /// // SAFETY: as above.
     /// assert_eq!(unsafe { shm.as_slice()[0] }, 1);
     /// ```
+    #[doc(alias = "buf")]
     pub fn as_ptr(&self) -> *mut u8 {
         self.inner.segment.as_ptr()
     }

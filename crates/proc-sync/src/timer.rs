@@ -145,6 +145,7 @@ impl Timer {
     /// timer.join().unwrap();
     /// assert!(fired.load(Ordering::SeqCst));
     /// ```
+    #[doc(alias = "Timer")]
     pub fn start<F>(delay: Duration, f: F) -> Result<Timer, Error>
     where
         F: FnOnce() + Send + 'static,

@@ -129,3 +129,57 @@ fn a_timeout_breaks_the_barrier() {
         assert_eq!(mine + other.join().unwrap(), 1);
     });
 }
+
+/// Waits with the barrier's own timeout, as Python's `barrier.wait()` does; an error says
+/// whether it was this party's time that ran out.
+fn wait_with_default(barrier: Barrier) -> Result<u32, bool> {
+    barrier.wait().map_err(|e| e.is_timeout())
+}
+
+// After CPython `_TestBarrier.test_default_timeout`, without its sleep: a barrier of three
+// that only two parties reach times out with its default timeout in one of them, which breaks
+// it for the other. The timeout travels to the child with the barrier.
+#[test]
+fn the_default_timeout_breaks_a_barrier_whose_last_party_never_comes() {
+    each_method(|method| {
+        let barrier = Barrier::with_timeout(3, Duration::from_millis(200)).unwrap();
+        let mut child = builder(method)
+            .spawn(wait_with_default, barrier.clone())
+            .unwrap();
+        let mine = wait_with_default(barrier.clone());
+        let theirs = child.join().unwrap();
+        assert!(barrier.broken());
+        // Both fail: at least one because its time ran out (the first to give up), the other
+        // because that broke the barrier, or because its own time ran out as well.
+        assert!(
+            matches!((mine, theirs), (Err(a), Err(b)) if a || b),
+            "{mine:?} {theirs:?}"
+        );
+        barrier.reset();
+        assert!(!barrier.broken());
+    });
+}
+
+/// Waits with a timeout of its own, which overrides the barrier's.
+fn wait_patiently(barrier: Barrier) -> u32 {
+    barrier.wait_timeout(PATIENCE).unwrap()
+}
+
+#[test]
+fn wait_timeout_overrides_the_default_timeout() {
+    each_method(|method| {
+        // A default that no party could meet: the parties' own limits rule.
+        let barrier = Barrier::builder(2)
+            .timeout(Duration::ZERO)
+            .action(count_action)
+            .build()
+            .unwrap();
+        assert_eq!(barrier.timeout(), Some(Duration::ZERO));
+        let mut child = builder(method)
+            .spawn(wait_patiently, barrier.clone())
+            .unwrap();
+        let mine = barrier.wait_timeout(PATIENCE).unwrap();
+        assert_eq!(mine + child.join().unwrap(), 1);
+        assert!(!barrier.broken());
+    });
+}

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_sync::{Condition, Lock, Value};
+use proc_sync::{Condition, Lock, RLock, Value};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 #[test]
@@ -97,7 +97,11 @@ fn wait_timeout_returns_false_and_holds_the_lock_again() {
             .unwrap()
     );
     assert!(cond.get_lock().is_locked());
-    assert!(cond.try_acquire().is_none());
+    let other = std::thread::scope(|s| s.spawn(|| cond.try_acquire().is_none()).join().unwrap());
+    assert!(
+        other,
+        "another thread took the lock of a waiter that timed out"
+    );
     drop(guard);
     assert!(!cond.get_lock().is_locked());
 }
@@ -105,12 +109,78 @@ fn wait_timeout_returns_false_and_holds_the_lock_again() {
 #[test]
 fn waiting_with_the_guard_of_another_lock_is_an_error() {
     let cond = Condition::new().unwrap();
+    let other = RLock::new().unwrap();
+    let mut guard = other.acquire();
+    assert!(
+        cond.wait_timeout(&mut guard, Duration::from_millis(1))
+            .is_err()
+    );
+    let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
     let other = Lock::new().unwrap();
     let mut guard = other.acquire();
     assert!(
         cond.wait_timeout(&mut guard, Duration::from_millis(1))
             .is_err()
     );
+}
+
+#[test]
+fn a_condition_uses_an_rlock_as_python_does() {
+    let cond = Condition::new().unwrap();
+    let _: &RLock = cond.get_lock();
+    let outer = cond.acquire();
+    let inner = cond.acquire();
+    assert_eq!(cond.get_lock().count(), 2);
+    drop((inner, outer));
+    assert!(!cond.get_lock().is_locked());
+}
+
+/// Takes the condition's lock, sets the value and notifies.
+fn set_and_notify((cond, value): (Condition, Value<u32>)) {
+    let _guard = cond.acquire_timeout(PATIENCE).unwrap();
+    value.set(1);
+    cond.notify_all().unwrap();
+}
+
+// After CPython's `test.lock_tests.ConditionTests` with an RLock: a wait lets go of every
+// hold of the re-entered lock, so that another process can take it and notify, and takes
+// them all back.
+#[test]
+fn a_wait_lets_go_of_every_hold_of_a_reentered_rlock() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let value = Value::new(0u32).unwrap();
+        let outer = cond.acquire();
+        let mut inner = cond.acquire();
+        let mut child = builder(method)
+            .spawn(set_and_notify, (cond.clone(), value.clone()))
+            .unwrap();
+        assert!(
+            cond.wait_for_timeout(&mut inner, || value.get() == 1, PATIENCE)
+                .unwrap()
+        );
+        assert_eq!(cond.get_lock().count(), 2);
+        drop(inner);
+        assert_eq!(cond.get_lock().count(), 1);
+        drop(outer);
+        assert!(!cond.get_lock().is_locked());
+        child.join().unwrap();
+    });
+}
+
+#[test]
+fn notify_and_wait_need_this_thread_to_hold_the_rlock() {
+    let cond = Condition::new().unwrap();
+    let mut guard = cond.acquire();
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(cond.notify(1).is_err(), "another thread notified"))
+            .join()
+            .unwrap();
+    });
+    cond.notify(1).unwrap();
+    // A hold given up with `release` leaves the guard with nothing to wait with.
+    cond.get_lock().release().unwrap();
+    assert!(cond.wait_timeout(&mut guard, Duration::ZERO).is_err());
 }
 
 #[test]

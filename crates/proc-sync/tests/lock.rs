@@ -251,3 +251,163 @@ fn timeouts_and_try_acquire_report_a_held_lock() {
     drop(guard);
     assert!(lock.acquire_timeout(Duration::ZERO).is_ok());
 }
+
+// Port of CPython `_TestLock.test_lock`: acquire, a non-blocking acquire that fails, release,
+// and a second release that is an error.
+#[test]
+fn explicit_acquire_and_release_as_python_writes_them() {
+    let lock = Lock::new().unwrap();
+    lock.acquire().forget();
+    assert!(lock.try_acquire().is_none());
+    lock.release().unwrap();
+    assert!(lock.release().unwrap_err().to_string().contains("not held"));
+    assert!(!lock.is_locked());
+}
+
+// Port of CPython `_TestLock.test_rlock`: three acquires, three releases, and a fourth
+// release that is an error.
+#[test]
+fn explicit_rlock_acquire_and_release_as_python_writes_them() {
+    let rlock = RLock::new().unwrap();
+    for _ in 0..3 {
+        rlock.acquire().forget();
+    }
+    assert_eq!(rlock.count(), 3);
+    for left in (0..3).rev() {
+        rlock.release().unwrap();
+        assert_eq!(rlock.count(), left);
+    }
+    assert!(rlock.release().is_err());
+    assert!(!rlock.is_locked());
+}
+
+/// Releases a lock that another process acquired.
+fn release_it(lock: Lock) {
+    lock.release().unwrap();
+}
+
+/// Acquires the lock without a guard and reports that the acquire went through.
+fn acquire_and_keep(lock: Lock) -> bool {
+    lock.acquire_timeout(PATIENCE)
+        .map(LockGuard::forget)
+        .is_ok()
+}
+
+#[test]
+fn a_lock_is_released_by_another_process_than_its_owner() {
+    each_method(|method| {
+        let lock = Lock::new().unwrap();
+        lock.acquire().forget();
+        builder(method)
+            .spawn(release_it, lock.clone())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(!lock.is_locked());
+        // And the other way round: a child acquires, the parent releases.
+        assert!(
+            builder(method)
+                .spawn(acquire_and_keep, lock.clone())
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+        assert!(lock.is_locked());
+        lock.release().unwrap();
+        assert!(lock.try_acquire().is_some());
+    });
+}
+
+/// The seed tutorial's ticket office, written as Python writes it: `acquire()`, work,
+/// `release()`.
+fn buy_explicitly((lock, tickets): (Lock, RawValue<u32>)) -> bool {
+    lock.acquire().forget();
+    let left = tickets.get();
+    let won = left > 0;
+    if won {
+        std::thread::yield_now();
+        tickets.set(left - 1);
+    }
+    lock.release().unwrap();
+    won
+}
+
+#[test]
+fn ten_buyers_with_explicit_release_one_ticket_exactly_one_wins() {
+    each_method(|method| {
+        let lock = Lock::new().unwrap();
+        let tickets = RawValue::new(1u32).unwrap();
+        let buyers: Vec<_> = (0..10)
+            .map(|_| {
+                builder(method)
+                    .spawn(buy_explicitly, (lock.clone(), tickets.clone()))
+                    .unwrap()
+            })
+            .collect();
+        let winners = buyers
+            .into_iter()
+            .map(|mut p| p.join().unwrap())
+            .filter(|won| *won)
+            .count();
+        assert_eq!(winners, 1);
+        assert_eq!(tickets.get(), 0);
+        assert!(!lock.is_locked());
+    });
+}
+
+/// Takes the lock, keeps it, says so and waits to be killed.
+fn take_and_hold((lock, holding): (Lock, Event)) {
+    lock.acquire().forget();
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_guard_whose_lock_was_released_and_retaken_elsewhere_frees_nothing() {
+    each_method(|method| {
+        let lock = Lock::new().unwrap();
+        let holding = Event::new().unwrap();
+        let guard = lock.acquire();
+        // Another process hands the lock on, and a third takes it.
+        builder(method)
+            .spawn(release_it, lock.clone())
+            .unwrap()
+            .join()
+            .unwrap();
+        let mut holder = builder(method)
+            .spawn(take_and_hold, (lock.clone(), holding.clone()))
+            .unwrap();
+        assert!(holding.wait_timeout(PATIENCE));
+        drop(guard);
+        assert!(lock.is_locked(), "the stale guard freed the holder's lock");
+        assert!(lock.try_acquire().is_none());
+        holder.kill().unwrap();
+        let _ = holder.join();
+        assert!(lock.acquire_timeout(PATIENCE).unwrap().owner_died());
+    });
+}
+
+#[test]
+fn an_rlock_guard_after_an_explicit_release_gives_up_nothing() {
+    let rlock = RLock::new().unwrap();
+    let guard = rlock.acquire();
+    rlock.release().unwrap();
+    // Another thread takes the lock; the stale guard must not give up that thread's hold.
+    let (taken, dropped) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let held = rlock.acquire();
+            taken.wait();
+            dropped.wait();
+            assert_eq!(rlock.count(), 1);
+            drop(held);
+        });
+        taken.wait();
+        drop(guard);
+        assert!(rlock.is_locked());
+        dropped.wait();
+    });
+    assert!(!rlock.is_locked());
+}

@@ -117,3 +117,36 @@ fn many_threads_share_the_places() {
     assert!(holders.get()[1] <= 2);
     assert_eq!(sem.get_value(), 2);
 }
+
+/// Takes a place without a guard, as Python's `sem.acquire()` does.
+fn take_a_place(sem: Semaphore) -> bool {
+    sem.acquire_timeout(PATIENCE)
+        .map(SemaphoreGuard::forget)
+        .is_ok()
+}
+
+// After CPython `_TestSemaphore.test_semaphore`: acquire and release without `with`, the
+// place taken in one process and given back in another.
+#[test]
+fn a_place_taken_in_one_process_is_given_back_in_another() {
+    each_method(|method| {
+        let sem = Semaphore::new(2).unwrap();
+        assert!(
+            builder(method)
+                .spawn(take_a_place, sem.clone())
+                .unwrap()
+                .join()
+                .unwrap()
+        );
+        sem.acquire().forget();
+        assert_eq!(sem.get_value(), 0);
+        assert!(sem.try_acquire().is_none());
+        builder(method)
+            .spawn(release_once, sem.clone())
+            .unwrap()
+            .join()
+            .unwrap();
+        sem.release().unwrap();
+        assert_eq!(sem.get_value(), 2);
+    });
+}

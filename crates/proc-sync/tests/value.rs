@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use proc_sync::{Array, ArrayGuard, Event, RawArray, RawValue, Value, ValueGuard};
+use proc_sync::{Array, ArrayGuard, Event, Lock, RawArray, RawValue, Value, ValueGuard};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 #[test]
@@ -268,4 +268,142 @@ fn a_process_that_takes_a_value_for_a_raw_value_refuses_it() {
         mine.send(&Value::new(1u64).unwrap()).unwrap();
         assert!(child.join().unwrap());
     });
+}
+
+/// Python's documented idiom, `with v.get_lock(): v.value += 1`, written as a Python user
+/// writes it: the lock held across a `get` and a `set` that take it again.
+fn increment_under_get_lock((counter, n): (Value<u64>, u64)) {
+    for _ in 0..n {
+        let _held = counter.get_lock().acquire();
+        counter.set(counter.get() + 1);
+    }
+}
+
+#[test]
+fn python_get_lock_idiom_does_not_deadlock_and_counts_exactly() {
+    each_method(|method| {
+        let counter = Value::new(0u64).unwrap();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                builder(method)
+                    .spawn(increment_under_get_lock, (counter.clone(), 1000))
+                    .unwrap()
+            })
+            .collect();
+        increment_under_get_lock((counter.clone(), 1000));
+        for mut child in children {
+            child.join().unwrap();
+        }
+        assert_eq!(counter.get(), 5 * 1000);
+        assert!(!counter.get_lock().is_locked());
+    });
+}
+
+/// Adds one to both values under the lock they share, as Python's `lock=` lets them.
+fn add_to_both((lock, a, b, n): (Lock, Value<u32, Lock>, Array<u32, Lock>, u32)) {
+    for _ in 0..n {
+        let _held = lock.acquire();
+        // Both change under one hold: no process sees one changed without the other.
+        // SAFETY: this process holds the lock that guards both, and no guard of either.
+        unsafe {
+            *a.get_obj() += 1;
+            (*b.get_obj())[0] += 1;
+        }
+    }
+}
+
+// Port of CPython `_TestValue.test_getobj_getlock` and `_TestArray.test_getobj_getlock_obj`:
+// a value made with the caller's lock has that lock, and `get_obj` reaches what it guards.
+#[test]
+fn values_with_a_given_lock_share_it_and_get_obj_reaches_the_data() {
+    each_method(|method| {
+        let lock = Lock::new().unwrap();
+        let a = Value::new_with_lock(5u32, lock.clone()).unwrap();
+        let b = Array::from_slice(&[5u32, 0]).unwrap();
+        let b_locked = Array::<u32, Lock>::new_with_lock(2, lock.clone()).unwrap();
+        b_locked.set(0, b.get(0).unwrap()).unwrap();
+        {
+            let _held = lock.acquire();
+            assert!(a.get_lock().is_locked());
+            assert!(b_locked.get_lock().is_locked());
+            // SAFETY: the shared lock is held and no guard of `a` lives.
+            assert_eq!(unsafe { *a.get_obj() }, 5);
+        }
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                builder(method)
+                    .spawn(
+                        add_to_both,
+                        (lock.clone(), a.clone(), b_locked.clone(), 500),
+                    )
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            child.join().unwrap();
+        }
+        assert_eq!(a.get(), 5 + 1500);
+        assert_eq!(b_locked.to_vec(), [5 + 1500, 0]);
+    });
+}
+
+#[test]
+fn reaching_a_value_while_this_thread_holds_its_guard_panics_instead_of_hanging() {
+    let v = Value::new(1u32).unwrap();
+    let a = Array::from_slice(&[1u8, 2]).unwrap();
+    std::thread::scope(|s| {
+        let panicked = s
+            .spawn(|| {
+                let mut guard = v.lock();
+                *guard = 2;
+                v.get()
+            })
+            .join();
+        assert!(
+            panicked.is_err(),
+            "a get under a guard of the same thread went through"
+        );
+        assert!(s.spawn(|| a.with_lock(|_| a.to_vec())).join().is_err());
+    });
+    // The unwinding dropped the guards: the lock is free, the write done.
+    assert!(!v.get_lock().is_locked());
+    assert_eq!(v.get(), 2);
+    assert_eq!(a.to_vec(), [1, 2]);
+}
+
+/// Releases the lock of a value that a `Lock` guards, which another process keeps.
+fn release_value_lock(v: Value<u32, Lock>) {
+    v.get_lock().release().unwrap();
+}
+
+#[test]
+fn a_forgotten_value_guard_keeps_the_lock_for_another_process_to_release() {
+    each_method(|method| {
+        let v = Value::new_with_lock(0u32, Lock::new().unwrap()).unwrap();
+        let mut guard = v.lock();
+        *guard += 1;
+        guard.forget();
+        assert!(v.get_lock().is_locked());
+        let blocked = std::thread::scope(|s| {
+            s.spawn(|| v.lock_timeout(Duration::ZERO).is_err())
+                .join()
+                .unwrap()
+        });
+        assert!(blocked);
+        builder(method)
+            .spawn(release_value_lock, v.clone())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(!v.get_lock().is_locked());
+        assert_eq!(v.get(), 1);
+    });
+}
+
+#[test]
+fn a_value_with_a_plain_lock_travels_as_one_and_not_as_the_other() {
+    let plain = Value::new_with_lock(1u8, Lock::new().unwrap()).unwrap();
+    assert!(refused_as::<Value<u8>>(&plain));
+    assert!(!refused_as::<Value<u8, Lock>>(&plain));
+    assert!(refused_as::<Value<u8, Lock>>(&Value::new(1u8).unwrap()));
 }

@@ -44,7 +44,7 @@ pub use proc_sync as sync;
 
 pub use proc_core::codec;
 pub use proc_core::{
-    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result,
+    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result, Sentinel,
     StartMethod, Task, active_children, context, cpu_count, current_process, get_start_method,
     getpid, getppid, init, parent_process, set_start_method,
 };
@@ -61,6 +61,6 @@ pub use proc_pool::{
 };
 #[cfg(feature = "sync")]
 pub use proc_sync::{
-    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, SharedMemory,
-    Timer, Value,
+    Array, Barrier, BarrierBuilder, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore,
+    SharedLock, SharedMemory, Timer, Value,
 };

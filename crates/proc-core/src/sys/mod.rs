@@ -9,7 +9,8 @@
 //!   someone else connected (a TCP channel carries no handles: `send_frame` refuses them);
 //!   `raw_handle` is the handle that sends a channel to another process, an error where the
 //!   channel cannot travel (a socket on Windows). `wait_any` waits on several.
-//! - `Child`: a started process (`pid`, `try_wait`, `wait`, `terminate`, `kill`).
+//! - `Child`: a started process (`pid`, `try_wait`, `wait`, `terminate`, `kill`,
+//!   `interrupt`).
 //! - `spawn` (re-execute the program), `fork` and `forkserver_spawn` (Unix only; elsewhere
 //!   they answer `Unsupported`), `serve_forkserver` (the zygote's loop).
 //! - Process facts: `getpid`, `getppid`, `pid_alive` (a zombie counts as ended),

@@ -944,6 +944,14 @@ impl Child {
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.end()
     }
+
+    /// Interrupts the child. `GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT)` reaches a whole
+    /// process group, and children share their parent's group (they are not started with
+    /// `CREATE_NEW_PROCESS_GROUP`, which would also cut them off from the console's Ctrl-C),
+    /// so it would interrupt the parent too: this ends the child as `terminate` does.
+    pub(crate) fn interrupt(&self) -> io::Result<()> {
+        self.end()
+    }
 }
 
 /// The Python-style exit code of a process whose Windows exit code is `code`.

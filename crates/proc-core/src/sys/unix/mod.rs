@@ -791,6 +791,11 @@ impl Child {
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.signal(libc::SIGKILL)
     }
+
+    /// Interrupts the child (SIGINT), as Ctrl-C in a terminal would.
+    pub(crate) fn interrupt(&self) -> io::Result<()> {
+        self.signal(libc::SIGINT)
+    }
 }
 
 #[cfg(target_os = "linux")]
