@@ -171,3 +171,57 @@ fn every_pool_root_item_is_reachable() {
         3
     );
 }
+
+fn bump(
+    (d, l, q): (
+        procs::DictProxy<u8, u8>,
+        procs::ListProxy<u8>,
+        procs::QueueProxy<u8>,
+    ),
+) {
+    d.insert(1, 1).unwrap();
+    l.push(2).unwrap();
+    q.put(3).unwrap();
+}
+
+#[test]
+fn every_manager_item_is_reachable() {
+    init();
+    let manager: procs::Manager = procs::Manager::start().unwrap();
+    let d: procs::DictProxy<u8, u8> = manager.dict().unwrap();
+    let l: procs::ListProxy<u8> = manager.list().unwrap();
+    let q: procs::JoinableQueueProxy<u8> = manager.joinable_queue().unwrap();
+    Process::spawn(bump, (d.clone(), l.clone(), q.clone()))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        (d.get(&1).unwrap(), l.get(0).unwrap(), q.get().unwrap()),
+        (Some(1), Some(2), 3)
+    );
+    let ns: procs::NamespaceProxy = manager.namespace().unwrap();
+    ns.set("x", &1).unwrap();
+    let lock: procs::LockProxy = manager.lock().unwrap();
+    let guard: procs::ProxyGuard<'_> = lock.acquire().unwrap();
+    drop(guard);
+    let _: procs::RLockProxy = manager.rlock().unwrap();
+    let _: procs::SemaphoreProxy = manager.semaphore(1).unwrap();
+    let _: procs::EventProxy = manager.event().unwrap();
+    let _: procs::ConditionProxy = manager.condition().unwrap();
+    let _: procs::BarrierProxy = manager.barrier(1).unwrap();
+    let _: procs::ValueProxy<u8> = manager.value(1).unwrap();
+    let _: procs::ArrayProxy<u8> = manager.array(vec![1]).unwrap();
+    let _: procs::QueueProxy<u8> = manager.queue().unwrap();
+    let _: Option<procs::Proxy<Counter>> = None;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Counter(u8);
+
+impl procs::SharedObject for Counter {
+    type Request = ();
+    type Response = u8;
+    fn handle(&mut self, (): ()) -> u8 {
+        self.0
+    }
+}

@@ -10,7 +10,7 @@
 //! | `pool` (feature `pool`) | `proc-pool` | pools, executors, futures |
 //!
 //! The everyday items are re-exported at the root: the process API of `proc-core`, and, with
-//! their features, the pipes, queues, listeners and `wait` of `proc-ipc` and the locks, events,
+//! their features, the pipes, queues, listeners, managers and `wait` of `proc-ipc` and the locks, events,
 //! values and shared memory of `proc-sync`, and the pools, executors and futures of
 //! `proc-pool` (its `wait` is `procs::pool::wait`; `procs::wait` is the one of connections
 //! and queues).
@@ -50,8 +50,10 @@ pub use proc_core::{
 };
 #[cfg(feature = "ipc")]
 pub use proc_ipc::{
-    Address, Client, Connection, JoinableQueue, Listener, Pipe, PutError, Queue, SimpleQueue,
-    Waitable, wait,
+    Address, ArrayProxy, BarrierProxy, Client, ConditionProxy, Connection, DictProxy, EventProxy,
+    JoinableQueue, JoinableQueueProxy, ListProxy, Listener, LockProxy, Manager, NamespaceProxy,
+    Pipe, Proxy, ProxyGuard, PutError, Queue, QueueProxy, RLockProxy, SemaphoreProxy, SharedObject,
+    SimpleQueue, ValueProxy, Waitable, wait,
 };
 #[cfg(feature = "pool")]
 pub use proc_pool::{
