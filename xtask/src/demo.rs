@@ -20,6 +20,8 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "pool_survives",
     "executor_as_completed",
     "imap_progress",
+    "shared_dict_list",
+    "remote_manager",
 ];
 
 /// The package that owns `examples/`: the root package of the workspace.
