@@ -510,13 +510,13 @@ impl Client {
 
 /// Which end of the handshake this process plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     Listener,
     Client,
 }
 
 /// A stream the handshake runs over: a local socket or a TCP stream.
-trait HandshakeStream: Read + Write + Send + 'static {
+pub(crate) trait HandshakeStream: Read + Write + Send + 'static {
     /// Sets the read and write time-outs; fails with `Unsupported` where there are none.
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
 }
@@ -541,7 +541,7 @@ impl HandshakeStream for TcpStream {
 /// The listener's deadline (`limit`) starts at once. A client without a `limit` waits as
 /// long as it takes for the first byte of the challenge (the listener may not have called
 /// `accept` yet), then gives the rest [`DEFAULT_HANDSHAKE_TIMEOUT`].
-fn authenticate<S: HandshakeStream>(
+pub(crate) fn authenticate<S: HandshakeStream>(
     stream: S,
     authkey: Option<&[u8]>,
     side: Side,

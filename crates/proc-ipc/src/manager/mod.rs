@@ -35,6 +35,9 @@ mod server;
 mod sync;
 mod wire;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::fmt;
 use std::time::Duration;
 
