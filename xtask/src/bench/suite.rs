@@ -1,7 +1,7 @@
 //! The benchmarks: what is measured, and which measurements are compared.
 //!
 //! A benchmark is added in three places: the operation in a benchmark program (ours in
-//! `xtask/bench/src/bin/bench-ours.rs`, a Rust peer in its own binary there, a Python peer in
+//! `xtask/bench/src/bin/bench-ours/`, a Rust peer in its own binary there, a Python peer in
 //! `xtask/bench/python/`), its [`Measure`]s here, and the [`Comparison`] rows that print it.
 
 /// The longest a measurement times its operation, after warm-up. The iteration counts below
@@ -598,6 +598,77 @@ pub(crate) const MEASURES: &[Measure] = &[
         16,
         0,
     ),
+    // Managers (issue 12): ours and Python's `Manager()`, each with its server in a process
+    // of its own. `manager_dict` is a child's `insert`/`get` (`d[k] = v`, `d[k]`), the time
+    // per call, one round trip each, `iterations` of each; its floor is the bare socketpair
+    // round trip of the pipe rows. `manager_queue` is `queue_small` through a manager's
+    // queue, the time per item. The bulk rows make `iterations` calls of 100k items each
+    // (`update` of a dict, `extend` of a list emptied between calls), the time per item.
+    // Like the queue benchmarks, they run all their operations whatever the budget.
+    rust(
+        "manager_dict/ours",
+        "ours",
+        "bench-ours",
+        &["manager-dict"],
+        20_000,
+        100,
+    ),
+    python(
+        "manager_dict/python",
+        "python Manager",
+        "manager.py",
+        &["manager-dict"],
+        5_000,
+        100,
+    ),
+    rust(
+        "manager_queue/ours",
+        "ours",
+        "bench-ours",
+        &["manager-queue"],
+        50_000,
+        100,
+    ),
+    python(
+        "manager_queue/python",
+        "python Manager",
+        "manager.py",
+        &["manager-queue"],
+        20_000,
+        100,
+    ),
+    rust(
+        "manager_update/ours",
+        "ours",
+        "bench-ours",
+        &["manager-update"],
+        10,
+        1,
+    ),
+    python(
+        "manager_update/python",
+        "python Manager",
+        "manager.py",
+        &["manager-update"],
+        10,
+        1,
+    ),
+    rust(
+        "manager_extend/ours",
+        "ours",
+        "bench-ours",
+        &["manager-extend"],
+        20,
+        2,
+    ),
+    python(
+        "manager_extend/python",
+        "python Manager",
+        "manager.py",
+        &["manager-extend"],
+        20,
+        2,
+    ),
 ];
 
 const TWICE_PYTHON: Target = Target {
@@ -621,7 +692,8 @@ const FASTER: Target = Target {
     text: "> 1x (faster)",
 };
 
-/// Issue 3: a pipe round trip takes at most 1.2 times a bare socketpair's.
+/// Issue 3: a pipe round trip takes at most 1.2 times a bare socketpair's; issue 12: so does
+/// a manager proxy's call.
 const WITHIN_1_2X_OF_FLOOR: Target = Target {
     min_ratio: 1.0 / 1.2,
     text: ">= 0.83x (within 1.2x)",
@@ -913,6 +985,36 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
             min_ratio: 1.9,
             text: ">= 1.9x (speed-up)",
         }),
+    },
+    Comparison {
+        name: "manager dict set+get from a child",
+        ours: "manager_dict/ours",
+        peer: "manager_dict/python",
+        target: None,
+    },
+    Comparison {
+        name: "manager dict set+get from a child vs OS floor",
+        ours: "manager_dict/ours",
+        peer: "pipe_rt_object/socketpair",
+        target: Some(WITHIN_1_2X_OF_FLOOR),
+    },
+    Comparison {
+        name: "manager queue 1 to 1, small items",
+        ours: "manager_queue/ours",
+        peer: "manager_queue/python",
+        target: None,
+    },
+    Comparison {
+        name: "manager dict update, 100k items",
+        ours: "manager_update/ours",
+        peer: "manager_update/python",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "manager list extend, 100k items",
+        ours: "manager_extend/ours",
+        peer: "manager_extend/python",
+        target: Some(TEN_TIMES_PYTHON),
     },
 ];
 

@@ -33,10 +33,20 @@
 //!   `result`.
 //! - `cpu-scaling 1|2`: 16 tasks of about 50 ms of arithmetic on a `Pool` of 1 or 2
 //!   workers; the time is per task.
+//! - `manager-dict`: a child process sets and gets keys of a `Manager`'s dict (`insert`,
+//!   then `get`), `--iterations` times each; the time is per call, one round trip to the
+//!   manager's server each.
+//! - `manager-queue`: `queue-small` through a `Manager`'s queue: a producer process puts
+//!   `u64` counters, this process gets them; the time is per item.
+//! - `manager-update`, `manager-extend`: `--iterations` calls of `DictProxy::update` (or
+//!   `ListProxy::extend`, on a list cleared between calls, untimed) of 100,000 `u64`s; the
+//!   time is per item.
 //!
 //! The synchronization, queue and pool benchmarks take `--iterations` as the number of operations
 //! and time them in one stretch (a clock read per operation would cost more than the
 //! operation).
+
+mod manager;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -74,12 +84,15 @@ fn run() -> Result<(), Box<dyn Error>> {
         "executor-map" => executor_map(&args),
         "thread-executor-submit" => thread_executor_submit(&args),
         "cpu-scaling" => cpu_scaling(&args),
+        "manager-dict" | "manager-queue" | "manager-update" | "manager-extend" => {
+            manager::run(&args)
+        }
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
              mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
              pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, pool-map, \
              pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
-             cpu-scaling"
+             cpu-scaling, manager-dict, manager-queue, manager-update, manager-extend"
         )
         .into()),
     }
@@ -333,20 +346,15 @@ impl Item for ByteBuf {
     }
 }
 
-/// Our two queues, behind one interface so that one producer and one consumer serve both.
+/// Our queues (and the manager's, in `manager.rs`), behind one interface so that one
+/// producer and one consumer serve them all.
 trait BenchQueue<T>: Clone + Serialize + DeserializeOwned + Send + 'static {
-    /// A new, empty queue.
-    fn create() -> procs::Result<Self>;
     /// `put`, without the item on failure.
     fn put_item(&self, item: T) -> procs::Result<()>;
     fn get_item(&self) -> procs::Result<T>;
 }
 
 impl<T: Item> BenchQueue<T> for Queue<T> {
-    fn create() -> procs::Result<Self> {
-        Queue::new()
-    }
-
     fn put_item(&self, item: T) -> procs::Result<()> {
         self.put(item).map_err(procs::Error::from)
     }
@@ -357,10 +365,6 @@ impl<T: Item> BenchQueue<T> for Queue<T> {
 }
 
 impl<T: Item> BenchQueue<T> for SimpleQueue<T> {
-    fn create() -> procs::Result<Self> {
-        SimpleQueue::new()
-    }
-
     fn put_item(&self, item: T) -> procs::Result<()> {
         self.put(item).map_err(procs::Error::from)
     }
@@ -385,16 +389,16 @@ fn queue_producer<Q: BenchQueue<T>, T: Item>((queue, go, warm, n): (Q, Event, u6
 fn queue(args: &Args) -> Result<(), Box<dyn Error>> {
     match (args.benchmark.as_str(), args.parameter.as_str()) {
         ("queue-small", "" | "queue") => {
-            queue_transfer::<Queue<u64>, u64>("queue_small/ours/queue", args)
+            queue_transfer::<_, u64>("queue_small/ours/queue", args, Queue::new()?)
         }
         ("queue-small", "simple") => {
-            queue_transfer::<SimpleQueue<u64>, u64>("queue_small/ours/simple", args)
+            queue_transfer::<_, u64>("queue_small/ours/simple", args, SimpleQueue::new()?)
         }
         ("queue-100kb", "" | "queue") => {
-            queue_transfer::<Queue<ByteBuf>, ByteBuf>("queue_100kb/ours/queue", args)
+            queue_transfer::<_, ByteBuf>("queue_100kb/ours/queue", args, Queue::new()?)
         }
         ("queue-100kb", "simple") => {
-            queue_transfer::<SimpleQueue<ByteBuf>, ByteBuf>("queue_100kb/ours/simple", args)
+            queue_transfer::<_, ByteBuf>("queue_100kb/ours/simple", args, SimpleQueue::new()?)
         }
         (benchmark, other) => {
             Err(format!("{benchmark} takes queue or simple, not {other:?}").into())
@@ -402,13 +406,13 @@ fn queue(args: &Args) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// One producer process puts `--iterations` items, this process gets them; the time is from
-/// the producer's go to the last item taken.
+/// One producer process puts `--iterations` items into `queue`, this process gets them; the
+/// time is from the producer's go to the last item taken.
 fn queue_transfer<Q: BenchQueue<T>, T: Item>(
     name: &str,
     args: &Args,
+    queue: Q,
 ) -> Result<(), Box<dyn Error>> {
-    let queue = Q::create()?;
     let go = Event::new()?;
     // At least one item goes before timing: it shows that the producer runs.
     let warm = u64::from(args.warmup.max(1));
