@@ -395,13 +395,24 @@ impl Running {
         assert_eq!(list.to_vec().unwrap(), [1, 2]);
     }
 
+    /// Shuts the server down, and checks that a connection opened before serves nothing
+    /// after.
     fn stop(self) {
         self.still_serves();
+        let mut rng = XorShift(1);
+        let mut open = self.session(&mut rng);
         Manager::connect(Address::Tcp(self.address), KEY)
             .unwrap()
             .shutdown()
             .unwrap();
         self.thread.join().unwrap().unwrap();
+        let len = Request::Call {
+            id: ROOT,
+            op: Op::Len,
+        };
+        if send(&mut open, &codec::encode(&len).unwrap()) {
+            assert!(answer(&mut open).is_none(), "a stopped server answered");
+        }
     }
 }
 

@@ -239,8 +239,18 @@ fn serve_client(shared: &Shared, pending: Pending) {
             }
             Err(_) => break,
         };
+        // A request that arrives once the server stopped is not served: the connection
+        // closes instead, so that a proxy fails with `Closed` however its process goes on.
+        if shared.stopping() {
+            break;
+        }
         match request {
             Request::Shutdown => {
+                // Stopping before the answer, so that no connection serves a request that a
+                // client sends once it has it; waking the accept loop after it, so that a
+                // process that ends when the server returns does not end before the answer
+                // is out.
+                shared.stop.store(true, Ordering::SeqCst);
                 let _ = conn.send(&Ok::<_, Failure>(Reply::Unit));
                 shared.stop();
                 break;
