@@ -6,6 +6,7 @@
 //! | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue` |
 //! | [`Listener`], [`Client`], [`Address`] | `multiprocessing.connection.Listener`, `Client` (with an authkey, over local sockets and TCP) |
 //! | [`Manager`], [`DictProxy`], [`ListProxy`], [`QueueProxy`]... | `multiprocessing.Manager()`, `BaseManager`, their proxies (local and remote) |
+//! | [`channel`], [`bounded`], [`Sender`], [`Receiver`] | crossbeam-channel's shape between processes: ends that disconnect when the other side is dropped or dies |
 //! | [`wait`] | `multiprocessing.connection.wait`, for connections and queues |
 //!
 //! Pipes and listeners are sockets (named pipes on Windows) carrying length-prefixed postcard
@@ -43,6 +44,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod channel;
 mod connection;
 mod listener;
 pub mod manager;
@@ -51,6 +53,7 @@ mod ring;
 mod sys;
 mod wait;
 
+pub use channel::{Iter, Receiver, Sender, TRANSIT, bounded, channel};
 pub use connection::{Connection, Pipe};
 pub use listener::{Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use manager::{

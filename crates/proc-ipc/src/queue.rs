@@ -69,6 +69,9 @@ pub enum PutError<T> {
     Full(T),
     /// The queue stayed full until the time-out (`put_timeout`).
     Timeout(T),
+    /// Nobody can take the item any more: every receiver of a
+    /// [`channel`](crate::channel) is gone.
+    Closed(T),
     /// The item cannot go: the queue is closed in this process, the item does not encode,
     /// or it is larger than a queue carries (1 GiB).
     Failed(T, Error),
@@ -86,7 +89,10 @@ impl<T> PutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(t) | PutError::Timeout(t) | PutError::Failed(t, _) => t,
+            PutError::Full(t)
+            | PutError::Timeout(t)
+            | PutError::Closed(t)
+            | PutError::Failed(t, _) => t,
         }
     }
 
@@ -103,6 +109,7 @@ impl<T> PutError<T> {
         match self {
             PutError::Full(_) => Error::Full,
             PutError::Timeout(_) => Error::Timeout,
+            PutError::Closed(_) => Error::Closed,
             PutError::Failed(_, e) => e,
         }
     }
@@ -113,6 +120,7 @@ impl<T> fmt::Debug for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("Full(..)"),
             PutError::Timeout(_) => f.write_str("Timeout(..)"),
+            PutError::Closed(_) => f.write_str("Closed(..)"),
             PutError::Failed(_, e) => f.debug_tuple("Failed").field(&"..").field(e).finish(),
         }
     }
@@ -123,6 +131,7 @@ impl<T> fmt::Display for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("the queue is full"),
             PutError::Timeout(_) => f.write_str("the queue stayed full until the time-out"),
+            PutError::Closed(_) => f.write_str("every receiver of the channel is gone"),
             PutError::Failed(_, e) => fmt::Display::fmt(e, f),
         }
     }
@@ -639,6 +648,10 @@ queue_impls!(Queue: Kind::Plain, SimpleQueue: Kind::Simple);
 /// A process killed inside `put` or `get` leaves the queue working for the others: no item
 /// is torn or delivered twice, and no lock stays held (the item a killed process was taking
 /// is lost with it, as is what its feeder had not written yet). See the crate docs.
+///
+/// Any holder may put, so a queue never tells a consumer that its producers are gone: a
+/// `get` after the last producer crashed waits for ever, as in Python. Where that matters,
+/// a [`channel`](crate::channel) disconnects when its senders are dropped or die.
 ///
 /// # Examples
 ///

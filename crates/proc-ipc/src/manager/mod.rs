@@ -105,6 +105,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Manager {
     remote: Remote,
     server: Option<Process<()>>,
+    /// Whether this manager started its server (which `server` holds until shut down).
+    owns: bool,
 }
 
 /// What the server child is started with.
@@ -203,6 +205,7 @@ impl Manager {
                 authkey: authkey.to_vec(),
             },
             server: Some(server),
+            owns: true,
         })
     }
 
@@ -238,6 +241,7 @@ impl Manager {
         Ok(Manager {
             remote,
             server: None,
+            owns: false,
         })
     }
 
@@ -355,8 +359,11 @@ impl Manager {
     /// m.shutdown().unwrap();
     /// ```
     pub fn shutdown(&mut self) -> Result<()> {
-        match self.server.take() {
-            Some(mut server) => {
+        if !self.owns {
+            return self.remote.request(&Request::Shutdown).map(drop);
+        }
+        if let Some(mut server) = self.server.take() {
+            {
                 if server.is_alive() {
                     let _ = self.remote.request(&Request::Shutdown);
                     if server.join_timeout(SHUTDOWN_GRACE).is_err() && server.is_alive() {
@@ -364,10 +371,9 @@ impl Manager {
                         let _ = server.join_timeout(SHUTDOWN_GRACE);
                     }
                 }
-                Ok(())
             }
-            None => self.remote.request(&Request::Shutdown).map(drop),
         }
+        Ok(())
     }
 
     /// Publishes `proxy` under `name` on the server, so that a process that has only the
@@ -549,7 +555,7 @@ impl Manager {
     /// # proc_core::init();
     /// let m = proc_ipc::Manager::start().unwrap();
     /// let q = m.joinable_queue().unwrap();
-    /// q.put("task").unwrap();
+    /// q.put("task".to_string()).unwrap();
     /// q.get().unwrap();
     /// q.task_done().unwrap();
     /// q.join().unwrap();

@@ -509,8 +509,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// ```
     /// # proc_core::init();
     /// let m = proc_ipc::Manager::start().unwrap();
-    /// let l = m.list::<&str>().unwrap();
-    /// l.push("x").unwrap();
+    /// let l = m.list::<String>().unwrap();
+    /// l.push("x".into()).unwrap();
     /// assert_eq!(l.len().unwrap(), 1);
     /// ```
     #[doc(alias = "append")]

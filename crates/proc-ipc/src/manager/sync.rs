@@ -91,8 +91,8 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// ```
     /// # proc_core::init();
     /// let m = proc_ipc::Manager::start().unwrap();
-    /// let q = m.queue().unwrap();
-    /// q.put("job").unwrap();
+    /// let q = m.queue::<String>().unwrap();
+    /// q.put("job".into()).unwrap();
     /// assert_eq!(q.qsize().unwrap(), 1);
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
