@@ -44,7 +44,7 @@ struct Endpoints {
 static ENDPOINTS: Mutex<Option<Endpoints>> = Mutex::new(None);
 
 fn endpoint(address: &Address, authkey: &[u8]) -> Arc<Endpoint> {
-    let pid = std::process::id();
+    let pid = proc_core::shared::pid();
     let mut endpoints = ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner);
     if endpoints.as_ref().is_none_or(|e| e.pid != pid) {
         // A forked child: the parent's connections stay the parent's. They are forgotten,
@@ -171,7 +171,32 @@ impl Endpoint {
 pub(crate) struct Remote {
     pub(crate) address: Address,
     pub(crate) authkey: Vec<u8>,
+    #[serde(skip)]
+    pub(crate) cached: Cached,
 }
+
+/// A remote's endpoint in this process, once looked up (with the pid it belongs to, so that
+/// a forked child looks again).
+#[derive(Default)]
+pub(crate) struct Cached(OnceLock<(u32, Arc<Endpoint>)>);
+
+impl Clone for Cached {
+    fn clone(&self) -> Self {
+        let copy = OnceLock::new();
+        if let Some(found) = self.0.get() {
+            let _ = copy.set(found.clone());
+        }
+        Cached(copy)
+    }
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, _: &Cached) -> bool {
+        true
+    }
+}
+
+impl Eq for Cached {}
 
 thread_local! {
     /// While a server's value is decoded: the server's own address, and ours for it.
@@ -197,13 +222,35 @@ impl<'de> Deserialize<'de> for Remote {
         Ok(Remote {
             address: wire.address,
             authkey: wire.authkey,
+            cached: Cached::default(),
         })
     }
 }
 
 impl Remote {
+    pub(crate) fn new(address: Address, authkey: Vec<u8>) -> Remote {
+        Remote {
+            address,
+            authkey,
+            cached: Cached::default(),
+        }
+    }
+
+    fn endpoint(&self) -> Arc<Endpoint> {
+        let pid = proc_core::shared::pid();
+        match self.cached.0.get() {
+            Some((at, found)) if *at == pid => found.clone(),
+            Some(_) => endpoint(&self.address, &self.authkey),
+            None => {
+                let found = endpoint(&self.address, &self.authkey);
+                let _ = self.cached.0.set((pid, found.clone()));
+                found
+            }
+        }
+    }
+
     pub(crate) fn request(&self, request: &Request) -> Result<Reply> {
-        endpoint(&self.address, &self.authkey).call(request)
+        self.endpoint().call(request)
     }
 
     pub(crate) fn create(&self, kind: Kind) -> Result<Token> {
@@ -218,7 +265,7 @@ impl Remote {
 
     /// Whether the server runs this build, so that functions may be named to it.
     pub(crate) fn check_same_build(&self) -> Result<()> {
-        if endpoint(&self.address, &self.authkey).same_build()? {
+        if self.endpoint().same_build()? {
             Ok(())
         } else {
             Err(Error::BuildMismatch)
@@ -228,7 +275,8 @@ impl Remote {
     /// Runs `decode` on values of this server, with proxies inside them pointed at the
     /// address this process reaches the server by.
     fn decoding<R>(&self, decode: impl FnOnce() -> R) -> R {
-        let theirs = endpoint(&self.address, &self.authkey)
+        let theirs = self
+            .endpoint()
             .server_address
             .get()
             .filter(|theirs| **theirs != self.address)
@@ -249,7 +297,7 @@ impl Remote {
             static THREAD: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
         }
         Owner {
-            client: endpoint(&self.address, &self.authkey).client,
+            client: self.endpoint().client,
             thread: THREAD.with(|t| *t),
         }
     }
@@ -328,7 +376,7 @@ pub(crate) fn unexpected() -> Error {
 
 /// Encodes a key, value or item for the server (no OS handles: a manager keeps bytes).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    proc_core::codec::encode(value)
+    proc_core::codec::encode(value).map(Bytes)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -129,7 +129,12 @@ impl XorShift {
             6 => Op::Keys,
             7 => Op::Values,
             8 => Op::Items,
-            9 => Op::Update(self.list().into_iter().map(|k| (k, Vec::new())).collect()),
+            9 => Op::Update(
+                self.list()
+                    .into_iter()
+                    .map(|k| (k, Bytes::default()))
+                    .collect(),
+            ),
             10 => Op::SetDefault(self.bytes(8), self.bytes(8)),
             11 => Op::UpdateWith {
                 key: self.bytes(8),
@@ -211,9 +216,9 @@ impl XorShift {
     }
 
     /// A frame's payload: random bytes, or an encoded request with a few bytes changed.
-    fn payload(&mut self) -> Bytes {
+    fn payload(&mut self) -> Vec<u8> {
         if self.one_in(3) {
-            return self.bytes(48);
+            return self.bytes(48).0;
         }
         let mut payload = codec::encode(&self.request()).expect("requests encode");
         if self.one_in(2) {
@@ -232,7 +237,7 @@ impl XorShift {
 
     /// A frame that the server would read as a request other than `Shutdown` (which a
     /// client may send, and which would end the test's server), with what it decodes to.
-    fn frame(&mut self) -> (Bytes, Result<Request>) {
+    fn frame(&mut self) -> (Vec<u8>, Result<Request>) {
         loop {
             let payload = self.payload();
             let decoded = codec::decode::<Request>(&payload);
@@ -244,7 +249,7 @@ impl XorShift {
 
     /// Bytes that start a frame but never finish it: a cut header, or a header that claims
     /// more than follows. The server must close the connection once the stream ends.
-    fn unfinished_frame(&mut self) -> Bytes {
+    fn unfinished_frame(&mut self) -> Vec<u8> {
         if self.one_in(4) {
             return (0..1 + self.below(3)).map(|_| self.byte()).collect();
         }
@@ -421,7 +426,7 @@ fn send(stream: &mut TcpStream, payload: &[u8]) -> bool {
     send_raw(stream, &framed(payload))
 }
 
-fn framed(payload: &[u8]) -> Bytes {
+fn framed(payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::new();
     codec::write_frame(&mut frame, payload).unwrap();
     frame
@@ -471,7 +476,7 @@ fn answer(stream: &mut TcpStream) -> Option<Response> {
 }
 
 /// Reads until the server closes the connection, and gives what came.
-fn until_closed(stream: &mut TcpStream) -> Bytes {
+fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -589,7 +594,7 @@ fn fuzzed_requests_are_answered_with_errors() {
             frames += 1;
         }
         let batch: Vec<_> = (0..rng.below(8)).map(|_| rng.frame()).collect();
-        let mut bytes: Bytes = batch.iter().flat_map(|(p, _)| framed(p)).collect();
+        let mut bytes: Vec<u8> = batch.iter().flat_map(|(p, _)| framed(p)).collect();
         match rng.below(3) {
             0 => {
                 // The client leaves after its answers.
@@ -733,7 +738,7 @@ fn a_frame_claiming_4_gib_closes_the_connection() {
             );
         }
     }
-    let body: Bytes = (0..8 << 20).map(|_| rng.byte()).collect();
+    let body: Vec<u8> = (0..8 << 20).map(|_| rng.byte()).collect();
     for _ in 0..8 {
         let mut stream = server.session(&mut rng);
         let mut bytes = (1u32 << 30).to_le_bytes().to_vec();
@@ -785,15 +790,15 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         (
             Kind::Dict,
             vec![
-                Op::Push(vec![1]),
+                Op::Push(Bytes(vec![1])),
                 Op::Take { timeout: None },
-                Op::Handle(vec![]),
+                Op::Handle(Bytes(vec![])),
             ],
         ),
         (
             Kind::List,
             vec![
-                Op::Insert(vec![1], vec![2]),
+                Op::Insert(Bytes(vec![1]), Bytes(vec![2])),
                 Op::Acquire {
                     owner,
                     timeout: None,
@@ -802,16 +807,20 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         ),
         (
             Kind::Queue { maxsize: 1 },
-            vec![Op::Get(vec![1]), Op::Load, Op::Wait { timeout: None }],
+            vec![
+                Op::Get(Bytes(vec![1])),
+                Op::Load,
+                Op::Wait { timeout: None },
+            ],
         ),
         (
             Kind::Lock,
             vec![
                 Op::Put {
-                    item: vec![1],
+                    item: Bytes(vec![1]),
                     timeout: None,
                 },
-                Op::Push(vec![1]),
+                Op::Push(Bytes(vec![1])),
             ],
         ),
         (Kind::RLock, vec![Op::Notify { owner, n: 1 }, Op::TaskDone]),
@@ -844,19 +853,19 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
             vec![Op::Set, Op::Take { timeout: None }],
         ),
         (
-            Kind::Value(vec![1]),
-            vec![Op::Push(vec![1]), Op::Join { timeout: None }],
+            Kind::Value(Bytes(vec![1])),
+            vec![Op::Push(Bytes(vec![1])), Op::Join { timeout: None }],
         ),
         (
-            Kind::Array(vec![vec![1]]),
-            vec![Op::Push(vec![1]), Op::Pop(None), Op::Clear],
+            Kind::Array(vec![Bytes(vec![1])]),
+            vec![Op::Push(Bytes(vec![1])), Op::Pop(None), Op::Clear],
         ),
         // A function's offset is looked at only on a dict; elsewhere the kind is wrong.
         (
             Kind::List,
             vec![Op::UpdateWith {
-                key: vec![],
-                default: vec![],
+                key: Bytes(vec![]),
+                default: Bytes(vec![]),
                 runner: 1,
                 f: 1,
             }],

@@ -200,10 +200,7 @@ impl Manager {
             }
         };
         Ok(Manager {
-            remote: Remote {
-                address: bound,
-                authkey: authkey.to_vec(),
-            },
+            remote: Remote::new(bound, authkey.to_vec()),
             server: Some(server),
             owns: true,
         })
@@ -229,10 +226,7 @@ impl Manager {
     /// assert!(matches!(err, proc_core::Error::AuthenticationFailed));
     /// ```
     pub fn connect(address: impl Into<Address>, authkey: &[u8]) -> Result<Manager> {
-        let remote = Remote {
-            address: address.into(),
-            authkey: authkey.to_vec(),
-        };
+        let remote = Remote::new(address.into(), authkey.to_vec());
         // One call proves that the server is there and knows the key.
         remote.check_same_build().or_else(|err| match err {
             Error::BuildMismatch => Ok(()),
