@@ -323,9 +323,27 @@ impl Object {
 
     /// Runs `op` on the object for `caller`.
     pub(crate) fn call(&self, op: Op, caller: &dyn Caller) -> Response {
+        let reads_only = matches!(
+            op,
+            Op::Len
+                | Op::Get(_)
+                | Op::Contains(_)
+                | Op::Keys
+                | Op::Values
+                | Op::Items
+                | Op::At(_)
+                | Op::ToVec
+                | Op::Load
+                | Op::IsSet
+                | Op::Full
+                | Op::Count
+        );
         let answer = self.apply(op, caller);
-        // Whatever changed, the waiters look again (they wait in slices anyway).
-        self.changed.notify_all();
+        // After a change the waiters look again (they also look by themselves, in slices);
+        // a read changes nothing, and saves the wake-up's system call.
+        if !reads_only {
+            self.changed.notify_all();
+        }
         answer
     }
 
