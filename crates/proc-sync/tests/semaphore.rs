@@ -1,11 +1,14 @@
 //! `Semaphore` and `BoundedSemaphore` between real processes, under every start method,
 //! after CPython's `_TestSemaphore`: a bound of 5 is never exceeded, measured by a shared
-//! count of holders; releases past the bound are refused.
+//! count of holders; releases past the bound are refused. Beyond CPython: the places of a
+//! holder killed with SIGKILL come back, to waiters already asleep too.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
-use proc_sync::{BoundedSemaphore, Semaphore, SemaphoreGuard, Value};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
+use proc_core::{Process, StartMethod};
+use proc_sync::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard, Value};
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
 #[test]
 fn semaphores_are_send_and_sync() {
     assert_send_sync::<Semaphore>();
@@ -148,5 +151,216 @@ fn a_place_taken_in_one_process_is_given_back_in_another() {
             .unwrap();
         sem.release().unwrap();
         assert_eq!(sem.get_value(), 2);
+    });
+}
+
+/// Takes `n` places with guards, says so, and waits to be killed.
+fn hold_places((sem, n, holding): (BoundedSemaphore, u32, Event)) {
+    let places: Vec<_> = (0..n)
+        .map(|_| sem.acquire_timeout(PATIENCE).unwrap())
+        .collect();
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = &places;
+    }
+}
+
+/// Starts a child that holds `n` places of `sem` and returns once it holds them.
+fn holder_of(method: StartMethod, sem: &BoundedSemaphore, n: u32) -> Process<()> {
+    let holding = Event::new().unwrap();
+    let holder = builder(method)
+        .spawn(hold_places, (sem.clone(), n, holding.clone()))
+        .unwrap();
+    assert!(
+        holding.wait_timeout(PATIENCE),
+        "the holder never took its places"
+    );
+    holder
+}
+
+// Beyond CPython, whose semaphores lose what a killed process held: the places of a holder
+// killed with SIGKILL come back, and each acquirer that gets one of them is told.
+#[test]
+fn the_places_of_a_killed_holder_come_back_and_the_acquirers_are_told() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(3).unwrap();
+        let mut holder = holder_of(method, &sem, 2);
+        assert_eq!(sem.get_value(), 1);
+        holder.kill().unwrap();
+        // Not joined yet: the dead holder is a zombie, which must count as dead.
+        let places: Vec<_> = (0..3)
+            .map(|_| sem.acquire_timeout(PATIENCE).unwrap())
+            .collect();
+        let told = places.iter().filter(|p| p.owner_died()).count();
+        assert_eq!(told, 2, "one acquirer is told per place that came back");
+        drop(places);
+        assert_eq!(sem.get_value(), 3);
+        assert!(
+            sem.release().is_err(),
+            "the dead holder's places came back twice"
+        );
+        assert!(holder.join().unwrap_err().signal().is_some());
+        assert!(!sem.acquire_timeout(PATIENCE).unwrap().owner_died());
+    });
+}
+
+/// Says that it is about to wait, waits for a place without a timeout (its parent bounds
+/// the wait) and reports whether it was told that the place came from a dead holder.
+fn wait_for_a_place((sem, waiting): (BoundedSemaphore, Event)) -> bool {
+    waiting.set();
+    sem.acquire().owner_died()
+}
+
+/// Whether every thread of process `pid` sleeps, where `/proc` tells (elsewhere: a guess
+/// after a while).
+fn asleep(pid: u32) -> bool {
+    #[cfg(unix)]
+    if let Some(states) = procs_testkit::thread_states(pid) {
+        return states.iter().all(|s| *s == 'S');
+    }
+    let _ = pid;
+    std::thread::sleep(Duration::from_millis(200));
+    true
+}
+
+// A waiter already asleep in `acquire` (without a timeout, whose end would look once)
+// notices by itself that the holder died: nobody comes after it to look.
+#[test]
+fn a_waiter_blocked_on_a_killed_holder_gets_its_place() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(1).unwrap();
+        let mut holder = holder_of(method, &sem, 1);
+        let waiting = Event::new().unwrap();
+        let mut waiter = builder(method)
+            .spawn(wait_for_a_place, (sem.clone(), waiting.clone()))
+            .unwrap();
+        assert!(waiting.wait_timeout(PATIENCE));
+        let pid = waiter.pid().unwrap();
+        eventually("the waiter sleeps in acquire", || asleep(pid));
+        assert_eq!(sem.get_value(), 0);
+        holder.kill().unwrap();
+        match waiter.join_timeout(PATIENCE) {
+            Ok(told) => assert!(told, "the waiter was not told that the holder died"),
+            Err(err) => {
+                let _ = waiter.kill();
+                panic!("the waiter never got the dead holder's place: {err}");
+            }
+        }
+        assert_eq!(sem.get_value(), 1);
+        let _ = holder.join();
+    });
+}
+
+/// Takes `n` places and keeps them without guards, says so, and waits to be killed.
+fn keep_places((sem, n, holding): (BoundedSemaphore, u32, Event)) {
+    for _ in 0..n {
+        sem.acquire_timeout(PATIENCE).unwrap().forget();
+    }
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+// `forget` hands the place to the caller: it stays taken when the process dies, so that the
+// process that was to release it (any process may) does not count it twice.
+#[test]
+fn forgotten_places_of_a_killed_process_stay_taken_until_released() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(2).unwrap();
+        let holding = Event::new().unwrap();
+        let mut keeper = builder(method)
+            .spawn(keep_places, (sem.clone(), 2, holding.clone()))
+            .unwrap();
+        assert!(holding.wait_timeout(PATIENCE));
+        keeper.kill().unwrap();
+        assert!(keeper.join().unwrap_err().signal().is_some());
+        // Longer than the slice after which a waiter looks for dead holders.
+        let err = sem.acquire_timeout(Duration::from_millis(300)).unwrap_err();
+        assert!(err.is_timeout());
+        assert!(sem.try_acquire().is_none());
+        sem.release().unwrap();
+        sem.release().unwrap();
+        assert!(sem.release().is_err());
+        assert!(!sem.acquire_timeout(PATIENCE).unwrap().owner_died());
+    });
+}
+
+/// Takes a place with a guard in each of `threads` threads, says so, and waits to be killed.
+fn hold_in_threads((sem, threads, holding): (Semaphore, u32, Event)) {
+    let (taken, told) = mpsc::channel();
+    for _ in 0..threads {
+        let (sem, taken) = (sem.clone(), taken.clone());
+        std::thread::spawn(move || {
+            let _place = sem.acquire_timeout(PATIENCE).unwrap();
+            taken.send(()).unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
+    for _ in 0..threads {
+        told.recv_timeout(PATIENCE).unwrap();
+    }
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+// The places of a process are recorded together, whichever of its threads holds them: all
+// come back when it dies.
+#[test]
+fn the_places_of_every_thread_of_a_killed_process_come_back() {
+    each_method(|method| {
+        let sem = Semaphore::new(3).unwrap();
+        let holding = Event::new().unwrap();
+        let mut holder = builder(method)
+            .spawn(hold_in_threads, (sem.clone(), 3, holding.clone()))
+            .unwrap();
+        assert!(holding.wait_timeout(PATIENCE));
+        assert_eq!(sem.get_value(), 0);
+        holder.kill().unwrap();
+        let places: Vec<_> = (0..3)
+            .map(|_| sem.acquire_timeout(PATIENCE).unwrap())
+            .collect();
+        assert!(places.iter().all(SemaphoreGuard::owner_died));
+        drop(places);
+        assert_eq!(sem.get_value(), 3);
+        let _ = holder.join();
+    });
+}
+
+/// Gives back one place without a guard.
+fn release_bounded(sem: BoundedSemaphore) -> bool {
+    sem.release().is_ok()
+}
+
+// A release from another process only adds a place: it leaves the record of holders alone,
+// so a holder that dies afterwards still gets its own place back, and the bound still holds.
+#[test]
+fn a_release_from_another_process_leaves_the_holders_alone() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(2).unwrap();
+        sem.acquire().forget();
+        let mut holder = holder_of(method, &sem, 1);
+        assert_eq!(sem.get_value(), 0);
+        let released = builder(method)
+            .spawn(release_bounded, sem.clone())
+            .unwrap()
+            .join_timeout(PATIENCE)
+            .unwrap();
+        assert!(released, "the forgotten place was not given back");
+        assert_eq!(sem.get_value(), 1);
+        holder.kill().unwrap();
+        let places: Vec<_> = (0..2)
+            .map(|_| sem.acquire_timeout(PATIENCE).unwrap())
+            .collect();
+        assert_eq!(places.iter().filter(|p| p.owner_died()).count(), 1);
+        drop(places);
+        assert_eq!(sem.get_value(), 2);
+        assert!(sem.release().is_err());
+        let _ = holder.join();
     });
 }
