@@ -4,10 +4,11 @@
 //! log ends at the step that failed.
 
 use crate::cmd::{Result, cargo, header, step};
-use crate::cross;
+use crate::{checks, cross, demo};
 
-/// Runs every check: formatting, clippy, the tests (doctests included), the docs, and the
-/// checks for the other platforms.
+/// Runs every check: formatting, clippy, the tests (doctests included), the docs, the
+/// minimum Rust version, features and Miri ([`checks`]), the demo, and the checks for the
+/// other platforms.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         return Err(format!("`ci` takes no arguments, got {arg:?}").into());
@@ -29,6 +30,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings")
             .args(["doc", "--workspace", "--no-deps"]),
     )?;
+    checks::run()?;
+    // The examples assert what they print: run them too.
+    demo::run(&[])?;
     cross::run(&[])?;
     header("ci: every step passed");
     Ok(())

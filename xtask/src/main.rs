@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 mod bench;
+mod checks;
 mod ci;
 mod cmd;
 mod cross;
@@ -19,6 +20,8 @@ tasks:
   ci                 fmt check, clippy, tests, docs, then `cross`: the project's test command
   cross [TARGET..]   clippy for the other platforms (Windows, macOS, FreeBSD), and the
                      Windows tests under wine (installs mingw and wine with apt if needed)
+  checks             the minimum Rust version, each facade feature alone, a lone
+                     proc-sync without rayon, Miri on the queue ring's arithmetic
   demo [EXAMPLE..]   build and run the examples, in order
   bench [FILTER]     run our benchmarks and the peers' side by side and print the ratios;
                      FILTER keeps the rows whose name contains it
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("ci") => ci::run(&rest),
         Some("cross") => cross::run(&rest),
+        Some("checks") => checks::run(),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("help" | "-h" | "--help") => {

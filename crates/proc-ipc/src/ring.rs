@@ -1066,3 +1066,41 @@ mod tests {
         assert!(matches!(err, Error::Decode(_)), "{err}");
     }
 }
+
+/// The ring's index arithmetic alone, without shared memory or system calls, so that Miri
+/// can check it (`cargo xtask ci` runs `cargo miri test -p proc-ipc --lib ring::arith`).
+#[cfg(test)]
+mod arith {
+    use super::*;
+
+    #[test]
+    fn positions_pack_a_count_above_a_byte_offset() {
+        for (count, bytes) in [(0, 0), (1, 16), (COUNT_MASK, BYTE_MASK), (12345, 1 << 35)] {
+            let pos = pack(count, bytes);
+            assert_eq!((count_of(pos), bytes_of(pos)), (count, bytes));
+        }
+        // Both parts wrap on their own, without spilling into each other.
+        assert_eq!(pack(COUNT_MASK + 1, BYTE_MASK + 1), 0);
+    }
+
+    #[test]
+    fn differences_survive_wrapping() {
+        let tail = pack(COUNT_MASK, BYTE_MASK - 15);
+        let head = pack(2, 48);
+        // Three items and 64 bytes were added across both wrap points.
+        assert_eq!(items(head, tail), 3);
+        assert_eq!(used(head, tail), 64);
+        assert_eq!(items(tail, tail), 0);
+        assert_eq!(used(tail, tail), 0);
+    }
+
+    #[test]
+    fn records_are_a_header_and_a_padded_payload() {
+        assert_eq!(record_len(0), REC);
+        assert_eq!(record_len(1), 2 * REC);
+        assert_eq!(record_len(16), 2 * REC);
+        assert_eq!(record_len(17), 3 * REC);
+        assert!(MAX_ITEMS < COUNT_MASK);
+        assert_eq!(MAX_ITEMS * 2, COUNT_MASK - 1);
+    }
+}
