@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proc_core::{Error, Process};
 use proc_ipc::{
     Address, BarrierProxy, DictProxy, EventProxy, ListProxy, LockProxy, Manager, QueueProxy,
-    SemaphoreProxy,
+    SemaphoreProxy, Sender,
 };
 use procs_testkit::{builder, each_method, eventually};
 
@@ -530,4 +530,25 @@ fn dropping_a_manager_stops_its_server() {
     drop(manager);
     assert!(proc_core::active_children().iter().all(|c| c.pid() != pid));
     assert!(matches!(l.push(2), Err(Error::Closed)));
+}
+
+fn start_and_wait(report: Sender<u32>) {
+    let manager = Manager::start().unwrap();
+    report.send(manager.pid().unwrap()).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A manager whose parent is killed stops: no orphan server is left behind (the server is
+/// a daemonic child).
+#[cfg(unix)]
+#[test]
+fn a_manager_whose_parent_is_killed_stops() {
+    let (tx, rx) = proc_ipc::channel::<u32>().unwrap();
+    let parent = Process::spawn(start_and_wait, tx).unwrap();
+    let server = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(procs_testkit::alive(server));
+    parent.kill().unwrap();
+    eventually("the orphaned server ends", || !procs_testkit::alive(server));
 }
