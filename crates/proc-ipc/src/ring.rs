@@ -1100,7 +1100,7 @@ mod arith {
         assert_eq!(record_len(1), 2 * REC);
         assert_eq!(record_len(16), 2 * REC);
         assert_eq!(record_len(17), 3 * REC);
-        assert!(MAX_ITEMS < COUNT_MASK);
+        const { assert!(MAX_ITEMS < COUNT_MASK) };
         assert_eq!(MAX_ITEMS * 2, COUNT_MASK - 1);
     }
 }
