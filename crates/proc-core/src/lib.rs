@@ -46,6 +46,7 @@ mod handle;
 pub mod internal;
 mod method;
 mod process;
+mod queue_error;
 mod registry;
 pub mod shared;
 mod sys;
@@ -58,6 +59,7 @@ pub use fnref::FnRef;
 pub use handle::{Handle, Link};
 pub use method::{Context, StartMethod, context, get_start_method, set_start_method};
 pub use process::{Builder, Process, Sentinel, Task};
+pub use queue_error::{GetError, PutError};
 pub use registry::{ActiveChild, active_children};
 
 /// Serves the parent when this process is a child; returns at once otherwise.
