@@ -64,218 +64,7 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Why a `get` call returned without an item.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// use proc_sync::queue::{GetError, Queue};
-///
-/// let q = Queue::<i32>::new();
-/// assert_eq!(q.get_nowait(), Err(GetError::Empty));
-/// assert_eq!(q.get_timeout(Duration::from_millis(1)), Err(GetError::Timeout));
-/// q.shutdown(false);
-/// assert_eq!(q.get(), Err(GetError::ShutDown));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GetError {
-    /// The queue was empty and the call does not wait (`get_nowait`); Python raises `Empty`.
-    Empty,
-    /// The queue stayed empty for the whole timeout (`get_timeout`); Python raises `Empty`.
-    Timeout,
-    /// The queue was shut down and holds no more items; Python raises `ShutDown`.
-    ShutDown,
-}
-
-impl GetError {
-    /// Whether this error is [`GetError::Empty`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_sync::queue::Queue::<u8>::new();
-    /// assert!(q.get_nowait().unwrap_err().is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        matches!(self, GetError::Empty)
-    }
-
-    /// Whether this error is [`GetError::Timeout`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let q = proc_sync::queue::Queue::<u8>::new();
-    /// assert!(q.get_timeout(Duration::ZERO).unwrap_err().is_timeout());
-    /// ```
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, GetError::Timeout)
-    }
-
-    /// Whether this error is [`GetError::ShutDown`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_sync::queue::Queue::<u8>::new();
-    /// q.shutdown(false);
-    /// assert!(q.get().unwrap_err().is_shut_down());
-    /// ```
-    pub fn is_shut_down(&self) -> bool {
-        matches!(self, GetError::ShutDown)
-    }
-}
-
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GetError::Empty => "the queue is empty; use get or get_timeout to wait for an item",
-            GetError::Timeout => "timed out waiting for an item in the queue",
-            GetError::ShutDown => "the queue is shut down and holds no more items",
-        })
-    }
-}
-
-impl StdError for GetError {}
-
-/// Converts into [`proc_core::Error`]: [`Empty`](GetError::Empty) becomes
-/// [`Error::Empty`](proc_core::Error::Empty), [`Timeout`](GetError::Timeout) becomes
-/// [`Error::Timeout`](proc_core::Error::Timeout) and [`ShutDown`](GetError::ShutDown) becomes
-/// [`Error::Closed`](proc_core::Error::Closed).
-impl From<GetError> for proc_core::Error {
-    fn from(err: GetError) -> Self {
-        match err {
-            GetError::Empty => proc_core::Error::Empty,
-            GetError::Timeout => proc_core::Error::Timeout,
-            GetError::ShutDown => proc_core::Error::Closed,
-        }
-    }
-}
-
-/// Why a `put` call did not add its item; the item comes back inside.
-///
-/// # Examples
-///
-/// ```
-/// use proc_sync::queue::{PutError, Queue};
-///
-/// let q = Queue::with_maxsize(1);
-/// q.put("a").unwrap();
-/// let err = q.put_nowait("b").unwrap_err();
-/// assert_eq!(err, PutError::Full("b"));
-/// assert_eq!(err.into_inner(), "b");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// The queue was full and the call does not wait (`put_nowait`); Python raises `Full`.
-    Full(T),
-    /// The queue stayed full for the whole timeout (`put_timeout`); Python raises `Full`.
-    Timeout(T),
-    /// The queue was shut down; Python raises `ShutDown`.
-    ShutDown(T),
-}
-
-impl<T> PutError<T> {
-    /// Gives back the item that was not put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_sync::queue::Queue::new();
-    /// q.shutdown(false);
-    /// assert_eq!(q.put(vec![1, 2]).unwrap_err().into_inner(), vec![1, 2]);
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(item) | PutError::Timeout(item) | PutError::ShutDown(item) => item,
-        }
-    }
-
-    /// Whether this error is [`PutError::Full`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_sync::queue::Queue::with_maxsize(1);
-    /// q.put(1).unwrap();
-    /// assert!(q.put_nowait(2).unwrap_err().is_full());
-    /// ```
-    pub fn is_full(&self) -> bool {
-        matches!(self, PutError::Full(_))
-    }
-
-    /// Whether this error is [`PutError::Timeout`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let q = proc_sync::queue::Queue::with_maxsize(1);
-    /// q.put(1).unwrap();
-    /// assert!(q.put_timeout(2, Duration::ZERO).unwrap_err().is_timeout());
-    /// ```
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PutError::Timeout(_))
-    }
-
-    /// Whether this error is [`PutError::ShutDown`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_sync::queue::Queue::new();
-    /// q.shutdown(false);
-    /// assert!(q.put(1).unwrap_err().is_shut_down());
-    /// ```
-    pub fn is_shut_down(&self) -> bool {
-        matches!(self, PutError::ShutDown(_))
-    }
-}
-
-// Like crossbeam-channel's errors, the item is not printed, so that `unwrap` works for any `T`.
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PutError::Full(_) => "Full(..)",
-            PutError::Timeout(_) => "Timeout(..)",
-            PutError::ShutDown(_) => "ShutDown(..)",
-        })
-    }
-}
-
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PutError::Full(_) => "the queue is full; use put or put_timeout to wait for room",
-            PutError::Timeout(_) => "timed out waiting for room in the queue",
-            PutError::ShutDown(_) => "the queue is shut down and takes no more items",
-        })
-    }
-}
-
-impl<T> StdError for PutError<T> {}
-
-/// Converts into [`proc_core::Error`], dropping the item: [`Full`](PutError::Full) becomes
-/// [`Error::Full`](proc_core::Error::Full), [`Timeout`](PutError::Timeout) becomes
-/// [`Error::Timeout`](proc_core::Error::Timeout) and [`ShutDown`](PutError::ShutDown) becomes
-/// [`Error::Closed`](proc_core::Error::Closed). Match on the [`PutError`] itself to get the
-/// item back.
-impl<T> From<PutError<T>> for proc_core::Error {
-    fn from(err: PutError<T>) -> Self {
-        match err {
-            PutError::Full(_) => proc_core::Error::Full,
-            PutError::Timeout(_) => proc_core::Error::Timeout,
-            PutError::ShutDown(_) => proc_core::Error::Closed,
-        }
-    }
-}
+pub use proc_core::{GetError, PutError};
 
 /// `task_done` was called more times than there were items put in the queue; Python raises
 /// `ValueError`.
@@ -484,7 +273,7 @@ impl<S: Store> Shared<S> {
         let mut state = self.lock();
         loop {
             if state.shut_down {
-                return Err(PutError::ShutDown(item));
+                return Err(PutError::Closed(item));
             }
             if self.has_room(&state) {
                 break;
@@ -513,7 +302,7 @@ impl<S: Store> Shared<S> {
                 return Ok(item);
             }
             if state.shut_down {
-                return Err(GetError::ShutDown);
+                return Err(GetError::Closed);
             }
             state = match wait(&self.not_empty, state, block) {
                 Some(state) => state,
@@ -656,7 +445,7 @@ macro_rules! queue_type {
             ///
             /// # Errors
             ///
-            /// [`PutError::ShutDown`] with the item when the queue was shut down, before or
+            /// [`PutError::Closed`] with the item when the queue was shut down, before or
             /// during the wait.
             ///
             /// # Examples
@@ -682,7 +471,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`PutError::Timeout`] with the item when the queue stayed full for the whole
-            /// timeout; [`PutError::ShutDown`] with the item when the queue was shut down.
+            /// timeout; [`PutError::Closed`] with the item when the queue was shut down.
             ///
             /// # Examples
             ///
@@ -706,7 +495,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`PutError::Full`] with the item when the queue is full;
-            /// [`PutError::ShutDown`] with the item when the queue was shut down.
+            /// [`PutError::Closed`] with the item when the queue was shut down.
             ///
             /// # Examples
             ///
@@ -725,7 +514,7 @@ macro_rules! queue_type {
             ///
             /// # Errors
             ///
-            /// [`GetError::ShutDown`] when the queue was shut down and holds no more items,
+            /// [`GetError::Closed`] when the queue was shut down and holds no more items,
             /// before or during the wait. Items put before a `shutdown(false)` are still
             /// given out.
             ///
@@ -750,7 +539,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`GetError::Timeout`] when the queue stayed empty for the whole timeout;
-            /// [`GetError::ShutDown`] when the queue was shut down and holds no more items.
+            /// [`GetError::Closed`] when the queue was shut down and holds no more items.
             ///
             /// # Examples
             ///
@@ -773,7 +562,7 @@ macro_rules! queue_type {
             ///
             /// # Errors
             ///
-            /// [`GetError::Empty`] when the queue is empty; [`GetError::ShutDown`] when the
+            /// [`GetError::Empty`] when the queue is empty; [`GetError::Closed`] when the
             /// queue was shut down and holds no more items.
             ///
             /// # Examples
@@ -928,8 +717,8 @@ macro_rules! queue_type {
 
             /// Shuts the queue down, as Python 3.13's `Queue.shutdown(immediate)`.
             ///
-            /// From now on every `put` fails with [`PutError::ShutDown`], and `get` fails with
-            /// [`GetError::ShutDown`] once the queue is empty; blocked callers wake up and
+            /// From now on every `put` fails with [`PutError::Closed`], and `get` fails with
+            /// [`GetError::Closed`] once the queue is empty; blocked callers wake up and
             /// fail the same way. With `immediate`, the items still in the queue are dropped
             /// and counted as done, so `get` fails at once and [`join`](Self::join) waits only
             /// for the items already taken out. Shutting down again is allowed, and
@@ -945,7 +734,7 @@ macro_rules! queue_type {
             /// q.shutdown(false);
             /// assert!(q.put(2).unwrap_err().is_shut_down());
             /// assert_eq!(q.get(), Ok(1));
-            /// assert_eq!(q.get(), Err(GetError::ShutDown));
+            /// assert_eq!(q.get(), Err(GetError::Closed));
             /// ```
             pub fn shutdown(&self, immediate: bool) {
                 self.shared.shutdown(immediate);

@@ -379,8 +379,8 @@ fn join_timeout_reports_unfinished_tasks<Q: TestQueue>() {
 fn shutdown_empty<Q: TestQueue>() {
     let q = Q::make(0);
     q.shutdown(false);
-    assert_eq!(q.put(1), Err(PutError::ShutDown(1)));
-    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert_eq!(q.put(1), Err(PutError::Closed(1)));
+    assert_eq!(q.get(), Err(GetError::Closed));
 }
 
 /// CPython's `test_shutdown_nonempty`.
@@ -389,7 +389,7 @@ fn shutdown_nonempty<Q: TestQueue>() {
     q.put(1).unwrap();
     q.shutdown(false);
     assert_eq!(q.get(), Ok(1));
-    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert_eq!(q.get(), Err(GetError::Closed));
 }
 
 /// CPython's `test_shutdown_immediate`.
@@ -397,7 +397,7 @@ fn shutdown_immediate<Q: TestQueue>() {
     let q = Q::make(0);
     q.put(1).unwrap();
     q.shutdown(true);
-    assert_eq!(q.get(), Err(GetError::ShutDown));
+    assert_eq!(q.get(), Err(GetError::Closed));
 }
 
 /// CPython's `test_shutdown_allowed_transitions`.
@@ -418,11 +418,11 @@ fn shutdown_all_methods_in_one_thread<Q: TestQueue>() {
     q.put(1).unwrap();
     q.put_nowait(2).unwrap();
     q.shutdown(false);
-    assert_eq!(q.put(3), Err(PutError::ShutDown(3)));
-    assert_eq!(q.put_nowait(4), Err(PutError::ShutDown(4)));
+    assert_eq!(q.put(3), Err(PutError::Closed(3)));
+    assert_eq!(q.put_nowait(4), Err(PutError::Closed(4)));
     assert_eq!(
         q.put_timeout(5, Duration::from_secs(1)),
-        Err(PutError::ShutDown(5))
+        Err(PutError::Closed(5))
     );
     let mut got = [q.get().unwrap(), 0];
     q.task_done().unwrap();
@@ -432,11 +432,11 @@ fn shutdown_all_methods_in_one_thread<Q: TestQueue>() {
     assert_eq!(got, [1, 2]);
     q.join();
     // Once the queue is empty after `shutdown(false)`, every get fails with ShutDown.
-    assert_eq!(q.get(), Err(GetError::ShutDown));
-    assert_eq!(q.get_nowait(), Err(GetError::ShutDown));
+    assert_eq!(q.get(), Err(GetError::Closed));
+    assert_eq!(q.get_nowait(), Err(GetError::Closed));
     assert_eq!(
         q.get_timeout(Duration::from_secs(1)),
-        Err(GetError::ShutDown)
+        Err(GetError::Closed)
     );
 }
 
@@ -446,10 +446,10 @@ fn shutdown_immediate_all_methods_in_one_thread<Q: TestQueue>() {
     q.put(1).unwrap();
     q.put_nowait(2).unwrap();
     q.shutdown(true);
-    assert_eq!(q.put(3), Err(PutError::ShutDown(3)));
-    assert_eq!(q.put_nowait(4), Err(PutError::ShutDown(4)));
-    assert_eq!(q.get(), Err(GetError::ShutDown));
-    assert_eq!(q.get_nowait(), Err(GetError::ShutDown));
+    assert_eq!(q.put(3), Err(PutError::Closed(3)));
+    assert_eq!(q.put_nowait(4), Err(PutError::Closed(4)));
+    assert_eq!(q.get(), Err(GetError::Closed));
+    assert_eq!(q.get_nowait(), Err(GetError::Closed));
     assert!(q.task_done().is_err());
     q.join();
     assert!(q.empty());
@@ -461,14 +461,14 @@ fn shutdown_pending_get<Q: TestQueue>() {
         let q = Q::make(0);
         let q2 = q.clone();
         let result = do_blocking_test(|| q.get(), move || q2.shutdown(immediate));
-        assert_eq!(result, Err(GetError::ShutDown));
+        assert_eq!(result, Err(GetError::Closed));
         let q = Q::make(0);
         let q2 = q.clone();
         let result = do_blocking_test(
             || q.get_timeout(Duration::from_secs(3600)),
             move || q2.shutdown(immediate),
         );
-        assert_eq!(result, Err(GetError::ShutDown));
+        assert_eq!(result, Err(GetError::Closed));
     }
 }
 
@@ -480,10 +480,10 @@ fn shutdown_pending_put<Q: TestQueue>() {
         q.put(1).unwrap();
         let q2 = q.clone();
         let result = do_blocking_test(|| q.put(2), move || q2.shutdown(immediate));
-        assert_eq!(result, Err(PutError::ShutDown(2)));
+        assert_eq!(result, Err(PutError::Closed(2)));
         assert_eq!(result.unwrap_err().into_inner(), 2);
         let result = q.put_timeout(3, Duration::from_secs(3600));
-        assert_eq!(result, Err(PutError::ShutDown(3)));
+        assert_eq!(result, Err(PutError::Closed(3)));
         assert_eq!(q.qsize(), usize::from(!immediate));
     }
 }
@@ -753,10 +753,10 @@ fn errors_print_lowercase_messages_without_period() {
     let messages = [
         GetError::Empty.to_string(),
         GetError::Timeout.to_string(),
-        GetError::ShutDown.to_string(),
+        GetError::Closed.to_string(),
         PutError::Full(()).to_string(),
         PutError::Timeout(()).to_string(),
-        PutError::ShutDown(()).to_string(),
+        PutError::Closed(()).to_string(),
         Queue::<u8>::new().task_done().unwrap_err().to_string(),
     ];
     for message in messages {
@@ -774,10 +774,10 @@ fn errors_convert_into_proc_core_error() {
     use proc_core::Error;
     assert!(matches!(Error::from(GetError::Timeout), Error::Timeout));
     assert!(matches!(Error::from(GetError::Empty), Error::Empty));
-    assert!(matches!(Error::from(GetError::ShutDown), Error::Closed));
+    assert!(matches!(Error::from(GetError::Closed), Error::Closed));
     assert!(matches!(Error::from(PutError::Timeout(1)), Error::Timeout));
     assert!(matches!(Error::from(PutError::Full(1)), Error::Full));
-    assert!(matches!(Error::from(PutError::ShutDown(1)), Error::Closed));
+    assert!(matches!(Error::from(PutError::Closed(1)), Error::Closed));
     let err = Error::from(Queue::<u8>::new().task_done().unwrap_err());
     assert!(matches!(err, Error::InvalidState(_)));
 
