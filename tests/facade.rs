@@ -225,3 +225,18 @@ impl procs::SharedObject for Counter {
         self.0
     }
 }
+
+#[test]
+fn one_error_model_serves_both_queue_families() {
+    let threads: procs::queue::Queue<u8> = procs::queue::Queue::new();
+    let processes: procs::Queue<u8> = procs::Queue::new().unwrap();
+    let a: procs::GetError = threads.get_nowait().unwrap_err();
+    let b: procs::GetError = processes.get_nowait().unwrap_err();
+    assert_eq!(a, b);
+    assert!(a.is_empty());
+    let full = procs::queue::Queue::with_maxsize(1);
+    full.put(1).unwrap();
+    let refused: procs::PutError<u8> = full.put_nowait(2).unwrap_err();
+    assert!(refused.is_full());
+}
+

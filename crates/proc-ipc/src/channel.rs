@@ -20,7 +20,7 @@ use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{PutError, Queue};
+use crate::{GetError, PutError, Queue};
 
 /// How many processes at once can hold ends of one channel.
 const SLOTS: usize = 256;
@@ -257,7 +257,7 @@ fn deserialize_end<'de, Q: Deserialize<'de>, D: Deserializer<'de>>(
 /// shared-memory ring of [`Queue`].
 ///
 /// Both ends are `Clone + Serialize`: they travel to children, pool tasks and running
-/// processes like queues do. [`Receiver::recv`] returns [`Error::Closed`] once every
+/// processes like queues do. [`Receiver::recv`] returns [`GetError::Closed`] once every
 /// [`Sender`] in every process is dropped or its process has died — after the items sent
 /// before; [`Sender::send`] gives the item back with [`PutError::Closed`] once every
 /// receiver is gone. ([`Queue`] keeps Python's semantics, where anyone may put, so it
@@ -351,7 +351,7 @@ pub struct Sender<T> {
 /// ```
 /// let (tx, rx) = proc_ipc::channel::<u8>().unwrap();
 /// drop(tx);
-/// assert!(matches!(rx.recv(), Err(proc_core::Error::Closed)));
+/// assert!(rx.recv().unwrap_err().is_closed());
 /// ```
 pub struct Receiver<T> {
     queue: Queue<T>,
@@ -513,22 +513,22 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Receiver<T> {
-    fn recv_within(&self, deadline: Deadline) -> Result<T> {
+    fn recv_within(&self, deadline: Deadline) -> Result<T, GetError> {
         loop {
             match self.queue.get_timeout(deadline.slice(LOOK)) {
-                Err(Error::Timeout) => {}
+                Err(GetError::Timeout) => {}
                 other => return other,
             }
             // Nothing came for a while: if no sender is left anywhere, nothing will. The
             // count of items includes those a live sender's feeder thread still holds.
             if !self.end.ends.any(Side::Sender) && self.queue.qsize() == 0 {
                 return match self.queue.get_nowait() {
-                    Err(Error::Empty) => Err(Error::Closed),
+                    Err(GetError::Empty) => Err(GetError::Closed),
                     other => other,
                 };
             }
             if deadline.passed() {
-                return Err(Error::Timeout);
+                return Err(GetError::Timeout);
             }
         }
     }
@@ -537,8 +537,8 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the channel is empty and every sender is gone (dropped, or its
-    /// process died), [`Error::Decode`] when an item is not a `T`.
+    /// [`GetError::Closed`] once the channel is empty and every sender is gone (dropped, or
+    /// its process died), [`GetError::Failed`] when an item is not a `T`.
     ///
     /// # Examples
     ///
@@ -547,9 +547,9 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     /// tx.send(5).unwrap();
     /// drop(tx);
     /// assert_eq!(rx.recv().unwrap(), 5); // what was sent comes first
-    /// assert!(matches!(rx.recv(), Err(proc_core::Error::Closed)));
+    /// assert_eq!(rx.recv(), Err(proc_ipc::GetError::Closed));
     /// ```
-    pub fn recv(&self) -> Result<T> {
+    pub fn recv(&self) -> Result<T, GetError> {
         self.recv_within(Deadline::never())
     }
 
@@ -557,21 +557,25 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] when there is none but a sender is left; otherwise as
+    /// [`GetError::Empty`] when there is none but a sender is left; otherwise as
     /// [`recv`](Receiver::recv).
     ///
     /// # Examples
     ///
     /// ```
+    /// use proc_ipc::GetError;
+    ///
     /// let (tx, rx) = proc_ipc::channel::<u8>().unwrap();
-    /// assert!(matches!(rx.try_recv(), Err(proc_core::Error::Empty)));
+    /// assert_eq!(rx.try_recv(), Err(GetError::Empty));
     /// drop(tx);
-    /// assert!(matches!(rx.try_recv(), Err(proc_core::Error::Closed)));
+    /// assert_eq!(rx.try_recv(), Err(GetError::Closed));
     /// ```
-    pub fn try_recv(&self) -> Result<T> {
+    pub fn try_recv(&self) -> Result<T, GetError> {
         match self.queue.get_nowait() {
-            Err(Error::Empty) if !self.end.ends.any(Side::Sender) && self.queue.qsize() == 0 => {
-                Err(Error::Closed)
+            Err(GetError::Empty)
+                if !self.end.ends.any(Side::Sender) && self.queue.qsize() == 0 =>
+            {
+                Err(GetError::Closed)
             }
             other => other,
         }
@@ -581,7 +585,7 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came in time; otherwise as [`recv`](Receiver::recv).
+    /// [`GetError::Timeout`] when none came in time; otherwise as [`recv`](Receiver::recv).
     ///
     /// # Examples
     ///
@@ -591,7 +595,7 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     /// let (_tx, rx) = proc_ipc::channel::<u8>().unwrap();
     /// assert!(rx.recv_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// ```
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.recv_within(Deadline::after(timeout))
     }
 

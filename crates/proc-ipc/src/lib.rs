@@ -62,5 +62,5 @@ pub use manager::{
     SharedObject, ValueProxy,
 };
 pub use proc_core as core;
-pub use queue::{JoinableQueue, PutError, Queue, SimpleQueue};
+pub use queue::{GetError, JoinableQueue, PutError, Queue, SimpleQueue};
 pub use wait::{Waitable, wait};

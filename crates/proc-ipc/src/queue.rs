@@ -46,111 +46,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     result
 }
 
-/// Why a `put` did not take its item, with the item given back.
-///
-/// Converts into [`Error`] (`Full`, `Timeout`, or the error itself) for `?`, dropping the
-/// item.
-///
-/// # Examples
-///
-/// ```
-/// use proc_ipc::{PutError, Queue};
-///
-/// let q = Queue::with_maxsize(1).unwrap();
-/// q.put(1).unwrap();
-/// match q.put_nowait(2) {
-///     Err(PutError::Full(item)) => assert_eq!(item, 2),
-///     other => panic!("{other:?}"),
-/// }
-/// ```
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// The queue is full (`put_nowait`).
-    Full(T),
-    /// The queue stayed full until the time-out (`put_timeout`).
-    Timeout(T),
-    /// Nobody can take the item any more: every receiver of a
-    /// [`channel`](crate::channel) is gone.
-    Closed(T),
-    /// The item cannot go: the queue is closed in this process, the item does not encode,
-    /// or it is larger than a queue carries (1 GiB).
-    Failed(T, Error),
-}
-
-impl<T> PutError<T> {
-    /// The item that was not put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
-    /// q.put('a').unwrap();
-    /// assert_eq!(q.put_nowait('b').unwrap_err().into_inner(), 'b');
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(t)
-            | PutError::Timeout(t)
-            | PutError::Closed(t)
-            | PutError::Failed(t, _) => t,
-        }
-    }
-
-    /// The error, without the item.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = proc_ipc::Queue::with_maxsize(1).unwrap();
-    /// q.put(1).unwrap();
-    /// assert!(matches!(q.put_nowait(2).unwrap_err().error(), proc_ipc::core::Error::Full));
-    /// ```
-    pub fn error(self) -> Error {
-        match self {
-            PutError::Full(_) => Error::Full,
-            PutError::Timeout(_) => Error::Timeout,
-            PutError::Closed(_) => Error::Closed,
-            PutError::Failed(_, e) => e,
-        }
-    }
-}
-
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("Full(..)"),
-            PutError::Timeout(_) => f.write_str("Timeout(..)"),
-            PutError::Closed(_) => f.write_str("Closed(..)"),
-            PutError::Failed(_, e) => f.debug_tuple("Failed").field(&"..").field(e).finish(),
-        }
-    }
-}
-
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("the queue is full"),
-            PutError::Timeout(_) => f.write_str("the queue stayed full until the time-out"),
-            PutError::Closed(_) => f.write_str("every receiver of the channel is gone"),
-            PutError::Failed(_, e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl<T> std::error::Error for PutError<T> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PutError::Failed(_, e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl<T> From<PutError<T>> for Error {
-    fn from(err: PutError<T>) -> Error {
-        err.error()
-    }
-}
+pub use proc_core::{GetError, PutError};
 
 /// Which of the three queues a ring belongs to; it travels with the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -571,9 +467,9 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     proc_core::internal::Deadline::after(timeout).instant()
 }
 
-/// The three ways to get, as results.
-fn got<T>(item: Option<T>, missing: Error) -> Result<T> {
-    item.ok_or(missing)
+/// The three ways to get, as results: `None` from the ring means the time ran out.
+fn got<T>(item: Result<Option<T>>, missing: GetError) -> Result<T, GetError> {
+    item?.ok_or(missing)
 }
 
 /// The impls that `Queue` and `SimpleQueue` share: clones are the same queue, and the wire
@@ -782,9 +678,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] when the item is not a `T` (the item is consumed),
-    /// [`Error::Protocol`] when a peer corrupted the queue's memory, [`Error::InvalidState`]
-    /// when the queue was closed in this process.
+    /// [`GetError::Failed`] with [`Error::Decode`] when the item is not a `T` (the item is
+    /// consumed), with [`Error::Protocol`] when a peer corrupted the queue's memory, with
+    /// [`Error::InvalidState`] when the queue was closed in this process.
     ///
     /// # Examples
     ///
@@ -793,15 +689,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// q.put(vec![1, 2]).unwrap();
     /// assert_eq!(q.get().unwrap(), [1, 2]);
     /// ```
-    pub fn get(&self) -> Result<T> {
-        self.core.get(None).map(|item| item.expect("no deadline"))
+    pub fn get(&self) -> Result<T, GetError> {
+        got(self.core.get(None), GetError::Timeout)
     }
 
     /// Takes the item at the front, waiting at most `timeout` for one.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came; otherwise as [`Queue::get`].
+    /// [`GetError::Timeout`] when none came (which [`GetError::is_empty`] also reports, as
+    /// Python raises `queue.Empty`); otherwise as [`Queue::get`].
     ///
     /// # Examples
     ///
@@ -809,28 +706,29 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// use std::time::Duration;
     ///
     /// let q = proc_ipc::Queue::<u8>::new().unwrap();
-    /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// let err = q.get_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_timeout() && err.is_empty());
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        got(self.core.get(deadline(timeout))?, Error::Timeout)
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        got(self.core.get(deadline(timeout)), GetError::Timeout)
     }
 
     /// Takes the item at the front if there is one now.
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] when there is none; otherwise as [`Queue::get`].
+    /// [`GetError::Empty`] when there is none; otherwise as [`Queue::get`].
     ///
     /// # Examples
     ///
     /// ```
-    /// use proc_ipc::core::Error;
+    /// use proc_ipc::GetError;
     ///
     /// let q = proc_ipc::Queue::<u8>::new().unwrap();
-    /// assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    /// assert_eq!(q.get_nowait(), Err(GetError::Empty));
     /// ```
-    pub fn get_nowait(&self) -> Result<T> {
-        got(self.core.get(Some(Instant::now()))?, Error::Empty)
+    pub fn get_nowait(&self) -> Result<T, GetError> {
+        got(self.core.get(Some(Instant::now())), GetError::Empty)
     }
 }
 
@@ -1229,8 +1127,26 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// q.put(Some("x".to_string())).unwrap();
     /// assert_eq!(q.get().unwrap().as_deref(), Some("x"));
     /// ```
-    pub fn get(&self) -> Result<T> {
-        self.core.get(None).map(|item| item.expect("no deadline"))
+    pub fn get(&self) -> Result<T, GetError> {
+        got(self.core.get(None), GetError::Timeout)
+    }
+
+    /// Takes the item at the front, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`GetError::Timeout`] when none came; otherwise as [`SimpleQueue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = proc_ipc::SimpleQueue::<u8>::new().unwrap();
+    /// assert!(q.get_timeout(Duration::from_millis(5)).unwrap_err().is_empty());
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        got(self.core.get(deadline(timeout)), GetError::Timeout)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use proc_core::{Error, Process};
-use proc_ipc::{PutError, Receiver, Sender, bounded, channel};
+use proc_core::Process;
+use proc_ipc::{GetError, PutError, Receiver, Sender, bounded, channel};
 use procs_testkit::{builder, each_method, eventually};
 
 fn produce((tx, from, n): (Sender<u32>, u32, u32)) {
@@ -31,7 +31,7 @@ fn the_receiver_ends_when_every_producer_has_exited() {
         let mut got: Vec<u32> = rx.iter().collect();
         got.sort_unstable();
         assert_eq!(got, (0..300).collect::<Vec<_>>());
-        assert!(matches!(rx.recv(), Err(Error::Closed)));
+        assert!(matches!(rx.recv(), Err(GetError::Closed)));
         for mut child in children {
             child.join().unwrap();
         }
@@ -62,7 +62,7 @@ fn a_killed_producer_disconnects_the_channel() {
         child.kill().unwrap();
         let got: Vec<u32> = rx.iter().collect();
         assert_eq!(got, (0..10).collect::<Vec<_>>());
-        assert!(matches!(rx.recv(), Err(Error::Closed)));
+        assert!(matches!(rx.recv(), Err(GetError::Closed)));
     });
 }
 
@@ -145,7 +145,7 @@ fn a_sender_in_transit_keeps_the_channel_open() {
             .spawn(slow_start, (tx, Duration::from_millis(300)))
             .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 9);
-        assert!(matches!(rx.recv(), Err(Error::Closed)));
+        assert!(matches!(rx.recv(), Err(GetError::Closed)));
         child.join().unwrap();
     });
 }
@@ -155,7 +155,7 @@ fn a_sender_in_transit_keeps_the_channel_open() {
 #[test]
 fn receivers_report_what_they_hold() {
     let (tx, rx) = bounded::<u8>(4).unwrap();
-    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(), Err(GetError::Empty)));
     for i in 0..4 {
         tx.try_send(i).unwrap();
     }
@@ -166,5 +166,5 @@ fn receivers_report_what_they_hold() {
     let rest: Vec<u8> = (&rx).into_iter().collect();
     assert_eq!(rest, [1, 2, 3]);
     assert!(rx.is_empty());
-    assert!(matches!(rx.try_recv(), Err(Error::Closed)));
+    assert!(matches!(rx.try_recv(), Err(GetError::Closed)));
 }

@@ -359,7 +359,7 @@ fn a_killed_server_fails_every_call_with_closed() {
     kill9(manager.pid().unwrap());
     let started = Instant::now();
     for waiter in waiters {
-        assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+        assert!(matches!(waiter.join().unwrap(), Err(proc_ipc::GetError::Closed)));
     }
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(matches!(

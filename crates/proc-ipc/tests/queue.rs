@@ -7,7 +7,9 @@ use std::thread;
 use std::time::Duration;
 
 use proc_core::Error;
-use proc_ipc::{Connection, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable};
+use proc_ipc::{
+    Connection, GetError, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable,
+};
 use procs_testkit::{PATIENCE, builder, each_method, eventually};
 use serde_bytes::ByteBuf;
 
@@ -122,10 +124,10 @@ fn maxsize_blocks_puts_and_times_out() {
 #[test]
 fn get_nowait_on_an_empty_queue_is_empty_and_get_timeout_times_out() {
     let q = Queue::<String>::new().unwrap();
-    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
     assert!(matches!(
         q.get_timeout(Duration::from_millis(20)),
-        Err(Error::Timeout)
+        Err(GetError::Timeout)
     ));
     q.put("now".into()).unwrap();
     assert_eq!(q.get_nowait().unwrap(), "now");
@@ -164,7 +166,7 @@ fn a_putter_killed_inside_put_leaves_the_queue_usable() {
         };
         q.put(ByteBuf::from(b"after".to_vec())).unwrap();
         assert_eq!(reader.join().unwrap().unwrap(), b"after"[..]);
-        assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+        assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
         q.put(ByteBuf::from(b"again".to_vec())).unwrap();
         assert_eq!(q.get().unwrap(), b"again"[..]);
     });
@@ -249,7 +251,7 @@ fn drain(q: &Queue<u64>) -> Vec<u64> {
     loop {
         match q.get_nowait() {
             Ok(n) => got.push(n),
-            Err(Error::Empty) => return got,
+            Err(GetError::Empty) => return got,
             Err(e) => panic!("a damaged queue: {e}"),
         }
     }
@@ -358,7 +360,7 @@ fn an_item_of_another_type_is_a_decode_error_for_that_get() {
         .put("\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}".into())
         .unwrap();
     numbers.put(5).unwrap();
-    assert!(matches!(numbers.get(), Err(Error::Decode(_))));
+    assert!(matches!(numbers.get(), Err(GetError::Failed(Error::Decode(_)))));
     assert_eq!(numbers.get().unwrap(), 5);
 }
 

@@ -44,15 +44,15 @@ pub use proc_sync as sync;
 
 pub use proc_core::codec;
 pub use proc_core::{
-    ActiveChild, Builder, Context, CurrentProcess, Error, ParentProcess, Process, Result, Sentinel,
-    StartMethod, Task, active_children, context, cpu_count, current_process, get_start_method,
-    getpid, getppid, init, parent_process, set_start_method,
+    ActiveChild, Builder, Context, CurrentProcess, Error, GetError, ParentProcess, Process,
+    PutError, Result, Sentinel, StartMethod, Task, active_children, context, cpu_count,
+    current_process, get_start_method, getpid, getppid, init, parent_process, set_start_method,
 };
 #[cfg(feature = "ipc")]
 pub use proc_ipc::{
     Address, ArrayProxy, BarrierProxy, Client, ConditionProxy, Connection, DictProxy, EventProxy,
     JoinableQueue, JoinableQueueProxy, ListProxy, Listener, LockProxy, Manager, NamespaceProxy,
-    Pipe, Proxy, ProxyGuard, PutError, Queue, QueueProxy, RLockProxy, SemaphoreProxy, SharedObject,
+    Pipe, Proxy, ProxyGuard, Queue, QueueProxy, RLockProxy, SemaphoreProxy, SharedObject,
     SimpleQueue, ValueProxy, Waitable, wait,
 };
 #[cfg(feature = "pool")]
@@ -61,6 +61,10 @@ pub use proc_pool::{
     ProcessPoolExecutorBuilder, ReturnWhen, StarFn, ThreadPool, ThreadPoolExecutor,
     ThreadPoolExecutorBuilder, as_completed,
 };
+/// Python's `queue` module: the thread queues (`Queue`, `LifoQueue`, `PriorityQueue`,
+/// `SimpleQueue`), with the same errors as the process queues.
+#[cfg(feature = "sync")]
+pub use proc_sync::queue;
 #[cfg(feature = "sync")]
 pub use proc_sync::{
     Array, Barrier, BarrierBuilder, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore,

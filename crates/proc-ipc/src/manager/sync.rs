@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::client::{Token, encode, unexpected};
 use super::proxy::proxy_traits;
 use super::wire::{Op, Owner, Reply};
-use crate::PutError;
+use crate::{GetError, PutError};
 
 /// A queue that lives in a manager: Python's `Manager().Queue()` (a `queue.Queue` on the
 /// server, so it has `task_done` and `join` as well). The same type serves
@@ -142,18 +142,18 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         self.put_within(item, Some(Duration::ZERO))
     }
 
-    fn get_within(&self, timeout: Option<Duration>) -> Result<T> {
+    fn get_within(&self, timeout: Option<Duration>) -> Result<T, GetError> {
         self.token
             .item(Op::Take { timeout })?
-            .ok_or_else(unexpected)
+            .ok_or_else(|| GetError::Failed(unexpected()))
     }
 
     /// Takes the item at the front, waiting as long as it takes.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] when the manager is gone (at once, also while waiting),
-    /// [`Error::Decode`] when the item is not a `T`.
+    /// [`GetError::Closed`] when the manager is gone (at once, also while waiting),
+    /// [`GetError::Failed`] when the item is not a `T`.
     ///
     /// # Examples
     ///
@@ -164,7 +164,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// q.put(vec![1, 2]).unwrap();
     /// assert_eq!(q.get().unwrap(), [1, 2]);
     /// ```
-    pub fn get(&self) -> Result<T> {
+    pub fn get(&self) -> Result<T, GetError> {
         self.get_within(None)
     }
 
@@ -172,7 +172,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came; otherwise as [`get`](QueueProxy::get).
+    /// [`GetError::Timeout`] when none came; otherwise as [`get`](QueueProxy::get).
     ///
     /// # Examples
     ///
@@ -184,7 +184,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// let q = m.queue::<u8>().unwrap();
     /// assert!(q.get_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.get_within(Some(timeout))
     }
 
@@ -192,7 +192,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] when there is none; otherwise as [`get`](QueueProxy::get).
+    /// [`GetError::Empty`] when there is none; otherwise as [`get`](QueueProxy::get).
     ///
     /// # Examples
     ///
@@ -200,9 +200,9 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # proc_core::init();
     /// let m = proc_ipc::Manager::start().unwrap();
     /// let q = m.queue::<u8>().unwrap();
-    /// assert!(matches!(q.get_nowait(), Err(proc_core::Error::Empty)));
+    /// assert_eq!(q.get_nowait(), Err(proc_ipc::GetError::Empty));
     /// ```
-    pub fn get_nowait(&self) -> Result<T> {
+    pub fn get_nowait(&self) -> Result<T, GetError> {
         self.get_within(Some(Duration::ZERO))
     }
 

@@ -360,7 +360,7 @@ impl<T: Item> BenchQueue<T> for Queue<T> {
     }
 
     fn get_item(&self) -> procs::Result<T> {
-        self.get()
+        self.get().map_err(procs::Error::from)
     }
 }
 
@@ -370,7 +370,7 @@ impl<T: Item> BenchQueue<T> for SimpleQueue<T> {
     }
 
     fn get_item(&self) -> procs::Result<T> {
-        self.get()
+        self.get().map_err(procs::Error::from)
     }
 }
 

@@ -21,7 +21,7 @@ impl<T: Item> BenchQueue<T> for QueueProxy<T> {
     }
 
     fn get_item(&self) -> procs::Result<T> {
-        self.get()
+        self.get().map_err(procs::Error::from)
     }
 }
 
