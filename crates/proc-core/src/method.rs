@@ -35,6 +35,12 @@ pub enum StartMethod {
     Fork,
     /// Ask a clean, single-threaded copy of the program, started on first use, to fork the
     /// child (Unix): as safe as `Spawn`, nearly as fast as `Fork`.
+    ///
+    /// The server, not this process, is the children's parent and reports their exit codes.
+    /// If it dies (killed, say), its running children go on and are still seen to end
+    /// (watched by pidfd on Linux, by pid elsewhere), but their exit codes are lost with it:
+    /// they read 255, as in Python, and a `join` returns the child's result if it arrived,
+    /// else [`Error::Died`] with 255. The next start brings up a new server.
     ForkServer,
 }
 

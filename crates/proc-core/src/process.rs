@@ -542,7 +542,8 @@ where
     ///
     /// - [`Error::Panicked`] when the function panicked (the exit code is then 1).
     /// - [`Error::Died`] when the child ended without a result: killed by a signal (the
-    ///   message names it), or left with `std::process::exit`.
+    ///   message names it), or left with `std::process::exit`; with exit code 255 when its
+    ///   fork server died before it (see [`StartMethod::ForkServer`]).
     /// - [`Error::BuildMismatch`] when the child is another build of the program.
     /// - [`Error::Decode`] when the result did not decode as `R`.
     /// - [`Error::InvalidState`] before `start`, after `close`, or when an earlier `join`
@@ -672,7 +673,9 @@ impl<R> Process<R> {
     }
 
     /// The exit code: `None` while the child runs (or before it starts), then 0, the code it
-    /// exited with, or minus the signal that killed it (Python's convention).
+    /// exited with, or minus the signal that killed it (Python's convention). A child of a
+    /// fork server that died before it ends with 255 whatever it exited with, as in Python:
+    /// the server took the real code with it ([`StartMethod::ForkServer`]).
     ///
     /// # Examples
     ///

@@ -13,9 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use super::{
-    Channel, Child, Watch, cvt, cvt_retry, decode_status, default_executable, exit_now, spawn,
-};
+use super::{Channel, Child, cvt, cvt_retry, decode_status, default_executable, exit_now, spawn};
 
 /// The parent's connection to its fork server.
 #[derive(Debug)]
@@ -105,11 +103,7 @@ fn request(server: &Server, child_end: &Channel) -> io::Result<Child> {
     if pid <= 0 {
         return Err(io::Error::from_raw_os_error(-pid));
     }
-    Ok(Child {
-        pid,
-        watch: Watch::Server { status: status_r },
-        exitcode: Mutex::new(None),
-    })
+    Ok(Child::served(pid, status_r))
 }
 
 /// The write end of the pipe that the SIGCHLD handler pokes to wake the server's loop.

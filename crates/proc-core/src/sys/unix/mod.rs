@@ -638,9 +638,22 @@ enum Watch {
     Direct {
         pidfd: std::sync::OnceLock<Option<OwnedFd>>,
     },
-    /// A child of the fork server: it writes the exit code to this pipe and closes it.
-    Server { status: OwnedFd },
+    /// A child of the fork server: it writes the exit code to `status` and closes it.
+    ///
+    /// A server that dies first closes `status` without a word (`orphaned` then); the child
+    /// is not ours to `waitpid`, so its end is watched on `pidfd`, opened as soon as the
+    /// server named the child (Linux ≥ 5.3), or else by asking after its pid. Its exit code is
+    /// lost with the server: it counts as 255, as in Python.
+    Server {
+        status: OwnedFd,
+        pidfd: Option<OwnedFd>,
+        orphaned: std::sync::atomic::AtomicBool,
+    },
 }
+
+/// The exit code of a fork server's child whose server died before it could tell: Python's
+/// (`popen_forkserver` reads 255 when the status pipe ends empty).
+pub(crate) const LOST_EXITCODE: i32 = 255;
 
 /// How long a wait looks again before it sleeps.
 const SPIN: Duration = Duration::from_micros(60);
@@ -664,8 +677,32 @@ impl Child {
         }
     }
 
+    /// A child of the fork server, which reports its exit code on `status`.
+    ///
+    /// The pidfd is opened now, not when the server turns out to be dead: the server reaps
+    /// the child and writes its code before this process could see the pid recycled, so the
+    /// pidfd is only ever consulted for a child that the server did not reap, whose pid
+    /// named it still when the pidfd was opened.
+    fn served(pid: libc::pid_t, status: OwnedFd) -> Child {
+        Child {
+            pid,
+            watch: Watch::Server {
+                status,
+                pidfd: pidfd_open(pid),
+                orphaned: std::sync::atomic::AtomicBool::new(false),
+            },
+            exitcode: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid as u32
+    }
+
+    /// Whether this is a fork server's child whose server died before the child's end.
+    fn orphaned(&self) -> bool {
+        matches!(&self.watch, Watch::Server { orphaned, .. }
+            if orphaned.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The exit code if the child has ended, without blocking; reaps it.
@@ -693,21 +730,43 @@ impl Child {
                 }
                 decode_status(status)
             }
-            Watch::Server { status } => {
-                if !poll_fd(status.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))? {
+            Watch::Server {
+                status,
+                pidfd,
+                orphaned,
+            } => {
+                use std::sync::atomic::Ordering::Relaxed;
+                if !orphaned.load(Relaxed) {
+                    if !poll_fd(status.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))? {
+                        return Ok(None);
+                    }
+                    let mut buf = [0u8; 4];
+                    let mut file = std::fs::File::from(status.try_clone()?);
+                    match file.read_exact(&mut buf) {
+                        Ok(()) => {
+                            *known = Some(i32::from_le_bytes(buf));
+                            return Ok(*known);
+                        }
+                        // A write of 4 bytes to a pipe is atomic: end-of-file means that the
+                        // server died without a word for this child.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            tracing::debug!(
+                                pid = self.pid,
+                                "the fork server died before its child"
+                            );
+                            orphaned.store(true, Relaxed);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let ended = match pidfd {
+                    Some(pidfd) => poll_fd(pidfd.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))?,
+                    None => !pid_alive(self.pid as u32),
+                };
+                if !ended {
                     return Ok(None);
                 }
-                let mut buf = [0u8; 4];
-                let mut file = std::fs::File::from(status.try_clone()?);
-                match file.read_exact(&mut buf) {
-                    Ok(()) => i32::from_le_bytes(buf),
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        return Err(io::Error::other(
-                            "the fork server died, so the exit code of its child is unknown",
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                }
+                LOST_EXITCODE
             }
         };
         *known = Some(code);
@@ -732,9 +791,22 @@ impl Child {
             }
         }
         match &self.watch {
-            Watch::Server { status } => {
-                poll_fd(status.as_raw_fd(), libc::POLLIN, remaining())?;
-                self.try_wait()
+            Watch::Server { status, pidfd, .. } => {
+                if !self.orphaned() {
+                    poll_fd(status.as_raw_fd(), libc::POLLIN, remaining())?;
+                    let code = self.try_wait()?;
+                    if code.is_some() || !self.orphaned() {
+                        return Ok(code);
+                    }
+                }
+                // The server died and the child still runs: its end is watched directly.
+                match pidfd {
+                    Some(pidfd) => {
+                        poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
+                        self.try_wait()
+                    }
+                    None => self.wait_by_looking(remaining),
+                }
             }
             Watch::Direct { pidfd } => {
                 let pidfd = {
@@ -750,21 +822,26 @@ impl Child {
                     poll_fd(pidfd.as_raw_fd(), libc::POLLIN, remaining())?;
                     return self.try_wait();
                 }
-                // Without pidfds there is no descriptor to sleep on: back off from 50 µs to
-                // 10 ms between checks, so that short waits stay short and long ones stay idle.
-                let mut pause = Duration::from_micros(50);
-                loop {
-                    if let Some(code) = self.try_wait()? {
-                        return Ok(Some(code));
-                    }
-                    let left = remaining().unwrap_or(pause);
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(Duration::from_millis(10));
-                }
+                self.wait_by_looking(remaining)
             }
+        }
+    }
+
+    /// Waits for the end by looking again and again, where there is no descriptor to sleep
+    /// on: the pause between looks grows from 50 µs to 10 ms, so that short waits stay short
+    /// and long ones stay idle.
+    fn wait_by_looking(&self, remaining: impl Fn() -> Option<Duration>) -> io::Result<Option<i32>> {
+        let mut pause = Duration::from_micros(50);
+        loop {
+            if let Some(code) = self.try_wait()? {
+                return Ok(Some(code));
+            }
+            let left = remaining().unwrap_or(pause);
+            if left.is_zero() {
+                return Ok(None);
+            }
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
 
@@ -774,6 +851,17 @@ impl Child {
         let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
         if self.try_wait_locked(&mut known)?.is_some() {
             return Ok(());
+        }
+        // A fork server's child is reaped by the server, which may recycle its pid before
+        // this process learns of the end: its pidfd, where there is one, names it for sure.
+        if let Watch::Server {
+            pidfd: Some(pidfd), ..
+        } = &self.watch
+        {
+            return match pidfd_send_signal(pidfd, sig) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                other => other,
+            };
         }
         // SAFETY: kill has no memory-safety preconditions.
         match cvt(unsafe { libc::kill(self.pid, sig) }) {
@@ -812,6 +900,32 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 #[cfg(not(target_os = "linux"))]
 fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
     None
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_send_signal(pidfd: &OwnedFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a descriptor of ours, a signal number, a null siginfo
+    // (which makes it act as kill) and no flags; it touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Never called: `pidfd_open` gives no pidfd here.
+#[cfg(not(target_os = "linux"))]
+fn pidfd_send_signal(_pidfd: &OwnedFd, _sig: libc::c_int) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
