@@ -110,3 +110,27 @@ fn the_next_start_brings_up_a_new_fork_server() {
     std::fs::write(&release, b"").unwrap();
     assert_eq!(first.join_timeout(PATIENCE).unwrap(), 42);
 }
+
+fn sleep_long((): ()) {
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+// The server ignores SIGINT (Ctrl-C reaches the whole process group); a child it forks
+// restores the default, and a SIGINT sent before it did must wait for it, not be lost.
+#[test]
+fn an_interrupt_right_after_the_start_is_not_lost() {
+    let _one = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..50 {
+        let mut p = builder(StartMethod::ForkServer)
+            .spawn(sleep_long, ())
+            .unwrap();
+        p.interrupt().unwrap();
+        match p.join_timeout(PATIENCE) {
+            Err(e) if e.signal() == Some(libc::SIGINT) => {}
+            other => {
+                let _ = p.kill();
+                panic!("expected death by SIGINT, got {other:?}");
+            }
+        }
+    }
+}

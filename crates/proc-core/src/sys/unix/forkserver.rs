@@ -149,6 +149,28 @@ fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> 
     Ok(())
 }
 
+/// Blocks or unblocks `sig` for the calling thread (the server has one).
+fn set_blocked(sig: libc::c_int, blocked: bool) -> io::Result<()> {
+    let how = if blocked {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: the set is initialised by sigemptyset before use, and the old mask is not
+    // asked for.
+    let ret = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
 /// The server's loop; runs in the zygote process and never returns.
 pub(crate) fn serve_forkserver(channel: Channel) -> ! {
     match serve(&channel) {
@@ -172,7 +194,10 @@ fn serve(channel: &Channel) -> io::Result<()> {
     WAKE.store(wake_w.as_raw_fd(), Ordering::Relaxed);
     set_handler(libc::SIGCHLD, on_sigchld as *const () as libc::sighandler_t)?;
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
+    // SIGINT is blocked too, so that one sent to a new child before it restores the default
+    // (`Process::interrupt` right after the start) waits for it instead of being ignored.
     set_handler(libc::SIGINT, libc::SIG_IGN)?;
+    set_blocked(libc::SIGINT, true)?;
 
     let mut children: HashMap<libc::pid_t, OwnedFd> = HashMap::new();
     loop {
@@ -221,6 +246,7 @@ fn serve(channel: &Channel) -> io::Result<()> {
                 WAKE.store(-1, Ordering::Relaxed);
                 let _ = set_handler(libc::SIGCHLD, libc::SIG_DFL);
                 let _ = set_handler(libc::SIGINT, libc::SIG_DFL);
+                let _ = set_blocked(libc::SIGINT, false);
                 drop(children);
                 drop(wake_r);
                 drop(wake_w);
