@@ -60,6 +60,9 @@ enum Kind {
 /// demand): a process is single-threaded again soon after a burst, which `Fork` needs.
 const FEEDER_IDLE: Duration = Duration::from_millis(100);
 
+/// How long `shutdown` waits for this process's feeder to put what it holds.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+
 /// How long a flush waits between two warnings that it still waits.
 const FLUSH_WARNING: Duration = Duration::from_secs(5);
 
@@ -136,8 +139,16 @@ impl Feed {
             match receiver.recv_timeout(FEEDER_IDLE) {
                 Ok(Fed { payload, counted }) => {
                     let turn = ring.lock_put(true, None).expect("no deadline");
-                    if let Err(e) = ring.put(&turn, &payload, None, joinable) {
-                        tracing::error!(error = %e, "the queue's feeder thread lost an item");
+                    match ring.put(&turn, &payload, None, joinable) {
+                        Ok(_) => {}
+                        Err(Error::Closed) => {
+                            tracing::debug!(
+                                "the queue was shut down before its feeder put an item"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the queue's feeder thread lost an item")
+                        }
                     }
                     drop(turn);
                     // After the put: an item counted twice for a moment is safer than one
@@ -288,6 +299,17 @@ impl<T> Core<T> {
         }
     }
 
+    /// Shuts the queue down for every process; without `immediate`, what this process's
+    /// feeder holds goes in first (for a second at most: a full queue nobody reads must not
+    /// hold the call).
+    fn shutdown(&self, immediate: bool) {
+        if !immediate {
+            let soon = proc_core::internal::Deadline::after(SHUTDOWN_FLUSH).instant();
+            self.local.feed.wait_drained(soon);
+        }
+        self.ring().shutdown(immediate);
+    }
+
     /// Whether this queue's puts may go to the feeder thread instead of waiting.
     fn feeds(&self) -> bool {
         self.local.kind != Kind::Simple && self.ring().maxsize() == 0
@@ -319,6 +341,7 @@ impl<T> Core<T> {
             Ok(true) => Ok(()),
             Ok(false) if nowait => Err(PutError::Full(item)),
             Ok(false) => Err(PutError::Timeout(item)),
+            Err(Error::Closed) => Err(PutError::Closed(item)),
             Err(e) => Err(PutError::Failed(item, e)),
         }
     }
@@ -733,6 +756,43 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    /// Shuts the queue down in every process (Python 3.13's `Queue.shutdown`): later puts
+    /// fail with [`PutError::Closed`], gets take what is left and then fail with
+    /// [`GetError::Closed`] — at once when `immediate` — and every process blocked in a put,
+    /// get or `join` wakes. Without `immediate`, what this process's feeder thread holds goes
+    /// in first (for a second at most); other processes' feeders lose what they hold.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_ipc::{GetError, PutError};
+    ///
+    /// let q = proc_ipc::Queue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// q.shutdown(false);
+    /// assert!(q.is_shutdown());
+    /// assert_eq!(q.put(2), Err(PutError::Closed(2)));
+    /// assert_eq!(q.get(), Ok(1)); // what was put is still taken
+    /// assert_eq!(q.get(), Err(GetError::Closed));
+    /// ```
+    #[doc(alias = "ShutDown")]
+    pub fn shutdown(&self, immediate: bool) {
+        self.core.shutdown(immediate);
+    }
+
+    /// Whether the queue was shut down, by any process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::Queue::<u8>::new().unwrap();
+    /// assert!(!q.is_shutdown());
+    /// q.shutdown(true);
+    /// assert!(q.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.core.ring().is_shutdown()
+    }
     /// How many items the queue holds: those in its shared buffer, and those that the feeder
     /// threads of live processes have not written yet (as Python counts an item from its
     /// `put`). Other processes may change it at once.
@@ -1151,6 +1211,42 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
 }
 
 impl<T> SimpleQueue<T> {
+    /// Shuts the queue down in every process (Python 3.13's `Queue.shutdown`): later puts
+    /// fail with [`PutError::Closed`], gets take what is left and then fail with
+    /// [`GetError::Closed`] — at once when `immediate` — and every process blocked in a put,
+    /// or get wakes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_ipc::{GetError, PutError};
+    ///
+    /// let q = proc_ipc::SimpleQueue::new().unwrap();
+    /// q.put(1).unwrap();
+    /// q.shutdown(false);
+    /// assert!(q.is_shutdown());
+    /// assert_eq!(q.put(2), Err(PutError::Closed(2)));
+    /// assert_eq!(q.get(), Ok(1)); // what was put is still taken
+    /// assert_eq!(q.get(), Err(GetError::Closed));
+    /// ```
+    #[doc(alias = "ShutDown")]
+    pub fn shutdown(&self, immediate: bool) {
+        self.core.shutdown(immediate);
+    }
+
+    /// Whether the queue was shut down, by any process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = proc_ipc::SimpleQueue::<u8>::new().unwrap();
+    /// assert!(!q.is_shutdown());
+    /// q.shutdown(true);
+    /// assert!(q.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.core.ring().is_shutdown()
+    }
     /// Whether the queue holds no item (it may change at once).
     ///
     /// # Examples

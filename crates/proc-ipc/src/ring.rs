@@ -44,7 +44,7 @@ const DONE: usize = 4;
 const WORDS: usize = 5;
 
 /// Marks a segment as a queue's, so that another kind of segment is refused on arrival.
-const MAGIC: u64 = u64::from_le_bytes(*b"procsQ02");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsQ03");
 
 /// How many processes at once can have the items their feeder threads hold counted by every
 /// process (see [`Backlogs`]).
@@ -130,7 +130,15 @@ struct Fixed {
     magic: AtomicU64,
     capacity: AtomicU64,
     maxsize: AtomicU64,
+    /// [`OPEN`], [`SHUT`] or [`SHUT_NOW`]; it only grows.
+    shutdown: AtomicU64,
 }
+
+/// The states of a ring's `shutdown` (Python 3.13's `Queue.shutdown`): puts fail once it is
+/// shut, gets once it is also empty, or at once when shut immediately.
+const OPEN: u64 = 0;
+const SHUT: u64 = 1;
+const SHUT_NOW: u64 = 2;
 
 /// The items that producers' feeder threads hold and have not written into the ring yet,
 /// one slot per producing process, so that `qsize`, `unfinished_tasks` and `join` in every
@@ -515,6 +523,11 @@ impl Ring {
             // store no unlock published.
             let head = c.head.pos.load(Ordering::Acquire);
             let waited = self.wait_for(&c.tail.moved, NOT_FULL, deadline, None, || {
+                if self.shut() != OPEN {
+                    // Consumers drop the chunks of an item cut short, as when its
+                    // producer gives up.
+                    return Err(Error::Closed);
+                }
                 let tail = c.tail.pos.load(Ordering::Acquire);
                 let used = used(head, tail);
                 if used > self.capacity || items(head, tail) > MAX_ITEMS {
@@ -594,6 +607,13 @@ impl Ring {
                     let used = used(head, tail);
                     if used > self.capacity || items(head, tail) > MAX_ITEMS {
                         return Err(self.corrupt("positions out of range"));
+                    }
+                    if between {
+                        match self.shut() {
+                            SHUT_NOW => return Err(Error::Closed),
+                            SHUT if used < REC => return Err(Error::Closed),
+                            _ => {}
+                        }
                     }
                     Ok((used >= REC).then_some(used))
                 },
@@ -677,6 +697,33 @@ impl Ring {
             if last {
                 at = At::Between;
             }
+        }
+    }
+
+    /// How far the ring is shut down.
+    fn shut(&self) -> u64 {
+        self.control().fixed.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Whether the ring was shut down (by any process).
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shut() != OPEN
+    }
+
+    /// Shuts the ring down for every process: later puts fail, gets drain what is left
+    /// (none when `immediate`), and every process blocked in a put, get or join wakes.
+    pub(crate) fn shutdown(&self, immediate: bool) {
+        let c = self.control();
+        c.fixed
+            .shutdown
+            .fetch_max(if immediate { SHUT_NOW } else { SHUT }, Ordering::AcqRel);
+        for (word, index) in [
+            (&c.head.moved, NOT_EMPTY),
+            (&c.tail.moved, NOT_FULL),
+            (&c.done.word, DONE),
+        ] {
+            word.value().fetch_add(1, Ordering::SeqCst);
+            word.wake(&self.parkers, index, u32::MAX);
         }
     }
 
@@ -823,6 +870,10 @@ impl Ring {
     pub(crate) fn join(&self, deadline: Option<Instant>) -> Result<bool> {
         let c = self.control();
         let waited = self.wait_for(&c.done.word, DONE, deadline, None, || {
+            if self.shut() == SHUT_NOW {
+                // What is left will never be taken: nobody waits for it.
+                return Ok(Some(()));
+            }
             let head = c.head.pos.load(Ordering::Acquire);
             Ok((self.unfinished_at(head) == 0 && self.backlog() == 0).then_some(()))
         })?;

@@ -7,9 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use proc_core::Error;
-use proc_ipc::{
-    Connection, GetError, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable,
-};
+use proc_ipc::{Connection, GetError, JoinableQueue, Pipe, PutError, Queue, SimpleQueue, Waitable};
 use procs_testkit::{PATIENCE, builder, each_method, eventually};
 use serde_bytes::ByteBuf;
 
@@ -360,7 +358,10 @@ fn an_item_of_another_type_is_a_decode_error_for_that_get() {
         .put("\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}".into())
         .unwrap();
     numbers.put(5).unwrap();
-    assert!(matches!(numbers.get(), Err(GetError::Failed(Error::Decode(_)))));
+    assert!(matches!(
+        numbers.get(),
+        Err(GetError::Failed(Error::Decode(_)))
+    ));
     assert_eq!(numbers.get().unwrap(), 5);
 }
 
@@ -601,4 +602,76 @@ fn public_types_are_send_and_sync() {
     procs_testkit::assert_send_sync::<JoinableQueue<String>>();
     procs_testkit::assert_send_sync::<SimpleQueue<String>>();
     procs_testkit::assert_send_sync::<PutError<String>>();
+}
+
+fn drain_until_shut_down(q: Queue<u32>) -> (Vec<u32>, bool) {
+    let mut got = Vec::new();
+    loop {
+        match q.get() {
+            Ok(item) => got.push(item),
+            Err(GetError::Closed) => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+fn put_into_full(q: Queue<u32>) -> bool {
+    q.put(1).unwrap(); // fills the queue of one
+    matches!(q.put(2), Err(PutError::Closed(2)))
+}
+
+/// Python 3.13's `Queue.shutdown` across processes: consumers blocked in `get` in other
+/// processes take what is left and then wake with `Closed`; a producer blocked on a full
+/// queue wakes with its item back; later puts fail (after CPython's
+/// `test_queue.BaseQueueTestMixin.test_shutdown_*`).
+#[test]
+fn shutdown_wakes_blocked_callers_in_every_process() {
+    each_method(|method| {
+        let q = Queue::<u32>::new().unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                builder(method)
+                    .spawn(drain_until_shut_down, q.clone())
+                    .unwrap()
+            })
+            .collect();
+        for i in 0..10 {
+            q.put(i).unwrap();
+        }
+        // Let the consumers block on the empty queue, then shut it down.
+        std::thread::sleep(Duration::from_millis(200));
+        q.shutdown(false);
+        let mut all = Vec::new();
+        for mut c in consumers {
+            let (got, closed) = c.join_timeout(Duration::from_secs(30)).unwrap();
+            assert!(closed, "a consumer did not see Closed");
+            all.extend(got);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(q.put(11), Err(PutError::Closed(11)));
+
+        let full = Queue::<u32>::with_maxsize(1).unwrap();
+        let mut producer = builder(method).spawn(put_into_full, full.clone()).unwrap();
+        procs_testkit::eventually("the producer filled the queue", || full.qsize() == 1);
+        std::thread::sleep(Duration::from_millis(100));
+        full.shutdown(true);
+        assert!(producer.join_timeout(Duration::from_secs(30)).unwrap());
+        // Immediate: what is left is not handed out.
+        assert_eq!(full.get_nowait(), Err(GetError::Closed));
+    });
+}
+
+/// An immediate shutdown releases a `join` that waits for tasks nobody will do.
+#[test]
+fn an_immediate_shutdown_releases_join() {
+    let q = JoinableQueue::<u8>::new().unwrap();
+    q.put(1).unwrap();
+    let waiter = {
+        let q = q.clone();
+        std::thread::spawn(move || q.join_timeout(Duration::from_secs(30)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    q.shutdown(true);
+    waiter.join().unwrap().unwrap();
 }
