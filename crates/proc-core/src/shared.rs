@@ -75,12 +75,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::sys;
-// Only the docs name the error variants.
-#[cfg(doc)]
-use crate::error::Error;
 
 /// How long a waiter for a lock sleeps before it checks that the lock's owner still lives.
 const LIVENESS_SLICE: Duration = Duration::from_millis(100);
@@ -103,8 +100,10 @@ const SPINS: u32 = 100;
 /// # Platform-specific behavior
 ///
 /// The memory is a `memfd_create` object on Linux, whose size is sealed
-/// (`F_SEAL_SHRINK | F_SEAL_GROW`), so that no process it reaches can truncate it under the
-/// others, whose next touch of the lost pages would be a `SIGBUS`. The other Unixes use a
+/// (`F_SEAL_SHRINK | F_SEAL_GROW`, and `F_SEAL_SEAL` so that no other seal can be added), so
+/// that no process it reaches can truncate it under the others, whose next touch of the lost
+/// pages would be a `SIGBUS`; [`from_handle`](Segment::from_handle) refuses an unnamed
+/// object without that seal. The other Unixes use a
 /// `shm_open` object whose name is removed at once, and which has no seals. Windows uses an
 /// unnamed file mapping backed by the paging file, which cannot shrink.
 ///
@@ -184,16 +183,29 @@ impl Segment {
     /// Maps the first `len` bytes of the shared memory object behind `handle`: a segment's
     /// handle that came from another process, or any other such object (a named one, say).
     ///
+    /// The object is checked before it is mapped, so that the process that sent it cannot
+    /// make this one fault later by shrinking it (see below).
+    ///
     /// # Errors
     ///
-    /// [`Error::Io`] with `InvalidData` when `len` is 0 or the object is smaller than `len`
-    /// (a length larger than the object would fault on first touch), or when the system
-    /// refuses the mapping.
+    /// - [`Error::Io`] with `InvalidData` when `len` is 0 or the object is smaller than `len`
+    ///   (a length larger than the object would fault on first touch), or when the system
+    ///   refuses the mapping.
+    /// - [`Error::Decode`] on Linux when the object has no name and is not sealed against
+    ///   shrinking (`F_SEAL_SHRINK`), as [`anonymous`](Segment::anonymous) seals its own.
     ///
     /// # Platform-specific behavior
     ///
-    /// Windows cannot tell the size of a mapping in advance: there, an object smaller than
-    /// `len` fails with the error of `MapViewOfFile`.
+    /// What is trusted differs. On Linux, an object that no name reaches (a memfd, or a
+    /// `shm_open` object whose name was removed) must carry `F_SEAL_SHRINK`: its sender
+    /// could otherwise truncate it under this process, whose next touch of the lost pages
+    /// would be a `SIGBUS`. An object that still has a name is trusted as its name is:
+    /// whoever may open the name may resize the object, as with any shared file. The other
+    /// Unixes cannot seal `shm_open` objects, so there every segment that arrives is trusted
+    /// not to be truncated by the processes that hold it. On Windows the size of a mapping
+    /// is fixed at its creation, so there is nothing to trust; Windows cannot tell that size
+    /// in advance either, so an object smaller than `len` fails with the error of
+    /// `MapViewOfFile`.
     ///
     /// # Examples
     ///
@@ -216,7 +228,11 @@ impl Segment {
             )
             .into());
         }
-        Segment::map(sys::OwnedHandle::from(handle), len)
+        let handle = sys::OwnedHandle::from(handle);
+        if let Some(why) = sys::refuse_arrived_segment(&handle)? {
+            return Err(Error::Decode(why.to_string()));
+        }
+        Segment::map(handle, len)
     }
 
     fn map(handle: sys::OwnedHandle, len: usize) -> Result<Segment> {

@@ -351,3 +351,102 @@ fn the_cached_pid_is_this_process_and_alive() {
     assert!(pid_alive(pid()));
     assert!(!pid_alive(u32::MAX));
 }
+
+/// Segments that another process hands over are checked before they are mapped: on Linux an
+/// object without a name must be sealed against shrinking, or its sender could truncate it
+/// and make the receiver's next touch a SIGBUS.
+#[cfg(target_os = "linux")]
+mod seals {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use super::*;
+
+    const LEN: usize = 4096;
+
+    /// A memfd of `LEN` bytes that can be sealed, with `seals` added.
+    fn memfd(seals: libc::c_int) -> Handle {
+        // SAFETY: the name is a valid C string; the descriptor returned is ours alone.
+        let fd = unsafe { libc::memfd_create(c"test".as_ptr(), libc::MFD_ALLOW_SEALING) };
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: memfd_create just created this descriptor for us.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(fd.try_clone().unwrap())
+            .set_len(LEN as u64)
+            .unwrap();
+        if seals != 0 {
+            // SAFETY: F_ADD_SEALS on our own memfd, which allows sealing; it takes an int.
+            let added = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+            assert_eq!(added, 0, "{}", std::io::Error::last_os_error());
+        }
+        Handle::from(std::fs::File::from(fd))
+    }
+
+    /// Maps a segment that arrived; the message of a refusal, which must be `Decode`.
+    fn map_arrived(handle: Handle) -> std::result::Result<(), String> {
+        match Segment::from_handle(handle, LEN) {
+            Ok(segment) => {
+                // SAFETY: the mapping is LEN bytes long, and nothing else writes to it now.
+                unsafe { segment.as_ptr().add(LEN - 1).write(1) };
+                Ok(())
+            }
+            Err(Error::Decode(message)) => Err(message),
+            Err(other) => panic!("a refusal is Decode, not {other:?}"),
+        }
+    }
+
+    fn seals_of(handle: &Handle) -> libc::c_int {
+        let fd = OwnedFd::from(handle.try_clone().unwrap());
+        // SAFETY: F_GET_SEALS only reads the seals of our open descriptor.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) }
+    }
+
+    #[test]
+    fn an_unsealed_memfd_sent_as_a_segment_is_refused() {
+        each_method(|method| {
+            for seals in [0, libc::F_SEAL_GROW, libc::F_SEAL_SEAL] {
+                let mut p = builder(method).spawn(map_arrived, memfd(seals)).unwrap();
+                let refusal = p.join_timeout(PATIENCE).unwrap().unwrap_err();
+                assert!(refusal.contains("F_SEAL_SHRINK"), "{refusal}");
+            }
+            for seals in [
+                libc::F_SEAL_SHRINK,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+            ] {
+                let mut p = builder(method).spawn(map_arrived, memfd(seals)).unwrap();
+                p.join_timeout(PATIENCE).unwrap().unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_new_segment_is_sealed_for_good() {
+        let segment = Segment::anonymous(LEN).unwrap();
+        let all = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        assert_eq!(seals_of(segment.handle()) & all, all);
+        let file = std::fs::File::from(segment.handle().try_clone().unwrap());
+        let err = file.set_len(1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        map_arrived(segment.handle().try_clone().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_named_object_is_trusted_and_an_unlinked_one_is_not() {
+        let dir = std::path::Path::new("/dev/shm");
+        if !dir.is_dir() {
+            return;
+        }
+        let path = dir.join(format!("procs-seal-test-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(LEN as u64).unwrap();
+        let named = map_arrived(Handle::from(file.try_clone().unwrap()));
+        std::fs::remove_file(&path).unwrap();
+        named.unwrap();
+        let refusal = map_arrived(Handle::from(file)).unwrap_err();
+        assert!(refusal.contains("F_SEAL_SHRINK"), "{refusal}");
+    }
+}

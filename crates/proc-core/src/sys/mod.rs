@@ -18,7 +18,9 @@
 //!   there is no fork), `prepare_child`, `exit_now`, `default_executable`.
 //! - Shared memory (`unix/shared.rs`, `windows/shared.rs`), for `crate::shared`:
 //!   `anonymous_segment(len)` (a new zeroed object that no name reaches, as an `OwnedHandle`),
-//!   `map_segment(&handle, len)` (refuses an object shorter than `len`) and the `unsafe`
+//!   `map_segment(&handle, len)` (refuses an object shorter than `len`),
+//!   `refuse_arrived_segment(&handle)` (why a segment from another process must not be mapped:
+//!   on Linux, an unnamed object not sealed against shrinking) and the `unsafe`
 //!   `unmap_segment(ptr, len)`; `Parkers`, what words sleep on — `new(n)` for `n` words,
 //!   `wait(i, word, expected, timeout)` (returns at once unless `word` holds `expected`; may
 //!   return spuriously) and `wake(i, word, n)`. Futexes where the kernel has them; kernel

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use crate::codec;
 
-pub(crate) use shared::{Parkers, anonymous_segment, map_segment, unmap_segment};
+pub(crate) use shared::{
+    Parkers, anonymous_segment, map_segment, refuse_arrived_segment, unmap_segment,
+};
 
 use windows_sys::Win32::Foundation::{
     DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,

@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(crate) use forkserver::{forkserver_spawn, serve_forkserver};
-pub(crate) use shared::{Parkers, anonymous_segment, map_segment, unmap_segment};
+pub(crate) use shared::{
+    Parkers, anonymous_segment, map_segment, refuse_arrived_segment, unmap_segment,
+};
 
 /// Converts the return value of a libc call that reports failure with -1.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {

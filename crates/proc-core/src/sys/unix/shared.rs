@@ -90,7 +90,9 @@ fn anonymous_fd() -> io::Result<OwnedFd> {
 
 /// Fixes the size of a sized anonymous segment for good: every process maps all of it, so
 /// a holder that shrank it (by mistake, or a peer that means harm) would make the others'
-/// next touch of the lost pages a SIGBUS, and the kernel refuses that once sealed.
+/// next touch of the lost pages a SIGBUS, and the kernel refuses that once sealed. The seals
+/// are sealed too: nobody can add `F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE` later, which would
+/// make the next process's writable mapping fail.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn seal_size(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: F_ADD_SEALS on a memfd of ours, created with MFD_ALLOW_SEALING; it takes an int.
@@ -98,7 +100,7 @@ fn seal_size(fd: &OwnedFd) -> io::Result<()> {
         libc::fcntl(
             fd.as_raw_fd(),
             libc::F_ADD_SEALS,
-            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
         )
     })
     .map(drop)
@@ -109,6 +111,39 @@ fn seal_size(fd: &OwnedFd) -> io::Result<()> {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn seal_size(_fd: &OwnedFd) -> io::Result<()> {
     Ok(())
+}
+
+/// Why a segment that arrived from another process must not be mapped, if it must not.
+///
+/// An object that no name reaches (a memfd, or a `shm_open` object whose name is gone) must
+/// be sealed against shrinking, as [`anonymous_segment`] seals ours: otherwise the peer that
+/// sent it may keep a descriptor, truncate the object, and turn this process's next touch of
+/// the lost pages into a SIGBUS. An object that still has a name (a named segment, a file) is
+/// trusted as its name is: whoever may open it may resize it, as with any shared file.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn refuse_arrived_segment(fd: &OwnedFd) -> io::Result<Option<&'static str>> {
+    // SAFETY: F_GET_SEALS only reads the seals of an open descriptor; it fails with EINVAL
+    // on objects that cannot have seals.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & libc::F_SEAL_SHRINK != 0 {
+        return Ok(None);
+    }
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open for the duration of the call and `st` is writable.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok((st.st_nlink == 0).then_some(
+        "the shared memory segment that arrived is not sealed against shrinking \
+         (F_SEAL_SHRINK), so its sender could truncate it under this process; \
+         send a segment made by Segment::anonymous, or a named one",
+    ))
+}
+
+/// The other Unixes have no seals on `shm_open` objects: a segment that arrives is trusted
+/// not to be truncated by the processes that hold it.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn refuse_arrived_segment(_fd: &OwnedFd) -> io::Result<Option<&'static str>> {
+    Ok(None)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -50,6 +50,12 @@ pub(crate) fn map_segment(handle: &OwnedHandle, len: usize) -> io::Result<NonNul
     NonNull::new(view.Value.cast::<u8>()).ok_or_else(io::Error::last_os_error)
 }
 
+/// A file mapping's size is fixed when it is created, and a view beyond it is refused: no
+/// holder can shrink a segment under the others, so every one that arrives may be mapped.
+pub(crate) fn refuse_arrived_segment(_handle: &OwnedHandle) -> io::Result<Option<&'static str>> {
+    Ok(None)
+}
+
 /// Removes a view that [`map_segment`] made.
 ///
 /// # Safety
