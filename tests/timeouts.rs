@@ -96,3 +96,54 @@ fn every_timeout_takes_zero_and_max() {
         .collect();
     assert_eq!(mapped, [1, 2]);
 }
+
+/// The waits that came with the manager, the channels and the listener's `accept_timeout`.
+#[test]
+fn the_newer_timeouts_take_zero_and_max() {
+    let sq = procs::SimpleQueue::<u8>::new().unwrap();
+    assert!(sq.get_timeout(Duration::ZERO).unwrap_err().is_empty());
+    sq.put(1).unwrap();
+    assert_eq!(sq.get_timeout(Duration::MAX).unwrap(), 1);
+
+    let (tx, rx) = procs::ipc::bounded::<u8>(1).unwrap();
+    for d in EXTREMES {
+        tx.send_timeout(1, d).unwrap();
+        assert_eq!(rx.recv_timeout(d).unwrap(), 1);
+    }
+
+    let listener = procs::Listener::bind(procs::Address::unique_local(), None).unwrap();
+    assert!(
+        listener
+            .accept_timeout(Duration::ZERO)
+            .unwrap_err()
+            .is_timeout()
+    );
+    let address = listener.address().clone();
+    let client = std::thread::spawn(move || procs::Client::connect(address, None).unwrap());
+    let _conn = listener.accept_timeout(Duration::MAX).unwrap();
+    drop(client.join().unwrap());
+
+    let manager = procs::Manager::start().unwrap();
+    let q = manager.queue::<u8>().unwrap();
+    for d in EXTREMES {
+        q.put_timeout(1, d).unwrap();
+        assert_eq!(q.get_timeout(d).unwrap(), 1);
+    }
+    let lock = manager.lock().unwrap();
+    for d in EXTREMES {
+        drop(lock.acquire_timeout(d).unwrap());
+    }
+    let event = manager.event().unwrap();
+    assert!(!event.wait_timeout(Duration::ZERO).unwrap());
+    event.set().unwrap();
+    assert!(event.wait_timeout(Duration::MAX).unwrap());
+    let barrier = manager.barrier(1).unwrap();
+    assert_eq!(barrier.wait_timeout(Duration::MAX).unwrap(), 0);
+    let cond = manager.condition().unwrap();
+    let mut guard = cond.acquire_timeout(Duration::MAX).unwrap();
+    assert!(!cond.wait_timeout(&mut guard, Duration::ZERO).unwrap());
+    let jq = manager.joinable_queue::<u8>().unwrap();
+    for d in EXTREMES {
+        jq.join_timeout(d).unwrap();
+    }
+}

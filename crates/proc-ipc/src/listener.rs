@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 use hmac::{Hmac, Mac};
 use interprocess::local_socket::traits::{Listener as _, Stream as _};
 use interprocess::local_socket::{
-    GenericFilePath, GenericNamespaced, ListenerOptions, Name, Stream as LocalStream, ToFsName,
-    ToNsName,
+    GenericFilePath, GenericNamespaced, ListenerNonblockingMode, ListenerOptions, Name,
+    Stream as LocalStream, ToFsName, ToNsName,
 };
 use proc_core::{Error, Link, Result};
 use serde::{Deserialize, Serialize};
@@ -273,23 +273,97 @@ impl Listener {
     /// Takes the next peer without authenticating it yet, so that a server can run the
     /// handshake on another thread and keep accepting meanwhile.
     pub(crate) fn accept_pending(&self) -> Result<Pending> {
-        let socket = self
-            .socket
+        let stream = self.accept_stream(self.socket()?)?;
+        Ok(self.pending(stream))
+    }
+
+    fn socket(&self) -> Result<&Socket> {
+        self.socket
             .as_ref()
-            .ok_or(Error::InvalidState("the listener is closed"))?;
-        let stream = match socket {
+            .ok_or(Error::InvalidState("the listener is closed"))
+    }
+
+    fn accept_stream(&self, socket: &Socket) -> io::Result<PendingStream> {
+        Ok(match socket {
             Socket::Local(listener) => PendingStream::Local(listener.accept()?),
             Socket::Tcp(listener) => {
                 let (stream, _) = listener.accept()?;
+                // Where accepted sockets inherit the listener's mode (Windows, the BSDs),
+                // a non-blocking `accept_timeout` must not leave its stream non-blocking.
+                stream.set_nonblocking(false)?;
                 stream.set_nodelay(true)?;
                 PendingStream::Tcp(stream)
             }
-        };
-        Ok(Pending {
+        })
+    }
+
+    fn pending(&self, stream: PendingStream) -> Pending {
+        Pending {
             stream,
             authkey: self.authkey.clone(),
             limit: self.handshake_timeout,
-        })
+        }
+    }
+
+    fn set_accept_nonblocking(socket: &Socket, nonblocking: bool) -> io::Result<()> {
+        match socket {
+            Socket::Local(listener) => listener.set_nonblocking(if nonblocking {
+                ListenerNonblockingMode::Accept
+            } else {
+                ListenerNonblockingMode::Neither
+            }),
+            Socket::Tcp(listener) => listener.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// As [`accept`](Listener::accept), but gives up when no peer has connected within
+    /// `timeout`; a peer that has connected then has the
+    /// [handshake timeout](Listener::set_handshake_timeout) to authenticate.
+    ///
+    /// The listener looks for a peer every few milliseconds meanwhile (20 at most), and is
+    /// non-blocking for that time: an `accept` on another thread at once fails with
+    /// [`Error::Io`] (`WouldBlock`) rather than waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no peer came in time, and the errors of
+    /// [`accept`](Listener::accept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use proc_ipc::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind(Address::unique_local(), None).unwrap();
+    /// let err = listener.accept_timeout(Duration::from_millis(20)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// let address = listener.address().clone();
+    /// let client = std::thread::spawn(move || Client::connect(address, None).unwrap());
+    /// let conn = listener.accept_timeout(Duration::from_secs(30)).unwrap();
+    /// client.join().unwrap().send(&1u8).unwrap();
+    /// assert_eq!(conn.recv::<u8>().unwrap(), 1);
+    /// ```
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection> {
+        let socket = self.socket()?;
+        let deadline = proc_core::internal::Deadline::after(timeout);
+        Listener::set_accept_nonblocking(socket, true)?;
+        let mut pause = Duration::from_millis(1);
+        let accepted = loop {
+            match self.accept_stream(socket) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if deadline.passed() {
+                        break Err(Error::Timeout);
+                    }
+                    std::thread::sleep(deadline.slice(pause));
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                other => break other.map_err(Error::from),
+            }
+        };
+        Listener::set_accept_nonblocking(socket, false)?;
+        self.pending(accepted?).authenticate()
     }
 
     /// The address that peers connect to; for TCP port 0, the port that was picked.
