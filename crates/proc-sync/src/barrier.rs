@@ -4,17 +4,25 @@
 //! The algorithm is CPython's `threading.Barrier`, on a shared [`Condition`]: the barrier is
 //! filling while parties arrive, draining while the released parties leave (newcomers wait for
 //! the next round meanwhile), resetting while the waiters of a reset leave, or broken.
+//!
+//! Beyond CPython, the barrier records which processes wait in it (a table of [`Holders`]),
+//! and every waiter sleeps in slices of a tenth of a second: after a slice without news it
+//! looks for parties that died inside `wait`. A dead party of a filling round breaks the
+//! barrier; one of a draining or resetting round (released or reset, but not gone yet) just
+//! leaves it, so that the next round can start.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use proc_core::shared::pid;
 use proc_core::{Error, FnRef, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 use crate::lock::{Lock, LockGuard};
-use crate::shared::{Shared, State, Word, deadline};
+use crate::semaphore::{Holders, LIVENESS_SLICE};
+use crate::shared::{Shared, State, Word, deadline, expired};
 use crate::wire::Kind;
 
 const FILLING: i32 = 0;
@@ -25,6 +33,9 @@ const BROKEN: i32 = -2;
 /// The error of every wait on a broken barrier.
 const BROKEN_MESSAGE: &str = "the barrier is broken (aborted, reset or timed out): reset it";
 
+/// The error of every wait on a barrier that a party's death broke.
+const DIED_MESSAGE: &str = "the barrier is broken because a party died while it waited (Barrier::dead_party names it): reset it";
+
 /// The shared state of a barrier, read and written under the condition's lock.
 #[repr(C)]
 #[derive(Debug)]
@@ -33,9 +44,15 @@ pub(crate) struct BarrierState {
     phase: AtomicI32,
     count: AtomicU32,
     parties: AtomicU32,
+    /// The pid of the party whose death broke the barrier; 0 when none did, since the last
+    /// reset.
+    dead: AtomicU32,
+    /// The processes counted in `count`, and how many parties each.
+    waiting: Holders,
 }
 
-// SAFETY: `#[repr(C)]`, atomics only; `new` sets `parties` before anyone sees the state.
+// SAFETY: `#[repr(C)]`, atomics only (an array of them included); `new` sets `parties`
+// before anyone sees the state, and zero is a free table of waiters.
 unsafe impl State for BarrierState {
     const KIND: Kind = Kind::Barrier;
     const WORDS: usize = 1;
@@ -54,13 +71,25 @@ unsafe impl State for BarrierState {
 ///
 /// # Process death
 ///
-/// A barrier does not know which processes are its parties, as in Python: a party that dies
-/// before it arrives is simply missing, and the others wait for it forever with
-/// [`wait`](Barrier::wait). Where a party may die, wait with
-/// [`wait_timeout`](Barrier::wait_timeout): the first timeout breaks the barrier and every
-/// other waiter gets an error at once. A process that dies while it holds the barrier's
-/// internal lock (a few instructions of every call) does not block the others: the lock is a
-/// [`Lock`](crate::Lock), taken over from a dead owner.
+/// Unlike Python's, a barrier notices a party that dies while it waits in
+/// [`wait`](Barrier::wait) — killed, say: within about a tenth of a second the barrier
+/// breaks for the others, whose waits fail with an [`Error::InvalidState`] that says a party
+/// died, and [`dead_party`](Barrier::dead_party) names its pid (Python's
+/// `BrokenBarrierError`). [`reset`](Barrier::reset) makes the barrier usable again; it does
+/// not wait for the dead. A party that dies after its round was released (before it left),
+/// or while a reset lets the waiters go, only leaves: the next round starts without it.
+///
+/// A party that dies before it arrives is simply missing, as in Python, and the others wait
+/// for it as long as their timeout says — for ever with [`wait`](Barrier::wait) on a barrier
+/// without a timeout. Where a party may die before it comes, give the waits a timeout: the
+/// first timeout breaks the barrier and every other waiter gets an error at once. A process
+/// that dies while it holds the barrier's internal lock (a few instructions of every call)
+/// does not block the others: the lock is a [`Lock`](crate::Lock), taken over from a dead
+/// owner.
+///
+/// The barrier records up to 128 waiting processes at once; the parties of processes beyond
+/// those are not watched. A party is recognised by its pid, as a [`Lock`](crate::Lock)'s
+/// owner is.
 ///
 /// # Examples
 ///
@@ -207,13 +236,14 @@ impl Barrier {
     ///
     /// A barrier made with a timeout ([`with_timeout`](Barrier::with_timeout),
     /// [`BarrierBuilder::timeout`]) waits that long at most, as
-    /// [`wait_timeout`](Barrier::wait_timeout) does; others wait for ever.
+    /// [`wait_timeout`](Barrier::wait_timeout) does; others wait for ever, unless a party
+    /// dies while it waits (see [Process death](Barrier#process-death)).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidState`] when the barrier is or becomes broken (see
-    /// [`broken`](Barrier::broken)); [`Error::Timeout`] when the barrier's timeout ran out
-    /// for this party, which breaks it.
+    /// [`broken`](Barrier::broken)), a party's death included; [`Error::Timeout`] when the
+    /// barrier's timeout ran out for this party, which breaks it.
     ///
     /// # Examples
     ///
@@ -229,13 +259,18 @@ impl Barrier {
         self.wait_until(deadline(self.timeout))
     }
 
-    /// Like [`wait`](Barrier::wait), for at most `timeout`; running out of time breaks the
-    /// barrier for everyone.
+    /// Like [`wait`](Barrier::wait), for at most `timeout` (any `Duration`:
+    /// `Duration::MAX` is for ever); running out of time breaks the barrier for everyone.
+    ///
+    /// No part of the wait outlives `timeout`, the wait for the parties of a previous round
+    /// to leave included.
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] for the party whose time ran out, [`Error::InvalidState`] when the
-    /// barrier is or becomes broken otherwise.
+    /// barrier is or becomes broken otherwise. A time that runs out before this party could
+    /// join a round (the previous one had not let all its parties go yet) does not break
+    /// the barrier.
     ///
     /// # Examples
     ///
@@ -252,15 +287,27 @@ impl Barrier {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
         let mut guard = self.cond.acquire();
+        if guard.owner_died() {
+            // A party died inside a call; if it was a waiter, it is recorded.
+            self.reap();
+        }
         let state = self.state();
-        // A round that is still draining or resetting finishes before this one starts.
+        // A round that is still draining or resetting finishes before this one starts; a
+        // party that died before it left is taken out of it after a slice.
         while matches!(state.phase.load(Ordering::Relaxed), DRAINING | RESETTING) {
-            self.cond.wait(&mut guard)?;
+            if expired(deadline) {
+                return Err(Error::Timeout);
+            }
+            if self.nap(&mut guard, deadline)? {
+                self.reap();
+            }
         }
         if state.phase.load(Ordering::Relaxed) == BROKEN {
-            return Err(Error::InvalidState(BROKEN_MESSAGE));
+            return Err(self.broken_error());
         }
+        let me = pid();
         let index = state.count.fetch_add(1, Ordering::Relaxed);
+        let slot = state.waiting.add(me);
         let parties = state.parties.load(Ordering::Relaxed);
         let mut panicked = None;
         let result = if index + 1 == parties {
@@ -274,6 +321,9 @@ impl Barrier {
         } else {
             self.wait_release(&mut guard, deadline).map(|()| index)
         };
+        if let Some(slot) = slot {
+            state.waiting.remove(slot, me);
+        }
         state.count.fetch_sub(1, Ordering::Relaxed);
         self.leave();
         drop(guard);
@@ -299,7 +349,7 @@ impl Barrier {
         Ok(())
     }
 
-    /// Any other party: waits for the release, a reset or an abort.
+    /// Any other party: waits for the release, a reset, an abort or a party's death.
     fn wait_release(&self, guard: &mut LockGuard<'_>, deadline: Option<Instant>) -> Result<()> {
         let state = self.state();
         loop {
@@ -308,14 +358,59 @@ impl Barrier {
                 return Ok(());
             }
             if phase != FILLING {
-                return Err(Error::InvalidState(BROKEN_MESSAGE));
+                return Err(self.broken_error());
             }
-            if !self.cond.wait_until(guard, deadline)?
-                && state.phase.load(Ordering::Relaxed) == FILLING
-            {
+            if self.nap(guard, deadline)? && state.phase.load(Ordering::Relaxed) == FILLING {
+                if expired(deadline) {
+                    self.break_barrier();
+                    return Err(Error::Timeout);
+                }
+                self.reap();
+            }
+        }
+    }
+
+    /// Waits for a notify until `deadline`, but a slice at most; returns whether the time
+    /// ran out first. The lock is held again either way.
+    fn nap(&self, guard: &mut LockGuard<'_>, deadline: Option<Instant>) -> Result<bool> {
+        let slice_end = crate::shared::deadline(Some(LIVENESS_SLICE));
+        let until = match (deadline, slice_end) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        Ok(!self.cond.wait_until(guard, until)?)
+    }
+
+    /// Takes the parties of processes that died out of the round (under the lock): a filling
+    /// round breaks, since it can never fill; a draining or resetting one may be over.
+    fn reap(&self) {
+        let state = self.state();
+        let mut died = None;
+        state.waiting.reap(|pid, parties| {
+            let count = state.count.load(Ordering::Relaxed);
+            state
+                .count
+                .store(count.saturating_sub(parties), Ordering::Relaxed);
+            died.get_or_insert(pid);
+        });
+        let Some(pid) = died else {
+            return;
+        };
+        match state.phase.load(Ordering::Relaxed) {
+            FILLING => {
+                state.dead.store(pid, Ordering::Relaxed);
                 self.break_barrier();
-                return Err(Error::Timeout);
             }
+            _ => self.leave(),
+        }
+    }
+
+    /// The error of a wait on a broken barrier, which says whether a death broke it.
+    fn broken_error(&self) -> Error {
+        if self.state().dead.load(Ordering::Relaxed) != 0 {
+            Error::InvalidState(DIED_MESSAGE)
+        } else {
+            Error::InvalidState(BROKEN_MESSAGE)
         }
     }
 
@@ -338,6 +433,9 @@ impl Barrier {
     /// Puts the barrier back to its empty state. Parties waiting now get an error; later
     /// waits work again.
     ///
+    /// It does not wait for parties that died inside [`wait`](Barrier::wait): they are
+    /// taken out of the round at once, and [`dead_party`](Barrier::dead_party) is forgotten.
+    ///
     /// # Examples
     ///
     /// ```
@@ -349,7 +447,9 @@ impl Barrier {
     /// ```
     pub fn reset(&self) {
         let _guard = self.cond.acquire();
+        self.reap();
         let state = self.state();
+        state.dead.store(0, Ordering::Relaxed);
         if state.count.load(Ordering::Relaxed) > 0 {
             let phase = state.phase.load(Ordering::Relaxed);
             if phase == FILLING || phase == BROKEN {
@@ -359,6 +459,23 @@ impl Barrier {
             state.phase.store(FILLING, Ordering::Relaxed);
         }
         self.cond.notify_locked(u32::MAX);
+    }
+
+    /// The pid of the party whose death while it waited broke the barrier, until the next
+    /// [`reset`](Barrier::reset); `None` when no death did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = proc_sync::Barrier::new(2).unwrap();
+    /// barrier.abort();
+    /// assert_eq!(barrier.dead_party(), None);
+    /// ```
+    pub fn dead_party(&self) -> Option<u32> {
+        match self.state().dead.load(Ordering::Relaxed) {
+            0 => None,
+            pid => Some(pid),
+        }
     }
 
     /// Breaks the barrier: every wait, now and until [`reset`](Barrier::reset), fails.

@@ -1,10 +1,13 @@
 //! `Barrier` between real processes, under every start method, after CPython's
-//! `_TestBarrier`: arrival indexes, several rounds, the action, abort and reset.
+//! `_TestBarrier`: arrival indexes, several rounds, the action, abort and reset. Beyond
+//! CPython: a party killed with SIGKILL while it waits breaks the barrier for the others,
+//! and no wait outlives its timeout, not even while a reset waits for a party to leave.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use proc_sync::Barrier;
+use proc_core::{Process, StartMethod};
+use proc_sync::{Barrier, Event};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
 
 #[test]
@@ -180,6 +183,203 @@ fn wait_timeout_overrides_the_default_timeout() {
             .unwrap();
         let mine = barrier.wait_timeout(PATIENCE).unwrap();
         assert_eq!(mine + child.join().unwrap(), 1);
+        assert!(!barrier.broken());
+    });
+}
+
+/// How a wait ended: the index, or whether the error was a timeout and its message.
+type Outcome = Result<u32, (bool, String)>;
+
+fn outcome(result: proc_core::Result<u32>) -> Outcome {
+    result.map_err(|e| (e.is_timeout(), e.to_string()))
+}
+
+/// Says that it is about to wait, then waits at most `PATIENCE` for the round.
+fn wait_after_saying_so((barrier, waiting): (Barrier, Event)) -> Outcome {
+    waiting.set();
+    outcome(barrier.wait_timeout(PATIENCE))
+}
+
+/// Whether every thread of process `pid` sleeps, where `/proc` tells (elsewhere: a guess
+/// after a while).
+fn asleep(pid: u32) -> bool {
+    #[cfg(unix)]
+    if let Some(states) = procs_testkit::thread_states(pid) {
+        return states.iter().all(|s| *s == 'S');
+    }
+    let _ = pid;
+    std::thread::sleep(Duration::from_millis(200));
+    true
+}
+
+/// Starts a party that waits on `barrier`, and returns once it provably waits in it: it said
+/// so, it is counted, and its threads sleep.
+fn waiting_party(method: StartMethod, barrier: &Barrier, counted: u32) -> Process<Outcome> {
+    let waiting = Event::new().unwrap();
+    let party = builder(method)
+        .spawn(wait_after_saying_so, (barrier.clone(), waiting.clone()))
+        .unwrap();
+    assert!(waiting.wait_timeout(PATIENCE), "the party never came");
+    eventually("the party is counted", || barrier.n_waiting() == counted);
+    let pid = party.pid().unwrap();
+    eventually("the party sleeps in wait", || asleep(pid));
+    party
+}
+
+/// A party stopped with SIGSTOP, killed when the test ends, so that a failing test does not
+/// leave behind a stopped process that the harness would wait for.
+#[cfg(unix)]
+struct Stopped(Process<Outcome>);
+
+#[cfg(unix)]
+impl Stopped {
+    fn new(party: Process<Outcome>) -> Stopped {
+        procs_testkit::stop(party.pid().unwrap());
+        Stopped(party)
+    }
+
+    /// Lets the party go on and waits for its outcome.
+    fn resume(mut self) -> Outcome {
+        procs_testkit::resume(self.0.pid().unwrap());
+        self.0.join_timeout(PATIENCE).unwrap()
+    }
+
+    /// Kills the party and waits for its end.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        assert!(self.0.join().unwrap_err().signal().is_some());
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if self.0.is_alive() {
+            let _ = self.0.kill();
+            let _ = self.0.join();
+        }
+    }
+}
+
+/// Waits a fifth of a second on `barrier`.
+fn wait_briefly(barrier: Barrier) -> Outcome {
+    outcome(barrier.wait_timeout(Duration::from_millis(200)))
+}
+
+/// [`wait_briefly`] in a child, given up on after `PATIENCE`: a wait that outlives its
+/// timeout fails the test instead of hanging it (in a child rather than on a thread, so
+/// that the `Fork` round stays single-threaded).
+fn wait_briefly_elsewhere(method: StartMethod, barrier: &Barrier) -> Outcome {
+    let mut waiter = builder(method)
+        .spawn(wait_briefly, barrier.clone())
+        .unwrap();
+    match waiter.join_timeout(PATIENCE) {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let _ = waiter.kill();
+            panic!("a wait of 200 ms was still waiting after {PATIENCE:?}: {err}");
+        }
+    }
+}
+
+/// Meets the others at `barrier` once, in a fresh process, and checks the round went well.
+fn full_round(method: StartMethod, barrier: &Barrier) {
+    let parties = barrier.parties();
+    let others: Vec<_> = (1..parties)
+        .map(|_| builder(method).spawn(party, (barrier.clone(), 1)).unwrap())
+        .collect();
+    let mine = barrier.wait_timeout(PATIENCE).unwrap();
+    let theirs: u32 = others
+        .into_iter()
+        .map(|mut p| p.join_timeout(PATIENCE).unwrap().0[0])
+        .sum();
+    assert_eq!(mine + theirs, (0..parties).sum::<u32>());
+}
+
+// After CPython `_TestBarrier.test_abort_and_reset`, with a party killed with SIGKILL in
+// place of the abort: the others' waits fail soon, with an error that says a party died
+// (not with their timeout), the barrier names the dead party, and reset makes it usable.
+#[test]
+fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others() {
+    each_method(|method| {
+        let barrier = Barrier::new(3).unwrap();
+        let mut survivor = waiting_party(method, &barrier, 1);
+        let mut victim = waiting_party(method, &barrier, 2);
+        let victim_pid = victim.pid().unwrap();
+        victim.kill().unwrap();
+        let (timed_out, message) = survivor
+            .join_timeout(PATIENCE)
+            .unwrap()
+            .expect_err("a round with a dead party went through");
+        assert!(!timed_out, "the survivor waited out its timeout: {message}");
+        assert!(message.contains("a party died"), "{message}");
+        assert!(barrier.broken());
+        assert_eq!(barrier.dead_party(), Some(victim_pid));
+        let err = barrier.wait_timeout(PATIENCE).unwrap_err();
+        assert!(err.to_string().contains("a party died"), "{err}");
+        assert!(victim.join().unwrap_err().signal().is_some());
+        barrier.reset();
+        assert!(!barrier.broken());
+        assert_eq!(barrier.dead_party(), None);
+        full_round(method, &barrier);
+    });
+}
+
+// The bug of issue 15: a reset while a party that died inside `wait` was still counted
+// waited for it to leave, for ever, and held up every later wait whatever its timeout.
+#[test]
+fn reset_does_not_wait_for_a_party_that_died_inside_wait() {
+    each_method(|method| {
+        let barrier = Barrier::new(2).unwrap();
+        let mut victim = waiting_party(method, &barrier, 1);
+        victim.kill().unwrap();
+        assert!(victim.join().unwrap_err().signal().is_some());
+        // Nobody has waited since the death, so nobody has noticed it: the reset does.
+        barrier.reset();
+        assert!(!barrier.broken());
+        let (timed_out, message) = wait_briefly_elsewhere(method, &barrier).unwrap_err();
+        assert!(timed_out, "{message}");
+        barrier.reset();
+        full_round(method, &barrier);
+    });
+}
+
+// No wait outlives its timeout: a reset lets a party go that is too slow to leave (here,
+// stopped inside `wait`), and a wait that comes meanwhile gives up at its timeout instead of
+// waiting for the reset to finish.
+#[cfg(unix)]
+#[test]
+fn a_wait_gives_up_at_its_timeout_while_a_reset_waits_for_a_stopped_party() {
+    each_method(|method| {
+        let barrier = Barrier::new(2).unwrap();
+        let slow = Stopped::new(waiting_party(method, &barrier, 1));
+        barrier.reset();
+        let (timed_out, message) = wait_briefly_elsewhere(method, &barrier).unwrap_err();
+        assert!(timed_out, "{message}");
+        assert!(
+            !barrier.broken(),
+            "a wait that never joined the round broke it"
+        );
+        let (timed_out, message) = slow.resume().unwrap_err();
+        assert!(!timed_out, "{message}");
+        full_round(method, &barrier);
+    });
+}
+
+// A party that dies after its round was released, before it left, does not hold up the
+// next round: the round drains without it. The party is stopped inside `wait` so that it
+// cannot leave before it is killed.
+#[cfg(unix)]
+#[test]
+fn a_party_that_dies_before_leaving_a_released_round_does_not_hold_up_the_next() {
+    each_method(|method| {
+        let barrier = Barrier::new(2).unwrap();
+        let slow = Stopped::new(waiting_party(method, &barrier, 1));
+        // The last party: the round is released, and drains until the stopped one leaves.
+        let mine = barrier.wait_timeout(PATIENCE).unwrap();
+        assert_eq!(mine, 1);
+        slow.kill();
+        full_round(method, &barrier);
         assert!(!barrier.broken());
     });
 }
