@@ -21,7 +21,8 @@ pub(crate) struct Identity {
 #[derive(Debug)]
 struct State {
     me: Identity,
-    parent: Option<(u32, String)>,
+    /// The parent's pid, start time and name.
+    parent: Option<(u32, u64, String)>,
     method: Option<StartMethod>,
     children_started: u32,
 }
@@ -58,7 +59,7 @@ fn new_authkey() -> Vec<u8> {
 }
 
 /// Makes this process the child described by the parent's request.
-pub(crate) fn become_child(me: Identity, parent: (u32, String), method: StartMethod) {
+pub(crate) fn become_child(me: Identity, parent: (u32, u64, String), method: StartMethod) {
     let inherited = STATE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -92,9 +93,10 @@ pub(crate) fn next_child(name: Option<String>, daemon: bool, authkey: Option<Vec
     })
 }
 
-/// This process's pid and name, as a parent tells its children.
-pub(crate) fn as_parent() -> (u32, String) {
-    with_state(|state| (sys::getpid(), state.me.name.clone()))
+/// This process's pid, start time and name, as a parent tells its children.
+pub(crate) fn as_parent() -> (u32, u64, String) {
+    let start = crate::shared::start_time();
+    with_state(|state| (sys::getpid(), start, state.me.name.clone()))
 }
 
 /// What Python's `current_process()` tells: this process's name, pid, daemon flag and key.
@@ -210,6 +212,9 @@ pub fn current_process() -> CurrentProcess {
 #[derive(Debug, Clone)]
 pub struct ParentProcess {
     pid: u32,
+    /// When the parent started (0 if unknown), so that its pid given to another process
+    /// after its death does not make it look alive.
+    start: u64,
     name: String,
 }
 
@@ -254,6 +259,10 @@ impl ParentProcess {
 
     /// Whether the parent still runs.
     ///
+    /// The parent is known by its pid and its start time
+    /// ([`pid_alive_since`](crate::shared::pid_alive_since)), so a parent that died is not
+    /// taken for alive once its pid went to another process.
+    ///
     /// # Examples
     ///
     /// ```
@@ -267,7 +276,7 @@ impl ParentProcess {
     /// }
     /// ```
     pub fn is_alive(&self) -> bool {
-        sys::pid_alive(self.pid)
+        crate::shared::pid_alive_since(self.pid, self.start)
     }
 }
 
@@ -283,7 +292,7 @@ pub fn parent_process() -> Option<ParentProcess> {
         state
             .parent
             .clone()
-            .map(|(pid, name)| ParentProcess { pid, name })
+            .map(|(pid, start, name)| ParentProcess { pid, start, name })
     })
 }
 

@@ -25,8 +25,8 @@ pub(crate) struct Request {
     pub(crate) payload: Vec<u8>,
     /// Who the child is.
     pub(crate) identity: Identity,
-    /// The parent's pid and name.
-    pub(crate) parent: (u32, String),
+    /// The parent's pid, start time and name.
+    pub(crate) parent: (u32, u64, String),
     /// How the child was started.
     pub(crate) method: StartMethod,
 }

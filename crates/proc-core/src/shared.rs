@@ -7,6 +7,7 @@
 //! | [`Word`] | a futex word and the count of its sleepers, made to sit in a segment: [`sleep`](Word::sleep) and [`wake`](Word::wake), and a robust lock ([`lock`](Word::lock), [`unlock`](Word::unlock)) that holds its owner's pid |
 //! | [`Parkers`] | what the words of one structure sleep on; it travels along with the segment |
 //! | [`pid`], [`pid_alive`] | the owner a lock stores, and whether that owner still runs |
+//! | [`start_time`], [`pid_alive_since`] | what tells a process from a later one with the same pid, for records that hold it beside the pid |
 //!
 //! A structure in shared memory is a `#[repr(C)]` type made of atomics (so that shared
 //! references to it are fine while other processes change it) and valid when all its bytes are
@@ -20,7 +21,7 @@
 //! length, with the parkers its words sleep on.
 //!
 //! ```
-//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 //!
 //! use proc_core::shared::{Parkers, Segment, Word};
 //! use proc_core::{Handle, Process};
@@ -70,7 +71,7 @@ use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -513,8 +514,11 @@ impl Word {
     ///
     /// # Platform-specific behavior
     ///
-    /// The owner is recognised by its pid. A pid recycled by the system before the waiters
-    /// look would hide the death; processes in different pid namespaces must not share locks.
+    /// The owner is recognised by its pid alone: the word is one futex word of 32 bits,
+    /// which the kernel compares as a whole, so it has no room for the owner's start time
+    /// (see [`pid_alive_since`]). A pid that the system gives to a new process between the
+    /// owner's death and a waiter's look hides the death: the lock then stays taken until
+    /// that process ends too. Processes in different pid namespaces must not share locks.
     ///
     /// # Examples
     ///
@@ -655,10 +659,21 @@ fn take_from_dead(word: &AtomicU32, owner: u32, me: u32) -> bool {
 /// The cached pid of this process; 0 until first asked and again in a forked child.
 static PID: AtomicU32 = AtomicU32::new(0);
 
-/// Forgets the cached pid; it runs in a forked child, where it must be async-signal-safe, as
-/// a store to an atomic is.
+/// The cached start time of this process, plus one; 0 until first asked and again in a
+/// forked child (1 when the platform cannot tell).
+static START: AtomicU64 = AtomicU64::new(0);
+
+/// Forgets the cached pid and start time; it runs in a forked child, where it must be
+/// async-signal-safe, as a store to an atomic is.
 extern "C" fn forget_pid() {
     PID.store(0, Ordering::Relaxed);
+    START.store(0, Ordering::Relaxed);
+}
+
+/// Makes a forked child forget what [`pid`] and [`start_time`] cached.
+fn forget_at_fork() {
+    static AT_FORK: Once = Once::new();
+    AT_FORK.call_once(|| sys::at_fork_child(forget_pid));
 }
 
 /// This process's id, cheaply: locks store it as their owner on every acquire, and asking
@@ -674,8 +689,7 @@ pub fn pid() -> u32 {
     if cached != 0 {
         return cached;
     }
-    static AT_FORK: Once = Once::new();
-    AT_FORK.call_once(|| sys::at_fork_child(forget_pid));
+    forget_at_fork();
     let pid = sys::getpid();
     PID.store(pid, Ordering::Relaxed);
     pid
@@ -686,9 +700,10 @@ pub fn pid() -> u32 {
 ///
 /// # Platform-specific behavior
 ///
-/// A recycled pid makes a dead process look alive; systems reuse pids only after going
-/// through the whole range, so that stays theoretical. Linux and Android tell a zombie by
-/// `/proc`, because `kill` still finds it there; on the other Unixes `kill` alone judges.
+/// A recycled pid makes a dead process look alive: a record that can hold the start time
+/// beside the pid should use [`pid_alive_since`], which sees through that. Linux and Android
+/// tell a zombie by `/proc`, because `kill` still finds it there; on the other Unixes `kill`
+/// alone judges.
 ///
 /// # Examples
 ///
@@ -700,4 +715,77 @@ pub fn pid() -> u32 {
 /// ```
 pub fn pid_alive(pid: u32) -> bool {
     sys::pid_alive(pid)
+}
+
+/// When this process started, to store beside its [`pid`] in a record that others judge with
+/// [`pid_alive_since`]; 0 where the platform cannot tell. It is cached (and forgotten in a
+/// forked child, which started later).
+///
+/// The value is opaque: equal for one process however often it is asked, different for a
+/// later process that was given the same pid (see [`start_time_of`] for the units).
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{pid, start_time, start_time_of};
+///
+/// assert_eq!(start_time_of(pid()).unwrap_or(0), start_time());
+/// ```
+pub fn start_time() -> u64 {
+    let cached = START.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached - 1;
+    }
+    forget_at_fork();
+    let start = start_time_of(pid()).unwrap_or(0);
+    START.store(start.saturating_add(1), Ordering::Relaxed);
+    start
+}
+
+/// When process `pid` started, or `None` when no such process can be seen or the platform
+/// cannot tell: what [`start_time`] gives in that process.
+///
+/// # Platform-specific behavior
+///
+/// Linux and Android: clock ticks since boot (usually 10 ms), field 22 of
+/// `/proc/<pid>/stat`, so a pid given again within the tick of its first start would pass
+/// for it. macOS and FreeBSD: microseconds since the epoch, from the kernel's process
+/// record. Windows: the creation time (`GetProcessTimes`), in 100 ns units. Elsewhere:
+/// `None`.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{start_time_of, pid};
+///
+/// assert!(start_time_of(pid()).is_some() || cfg!(not(any(unix, windows))));
+/// assert_eq!(start_time_of(u32::MAX), None);
+/// ```
+pub fn start_time_of(pid: u32) -> Option<u64> {
+    sys::start_time(pid)
+}
+
+/// Whether the process that had pid `pid` and started at `start_time` (its [`start_time`])
+/// still runs: [`pid_alive`], and the process that now has the pid started then, so that a
+/// dead process whose pid went to another one is seen as dead.
+///
+/// A `start_time` of 0 (a platform that cannot tell), or a process whose start cannot be
+/// read (`/proc` mounted with `hidepid`, say), is judged by the pid alone: an error here
+/// takes a live process for alive, never for dead.
+///
+/// # Examples
+///
+/// A live pid with another start time is a recycled one:
+///
+/// ```
+/// use proc_core::shared::{pid, pid_alive_since, start_time};
+///
+/// assert!(pid_alive_since(pid(), start_time()));
+/// if start_time() != 0 {
+///     assert!(!pid_alive_since(pid(), start_time() + 1));
+/// }
+/// ```
+pub fn pid_alive_since(pid: u32, start_time: u64) -> bool {
+    sys::pid_alive(pid)
+        && (start_time == 0 || sys::start_time(pid).is_none_or(|now| now == start_time))
 }

@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Parkers, Segment, Word, pid, pid_alive};
+use proc_core::shared::{
+    Parkers, Segment, Word, pid, pid_alive, pid_alive_since, start_time, start_time_of,
+};
 use proc_core::{Error, Handle};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
 
@@ -350,6 +352,57 @@ fn the_cached_pid_is_this_process_and_alive() {
     assert_eq!(pid(), proc_core::getpid());
     assert!(pid_alive(pid()));
     assert!(!pid_alive(u32::MAX));
+}
+
+/// A child's own start time and the one that the system tells for its pid.
+fn own_start((): ()) -> (u32, u64, Option<u64>) {
+    (pid(), start_time(), start_time_of(pid()))
+}
+
+fn sleep_long(_: ()) {
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Whether this platform tells when a process started.
+const START_TIME_KNOWN: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+));
+
+#[test]
+fn a_live_pid_with_another_start_time_is_a_recycled_one() {
+    let known = START_TIME_KNOWN;
+    assert_eq!(start_time_of(pid()).unwrap_or(0), start_time());
+    assert_eq!(start_time() != 0, known);
+    assert!(pid_alive_since(pid(), start_time()));
+    // An unknown start time is judged by the pid alone.
+    assert!(pid_alive_since(pid(), 0));
+    if known {
+        // What a record holds once its process died and the pid went to this one.
+        assert!(!pid_alive_since(pid(), start_time() + 1));
+    }
+    assert!(!pid_alive_since(u32::MAX, 1));
+    each_method(|method| {
+        // Under `Fork` the child must not keep its parent's cached start time.
+        let mut p = builder(method).spawn(own_start, ()).unwrap();
+        let (child, start, seen) = p.join_timeout(PATIENCE).unwrap();
+        assert_eq!(seen.unwrap_or(0), start);
+        assert!(!pid_alive_since(child, start));
+
+        let mut p = builder(method).spawn(sleep_long, ()).unwrap();
+        let child = p.pid().unwrap();
+        let start = start_time_of(child);
+        assert_eq!(start.is_some(), START_TIME_KNOWN);
+        if let Some(start) = start {
+            assert!(pid_alive_since(child, start));
+            assert!(!pid_alive_since(child, start + 1));
+        }
+        p.kill().unwrap();
+        assert!(p.join_timeout(PATIENCE).is_err());
+        assert!(!pid_alive_since(child, start.unwrap_or(0)));
+    });
 }
 
 /// Segments that another process hands over are checked before they are mapped: on Linux an

@@ -14,6 +14,7 @@
 //! - `spawn` (re-execute the program), `fork` and `forkserver_spawn` (Unix only; elsewhere
 //!   they answer `Unsupported`), `serve_forkserver` (the zygote's loop).
 //! - Process facts: `getpid`, `getppid`, `pid_alive` (a zombie counts as ended),
+//!   `start_time` (what tells a process from a later one with its pid; `None` if unknown),
 //!   `thread_count`, `random_bytes`, `signal_name`, `at_exit`, `at_fork_child` (a no-op where
 //!   there is no fork), `prepare_child`, `exit_now`, `default_executable`.
 //! - Shared memory (`unix/shared.rs`, `windows/shared.rs`), for `crate::shared`:

@@ -60,9 +60,9 @@ use windows_sys::Win32::System::Pipes::{
 };
 use windows_sys::Win32::System::Threading::{
     CREATE_UNICODE_ENVIRONMENT, CreateEventW, CreateProcessW, DeleteProcThreadAttributeList,
-    EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetExitCodeProcess, INFINITE,
-    InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST, OpenProcess,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_DUP_HANDLE, PROCESS_INFORMATION,
+    EXTENDED_STARTUPINFO_PRESENT, ExitProcess, GetCurrentProcess, GetExitCodeProcess,
+    GetProcessTimes, INFINITE, InitializeProcThreadAttributeList, LPPROC_THREAD_ATTRIBUTE_LIST,
+    OpenProcess, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_DUP_HANDLE, PROCESS_INFORMATION,
     PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, STARTF_USESTDHANDLES, STARTUPINFOEXW,
     TerminateProcess, UpdateProcThreadAttribute, WaitForSingleObject,
 };
@@ -1402,6 +1402,36 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     // this cannot mistake a process that exited with code 259 for a running one.
     // SAFETY: a zero timeout only reads the state of our open handle.
     unsafe { WaitForSingleObject(handle.as_raw_handle(), 0) == WAIT_TIMEOUT }
+}
+
+/// When process `pid` was created, in 100 ns units since 1601 (`GetProcessTimes`): the same
+/// each time for one process, different for a later process that got the same pid. `None`
+/// when no such process can be opened.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    // SAFETY: OpenProcess takes plain values and returns a new handle or null.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        return None;
+    }
+    // SAFETY: OpenProcess succeeded, so the handle is new and only we own it.
+    let handle = unsafe { OwnedHandle::from_raw_handle(handle) };
+    let zero = windows_sys::Win32::Foundation::FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: the handle is open with the access GetProcessTimes needs, and the four
+    // FILETIMEs are writable.
+    let ok = unsafe {
+        GetProcessTimes(
+            handle.as_raw_handle(),
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        )
+    };
+    (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
 /// Fills `buf` from the system's preferred random number generator.

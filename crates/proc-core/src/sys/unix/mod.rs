@@ -1114,27 +1114,9 @@ pub(crate) fn thread_count() -> Option<usize> {
     }
     #[cfg(target_os = "freebsd")]
     {
-        let mut info: libc::kinfo_proc = unsafe_zeroed();
-        let mut len = std::mem::size_of::<libc::kinfo_proc>();
         // SAFETY: getpid has no preconditions.
-        let mib = [
-            libc::CTL_KERN,
-            libc::KERN_PROC,
-            libc::KERN_PROC_PID,
-            unsafe { libc::getpid() },
-        ];
-        // SAFETY: `info` is writable for `len` bytes and `mib` names four integers.
-        let ret = unsafe {
-            libc::sysctl(
-                mib.as_ptr(),
-                4,
-                (&mut info as *mut libc::kinfo_proc).cast(),
-                &mut len,
-                std::ptr::null(),
-                0,
-            )
-        };
-        (ret == 0).then_some(info.ki_numthreads as usize)
+        let info = kinfo_proc(unsafe { libc::getpid() })?;
+        Some(info.ki_numthreads as usize)
     }
     #[cfg(not(any(
         target_os = "linux",
@@ -1226,6 +1208,76 @@ fn is_zombie(pid: libc::pid_t) -> bool {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn is_zombie(_pid: libc::pid_t) -> bool {
     false
+}
+
+/// When process `pid` started, in a unit of the platform's (Linux: clock ticks since boot,
+/// field 22 of `/proc/<pid>/stat`; macOS and FreeBSD: microseconds since the epoch): the
+/// same each time for one process, different for a later process that got the same pid.
+/// `None` when no such process can be seen, or the platform cannot tell.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: count fields after its last `)`,
+    // from the state, which is field 3.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+#[cfg(target_vendor = "apple")]
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    let mut info: libc::proc_bsdinfo = unsafe_zeroed();
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` is a writable proc_bsdinfo of exactly `size` bytes.
+    let got = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    (got == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+}
+
+#[cfg(target_os = "freebsd")]
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let info = kinfo_proc(libc::pid_t::try_from(pid).ok()?)?;
+    let secs = u64::try_from(info.ki_start.tv_sec).ok()?;
+    let micros = u64::try_from(info.ki_start.tv_usec).ok()?;
+    Some(secs * 1_000_000 + micros)
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd"
+)))]
+pub(crate) fn start_time(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// The kernel's record of process `pid`.
+#[cfg(target_os = "freebsd")]
+fn kinfo_proc(pid: libc::pid_t) -> Option<libc::kinfo_proc> {
+    let mut info: libc::kinfo_proc = unsafe_zeroed();
+    let mut len = std::mem::size_of::<libc::kinfo_proc>();
+    let mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, pid];
+    // SAFETY: `info` is writable for `len` bytes and `mib` names four integers.
+    let ret = unsafe {
+        libc::sysctl(
+            mib.as_ptr(),
+            4,
+            (&mut info as *mut libc::kinfo_proc).cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    // A pid that names no process gives no record, with success.
+    (ret == 0 && len == std::mem::size_of::<libc::kinfo_proc>()).then_some(info)
 }
 
 /// Fills `buf` from the kernel's random source.
