@@ -975,12 +975,220 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     }
 }
 
-impl<T> std::ops::Deref for JoinableQueue<T> {
-    type Target = Queue<T>;
+/// Writes `JoinableQueue` methods that do what the `Queue` method of the same name does.
+macro_rules! as_queue {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;
+    )*) => {$(
+        $(#[$meta])*
+        pub fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+            self.queue.$name($($arg),*)
+        }
+    )*};
+}
 
-    /// Every [`Queue`] method works on a `JoinableQueue`.
-    fn deref(&self) -> &Queue<T> {
-        &self.queue
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    as_queue! {
+        /// As [`Queue::put`]; the item is a task until [`task_done`](JoinableQueue::task_done).
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::put`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.put(1).unwrap();
+        /// assert_eq!(q.unfinished_tasks(), 1);
+        /// ```
+        fn put(&self, item: T) -> Result<(), PutError<T>>;
+
+        /// As [`Queue::put_timeout`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::put_timeout`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// let q = proc_ipc::JoinableQueue::with_maxsize(1).unwrap();
+        /// q.put_timeout(1, Duration::from_secs(1)).unwrap();
+        /// assert!(q.put_timeout(2, Duration::ZERO).unwrap_err().is_timeout());
+        /// ```
+        fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>>;
+
+        /// As [`Queue::put_nowait`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::put_nowait`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::with_maxsize(1).unwrap();
+        /// q.put_nowait('a').unwrap();
+        /// assert!(q.put_nowait('b').unwrap_err().is_full());
+        /// ```
+        fn put_nowait(&self, item: T) -> Result<(), PutError<T>>;
+
+        /// As [`Queue::get`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::get`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.put(7).unwrap();
+        /// assert_eq!(q.get().unwrap(), 7);
+        /// ```
+        fn get(&self) -> Result<T, GetError>;
+
+        /// As [`Queue::get_timeout`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::get_timeout`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        /// let q = proc_ipc::JoinableQueue::<u8>::new().unwrap();
+        /// assert!(q.get_timeout(Duration::from_millis(5)).unwrap_err().is_empty());
+        /// ```
+        fn get_timeout(&self, timeout: Duration) -> Result<T, GetError>;
+
+        /// As [`Queue::get_nowait`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::get_nowait`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::<u8>::new().unwrap();
+        /// assert_eq!(q.get_nowait(), Err(proc_ipc::GetError::Empty));
+        /// ```
+        fn get_nowait(&self) -> Result<T, GetError>;
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    as_queue! {
+        /// As [`Queue::qsize`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.put(1).unwrap();
+        /// assert_eq!(q.qsize(), 1);
+        /// ```
+        fn qsize(&self) -> usize;
+
+        /// As [`Queue::empty`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert!(proc_ipc::JoinableQueue::<u8>::new().unwrap().empty());
+        /// ```
+        fn empty(&self) -> bool;
+
+        /// As [`Queue::full`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::with_maxsize(1).unwrap();
+        /// q.put(1).unwrap();
+        /// assert!(q.full());
+        /// ```
+        fn full(&self) -> bool;
+
+        /// As [`Queue::maxsize`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert_eq!(proc_ipc::JoinableQueue::<u8>::with_maxsize(3).unwrap().maxsize(), 3);
+        /// ```
+        fn maxsize(&self) -> usize;
+
+        /// As [`Queue::close`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.close();
+        /// assert!(q.put(1).is_err());
+        /// ```
+        fn close(&self);
+
+        /// As [`Queue::join_thread`].
+        ///
+        /// # Errors
+        ///
+        /// As [`Queue::join_thread`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.put(1).unwrap();
+        /// q.close();
+        /// q.join_thread().unwrap();
+        /// ```
+        fn join_thread(&self) -> Result<()>;
+
+        /// As [`Queue::cancel_join_thread`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::<u8>::new().unwrap();
+        /// q.cancel_join_thread();
+        /// ```
+        fn cancel_join_thread(&self);
+
+        /// As [`Queue::shutdown`]; an immediate shutdown also releases [`join`](JoinableQueue::join).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::new().unwrap();
+        /// q.put(1).unwrap();
+        /// q.shutdown(true);
+        /// q.join().unwrap(); // the task will never be done: nobody waits for it
+        /// ```
+        fn shutdown(&self, immediate: bool);
+
+        /// As [`Queue::is_shutdown`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let q = proc_ipc::JoinableQueue::<u8>::new().unwrap();
+        /// q.shutdown(false);
+        /// assert!(q.is_shutdown());
+        /// ```
+        fn is_shutdown(&self) -> bool;
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        self.queue.ring()
     }
 }
 
