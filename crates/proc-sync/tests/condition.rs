@@ -1,11 +1,14 @@
 //! `Condition` between real processes, under every start method, after CPython's
-//! `_TestCondition`: notify and notify_all across processes, `wait_for`, timeouts.
+//! `_TestCondition`: notify and notify_all across processes, `wait_for`, timeouts. Beyond
+//! CPython: a waiter or a notifier killed with SIGKILL leaves nobody blocked past their
+//! timeout, and no notify goes to the dead.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_sync::{Condition, Lock, RLock, Value};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
+use proc_core::{Process, StartMethod};
+use proc_sync::{Condition, Event, Lock, RLock, Value};
+use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
 
 #[test]
 fn condition_is_send_and_sync() {
@@ -302,4 +305,181 @@ fn waiters_that_time_out_never_strand_a_later_waiter() {
         stop.store(true, Ordering::Relaxed);
     });
     assert_eq!(slept_through, None, "the waiter slept through a notify_all");
+}
+
+/// Whether every thread of process `pid` sleeps, where `/proc` tells (elsewhere: a guess
+/// after a while).
+fn asleep(pid: u32) -> bool {
+    #[cfg(unix)]
+    if let Some(states) = procs_testkit::thread_states(pid) {
+        return states.iter().all(|s| *s == 'S');
+    }
+    let _ = pid;
+    std::thread::sleep(Duration::from_millis(200));
+    true
+}
+
+/// Joins `child`, giving up after `PATIENCE`: a wait that hangs fails the test.
+fn join_soon<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+    child: &mut Process<R>,
+    what: &str,
+) -> R {
+    match child.join_timeout(PATIENCE) {
+        Ok(result) => result,
+        Err(err) => {
+            let _ = child.kill();
+            panic!("{what} still waited after {PATIENCE:?}: {err}");
+        }
+    }
+}
+
+/// Waits once for `timeout_ms`, after saying so under the lock; says that the wait is over
+/// before it lets the lock go, and reports whether it was notified and whether it took the
+/// lock back from a dead holder.
+fn wait_and_report(
+    (cond, waiting, done, timeout_ms): (Condition, Event, Event, u64),
+) -> (bool, bool) {
+    let mut guard = cond.acquire();
+    waiting.set();
+    let notified = cond
+        .wait_timeout(&mut guard, Duration::from_millis(timeout_ms))
+        .unwrap();
+    done.set();
+    (notified, guard.owner_died())
+}
+
+/// Starts a waiter and returns once it provably waits: it registered under the lock, which
+/// the parent then took, so it let the lock go inside `wait`.
+/// It sets `done` when its wait is over, before it lets the lock go.
+fn waiter_in_wait(
+    method: StartMethod,
+    cond: &Condition,
+    done: &Event,
+    timeout: Duration,
+) -> Process<(bool, bool)> {
+    let waiting = Event::new().unwrap();
+    let timeout_ms = timeout.as_millis() as u64;
+    let args = (cond.clone(), waiting.clone(), done.clone(), timeout_ms);
+    let waiter = builder(method).spawn(wait_and_report, args).unwrap();
+    assert!(waiting.wait_timeout(PATIENCE), "the waiter never came");
+    drop(cond.acquire_timeout(PATIENCE).unwrap());
+    waiter
+}
+
+/// Takes the condition's lock, says so, and waits to be killed before it notifies.
+fn hold_and_never_notify((cond, holding): (Condition, Event)) {
+    let _guard = cond.acquire();
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+// A notifier that dies holding the lock, before its notify: the waiter's time runs out as
+// it would have, and it takes the lock back from the dead (the lock is robust) instead of
+// waiting for it for ever.
+#[test]
+fn a_notifier_killed_holding_the_lock_leaves_the_waiter_its_timeout() {
+    each_method(|method| {
+        // The notifier must take the lock while the waiter still waits; a machine too slow
+        // for that gets a longer wait.
+        for timeout in [1, 4, 16].map(Duration::from_secs) {
+            let cond = Condition::new().unwrap();
+            let done = Event::new().unwrap();
+            let mut waiter = waiter_in_wait(method, &cond, &done, timeout);
+            let holding = Event::new().unwrap();
+            let mut notifier = builder(method)
+                .spawn(hold_and_never_notify, (cond.clone(), holding.clone()))
+                .unwrap();
+            assert!(holding.wait_timeout(PATIENCE));
+            // The waiter's wait was over before the notifier took the lock: no takeover.
+            let late = done.is_set();
+            notifier.kill().unwrap();
+            let (notified, owner_died) = join_soon(&mut waiter, "the waiter");
+            assert!(!notified, "notified by a notifier that never notified");
+            let _ = notifier.join();
+            if late {
+                continue;
+            }
+            assert!(
+                owner_died,
+                "the waiter did not take the lock over from the dead"
+            );
+            let guard = cond.acquire_timeout(PATIENCE).unwrap();
+            assert!(!guard.owner_died());
+            return;
+        }
+        panic!("the notifier never took the lock while the waiter waited");
+    });
+}
+
+// A waiter killed inside `wait` stays counted among the waiters, but a notify never goes to
+// it alone: the live waiter that a `notify(1)` is for wakes.
+#[test]
+fn a_waiter_killed_inside_wait_does_not_take_a_notify_from_the_living() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let mut victim = waiter_in_wait(method, &cond, &Event::new().unwrap(), PATIENCE);
+        let pid = victim.pid().unwrap();
+        eventually("the victim sleeps in wait", || asleep(pid));
+        victim.kill().unwrap();
+        assert!(victim.join().unwrap_err().signal().is_some());
+        let mut survivor = waiter_in_wait(method, &cond, &Event::new().unwrap(), PATIENCE);
+        {
+            let guard = cond.acquire_timeout(PATIENCE).unwrap();
+            assert!(!guard.owner_died(), "the dead waiter held the lock");
+            cond.notify(1).unwrap();
+        }
+        let (notified, _) = join_soon(&mut survivor, "the survivor");
+        assert!(notified, "the notify went to the dead waiter");
+    });
+}
+
+/// Waits twice, counting each wait in `registered` under the lock right before it, and
+/// returns how often it was notified.
+fn wait_twice((cond, registered): (Condition, Value<u32>)) -> u32 {
+    let mut guard = cond.acquire();
+    let mut notified = 0;
+    for _ in 0..2 {
+        registered.with_lock(|n| *n += 1);
+        if cond.wait_timeout(&mut guard, PATIENCE).unwrap() {
+            notified += 1;
+        }
+    }
+    notified
+}
+
+// After CPython `_TestCondition.test_notify_all`, with a waiter killed halfway: notify_all
+// still wakes every live waiter, and later notifies too.
+#[test]
+fn notify_all_wakes_every_live_waiter_after_one_was_killed() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let mut victim = waiter_in_wait(method, &cond, &Event::new().unwrap(), PATIENCE);
+        let registered = Value::new(0u32).unwrap();
+        let mut survivors: Vec<_> = (0..2)
+            .map(|_| {
+                builder(method)
+                    .spawn(wait_twice, (cond.clone(), registered.clone()))
+                    .unwrap()
+            })
+            .collect();
+        // Counted under the lock, right before the wait registers under the same hold: once
+        // the parent holds the lock after the count, those waits are registered.
+        eventually("both survivors wait", || registered.get() == 2);
+        victim.kill().unwrap();
+        let _ = victim.join();
+        {
+            let _guard = cond.acquire_timeout(PATIENCE).unwrap();
+            cond.notify_all().unwrap();
+        }
+        eventually("both survivors wait again", || registered.get() == 4);
+        {
+            let _guard = cond.acquire_timeout(PATIENCE).unwrap();
+            cond.notify_all().unwrap();
+        }
+        for survivor in &mut survivors {
+            assert_eq!(join_soon(survivor, "a survivor"), 2);
+        }
+    });
 }
