@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_core::internal::Deadline;
-use proc_core::shared::{Segment, pid, pid_alive};
+use proc_core::shared::{Segment, pid, pid_alive_since, start_time};
 use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,7 +31,7 @@ pub const TRANSIT: Duration = Duration::from_secs(10);
 /// How often a waiting end looks whether the other side is still there.
 const LOOK: Duration = Duration::from_millis(50);
 
-const MAGIC: u64 = u64::from_le_bytes(*b"procsCh1");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsCh2");
 
 /// One process's ends, for one side.
 #[repr(C)]
@@ -47,6 +47,8 @@ struct Count {
 #[repr(C)]
 struct Slot {
     pid: AtomicU32,
+    /// The owner's start time (0: unknown), so that a recycled pid is not taken for it.
+    start: AtomicU64,
     sides: [Count; 2],
 }
 
@@ -106,19 +108,25 @@ impl Ends {
 
     /// This process's slot, claimed if it has none: a free one, or one of a dead process.
     fn slot(&self) -> Result<&Slot> {
+        // Threads of this process claim one at a time, so that none looks for this
+        // process's slot while another has taken it and not yet written its start time.
+        static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _claim = CLAIM.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let me = pid();
         let slots = &self.table().slots;
-        if let Some(slot) = slots.iter().find(|s| s.pid.load(Ordering::Acquire) == me) {
+        if let Some(slot) = self.mine() {
             return Ok(slot);
         }
         for slot in slots {
             let owner = slot.pid.load(Ordering::Acquire);
-            if (owner == 0 || !pid_alive(owner))
+            let since = slot.start.load(Ordering::Acquire);
+            if (owner == 0 || !pid_alive_since(owner, since))
                 && slot
                     .pid
                     .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
+                slot.start.store(start_time(), Ordering::Release);
                 for count in &slot.sides {
                     count.held.store(0, Ordering::Release);
                     count.transit.store(0, Ordering::Release);
@@ -138,14 +146,17 @@ impl Ends {
         Ok(())
     }
 
+    /// This process's slot, if it has one: its pid and its start time (a dead process
+    /// whose pid this one got has a slot of its own, which this one takes over afresh).
+    fn mine(&self) -> Option<&Slot> {
+        let (me, since) = (pid(), start_time());
+        self.table().slots.iter().find(|s| {
+            s.pid.load(Ordering::Acquire) == me && s.start.load(Ordering::Acquire) == since
+        })
+    }
+
     fn give_back(&self, side: Side) {
-        let me = pid();
-        if let Some(slot) = self
-            .table()
-            .slots
-            .iter()
-            .find(|s| s.pid.load(Ordering::Acquire) == me)
-        {
+        if let Some(slot) = self.mine() {
             let held = &slot.sides[side as usize].held;
             let _ = held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         }
@@ -190,7 +201,7 @@ impl Ends {
             let transit = count.transit.load(Ordering::Acquire) > 0
                 && now.saturating_sub(count.since.load(Ordering::Acquire))
                     < TRANSIT.as_millis() as u64;
-            (held || transit) && pid_alive(owner)
+            (held || transit) && pid_alive_since(owner, slot.start.load(Ordering::Acquire))
         })
     }
 }
@@ -687,12 +698,27 @@ mod tests {
         // A pid that is not alive holds ends: they do not count, and its slot is free.
         let dead = &ends.table().slots[0];
         dead.pid.store(u32::MAX - 1, Ordering::Release);
+        dead.start.store(0, Ordering::Release);
         dead.sides[0].held.store(3, Ordering::Release);
         assert!(!ends.any(Side::Sender));
         ends.take(Side::Sender).unwrap();
         assert!(ends.any(Side::Sender));
         assert_eq!(dead.pid.load(Ordering::Acquire), pid());
         assert_eq!(dead.sides[0].held.load(Ordering::Acquire), 1);
+    }
+
+    #[test]
+    fn a_live_pid_with_another_start_time_is_a_dead_holder() {
+        let ends = Ends::new().unwrap();
+        // This process's pid, as a recycled one would look: alive, but started at another
+        // time than the holder that wrote the slot.
+        let slot = &ends.table().slots[0];
+        slot.pid.store(pid(), Ordering::Release);
+        slot.start.store(start_time().wrapping_add(12345).max(1), Ordering::Release);
+        slot.sides[0].held.store(1, Ordering::Release);
+        if start_time() != 0 {
+            assert!(!ends.any(Side::Sender));
+        }
     }
 
     #[test]
