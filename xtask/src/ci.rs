@@ -4,7 +4,7 @@
 //! log ends at the step that failed.
 
 use crate::cmd::{Result, cargo, header, step};
-use crate::{checks, cross, demo};
+use crate::{checks, cross, demo, soak};
 
 /// Runs every check: formatting, clippy, the tests (doctests included), the docs, the
 /// minimum Rust version, features and Miri ([`checks`]), the demo, and the checks for the
@@ -33,6 +33,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     checks::run()?;
     // The examples assert what they print: run them too.
     demo::run(&[])?;
+    // A minute of kills at random points, after the tests that explain a failure better.
+    soak::run(&["--short".to_string()])?;
     cross::run(&[])?;
     header("ci: every step passed");
     Ok(())

@@ -11,6 +11,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod demo;
+mod soak;
 mod wine;
 
 const USAGE: &str = "\
@@ -25,6 +26,10 @@ tasks:
   demo [EXAMPLE..]   build and run the examples, in order
   bench [FILTER]     run our benchmarks and the peers' side by side and print the ratios;
                      FILTER keeps the rows whose name contains it
+  soak [--short] [--trials N] [--budget-secs S] [--hang-secs H] [--seed X] [PRIMITIVE..]
+                     SIGKILL processes at random points in every process primitive, check
+                     survivors, items and resources after each trial, print the table
+                     (issue 15); --short is the minute that `ci` runs
   help               this text
 
 environment:
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Some("checks") => checks::run(),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("soak") => soak::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
