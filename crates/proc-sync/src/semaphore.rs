@@ -61,32 +61,28 @@ fn pack_slot(pid: u32, count: u32) -> u64 {
 impl Holders {
     /// Records one more hold of process `me`; returns its slot, or `None` when the table is
     /// full (the hold goes unrecorded).
+    ///
+    /// The search starts at a slot chosen by the pid and stops at the first slot that is
+    /// `me`'s or free, so that an acquire costs a compare-and-swap or two rather than a walk
+    /// through the table. (A slot of `me` further on, left behind when an earlier one was
+    /// freed, is fine: holds are summed over a process's slots.)
     pub(crate) fn add(&self, me: u32) -> Option<usize> {
-        // A slot of `me` first, so that a process with many holds takes one slot; then any
-        // free slot.
-        for claim_free in [false, true] {
-            for (i, slot) in self.slots.iter().enumerate() {
-                let mut current = slot.load(Ordering::Relaxed);
-                loop {
-                    let next = if current == 0 && claim_free {
-                        pack_slot(me, 1)
-                    } else if current != 0
-                        && slot_pid(current) == me
-                        && slot_count(current) < u32::MAX
-                    {
-                        current + 1
-                    } else {
-                        break;
-                    };
-                    match slot.compare_exchange_weak(
-                        current,
-                        next,
-                        Ordering::SeqCst,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return Some(i),
-                        Err(now) => current = now,
-                    }
+        let home = me as usize % HOLDER_SLOTS;
+        for i in (home..HOLDER_SLOTS).chain(0..home) {
+            let slot = &self.slots[i];
+            let mut current = slot.load(Ordering::Relaxed);
+            loop {
+                let next = if current == 0 {
+                    pack_slot(me, 1)
+                } else if slot_pid(current) == me && slot_count(current) < u32::MAX {
+                    current + 1
+                } else {
+                    break;
+                };
+                match slot.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::Relaxed)
+                {
+                    Ok(_) => return Some(i),
+                    Err(now) => current = now,
                 }
             }
         }

@@ -383,3 +383,19 @@ fn a_party_that_dies_before_leaving_a_released_round_does_not_hold_up_the_next()
         assert!(!barrier.broken());
     });
 }
+
+#[test]
+fn any_timeout_is_fine_even_the_longest() {
+    let barrier = Barrier::new(1).unwrap();
+    assert_eq!(barrier.wait_timeout(Duration::MAX).unwrap(), 0);
+    let barrier = Barrier::with_timeout(1, Duration::MAX).unwrap();
+    assert_eq!(barrier.wait().unwrap(), 0);
+    let barrier = Barrier::new(2).unwrap();
+    assert!(
+        barrier
+            .wait_timeout(Duration::ZERO)
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(barrier.broken());
+}

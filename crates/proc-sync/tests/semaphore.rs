@@ -364,3 +364,19 @@ fn a_release_from_another_process_leaves_the_holders_alone() {
         let _ = holder.join();
     });
 }
+
+#[test]
+fn any_timeout_is_fine_even_the_longest() {
+    let sem = BoundedSemaphore::new(1).unwrap();
+    let place = sem.acquire_timeout(Duration::MAX).unwrap();
+    assert!(!place.owner_died());
+    assert!(
+        sem.acquire_timeout(Duration::ZERO)
+            .unwrap_err()
+            .is_timeout()
+    );
+    drop(place);
+    let sem = Semaphore::new(1).unwrap();
+    drop(sem.acquire_timeout(Duration::MAX).unwrap());
+    assert_eq!(sem.get_value(), 1);
+}
