@@ -359,13 +359,13 @@ fn a_killed_server_fails_every_call_with_closed() {
     kill9(manager.pid().unwrap());
     let started = Instant::now();
     for waiter in waiters {
-        assert!(matches!(waiter.join().unwrap(), Err(proc_ipc::GetError::Closed)));
+        assert!(matches!(
+            waiter.join().unwrap(),
+            Err(proc_ipc::GetError::Closed)
+        ));
     }
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert!(matches!(
-        q.put(1),
-        Err(proc_ipc::PutError::Failed(1, Error::Closed))
-    ));
+    assert!(matches!(q.put(1), Err(proc_ipc::PutError::Closed(1))));
     assert!(matches!(q.qsize(), Err(Error::Closed)));
 }
 
@@ -551,4 +551,32 @@ fn a_manager_whose_parent_is_killed_stops() {
     assert!(procs_testkit::alive(server));
     parent.kill().unwrap();
     eventually("the orphaned server ends", || !procs_testkit::alive(server));
+}
+
+fn get_until_closed(q: QueueProxy<u8>) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    loop {
+        match q.get() {
+            Ok(item) => got.push(item),
+            Err(err) => return (got, err.is_closed()),
+        }
+    }
+}
+
+/// A queue proxy shut down by one process wakes the consumers blocked in others, after
+/// they took what was left (Python 3.13's `Queue.shutdown` on a manager's queue).
+#[test]
+fn a_shut_down_queue_proxy_wakes_blocked_consumers() {
+    let manager = Manager::start().unwrap();
+    let q = manager.queue::<u8>().unwrap();
+    let consumer = Process::spawn(get_until_closed, q.clone()).unwrap();
+    for i in 0..5 {
+        q.put(i).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    q.shutdown(false).unwrap();
+    let (got, closed) = { consumer }.join_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    assert!(closed);
+    assert!(q.put(9).unwrap_err().is_closed());
 }

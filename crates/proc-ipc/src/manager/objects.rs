@@ -108,6 +108,14 @@ struct QueueState {
     items: VecDeque<Bytes>,
     maxsize: usize,
     unfinished: u64,
+    /// Shut down (Python 3.13): puts fail; gets drain, or fail at once when `immediate`.
+    shut: Option<Shut>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shut {
+    Draining,
+    Immediate,
 }
 
 #[derive(Default)]
@@ -195,6 +203,7 @@ impl Object {
                 items: VecDeque::new(),
                 maxsize: usize::try_from(maxsize).unwrap_or(usize::MAX),
                 unfinished: 0,
+                shut: None,
             }),
             Kind::Lock => State::Lock(None),
             Kind::RLock => State::RLock(Reentrant::default()),
@@ -362,7 +371,9 @@ impl Object {
             Op::Take { timeout } => return self.take(timeout, caller),
             Op::Join { timeout } => {
                 return self.block(caller, timeout, |state, end| match state {
-                    State::Queue(q) if q.unfinished == 0 => Some(Ok(Reply::Unit)),
+                    State::Queue(q) if q.unfinished == 0 || q.shut == Some(Shut::Immediate) => {
+                        Some(Ok(Reply::Unit))
+                    }
                     State::Queue(_) => end.map(Err),
                     _ => Some(Err(wrong_kind())),
                 });
@@ -490,6 +501,15 @@ impl Object {
                 None => Err(Failure::Invalid(Invalid::TooManyTaskDone)),
             },
             (State::Queue(q), Op::Count) => Ok(Reply::Count(q.unfinished)),
+            (State::Queue(q), Op::Shutdown { immediate }) => {
+                if immediate {
+                    q.shut = Some(Shut::Immediate);
+                } else if q.shut.is_none() {
+                    q.shut = Some(Shut::Draining);
+                }
+                Ok(Reply::Unit)
+            }
+            (State::Queue(q), Op::IsSet) => Ok(Reply::Bool(q.shut.is_some())),
             (State::Lock(holder), Op::Release { .. }) => match holder.take() {
                 // Python's manager `Lock` is a `threading.Lock`: anyone may release it.
                 Some(_) => Ok(Reply::Unit),
@@ -607,6 +627,7 @@ impl Object {
     fn put(&self, item: Bytes, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
         let mut item = Some(item);
         self.block(caller, timeout, |state, end| match state {
+            State::Queue(q) if q.shut.is_some() => Some(Err(Failure::Closed)),
             State::Queue(q) => {
                 if q.items.len() < q.maxsize {
                     q.items.extend(item.take());
@@ -627,6 +648,8 @@ impl Object {
 
     fn take(&self, timeout: Option<Duration>, caller: &dyn Caller) -> Response {
         self.block(caller, timeout, |state, end| match state {
+            State::Queue(q) if q.shut == Some(Shut::Immediate) => Some(Err(Failure::Closed)),
+            State::Queue(q) if q.shut.is_some() && q.items.is_empty() => Some(Err(Failure::Closed)),
             State::Queue(q) => match q.items.pop_front() {
                 Some(item) => Some(Ok(Reply::Item(Some(item)))),
                 None => match end {

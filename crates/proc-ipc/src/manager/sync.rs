@@ -75,6 +75,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
             Ok(_) => Err(PutError::Failed(item, unexpected())),
             Err(Error::Full) => Err(PutError::Full(item)),
             Err(Error::Timeout) => Err(PutError::Timeout(item)),
+            Err(Error::Closed) => Err(PutError::Closed(item)),
             Err(err) => Err(PutError::Failed(item, err)),
         }
     }
@@ -83,8 +84,8 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     ///
     /// # Errors
     ///
-    /// [`PutError::Failed`] with the item when the manager is gone or the item does not
-    /// encode.
+    /// [`PutError::Closed`] with the item when the manager is gone or the queue was shut
+    /// down, [`PutError::Failed`] when the item does not encode.
     ///
     /// # Examples
     ///
@@ -324,6 +325,52 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         self.token.unit(Op::Join {
             timeout: Some(timeout),
         })
+    }
+
+    /// Shuts the queue down for every client (Python 3.13's `Queue.shutdown`): later puts
+    /// fail with [`PutError::Closed`], gets take what is left and then fail with
+    /// [`GetError::Closed`] — at once when `immediate`, which also releases
+    /// [`join`](QueueProxy::join) — and callers blocked in any process wake.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the manager is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # proc_core::init();
+    /// use proc_ipc::GetError;
+    ///
+    /// let m = proc_ipc::Manager::start().unwrap();
+    /// let q = m.queue().unwrap();
+    /// q.put(1u8).unwrap();
+    /// q.shutdown(false).unwrap();
+    /// assert!(q.is_shutdown().unwrap());
+    /// assert!(q.put(2).unwrap_err().is_closed());
+    /// assert_eq!(q.get(), Ok(1));
+    /// assert_eq!(q.get(), Err(GetError::Closed));
+    /// ```
+    #[doc(alias = "ShutDown")]
+    pub fn shutdown(&self, immediate: bool) -> Result<()> {
+        self.token.unit(Op::Shutdown { immediate })
+    }
+
+    /// Whether the queue was shut down.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the manager is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # proc_core::init();
+    /// let m = proc_ipc::Manager::start().unwrap();
+    /// assert!(!m.queue::<u8>().unwrap().is_shutdown().unwrap());
+    /// ```
+    pub fn is_shutdown(&self) -> Result<bool> {
+        self.token.flag(Op::IsSet)
     }
 
     /// How many items were put and not yet marked done.

@@ -209,6 +209,10 @@ pub(crate) enum Op {
     Abort,
     // user type
     Handle(Bytes),
+    // queue, again: Python 3.13's `Queue.shutdown`
+    Shutdown {
+        immediate: bool,
+    },
 }
 
 /// A successful answer.
