@@ -399,3 +399,34 @@ fn any_timeout_is_fine_even_the_longest() {
     );
     assert!(barrier.broken());
 }
+
+/// An action that ends its process, as a crash would, holding the barrier's lock.
+fn die() {
+    std::process::exit(7);
+}
+
+/// Waits as the last party, whose action ends the process.
+fn arrive_last(barrier: Barrier) -> Outcome {
+    outcome(barrier.wait_timeout(PATIENCE))
+}
+
+// The last party dies in the action, holding the barrier's lock, before it released the
+// round: the lock is taken over from the dead, and the barrier breaks for the others.
+#[test]
+fn a_party_that_dies_in_the_action_breaks_the_barrier() {
+    each_method(|method| {
+        let barrier = Barrier::with_action(2, die).unwrap();
+        let mut first = waiting_party(method, &barrier, 1);
+        let mut last = builder(method).spawn(arrive_last, barrier.clone()).unwrap();
+        assert_eq!(last.join_timeout(PATIENCE).unwrap_err().exitcode(), Some(7));
+        let (timed_out, message) = first.join_timeout(PATIENCE).unwrap().unwrap_err();
+        assert!(
+            !timed_out,
+            "the first party waited out its timeout: {message}"
+        );
+        assert!(message.contains("a party died"), "{message}");
+        assert!(barrier.broken());
+        barrier.reset();
+        assert!(!barrier.broken());
+    });
+}
