@@ -12,8 +12,8 @@
 //! | item | Python |
 //! |---|---|
 //! | [`Lock`], [`RLock`] | `multiprocessing.Lock`, `RLock`; robust: a holder's death does not block the others ([`LockGuard::owner_died`]) |
-//! | [`Semaphore`], [`BoundedSemaphore`] | `multiprocessing.Semaphore`, `BoundedSemaphore` |
-//! | [`Event`], [`Condition`], [`Barrier`] | `multiprocessing.Event`, `Condition`, `Barrier` |
+//! | [`Semaphore`], [`BoundedSemaphore`] | `multiprocessing.Semaphore`, `BoundedSemaphore`; robust: the places a process held when it died come back ([`SemaphoreGuard::owner_died`]) |
+//! | [`Event`], [`Condition`], [`Barrier`] | `multiprocessing.Event`, `Condition`, `Barrier`; a party that dies inside `Barrier::wait` breaks the barrier for the others ([`Barrier::dead_party`]) |
 //! | [`Value`], [`Array`], [`RawValue`], [`RawArray`] | `multiprocessing.Value`, `Array` (with `lock=False` for the raw ones), for [`Pod`] types |
 //! | [`SharedMemory`] | `multiprocessing.shared_memory.SharedMemory`; nothing leaks in `/dev/shm` |
 //! | [`queue`], [`Timer`] | `queue.Queue`, `LifoQueue`, `PriorityQueue`; `threading.Timer` |
