@@ -18,7 +18,7 @@
 //!   working; the locks, reentrant locks, conditions and semaphore permits it held are given
 //!   back once its last connection closes, and a barrier it waited at breaks.
 //! - A server that dies turns every call, including those waiting, into
-//!   [`Error::Closed`](proc_core::Error::Closed) at once.
+//!   [`Error::Closed`] at once.
 //! - The server of [`Manager::start`] is a daemonic child: it ends when the manager is
 //!   dropped or [shut down](Manager::shutdown), and when its parent dies.
 //! - A request that does not decode is answered with an error; a frame that breaks the
@@ -338,7 +338,7 @@ impl Manager {
     }
 
     /// Stops the server: every proxy's later call fails with
-    /// [`Error::Closed`](proc_core::Error::Closed). For a server this manager started, waits
+    /// [`Error::Closed`]. For a server this manager started, waits
     /// for its process to exit (killing it if it does not); calling twice is fine.
     ///
     /// # Errors
