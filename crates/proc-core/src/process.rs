@@ -315,7 +315,9 @@ enum State {
 /// }
 /// ```
 ///
-/// A closure that captures its environment does not compile:
+/// A closure that captures its environment does not compile. The check is a constant that
+/// `cargo build` evaluates once the function's type is known, after type checking: `cargo
+/// check` (and so an editor's live errors) does not show it.
 ///
 /// ```compile_fail,E0080
 /// fn main() {
