@@ -239,4 +239,3 @@ fn one_error_model_serves_both_queue_families() {
     let refused: procs::PutError<u8> = full.put_nowait(2).unwrap_err();
     assert!(refused.is_full());
 }
-

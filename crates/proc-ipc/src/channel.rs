@@ -111,7 +111,9 @@ impl Ends {
         // Threads of this process claim one at a time, so that none looks for this
         // process's slot while another has taken it and not yet written its start time.
         static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _claim = CLAIM.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _claim = CLAIM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let me = pid();
         let slots = &self.table().slots;
         if let Some(slot) = self.mine() {
@@ -583,9 +585,7 @@ impl<T: Serialize + DeserializeOwned> Receiver<T> {
     /// ```
     pub fn try_recv(&self) -> Result<T, GetError> {
         match self.queue.get_nowait() {
-            Err(GetError::Empty)
-                if !self.end.ends.any(Side::Sender) && self.queue.qsize() == 0 =>
-            {
+            Err(GetError::Empty) if !self.end.ends.any(Side::Sender) && self.queue.qsize() == 0 => {
                 Err(GetError::Closed)
             }
             other => other,
@@ -714,7 +714,8 @@ mod tests {
         // time than the holder that wrote the slot.
         let slot = &ends.table().slots[0];
         slot.pid.store(pid(), Ordering::Release);
-        slot.start.store(start_time().wrapping_add(12345).max(1), Ordering::Release);
+        slot.start
+            .store(start_time().wrapping_add(12345).max(1), Ordering::Release);
         slot.sides[0].held.store(1, Ordering::Release);
         if start_time() != 0 {
             assert!(!ends.any(Side::Sender));

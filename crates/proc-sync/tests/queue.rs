@@ -434,10 +434,7 @@ fn shutdown_all_methods_in_one_thread<Q: TestQueue>() {
     // Once the queue is empty after `shutdown(false)`, every get fails with ShutDown.
     assert_eq!(q.get(), Err(GetError::Closed));
     assert_eq!(q.get_nowait(), Err(GetError::Closed));
-    assert_eq!(
-        q.get_timeout(Duration::from_secs(1)),
-        Err(GetError::Closed)
-    );
+    assert_eq!(q.get_timeout(Duration::from_secs(1)), Err(GetError::Closed));
 }
 
 /// CPython's `_shutdown_all_methods_in_one_thread(immediate=True)`.
