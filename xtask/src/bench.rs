@@ -1,17 +1,24 @@
 //! `cargo xtask bench`: our benchmarks and the peers', side by side in one run.
 //!
-//! Builds the `procs-bench` programs in release mode, runs every measurement of
-//! [`suite::MEASURES`] that a selected row needs, one program run each, then prints one row per
-//! [`suite::Comparison`]: our time, the peer's, the ratio `peer / ours` (above 1 means we are
-//! faster) and the goal with PASS or MISS. The rows also go to `target/bench/results.json`.
+//! Builds the `procs-bench` programs in release mode, then runs each selected row
+//! ([`suite::Comparison`]) as pairs of runs: our program, then the peer's, back to back, one
+//! run each (each with its own warm-up before its timed stretch), [`PAIRS`] times. The rows
+//! take turns, pair by pair, so that a row's pairs spread over the whole run. Each pair gives a
+//! ratio `peer / ours` (above 1 means we are faster); the row prints the median ratio, the
+//! spread of the ratios (their interquartile range, see [`stats`]) and a verdict against its
+//! target: PASS when the whole spread meets it, MISS when all of it falls short, UNSURE
+//! otherwise. A burst of load that hits both runs of a pair cancels out in its ratio; one that
+//! hits a single run moves one ratio, which the quartiles shrug off.
 //!
-//! Each measurement runs [`ROUNDS`] times, the rounds interleaved so that a burst of load
-//! on the machine hits ours and the peer's alike, and its time is the median of the rounds'
-//! means. Still, these are times on a shared machine: compare ratios within one run, not
-//! figures across runs.
+//! The rows that are pure CPU work in one process also get an instruction count (valgrind's
+//! callgrind, see [`callgrind`]), which a loaded machine does not change, so that a change to
+//! them can be judged on one run. Every pair goes to `target/bench/results.json`, and a chart
+//! of the rows to `target/bench/results.svg`.
 
+mod callgrind;
 mod chart;
 mod json;
+mod stats;
 mod suite;
 
 use std::env;
@@ -24,17 +31,34 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Result, cargo, describe, header, root, step, target_dir};
+use callgrind::Counts;
+use stats::{Spread, Verdict};
 use suite::{BUDGET_SECS, COMPARISONS, Comparison, Measure, Program};
 
-/// How many times each measurement runs; its time is the median of the rounds.
-const ROUNDS: usize = 3;
+const USAGE: &str = "\
+usage: cargo xtask bench [--rows PATTERN] [--pairs N] [--pin[=CPUS]] [FILTER]
+
+Runs each row as N pairs of runs, ours then the peer's, back to back, and prints the median
+of the pairs' ratios (peer / ours: above 1x we are faster), their interquartile range and a
+verdict: PASS when the whole range meets the target, MISS when it all falls short, UNSURE
+otherwise. The rows of pure CPU work in one process also get valgrind's instruction count.
+
+  --rows PATTERN  only the rows whose name or measurement id contains PATTERN, in any case;
+                  `|` separates alternatives (--rows 'round trip|queue_100kb')
+  FILTER          the same as --rows FILTER
+  --pairs N       pairs of runs per row (default 7)
+  --pin[=CPUS]    run every program, and so every process it starts, on CPUS (a taskset
+                  list such as 0 or 0-1; default 0), ours and the peer's alike
+  --help          this text
+
+Writes target/bench/results.json (every pair) and target/bench/results.svg.";
+
+/// How many pairs of runs a row gets unless `--pairs` says otherwise.
+const PAIRS: usize = 7;
 
 /// How long a measurement may run beyond its budget (warm-up, interpreter start) before it is
 /// taken for hung and killed.
 const GRACE: Duration = Duration::from_secs(60);
-
-/// What a measurement gave: the time of one operation, or why there is none.
-pub(crate) type Outcome = Result<Timing, String>;
 
 /// What one run of a measurement's program printed: the mean time of one operation over
 /// `iterations` timed operations.
@@ -44,159 +68,318 @@ pub(crate) struct Sample {
     pub(crate) iterations: u32,
 }
 
-/// A measurement's time over all its rounds.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Timing {
-    /// The median of the rounds' mean seconds per operation.
-    pub(crate) seconds: f64,
-    /// The operations timed in all rounds.
-    pub(crate) iterations: u32,
-    /// Each round's mean seconds per operation, in the order they ran.
-    pub(crate) rounds: Vec<f64>,
-}
-
-impl Timing {
-    /// The timing of the rounds' samples; `None` without any.
-    pub(crate) fn of(samples: &[Sample]) -> Option<Timing> {
-        let rounds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
-        let mut sorted = rounds.clone();
-        sorted.sort_by(f64::total_cmp);
-        let seconds = match sorted.len() {
-            0 => return None,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-        };
-        Some(Timing {
-            seconds,
-            iterations: samples.iter().map(|s| s.iterations).sum(),
-            rounds,
-        })
-    }
-}
-
 /// The folder of the Python peers.
 pub(crate) fn python_dir() -> PathBuf {
     root().join("xtask").join("bench").join("python")
 }
 
-/// Runs the benchmarks whose row name contains the filter in `args` (all without one).
+/// The release build of the benchmark binary `bin`.
+pub(crate) fn binary(bin: &str) -> PathBuf {
+    target_dir()
+        .join("release")
+        .join(format!("{bin}{}", env::consts::EXE_SUFFIX))
+}
+
+/// The Python that runs the peers.
+fn python() -> OsString {
+    env::var_os("PYTHON").unwrap_or_else(|| OsString::from("python3"))
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq)]
+struct Options {
+    /// Alternatives, in lower case; a row is selected when one is in its name or a
+    /// measurement id. No alternative (no `--rows`) selects every row.
+    patterns: Vec<String>,
+    pairs: usize,
+    /// The CPUs, as `taskset -c` takes them, that every program runs on.
+    pin: Option<String>,
+    help: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            patterns: Vec::new(),
+            pairs: PAIRS,
+            pin: None,
+            help: false,
+        };
+        let mut rows: Option<String> = None;
+        let mut set_rows = |pattern: String| match rows.replace(pattern) {
+            Some(_) => Err("give one row pattern (`|` separates alternatives)".to_string()),
+            None => Ok(()),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = |inline: Option<String>| {
+                inline
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag {
+                "--rows" => set_rows(value(inline)?)?,
+                "--pairs" => {
+                    let text = value(inline)?;
+                    options.pairs = match text.parse() {
+                        Ok(n) if n >= 1 => n,
+                        _ => return Err(format!("--pairs takes a number from 1, not {text:?}")),
+                    };
+                }
+                "--pin" => {
+                    let cpus = inline.unwrap_or_else(|| "0".to_string());
+                    let valid = !cpus.is_empty()
+                        && cpus
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == ',' || c == '-');
+                    if !valid {
+                        return Err(format!(
+                            "--pin takes a CPU list such as 0 or 0-1, not {cpus:?}"
+                        ));
+                    }
+                    options.pin = Some(cpus);
+                }
+                "-h" | "--help" => options.help = true,
+                flag if flag.starts_with('-') => return Err(format!("unknown flag {flag}")),
+                _ => set_rows(arg.clone())?,
+            }
+        }
+        options.patterns = rows
+            .iter()
+            .flat_map(|rows| rows.split('|'))
+            .map(str::trim)
+            .filter(|pattern| !pattern.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        Ok(options)
+    }
+
+    fn selects(&self, row: &Comparison) -> bool {
+        let names = [row.name, row.ours, row.peer].map(str::to_lowercase);
+        self.patterns.is_empty()
+            || self
+                .patterns
+                .iter()
+                .any(|pattern| names.iter().any(|name| name.contains(pattern.as_str())))
+    }
+}
+
+/// Runs the benchmarks as `args` asks (see [`USAGE`]).
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let filter = match args {
-        [] => "",
-        [filter] => filter.as_str(),
-        _ => return Err("`bench` takes at most one argument, a filter on row names".into()),
-    };
-    let rows: Vec<&Comparison> = COMPARISONS
+    let options = Options::parse(args).map_err(|why| format!("{why}\n\n{USAGE}"))?;
+    if options.help {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut rows: Vec<Row> = COMPARISONS
         .iter()
-        .filter(|row| row.name.contains(filter))
+        .filter(|row| options.selects(row))
+        .map(Row::new)
         .collect();
     if rows.is_empty() {
-        return Err(format!("no benchmark row matches {filter:?}").into());
+        return Err(format!("no benchmark row matches {:?}", options.patterns.join("|")).into());
     }
-    let measures: Vec<&Measure> = suite::MEASURES
+    let measures: Vec<&'static Measure> = suite::MEASURES
         .iter()
-        .filter(|m| rows.iter().any(|row| row.ours == m.id || row.peer == m.id))
+        .filter(|m| {
+            rows.iter()
+                .any(|row| row.row.ours == m.id || row.row.peer == m.id)
+        })
         .collect();
+    if let Some(cpus) = &options.pin {
+        check_pin(cpus)?;
+    }
 
-    step(cargo().args(["build", "--release", "-p", "procs-bench", "--bins"]))?;
+    // Only the binaries the rows need: another package's binary in the making cannot stop it.
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "procs-bench"]);
+    let mut bins: Vec<&str> = Vec::new();
+    for measure in &measures {
+        if let Program::Rust(bin) = measure.program
+            && !bins.contains(&bin)
+        {
+            bins.push(bin);
+            build.args(["--bin", bin]);
+        }
+    }
+    if !bins.is_empty() {
+        step(&mut build)?;
+    }
     if measures.iter().any(|m| m.label == "loky") {
         ensure_loky();
     }
 
-    let mut samples: Vec<Result<Vec<Sample>, String>> = vec![Ok(Vec::new()); measures.len()];
-    for round in 1..=ROUNDS {
-        header(&format!("bench: measuring, round {round} of {ROUNDS}"));
-        for (measure, samples) in measures.iter().zip(&mut samples) {
-            // A measurement that failed once is not run again: its figure is gone anyway.
-            let Ok(done) = samples else { continue };
-            match run_measure(measure) {
-                Ok(sample) => {
+    let pin = options.pin.as_deref();
+    let pairs = options.pairs;
+    // A measurement that failed in one row is not run again for another: its figure is gone.
+    let mut failed: Vec<(&str, String)> = Vec::new();
+    for pair in 1..=pairs {
+        header(&format!(
+            "bench: pair {pair} of {pairs} (ours, then the peer's; ratio = peer / ours){}",
+            pin.map_or(String::new(), |cpus| format!(", pinned to CPUs {cpus}"))
+        ));
+        for row in &mut rows {
+            if row.error.is_some() {
+                continue;
+            }
+            let gone = failed
+                .iter()
+                .find(|(id, _)| *id == row.row.ours || *id == row.row.peer);
+            if let Some((id, why)) = gone {
+                row.error = Some(format!("{id}: {why}"));
+                continue;
+            }
+            match run_pair(row.row, pin) {
+                Ok(pair) => {
                     println!(
-                        "  {:<34} {:>10}   ({} ops)",
-                        measure.id,
-                        format_time(sample.seconds),
-                        sample.iterations
+                        "  {:<56} {:>10} {:>10}  {}",
+                        row.row.name,
+                        format_time(pair.ours),
+                        format_time(pair.peer),
+                        format_ratio(pair.ratio())
                     );
-                    done.push(sample);
+                    row.pairs.push(pair);
                 }
-                Err(why) => {
-                    println!("  {:<34} FAILED: {why}", measure.id);
-                    *samples = Err(why);
+                Err((id, why)) => {
+                    println!("  {:<56} FAILED: {why}", row.row.name);
+                    row.error = Some(format!("{id}: {why}"));
+                    failed.push((id, why));
                 }
             }
         }
     }
-    let outcomes: Vec<(&Measure, Outcome)> = measures
-        .into_iter()
-        .zip(samples)
-        .map(|(measure, samples)| {
-            let timing = samples.and_then(|s| Timing::of(&s).ok_or("no rounds".to_string()));
-            (measure, timing)
-        })
-        .collect();
+
+    let counted = measures.iter().any(|m| suite::COUNTED.contains(&m.id));
+    let counts = if counted {
+        header("bench: instructions per operation (valgrind --tool=callgrind)");
+        callgrind::count(&measures)
+    } else {
+        Counts::Skipped("no selected row is counted".into())
+    };
+    if let (true, Counts::Skipped(why)) = (counted, &counts) {
+        println!("SKIPPED: no instruction counts: {why}");
+    }
+    for row in &mut rows {
+        row.ours_instructions = counts.of(row.row.ours);
+        row.peer_instructions = counts.of(row.row.peer);
+    }
 
     header(&format!(
-        "bench: results (median of {ROUNDS} rounds; ratio = peer / ours, above 1x we are faster)"
+        "bench: results (ratio = peer / ours, above 1x we are faster: the median of {pairs} \
+         pairs, and in brackets the middle half of them)"
     ));
-    let reports: Vec<Row> = rows.iter().map(|row| Row::new(row, &outcomes)).collect();
-    print_rows(&reports);
+    print_rows(&rows);
 
     let path = target_dir().join("bench").join("results.json");
     fs::create_dir_all(path.parent().expect("the file is in a folder"))?;
-    fs::write(&path, json::results(&reports, &outcomes))?;
+    fs::write(&path, json::results(&rows, &counts, pairs, pin))?;
     println!("\nwrote {}", path.display());
     let picture = path.with_file_name("results.svg");
-    fs::write(&picture, chart::svg(&reports))?;
+    fs::write(&picture, chart::svg(&rows))?;
     println!("wrote {}", picture.display());
 
-    let met = reports.iter().filter(|r| r.met() == Some(true)).count();
-    let goals = reports.iter().filter(|r| r.row.target.is_some()).count();
-    println!("targets met: {met} of {goals}");
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|(_, outcome)| outcome.is_err())
-        .map(|(measure, _)| measure.id)
-        .collect();
+    let goals = rows.iter().filter(|r| r.row.target.is_some()).count();
+    let verdicts = |verdict| rows.iter().filter(|r| r.verdict() == Some(verdict)).count();
+    println!(
+        "verdicts on {goals} targets: {} PASS, {} MISS, {} UNSURE",
+        verdicts(Verdict::Pass),
+        verdicts(Verdict::Miss),
+        verdicts(Verdict::Unsure),
+    );
+    if let (true, Counts::Skipped(why)) = (counted, &counts) {
+        println!("SKIPPED: instruction counts: {why}");
+    }
+    println!("took {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     if !failed.is_empty() {
-        return Err(format!("measurements failed: {}", failed.join(", ")).into());
+        let ids: Vec<&str> = failed.iter().map(|(id, _)| *id).collect();
+        return Err(format!("measurements failed: {}", ids.join(", ")).into());
     }
     Ok(())
 }
 
-/// One comparison with its figures.
+/// One pair: the seconds per operation of our run and of the peer's run just after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pair {
+    pub(crate) ours: f64,
+    pub(crate) peer: f64,
+}
+
+impl Pair {
+    /// `peer / ours`: above 1, we are faster.
+    pub(crate) fn ratio(self) -> f64 {
+        self.peer / self.ours
+    }
+}
+
+/// Runs one pair of `row`: ours, then the peer's. On failure, the measurement that failed and
+/// why.
+fn run_pair(row: &Comparison, pin: Option<&str>) -> Result<Pair, (&'static str, String)> {
+    let run = |id: &'static str| {
+        let measure = suite::measure(id).ok_or((id, "no such measurement".to_string()))?;
+        run_measure(measure, pin)
+            .map(|sample| sample.seconds)
+            .map_err(|why| (id, why))
+    };
+    let ours = run(row.ours)?;
+    let peer = run(row.peer)?;
+    Ok(Pair { ours, peer })
+}
+
+/// One comparison with its pairs.
 #[derive(Debug)]
 pub(crate) struct Row {
     pub(crate) row: &'static Comparison,
-    /// Our seconds per operation, if measured.
-    pub(crate) ours: Option<f64>,
-    /// The peer's seconds per operation, if measured.
-    pub(crate) peer: Option<f64>,
+    /// Every pair, in the order they ran.
+    pub(crate) pairs: Vec<Pair>,
+    /// Why the row has no figure, when a run failed.
+    pub(crate) error: Option<String>,
+    /// Instructions per operation, for the counted measurements.
+    pub(crate) ours_instructions: Option<f64>,
+    pub(crate) peer_instructions: Option<f64>,
 }
 
 impl Row {
-    fn new(row: &'static Comparison, outcomes: &[(&Measure, Outcome)]) -> Row {
-        let timing = |id: &str| {
-            outcomes
-                .iter()
-                .find(|(measure, _)| measure.id == id)
-                .and_then(|(_, outcome)| outcome.as_ref().ok())
-                .map(|timing| timing.seconds)
-        };
+    fn new(row: &'static Comparison) -> Row {
         Row {
             row,
-            ours: timing(row.ours),
-            peer: timing(row.peer),
+            pairs: Vec::new(),
+            error: None,
+            ours_instructions: None,
+            peer_instructions: None,
         }
     }
 
-    /// `peer / ours`: above 1, we are faster.
-    pub(crate) fn ratio(&self) -> Option<f64> {
-        Some(self.peer? / self.ours?)
+    /// The pairs' figures by `figure`, none if a run failed.
+    fn spread_of(&self, figure: impl Fn(&Pair) -> f64) -> Option<Spread> {
+        if self.error.is_some() {
+            return None;
+        }
+        Spread::of(&self.pairs.iter().map(figure).collect::<Vec<_>>())
     }
 
-    /// Whether the row meets its goal; `None` without a goal or without figures.
-    pub(crate) fn met(&self) -> Option<bool> {
-        Some(self.ratio()? >= self.row.target?.min_ratio)
+    /// The spread of the pairs' ratios, `peer / ours`.
+    pub(crate) fn ratios(&self) -> Option<Spread> {
+        self.spread_of(|pair| pair.ratio())
+    }
+
+    /// The median of our seconds per operation.
+    pub(crate) fn ours_seconds(&self) -> Option<f64> {
+        Some(self.spread_of(|pair| pair.ours)?.median)
+    }
+
+    /// The median of the peer's seconds per operation.
+    pub(crate) fn peer_seconds(&self) -> Option<f64> {
+        Some(self.spread_of(|pair| pair.peer)?.median)
+    }
+
+    /// The row's answer to its goal; `None` without a goal or without figures.
+    pub(crate) fn verdict(&self) -> Option<Verdict> {
+        Some(Verdict::of(self.ratios()?, self.row.target?.min_ratio))
     }
 
     pub(crate) fn peer_label(&self) -> &'static str {
@@ -205,29 +388,38 @@ impl Row {
 }
 
 fn print_rows(rows: &[Row]) {
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let time = |t: Option<f64>| t.map_or("n/a".to_string(), format_time);
-            let goal = match (r.row.target, r.met()) {
+            let goal = match (r.row.target, r.verdict()) {
                 (None, _) => String::new(),
-                (Some(target), Some(true)) => format!("target {} PASS", target.text),
-                (Some(target), Some(false)) => format!("target {} MISS", target.text),
+                (Some(target), Some(verdict)) => {
+                    format!("target {} {}", target.text, verdict.as_str())
+                }
                 (Some(target), None) => format!("target {} ERROR", target.text),
+            };
+            let instructions = match (r.ours_instructions, r.peer_instructions) {
+                (Some(ours), Some(peer)) => format!(
+                    "instructions {ours:.0} vs {peer:.0} ({})",
+                    format_ratio(peer / ours)
+                ),
+                _ => String::new(),
             };
             [
                 r.row.name.to_string(),
-                format!("ours {}", time(r.ours)),
-                format!("{} {}", r.peer_label(), time(r.peer)),
+                format!("ours {}", time(r.ours_seconds())),
+                format!("{} {}", r.peer_label(), time(r.peer_seconds())),
                 format!(
                     "ratio {}",
-                    r.ratio().map_or("n/a".to_string(), format_ratio)
+                    r.ratios().map_or("n/a".to_string(), format_spread)
                 ),
                 goal,
+                instructions,
             ]
         })
         .collect();
-    let mut widths = [0; 5];
+    let mut widths = [0; 6];
     for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -241,6 +433,16 @@ fn print_rows(rows: &[Row]) {
             .collect();
         println!("{}", line.join("   ").trim_end());
     }
+}
+
+/// The median ratio and, in brackets, the middle half of the ratios: `3.70x (3.51-3.92x)`.
+pub(crate) fn format_spread(spread: Spread) -> String {
+    let high = format_ratio(spread.high);
+    format!(
+        "{} ({}-{high})",
+        format_ratio(spread.median),
+        format_ratio(spread.low).trim_end_matches('x')
+    )
 }
 
 /// A time per operation in milliseconds, with three significant digits.
@@ -273,20 +475,23 @@ pub(crate) fn format_ratio(ratio: f64) -> String {
     }
 }
 
-fn command(measure: &Measure) -> Command {
-    let mut command = match measure.program {
-        Program::Rust(bin) => Command::new(
-            target_dir()
-                .join("release")
-                .join(format!("{bin}{}", env::consts::EXE_SUFFIX)),
-        ),
-        Program::Python(script) => {
-            let mut python =
-                Command::new(env::var_os("PYTHON").unwrap_or_else(|| OsString::from("python3")));
-            python.arg(python_dir().join(script));
-            python
-        }
+/// The command of one timed run of `measure`, under `taskset -c CPUS` when pinned.
+fn command(measure: &Measure, pin: Option<&str>) -> Command {
+    let program = match measure.program {
+        Program::Rust(bin) => binary(bin).into_os_string(),
+        Program::Python(_) => python(),
     };
+    let mut command = match pin {
+        Some(cpus) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cpus]).arg(program);
+            taskset
+        }
+        None => Command::new(program),
+    };
+    if let Program::Python(script) = measure.program {
+        command.arg(python_dir().join(script));
+    }
     command
         .args(measure.args)
         .args(["--iterations", &measure.iterations.to_string()])
@@ -296,10 +501,29 @@ fn command(measure: &Measure) -> Command {
     command
 }
 
+/// Fails unless `taskset` can run a program on `cpus`, before any build or run.
+fn check_pin(cpus: &str) -> Result<()> {
+    let works = Command::new("taskset")
+        .args(["-c", cpus, "true"])
+        .stdout(Stdio::null())
+        .status();
+    match works {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => Err(format!(
+            "--pin={cpus}: taskset cannot run a program on those CPUs (see `nproc`)"
+        )
+        .into()),
+        Err(error) => Err(format!(
+            "--pin needs taskset (Linux's util-linux), which could not start: {error}"
+        )
+        .into()),
+    }
+}
+
 /// Installs loky (the robust Python executor, a peer of the pool rows) with pip when it is
 /// missing; if that fails, its measurements fail and say so.
 fn ensure_loky() {
-    let python = env::var_os("PYTHON").unwrap_or_else(|| OsString::from("python3"));
+    let python = python();
     let has = |python: &OsString| {
         Command::new(python)
             .args(["-c", "import loky"])
@@ -322,8 +546,8 @@ fn ensure_loky() {
 
 /// Runs one measurement's program and reads its `RESULT` line. A program that runs past its
 /// budget by [`GRACE`] is killed, so that a hung child cannot hang the benchmark.
-fn run_measure(measure: &Measure) -> Result<Sample, String> {
-    let mut command = command(measure);
+fn run_measure(measure: &Measure, pin: Option<&str>) -> Result<Sample, String> {
+    let mut command = command(measure, pin);
     let shown = describe(&command);
     let mut child = command
         .stdin(Stdio::null())
@@ -409,37 +633,90 @@ mod tests {
     }
 
     #[test]
-    fn timing_is_the_median_of_the_rounds() {
-        let sample = |seconds| Sample {
-            seconds,
-            iterations: 10,
-        };
-        let timing = Timing::of(&[sample(3.0), sample(1.0), sample(2.0)]).unwrap();
-        assert_eq!(timing.seconds, 2.0);
-        assert_eq!(timing.iterations, 30);
-        assert_eq!(timing.rounds, [3.0, 1.0, 2.0]);
-        assert_eq!(
-            Timing::of(&[sample(1.0), sample(2.0)]).unwrap().seconds,
-            1.5
-        );
-        assert_eq!(Timing::of(&[]), None);
+    fn spreads_print_the_median_then_the_middle_half() {
+        let spread = Spread::of(&[3.4, 3.51, 3.7, 3.92, 4.1]).unwrap();
+        assert_eq!(format_spread(spread), "3.70x (3.51-3.92x)");
+    }
+
+    fn row(name: &str, pairs: &[(f64, f64)]) -> Row {
+        let comparison = COMPARISONS.iter().find(|row| row.name == name).unwrap();
+        Row {
+            pairs: pairs
+                .iter()
+                .map(|&(ours, peer)| Pair { ours, peer })
+                .collect(),
+            ..Row::new(comparison)
+        }
     }
 
     #[test]
-    fn ratio_is_peer_over_ours_and_meets_its_goal() {
-        let row = &COMPARISONS[0];
-        let report = Row {
-            row,
-            ours: Some(0.001),
-            peer: Some(0.064),
+    fn a_row_judges_its_pairs_ratios() {
+        // Target >= 2x.
+        let name = "event set/wait round trip, 2 processes";
+        let pass = row(
+            name,
+            &[(1.0, 3.0), (2.0, 5.0), (1.0, 2.5), (1.0, 1.0), (1.0, 4.0)],
+        );
+        let ratios = pass.ratios().unwrap();
+        assert_eq!(ratios.median, 2.5);
+        assert_eq!((ratios.min, ratios.max), (1.0, 4.0));
+        assert_eq!(pass.verdict(), Some(Verdict::Pass));
+        assert_eq!(pass.ours_seconds(), Some(1.0));
+        assert_eq!(pass.peer_seconds(), Some(3.0));
+        let unsure = row(name, &[(1.0, 1.5), (1.0, 2.5), (1.0, 2.0), (1.0, 3.0)]);
+        assert_eq!(unsure.verdict(), Some(Verdict::Unsure));
+        let miss = row(name, &[(1.0, 1.5), (1.0, 1.9), (2.0, 3.0)]);
+        assert_eq!(miss.verdict(), Some(Verdict::Miss));
+    }
+
+    #[test]
+    fn a_row_without_target_or_figures_has_no_verdict() {
+        let informs = row("process start+join (fork) vs OS floor", &[(1.0, 0.5)]);
+        assert_eq!(informs.verdict(), None);
+        assert!(informs.ratios().is_some());
+        let name = "event set/wait round trip, 2 processes";
+        assert_eq!(row(name, &[]).verdict(), None);
+        let failed = Row {
+            error: Some("event_roundtrip/python: failed".into()),
+            ..row(name, &[(1.0, 3.0)])
         };
-        assert_eq!(report.ratio(), Some(64.0));
-        assert_eq!(report.met(), Some(true));
-        let missing = Row {
-            peer: None,
-            ..report
-        };
-        assert_eq!(missing.ratio(), None);
-        assert_eq!(missing.met(), None);
+        assert_eq!(failed.ratios(), None);
+        assert_eq!(failed.verdict(), None);
+    }
+
+    fn options(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_select_rows_by_any_alternative() {
+        let all = options(&[]).unwrap();
+        assert_eq!((all.pairs, all.pin.as_deref()), (PAIRS, None));
+        assert!(COMPARISONS.iter().all(|row| all.selects(row)));
+        let some = options(&["--rows", "Round Trip|queue_100kb/ours/simple"]).unwrap();
+        let chosen: Vec<&str> = COMPARISONS
+            .iter()
+            .filter(|row| some.selects(row))
+            .map(|row| row.name)
+            .collect();
+        assert!(chosen.contains(&"event set/wait round trip, 2 processes"));
+        assert!(chosen.contains(&"simple queue 1 to 1, 100 KB items"));
+        assert!(!chosen.contains(&"queue 1 to 1, 100 KB items"));
+        // The positional filter of old is the same as --rows.
+        assert_eq!(options(&["Pool"]), options(&["--rows=pool"]));
+    }
+
+    #[test]
+    fn options_read_pairs_and_pins() {
+        let parsed = options(&["--pairs", "9", "--pin", "--rows", "lock"]).unwrap();
+        assert_eq!((parsed.pairs, parsed.pin.as_deref()), (9, Some("0")));
+        let parsed = options(&["--pairs=3", "--pin=0-1"]).unwrap();
+        assert_eq!((parsed.pairs, parsed.pin.as_deref()), (3, Some("0-1")));
+        assert!(options(&["--help"]).unwrap().help);
+        assert!(options(&["--pairs", "0"]).is_err());
+        assert!(options(&["--pairs"]).is_err());
+        assert!(options(&["--pin=all"]).is_err());
+        assert!(options(&["--rows", "a", "b"]).is_err());
+        assert!(options(&["--fast"]).is_err());
     }
 }

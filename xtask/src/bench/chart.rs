@@ -1,7 +1,10 @@
-//! The picture next to `results.json`: one bar per row, the ratio to the peer on a log axis,
-//! the target marked, as a small hand-written SVG (no plotting dependency for a bar chart).
+//! The picture next to `results.json`: one bar per row, the median ratio to the peer on a log
+//! axis, a whisker over the middle half of the pairs' ratios, the target marked and the bar
+//! coloured by the verdict, as a small hand-written SVG (no plotting dependency for a bar
+//! chart).
 
 use super::Row;
+use super::stats::Verdict;
 
 const ROW_HEIGHT: f64 = 22.0;
 const LABEL_WIDTH: f64 = 430.0;
@@ -25,13 +28,14 @@ fn escape(text: &str) -> String {
 /// The chart of `rows` as an SVG document.
 pub(crate) fn svg(rows: &[Row]) -> String {
     let height = TOP + ROW_HEIGHT * rows.len() as f64 + 40.0;
-    let width = LABEL_WIDTH + PLOT_WIDTH + 120.0;
+    let width = LABEL_WIDTH + PLOT_WIDTH + 150.0;
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">cargo xtask bench: peer / ours \
-         (log axis; right of 1x we are faster; | marks the target)</text>\n"
+         <text x=\"10\" y=\"20\" font-size=\"14\">cargo xtask bench: peer / ours, the \
+         median of the pairs and their middle half (log axis; right of 1x we are faster; | marks \
+         the target; green PASS, red MISS, orange UNSURE)</text>\n"
     );
     for decade in [0.1, 1.0, 10.0, 100.0, 1000.0] {
         let x = x_of(decade);
@@ -50,28 +54,37 @@ pub(crate) fn svg(rows: &[Row]) -> String {
             y + 15.0,
             escape(row.row.name)
         );
-        let Some(ratio) = row.ratio() else {
+        let Some(ratios) = row.ratios() else {
             out += &format!(
                 "<text x=\"{LABEL_WIDTH}\" y=\"{:.1}\" fill=\"#888\">no figure</text>\n",
                 y + 15.0
             );
             continue;
         };
-        let color = match row.met() {
-            Some(true) => "#3a7d44",
-            Some(false) => "#c0392b",
+        let color = match row.verdict() {
+            Some(Verdict::Pass) => "#3a7d44",
+            Some(Verdict::Miss) => "#c0392b",
+            Some(Verdict::Unsure) => "#e67e22",
             None => "#7f8c8d",
         };
-        let (start, end) = (x_of(1.0), x_of(ratio));
+        let (start, end) = (x_of(1.0), x_of(ratios.median));
         let (left, bar) = (start.min(end), (start - end).abs().max(1.0));
+        let (low, high) = (x_of(ratios.low), x_of(ratios.high));
+        let middle = y + ROW_HEIGHT / 2.0;
         out += &format!(
             "<rect x=\"{left:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>\n\
+             <path d=\"M{low:.1} {:.1}V{:.1}M{low:.1} {middle:.1}H{high:.1}M{high:.1} {:.1}V{:.1}\" \
+             stroke=\"#333\"/>\n\
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             y + 4.0,
             ROW_HEIGHT - 8.0,
-            start.max(end) + 4.0,
+            middle - 4.0,
+            middle + 4.0,
+            middle - 4.0,
+            middle + 4.0,
+            start.max(end).max(high) + 4.0,
             y + 15.0,
-            super::format_ratio(ratio)
+            super::format_spread(ratios)
         );
         if let Some(target) = row.row.target {
             let x = x_of(target.min_ratio);
@@ -89,24 +102,34 @@ pub(crate) fn svg(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::Pair;
     use crate::bench::suite::COMPARISONS;
 
     #[test]
-    fn every_row_gets_a_label_and_a_bar() {
+    fn every_row_gets_a_label_a_bar_and_a_whisker() {
         let rows: Vec<Row> = COMPARISONS
             .iter()
             .take(3)
             .map(|row| Row {
-                row,
-                ours: Some(0.001),
-                peer: Some(0.01),
+                pairs: vec![
+                    Pair {
+                        ours: 0.001,
+                        peer: 0.009,
+                    },
+                    Pair {
+                        ours: 0.001,
+                        peer: 0.011,
+                    },
+                ],
+                ..Row::new(row)
             })
             .collect();
         let svg = svg(&rows);
         assert!(svg.starts_with("<svg"));
         assert_eq!(svg.matches("<rect").count(), 1 + rows.len());
+        assert_eq!(svg.matches("<path").count(), rows.len());
         assert!(svg.contains(&escape(COMPARISONS[0].name)));
-        assert!(svg.contains("10.0x"));
+        assert!(svg.contains("10.0x (9.50-10.5x)"));
     }
 
     #[test]

@@ -4,11 +4,12 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::suite::Measure;
-use super::{Outcome, Row};
+use super::Row;
+use super::callgrind::Counts;
 
-/// The whole results file: the machine, every measurement and every row.
-pub(crate) fn results(rows: &[Row], outcomes: &[(&Measure, Outcome)]) -> String {
+/// The whole results file: the machine, how the run was made, every row with every pair, and
+/// the instruction counts.
+pub(crate) fn results(rows: &[Row], counts: &Counts, pairs: usize, pin: Option<&str>) -> String {
     let mut out = String::from("{\n");
     let unix_secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -18,56 +19,90 @@ pub(crate) fn results(rows: &[Row], outcomes: &[(&Measure, Outcome)]) -> String 
     let _ = writeln!(out, "  \"os\": {},", string(std::env::consts::OS));
     let _ = writeln!(out, "  \"arch\": {},", string(std::env::consts::ARCH));
     let _ = writeln!(out, "  \"cpus\": {cpus},");
+    let _ = writeln!(out, "  \"pairs\": {pairs},");
+    let _ = writeln!(
+        out,
+        "  \"pinned_cpus\": {},",
+        pin.map_or("null".into(), string)
+    );
+    let _ = writeln!(
+        out,
+        "  \"spread\": \"interquartile: ratio_low and ratio_high are the first and third \
+         quartiles of the pairs' ratios\","
+    );
 
-    out.push_str("  \"measurements\": [");
-    for (i, (measure, outcome)) in outcomes.iter().enumerate() {
-        let (seconds, iterations, rounds, error) = match outcome {
-            Ok(t) => {
-                let rounds: Vec<String> = t.rounds.iter().copied().map(number).collect();
-                (
-                    number(t.seconds),
-                    t.iterations.to_string(),
-                    format!("[{}]", rounds.join(", ")),
-                    "null".into(),
+    out.push_str("  \"rows\": [");
+    for (i, row) in rows.iter().enumerate() {
+        let optional = |x: Option<f64>| x.map_or("null".into(), number);
+        let ratios = row.ratios();
+        let of_ratios = |figure: fn(&super::Spread) -> f64| optional(ratios.as_ref().map(figure));
+        let pairs: Vec<String> = row
+            .pairs
+            .iter()
+            .map(|pair| {
+                format!(
+                    "{{\"ours_seconds\": {}, \"peer_seconds\": {}, \"ratio\": {}}}",
+                    number(pair.ours),
+                    number(pair.peer),
+                    number(pair.ratio())
                 )
-            }
-            Err(why) => ("null".into(), "null".into(), "null".into(), string(why)),
-        };
+            })
+            .collect();
+        let target = row.row.target;
         let _ = write!(
             out,
-            "{}\n    {{\"id\": {}, \"label\": {}, \"seconds_per_op\": {seconds}, \
-             \"iterations\": {iterations}, \"rounds_seconds_per_op\": {rounds}, \
-             \"error\": {error}}}",
+            "{}\n    {{\"name\": {}, \"ours\": {}, \"peer\": {}, \"peer_label\": {}, \
+             \"ours_seconds\": {}, \"peer_seconds\": {}, \"ratio\": {}, \"ratio_low\": {}, \
+             \"ratio_high\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \"target\": {}, \
+             \"target_min_ratio\": {}, \"verdict\": {}, \"error\": {}, \
+             \"ours_instructions_per_op\": {}, \"peer_instructions_per_op\": {}, \
+             \"pairs\": [{}]}}",
             if i == 0 { "" } else { "," },
-            string(measure.id),
-            string(measure.label),
+            string(row.row.name),
+            string(row.row.ours),
+            string(row.row.peer),
+            string(row.peer_label()),
+            optional(row.ours_seconds()),
+            optional(row.peer_seconds()),
+            of_ratios(|s| s.median),
+            of_ratios(|s| s.low),
+            of_ratios(|s| s.high),
+            of_ratios(|s| s.min),
+            of_ratios(|s| s.max),
+            target.map_or("null".into(), |t| string(t.text)),
+            target.map_or("null".into(), |t| number(t.min_ratio)),
+            row.verdict().map_or("null".into(), |v| string(v.as_str())),
+            row.error.as_deref().map_or("null".into(), string),
+            optional(row.ours_instructions),
+            optional(row.peer_instructions),
+            pairs.join(", "),
         );
     }
     out.push_str("\n  ],\n");
 
-    out.push_str("  \"rows\": [");
-    for (i, row) in rows.iter().enumerate() {
-        let seconds = |t: Option<f64>| t.map_or("null".into(), number);
-        let target = row.row.target;
-        let _ = write!(
-            out,
-            "{}\n    {{\"name\": {}, \"ours\": {}, \"ours_seconds\": {}, \"peer\": {}, \
-             \"peer_label\": {}, \"peer_seconds\": {}, \"ratio\": {}, \"target\": {}, \
-             \"target_min_ratio\": {}, \"met\": {}}}",
-            if i == 0 { "" } else { "," },
-            string(row.row.name),
-            string(row.row.ours),
-            seconds(row.ours),
-            string(row.row.peer),
-            string(row.peer_label()),
-            seconds(row.peer),
-            row.ratio().map_or("null".into(), number),
-            target.map_or("null".into(), |t| string(t.text)),
-            target.map_or("null".into(), |t| number(t.min_ratio)),
-            row.met().map_or("null".into(), |met| met.to_string()),
-        );
+    match counts {
+        Counts::Skipped(why) => {
+            let _ = writeln!(out, "  \"instructions_skipped\": {},", string(why));
+            out.push_str("  \"instructions\": []\n");
+        }
+        Counts::Counted(counted) => {
+            out.push_str("  \"instructions_skipped\": null,\n  \"instructions\": [");
+            for (i, (id, count)) in counted.iter().enumerate() {
+                let (per_op, error) = match count {
+                    Ok(n) => (number(*n), "null".into()),
+                    Err(why) => ("null".into(), string(why)),
+                };
+                let _ = write!(
+                    out,
+                    "{}\n    {{\"id\": {}, \"instructions_per_op\": {per_op}, \"error\": {error}}}",
+                    if i == 0 { "" } else { "," },
+                    string(id),
+                );
+            }
+            out.push_str("\n  ]\n");
+        }
     }
-    out.push_str("\n  ]\n}\n");
+    out.push_str("}\n");
     out
 }
 
@@ -104,6 +139,41 @@ fn number(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::Pair;
+
+    #[test]
+    fn every_pair_and_the_verdict_are_kept() {
+        let comparison = crate::bench::suite::COMPARISONS
+            .iter()
+            .find(|row| row.name == "event set/wait round trip, 2 processes")
+            .unwrap();
+        let row = Row {
+            pairs: vec![
+                Pair {
+                    ours: 1.0,
+                    peer: 3.0,
+                },
+                Pair {
+                    ours: 2.0,
+                    peer: 5.0,
+                },
+            ],
+            ..Row::new(comparison)
+        };
+        let json = results(
+            &[row],
+            &Counts::Skipped("valgrind not found".into()),
+            2,
+            None,
+        );
+        assert!(
+            json.contains("\"pairs\": [{\"ours_seconds\": 1, \"peer_seconds\": 3, \"ratio\": 3}, ")
+        );
+        assert!(json.contains("\"ratio\": 2.75, \"ratio_low\": 2.625"));
+        assert!(json.contains("\"verdict\": \"PASS\""));
+        assert!(json.contains("\"instructions_skipped\": \"valgrind not found\""));
+        assert!(json.contains("\"pinned_cpus\": null"));
+    }
 
     #[test]
     fn strings_are_escaped() {

@@ -5,8 +5,8 @@
 //! `xtask/bench/python/`), its [`Measure`]s here, and the [`Comparison`] rows that print it.
 
 /// The longest a measurement times its operation, after warm-up. The iteration counts below
-/// are set so that most measurements stop on their count well before it, but a slow machine
-/// still finishes `cargo xtask bench` in about two minutes.
+/// are set so that most measurements stop on their count well before it, and a run of every
+/// measurement takes about a minute; `cargo xtask bench` makes seven of them, in pairs.
 pub(crate) const BUDGET_SECS: f64 = 4.0;
 
 /// A program that measures something and prints `RESULT <id> <seconds per op> <iterations>`.
@@ -1016,6 +1016,14 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         peer: "manager_extend/python",
         target: Some(TEN_TIMES_PYTHON),
     },
+];
+
+/// The measurements that are pure CPU work in one process, whose instructions callgrind
+/// counts beside their time.
+pub(crate) const COUNTED: &[&str] = &[
+    "lock_uncontended/ours",
+    "lock_uncontended/std",
+    "lock_uncontended/python",
 ];
 
 /// The measurement named `id`.
