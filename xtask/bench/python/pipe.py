@@ -9,6 +9,8 @@ Benchmarks:
 - pipe-roundtrip bytes: 64 bytes with `send_bytes`/`recv_bytes`, there and back.
 - pipe-bandwidth: 1 MB messages one way with `send_bytes`; per message, until the child has
   received them all.
+- codec: the pickling of `pipe-roundtrip object`, in one process: `(1, "hello")` through the
+  `ForkingPickler.dumps` and `loads` that `Connection.send` and `recv` use; per dumps+loads.
 
 Prints the line the xtask reads:
 
@@ -18,6 +20,7 @@ Prints the line the xtask reads:
 import argparse
 import multiprocessing
 import time
+from multiprocessing.reduction import ForkingPickler
 
 SMALL = 64
 LARGE = 1 << 20
@@ -107,9 +110,21 @@ def bandwidth(ctx, args):
     return "pipe_1mb", elapsed, args.iterations
 
 
+def codec(args):
+    value = (1, "hello")
+    dumps, loads = ForkingPickler.dumps, ForkingPickler.loads
+    for _ in range(args.warmup):
+        loads(dumps(value))
+    start_time = time.perf_counter()
+    for _ in range(args.iterations):
+        loads(dumps(value))
+    elapsed = time.perf_counter() - start_time
+    return "codec", elapsed, args.iterations
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("benchmark", choices=["pipe-roundtrip", "pipe-bandwidth"])
+    parser.add_argument("benchmark", choices=["pipe-roundtrip", "pipe-bandwidth", "codec"])
     parser.add_argument("parameter", nargs="?", default="")
     parser.add_argument("--iterations", type=int, default=10000)
     parser.add_argument("--warmup", type=int, default=100)
@@ -119,6 +134,8 @@ def main():
     ctx = multiprocessing.get_context("spawn")
     if args.benchmark == "pipe-roundtrip":
         name, elapsed, ops = roundtrip(ctx, args)
+    elif args.benchmark == "codec":
+        name, elapsed, ops = codec(args)
     else:
         name, elapsed, ops = bandwidth(ctx, args)
     print(f"RESULT {name}/python {elapsed / ops:.12f} {ops}", flush=True)

@@ -10,6 +10,7 @@ stretch):
 - lock-contended: two processes acquire and release one `Lock`; per acquire/release of either.
 - event-roundtrip: a ping-pong of two `Event`s between two processes; per round trip.
 - value-increments: two processes do `with v.get_lock(): v.value += 1`; per increment.
+- value-uncontended: the same increment in one thread of one process.
 
 Prints the line the xtask reads:
 
@@ -32,6 +33,22 @@ def lock_uncontended(ctx, args):
         acquire()
         release()
     return time.perf_counter() - start, args.iterations
+
+
+def value_uncontended(ctx, args):
+    value = ctx.Value("q", 0)
+    lock = value.get_lock()
+    for _ in range(args.warmup):
+        with lock:
+            value.value += 1
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        with lock:
+            value.value += 1
+    elapsed = time.perf_counter() - start
+    if value.value != args.warmup + args.iterations:
+        raise SystemExit(f"lost increments: {value.value}")
+    return elapsed, args.iterations
 
 
 def partner(kind, lock, value, go, done, n):
@@ -105,6 +122,7 @@ BENCHMARKS = {
     "lock-contended": lambda ctx, args: two_processes(ctx, args, "lock"),
     "event-roundtrip": event_roundtrip,
     "value-increments": lambda ctx, args: two_processes(ctx, args, "value"),
+    "value-uncontended": value_uncontended,
 }
 
 

@@ -237,6 +237,41 @@ pub(crate) const MEASURES: &[Measure] = &[
         300_000,
         0,
     ),
+    // Pure CPU work in one process, counted in instructions too (see `COUNTED`): the
+    // increment under the value's lock, and the codec of the pipe's small object (postcard for
+    // ours, the `ForkingPickler` of Python's `Connection`).
+    rust(
+        "value_uncontended/ours",
+        "ours",
+        "bench-ours",
+        &["value-uncontended"],
+        10_000_000,
+        10_000,
+    ),
+    python(
+        "value_uncontended/python",
+        "python",
+        "sync.py",
+        &["value-uncontended"],
+        1_000_000,
+        1_000,
+    ),
+    rust(
+        "codec/ours",
+        "ours",
+        "bench-ours",
+        &["codec"],
+        5_000_000,
+        10_000,
+    ),
+    python(
+        "codec/python",
+        "python ForkingPickler",
+        "pipe.py",
+        &["codec"],
+        500_000,
+        1_000,
+    ),
     // Pipes (issue 3): ours, Python's `multiprocessing.Pipe`, ipc-channel and a bare
     // socketpair between two processes. Round trips are timed one by one; the bandwidth
     // programs time `iterations` messages in one stretch, until the receiver has them all.
@@ -804,6 +839,18 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         target: Some(TWICE_PYTHON),
     },
     Comparison {
+        name: "value increment under its lock, uncontended",
+        ours: "value_uncontended/ours",
+        peer: "value_uncontended/python",
+        target: None,
+    },
+    Comparison {
+        name: "codec encode+decode, the pipe's small object",
+        ours: "codec/ours",
+        peer: "codec/python",
+        target: None,
+    },
+    Comparison {
         name: "pipe round trip, small object",
         ours: "pipe_rt_object/ours",
         peer: "pipe_rt_object/python",
@@ -1024,6 +1071,10 @@ pub(crate) const COUNTED: &[&str] = &[
     "lock_uncontended/ours",
     "lock_uncontended/std",
     "lock_uncontended/python",
+    "value_uncontended/ours",
+    "value_uncontended/python",
+    "codec/ours",
+    "codec/python",
 ];
 
 /// The measurement named `id`.

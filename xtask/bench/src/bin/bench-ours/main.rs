@@ -12,6 +12,9 @@
 //!   round trip.
 //! - `value-increments`: two processes add 1 to a `Value<i64>` under its lock; the time is
 //!   per increment of either.
+//! - `value-uncontended`: the same increment in one thread of one process.
+//! - `codec`: the `(u32, String)` of `pipe-roundtrip object` through `procs::codec::encode`
+//!   and `decode`, in one process; the time is per encode+decode.
 //! - `pipe-roundtrip object`: a `(u32, String)` through a `Pipe` to a child and back; the time
 //!   is one round trip.
 //! - `pipe-roundtrip bytes`: 64 bytes with `send_bytes`/`recv_bytes`, there and back.
@@ -75,6 +78,8 @@ fn run() -> Result<(), Box<dyn Error>> {
         "lock-contended" => lock_contended(&args),
         "event-roundtrip" => event_roundtrip(&args),
         "value-increments" => value_increments(&args),
+        "value-uncontended" => value_uncontended(&args),
+        "codec" => codec(&args),
         "pipe-roundtrip" => pipe_roundtrip(&args),
         "pipe-bandwidth" => pipe_bandwidth(&args),
         "queue-small" | "queue-100kb" => queue(&args),
@@ -90,7 +95,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
              mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
-             pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, pool-map, \
+             value-uncontended, codec, pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, pool-map, \
              pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
              cpu-scaling, manager-dict, manager-queue, manager-update, manager-extend"
         )
@@ -201,6 +206,36 @@ fn lock_contended(args: &Args) -> Result<(), Box<dyn Error>> {
 
 fn value_increments(args: &Args) -> Result<(), Box<dyn Error>> {
     two_processes(args, "value", "value_increments/ours")
+}
+
+fn value_uncontended(args: &Args) -> Result<(), Box<dyn Error>> {
+    let value = Value::new(0i64)?;
+    let elapsed = time_loop(args, || value.with_lock(|v| *v += 1));
+    let expected = i64::from(args.warmup) + i64::from(args.iterations);
+    if value.get() != expected {
+        return Err(format!("lost increments: {} of {expected}", value.get()).into());
+    }
+    report("value_uncontended/ours", elapsed, args.iterations.into());
+    Ok(())
+}
+
+fn codec(args: &Args) -> Result<(), Box<dyn Error>> {
+    let value = (1u32, String::from("hello"));
+    let round = || -> procs::Result<()> {
+        let bytes = procs::codec::encode(std::hint::black_box(&value))?;
+        let back: (u32, String) = procs::codec::decode(std::hint::black_box(&bytes))?;
+        std::hint::black_box(back);
+        Ok(())
+    };
+    for _ in 0..args.warmup {
+        round()?;
+    }
+    let start = Instant::now();
+    for _ in 0..args.iterations {
+        round()?;
+    }
+    report("codec/ours", start.elapsed(), args.iterations.into());
+    Ok(())
 }
 
 /// The echo side of the round trip: waits for ping, clears it, sets pong; `n` times.
