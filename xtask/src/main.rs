@@ -24,8 +24,10 @@ tasks:
   checks             the minimum Rust version, each facade feature alone, a lone
                      proc-sync without rayon, Miri on the queue ring's arithmetic
   demo [EXAMPLE..]   build and run the examples, in order
-  bench [FILTER]     run our benchmarks and the peers' side by side and print the ratios;
-                     FILTER keeps the rows whose name contains it
+  bench [--rows PATTERN] [--pairs N] [--pin[=CPUS]]
+                     run our benchmarks and the peers' in pairs, back to back, and print
+                     each row's median ratio, its spread and PASS, MISS or UNSURE;
+                     `bench --help` for more
   soak [--short] [--trials N] [--budget-secs S] [--hang-secs H] [--seed X] [PRIMITIVE..]
                      SIGKILL processes at random points in every process primitive, check
                      survivors, items and resources after each trial, print the table
