@@ -532,6 +532,7 @@ fn dropping_a_manager_stops_its_server() {
     assert!(matches!(l.push(2), Err(Error::Closed)));
 }
 
+#[cfg(unix)]
 fn start_and_wait(report: Sender<u32>) {
     let manager = Manager::start().unwrap();
     report.send(manager.pid().unwrap()).unwrap();
