@@ -8,6 +8,49 @@
 //! wait that reaches its deadline do once. Places taken back that way are marked, and as many
 //! acquirers as there were such places learn it from their guard's
 //! [`owner_died`](SemaphoreGuard::owner_died).
+//!
+//! # Two words, one change
+//!
+//! Taking a place through a guard changes two words, the count and the taker's slot, and so
+//! does giving it back. A process killed between the two would leave them disagreeing, and
+//! the place would be lost for good (the kill -9 soak lost about one in 700 trials that way).
+//! So every change of the count, of a slot of this table, or of `total` is made under a
+//! robust lock, a second word of the state ([`Word::lock`], as a [`Lock`](crate::Lock) is),
+//! held for those few instructions and never while sleeping; and the state keeps one more
+//! number, `total`, the places that exist outside the hands of callers (the initial value,
+//! plus releases, minus places kept with `forget`), so that whenever the lock is free
+//!
+//! ```text
+//! count + (the sum of the slots) == total
+//! ```
+//!
+//! Whoever takes the lock over from a dead owner cannot tell which of its two words the owner
+//! changed, and need not: it empties the slots of dead processes and sets the count to
+//! `total` minus the sum of the slots that are left (never past the bound). The steps of each
+//! change come in the order that makes that repair right wherever the owner died:
+//!
+//! - an acquire lowers the count, then adds to its slot: dead between, the place was not
+//!   taken and is free again;
+//! - a guard's drop takes from its slot, then raises the count: dead between, the place is
+//!   given back;
+//! - a `release` raises `total`, then the count: dead between, the release counts;
+//! - a `forget` takes from its slot, then lowers `total`: dead between, the place comes back,
+//!   as if the process had died before `forget`;
+//! - the look for dead holders empties their slots, then recomputes the count.
+//!
+//! The repair thus never lowers the count, and what it adds comes from a process that died
+//! holding places or changing them: acquirers are told, as for the places of dead holders.
+//! (Should the repairer die too, between telling and raising the count, some acquirer is told
+//! once more than it should; no place is lost.)
+//!
+//! A guard that found the table full holds its place outside the record, the way a forgotten
+//! place is held: its acquire lowers `total` with the count, and its drop raises both. Such a
+//! place is lost if its process dies, as documented on [`Semaphore`].
+//!
+//! Waiters sleep on the count, without the lock. The lock of a dead owner is taken over by
+//! the next process that needs it (after a slice, as [`Word::lock`] does), and by a waiter's
+//! look for dead holders, which looks at the lock's owner too: a waiter that sleeps because
+//! the dead owner lowered the count goes on within about a tenth of a second.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -128,6 +171,23 @@ impl Holders {
         }
     }
 
+    /// Whether some slot names a process that is dead, without changing any.
+    pub(crate) fn any_dead(&self) -> bool {
+        let me = pid();
+        self.slots.iter().any(|slot| {
+            let current = slot.load(Ordering::Relaxed);
+            current != 0 && slot_pid(current) != me && !pid_alive(slot_pid(current))
+        })
+    }
+
+    /// The holds recorded, over every slot.
+    pub(crate) fn sum(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| u64::from(slot_count(s.load(Ordering::Relaxed))))
+            .sum()
+    }
+
     /// The holds recorded for process `pid`, over all its slots.
     #[cfg(test)]
     pub(crate) fn held_by(&self, pid: u32) -> u32 {
@@ -140,27 +200,42 @@ impl Holders {
     }
 }
 
-/// The state of a semaphore: the count is the futex word.
+/// The number of the count's word, which waiters sleep on.
+const COUNT: usize = 0;
+
+/// The number of the lock's word, which guards every change of the count, `total` and the
+/// holders.
+const LOCK: usize = 1;
+
+/// The state of a semaphore: the count is the futex word; the lock guards every change (see
+/// the module docs).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct SemaphoreState {
     count: Word,
+    lock: Word,
     /// The most the count may reach; 0 for no bound.
     bound: AtomicU32,
     /// Places given back from dead holders that no acquirer has been told about yet.
     orphans: AtomicU32,
+    /// The places that exist outside callers' hands: the count plus the holds of the table,
+    /// whenever the lock is free.
+    total: AtomicU64,
     /// Who holds places through a guard.
     holders: Holders,
 }
 
 // SAFETY: `#[repr(C)]`, atomics only (an array of them included); zero is a valid (empty,
-// unbounded) semaphore with no holders.
+// unbounded) semaphore with no holders, a free lock and a total of 0.
 unsafe impl State for SemaphoreState {
     const KIND: Kind = Kind::Semaphore;
-    const WORDS: usize = 1;
+    const WORDS: usize = 2;
 
-    fn word(&self, _i: usize) -> &Word {
-        &self.count
+    fn word(&self, i: usize) -> &Word {
+        match i {
+            COUNT => &self.count,
+            _ => &self.lock,
+        }
     }
 }
 
@@ -170,20 +245,128 @@ struct Counter {
     shared: Shared<SemaphoreState>,
 }
 
+/// The semaphore's lock, held: it unlocks when it drops, then wakes as many waiters of the
+/// count as places came free meanwhile.
+struct Locked<'a> {
+    counter: &'a Counter,
+    wake: u32,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.counter.shared.unlock(LOCK);
+        if self.wake > 0 {
+            self.counter.shared.wake(COUNT, self.wake);
+        }
+    }
+}
+
+impl<'a> Locked<'a> {
+    fn state(&self) -> &'a SemaphoreState {
+        self.counter.state()
+    }
+
+    fn count(&self) -> u32 {
+        self.state().count.value().load(Ordering::Relaxed)
+    }
+
+    fn total(&self) -> u64 {
+        self.state().total.load(Ordering::Relaxed)
+    }
+
+    fn set_total(&self, total: u64) {
+        self.state().total.store(total, Ordering::Relaxed);
+    }
+
+    /// Raises the count by `n`, which the caller checked against the bound.
+    fn raise(&mut self, n: u32) {
+        // `SeqCst`, before the look at the sleepers when `self` drops.
+        self.state()
+            .count
+            .value()
+            .store(self.count() + n, Ordering::SeqCst);
+        self.wake = self.wake.saturating_add(n);
+    }
+
+    /// Whether one more place fits under the bound.
+    fn room(&self) -> bool {
+        self.count() < self.counter.limit()
+    }
+
+    /// Takes a free place for a guard of this process: the count first, the record next
+    /// (see the module docs); `None` when no place is free.
+    fn take(&self) -> Option<SemaphoreGuard<'a>> {
+        let free = self.count();
+        if free == 0 {
+            return None;
+        }
+        self.state()
+            .count
+            .value()
+            .store(free - 1, Ordering::Relaxed);
+        let slot = self.state().holders.add(pid());
+        if slot.is_none() {
+            // Held outside the record, as a forgotten place is.
+            self.set_total(self.total().saturating_sub(1));
+        }
+        Some(SemaphoreGuard {
+            counter: self.counter,
+            slot,
+            owner_died: self.counter.take_orphan(),
+        })
+    }
+
+    /// Gives a place back through `total` then the count: `false`, changing nothing, when
+    /// it would pass the bound.
+    fn give(&mut self) -> bool {
+        if !self.room() {
+            return false;
+        }
+        self.set_total(self.total() + 1);
+        self.raise(1);
+        true
+    }
+
+    /// Empties the slots of dead holders and makes the count agree with `total` and the
+    /// slots left (never past the bound), after a death or with the lock taken over from a
+    /// dead owner; returns how many places came back, and marks them for acquirers.
+    fn repair(&mut self) -> u32 {
+        let state = self.state();
+        state.holders.reap(|_, _| {});
+        let held = state.holders.sum();
+        let limit = self.counter.limit();
+        let count = self.count();
+        let fixed = self.total().saturating_sub(held).min(u64::from(limit)) as u32;
+        // Told before they show (acquirers take them under this lock anyway); a repair never
+        // lowers the count unless `total` says it must, as the module docs explain.
+        let back = fixed.saturating_sub(count);
+        if back > 0 {
+            state.orphans.fetch_add(back, Ordering::SeqCst);
+        }
+        if fixed >= count {
+            self.raise(back);
+        } else {
+            state.count.value().store(fixed, Ordering::SeqCst);
+        }
+        self.set_total(u64::from(fixed) + held);
+        back
+    }
+}
+
 impl Counter {
     fn new(value: u32, bound: u32) -> Result<Counter> {
         let shared = Shared::<SemaphoreState>::new()?;
         shared.state().count.value().store(value, Ordering::SeqCst);
         shared.state().bound.store(bound, Ordering::SeqCst);
+        shared
+            .state()
+            .total
+            .store(u64::from(value), Ordering::SeqCst);
         Ok(Counter { shared })
     }
 
     fn state(&self) -> &SemaphoreState {
         self.shared.state()
-    }
-
-    fn count(&self) -> &AtomicU32 {
-        self.state().count.value()
     }
 
     fn limit(&self) -> u32 {
@@ -193,92 +376,85 @@ impl Counter {
         }
     }
 
-    fn try_take(&self) -> bool {
-        let mut current = self.count().load(Ordering::Relaxed);
-        while current > 0 {
-            match self.count().compare_exchange_weak(
-                current,
-                current - 1,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
-        false
+    fn value(&self) -> u32 {
+        self.state().count.value().load(Ordering::Relaxed)
     }
 
-    /// Takes a place, waiting until `deadline`; looks for dead holders after every slice it
+    /// Takes the lock, waiting at most until `deadline`; repairs the state when the lock
+    /// was taken over from a dead owner.
+    fn lock(&self, deadline: Option<Instant>) -> Option<Locked<'_>> {
+        let owner_died = self.shared.lock(LOCK, true, deadline)?;
+        let mut locked = Locked {
+            counter: self,
+            wake: 0,
+        };
+        if owner_died {
+            locked.repair();
+        }
+        Some(locked)
+    }
+
+    /// Takes a free place for a guard if there is one; `None` when there is none, or when
+    /// `deadline` passed while another process held the lock.
+    fn take(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
+        // Read without the lock, so that a waiter that finds no place does not take it.
+        if self.value() == 0 {
+            return None;
+        }
+        self.lock(deadline)?.take()
+    }
+
+    /// Takes a place, waiting until `deadline`; looks for the dead after every slice it
     /// slept through without a place coming free, and once more when the deadline passed.
-    fn take(&self, deadline: Option<Instant>) -> bool {
+    fn take_until(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
         loop {
-            if self.try_take() {
-                return true;
+            if let Some(guard) = self.take(deadline) {
+                return Some(guard);
             }
             if expired(deadline) {
-                return self.reap() > 0 && self.try_take();
+                return if self.reap(deadline) > 0 {
+                    self.take(deadline)
+                } else {
+                    None
+                };
             }
             let slice_end = crate::shared::deadline(Some(LIVENESS_SLICE));
             let until = match (deadline, slice_end) {
                 (Some(d), Some(s)) => Some(d.min(s)),
                 (d, s) => d.or(s),
             };
-            self.shared.sleep(0, 0, until);
+            self.shared.sleep(COUNT, 0, until);
             if !expired(deadline) && expired(slice_end) && self.value() == 0 {
-                self.reap();
+                self.reap(deadline);
             }
         }
     }
 
-    /// Gives back the places of holders that died; returns how many came back.
-    fn reap(&self) -> u32 {
-        let mut dead = 0u32;
-        self.state()
-            .holders
-            .reap(|_, count| dead = dead.saturating_add(count));
-        if dead == 0 {
+    /// Gives back the places of holders that died, and repairs what a process that died
+    /// holding the lock left; returns how many places came back.
+    ///
+    /// It looks without the lock first, so that the lock is never held through the system
+    /// calls that tell whether a process lives unless someone died.
+    fn reap(&self, deadline: Option<Instant>) -> u32 {
+        let owner = self.state().lock.value().load(Ordering::Relaxed);
+        let stuck = owner != 0 && owner != pid() && !pid_alive(owner);
+        if !stuck && !self.state().holders.any_dead() {
             return 0;
         }
-        // Marked before they show, so that an acquirer that takes one is told.
-        self.state().orphans.fetch_add(dead, Ordering::SeqCst);
-        let added = self.add(dead);
-        if added < dead {
-            // Released past the bound meanwhile: the bound stands, and no acquirer is told
-            // about places that did not come back.
-            let _ =
-                self.state()
-                    .orphans
-                    .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |orphans| {
-                        Some(orphans.saturating_sub(dead - added))
-                    });
+        // At once from a dead owner (the blocking lock would sleep a slice first), and the
+        // one repair below covers whatever it left.
+        let taken = self
+            .shared
+            .lock(LOCK, false, None)
+            .or_else(|| self.shared.lock(LOCK, true, deadline));
+        if taken.is_none() {
+            return 0;
         }
-        added
-    }
-
-    /// Adds up to `n` places, as many as the bound allows; returns how many, and wakes as
-    /// many waiters.
-    fn add(&self, n: u32) -> u32 {
-        let limit = self.limit();
-        let mut current = self.count().load(Ordering::Relaxed);
-        loop {
-            let added = n.min(limit.saturating_sub(current));
-            if added == 0 {
-                return 0;
-            }
-            match self.count().compare_exchange_weak(
-                current,
-                current + added,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    self.shared.wake(0, added);
-                    return added;
-                }
-                Err(now) => current = now,
-            }
+        Locked {
+            counter: self,
+            wake: 0,
         }
+        .repair()
     }
 
     /// Whether the place just taken is one that a dead holder's death gave back; tells one
@@ -301,7 +477,8 @@ impl Counter {
     }
 
     fn give(&self) -> Result<()> {
-        if self.add(1) == 1 {
+        let given = self.lock(None).is_some_and(|mut locked| locked.give());
+        if given {
             Ok(())
         } else {
             Err(Error::InvalidState(
@@ -310,40 +487,24 @@ impl Counter {
         }
     }
 
-    fn value(&self) -> u32 {
-        self.count().load(Ordering::Relaxed)
-    }
-
     // What `Semaphore` and `BoundedSemaphore` share: they differ only in `release`.
 
-    /// The guard of a place just taken: records this process as its holder.
-    fn guard(&self) -> SemaphoreGuard<'_> {
-        // Taken first, recorded next: a death between the two loses the place, as before the
-        // table; the other order would give back a place never taken.
-        let slot = self.state().holders.add(pid());
-        SemaphoreGuard {
-            counter: self,
-            slot,
-            owner_died: self.take_orphan(),
-        }
-    }
-
     fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.take(None);
-        self.guard()
+        self.take_until(None)
+            .expect("a wait without a deadline ends with a place")
     }
 
     fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        // Lazily: a guard made and dropped would give back a place never taken.
-        (self.try_take() || (self.reap() > 0 && self.try_take())).then(|| self.guard())
+        match self.take(None) {
+            Some(guard) => Some(guard),
+            None if self.reap(None) > 0 => self.take(None),
+            None => None,
+        }
     }
 
     fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
-        if self.take(deadline(Some(timeout))) {
-            Ok(self.guard())
-        } else {
-            Err(Error::Timeout)
-        }
+        self.take_until(deadline(Some(timeout)))
+            .ok_or(Error::Timeout)
     }
 }
 
@@ -366,13 +527,18 @@ impl Counter {
 /// dead holder did with its place may be half done. [`get_value`](Semaphore::get_value)
 /// counts a dead holder's places only once a waiter has looked.
 ///
+/// A process that dies inside a call — between taking a place and recording it, say — loses
+/// nothing either: every call changes the count and the record under an internal lock that
+/// is taken over from a dead owner, and whoever takes it over puts the count right (the
+/// acquirer that gets a place back that way is told too). Every call may therefore wait a
+/// few instructions for another process's call, or a tenth of a second after a process died
+/// inside one; [`try_acquire`](Semaphore::try_acquire) included.
+///
 /// What is not recorded does not come back:
 ///
 /// - a place kept with [`SemaphoreGuard::forget`] is the caller's to give back with
 ///   [`release`](Semaphore::release), from any process; it stays taken when the process
 ///   that took it dies, since another process may be about to release it;
-/// - a process that dies in the few instructions between taking a place and recording it
-///   (or between unrecording it and giving it back) loses it;
 /// - the record has room for 128 holding processes at once; places taken by more processes
 ///   than that go unrecorded while the room is full.
 ///
@@ -690,7 +856,14 @@ impl SemaphoreGuard<'_> {
     /// ```
     pub fn forget(self) {
         if let Some(slot) = self.slot {
-            self.counter.state().holders.remove(slot, pid());
+            // The record first, `total` next: a death between the two gives the place back,
+            // as a death before `forget` would. (A place held outside the record is out of
+            // `total` already.)
+            if let Some(locked) = self.counter.lock(None)
+                && locked.state().holders.remove(slot, pid())
+            {
+                locked.set_total(locked.total().saturating_sub(1));
+            }
         }
         std::mem::forget(self);
     }
@@ -698,19 +871,29 @@ impl SemaphoreGuard<'_> {
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        // Unrecorded first, given back next: a death between the two loses the place, where
-        // the other order would give it back twice (once here, once by a waiter that finds
-        // the dead holder). A slot that holds nothing of this process (a guard inherited by a
-        // forked child) gives nothing back.
-        let mine = match self.slot {
-            Some(slot) => self.counter.state().holders.remove(slot, pid()),
-            None => true,
+        let Some(mut locked) = self.counter.lock(None) else {
+            return;
         };
-        if mine {
-            // Only a release past the bound fails, which a guard's own place cannot be
-            // unless someone released it without acquiring: then the bound stands and
-            // nothing is lost.
-            let _ = self.counter.give();
+        match self.slot {
+            // The record first, the count next: a death between the two leaves the count
+            // short of `total`, which the next owner of the lock repairs. A slot that holds
+            // nothing of this process (a guard inherited by a forked child) gives nothing
+            // back.
+            Some(slot) => {
+                if locked.state().holders.remove(slot, pid()) {
+                    if locked.room() {
+                        locked.raise(1);
+                    } else {
+                        // Released past the bound by someone who never acquired: the bound
+                        // stands, and the place leaves `total` with the record.
+                        locked.set_total(locked.total().saturating_sub(1));
+                    }
+                }
+            }
+            // Held outside the record: back into `total` and the count, as a release.
+            None => {
+                locked.give();
+            }
         }
     }
 }
@@ -730,13 +913,35 @@ mod tests {
     /// A pid that no process has: beyond every system's range.
     const DEAD: u32 = u32::MAX - 1;
 
+    /// Bounds every wait of these tests: far longer than the slice after which the dead
+    /// are noticed.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn set_count(counter: &Counter, count: u32) {
+        counter.state().count.value().store(count, Ordering::SeqCst);
+    }
+
+    fn total(counter: &Counter) -> u64 {
+        counter.state().total.load(Ordering::SeqCst)
+    }
+
     /// Records `count` places of `holder` as if it had taken them.
     fn pretend_held(counter: &Counter, holder: u32, count: u32) {
-        for _ in 0..count {
-            assert!(counter.try_take());
-        }
+        set_count(counter, counter.value() - count);
         let slot = &counter.state().holders.slots[HOLDER_SLOTS - 1];
         slot.store(pack_slot(holder, count), Ordering::SeqCst);
+    }
+
+    /// Leaves the lock as a process that died holding it leaves it.
+    fn die_holding_the_lock(counter: &Counter) {
+        counter.state().lock.value().store(DEAD, Ordering::SeqCst);
+    }
+
+    /// Whether the count and the record agree with `total`, as they must whenever the lock
+    /// is free.
+    fn consistent(counter: &Counter) -> bool {
+        !counter.state().lock.is_locked()
+            && u64::from(counter.value()) + counter.state().holders.sum() == total(counter)
     }
 
     #[test]
@@ -751,8 +956,9 @@ mod tests {
         assert_eq!(sem.counter.state().holders.held_by(pid()), 3);
         drop(guards);
         assert_eq!(sem.get_value(), 3);
-        assert_eq!(sem.counter.reap(), 0);
+        assert_eq!(sem.counter.reap(None), 0);
         assert!(!sem.acquire().owner_died());
+        assert!(consistent(&sem.counter));
     }
 
     #[test]
@@ -771,12 +977,13 @@ mod tests {
         // Released without having acquired: the count is at the bound already.
         sem.release().unwrap();
         sem.release().unwrap();
-        assert_eq!(sem.counter.reap(), 0);
+        assert_eq!(sem.counter.reap(None), 0);
         assert_eq!(sem.get_value(), 2);
         assert!(
             !sem.acquire().owner_died(),
             "told of a place that never came back"
         );
+        assert!(consistent(&sem.counter));
     }
 
     #[test]
@@ -785,9 +992,13 @@ mod tests {
         let kept = sem.acquire();
         sem.acquire().forget();
         assert_eq!(sem.counter.state().holders.held_by(pid()), 1);
+        assert_eq!(total(&sem.counter), 1, "the kept place left the total");
         drop(kept);
         assert_eq!(sem.counter.state().holders.held_by(pid()), 0);
         assert_eq!(sem.get_value(), 1);
+        sem.release().unwrap();
+        assert_eq!(total(&sem.counter), 2);
+        assert!(consistent(&sem.counter));
     }
 
     #[cfg(unix)]
@@ -799,8 +1010,13 @@ mod tests {
         for slot in &sem.counter.state().holders.slots {
             slot.store(pack_slot(parent, 1), Ordering::SeqCst);
         }
-        let guard = sem.acquire_timeout(Duration::from_secs(20)).unwrap();
+        sem.counter
+            .state()
+            .total
+            .store(1 + HOLDER_SLOTS as u64, Ordering::SeqCst);
+        let guard = sem.acquire_timeout(PATIENCE).unwrap();
         assert_eq!(guard.slot, None);
+        assert!(consistent(&sem.counter), "held outside the total");
         assert!(sem.try_acquire().is_none());
         drop(guard);
         assert_eq!(sem.get_value(), 1);
@@ -808,6 +1024,7 @@ mod tests {
             sem.counter.state().holders.held_by(parent),
             HOLDER_SLOTS as u32
         );
+        assert!(consistent(&sem.counter));
     }
 
     #[test]
@@ -824,5 +1041,113 @@ mod tests {
         );
         drop(guard);
         assert_eq!(sem.get_value(), 1);
+    }
+
+    // The states below are those that a process killed inside a call leaves: the lock still
+    // names it, and one of the call's two steps is done.
+
+    #[test]
+    fn a_death_between_taking_a_place_and_recording_it_loses_nothing() {
+        let sem = Semaphore::new(2).unwrap();
+        die_holding_the_lock(&sem.counter);
+        set_count(&sem.counter, 1);
+        // A place is free: the acquirer waits for the lock, takes it over and repairs.
+        let first = sem.acquire_timeout(PATIENCE).unwrap();
+        let second = sem.acquire_timeout(PATIENCE).unwrap();
+        assert_eq!(
+            u32::from(first.owner_died()) + u32::from(second.owner_died()),
+            1,
+            "one acquirer is told per place that came back"
+        );
+        drop((first, second));
+        assert_eq!(sem.get_value(), 2);
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_death_after_recording_a_place_before_unlocking_loses_nothing() {
+        let sem = BoundedSemaphore::new(1).unwrap();
+        pretend_held(&sem.counter, DEAD, 1);
+        die_holding_the_lock(&sem.counter);
+        // No place is free: the failed try looks for the dead, and takes the lock over.
+        let guard = sem.try_acquire().unwrap();
+        assert!(guard.owner_died());
+        assert_eq!(sem.counter.state().holders.held_by(DEAD), 0);
+        drop(guard);
+        assert_eq!(sem.get_value(), 1);
+        assert!(sem.release().is_err(), "the place came back twice");
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_death_between_unrecording_a_place_and_giving_it_back_loses_nothing() {
+        let sem = BoundedSemaphore::new(1).unwrap();
+        // The dead holder's slot is empty already, and the count still 0.
+        set_count(&sem.counter, 0);
+        die_holding_the_lock(&sem.counter);
+        // A waiter asleep on the count notices the dead owner of the lock by itself.
+        let guard = sem.acquire_timeout(PATIENCE).unwrap();
+        assert!(guard.owner_died());
+        drop(guard);
+        assert_eq!(sem.get_value(), 1);
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_death_inside_a_release_counts_the_release() {
+        let sem = Semaphore::new(0).unwrap();
+        // `total` raised, the count not yet.
+        sem.counter.state().total.store(1, Ordering::SeqCst);
+        die_holding_the_lock(&sem.counter);
+        let guard = sem.try_acquire().unwrap();
+        drop(guard);
+        assert_eq!(sem.get_value(), 1);
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_death_inside_forget_gives_the_place_back() {
+        let sem = Semaphore::new(1).unwrap();
+        pretend_held(&sem.counter, DEAD, 1);
+        // The slot emptied, `total` not lowered yet.
+        sem.counter.state().holders.slots[HOLDER_SLOTS - 1].store(0, Ordering::SeqCst);
+        die_holding_the_lock(&sem.counter);
+        let guard = sem.try_acquire().unwrap();
+        assert!(guard.owner_died());
+        drop(guard);
+        assert_eq!(sem.get_value(), 1);
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_repair_never_raises_the_count_past_the_bound() {
+        let sem = BoundedSemaphore::new(2).unwrap();
+        // More than the bound, as releases without acquires (refused now) could never make.
+        sem.counter.state().total.store(5, Ordering::SeqCst);
+        die_holding_the_lock(&sem.counter);
+        let guard = sem.acquire_timeout(PATIENCE).unwrap();
+        assert_eq!(sem.get_value(), 1);
+        drop(guard);
+        assert_eq!(sem.get_value(), 2);
+        assert!(sem.release().is_err());
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_live_owner_of_the_lock_is_waited_for_not_repaired() {
+        let sem = Semaphore::new(1).unwrap();
+        let locked = sem.counter.lock(None).unwrap();
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                // Another thread of this process waits: the lock is per process.
+                sem.acquire_timeout(PATIENCE).map(|g| g.owner_died())
+            });
+            // The owner is alive: looking for the dead changes nothing.
+            assert!(!sem.counter.state().holders.any_dead());
+            drop(locked);
+            assert_eq!(other.join().unwrap().ok(), Some(false));
+        });
+        assert_eq!(sem.get_value(), 1);
+        assert!(consistent(&sem.counter));
     }
 }

@@ -380,3 +380,52 @@ fn any_timeout_is_fine_even_the_longest() {
     drop(sem.acquire_timeout(Duration::MAX).unwrap());
     assert_eq!(sem.get_value(), 1);
 }
+
+/// Takes and gives back places in two threads, every way there is, until killed.
+fn churn((sem, started): (BoundedSemaphore, Event)) {
+    let other = sem.clone();
+    std::thread::spawn(move || {
+        loop {
+            if let Some(place) = other.try_acquire() {
+                drop(place);
+            }
+            drop(other.acquire_timeout(PATIENCE));
+        }
+    });
+    started.set();
+    loop {
+        drop(sem.acquire());
+    }
+}
+
+// The kill -9 soak's finding: a process killed inside a call (between taking a place and
+// recording it, or between unrecording it and giving it back) lost the place for good. Here
+// the kill lands at varied points of a tight loop; every place must come back, once.
+#[test]
+fn a_holder_killed_anywhere_in_its_calls_loses_no_place() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(2).unwrap();
+        for round in 0..10u64 {
+            let started = Event::new().unwrap();
+            let mut churner = builder(method)
+                .spawn(churn, (sem.clone(), started.clone()))
+                .unwrap();
+            assert!(started.wait_timeout(PATIENCE), "the churner never started");
+            std::thread::sleep(Duration::from_micros(150 * round));
+            churner.kill().unwrap();
+            assert!(churner.join().unwrap_err().signal().is_some());
+            let places: Vec<_> = (0..2)
+                .map(|i| {
+                    sem.acquire_timeout(PATIENCE)
+                        .unwrap_or_else(|_| panic!("round {round}: place {} of 2 was lost", i + 1))
+                })
+                .collect();
+            drop(places);
+            assert_eq!(sem.get_value(), 2);
+            assert!(
+                sem.release().is_err(),
+                "round {round}: a place came back twice"
+            );
+        }
+    });
+}
