@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proc_core::{Error, Process};
 use proc_ipc::{
     Address, BarrierProxy, DictProxy, EventProxy, ListProxy, LockProxy, Manager, QueueProxy,
-    SemaphoreProxy, Sender,
+    SemaphoreProxy,
 };
 use procs_testkit::{builder, each_method, eventually};
 
@@ -533,7 +533,7 @@ fn dropping_a_manager_stops_its_server() {
 }
 
 #[cfg(unix)]
-fn start_and_wait(report: Sender<u32>) {
+fn start_and_wait(report: proc_ipc::Sender<u32>) {
     let manager = Manager::start().unwrap();
     report.send(manager.pid().unwrap()).unwrap();
     loop {
