@@ -15,9 +15,11 @@
 //! - `Semaphore` (2 permits, 4 processes): at the end this process takes both permits
 //!   within [`HELD_BOUND`], each; a permit that the dead held and that never came back is a
 //!   leak.
-//! - `Barrier` (3 parties, 100 to 300 rounds of `wait`): every survivor ends within the
-//!   bound, having finished its rounds or seen the barrier broken (by the death of a
-//!   party); without a kill every party finishes every round. At the end `reset` returns
+//! - `Barrier` (3 parties, 100 to 300 rounds of `wait`, with Python's default timeout of
+//!   [`BARRIER_TIMEOUT`]): every survivor ends within the bound, having finished its rounds
+//!   or seen the barrier broken — by the death of a party inside `wait`, or by the timeout
+//!   when the party died between two rounds (no barrier can tell a party that never comes
+//!   back from a slow one); without a kill every party finishes every round. At the end `reset` returns
 //!   within [`HELD_BOUND`] and three threads of this process meet at the barrier.
 
 use std::error::Error;
@@ -33,6 +35,10 @@ use crate::{Child, Kill, Reports, Rng, Trial, spawn, spin};
 /// permit, or to reset the barrier: nobody else holds them then, so any wait is for the
 /// library to notice the dead.
 pub(crate) const HELD_BOUND: Duration = Duration::from_secs(5);
+
+/// The barrier's default timeout (Python's `Barrier(parties, timeout=...)`): how long the
+/// survivors wait for a party that died between two rounds.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -151,7 +157,7 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
             Kind::RLock => Subject::RLock(Value::new_with_lock([0; 2], RLock::new()?)?),
             Kind::Value => Subject::Value(Value::new([0; 2])?),
             Kind::Semaphore => Subject::Semaphore(Semaphore::new(2)?),
-            Kind::Barrier => Subject::Barrier(Barrier::new(parties)?),
+            Kind::Barrier => Subject::Barrier(Barrier::with_timeout(parties, BARRIER_TIMEOUT)?),
         })
     };
     let shared = subject()?;
