@@ -169,6 +169,24 @@ fn checks(mpi: &proc_mpi::Mpi) {
     drop(executor);
     assert!(last.done());
     assert_eq!(last.result().unwrap(), 36);
+
+    // A done-callback (on the engine thread) may shut the executor down without a deadlock.
+    let executor = std::sync::Arc::new(MpiPoolExecutor::new(mpi).unwrap());
+    let inner = executor.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    executor
+        .submit(square, 2)
+        .unwrap()
+        .add_done_callback(move |f| {
+            inner.shutdown(true, false);
+            tx.send(f.result().unwrap()).unwrap();
+        });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 4);
+    assert!(matches!(
+        executor.submit(square, 1),
+        Err(Error::InvalidState(_))
+    ));
+    drop(executor);
 }
 
 fn main() {

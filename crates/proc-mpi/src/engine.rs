@@ -22,8 +22,12 @@ pub(crate) struct Task {
 }
 
 /// The future side of a task.
+///
+/// A job dropped without `done` (the engine thread died, say) must fail its future rather
+/// than leave it pending forever: the implementations do that in their `Drop`.
 pub(crate) trait Job: Send {
-    /// Marks the task as running: `false` when it was cancelled, and must not be sent.
+    /// Whether the task may be sent: `false` when it was cancelled (the future is marked
+    /// running otherwise).
     fn start(&self) -> bool;
     /// Finishes the future with the answer's payload, or an error.
     fn done(self: Box<Self>, answer: Result<&[u8]>);
@@ -102,9 +106,19 @@ impl Engine {
         }
     }
 
-    /// Waits until the engine thread has ended: every task sent was answered.
+    /// Waits until the engine thread has ended: every task sent was answered. On the engine
+    /// thread itself (a done-callback that shuts the executor down) it returns at once: the
+    /// thread ends after the callback, once its tasks are answered.
     pub(crate) fn join(&self) {
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut slot = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id())
+        {
+            return;
+        }
+        let thread = slot.take();
+        drop(slot);
         if let Some(thread) = thread {
             let _ = thread.join();
         }
@@ -152,6 +166,7 @@ fn run(commands: Receiver<Command>, workers: usize) {
                 break;
             };
             if !task.job.start() {
+                task.job.done(Err(Error::Cancelled));
                 continue;
             }
             let Some(rank) = idle.pop_front() else {

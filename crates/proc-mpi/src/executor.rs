@@ -273,7 +273,7 @@ impl MpiPoolExecutor {
                 number,
                 count,
                 cancelled: stop.clone(),
-                answers: tx.clone(),
+                answers: Some(tx.clone()),
             });
             engine.submit(Task { id, message, job })
         };
@@ -326,6 +326,13 @@ impl Drop for MpiPoolExecutor {
     }
 }
 
+/// What a future that was never answered gets: its job was dropped unanswered.
+fn lost() -> Error {
+    Error::BrokenPool(
+        "the MPI engine thread of the executor ended before the task was answered".into(),
+    )
+}
+
 /// The job of a `submit`: one item, one future.
 struct One<R> {
     completer: Completer<R>,
@@ -349,6 +356,13 @@ impl<R: DeserializeOwned + Send> Job for One<R> {
     }
 }
 
+impl<R> Drop for One<R> {
+    fn drop(&mut self) {
+        // A no-op once `done` finished the future.
+        self.completer.finish(Err(lost()));
+    }
+}
+
 /// Each item's outcome of a chunk, or the error of the whole chunk.
 type Outcomes<R> = Result<Vec<Result<R>>>;
 
@@ -360,23 +374,28 @@ struct Chunk<R> {
     number: usize,
     count: usize,
     cancelled: Arc<AtomicBool>,
-    answers: Sender<Answer<R>>,
+    /// Taken by `done`; still here in `drop` when the chunk was never answered.
+    answers: Option<Sender<Answer<R>>>,
 }
 
 impl<R: DeserializeOwned + Send> Job for Chunk<R> {
     fn start(&self) -> bool {
-        if self.cancelled.load(Ordering::Acquire) {
-            let _ = self
-                .answers
-                .send((self.number, self.count, Err(Error::Cancelled)));
-            return false;
-        }
-        true
+        !self.cancelled.load(Ordering::Acquire)
     }
 
-    fn done(self: Box<Self>, answer: Result<&[u8]>) {
+    fn done(mut self: Box<Self>, answer: Result<&[u8]>) {
         let outcomes = answer.and_then(|payload| wire::decode_reply::<R>(payload, self.count));
-        let _ = self.answers.send((self.number, self.count, outcomes));
+        if let Some(answers) = self.answers.take() {
+            let _ = answers.send((self.number, self.count, outcomes));
+        }
+    }
+}
+
+impl<R> Drop for Chunk<R> {
+    fn drop(&mut self) {
+        if let Some(answers) = self.answers.take() {
+            let _ = answers.send((self.number, self.count, Err(lost())));
+        }
     }
 }
 
@@ -528,5 +547,48 @@ impl<I: Iterator, R> fmt::Debug for Map<I, R> {
             .field("chunksize", &self.chunksize)
             .field("in_flight", &self.in_flight())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A job that the engine drops unanswered (its thread died) fails its future, or its
+    // chunk of a map, instead of leaving it pending forever.
+    #[test]
+    fn a_dropped_job_fails_its_future() {
+        let (future, completer) = pending::<u8>();
+        let job: Box<dyn Job> = Box::new(One { completer });
+        assert!(job.start());
+        drop(job);
+        assert!(matches!(future.result(), Err(Error::BrokenPool(_))));
+    }
+
+    #[test]
+    fn a_finished_job_keeps_its_outcome_when_dropped() {
+        let (future, completer) = pending::<u8>();
+        let job: Box<dyn Job> = Box::new(One { completer });
+        job.done(Err(Error::Cancelled));
+        assert!(future.cancelled());
+    }
+
+    #[test]
+    fn a_dropped_chunk_fails_its_items() {
+        let (tx, rx) = channel::<Answer<u8>>();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let job: Box<dyn Job> = Box::new(Chunk::<u8> {
+            number: 3,
+            count: 2,
+            cancelled: cancelled.clone(),
+            answers: Some(tx),
+        });
+        assert!(job.start());
+        cancelled.store(true, Ordering::Release);
+        assert!(!job.start());
+        drop(job);
+        let (number, count, outcome) = rx.recv().unwrap();
+        assert_eq!((number, count), (3, 2));
+        assert!(matches!(outcome, Err(Error::BrokenPool(_))));
     }
 }

@@ -20,6 +20,8 @@ pub(crate) const REPLY: i32 = 2;
 pub(crate) const EXIT: i32 = 3;
 /// The length of a task's header.
 pub(crate) const HEADER: usize = 24;
+/// The longest message: MPI counts elements in a C `int`.
+pub(crate) const MAX_MESSAGE: usize = i32::MAX as usize;
 
 /// What runs a task's items in the worker: the encoded items in, the encoded [`Reply`] out.
 pub(crate) type Runner = fn(&[u8]) -> Vec<u8>;
@@ -75,6 +77,12 @@ pub(crate) fn task<A: Serialize>(id: u64, runner: Runner, items: &[A]) -> Result
     bytes.extend_from_slice(&offset.to_le_bytes());
     postcard::to_io(items, &mut bytes)
         .map_err(|e| Error::Decode(format!("cannot encode the task's arguments: {e}")))?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Error::InvalidState(
+            "the task's arguments encode to more than 2 GiB, the most one MPI message holds: \
+             split them into several tasks",
+        ));
+    }
     Ok(bytes)
 }
 
@@ -98,6 +106,13 @@ pub(crate) fn serve_task(message: &[u8]) -> Vec<u8> {
     // `task`), and only this crate sends messages with the task tag on this communicator.
     let runner: Runner = unsafe { fn_at(i64::from_le_bytes(offset)) };
     reply.extend_from_slice(&runner(&message[HEADER..]));
+    if reply.len() > MAX_MESSAGE {
+        reply.truncate(8);
+        let failed: Reply<()> = Reply::Failed(Remote::Failed(
+            "the task's results encode to more than 2 GiB, the most one MPI message holds".into(),
+        ));
+        return encode_after(reply, &failed);
+    }
     reply
 }
 
