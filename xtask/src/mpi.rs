@@ -11,7 +11,10 @@
 //!    map, a panicking task, `wait`/`as_completed`, shutdown), which must exit 0;
 //! 3. the same program without `mpirun` (a singleton world), which must say that there are
 //!    no worker ranks;
-//! 4. `examples/mpi_abort` under `mpirun -n 3`, in which a task calls
+//! 4. `examples/mpi_mismatch` as rank 0 with a copy of itself (a newer modification time,
+//!    so another build fingerprint) as ranks 1 and 2: every task must be refused with
+//!    `Error::BuildMismatch`;
+//! 5. `examples/mpi_abort` under `mpirun -n 3`, in which a task calls
 //!    `std::process::abort` on a worker rank: the job must end by itself with a non-zero
 //!    exit and `mpirun`'s message naming the dead rank, within [`ABORT_LIMIT`].
 //!
@@ -92,6 +95,19 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .arg(examples.join("mpi_suite"))
         .arg("--no-workers");
     step(&mut singleton)?;
+
+    // A copy gets a new modification time, hence another build fingerprint.
+    let original = examples.join("mpi_mismatch");
+    let copy = examples.join("mpi_mismatch_copy");
+    std::fs::copy(&original, &copy)
+        .map_err(|e| format!("cannot copy {}: {e}", original.display()))?;
+    let mut mismatch = mpirun(SUITE_LIMIT);
+    mismatch
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "1"])
+        .arg(&original)
+        .args([":", "-n", "2"])
+        .arg(&copy);
+    step(&mut mismatch)?;
 
     abort_ends_the_job(&examples.join("mpi_abort"))?;
     println!(
