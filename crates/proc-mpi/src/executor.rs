@@ -554,6 +554,14 @@ impl<I: Iterator, R> fmt::Debug for Map<I, R> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_executor_and_its_iterator_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<MpiPoolExecutor>();
+        send::<Map<std::vec::IntoIter<u8>, u8>>();
+    }
+
     // A job that the engine drops unanswered (its thread died) fails its future, or its
     // chunk of a map, instead of leaving it pending forever.
     #[test]

@@ -1,5 +1,6 @@
 //! The MPI session of a program: `init`, the worker ranks' loop, and finalization.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use mpi::environment::{Threading, Universe};
@@ -26,16 +27,25 @@ pub(crate) static LIVE: Mutex<Option<Arc<Engine>>> = Mutex::new(None);
 /// ```no_run
 /// // Under `mpirun -n 3 ./app`; see the crate docs for a whole program.
 /// fn main() {
-///     procs_core_init();
+///     proc_mpi::core::init();
 ///     let mpi = proc_mpi::init().unwrap();
 ///     assert_eq!(mpi.rank(), 0);
 ///     assert_eq!(mpi.workers(), mpi.size() - 1);
 /// }
-/// # fn procs_core_init() { proc_mpi::core::init() }
+/// ```
+///
+/// It stays on the thread that started MPI, which must also end it (`MPI_Finalize` belongs
+/// to the thread that called `MPI_Init_thread`):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(proc_mpi::init().unwrap());
 /// ```
 pub struct Mpi {
     universe: Option<Universe>,
     size: usize,
+    /// Not `Send` nor `Sync`: see above.
+    _main_thread: PhantomData<*const ()>,
 }
 
 impl std::fmt::Debug for Mpi {
@@ -101,6 +111,7 @@ pub fn init() -> Result<Mpi> {
     Ok(Mpi {
         universe: Some(universe),
         size,
+        _main_thread: PhantomData,
     })
 }
 
