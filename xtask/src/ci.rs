@@ -4,11 +4,11 @@
 //! log ends at the step that failed.
 
 use crate::cmd::{Result, cargo, header, step};
-use crate::{checks, cross, demo, soak};
+use crate::{checks, cross, demo, mpi, soak};
 
 /// Runs every check: formatting, clippy, the tests (doctests included), the docs, the
-/// minimum Rust version, features and Miri ([`checks`]), the demo, and the checks for the
-/// other platforms.
+/// minimum Rust version, features and Miri ([`checks`]), the demo, the soak, the MPI leg
+/// ([`mpi`]), and the checks for the other platforms.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
         return Err(format!("`ci` takes no arguments, got {arg:?}").into());
@@ -35,6 +35,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     demo::run(&[])?;
     // A minute of kills at random points, after the tests that explain a failure better.
     soak::run(&["--short".to_string()])?;
+    // proc-mpi is outside the workspace: its checks and its tests under mpirun.
+    mpi::run(&[])?;
     cross::run(&[])?;
     header("ci: every step passed");
     Ok(())

@@ -11,6 +11,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod demo;
+mod mpi;
 mod soak;
 mod wine;
 
@@ -28,6 +29,9 @@ tasks:
                      run our benchmarks and the peers' in pairs, back to back, and print
                      each row's median ratio, its spread and PASS, MISS or UNSURE;
                      `bench --help` for more
+  mpi                proc-mpi (outside the workspace: it needs MPI) — clippy, tests, docs,
+                     then its tests under `mpirun -n 3`; installs Debian's Open MPI and
+                     libclang with apt if needed
   soak [--short] [--trials N] [--budget-secs S] [--hang-secs H] [--seed X] [PRIMITIVE..]
                      SIGKILL processes at random points in every process primitive, check
                      survivors, items and resources after each trial, print the table
@@ -35,7 +39,7 @@ tasks:
   help               this text
 
 environment:
-  CI=true            `cross` fails when a target had to be skipped...
+  CI=true            `cross`, `checks` and `mpi` fail when something had to be skipped...
   PROCS_ALLOW_SKIP=1 ...unless this is set too
   PROCS_WINE_TIMEOUT seconds the Windows tests may take under wine in all (default 1200)
   PROCS_WINE_TEST_TIMEOUT  seconds one Windows test binary may take (default 300)
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("soak") => soak::run(&rest),
+        Some("mpi") => mpi::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -80,7 +80,7 @@ pub(crate) fn setup() -> Result<Wine, String> {
         .iter()
         .any(|names| find_program(names, &[]).is_none())
     {
-        ensure_packages()?;
+        ensure_packages("wine", PACKAGES)?;
     }
     let wine = find_program(WINE, &["/usr/lib/wine/wine64"])
         .ok_or("no `wine` command after installing wine")?;
@@ -107,9 +107,10 @@ pub(crate) fn setup() -> Result<Wine, String> {
     Ok(wine)
 }
 
-/// Installs [`PACKAGES`] with apt unless dpkg lists them all as installed.
-fn ensure_packages() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES
+/// Installs Debian's `packages` with apt unless dpkg lists them all as installed; `task`
+/// names who asks, in the header (`cargo xtask mpi` uses it too).
+pub(crate) fn ensure_packages(task: &str, packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|package| !dpkg_installed(package))
@@ -128,7 +129,7 @@ fn ensure_packages() -> Result<(), String> {
             "{list} missing; run as root (or `sudo apt-get install -y {list}`) to install them"
         ));
     }
-    header(&format!("wine: installing {list}"));
+    header(&format!("{task}: installing {list}"));
     for args in [
         vec!["update"],
         [&["install", "-y"][..], &missing[..]].concat(),
@@ -164,7 +165,7 @@ fn is_root() -> bool {
 }
 
 /// The first of `names` found on the PATH, else the first of `paths` that exists.
-fn find_program(names: &[&str], paths: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find_program(names: &[&str], paths: &[&str]) -> Option<PathBuf> {
     let path = env::var_os("PATH").unwrap_or_default();
     names
         .iter()

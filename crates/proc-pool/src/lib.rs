@@ -36,6 +36,8 @@
 #![warn(missing_docs)]
 
 mod call;
+#[doc(hidden)]
+pub mod completer;
 mod executor;
 mod future;
 mod map;

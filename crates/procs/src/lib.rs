@@ -8,6 +8,7 @@
 //! | `ipc` (feature `ipc`) | `proc-ipc` | pipes, queues, listeners, managers |
 //! | `sync` (feature `sync`) | `proc-sync` | locks, events, semaphores, shared memory |
 //! | `pool` (feature `pool`) | `proc-pool` | pools, executors, futures |
+//! | `mpi` (feature `mpi`, off by default) | `proc-mpi` | `MpiPoolExecutor`: the executor over MPI ranks (`mpirun -n N ./app`); needs an MPI implementation to build |
 //!
 //! The everyday items are re-exported at the root: the process API of `proc-core`, and, with
 //! their features, the pipes, queues, listeners, managers and `wait` of `proc-ipc` and the locks, events,
@@ -37,6 +38,10 @@
 pub use proc_core as core;
 #[cfg(feature = "ipc")]
 pub use proc_ipc as ipc;
+/// The executor over MPI ranks: call `procs::mpi::init()` right after [`init`] (worker ranks
+/// serve inside it and exit), then make a `procs::mpi::MpiPoolExecutor`.
+#[cfg(feature = "mpi")]
+pub use proc_mpi as mpi;
 #[cfg(feature = "pool")]
 pub use proc_pool as pool;
 #[cfg(feature = "sync")]

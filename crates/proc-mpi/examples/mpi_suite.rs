@@ -1,0 +1,205 @@
+//! The crate's tests under `mpirun --allow-run-as-root --oversubscribe -n 3` (run by
+//! `cargo xtask mpi`): rank 0 runs each check, the other ranks serve. It exits 0 when every
+//! check passed; an assertion that fails panics rank 0, which ends the job with a non-zero
+//! exit.
+
+use std::time::Duration;
+
+use proc_core::Error;
+use proc_mpi::MpiPoolExecutor;
+use proc_pool::{ProcessPoolExecutor, ReturnWhen, as_completed, wait};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn checks(mpi: &proc_mpi::Mpi) {
+    assert_eq!(mpi.size(), 3, "run under `mpirun -n 3`");
+    let executor = MpiPoolExecutor::new(mpi).unwrap();
+    assert_eq!(executor.max_workers(), 2);
+
+    // submit: values, and a task on each rank.
+    let f = executor.submit(square, 12).unwrap();
+    assert_eq!(f.result().unwrap(), 144);
+    let s = executor
+        .submit(|s: String| s.to_uppercase(), "mpi".to_string())
+        .unwrap();
+    assert_eq!(s.result().unwrap(), "MPI");
+
+    // A second executor while one runs is refused.
+    assert!(matches!(
+        MpiPoolExecutor::new(mpi),
+        Err(Error::InvalidState(_))
+    ));
+
+    // A panicking task fails only its own future.
+    let bad = executor
+        .submit(|x: u32| -> u32 { panic!("task {x} refuses") }, 7)
+        .unwrap();
+    let good = executor.submit(|x: u32| x + 1, 1).unwrap();
+    match bad.result() {
+        Err(Error::Panicked { message, location }) => {
+            assert!(message.contains("task 7 refuses"), "{message}");
+            assert!(location.is_some());
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert_eq!(good.result().unwrap(), 2);
+
+    // map, in order, with chunksize 1 and 7, and unordered.
+    let v: Vec<u64> = executor
+        .map(square, 0..20)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v, (0..20).map(|x| x * x).collect::<Vec<_>>());
+    let v: Vec<u64> = executor
+        .map_with(square, 0..1000, 7, None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v, (0..1000).map(|x| x * x).collect::<Vec<_>>());
+    let mut v: Vec<u64> = executor
+        .map_unordered(square, 0..100, 3)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    v.sort_unstable();
+    assert_eq!(v, (0..100).map(|x| x * x).collect::<Vec<_>>());
+    // A panicking item of a chunk fails in its place only.
+    let outcomes: Vec<_> = executor
+        .map_with(
+            |x: u32| {
+                assert!(x != 5, "five");
+                x
+            },
+            0..10,
+            4,
+            None,
+        )
+        .unwrap()
+        .collect();
+    assert_eq!(outcomes.len(), 10);
+    assert!(outcomes[5].as_ref().unwrap_err().is_panic());
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 9);
+    // A map with a time limit gives up.
+    let mut slow = executor
+        .map_with(
+            std::thread::sleep,
+            vec![Duration::from_secs(2); 4],
+            1,
+            Some(Duration::from_millis(100)),
+        )
+        .unwrap();
+    assert!(slow.next().unwrap().unwrap_err().is_timeout());
+    assert!(slow.next().is_none());
+    drop(slow);
+
+    // wait and as_completed over MPI futures, mixed with local ones.
+    let local = ProcessPoolExecutor::new(1).unwrap();
+    let mut futures: Vec<_> = (1..=6)
+        .map(|x| executor.submit(square, x).unwrap())
+        .collect();
+    futures.push(local.submit(square, 10).unwrap());
+    let (done, not_done) = wait(&futures, None, ReturnWhen::AllCompleted);
+    assert_eq!((done.len(), not_done.len()), (7, 0));
+    let total: u64 = as_completed(&futures, Some(Duration::from_secs(60)))
+        .map(|f| f.unwrap().result().unwrap())
+        .sum();
+    assert_eq!(total, 91 + 100);
+    let first = vec![
+        executor
+            .submit(std::thread::sleep, Duration::from_millis(1500))
+            .unwrap(),
+        executor
+            .submit(std::thread::sleep, Duration::from_millis(1))
+            .unwrap(),
+    ];
+    let (done, not_done) = wait(&first, None, ReturnWhen::FirstCompleted);
+    assert!(!done.is_empty() && !not_done.is_empty());
+    for f in &first {
+        f.result().unwrap();
+    }
+
+    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks.
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            executor
+                .submit(std::thread::sleep, Duration::from_millis(300))
+                .unwrap()
+        })
+        .collect();
+    let queued: Vec<_> = (0..4)
+        .map(|_| {
+            executor
+                .submit(std::thread::sleep, Duration::from_millis(300))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    executor.shutdown(true, true);
+    for f in &running {
+        assert!(f.result().is_ok());
+    }
+    assert!(queued.iter().all(|f| f.cancelled()), "{queued:?}");
+    assert!(matches!(
+        executor.submit(square, 1),
+        Err(Error::InvalidState(_))
+    ));
+    drop(executor);
+
+    // After a shutdown the ranks serve a new executor; a pending future can be cancelled.
+    let executor = MpiPoolExecutor::new(mpi).unwrap();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            executor
+                .submit(std::thread::sleep, Duration::from_millis(300))
+                .unwrap()
+        })
+        .collect();
+    let waiting = executor.submit(square, 3).unwrap();
+    assert!(waiting.cancel());
+    assert!(waiting.result().unwrap_err().is_cancelled());
+    for f in busy {
+        f.result().unwrap();
+    }
+    assert_eq!(executor.submit(square, 5).unwrap().result().unwrap(), 25);
+    // Drop is shutdown(wait = true): the future is finished afterwards.
+    let last = executor.submit(square, 6).unwrap();
+    drop(executor);
+    assert!(last.done());
+    assert_eq!(last.result().unwrap(), 36);
+
+    // A done-callback (on the engine thread) may shut the executor down without a deadlock.
+    let executor = std::sync::Arc::new(MpiPoolExecutor::new(mpi).unwrap());
+    let inner = executor.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    executor
+        .submit(square, 2)
+        .unwrap()
+        .add_done_callback(move |f| {
+            inner.shutdown(true, false);
+            tx.send(f.result().unwrap()).unwrap();
+        });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 4);
+    assert!(matches!(
+        executor.submit(square, 1),
+        Err(Error::InvalidState(_))
+    ));
+    drop(executor);
+}
+
+fn main() {
+    proc_core::init();
+    let mpi = proc_mpi::init().unwrap();
+    if std::env::args().any(|a| a == "--no-workers") {
+        // Started without mpirun: a singleton world, and a clear error.
+        assert_eq!(mpi.size(), 1);
+        let error = MpiPoolExecutor::new(&mpi).unwrap_err();
+        assert!(error.to_string().contains("mpirun"), "{error}");
+        println!("mpi_suite: no worker ranks, as expected: {error}");
+        return;
+    }
+    checks(&mpi);
+    println!("mpi_suite: every check passed");
+}

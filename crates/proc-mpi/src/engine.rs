@@ -1,0 +1,223 @@
+//! Rank 0's engine: one thread that makes every MPI call of an executor, hands tasks to idle
+//! worker ranks and finishes futures with their answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+use proc_core::{Error, Result};
+
+use crate::wire;
+
+/// A task on its way: the message, and what to do with its answer.
+pub(crate) struct Task {
+    pub(crate) id: u64,
+    pub(crate) message: Vec<u8>,
+    pub(crate) job: Box<dyn Job>,
+}
+
+/// The future side of a task.
+///
+/// A job dropped without `done` (the engine thread died, say) must fail its future rather
+/// than leave it pending forever: the implementations do that in their `Drop`.
+pub(crate) trait Job: Send {
+    /// Whether the task may be sent: `false` when it was cancelled (the future is marked
+    /// running otherwise).
+    fn start(&self) -> bool;
+    /// Finishes the future with the answer's payload, or an error.
+    fn done(self: Box<Self>, answer: Result<&[u8]>);
+}
+
+enum Command {
+    Task(Task),
+    Close { cancel: bool },
+}
+
+/// What the executor and the session share with the engine thread.
+pub(crate) struct Engine {
+    commands: Mutex<Option<Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    workers: usize,
+}
+
+impl Engine {
+    /// Starts the engine thread over the world's ranks 1 to `workers`.
+    pub(crate) fn start(workers: usize) -> Result<Arc<Engine>> {
+        let (tx, rx) = channel();
+        let engine = Arc::new(Engine {
+            commands: Mutex::new(Some(tx)),
+            thread: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            workers,
+        });
+        let thread = std::thread::Builder::new()
+            .name("proc-mpi engine".into())
+            .spawn(move || run(rx, workers))
+            .map_err(Error::Io)?;
+        *engine.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        Ok(engine)
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidState(
+                "cannot schedule new futures after shutdown",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn submit(&self, task: Task) -> Result<()> {
+        self.check_open()?;
+        let commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = commands
+            .as_ref()
+            .is_some_and(|tx| tx.send(Command::Task(task)).is_ok());
+        if !sent {
+            return Err(Error::InvalidState(
+                "cannot schedule new futures after shutdown",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes no more tasks; with `cancel`, the tasks not sent to a worker are cancelled.
+    pub(crate) fn close(&self, cancel: bool) {
+        self.closed.store(true, Ordering::Release);
+        let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = commands.take() {
+            let _ = tx.send(Command::Close { cancel });
+        }
+    }
+
+    /// Waits until the engine thread has ended: every task sent was answered. On the engine
+    /// thread itself (a done-callback that shuts the executor down) it returns at once: the
+    /// thread ends after the callback, once its tasks are answered.
+    pub(crate) fn join(&self) {
+        let mut slot = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id())
+        {
+            return;
+        }
+        let thread = slot.take();
+        drop(slot);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The engine thread.
+fn run(commands: Receiver<Command>, workers: usize) {
+    let world = SimpleCommunicator::world();
+    let mut idle: VecDeque<Rank> = (1..=workers)
+        .filter_map(|r| Rank::try_from(r).ok())
+        .collect();
+    let mut queue: VecDeque<Task> = VecDeque::new();
+    let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
+    let mut closed = false;
+    let mut quiet = 0u32;
+    loop {
+        let mut busy = false;
+        loop {
+            let command = if !closed && queue.is_empty() && running.is_empty() {
+                // Nothing to watch: sleep until there is.
+                commands.recv().map_err(|_| TryRecvError::Disconnected)
+            } else {
+                commands.try_recv()
+            };
+            match command {
+                Ok(Command::Task(task)) => queue.push_back(task),
+                Ok(Command::Close { cancel }) => {
+                    closed = true;
+                    if cancel {
+                        for task in queue.drain(..) {
+                            task.job.done(Err(Error::Cancelled));
+                        }
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        while !idle.is_empty() {
+            let Some(task) = queue.pop_front() else {
+                break;
+            };
+            if !task.job.start() {
+                task.job.done(Err(Error::Cancelled));
+                continue;
+            }
+            let Some(rank) = idle.pop_front() else {
+                break;
+            };
+            tracing::trace!(id = task.id, rank, "task sent to a worker rank");
+            world
+                .process_at_rank(rank)
+                .send_with_tag(&task.message[..], wire::TASK);
+            running.insert(task.id, task.job);
+            busy = true;
+        }
+        while let Some(probed) = world
+            .any_process()
+            .immediate_matched_probe_with_tag(wire::REPLY)
+        {
+            let (bytes, status) = probed.matched_receive_vec::<u8>();
+            idle.push_back(status.source_rank());
+            busy = true;
+            let Some((id, payload)) = wire::parse_reply(&bytes) else {
+                continue;
+            };
+            if let Some(job) = running.remove(&id) {
+                job.done(Ok(payload));
+            }
+        }
+        if closed && queue.is_empty() && running.is_empty() {
+            return;
+        }
+        if busy {
+            quiet = 0;
+        } else {
+            // Answers come as MPI messages, which nothing can wait on together with the
+            // command channel: poll, yielding first, then sleeping up to half a millisecond.
+            quiet = quiet.saturating_add(1);
+            if quiet < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(u64::from(quiet.min(500))));
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Whether the engine thread has ended (or was joined).
+    pub(crate) fn finished(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
+    }
+}

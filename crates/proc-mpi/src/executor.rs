@@ -1,0 +1,602 @@
+//! `MpiPoolExecutor`: the executor surface of proc-pool over MPI ranks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use proc_core::internal::Deadline;
+use proc_core::{Error, Result};
+use proc_pool::Future;
+use proc_pool::completer::{Completer, pending};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Engine, Job, Task};
+use crate::session::{LIVE, Mpi};
+use crate::wire::{self, Runner};
+
+const fn no_captures<F>() {
+    assert!(
+        size_of::<F>() == 0,
+        "the function must not capture anything: pass what it needs as its argument"
+    );
+}
+
+/// Worker ranks that run functions and give back [`Future`]s: mpi4py's
+/// `mpi4py.futures.MPIPoolExecutor`, with the surface of
+/// [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor).
+///
+/// Functions are fn items or non-capturing closures (a capture is a compile-time error), as
+/// for the local process executor: each rank runs the same build, so a function travels as
+/// its offset in that build. Arguments and results travel as postcard bytes in MPI byte
+/// messages. The futures are proc-pool's own, so [`wait`](proc_pool::wait) and
+/// [`as_completed`](proc_pool::as_completed) take MPI and local futures together.
+///
+/// # Failures
+///
+/// - A task that panics fails its own future with [`Error::Panicked`]; the worker rank goes on.
+/// - A worker rank that dies (killed, `abort`, a segfault): MPI does not survive the loss of
+///   a rank, and Open MPI's `mpirun` then ends the whole job — rank 0 included — with a
+///   message that names the rank that died and a non-zero exit status. Rank 0 does not hang,
+///   and no future learns of it. (`MPI_ERRORS_RETURN` would not help: the runtime, not an
+///   error handler, ends the job.) Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor)
+///   where tasks may crash their process.
+/// - A running task cannot be cancelled ([`Future::cancel`] is `false`); a pending one can.
+///
+/// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
+/// time.
+///
+/// # Examples
+///
+/// ```no_run
+/// // Run as `mpirun -n 3 ./app`.
+/// use proc_mpi::MpiPoolExecutor;
+///
+/// fn main() {
+///     proc_mpi::core::init();
+///     let mpi = proc_mpi::init().unwrap();
+///     let executor = MpiPoolExecutor::new(&mpi).unwrap();
+///     let future = executor.submit(|x: u64| x * x, 12).unwrap();
+///     assert_eq!(future.result().unwrap(), 144);
+/// }
+/// ```
+pub struct MpiPoolExecutor {
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for MpiPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpiPoolExecutor")
+            .field("max_workers", &self.engine.workers())
+            .finish()
+    }
+}
+
+impl MpiPoolExecutor {
+    /// An executor over every worker rank of the session (ranks 1 to N − 1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the world has no worker rank (the program was not
+    /// started by `mpirun -n N` with N ≥ 2), or when another executor still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// assert_eq!(executor.max_workers(), mpi.workers());
+    /// ```
+    pub fn new(mpi: &Mpi) -> Result<MpiPoolExecutor> {
+        if mpi.workers() == 0 {
+            return Err(Error::InvalidState(
+                "there are no worker ranks: start the program as `mpirun -n N ./app` with N of \
+                 at least 2",
+            ));
+        }
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = live.as_ref() {
+            if !engine.finished() {
+                return Err(Error::InvalidState(
+                    "another MpiPoolExecutor uses the worker ranks: shut it down first",
+                ));
+            }
+            engine.join();
+        }
+        let engine = Engine::start(mpi.workers())?;
+        *live = Some(engine.clone());
+        Ok(MpiPoolExecutor { engine })
+    }
+
+    /// The number of worker ranks.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// assert!(proc_mpi::MpiPoolExecutor::new(&mpi).unwrap().max_workers() >= 1);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.engine.workers()
+    }
+
+    /// Runs `f(args)` on a worker rank (Python's `submit(fn, *args)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] after [`shutdown`](MpiPoolExecutor::shutdown),
+    /// [`Error::Decode`] for arguments that do not encode.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let future = executor.submit(|(a, b): (u64, u32)| a.pow(b), (2, 10)).unwrap();
+    /// assert_eq!(future.result().unwrap(), 1024);
+    /// ```
+    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        const { no_captures::<F>() };
+        let _ = f;
+        self.engine.check_open()?;
+        let id = self.engine.next_id();
+        let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &[args])?;
+        let (future, completer) = pending();
+        let job = Box::new(One { completer });
+        self.engine.submit(Task { id, message, job })?;
+        Ok(future)
+    }
+
+    /// Runs `f` on every item; the iterator yields the results in input order (Python's
+    /// `map`, one item per task). The input is pulled lazily, a few tasks per rank ahead.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](MpiPoolExecutor::submit); each item's error comes in its place.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let v: Vec<u32> = executor.map(|x: u32| x * x, 1..=3).unwrap().map(Result::unwrap).collect();
+    /// assert_eq!(v, [1, 4, 9]);
+    /// ```
+    pub fn map<F, I, A, R>(&self, f: F, iterable: I) -> Result<Map<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_with(f, iterable, 1, None)
+    }
+
+    /// Like [`map`](MpiPoolExecutor::map), `chunksize` items per task (one MPI message each
+    /// way), and at most `timeout` from this call until the last result: when it passes, the
+    /// iterator yields [`Error::Timeout`], cancels what it has not sent, and ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](MpiPoolExecutor::map), and [`Error::InvalidState`] for a `chunksize` of 0.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// assert_eq!(executor.map_with(|x: u32| x, 0..1000, 100, None).unwrap().count(), 1000);
+    /// ```
+    pub fn map_with<F, I, A, R>(
+        &self,
+        f: F,
+        iterable: I,
+        chunksize: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Map<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let _ = f;
+        self.start_map::<F, I, A, R>(iterable, chunksize, timeout, true)
+    }
+
+    /// Like [`map_with`](MpiPoolExecutor::map_with) without a time limit, yielding the
+    /// results as they come (mpi4py's `map(..., unordered=True)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`map_with`](MpiPoolExecutor::map_with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let mut v: Vec<u32> = executor.map_unordered(|x: u32| x + 1, 0..10, 3).unwrap().map(Result::unwrap).collect();
+    /// v.sort();
+    /// assert_eq!(v, (1..=10).collect::<Vec<_>>());
+    /// ```
+    pub fn map_unordered<F, I, A, R>(
+        &self,
+        _f: F,
+        iterable: I,
+        chunksize: usize,
+    ) -> Result<Map<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.start_map::<F, I, A, R>(iterable, chunksize, None, false)
+    }
+
+    fn start_map<F, I, A, R>(
+        &self,
+        iterable: I,
+        chunksize: usize,
+        timeout: Option<Duration>,
+        ordered: bool,
+    ) -> Result<Map<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        const { no_captures::<F>() };
+        if chunksize == 0 {
+            return Err(Error::InvalidState("chunksize must be at least 1"));
+        }
+        self.engine.check_open()?;
+        let (tx, rx) = channel();
+        let engine = self.engine.clone();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = cancelled.clone();
+        let send = move |number: usize, items: Vec<A>| -> Result<()> {
+            let id = engine.next_id();
+            let count = items.len();
+            let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &items)?;
+            let job = Box::new(Chunk::<R> {
+                number,
+                count,
+                cancelled: stop.clone(),
+                answers: Some(tx.clone()),
+            });
+            engine.submit(Task { id, message, job })
+        };
+        Ok(Map {
+            input: Some(iterable.into_iter()),
+            send: Box::new(send),
+            chunksize,
+            window: (self.max_workers() * 4).max(1024 / chunksize),
+            ordered,
+            deadline: Deadline::from_timeout(timeout),
+            answers: rx,
+            arrived: BTreeMap::new(),
+            sent: 0,
+            next: 0,
+            current: Vec::new().into_iter(),
+            cancelled,
+            error: None,
+            done: false,
+        })
+    }
+
+    /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
+    /// `cancel_futures`, the tasks no worker rank has taken are cancelled; with `wait`,
+    /// waits until the others are done.
+    ///
+    /// The worker ranks keep serving until the [`Mpi`] session ends, so another executor
+    /// may be made after this one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let future = executor.submit(|x: u8| x, 5).unwrap();
+    /// executor.shutdown(true, false);
+    /// assert_eq!(future.result().unwrap(), 5);
+    /// assert!(executor.submit(|x: u8| x, 1).is_err());
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.engine.close(cancel_futures);
+        if wait {
+            self.engine.join();
+        }
+    }
+}
+
+impl Drop for MpiPoolExecutor {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+/// What a future that was never answered gets: its job was dropped unanswered.
+fn lost() -> Error {
+    Error::BrokenPool(
+        "the MPI engine thread of the executor ended before the task was answered".into(),
+    )
+}
+
+/// The job of a `submit`: one item, one future.
+struct One<R> {
+    completer: Completer<R>,
+}
+
+impl<R: DeserializeOwned + Send> Job for One<R> {
+    fn start(&self) -> bool {
+        self.completer.set_running()
+    }
+
+    fn done(self: Box<Self>, answer: Result<&[u8]>) {
+        let outcome = answer
+            .and_then(|payload| wire::decode_reply::<R>(payload, 1))
+            .and_then(|outcomes| {
+                outcomes
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Err(Error::Protocol("an empty answer".into())))
+            });
+        self.completer.finish(outcome);
+    }
+}
+
+impl<R> Drop for One<R> {
+    fn drop(&mut self) {
+        // A no-op once `done` finished the future.
+        self.completer.finish(Err(lost()));
+    }
+}
+
+/// Each item's outcome of a chunk, or the error of the whole chunk.
+type Outcomes<R> = Result<Vec<Result<R>>>;
+
+/// The answer of one chunk of a `map`: its number, its length, its outcomes.
+type Answer<R> = (usize, usize, Outcomes<R>);
+
+/// The job of one chunk of a `map`: its answer goes to the iterator.
+struct Chunk<R> {
+    number: usize,
+    count: usize,
+    cancelled: Arc<AtomicBool>,
+    /// Taken by `done`; still here in `drop` when the chunk was never answered.
+    answers: Option<Sender<Answer<R>>>,
+}
+
+impl<R: DeserializeOwned + Send> Job for Chunk<R> {
+    fn start(&self) -> bool {
+        !self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn done(mut self: Box<Self>, answer: Result<&[u8]>) {
+        let outcomes = answer.and_then(|payload| wire::decode_reply::<R>(payload, self.count));
+        if let Some(answers) = self.answers.take() {
+            let _ = answers.send((self.number, self.count, outcomes));
+        }
+    }
+}
+
+impl<R> Drop for Chunk<R> {
+    fn drop(&mut self) {
+        if let Some(answers) = self.answers.take() {
+            let _ = answers.send((self.number, self.count, Err(lost())));
+        }
+    }
+}
+
+/// Sends chunk number `n` of the items.
+type SendChunk<A> = Box<dyn FnMut(usize, Vec<A>) -> Result<()> + Send>;
+
+/// The lazy iterator of [`MpiPoolExecutor::map`] and its kin: it pulls from the input only as
+/// results are taken, with a bounded number of chunks in flight.
+///
+/// Dropping it cancels the chunks not yet sent to a worker rank.
+///
+/// # Examples
+///
+/// ```no_run
+/// let mpi = proc_mpi::init().unwrap();
+/// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+/// let map: proc_mpi::Map<_, u8> = executor.map(|x: u8| x, vec![1, 2]).unwrap();
+/// assert_eq!(map.count(), 2);
+/// ```
+#[must_use = "iterators are lazy"]
+pub struct Map<I: Iterator, R> {
+    input: Option<I>,
+    send: SendChunk<I::Item>,
+    chunksize: usize,
+    window: usize,
+    ordered: bool,
+    deadline: Deadline,
+    answers: Receiver<Answer<R>>,
+    /// Chunks answered, by number, not yet handed out.
+    arrived: BTreeMap<usize, (usize, Outcomes<R>)>,
+    sent: usize,
+    /// The next chunk to hand out (ordered).
+    next: usize,
+    current: std::vec::IntoIter<Result<R>>,
+    cancelled: Arc<AtomicBool>,
+    error: Option<Error>,
+    done: bool,
+}
+
+impl<I: Iterator, R> Map<I, R> {
+    fn in_flight(&self) -> usize {
+        self.sent - self.next
+    }
+
+    fn fill(&mut self) {
+        while self.error.is_none() && self.in_flight() < self.window {
+            let Some(input) = self.input.as_mut() else {
+                return;
+            };
+            let chunk: Vec<I::Item> = input.by_ref().take(self.chunksize).collect();
+            if chunk.len() < self.chunksize {
+                self.input = None;
+            }
+            if chunk.is_empty() {
+                return;
+            }
+            match (self.send)(self.sent, chunk) {
+                Ok(()) => self.sent += 1,
+                Err(e) => {
+                    self.input = None;
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The next chunk to hand out, with its length; `None` when none is in flight,
+    /// `Some(Err(Timeout))` when the deadline came first.
+    fn next_chunk(&mut self) -> Option<Result<(usize, Outcomes<R>)>> {
+        if self.next == self.sent {
+            return None;
+        }
+        loop {
+            let key = if self.ordered {
+                Some(self.next)
+            } else {
+                self.arrived.keys().next().copied()
+            };
+            if let Some(chunk) = key.and_then(|k| self.arrived.remove(&k)) {
+                self.next += 1;
+                return Some(Ok(chunk));
+            }
+            let answer = match self.deadline.remaining() {
+                None => self
+                    .answers
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(left) => self.answers.recv_timeout(left),
+            };
+            match answer {
+                Ok((number, count, outcome)) => {
+                    self.arrived.insert(number, (count, outcome));
+                }
+                Err(RecvTimeoutError::Timeout) => return Some(Err(Error::Timeout)),
+                // Every chunk holds a sender until it is answered or cancelled, and the
+                // iterator holds one itself: the channel cannot close while one is due.
+                Err(RecvTimeoutError::Disconnected) => return Some(Err(Error::Closed)),
+            }
+        }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Map<I, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(result) = self.current.next() {
+                return Some(result);
+            }
+            if self.done {
+                return None;
+            }
+            self.fill();
+            match self.next_chunk() {
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.cancelled.store(true, Ordering::Release);
+                    return Some(Err(e));
+                }
+                Some(Ok((_, Ok(outcomes)))) => self.current = outcomes.into_iter(),
+                Some(Ok((count, Err(e)))) => {
+                    // The whole chunk failed: each item says so.
+                    self.current = vec![(); count]
+                        .into_iter()
+                        .map(|()| Err(e.clone()))
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                }
+                None => {
+                    self.done = true;
+                    return self.error.take().map(Err);
+                }
+            }
+        }
+    }
+}
+
+impl<I: Iterator, R> Drop for Map<I, R> {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+}
+
+impl<I: Iterator, R> fmt::Debug for Map<I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("ordered", &self.ordered)
+            .field("chunksize", &self.chunksize)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_executor_and_its_iterator_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<MpiPoolExecutor>();
+        send::<Map<std::vec::IntoIter<u8>, u8>>();
+    }
+
+    // A job that the engine drops unanswered (its thread died) fails its future, or its
+    // chunk of a map, instead of leaving it pending forever.
+    #[test]
+    fn a_dropped_job_fails_its_future() {
+        let (future, completer) = pending::<u8>();
+        let job: Box<dyn Job> = Box::new(One { completer });
+        assert!(job.start());
+        drop(job);
+        assert!(matches!(future.result(), Err(Error::BrokenPool(_))));
+    }
+
+    #[test]
+    fn a_finished_job_keeps_its_outcome_when_dropped() {
+        let (future, completer) = pending::<u8>();
+        let job: Box<dyn Job> = Box::new(One { completer });
+        job.done(Err(Error::Cancelled));
+        assert!(future.cancelled());
+    }
+
+    #[test]
+    fn a_dropped_chunk_fails_its_items() {
+        let (tx, rx) = channel::<Answer<u8>>();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let job: Box<dyn Job> = Box::new(Chunk::<u8> {
+            number: 3,
+            count: 2,
+            cancelled: cancelled.clone(),
+            answers: Some(tx),
+        });
+        assert!(job.start());
+        cancelled.store(true, Ordering::Release);
+        assert!(!job.start());
+        drop(job);
+        let (number, count, outcome) = rx.recv().unwrap();
+        assert_eq!((number, count), (3, 2));
+        assert!(matches!(outcome, Err(Error::BrokenPool(_))));
+    }
+}

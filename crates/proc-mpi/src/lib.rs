@@ -1,0 +1,61 @@
+//! The executor API of `procs` over MPI ranks: mpi4py's `mpi4py.futures.MPIPoolExecutor`.
+//!
+//! When a job outgrows one machine, the same `submit`/`map` code runs on a cluster through
+//! MPI. Every rank runs the same executable, so functions are named exactly as for local
+//! worker processes (fn items and non-capturing closures), and each task carries the build
+//! fingerprint so that a rank running another build refuses it ([`Error::BuildMismatch`]).
+//!
+//! | item | Python |
+//! |---|---|
+//! | [`init`], [`Mpi`] | `python -m mpi4py.futures` (the workers' loop) |
+//! | [`MpiPoolExecutor`] | `mpi4py.futures.MPIPoolExecutor` |
+//! | [`Map`] | its `map(..., unordered)` |
+//!
+//! # Running
+//!
+//! Static launch only: `mpirun -n N ./app` (on a cluster, `mpirun -n N --hostfile hosts
+//! ./app`). Rank 0 runs `main`; [`init`], called right after `procs::init()`, never returns
+//! on the other ranks: they serve tasks until rank 0's [`Mpi`] session ends, then exit.
+//! Started without `mpirun`, the world has one rank and [`MpiPoolExecutor::new`] says there
+//! are no workers.
+//!
+//! ```no_run
+//! use proc_mpi::MpiPoolExecutor;
+//! use proc_pool::{ProcessPoolExecutor, ReturnWhen, wait};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() {
+//!     proc_mpi::core::init(); // `procs::init()` through the facade
+//!     let mpi = proc_mpi::init().unwrap(); // worker ranks never return from here
+//!     let executor = MpiPoolExecutor::new(&mpi).unwrap();
+//!     let local = ProcessPoolExecutor::new(1).unwrap();
+//!     let futures = vec![executor.submit(square, 3).unwrap(), local.submit(square, 4).unwrap()];
+//!     let (done, _) = wait(&futures, None, ReturnWhen::AllCompleted);
+//!     assert_eq!(done.len(), 2);
+//!     assert_eq!(futures[0].result().unwrap() + futures[1].result().unwrap(), 25);
+//! }
+//! ```
+//!
+//! # Failures
+//!
+//! A task that panics fails its own future with [`Error::Panicked`]. A rank that dies ends
+//! the whole MPI job (see [`MpiPoolExecutor`]). Build needs an MPI implementation and libclang
+//! (Debian: `libopenmpi-dev`, `openmpi-bin`, `libclang-dev`); this crate is optional in the
+//! `procs` facade (feature `mpi`, off by default).
+//!
+//! [`Error::BuildMismatch`]: proc_core::Error::BuildMismatch
+//! [`Error::Panicked`]: proc_core::Error::Panicked
+#![warn(missing_docs)]
+
+mod engine;
+mod executor;
+mod session;
+mod wire;
+
+pub use proc_core as core;
+
+pub use executor::{Map, MpiPoolExecutor};
+pub use session::{Mpi, init};

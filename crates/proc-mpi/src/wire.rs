@@ -1,0 +1,299 @@
+//! The messages between rank 0 and the worker ranks, and what a worker runs.
+//!
+//! A task is one MPI byte message with tag [`TASK`]: a header — the sender's build
+//! fingerprint (`u64`), the task id (`u64`) and the offset of the runner function in this
+//! build (`i64`), little-endian — then the task's items, `Vec<A>` in postcard. The answer,
+//! tag [`REPLY`], is the task id then a [`Reply`] in postcard. [`EXIT`] (empty) lets a worker
+//! go. A worker answers a task before it takes the next, so rank 0 knows which worker is
+//! idle.
+
+use proc_core::Error;
+use proc_core::internal::{fingerprint, fn_at, fn_offset, unwind};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Tag of a task, rank 0 to a worker.
+pub(crate) const TASK: i32 = 1;
+/// Tag of an answer, a worker to rank 0.
+pub(crate) const REPLY: i32 = 2;
+/// Tag of the message that ends a worker.
+pub(crate) const EXIT: i32 = 3;
+/// The length of a task's header.
+pub(crate) const HEADER: usize = 24;
+/// The longest message: MPI counts elements in a C `int`.
+pub(crate) const MAX_MESSAGE: usize = i32::MAX as usize;
+
+/// What runs a task's items in the worker: the encoded items in, the encoded [`Reply`] out.
+pub(crate) type Runner = fn(&[u8]) -> Vec<u8>;
+
+/// An error that happened in a worker, as it travels back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Remote {
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    Failed(String),
+    BuildMismatch,
+}
+
+impl From<unwind::Panic> for Remote {
+    fn from(panic: unwind::Panic) -> Remote {
+        Remote::Panicked {
+            message: panic.message,
+            location: panic.location,
+        }
+    }
+}
+
+impl From<Remote> for Error {
+    fn from(remote: Remote) -> Error {
+        match remote {
+            Remote::Panicked { message, location } => Error::Panicked { message, location },
+            Remote::Failed(message) => Error::Decode(message),
+            Remote::BuildMismatch => Error::BuildMismatch,
+        }
+    }
+}
+
+/// A worker's answer to a task.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply<R> {
+    /// Every item's value: none failed.
+    Values(Vec<R>),
+    /// Each item's outcome, once one failed.
+    Mixed(Vec<Result<R, Remote>>),
+    /// The task did not run at all.
+    Failed(Remote),
+}
+
+/// A task message for `items`, to be run by `runner` in a worker of this build.
+pub(crate) fn task<A: Serialize>(id: u64, runner: Runner, items: &[A]) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::with_capacity(HEADER + 16);
+    bytes.extend_from_slice(&fingerprint().to_le_bytes());
+    bytes.extend_from_slice(&id.to_le_bytes());
+    // SAFETY: `Runner` is a function pointer type.
+    let offset = unsafe { fn_offset(runner) };
+    bytes.extend_from_slice(&offset.to_le_bytes());
+    postcard::to_io(items, &mut bytes)
+        .map_err(|e| Error::Decode(format!("cannot encode the task's arguments: {e}")))?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Error::InvalidState(
+            "the task's arguments encode to more than 2 GiB, the most one MPI message holds: \
+             split them into several tasks",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Runs a task message in a worker: the answer to send back (id first).
+///
+/// A message from another build (its fingerprint is not ours) is never run: its function
+/// offset would mean nothing here, so the answer is a build mismatch.
+pub(crate) fn serve_task(message: &[u8]) -> Vec<u8> {
+    let word = |at: usize| -> Option<[u8; 8]> { message.get(at..at + 8)?.try_into().ok() };
+    let (Some(print), Some(id), Some(offset)) = (word(0), word(8), word(16)) else {
+        // Without an id the answer cannot name its task: rank 0 drops it.
+        return u64::MAX.to_le_bytes().to_vec();
+    };
+    let mut reply = id.to_vec();
+    if u64::from_le_bytes(print) != fingerprint() {
+        let mismatch: Reply<()> = Reply::Failed(Remote::BuildMismatch);
+        return encode_after(reply, &mismatch);
+    }
+    // SAFETY: the message comes from rank 0 of this MPI job, and its fingerprint is ours, so
+    // it runs this very build; rank 0 made `offset` with `fn_offset` from a `Runner` (in
+    // `task`), and only this crate sends messages with the task tag on this communicator.
+    let runner: Runner = unsafe { fn_at(i64::from_le_bytes(offset)) };
+    reply.extend_from_slice(&runner(&message[HEADER..]));
+    if reply.len() > MAX_MESSAGE {
+        reply.truncate(8);
+        let failed: Reply<()> = Reply::Failed(Remote::Failed(
+            "the task's results encode to more than 2 GiB, the most one MPI message holds".into(),
+        ));
+        return encode_after(reply, &failed);
+    }
+    reply
+}
+
+/// Decodes an answer: the task id and its payload.
+pub(crate) fn parse_reply(message: &[u8]) -> Option<(u64, &[u8])> {
+    let id = u64::from_le_bytes(message.get(..8)?.try_into().ok()?);
+    Some((id, &message[8..]))
+}
+
+fn encode_after<T: Serialize>(mut bytes: Vec<u8>, value: &T) -> Vec<u8> {
+    let start = bytes.len();
+    if postcard::to_io(value, &mut bytes).is_err() {
+        bytes.truncate(start);
+        let failed: Reply<()> = Reply::Failed(Remote::Failed("cannot encode the result".into()));
+        // A reply of unit values always encodes.
+        let _ = postcard::to_io(&failed, &mut bytes);
+    }
+    bytes
+}
+
+/// A value of the zero-sized callable type `F`.
+fn conjure<F>() -> F {
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "the function must not capture anything"
+        )
+    };
+    // SAFETY: `F` is zero-sized (checked above at compile time), so a value of it has no
+    // bytes to be invalid. `F` is a type with `F: Fn(A) -> R + Copy` (the bound of
+    // `MpiPoolExecutor::submit`, which also refuses capturing closures at compile time): on
+    // stable Rust a zero-sized one is a fn item or a closure whose captures are all
+    // zero-sized, and such a value carries no invariant beyond its type (the same reasoning
+    // as proc-pool's process workers).
+    unsafe { std::mem::zeroed() }
+}
+
+/// Runs each item of a task with `F` and encodes the [`Reply`].
+pub(crate) fn run_items<F, A, R>(payload: &[u8]) -> Vec<u8>
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let items: Vec<A> = match postcard::from_bytes(payload) {
+        Ok(items) => items,
+        Err(e) => {
+            let failed: Reply<R> = Reply::Failed(Remote::Failed(format!(
+                "cannot decode the task's arguments: {e}"
+            )));
+            return encode_after(Vec::new(), &failed);
+        }
+    };
+    let f: F = conjure();
+    let mut outcomes: Vec<Result<R, Remote>> = Vec::with_capacity(items.len());
+    let mut failed = false;
+    for item in items {
+        let outcome = unwind::catch(|| f(item)).map_err(Remote::from);
+        failed |= outcome.is_err();
+        outcomes.push(outcome);
+    }
+    let reply = if failed {
+        Reply::Mixed(outcomes)
+    } else {
+        Reply::Values(outcomes.into_iter().filter_map(Result::ok).collect())
+    };
+    let mut bytes = Vec::new();
+    if postcard::to_io(&reply, &mut bytes).is_ok() {
+        return bytes;
+    }
+    // Some value does not encode: that item fails, the others are kept.
+    let outcomes = match reply {
+        Reply::Values(values) => values.into_iter().map(Ok).collect(),
+        Reply::Mixed(outcomes) => outcomes,
+        Reply::Failed(remote) => vec![Err(remote)],
+    };
+    let outcomes: Vec<Result<R, Remote>> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(value) => match postcard::to_allocvec(&value) {
+                Ok(_) => Ok(value),
+                Err(e) => Err(Remote::Failed(format!("cannot encode the result: {e}"))),
+            },
+            Err(e) => Err(e),
+        })
+        .collect();
+    encode_after(Vec::new(), &Reply::Mixed(outcomes))
+}
+
+/// Decodes a task's answer into each item's outcome.
+pub(crate) fn decode_reply<R: DeserializeOwned>(
+    payload: &[u8],
+    count: usize,
+) -> Result<Vec<proc_core::Result<R>>, Error> {
+    let reply: Reply<R> = postcard::from_bytes(payload)
+        .map_err(|e| Error::Decode(format!("cannot decode the task's result: {e}")))?;
+    let outcomes: Vec<proc_core::Result<R>> = match reply {
+        Reply::Values(values) => values.into_iter().map(Ok).collect(),
+        Reply::Mixed(outcomes) => outcomes
+            .into_iter()
+            .map(|o| o.map_err(Error::from))
+            .collect(),
+        Reply::Failed(remote) => return Err(remote.into()),
+    };
+    if outcomes.len() != count {
+        return Err(Error::Protocol(format!(
+            "a worker rank answered {} results for {count} items",
+            outcomes.len()
+        )));
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    fn run<F, A, R>(_: F, items: &[A]) -> Result<Vec<proc_core::Result<R>>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let message = task(9, run_items::<F, A, R> as Runner, items).unwrap();
+        let answer = serve_task(&message);
+        let (id, payload) = parse_reply(&answer).unwrap();
+        assert_eq!(id, 9);
+        decode_reply(payload, items.len())
+    }
+
+    // These run the worker's side in this process: `fn_at` on an offset made by `task`, and
+    // `conjure` of a fn item and of a closure.
+    #[test]
+    fn a_task_runs_its_items_through_the_offset() {
+        let values = run(double, &[1u32, 2, 3]).unwrap();
+        let values: Vec<u32> = values.into_iter().map(Result::unwrap).collect();
+        assert_eq!(values, [2, 4, 6]);
+    }
+
+    #[test]
+    fn a_panicking_item_fails_alone() {
+        let outcomes = run(
+            |x: u32| {
+                assert!(x != 2, "two is refused");
+                x
+            },
+            &[1u32, 2, 3],
+        )
+        .unwrap();
+        assert_eq!(outcomes[0].as_ref().unwrap(), &1);
+        match &outcomes[1] {
+            Err(Error::Panicked { message, .. }) => assert!(message.contains("two is refused")),
+            other => panic!("expected a panic, got {other:?}"),
+        }
+        assert_eq!(outcomes[2].as_ref().unwrap(), &3);
+    }
+
+    #[test]
+    fn another_build_is_refused_before_anything_runs() {
+        fn runner_of<F: Fn(u32) -> u32 + Copy>(_: F) -> Runner {
+            run_items::<F, u32, u32>
+        }
+        let mut message = task(4, runner_of(double), &[1u32]).unwrap();
+        // Another fingerprint, as from another build: the (here bogus) offset is not used.
+        message[0] ^= 0xff;
+        message[16..24].copy_from_slice(&i64::MAX.to_le_bytes());
+        let answer = serve_task(&message);
+        let (id, payload) = parse_reply(&answer).unwrap();
+        assert_eq!(id, 4);
+        let error = decode_reply::<u32>(payload, 1).unwrap_err();
+        assert!(matches!(error, Error::BuildMismatch), "{error:?}");
+    }
+
+    #[test]
+    fn a_truncated_message_is_not_run() {
+        let answer = serve_task(&[1, 2, 3]);
+        assert_eq!(parse_reply(&answer).unwrap().0, u64::MAX);
+        assert!(decode_reply::<u32>(&[0xff, 0xff], 1).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! `cargo xtask mpi`: the MPI leg of CI (issue 13) — proc-mpi's checks and its tests under
+//! `mpirun`.
+//!
+//! proc-mpi is outside the workspace (rsmpi needs an MPI implementation and libclang to
+//! build), so the plain steps of `ci` never see it; this task installs Debian's packages with
+//! apt when they are missing (as root), then:
+//!
+//! 1. clippy (`-D warnings`), the unit tests and doctests, and rustdoc (`-D warnings`) of
+//!    proc-mpi, in its own target folder (`target/mpi`), and the facade's `mpi` feature test;
+//! 2. `examples/mpi_suite` under `mpirun --allow-run-as-root --oversubscribe -n 3` (submit,
+//!    map, a panicking task, `wait`/`as_completed`, shutdown), which must exit 0;
+//! 3. the same program without `mpirun` (a singleton world), which must say that there are
+//!    no worker ranks;
+//! 4. `examples/mpi_mismatch` as rank 0 with a copy of itself (a newer modification time,
+//!    so another build fingerprint) as ranks 1 and 2: every task must be refused with
+//!    `Error::BuildMismatch`;
+//! 5. `examples/mpi_abort` under `mpirun -n 3`, in which a task calls
+//!    `std::process::abort` on a worker rank: the job must end by itself with a non-zero
+//!    exit and `mpirun`'s message naming the dead rank, within [`ABORT_LIMIT`].
+//!
+//! Where MPI cannot be had it prints a loud `SKIPPED:` line; under CI (`CI=true`) a skip
+//! fails the run unless `PROCS_ALLOW_SKIP=1`, as for `cross` and `checks`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cmd::{Result, cargo, describe, env_flag, header, root, step, target_dir};
+use crate::wine::{ensure_packages, find_program};
+
+/// Debian's Open MPI (library, headers and `mpirun`) and libclang for rsmpi's bindgen.
+const PACKAGES: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev"];
+
+/// How long the whole test suite may take under `mpirun`.
+const SUITE_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long the aborted job may take to end: much more than Open MPI needs (about a
+/// second), much less than a hang.
+const ABORT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The `mpirun` flags of every run: root is allowed (CI containers run as root), and three
+/// ranks may share fewer cores.
+const MPIRUN: &[&str] = &["--allow-run-as-root", "--oversubscribe", "-n", "3"];
+
+/// Runs the MPI leg.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        return Err(format!("`mpi` takes no arguments, got {arg:?}").into());
+    }
+    let start = Instant::now();
+    header("mpi: proc-mpi under mpirun");
+    if let Err(why) = ready() {
+        return skipped(&why);
+    }
+    let manifest = root().join("crates/proc-mpi/Cargo.toml");
+    let dir = target_dir().join("mpi");
+    let proc_mpi = |args: &[&str]| {
+        let mut command = cargo();
+        command
+            .arg(args[0])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(&args[1..])
+            .env("CARGO_TARGET_DIR", &dir);
+        command
+    };
+    step(&mut proc_mpi(&["fmt", "--", "--check"]))?;
+    step(&mut proc_mpi(&[
+        "clippy",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step(&mut proc_mpi(&["test"]))?;
+    step(proc_mpi(&["doc", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    step(cargo().args([
+        "test",
+        "-p",
+        "procs",
+        "--features",
+        "mpi",
+        "--test",
+        "mpi_feature",
+    ]))?;
+    step(&mut proc_mpi(&["build", "--examples"]))?;
+    let examples = dir.join("debug").join("examples");
+
+    let mut suite = mpirun(SUITE_LIMIT);
+    suite.args(MPIRUN).arg(examples.join("mpi_suite"));
+    step(&mut suite)?;
+
+    let mut singleton = timeout(Duration::from_secs(60));
+    singleton
+        .arg(examples.join("mpi_suite"))
+        .arg("--no-workers");
+    step(&mut singleton)?;
+
+    // A copy gets a new modification time, hence another build fingerprint.
+    let original = examples.join("mpi_mismatch");
+    let copy = examples.join("mpi_mismatch_copy");
+    std::fs::copy(&original, &copy)
+        .map_err(|e| format!("cannot copy {}: {e}", original.display()))?;
+    let mut mismatch = mpirun(SUITE_LIMIT);
+    mismatch
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "1"])
+        .arg(&original)
+        .args([":", "-n", "2"])
+        .arg(&copy);
+    step(&mut mismatch)?;
+
+    abort_ends_the_job(&examples.join("mpi_abort"))?;
+    println!(
+        "--- mpi: every step passed in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Whether MPI and libclang are here, after installing them if they were not.
+fn ready() -> Result<(), String> {
+    if find_program(&["dpkg-query"], &[]).is_some() {
+        ensure_packages("mpi", PACKAGES)?;
+    }
+    if find_program(&["mpirun"], &[]).is_none() {
+        return Err(
+            "no `mpirun` on the PATH; install Open MPI (Debian: libopenmpi-dev \
+                    openmpi-bin libclang-dev)"
+                .into(),
+        );
+    }
+    if find_program(&["timeout"], &[]).is_none() {
+        return Err("no `timeout` (coreutils) on the PATH to bound the mpirun runs".into());
+    }
+    Ok(())
+}
+
+fn skipped(why: &str) -> Result<()> {
+    println!("SKIPPED: mpi: {why}");
+    if env_flag("CI") && !env_flag("PROCS_ALLOW_SKIP") {
+        return Err(format!(
+            "the MPI leg was skipped under CI ({why}); install what it names, or set \
+             PROCS_ALLOW_SKIP=1 to let the run pass without it"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `timeout` with a limit, killing with SIGKILL 5 s after SIGTERM is ignored.
+fn timeout(limit: Duration) -> Command {
+    let mut command = Command::new("timeout");
+    command
+        .args(["-k", "5"])
+        .arg(limit.as_secs().to_string())
+        .current_dir(root())
+        .env("RUST_BACKTRACE", "0");
+    command
+}
+
+/// `mpirun` under `timeout`.
+fn mpirun(limit: Duration) -> Command {
+    let mut command = timeout(limit);
+    command.arg("mpirun");
+    command
+}
+
+/// Runs the job whose task aborts a worker rank: it must end by itself, non-zero, and
+/// `mpirun` must say that a rank died.
+fn abort_ends_the_job(program: &PathBuf) -> Result<()> {
+    let mut job = mpirun(ABORT_LIMIT);
+    job.args(MPIRUN).arg(program);
+    let title = describe(&job);
+    header(&title);
+    let start = Instant::now();
+    let output = job
+        .output()
+        .map_err(|e| format!("`{title}` could not start: {e}"))?;
+    let took = start.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let code = output.status.code();
+    // `timeout` exits 124 (or 137 after its SIGKILL) when the job did not end by itself.
+    if matches!(code, Some(124 | 137)) || took >= ABORT_LIMIT {
+        println!("{text}");
+        return Err(format!(
+            "`{title}` hung: a worker rank that aborts must end the MPI job, not stall it \
+             (killed after {}s)",
+            ABORT_LIMIT.as_secs()
+        )
+        .into());
+    }
+    if output.status.success() {
+        println!("{text}");
+        return Err(format!("`{title}` exited 0, but a worker rank aborted").into());
+    }
+    let named = text.contains("exited on signal 6") || text.contains("Aborted");
+    if !named {
+        println!("{text}");
+        return Err(format!(
+            "`{title}` ended ({}) without mpirun's message about the aborted rank",
+            output.status
+        )
+        .into());
+    }
+    let message = text
+        .lines()
+        .find(|line| line.contains("exited on signal"))
+        .unwrap_or("a rank aborted")
+        .trim();
+    println!(
+        "--- `{title}` ended the job as it must in {:.1}s ({}): {message}",
+        took.as_secs_f64(),
+        output.status
+    );
+    Ok(())
+}
