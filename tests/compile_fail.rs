@@ -6,6 +6,10 @@
 //!   once the function is known — after type checking, so `cargo check` (and trybuild,
 //!   which uses it) cannot see it; each is built with `cargo build` in a scratch crate and
 //!   must fail with the check's own message.
+//!
+//! They run on the host only: compile errors do not depend on the target, and a Windows
+//! test binary under wine has no cargo to call.
+#![cfg(unix)]
 
 use std::path::Path;
 use std::process::Command;
