@@ -26,35 +26,7 @@ pub(crate) const MAX_MESSAGE: usize = i32::MAX as usize;
 /// What runs a task's items in the worker: the encoded items in, the encoded [`Reply`] out.
 pub(crate) type Runner = fn(&[u8]) -> Vec<u8>;
 
-/// An error that happened in a worker, as it travels back.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Remote {
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    Failed(String),
-    BuildMismatch,
-}
-
-impl From<unwind::Panic> for Remote {
-    fn from(panic: unwind::Panic) -> Remote {
-        Remote::Panicked {
-            message: panic.message,
-            location: panic.location,
-        }
-    }
-}
-
-impl From<Remote> for Error {
-    fn from(remote: Remote) -> Error {
-        match remote {
-            Remote::Panicked { message, location } => Error::Panicked { message, location },
-            Remote::Failed(message) => Error::Decode(message),
-            Remote::BuildMismatch => Error::BuildMismatch,
-        }
-    }
-}
+pub(crate) use proc_core::internal::unwind::Remote;
 
 /// A worker's answer to a task.
 #[derive(Debug, Serialize, Deserialize)]

@@ -33,6 +33,54 @@ impl From<Panic> for Error {
     }
 }
 
+/// An error that happened in another process (a pool worker, an MPI rank), as it travels
+/// back to the one that asked: a panic, or a failure told in words.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::internal::unwind::{Remote, catch};
+///
+/// let remote = Remote::from(catch(|| panic!("in the worker")).unwrap_err());
+/// let bytes = proc_core::codec::encode(&remote).unwrap();
+/// let back: Remote = proc_core::codec::decode(&bytes).unwrap();
+/// assert!(matches!(proc_core::Error::from(back), proc_core::Error::Panicked { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Remote {
+    /// The task panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic, when known.
+        location: Option<String>,
+    },
+    /// The task could not run or answer (its arguments or result did not encode, say);
+    /// arrives as [`Error::Decode`].
+    Failed(String),
+    /// The other process runs another build and refused to run the task.
+    BuildMismatch,
+}
+
+impl From<Panic> for Remote {
+    fn from(panic: Panic) -> Remote {
+        Remote::Panicked {
+            message: panic.message,
+            location: panic.location,
+        }
+    }
+}
+
+impl From<Remote> for Error {
+    fn from(remote: Remote) -> Error {
+        match remote {
+            Remote::Panicked { message, location } => Error::Panicked { message, location },
+            Remote::Failed(message) => Error::Decode(message),
+            Remote::BuildMismatch => Error::BuildMismatch,
+        }
+    }
+}
+
 /// Runs `f`, turning a panic into a [`Panic`]. The location is known once the hook that
 /// records it is installed, which this does on its first call.
 ///

@@ -73,33 +73,7 @@ pub(crate) fn parse_reply(bytes: &[u8]) -> Option<(u8, u64)> {
     Some((bytes[0], u64::from_le_bytes(id)))
 }
 
-/// An error that happened in the worker, as it travels back.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Remote {
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    Failed(String),
-}
-
-impl From<unwind::Panic> for Remote {
-    fn from(panic: unwind::Panic) -> Remote {
-        Remote::Panicked {
-            message: panic.message,
-            location: panic.location,
-        }
-    }
-}
-
-impl From<Remote> for Error {
-    fn from(remote: Remote) -> Error {
-        match remote {
-            Remote::Panicked { message, location } => Error::Panicked { message, location },
-            Remote::Failed(message) => Error::Decode(message),
-        }
-    }
-}
+pub(crate) use proc_core::internal::unwind::Remote;
 
 /// What a worker is started with.
 #[derive(Debug, Serialize, Deserialize)]
