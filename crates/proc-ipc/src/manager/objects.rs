@@ -71,13 +71,15 @@ enum State {
 #[derive(Default)]
 struct Dict {
     entries: Vec<Option<(Bytes, Bytes)>>,
-    places: HashTable<usize>,
+    /// Places are `u32`: half the table of `usize` ones, which a bulk update's lookups,
+    /// at random places of it, find in the cache more often.
+    places: HashTable<u32>,
     hasher: DefaultHashBuilder,
 }
 
 /// The key of the entry at `place` (every place in the table holds one).
-fn key_at(entries: &[Option<(Bytes, Bytes)>], place: usize) -> &[u8] {
-    entries[place].as_ref().map_or(&[], |(key, _)| key)
+fn key_at(entries: &[Option<(Bytes, Bytes)>], place: u32) -> &[u8] {
+    entries[place as usize].as_ref().map_or(&[], |(key, _)| key)
 }
 
 impl Dict {
@@ -86,8 +88,12 @@ impl Dict {
     }
 
     /// Sets `key` to `value` and returns the value it had; `key` becomes a [`Bytes`] only
-    /// when it is new.
-    fn insert<K: AsRef<[u8]> + Into<Bytes>>(&mut self, key: K, value: Bytes) -> Option<Bytes> {
+    /// when it is new. Fails only for a dict of 2³² entries.
+    fn insert<K: AsRef<[u8]> + Into<Bytes>>(
+        &mut self,
+        key: K,
+        value: Bytes,
+    ) -> Result<Option<Bytes>, Failure> {
         let Dict {
             entries,
             places,
@@ -100,13 +106,15 @@ impl Dict {
             |&at| hasher.hash_one(key_at(entries, at)),
         );
         match found {
-            hash_table::Entry::Occupied(place) => entries[*place.get()]
+            hash_table::Entry::Occupied(place) => Ok(entries[*place.get() as usize]
                 .as_mut()
-                .map(|(_, old)| std::mem::replace(old, value)),
+                .map(|(_, old)| std::mem::replace(old, value))),
             hash_table::Entry::Vacant(place) => {
-                place.insert(entries.len());
+                let at = u32::try_from(entries.len())
+                    .map_err(|_| Failure::Invalid(Invalid::TooManyEntries))?;
+                place.insert(at);
                 entries.push(Some((key.into(), value)));
-                None
+                Ok(None)
             }
         }
     }
@@ -119,7 +127,7 @@ impl Dict {
             .find_entry(hash, |&at| key_at(entries, at) == key)
             .ok()?
             .remove();
-        let (_, value) = entries[at].take()?;
+        let (_, value) = entries[at as usize].take()?;
         while matches!(entries.last(), Some(None)) {
             entries.pop();
         }
@@ -138,7 +146,7 @@ impl Dict {
         } = self;
         entries.retain(Option::is_some);
         places.clear();
-        for at in 0..entries.len() {
+        for at in 0..entries.len() as u32 {
             let hash = hasher.hash_one(key_at(entries, at));
             places.insert_unique(hash, at, |&at| hasher.hash_one(key_at(entries, at)));
         }
@@ -149,7 +157,7 @@ impl Dict {
         let at = *self
             .places
             .find(hash, |&at| key_at(&self.entries, at) == key)?;
-        self.entries[at].as_ref().map(|(_, value)| value)
+        self.entries[at as usize].as_ref().map(|(_, value)| value)
     }
 
     fn contains(&self, key: &[u8]) -> bool {
@@ -162,19 +170,20 @@ impl Dict {
 
     fn keys(&self) -> Batch {
         let mut keys = Batch::with_capacity(self.len());
-        self.iter().for_each(|(key, _)| keys.push(key));
+        self.iter().for_each(|(key, _)| keys.push_stored(key));
         keys
     }
 
     fn values(&self) -> Batch {
         let mut values = Batch::with_capacity(self.len());
-        self.iter().for_each(|(_, value)| values.push(value));
+        self.iter().for_each(|(_, value)| values.push_stored(value));
         values
     }
 
     fn items(&self) -> Pairs {
         let mut items = Pairs::with_capacity(self.len());
-        self.iter().for_each(|(key, value)| items.push(key, value));
+        self.iter()
+            .for_each(|(key, value)| items.push_stored(key, value));
         items
     }
 
@@ -196,7 +205,7 @@ fn store(items: &mut Vec<Bytes>, batch: &Batch) -> Result<(), Failure> {
 /// A list's or array's items, to send.
 fn batch_of(items: &[Bytes]) -> Batch {
     let mut batch = Batch::with_capacity(items.len());
-    items.iter().for_each(|item| batch.push(item));
+    items.iter().for_each(|item| batch.push_stored(item));
     batch
 }
 
@@ -497,7 +506,7 @@ impl Object {
                 d.clear();
                 Ok(Reply::Unit)
             }
-            (State::Dict(d), Op::Insert(k, v)) => Ok(Reply::Item(d.insert(k, v))),
+            (State::Dict(d), Op::Insert(k, v)) => d.insert(k, v).map(Reply::Item),
             (State::Dict(d), Op::Get(k)) => Ok(Reply::Item(d.get(&k).cloned())),
             (State::Dict(d), Op::Remove(k)) => Ok(Reply::Item(d.remove(&k))),
             (State::Dict(d), Op::Contains(k)) => Ok(Reply::Bool(d.contains(&k))),
@@ -508,8 +517,8 @@ impl Object {
                 if pairs.len() > MAX_BATCH / 2 {
                     return Err(Failure::Protocol(too_many()));
                 }
-                for (k, v) in pairs.iter() {
-                    d.insert(k, Bytes::from(v));
+                for (k, v) in pairs.stored() {
+                    d.insert(k, Bytes::from(v))?;
                 }
                 Ok(Reply::Unit)
             }
@@ -517,7 +526,7 @@ impl Object {
                 if let Some(old) = d.get(&k) {
                     return Ok(Reply::Item(Some(old.clone())));
                 }
-                d.insert(k, v.clone());
+                d.insert(k, v.clone())?;
                 Ok(Reply::Item(Some(v)))
             }
             (
@@ -541,7 +550,7 @@ impl Object {
                     message: p.message,
                     location: p.location,
                 })??;
-                d.insert(key, value.clone());
+                d.insert(key, value.clone())?;
                 Ok(Reply::Item(Some(value)))
             }
             (State::List(l) | State::Array(l), Op::Len) => Ok(Reply::Count(l.len() as u64)),
@@ -880,7 +889,7 @@ mod tests {
         let mut dict = Dict::default();
         let mut model: Vec<(Bytes, u32)> = Vec::new();
         for i in 0..2000 {
-            assert!(dict.insert(key(i), Bytes::from(vec![1])).is_none());
+            assert!(dict.insert(key(i), Bytes::from(vec![1])).unwrap().is_none());
             model.push((key(i), 1));
         }
         // Most entries go, from the middle and the end, which compacts the holes several
@@ -892,14 +901,16 @@ mod tests {
         }
         for i in (0..2000).step_by(35) {
             assert_eq!(
-                dict.insert(&key(i)[..], Bytes::from(vec![2])).as_deref(),
+                dict.insert(&key(i)[..], Bytes::from(vec![2]))
+                    .unwrap()
+                    .as_deref(),
                 Some(&[1][..])
             );
             model.iter_mut().find(|(k, _)| *k == key(i)).unwrap().1 = 2;
         }
         // Removed and set again: to the end.
         dict.remove(&key(7));
-        dict.insert(key(7), Bytes::from(vec![3]));
+        dict.insert(key(7), Bytes::from(vec![3])).unwrap();
         model.retain(|(k, _)| *k != key(7));
         model.push((key(7), 3));
         assert_eq!(dict.len(), model.len());

@@ -197,6 +197,22 @@ impl Batch {
         self.count += 1;
     }
 
+    /// Appends an entry the server stores; a short one as a block of fixed size, for the
+    /// reason [`Bytes::from_prefix`] gives.
+    pub(crate) fn push_stored(&mut self, entry: &Bytes) {
+        match &entry.0 {
+            Repr::Inline { len, bytes } => {
+                let start = self.bytes.len();
+                // An inline entry is under 128 bytes: its length is one byte of LEB128.
+                self.bytes.push(*len);
+                self.bytes.extend_from_slice(bytes);
+                self.bytes.truncate(start + 1 + usize::from(*len));
+                self.count += 1;
+            }
+            Repr::Heap(bytes) => self.push(bytes),
+        }
+    }
+
     /// Appends the entry that `write` appends to the buffer it is given (an encoder's
     /// output); when `write` fails, the batch is as it was.
     pub(crate) fn push_with<E>(
@@ -288,22 +304,18 @@ pub(crate) struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    /// The next entry's length, and the bytes from its start on.
-    fn next_entry(&mut self) -> Option<(usize, &'a [u8])> {
+    fn next_entry(&mut self) -> Option<Entry<'a>> {
         self.left = self.left.checked_sub(1)?;
         // Never `None`: the batch was checked when it was made.
         let (len, tail) = split_entry(self.rest)?;
         self.rest = &tail[len..];
-        Some((len, tail))
+        Some(Entry { tail, len })
     }
 
     /// The entries as the server stores them.
     pub(crate) fn stored(mut self) -> impl ExactSizeIterator<Item = Bytes> + 'a {
         // A range's map, so that a vector extended with it grows once and then writes.
-        (0..self.left).map(move |_| match self.next_entry() {
-            Some((len, tail)) => Bytes::from_prefix(tail, len),
-            None => Bytes::default(),
-        })
+        (0..self.left).map(move |_| self.next_entry().map(Bytes::from).unwrap_or_default())
     }
 }
 
@@ -311,12 +323,32 @@ impl<'a> Iterator for Entries<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let (len, tail) = self.next_entry()?;
-        Some(&tail[..len])
+        let entry = self.next_entry()?;
+        Some(&entry.tail[..entry.len])
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left, Some(self.left))
+    }
+}
+
+/// An entry of a batch, read in place: its bytes start `tail`, which goes on with the
+/// entries after it. It becomes a [`Bytes`] only when the server keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    tail: &'a [u8],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Entry<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.tail[..self.len]
+    }
+}
+
+impl From<Entry<'_>> for Bytes {
+    fn from(entry: Entry<'_>) -> Bytes {
+        Bytes::from_prefix(entry.tail, entry.len)
     }
 }
 
@@ -365,9 +397,16 @@ impl Pairs {
         self.0.len() / 2
     }
 
+    #[cfg(test)]
     pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
         self.0.push(key);
         self.0.push(value);
+    }
+
+    /// Appends a pair the server stores (see [`Batch::push_stored`]).
+    pub(crate) fn push_stored(&mut self, key: &Bytes, value: &Bytes) {
+        self.0.push_stored(key);
+        self.0.push_stored(value);
     }
 
     /// Appends the pair that `key` and `value` write (see [`Batch::push_with`]); when one
@@ -390,6 +429,12 @@ impl Pairs {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let mut entries = self.0.iter();
         std::iter::from_fn(move || Some((entries.next()?, entries.next()?)))
+    }
+
+    /// The pairs as the server stores them.
+    pub(crate) fn stored(&self) -> impl Iterator<Item = (Entry<'_>, Entry<'_>)> {
+        let mut entries = self.0.iter();
+        std::iter::from_fn(move || Some((entries.next_entry()?, entries.next_entry()?)))
     }
 }
 
@@ -591,6 +636,7 @@ pub(crate) enum Invalid {
     Broken,
     NoParties,
     TooManyTaskDone,
+    TooManyEntries,
 }
 
 impl Invalid {
@@ -605,6 +651,7 @@ impl Invalid {
             Invalid::Broken => "the barrier is broken; call reset to use it again",
             Invalid::NoParties => "a barrier needs at least one party",
             Invalid::TooManyTaskDone => "task_done was called more often than items were put",
+            Invalid::TooManyEntries => "the dict holds as many entries as it can (2^32)",
         }
     }
 }
