@@ -9,9 +9,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+use mpi::topology::Rank;
 use proc_core::{Error, Result};
 
+use crate::peers::Peers;
 use crate::wire;
 
 /// A task on its way: the message, and what to do with its answer.
@@ -45,22 +46,35 @@ pub(crate) struct Engine {
     closed: AtomicBool,
     next_id: AtomicU64,
     workers: usize,
+    peers: Arc<Peers>,
 }
 
 impl Engine {
-    /// Starts the engine thread over the world's ranks 1 to `workers`.
-    pub(crate) fn start(workers: usize) -> Result<Arc<Engine>> {
+    /// Starts the engine thread over the `workers` ranks of `peers`; with `release`, it lets
+    /// them go when it ends (an executor on a user's communicator, which owns its ranks).
+    pub(crate) fn start(
+        peers: Arc<Peers>,
+        workers: Vec<Rank>,
+        release: bool,
+    ) -> Result<Arc<Engine>> {
         let (tx, rx) = channel();
+        let count = workers.len();
         let engine = Arc::new(Engine {
             commands: Mutex::new(Some(tx)),
             thread: Mutex::new(None),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
-            workers,
+            workers: count,
+            peers: peers.clone(),
         });
         let thread = std::thread::Builder::new()
             .name("proc-mpi engine".into())
-            .spawn(move || run(rx, workers))
+            .spawn(move || {
+                run(rx, &peers, workers);
+                if release && peers.lost().is_none() {
+                    peers.release();
+                }
+            })
             .map_err(Error::Io)?;
         *engine.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(engine)
@@ -75,6 +89,9 @@ impl Engine {
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
+        if let Some(why) = self.peers.lost() {
+            return Err(Error::BrokenPool(why));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::InvalidState(
                 "cannot schedule new futures after shutdown",
@@ -125,16 +142,19 @@ impl Engine {
     }
 }
 
+/// How many quiet rounds of the engine (up to half a millisecond each) pass between two
+/// looks at the life of spawned workers while tasks run: about a tenth of a second.
+const WATCH_EVERY: u32 = 200;
+
 /// The engine thread.
-fn run(commands: Receiver<Command>, workers: usize) {
-    let world = SimpleCommunicator::world();
-    let mut idle: VecDeque<Rank> = (1..=workers)
-        .filter_map(|r| Rank::try_from(r).ok())
-        .collect();
+fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
+    let comm = peers.comm();
+    let mut idle: VecDeque<Rank> = workers.into();
     let mut queue: VecDeque<Task> = VecDeque::new();
     let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
     let mut closed = false;
     let mut quiet = 0u32;
+    let mut since_watch = 0u32;
     loop {
         let mut busy = false;
         loop {
@@ -173,13 +193,12 @@ fn run(commands: Receiver<Command>, workers: usize) {
                 break;
             };
             tracing::trace!(id = task.id, rank, "task sent to a worker rank");
-            world
-                .process_at_rank(rank)
+            comm.process_at_rank(rank)
                 .send_with_tag(&task.message[..], wire::TASK);
             running.insert(task.id, task.job);
             busy = true;
         }
-        while let Some(probed) = world
+        while let Some(probed) = comm
             .any_process()
             .immediate_matched_probe_with_tag(wire::REPLY)
         {
@@ -199,6 +218,21 @@ fn run(commands: Receiver<Command>, workers: usize) {
         if busy {
             quiet = 0;
         } else {
+            since_watch += 1;
+            if since_watch >= WATCH_EVERY && peers.is_watched() && !running.is_empty() {
+                since_watch = 0;
+                if let Some(why) = peers.check() {
+                    // A spawned worker died (nothing outside ends a singleton's job): every
+                    // task fails, and the engine stops.
+                    for (_, job) in running.drain() {
+                        job.done(Err(Error::BrokenPool(why.clone())));
+                    }
+                    for task in queue.drain(..) {
+                        task.job.done(Err(Error::BrokenPool(why.clone())));
+                    }
+                    return;
+                }
+            }
             // Answers come as MPI messages, which nothing can wait on together with the
             // command channel: poll, yielding first, then sleeping up to half a millisecond.
             quiet = quiet.saturating_add(1);
