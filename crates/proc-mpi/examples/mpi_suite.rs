@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use proc_core::Error;
+use proc_core::internal::Deadline;
 use proc_mpi::MpiPoolExecutor;
 use proc_pool::{ProcessPoolExecutor, ReturnWhen, as_completed, wait};
 
@@ -141,8 +142,9 @@ fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
         f.result().unwrap();
     }
 
-    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks.
-    let running: Vec<_> = (0..2)
+    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks. Each
+    // rank takes two tasks, the one it runs and the next.
+    let running: Vec<_> = (0..4)
         .map(|_| {
             executor
                 .submit(std::thread::sleep, Duration::from_millis(300))
@@ -156,7 +158,11 @@ fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
                 .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    // The first four are at the ranks once they run (or are next in line there).
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while !running.iter().all(|f| f.running() || f.done()) && !deadline.passed() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     executor.shutdown(true, true);
     for f in &running {
         assert!(f.result().is_ok());
@@ -170,7 +176,7 @@ fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
 
     // After a shutdown the ranks serve a new executor; a pending future can be cancelled.
     let executor = MpiPoolExecutor::new(mpi).unwrap();
-    let busy: Vec<_> = (0..2)
+    let busy: Vec<_> = (0..4)
         .map(|_| {
             executor
                 .submit(std::thread::sleep, Duration::from_millis(300))

@@ -142,6 +142,9 @@ impl Engine {
     }
 }
 
+/// How many tasks a worker rank holds at once: the one it runs and the next.
+const IN_LINE: usize = 2;
+
 /// How many quiet rounds of the engine (up to half a millisecond each) pass between two
 /// looks at the life of spawned workers while tasks run: about a tenth of a second.
 const WATCH_EVERY: u32 = 200;
@@ -149,7 +152,10 @@ const WATCH_EVERY: u32 = 200;
 /// The engine thread.
 fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
     let comm = peers.comm();
-    let mut idle: VecDeque<Rank> = workers.into();
+    // A free place at a worker, once per place: each rank holds the task it runs and the
+    // next one, so that it never waits for rank 0 between two tasks (Python's process
+    // executor queues a call ahead too). Tasks sent are no longer cancellable.
+    let mut idle: VecDeque<Rank> = (0..IN_LINE).flat_map(|_| workers.iter().copied()).collect();
     let mut queue: VecDeque<Task> = VecDeque::new();
     let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
     let mut closed = false;

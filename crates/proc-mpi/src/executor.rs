@@ -53,7 +53,10 @@ const fn no_captures<F>() {
 ///   process. Workers spawned on another host are not watched.
 /// - Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor) where tasks may
 ///   crash their process: it replaces the worker and fails only that task.
-/// - A running task cannot be cancelled ([`Future::cancel`] is `false`); a pending one can.
+/// - A task sent to a worker rank cannot be cancelled ([`Future::cancel`] is `false`); one
+///   still queued at rank 0 can. Each worker rank holds two tasks at most, the one it runs
+///   and the next (as Python's `ProcessPoolExecutor` queues calls ahead), so that it does not
+///   wait for rank 0 between tasks.
 ///
 /// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
 /// time.

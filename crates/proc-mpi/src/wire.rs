@@ -4,8 +4,8 @@
 //! fingerprint (`u64`), the task id (`u64`) and the offset of the runner function in this
 //! build (`i64`), little-endian — then the task's items, `Vec<A>` in postcard. The answer,
 //! tag [`REPLY`], is the task id then a [`Reply`] in postcard. [`EXIT`] (empty) lets a worker
-//! go. A worker answers a task before it takes the next, so rank 0 knows which worker is
-//! idle. A spawned worker first says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
+//! go. A worker answers its tasks in the order they came; rank 0 sends a worker at most two
+//! at a time (the one it runs and the next), so it knows which worker has room. A spawned worker first says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
 
 use proc_core::Error;
 use proc_core::internal::{fingerprint, fn_at, fn_offset, unwind};
