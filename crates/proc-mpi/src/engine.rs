@@ -20,6 +20,9 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     pub(crate) message: Vec<u8>,
     pub(crate) job: Box<dyn Job>,
+    /// Whether it may wait at a worker behind the task that runs there (a chunk of a map),
+    /// rather than at rank 0 until a worker is free (a task of `submit`).
+    pub(crate) ahead: bool,
 }
 
 /// The future side of a task.
@@ -142,8 +145,50 @@ impl Engine {
     }
 }
 
-/// How many tasks a worker rank holds at once: the one it runs and the next.
-const IN_LINE: usize = 2;
+/// The room at the worker ranks: how many tasks each holds, the one it runs and at most one
+/// sent ahead. Sending the next chunk of a map ahead means a worker never waits a round trip
+/// for rank 0 between two chunks; a task of `submit` is sent only to a free worker, so that
+/// a long task never holds back one that an idle worker could run.
+struct Places {
+    /// Each worker rank and how many tasks it holds (0 to 2).
+    held: Vec<(Rank, u8)>,
+    /// Where the next search starts, so that the work goes round the ranks.
+    cursor: usize,
+}
+
+impl Places {
+    fn new(workers: Vec<Rank>) -> Places {
+        Places {
+            held: workers.into_iter().map(|rank| (rank, 0)).collect(),
+            cursor: 0,
+        }
+    }
+
+    /// A rank for a task: a free one, or, for a task that may wait `ahead`, one that runs a
+    /// single task. `None` when there is no room.
+    fn take(&mut self, ahead: bool) -> Option<Rank> {
+        let len = self.held.len();
+        let limits: &[u8] = if ahead { &[0, 1] } else { &[0] };
+        for &limit in limits {
+            let found = (0..len)
+                .map(|i| (self.cursor + i) % len)
+                .find(|&i| self.held[i].1 == limit);
+            if let Some(i) = found {
+                self.held[i].1 += 1;
+                self.cursor = (i + 1) % len;
+                return Some(self.held[i].0);
+            }
+        }
+        None
+    }
+
+    /// A task of `rank` was answered.
+    fn answered(&mut self, rank: Rank) {
+        if let Some(place) = self.held.iter_mut().find(|(r, _)| *r == rank) {
+            place.1 = place.1.saturating_sub(1);
+        }
+    }
+}
 
 /// How many quiet rounds of the engine (up to half a millisecond each) pass between two
 /// looks at the life of spawned workers while tasks run: about a tenth of a second.
@@ -152,10 +197,7 @@ const WATCH_EVERY: u32 = 200;
 /// The engine thread.
 fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
     let comm = peers.comm();
-    // A free place at a worker, once per place: each rank holds the task it runs and the
-    // next one, so that it never waits for rank 0 between two tasks (Python's process
-    // executor queues a call ahead too). Tasks sent are no longer cancellable.
-    let mut idle: VecDeque<Rank> = (0..IN_LINE).flat_map(|_| workers.iter().copied()).collect();
+    let mut places = Places::new(workers);
     let mut queue: VecDeque<Task> = VecDeque::new();
     let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
     let mut closed = false;
@@ -187,17 +229,19 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
                 }
             }
         }
-        while !idle.is_empty() {
+        while let Some(ahead) = queue.front().map(|task| task.ahead) {
+            let Some(rank) = places.take(ahead) else {
+                break;
+            };
             let Some(task) = queue.pop_front() else {
                 break;
             };
+            // Marked running only now that it goes: until then it can be cancelled.
             if !task.job.start() {
+                places.answered(rank);
                 task.job.done(Err(Error::Cancelled));
                 continue;
             }
-            let Some(rank) = idle.pop_front() else {
-                break;
-            };
             tracing::trace!(id = task.id, rank, "task sent to a worker rank");
             comm.process_at_rank(rank)
                 .send_with_tag(&task.message[..], wire::TASK);
@@ -209,7 +253,7 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
             .immediate_matched_probe_with_tag(wire::REPLY)
         {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
-            idle.push_back(status.source_rank());
+            places.answered(status.source_rank());
             busy = true;
             let Some((id, payload)) = wire::parse_reply(&bytes) else {
                 continue;
@@ -259,5 +303,33 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_none_or(JoinHandle::is_finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_tasks_wait_for_a_free_rank_and_chunks_go_ahead() {
+        let mut places = Places::new(vec![1, 2]);
+        assert_eq!(places.take(false), Some(1));
+        assert_eq!(places.take(false), Some(2));
+        // Both run a task: a submitted task waits, a chunk goes behind one.
+        assert_eq!(places.take(false), None);
+        assert_eq!(places.take(true), Some(1));
+        assert_eq!(places.take(true), Some(2));
+        assert_eq!(places.take(true), None);
+        // Rank 2 answers: it runs its second task and has room for one more chunk only.
+        places.answered(2);
+        assert_eq!(places.take(false), None);
+        assert_eq!(places.take(true), Some(2));
+        places.answered(1);
+        places.answered(1);
+        assert_eq!(places.take(false), Some(1));
+        // An answer from a rank that is not a worker changes nothing.
+        places.answered(7);
+        assert_eq!(places.take(true), Some(1));
+        assert_eq!(places.take(true), None);
     }
 }

@@ -54,9 +54,9 @@ const fn no_captures<F>() {
 /// - Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor) where tasks may
 ///   crash their process: it replaces the worker and fails only that task.
 /// - A task sent to a worker rank cannot be cancelled ([`Future::cancel`] is `false`); one
-///   still queued at rank 0 can. Each worker rank holds two tasks at most, the one it runs
-///   and the next (as Python's `ProcessPoolExecutor` queues calls ahead), so that it does not
-///   wait for rank 0 between tasks.
+///   still queued at rank 0 can. A task of `submit` waits at rank 0 until a worker rank is
+///   free; the chunks of a map are also sent one ahead (a worker holds the chunk it runs and
+///   the next), so that a worker does not wait a round trip to rank 0 between chunks.
 ///
 /// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
 /// time.
@@ -218,7 +218,12 @@ impl MpiPoolExecutor {
         let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &[args])?;
         let (future, completer) = pending();
         let job = Box::new(One { completer });
-        self.engine.submit(Task { id, message, job })?;
+        self.engine.submit(Task {
+            id,
+            message,
+            job,
+            ahead: false,
+        })?;
         Ok(future)
     }
 
@@ -342,7 +347,12 @@ impl MpiPoolExecutor {
                 cancelled: stop.clone(),
                 answers: Some(tx.clone()),
             });
-            engine.submit(Task { id, message, job })
+            engine.submit(Task {
+                id,
+                message,
+                job,
+                ahead: true,
+            })
         };
         Ok(Map {
             input: Some(iterable.into_iter()),
