@@ -255,3 +255,22 @@ fn oversized_headers_on_a_socket_fail_without_waiting_or_allocating() {
         }
     });
 }
+
+/// Regression (found by the fuzz above): a header over the limit, or one cut short by the end
+/// of the stream, fails once; the read after it moves on (here: to the end of the stream)
+/// instead of failing the same way forever without reading.
+#[test]
+fn a_refused_or_truncated_header_fails_once_and_the_stream_moves_on() {
+    let _turn = serial();
+    within("refused headers", HANG, || {
+        let (link, peer) = hostile_pair();
+        send_raw(&peer, &u32::MAX.to_le_bytes(), &[]).unwrap();
+        send_raw(&peer, &frame(b"after"), &[]).unwrap();
+        assert!(matches!(link.recv_bytes(), Err(Error::Protocol(_))));
+        assert_eq!(link.recv_bytes().unwrap(), b"after");
+        send_raw(&peer, &[1, 0], &[]).unwrap();
+        drop(peer);
+        assert!(matches!(link.recv_bytes(), Err(Error::Protocol(m)) if m.contains("header")));
+        assert!(matches!(link.recv_bytes(), Err(Error::Closed)));
+    });
+}
