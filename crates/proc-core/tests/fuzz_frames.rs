@@ -90,7 +90,7 @@ fn hostile_stream(rng: &mut Rng, max: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
             // A header cut short.
             4 => {
                 let n = 1 + rng.below(3) as usize;
-                stream.extend_from_slice(&header(rng.next() as u32)[..n]);
+                stream.extend_from_slice(&header(rng.next_u64() as u32)[..n]);
                 whole = false;
             }
             // A valid frame with a few bytes changed.
@@ -255,7 +255,7 @@ fn outgoing_and_incoming_frames_survive_wrong_offsets_and_garbage() {
             let mut rng = Rng::new(seed);
             let header = rng.bytes(12);
             let value = (
-                rng.next() as u32,
+                rng.next_u64() as u32,
                 String::from_utf8_lossy(&rng.bytes(20)).into_owned(),
             );
             let mut frame = Outgoing::encode(header.clone(), value.clone()).unwrap();

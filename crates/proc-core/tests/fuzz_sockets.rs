@@ -108,7 +108,7 @@ fn handle_indexes_that_do_not_match_the_descriptors_are_errors_and_leak_nothing(
             let fds = vec![source; attached];
             let indexes: Vec<u32> = (0..rng.below(6))
                 .map(|_| match rng.below(4) {
-                    0 => rng.next() as u32,
+                    0 => rng.next_u64() as u32,
                     _ => rng.below(attached as u64 + 2) as u32,
                 })
                 .collect();

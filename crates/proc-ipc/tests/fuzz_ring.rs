@@ -68,7 +68,7 @@ impl Scribbler {
     }
 
     fn word(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= CONTROL);
+        assert!(offset.is_multiple_of(8) && offset + 8 <= CONTROL);
         // SAFETY: the segment is page-aligned and longer than the control block, so the
         // offset is an aligned `u64` inside it; the control block is made of atomics that
         // every process sharing the segment reads and writes atomically.
@@ -142,10 +142,10 @@ fn scribble(rng: &mut Rng, s: &Scribbler) -> Target {
                 0 => u32::MAX,
                 1 => (s.capacity() + rng.below(64)) as u32,
                 2 => rng.below(64) as u32,
-                _ => rng.next() as u32,
+                _ => rng.next_u64() as u32,
             };
             let flags = match rng.below(3) {
-                0 => rng.next() as u32,
+                0 => rng.next_u64() as u32,
                 _ => rng.below(4) as u32,
             };
             // Often the record's own length, so that the header looks whole and only the
@@ -154,7 +154,7 @@ fn scribble(rng: &mut Rng, s: &Scribbler) -> Target {
                 0 => u64::MAX,
                 1 => rng.below(4096),
                 2 => u64::from(len),
-                _ => rng.next(),
+                _ => rng.next_u64(),
             };
             let mut header = [0u8; REC as usize];
             header[..4].copy_from_slice(&len.to_le_bytes());
@@ -171,7 +171,7 @@ fn scribble(rng: &mut Rng, s: &Scribbler) -> Target {
                 (TAIL, HEAD)
             };
             let value = if rng.one_in(2) {
-                rng.next()
+                rng.next_u64()
             } else {
                 let near = s.word(other).load(Ordering::Acquire);
                 near.wrapping_add(pack(rng.below(3), rng.below(1 << 21)))
@@ -358,7 +358,7 @@ fn a_segment_that_is_no_queue_is_refused_on_arrival() {
             }
             let claimed = match rng.below(3) {
                 0 => len as u64,
-                1 => rng.next(),
+                1 => rng.next_u64(),
                 _ => rng.below(CONTROL as u64 + 4096),
             };
             let parts: Parts = (
