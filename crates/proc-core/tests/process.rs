@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proc_core::{Error, Process, StartMethod, Task};
-use procs_testkit::{PATIENCE, builder, each_method, temp_path};
+use procs_testkit::{builder, each_method, temp_path};
 use serde::{Deserialize, Serialize};
 
 fn square(x: u64) -> u64 {
@@ -357,7 +357,7 @@ fn a_child_that_dies_before_the_handshake_does_not_hang_the_parent() {
     // Every join is bounded: a regression fails with a timeout instead of stalling the suite.
     for (body, code) in [("exit 0", 0), ("exit 4", 4), ("kill -9 $$", -9)] {
         let err = script_child(&format!("early-{code}"), body)
-            .join_timeout(PATIENCE)
+            .join_timeout(procs_testkit::PATIENCE)
             .unwrap_err();
         assert!(
             matches!(err, Error::Died { exitcode } if exitcode == code),
@@ -372,19 +372,19 @@ fn garbage_from_a_child_is_an_error_not_a_panic() {
     // A header claiming 2 GiB: refused before anything is allocated for it.
     let bogus = r#"fd=${PROCS_CHILD#*:}; printf '\377\377\377\177garbage' >&$fd"#;
     assert!(matches!(
-        script_child("bogus-length", bogus).join_timeout(PATIENCE),
+        script_child("bogus-length", bogus).join_timeout(procs_testkit::PATIENCE),
         Err(Error::Protocol(_))
     ));
     // A well-formed frame whose bytes are no outcome.
     let undecodable = r#"fd=${PROCS_CHILD#*:}; printf '\002\000\000\000\377\377' >&$fd"#;
     assert!(matches!(
-        script_child("bad-outcome", undecodable).join_timeout(PATIENCE),
+        script_child("bad-outcome", undecodable).join_timeout(procs_testkit::PATIENCE),
         Err(Error::Decode(_))
     ));
     // A frame cut short by a child that exits with an error.
     let truncated = r#"fd=${PROCS_CHILD#*:}; printf '\100\000\000\000abc' >&$fd; exit 5"#;
     let err = script_child("truncated", truncated)
-        .join_timeout(PATIENCE)
+        .join_timeout(procs_testkit::PATIENCE)
         .unwrap_err();
     assert!(matches!(err, Error::Died { exitcode: 5 }), "{err:?}");
 }
