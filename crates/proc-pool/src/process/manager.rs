@@ -11,7 +11,7 @@ use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
 use super::board::{Board, PLACES};
-use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup};
+use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE};
 use super::{Job, Mode, Settings, Shared, Sink};
 
 /// How long the manager sleeps at most between two looks at its workers' lives and
@@ -481,6 +481,23 @@ impl Manager {
                 }
             }
         }
+        // Answers the workers put on their boards first; then, the pool about to sleep, a
+        // look at the boards once more (an answer put from now on comes with a wake-up).
+        let mut exits = Vec::new();
+        let mut answered = false;
+        for i in 0..self.slots.len() {
+            let (any, exit) = self.read_ring(i);
+            answered |= any;
+            if let Some(exit) = exit {
+                exits.push((i, exit));
+            }
+        }
+        for slot in &self.slots {
+            slot.board.set_pool_sleeping(true);
+        }
+        if answered || !exits.is_empty() || self.slots.iter().any(|s| s.board.has_answers()) {
+            timeout = Duration::ZERO;
+        }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         let pending = {
             let state = self.shared.lock();
@@ -500,8 +517,13 @@ impl Manager {
             Link::wait_any(&links, Some(timeout)).unwrap_or_default()
         };
         self.shared.sleeping.store(false, Ordering::SeqCst);
-        let mut exits = Vec::new();
+        for slot in &self.slots {
+            slot.board.set_pool_sleeping(false);
+        }
         for i in ready {
+            if exits.iter().any(|(j, _)| *j == i) {
+                continue;
+            }
             if i == self.slots.len() {
                 while matches!(self.woken.poll(Some(Duration::ZERO)), Ok(true)) {
                     if self.woken.recv_bytes().is_err() {
@@ -524,6 +546,10 @@ impl Manager {
     /// Reads the answers waiting from worker `i`; returns why it leaves, if it does.
     fn read(&mut self, i: usize) -> Option<Exit> {
         for _ in 0..READ_BURST {
+            // What the worker put on its board before it wrote to the link comes first.
+            if let (_, Some(exit)) = self.read_ring(i) {
+                return Some(exit);
+            }
             let frame = match self.slots[i].link.recv_incoming() {
                 Ok(frame) => frame,
                 Err(Error::Protocol(message)) => {
@@ -549,6 +575,24 @@ impl Manager {
             }
         }
         None
+    }
+
+    /// Reads the answers worker `i` put on its board: whether there were any, and why the
+    /// worker leaves, if one says so (or the ring holds garbage).
+    fn read_ring(&mut self, i: usize) -> (bool, Option<Exit>) {
+        let mut any = false;
+        loop {
+            match self.slots[i].board.take_answer() {
+                Ok(Some(bytes)) => {
+                    any = true;
+                    if let Some(exit) = self.answer(i, Incoming::from_bytes(bytes)) {
+                        return (true, Some(exit));
+                    }
+                }
+                Ok(None) => return (any, None),
+                Err(e) => return (any, Some(Exit::Broke(e))),
+            }
+        }
     }
 
     /// Handles one answer of worker `i`.
@@ -577,6 +621,7 @@ impl Manager {
                 slot.retiring = true;
                 Some(Exit::Retired)
             }
+            WAKE if id == 0 => None,
             SKIPPED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
@@ -612,6 +657,9 @@ impl Manager {
     /// Reads what worker `i` has written and not been read; returns why it leaves, if that
     /// says so. Done before a worker is buried, so that an answer it gave is not lost.
     fn drain(&mut self, i: usize) -> Option<Exit> {
+        if let (_, Some(exit)) = self.read_ring(i) {
+            return Some(exit);
+        }
         while matches!(self.slots[i].link.poll(Some(Duration::ZERO)), Ok(true)) {
             if let Some(exit) = self.read(i) {
                 return Some(exit);
