@@ -34,13 +34,25 @@ pub(super) struct Inbox {
     /// Descriptors that arrived before their frame was taken, each with the stream offset of
     /// that frame, in arrival order.
     fds: Vec<(u64, OwnedFd)>,
+    /// A frame whose reading stopped in its payload (a read that timed out), to go on with.
+    partial: Option<Partial>,
+}
+
+/// A frame read in part: its stream offset, length, and what arrived of it.
+struct Partial {
+    at: u64,
+    len: usize,
+    payload: Vec<u8>,
+    filled: usize,
+    fds: Vec<OwnedFd>,
 }
 
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inbox")
-            .field("buffered", &self.buffered())
+            .field("ahead", &self.ahead())
             .field("descriptors", &self.fds.len())
+            .field("partial", &self.partial.as_ref().map(|p| (p.filled, p.len)))
             .finish()
     }
 }
@@ -66,14 +78,23 @@ impl From<io::Error> for FrameError {
 }
 
 impl Inbox {
-    /// Bytes read but not taken.
+    /// Bytes read ahead and not taken: what a reader can have without waiting for more.
     pub(super) fn buffered(&self) -> usize {
+        self.ahead()
+    }
+
+    /// Bytes read and not taken, a frame read in part included.
+    pub(super) fn holds(&self) -> usize {
+        self.ahead() + self.partial.as_ref().map_or(0, |p| 4 + p.filled)
+    }
+
+    fn ahead(&self) -> usize {
         self.end - self.start
     }
 
     /// Takes up to `out.len()` buffered bytes, for plain byte reads of the channel.
     pub(super) fn take_bytes(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.buffered());
+        let n = out.len().min(self.ahead());
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.consume(n);
         n
@@ -100,7 +121,7 @@ impl Inbox {
         }
         let room = (self.buf.len() - self.end).min(want);
         let (n, fds) = read(&mut self.buf[self.end..self.end + room])?;
-        let first = self.offset + self.buffered() as u64;
+        let first = self.offset + self.ahead() as u64;
         self.end += n;
         if !fds.is_empty() {
             let owner = self.owner(first, first + n as u64);
@@ -134,24 +155,87 @@ impl Inbox {
 
     /// Receives one frame (a 4-byte little-endian length, then that many bytes) of at most
     /// `max` bytes, reading with `read` as needed, and the descriptors sent with it.
+    ///
+    /// A read that fails with `WouldBlock`, `TimedOut` or `Interrupted` (a deadline, a read
+    /// time-out) leaves what arrived here: the next call goes on with the same frame.
     pub(super) fn frame(
         &mut self,
         max: usize,
         read: &mut ReadFn<'_>,
     ) -> Result<(Vec<u8>, Vec<OwnedFd>), FrameError> {
-        let at = self.offset;
-        while self.buffered() < 4 {
+        let mut partial = match self.partial.take() {
+            Some(partial) => partial,
+            None => {
+                let at = self.offset;
+                let len = self.header(max, read)?;
+                if self.ahead() >= len {
+                    let payload = self.buf[self.start..self.start + len].to_vec();
+                    self.consume(len);
+                    return Ok((payload, self.fds_of(at, Vec::new())));
+                }
+                // The rest of the frame is read straight into it, never past its end, so
+                // every descriptor that comes now is this frame's.
+                let payload = self.buf[self.start..self.end].to_vec();
+                let filled = payload.len();
+                self.consume(filled);
+                Partial {
+                    at,
+                    len,
+                    payload,
+                    filled,
+                    fds: Vec::new(),
+                }
+            }
+        };
+        while partial.filled < partial.len {
+            if partial.filled == partial.payload.len() {
+                let grown = partial.len.min((2 * partial.filled).max(FIRST_READ));
+                partial.payload.resize(grown, 0);
+            }
+            let (n, mut got) = match read(&mut partial.payload[partial.filled..]) {
+                Ok(read) => read,
+                Err(e) => {
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) {
+                        self.partial = Some(partial);
+                    }
+                    return Err(e.into());
+                }
+            };
+            partial.fds.append(&mut got);
+            if n == 0 {
+                return Err(FrameError::Protocol(format!(
+                    "truncated frame: {} of {} bytes arrived",
+                    partial.filled, partial.len
+                )));
+            }
+            partial.filled += n;
+            self.offset += n as u64;
+        }
+        let Partial {
+            at, payload, fds, ..
+        } = partial;
+        Ok((payload, self.fds_of(at, fds)))
+    }
+
+    /// Reads a frame's header and takes it; returns the length it gives.
+    fn header(&mut self, max: usize, read: &mut ReadFn<'_>) -> Result<usize, FrameError> {
+        while self.ahead() < 4 {
             let want = if READS_AHEAD {
                 READ_AHEAD
             } else {
-                4 - self.buffered()
+                4 - self.ahead()
             };
             match self.fill(want, read)? {
-                0 if self.buffered() == 0 => return Err(FrameError::Closed),
+                0 if self.ahead() == 0 => return Err(FrameError::Closed),
                 0 => {
                     // The stream ended inside a header: its bytes are dropped, so that the
                     // next read says `Closed` instead of this error again, forever.
-                    self.consume(self.buffered());
+                    self.consume(self.ahead());
                     return Err(FrameError::Protocol("truncated frame header".into()));
                 }
                 _ => {}
@@ -159,45 +243,22 @@ impl Inbox {
         }
         let header = &self.buf[self.start..self.start + 4];
         let len = u32::from_le_bytes(header.try_into().expect("four bytes")) as usize;
+        // The header is taken even when refused, as `codec::read_frame` takes it: left here,
+        // it would fail every later read the same way without a byte read, and a reader that
+        // reads on to the end of the stream would spin forever.
+        self.consume(4);
         if len > max {
-            // The header is taken, as `codec::read_frame` takes it: left here, it would fail
-            // every later read the same way without a byte read, and a reader that reads on
-            // to the end of the stream would spin forever.
-            self.consume(4);
             return Err(FrameError::Protocol(format!(
                 "frame of {len} bytes exceeds the limit of {max} bytes"
             )));
         }
-        self.consume(4);
-        let mut fds = Vec::new();
-        let payload = if self.buffered() >= len {
-            let payload = self.buf[self.start..self.start + len].to_vec();
-            self.consume(len);
-            payload
-        } else {
-            // The rest of the frame is read straight into it, never past its end, so every
-            // descriptor that comes now is this frame's.
-            let mut payload = self.buf[self.start..self.end].to_vec();
-            let mut filled = payload.len();
-            self.consume(filled);
-            while filled < len {
-                if filled == payload.len() {
-                    payload.resize(len.min((2 * filled).max(FIRST_READ)), 0);
-                }
-                let (n, mut got) = read(&mut payload[filled..])?;
-                fds.append(&mut got);
-                if n == 0 {
-                    return Err(FrameError::Protocol(format!(
-                        "truncated frame: {filled} of {len} bytes arrived"
-                    )));
-                }
-                filled += n;
-                self.offset += n as u64;
-            }
-            payload
-        };
-        // Descriptors of this frame that came before its rest, in the order they came;
-        // any of a frame before it (none, with a sender that keeps the rule) close here.
+        Ok(len)
+    }
+
+    /// The descriptors of the frame at stream offset `at`: those that came before its rest,
+    /// in the order they came, then `rest`. Any of a frame before it (none, with a sender
+    /// that keeps the rule) close here.
+    fn fds_of(&mut self, at: u64, mut rest: Vec<OwnedFd>) -> Vec<OwnedFd> {
         let mut own = Vec::new();
         for (owner, fd) in std::mem::take(&mut self.fds) {
             match owner.cmp(&at) {
@@ -206,8 +267,8 @@ impl Inbox {
                 std::cmp::Ordering::Less => drop(fd),
             }
         }
-        own.append(&mut fds);
-        Ok((payload, own))
+        own.append(&mut rest);
+        own
     }
 }
 
@@ -373,6 +434,51 @@ mod tests {
         } else {
             assert_eq!(n, 0);
         }
+    }
+
+    #[test]
+    fn a_read_that_times_out_leaves_the_frame_to_go_on_with() {
+        let payload: Vec<u8> = (0..2 * READ_AHEAD).map(|i| (i % 251) as u8).collect();
+        let wire = frame_bytes(&payload);
+        let cut = [3, READ_AHEAD, READ_AHEAD + 100];
+        // The stream arrives in pieces, and the reader times out after each piece.
+        let mut pieces: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut from = 0;
+        for to in cut.into_iter().chain([wire.len()]) {
+            pieces.push_back(wire[from..to].to_vec());
+            from = to;
+        }
+        let mut timed_out = false;
+        let mut read = |buf: &mut [u8]| -> io::Result<(usize, Vec<OwnedFd>)> {
+            timed_out = !timed_out;
+            if timed_out {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let Some(mut piece) = pieces.pop_front() else {
+                return Ok((0, Vec::new()));
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            if n < piece.len() {
+                pieces.push_front(piece.split_off(n));
+            }
+            Ok((n, Vec::new()))
+        };
+        let mut inbox = Inbox::default();
+        let mut timeouts = 0;
+        let got = loop {
+            match inbox.frame(usize::MAX, &mut read) {
+                Ok((got, _)) => break got,
+                Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    timeouts += 1;
+                    assert!(timeouts < 100);
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(got, payload);
+        assert!(timeouts >= cut.len());
+        assert_eq!(inbox.holds(), 0);
     }
 
     /// The kernel's side of the rule: frames with and without descriptors, all sent before

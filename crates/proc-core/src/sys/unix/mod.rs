@@ -422,7 +422,12 @@ impl Channel {
     /// Bytes this end has read ahead stay in this process, so an end holding some cannot
     /// travel (they would be lost to the receiver).
     pub(crate) fn raw_handle(&self) -> io::Result<RawHandle> {
-        match self.buffered() {
+        let held = match self.inbox.try_lock() {
+            Ok(inbox) => inbox.holds(),
+            Err(std::sync::TryLockError::Poisoned(inbox)) => inbox.into_inner().holds(),
+            Err(std::sync::TryLockError::WouldBlock) => 0,
+        };
+        match held {
             0 => Ok(self.raw()),
             n => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
