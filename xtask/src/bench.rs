@@ -184,23 +184,24 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if rows.is_empty() {
         return Err(format!("no benchmark row matches {:?}", options.patterns.join("|")).into());
     }
-    let mpi_row = |row: &Row| {
-        [row.row.ours, row.row.peer]
-            .iter()
-            .any(|id| suite::measure(id).is_some_and(|m| m.ranks.is_some()))
-    };
-    let mut mpi_skipped = None;
+    let mpi_row = |row: &Row| row.measures().any(|m| m.ranks.is_some());
+    // Why rows were left out, printed before the run and again after the table.
+    let mut skipped: Vec<String> = Vec::new();
     if rows.iter().any(mpi_row)
         && let Err(why) = crate::mpi::present()
     {
-        let skipped = rows.iter().filter(|row| mpi_row(row)).count();
+        let count = rows.iter().filter(|row| mpi_row(row)).count();
         rows.retain(|row| !mpi_row(row));
-        let why = format!("{skipped} MPI rows: {why}");
+        skipped.push(format!("{count} MPI rows: {why}"));
+    }
+    if rows.iter().any(|row| row.memory().is_some()) {
+        skipped.extend(drop_rows_short_of_memory(&mut rows, memory_available()));
+    }
+    for why in &skipped {
         println!("SKIPPED: {why}");
-        mpi_skipped = Some(why);
-        if rows.is_empty() {
-            return Ok(());
-        }
+    }
+    if rows.is_empty() {
+        return Ok(());
     }
     let measures: Vec<&'static Measure> = suite::MEASURES
         .iter()
@@ -321,7 +322,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if let (true, Counts::Skipped(why)) = (counted, &counts) {
         println!("SKIPPED: instruction counts: {why}");
     }
-    if let Some(why) = &mpi_skipped {
+    for why in &skipped {
         println!("SKIPPED: {why}");
     }
     println!("took {:.1} min", started.elapsed().as_secs_f64() / 60.0);
@@ -382,6 +383,18 @@ impl Row {
             ours_instructions: None,
             peer_instructions: None,
         }
+    }
+
+    /// The measurements of the row, ours and the peer's.
+    fn measures(&self) -> impl Iterator<Item = &'static Measure> {
+        [self.row.ours, self.row.peer]
+            .into_iter()
+            .filter_map(suite::measure)
+    }
+
+    /// The most memory a measurement of the row holds, when one holds much.
+    fn memory(&self) -> Option<u64> {
+        self.measures().filter_map(|m| m.memory).max()
     }
 
     /// The pairs' figures by `figure`, none if a run failed.
@@ -632,6 +645,63 @@ fn run_measure(measure: &Measure, pin: Option<&str>) -> Result<Sample, String> {
         .ok_or_else(|| format!("`{shown}` printed no `RESULT {} ...` line", measure.id))
 }
 
+/// Leaves out the rows whose measurements hold more memory than `available` has room for
+/// (see [`suite::MEMORY_MARGIN`]), or every row that holds much when it is unknown; why, if
+/// any was left out.
+fn drop_rows_short_of_memory(
+    rows: &mut Vec<Row>,
+    available: Result<u64, String>,
+) -> Option<String> {
+    let before = rows.len();
+    let mut most = 0;
+    rows.retain(|row| match (row.memory(), &available) {
+        (None, _) => true,
+        (Some(bytes), Ok(available)) if bytes * suite::MEMORY_MARGIN <= *available => true,
+        (Some(bytes), _) => {
+            most = most.max(bytes);
+            false
+        }
+    });
+    let count = before - rows.len();
+    let why = match available {
+        _ if count == 0 => return None,
+        Err(why) => why,
+        Ok(available) => format!(
+            "{} of memory available, they need {}",
+            format_bytes(available),
+            format_bytes(most * suite::MEMORY_MARGIN)
+        ),
+    };
+    Some(format!(
+        "{count} rows that hold {}: {why}",
+        format_bytes(most)
+    ))
+}
+
+/// The memory that the machine has available for new programs, in bytes.
+fn memory_available() -> Result<u64, String> {
+    let meminfo = fs::read_to_string("/proc/meminfo")
+        .map_err(|error| format!("cannot tell the memory available: /proc/meminfo: {error}"))?;
+    parse_mem_available(&meminfo)
+        .ok_or_else(|| "cannot tell the memory available: no MemAvailable in /proc/meminfo".into())
+}
+
+/// The `MemAvailable:  23456789 kB` line of `/proc/meminfo`, in bytes.
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    meminfo.lines().find_map(|line| {
+        let kib = line
+            .strip_prefix("MemAvailable:")?
+            .trim()
+            .strip_suffix("kB")?;
+        kib.trim().parse::<u64>().ok()?.checked_mul(1024)
+    })
+}
+
+/// A size in GiB, with one decimal: `1.0 GiB`.
+fn format_bytes(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
 /// The timing on the line `RESULT <id> <seconds> <iterations>` of a program's output.
 pub(crate) fn parse_result(output: &str, id: &str) -> Option<Sample> {
     output.lines().find_map(|line| {
@@ -665,6 +735,57 @@ mod tests {
         assert_eq!(parse_result(output, "a"), None);
         assert_eq!(parse_result("RESULT a/b nan 1", "a/b"), None);
         assert_eq!(parse_result("RESULT a/b 0.1", "a/b"), None);
+    }
+
+    #[test]
+    fn reads_the_memory_available() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree:        10485760 kB\n\
+                       MemAvailable:   23068672 kB\nBuffers:          123456 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(23068672 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\nMemFree: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: 12\n"), None);
+        assert_eq!(format_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(format_bytes(1536 << 20), "1.5 GiB");
+    }
+
+    #[test]
+    fn rows_that_need_more_memory_than_there_is_are_left_out() {
+        let all = || COMPARISONS.iter().map(Row::new).collect::<Vec<_>>();
+        let mut rows = all();
+        assert_eq!(drop_rows_short_of_memory(&mut rows, Ok(24 << 30)), None);
+        assert_eq!(rows.len(), COMPARISONS.len());
+        let mut rows = all();
+        assert_eq!(
+            drop_rows_short_of_memory(&mut rows, Ok(2 << 30)).as_deref(),
+            Some("3 rows that hold 1.0 GiB: 2.0 GiB of memory available, they need 3.0 GiB")
+        );
+        assert_eq!(rows.len(), COMPARISONS.len() - 3);
+        assert!(rows.iter().all(|row| !row.row.name.contains("1 GB")));
+        let mut rows = all();
+        let why = drop_rows_short_of_memory(&mut rows, Err("no /proc".into()));
+        assert_eq!(why.as_deref(), Some("3 rows that hold 1.0 GiB: no /proc"));
+        assert_eq!(rows.len(), COMPARISONS.len() - 3);
+    }
+
+    #[test]
+    fn only_the_1gb_rows_hold_much_memory() {
+        for comparison in COMPARISONS {
+            let row = Row::new(comparison);
+            assert_eq!(
+                row.memory().is_some(),
+                comparison.name.contains("1 GB heap"),
+                "{}",
+                comparison.name
+            );
+        }
+        let row = Row::new(
+            COMPARISONS
+                .iter()
+                .find(|row| row.name == "process start+join, 1 GB heap (fork)")
+                .unwrap(),
+        );
+        assert_eq!(row.memory(), Some(1 << 30));
     }
 
     #[test]
@@ -751,6 +872,54 @@ mod tests {
         assert!(!chosen.contains(&"queue 1 to 1, 100 KB items"));
         // The positional filter of old is the same as --rows.
         assert_eq!(options(&["Pool"]), options(&["--rows=pool"]));
+    }
+
+    /// The names of the rows that `pattern` selects.
+    fn selected(pattern: &str) -> Vec<&'static str> {
+        let options = options(&["--rows", pattern]).unwrap();
+        COMPARISONS
+            .iter()
+            .filter(|row| options.selects(row))
+            .map(|row| row.name)
+            .collect()
+    }
+
+    #[test]
+    fn the_patterns_of_the_growth_rows_select_them() {
+        let load = selected("under load");
+        assert_eq!(load.len(), 6, "{load:?}");
+        for method in ["spawn", "fork", "forkserver"] {
+            let vs_idle = format!("process start+join under load ({method}) vs idle");
+            assert!(load.contains(&vs_idle.as_str()), "{load:?}");
+        }
+        assert!(load.iter().all(|name| name.contains("under load")));
+        let heap = selected("heap");
+        assert_eq!(heap.len(), 6, "{heap:?}");
+        assert_eq!(selected("1 gb heap").len(), 3);
+        assert!(heap.contains(&"process start+join, 10 MB heap (fork)"));
+        let producers = selected("producers");
+        assert_eq!(
+            producers,
+            [
+                "queue 2 producers to 1 consumer, small items",
+                "queue 4 producers to 1 consumer, small items",
+                "queue 1 producer to 2 consumers, small items",
+            ]
+        );
+        let thread_queue = selected("thread queue");
+        assert_eq!(
+            thread_queue,
+            [
+                "thread queue between 2 threads, small items",
+                "thread queue between 2 threads, small items vs crossbeam-channel",
+            ]
+        );
+        // The rows of before keep their patterns: `queue 1 to 1` is not the thread queue's.
+        assert!(
+            selected("queue 1 to 1")
+                .iter()
+                .all(|name| !name.starts_with("thread"))
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@
 
 use std::error::Error;
 use std::fmt;
-use std::process::ExitCode;
+use std::io;
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 /// What a benchmark program was asked to measure, and for how long.
@@ -236,4 +237,74 @@ pub fn rounds_for_50ms() -> u64 {
     std::hint::black_box(busy(probe));
     let per_round = start.elapsed().as_secs_f64() / probe as f64;
     (0.05 / per_round.max(1e-12)) as u64
+}
+
+/// The busy-loop processes of the `under load` benchmarks: three, for the two cores of the
+/// machine the targets were set on, so that a child being started has to win its CPU.
+pub const LOAD_PROCESSES: usize = 3;
+
+/// The benchmark name that [`Load::start`] runs its busy processes with: a program that
+/// starts a [`Load`] calls [`busy_loop`] when it is given it.
+pub const BUSY_LOOP: &str = "busy-loop";
+
+/// Processes that keep the CPUs busy while a benchmark runs; dropping the `Load` kills and
+/// reaps them, on the error paths too.
+///
+/// Each is the benchmark program itself, run with [`BUSY_LOOP`], and ends by itself when its
+/// parent is gone (see [`busy_loop`]), so that a benchmark program that is killed (by the
+/// xtask, on a timeout) or aborts leaves no spinning process behind.
+#[derive(Debug)]
+pub struct Load {
+    children: Vec<Child>,
+}
+
+impl Load {
+    /// Starts `processes` busy loops.
+    ///
+    /// # Errors
+    ///
+    /// When the program cannot find itself or a process cannot start; those already started
+    /// are killed.
+    pub fn start(processes: usize) -> io::Result<Load> {
+        let program = std::env::current_exe()?;
+        let mut load = Load {
+            children: Vec::with_capacity(processes),
+        };
+        for _ in 0..processes {
+            // Not the benchmark's stdout: the xtask reads that to its end.
+            let child = Command::new(&program)
+                .arg(BUSY_LOOP)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()?;
+            load.children.push(child);
+        }
+        Ok(load)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            // The kill can only fail if the loop has already ended, which is fine.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The body of a [`Load`]'s process: spins until its parent is gone (it is then the child of
+/// another process), looking every few milliseconds.
+pub fn busy_loop() -> Result<(), Box<dyn Error>> {
+    let parent = std::os::unix::process::parent_id();
+    while std::os::unix::process::parent_id() == parent {
+        std::hint::black_box(busy(1_000_000));
+    }
+    Ok(())
+}
+
+/// A heap block of `bytes`, every page of it written, as a parent's data would be.
+pub fn touched_heap(bytes: usize) -> Vec<u8> {
+    // `vec![0; n]` would map zero pages that nothing has touched yet.
+    std::hint::black_box(vec![1u8; bytes])
 }

@@ -36,6 +36,9 @@ pub(crate) struct Measure {
     /// binary built with procs-bench's `mpi` feature; the Python script under
     /// `python3 -m mpi4py.futures`). Rank 0 measures, the others are the workers.
     pub(crate) ranks: Option<u32>,
+    /// The memory, in bytes, that the measurement takes beyond a small program's: its rows
+    /// are skipped when the machine has less than [`MEMORY_MARGIN`] times this available.
+    pub(crate) memory: Option<u64>,
 }
 
 /// The goal of a comparison: the least `peer / ours` ratio that meets it.
@@ -72,6 +75,7 @@ const fn rust(
         iterations,
         warmup,
         ranks: None,
+        memory: None,
     }
 }
 
@@ -91,6 +95,7 @@ const fn python(
         iterations,
         warmup,
         ranks: None,
+        memory: None,
     }
 }
 
@@ -102,12 +107,27 @@ const fn mpi(ranks: u32, measure: Measure) -> Measure {
     }
 }
 
+/// `measure`, which holds `bytes` of memory while it runs.
+const fn holding(bytes: u64, measure: Measure) -> Measure {
+    Measure {
+        memory: Some(bytes),
+        ..measure
+    }
+}
+
+/// How many times a measurement's [`Measure::memory`] must be available for it to run: room
+/// for a forked child's copies and for the other programs of a shared machine.
+pub(crate) const MEMORY_MARGIN: u64 = 3;
+
+/// The heap of the `process_start_1gb` measurements.
+const GIB: u64 = 1 << 30;
+
 /// Every measurement, in the order they run.
 pub(crate) const MEASURES: &[Measure] = &[
     // Start and join of a process that runs an empty function.
     rust(
         "process_start/ours/spawn",
-        "ours",
+        "ours idle",
         "bench-ours",
         &["process-start", "spawn"],
         500,
@@ -115,7 +135,7 @@ pub(crate) const MEASURES: &[Measure] = &[
     ),
     rust(
         "process_start/ours/fork",
-        "ours",
+        "ours idle",
         "bench-ours",
         &["process-start", "fork"],
         2000,
@@ -123,7 +143,7 @@ pub(crate) const MEASURES: &[Measure] = &[
     ),
     rust(
         "process_start/ours/forkserver",
-        "ours",
+        "ours idle",
         "bench-ours",
         &["process-start", "forkserver"],
         2000,
@@ -176,6 +196,173 @@ pub(crate) const MEASURES: &[Measure] = &[
         &["process-start", "posix_spawn"],
         1500,
         20,
+    ),
+    // Start and join under load (issue 14): the same, while the measuring program keeps the
+    // 2 cores busy with 3 busy-loop processes of its own, killed when it ends.
+    rust(
+        "process_start_load/ours/spawn",
+        "ours loaded",
+        "bench-ours",
+        &["process-start-load", "spawn"],
+        40,
+        3,
+    ),
+    rust(
+        "process_start_load/ours/fork",
+        "ours loaded",
+        "bench-ours",
+        &["process-start-load", "fork"],
+        150,
+        10,
+    ),
+    rust(
+        "process_start_load/ours/forkserver",
+        "ours loaded",
+        "bench-ours",
+        &["process-start-load", "forkserver"],
+        200,
+        10,
+    ),
+    python(
+        "process_start_load/python/spawn",
+        "python spawn, loaded",
+        "process_start.py",
+        &["spawn", "--parent", "load"],
+        3,
+        1,
+    ),
+    python(
+        "process_start_load/python/fork",
+        "python fork, loaded",
+        "process_start.py",
+        &["fork", "--parent", "load"],
+        50,
+        3,
+    ),
+    python(
+        "process_start_load/python/forkserver",
+        "python forkserver, loaded",
+        "process_start.py",
+        &["forkserver", "--parent", "load"],
+        12,
+        2,
+    ),
+    // Start and join from a parent whose heap holds 10 MiB, then 1 GiB, of written memory
+    // (issue 14): a fork copies the parent's page tables, a fork server's or a spawned child
+    // does not. The 1 GiB measurements run only when the memory is there (see `holding`).
+    rust(
+        "process_start_10mb/ours/spawn",
+        "ours",
+        "bench-ours",
+        &["process-start-10mb", "spawn"],
+        150,
+        5,
+    ),
+    rust(
+        "process_start_10mb/ours/fork",
+        "ours",
+        "bench-ours",
+        &["process-start-10mb", "fork"],
+        300,
+        10,
+    ),
+    rust(
+        "process_start_10mb/ours/forkserver",
+        "ours",
+        "bench-ours",
+        &["process-start-10mb", "forkserver"],
+        300,
+        10,
+    ),
+    python(
+        "process_start_10mb/python/spawn",
+        "python spawn",
+        "process_start.py",
+        &["spawn", "--parent", "10mb"],
+        6,
+        1,
+    ),
+    python(
+        "process_start_10mb/python/fork",
+        "python fork",
+        "process_start.py",
+        &["fork", "--parent", "10mb"],
+        150,
+        5,
+    ),
+    python(
+        "process_start_10mb/python/forkserver",
+        "python forkserver",
+        "process_start.py",
+        &["forkserver", "--parent", "10mb"],
+        40,
+        2,
+    ),
+    holding(
+        GIB,
+        rust(
+            "process_start_1gb/ours/spawn",
+            "ours",
+            "bench-ours",
+            &["process-start-1gb", "spawn"],
+            100,
+            3,
+        ),
+    ),
+    holding(
+        GIB,
+        rust(
+            "process_start_1gb/ours/fork",
+            "ours",
+            "bench-ours",
+            &["process-start-1gb", "fork"],
+            12,
+            2,
+        ),
+    ),
+    holding(
+        GIB,
+        rust(
+            "process_start_1gb/ours/forkserver",
+            "ours",
+            "bench-ours",
+            &["process-start-1gb", "forkserver"],
+            200,
+            5,
+        ),
+    ),
+    holding(
+        GIB,
+        python(
+            "process_start_1gb/python/spawn",
+            "python spawn",
+            "process_start.py",
+            &["spawn", "--parent", "1gb"],
+            6,
+            1,
+        ),
+    ),
+    holding(
+        GIB,
+        python(
+            "process_start_1gb/python/fork",
+            "python fork",
+            "process_start.py",
+            &["fork", "--parent", "1gb"],
+            12,
+            2,
+        ),
+    ),
+    holding(
+        GIB,
+        python(
+            "process_start_1gb/python/forkserver",
+            "python forkserver",
+            "process_start.py",
+            &["forkserver", "--parent", "1gb"],
+            30,
+            2,
+        ),
     ),
     // Synchronization primitives (issue 4). These count operations, not runs: each timed
     // stretch runs `iterations` operations, which is cheap enough not to need the budget.
@@ -485,6 +672,86 @@ pub(crate) const MEASURES: &[Measure] = &[
         &["queue-100kb"],
         2_000,
         20,
+    ),
+    // Queues with several producers or consumers (issue 14): P producer processes put small
+    // items (a `u64`, a Python int), `iterations` in all, into one queue, and C consumers get
+    // them (this process and C - 1 children); the time is per item, from the go (a barrier of
+    // them all) until every consumer is done. Ours gets more items than Python, whose 60k
+    // take about half a second, so that both are timed over a fair stretch.
+    rust(
+        "queue_producers/ours/2to1",
+        "ours",
+        "bench-ours",
+        &["queue-producers", "2to1"],
+        300_000,
+        0,
+    ),
+    python(
+        "queue_producers/python/2to1",
+        "python Queue",
+        "queues.py",
+        &["queue-producers", "2to1"],
+        60_000,
+        0,
+    ),
+    rust(
+        "queue_producers/ours/4to1",
+        "ours",
+        "bench-ours",
+        &["queue-producers", "4to1"],
+        300_000,
+        0,
+    ),
+    python(
+        "queue_producers/python/4to1",
+        "python Queue",
+        "queues.py",
+        &["queue-producers", "4to1"],
+        60_000,
+        0,
+    ),
+    rust(
+        "queue_producers/ours/1to2",
+        "ours",
+        "bench-ours",
+        &["queue-producers", "1to2"],
+        300_000,
+        0,
+    ),
+    python(
+        "queue_producers/python/1to2",
+        "python Queue",
+        "queues.py",
+        &["queue-producers", "1to2"],
+        60_000,
+        0,
+    ),
+    // The thread queue (issue 14): a thread puts small items (a `u64`, a Python int), this
+    // thread gets them; ours (`procs::queue::Queue`), Python's `queue.Queue` and
+    // crossbeam-channel's unbounded channel, the floor. The time is per item.
+    rust(
+        "thread_queue/ours",
+        "ours",
+        "bench-ours",
+        &["thread-queue"],
+        600_000,
+        100,
+    ),
+    python(
+        "thread_queue/python",
+        "python queue.Queue",
+        "queues.py",
+        &["thread-queue"],
+        200_000,
+        100,
+    ),
+    rust(
+        "thread_queue/crossbeam-channel",
+        "crossbeam-channel",
+        "bench-crossbeam",
+        &["thread-queue"],
+        4_000_000,
+        100,
     ),
     // Pools and executors (the pool issue): tiny tasks, the time per task.
     rust(
@@ -858,6 +1125,18 @@ const HALF_THE_FLOOR: Target = Target {
     text: ">= 0.5x (half the floor)",
 };
 
+/// Issue 14: the thread queue moves small items at least half as fast as crossbeam-channel.
+const WITHIN_2X_OF_FLOOR: Target = Target {
+    min_ratio: 0.5,
+    text: ">= 0.5x (within 2x)",
+};
+
+/// Issue 14: a start+join under load takes at most 3 times the same method's idle one.
+const WITHIN_3X: Target = Target {
+    min_ratio: 1.0 / 3.0,
+    text: ">= 0.33x (within 3x)",
+};
+
 /// Every row, in the order they print.
 pub(crate) const COMPARISONS: &[Comparison] = &[
     Comparison {
@@ -906,6 +1185,78 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         name: "process start+join (spawn) vs OS floor",
         ours: "process_start/ours/spawn",
         peer: "process_start/os/posix_spawn",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join under load (spawn) vs idle",
+        ours: "process_start_load/ours/spawn",
+        peer: "process_start/ours/spawn",
+        target: Some(WITHIN_3X),
+    },
+    Comparison {
+        name: "process start+join under load (fork) vs idle",
+        ours: "process_start_load/ours/fork",
+        peer: "process_start/ours/fork",
+        target: Some(WITHIN_3X),
+    },
+    Comparison {
+        name: "process start+join under load (forkserver) vs idle",
+        ours: "process_start_load/ours/forkserver",
+        peer: "process_start/ours/forkserver",
+        target: Some(WITHIN_3X),
+    },
+    Comparison {
+        name: "process start+join under load (spawn) vs python under load",
+        ours: "process_start_load/ours/spawn",
+        peer: "process_start_load/python/spawn",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join under load (fork) vs python under load",
+        ours: "process_start_load/ours/fork",
+        peer: "process_start_load/python/fork",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join under load (forkserver) vs python under load",
+        ours: "process_start_load/ours/forkserver",
+        peer: "process_start_load/python/forkserver",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 10 MB heap (spawn)",
+        ours: "process_start_10mb/ours/spawn",
+        peer: "process_start_10mb/python/spawn",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 10 MB heap (fork)",
+        ours: "process_start_10mb/ours/fork",
+        peer: "process_start_10mb/python/fork",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 10 MB heap (forkserver)",
+        ours: "process_start_10mb/ours/forkserver",
+        peer: "process_start_10mb/python/forkserver",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 1 GB heap (spawn)",
+        ours: "process_start_1gb/ours/spawn",
+        peer: "process_start_1gb/python/spawn",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 1 GB heap (fork)",
+        ours: "process_start_1gb/ours/fork",
+        peer: "process_start_1gb/python/fork",
+        target: None,
+    },
+    Comparison {
+        name: "process start+join, 1 GB heap (forkserver)",
+        ours: "process_start_1gb/ours/forkserver",
+        peer: "process_start_1gb/python/forkserver",
         target: None,
     },
     Comparison {
@@ -1057,6 +1408,36 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         ours: "queue_100kb/ours/simple",
         peer: "queue_100kb/python/simple",
         target: None,
+    },
+    Comparison {
+        name: "queue 2 producers to 1 consumer, small items",
+        ours: "queue_producers/ours/2to1",
+        peer: "queue_producers/python/2to1",
+        target: None,
+    },
+    Comparison {
+        name: "queue 4 producers to 1 consumer, small items",
+        ours: "queue_producers/ours/4to1",
+        peer: "queue_producers/python/4to1",
+        target: None,
+    },
+    Comparison {
+        name: "queue 1 producer to 2 consumers, small items",
+        ours: "queue_producers/ours/1to2",
+        peer: "queue_producers/python/1to2",
+        target: None,
+    },
+    Comparison {
+        name: "thread queue between 2 threads, small items",
+        ours: "thread_queue/ours",
+        peer: "thread_queue/python",
+        target: Some(TWENTY_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "thread queue between 2 threads, small items vs crossbeam-channel",
+        ours: "thread_queue/ours",
+        peer: "thread_queue/crossbeam-channel",
+        target: Some(WITHIN_2X_OF_FLOOR),
     },
     Comparison {
         name: "Pool(2).map, 200k tiny tasks, default chunks",

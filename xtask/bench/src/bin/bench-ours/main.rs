@@ -4,6 +4,10 @@
 //!
 //! - `process-start <method>`: start and join a process that runs an empty function, with the
 //!   start method `spawn`, `fork` or `forkserver`.
+//! - `process-start-load <method>`: the same while three busy-loop processes of this program
+//!   (`busy-loop`, see `procs_bench::Load`) keep the CPUs busy.
+//! - `process-start-10mb <method>`, `process-start-1gb <method>`: the same from a parent whose
+//!   heap holds 10 MiB (1 GiB) of written memory.
 //! - `lock-uncontended`: acquire and release a `procs::sync::Lock` in one thread.
 //! - `mutex-uncontended`: the same with `std::sync::Mutex`, the floor.
 //! - `lock-contended`: two processes acquire and release one `Lock` in a loop; the time is
@@ -26,6 +30,11 @@
 //! - `queue-100kb [queue|simple]`: the same with items of 100 KB, as `serde_bytes::ByteBuf`
 //!   (which serde encodes in one copy; a `Vec<u8>` goes byte by byte). `put` takes its item,
 //!   so the producer makes a new one for each, as a program would.
+//! - `queue-producers <P>to<C>`: P producer processes put `--iterations` `u64`s in all into
+//!   one `Queue`, and C consumers (this process and C - 1 children) get them; the time is per
+//!   item, from the go (a barrier of all of them) until every consumer is done.
+//! - `thread-queue`: a thread puts `--iterations` `u64`s into a `procs::queue::Queue` (the
+//!   thread queue), this thread gets them; the time is per item.
 //!
 //! - `pool-map default|chunk1`: `Pool(2).map` over `--iterations` tiny tasks, with Python's
 //!   default chunks or one item per chunk; the time is per task.
@@ -57,9 +66,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use procs::ipc::{Connection, Pipe, Queue, SimpleQueue};
-use procs::sync::{Event, Lock, Value};
+use procs::sync::{Barrier, Event, Lock, Value};
 use procs::{Pool, Process, ProcessPoolExecutor, StartMethod, ThreadPoolExecutor};
-use procs_bench::{Args, busy, measure, report, rounds_for_50ms, time_tiny, tiny};
+use procs_bench::{
+    Args, Load, busy, measure, report, rounds_for_50ms, time_tiny, tiny, touched_heap,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
@@ -72,7 +83,10 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::from_env()?;
     match args.benchmark.as_str() {
-        "process-start" => process_start(&args),
+        "process-start" | "process-start-load" | "process-start-10mb" | "process-start-1gb" => {
+            process_start(&args)
+        }
+        procs_bench::BUSY_LOOP => procs_bench::busy_loop(),
         "lock-uncontended" => lock_uncontended(&args),
         "mutex-uncontended" => mutex_uncontended(&args),
         "lock-contended" => lock_contended(&args),
@@ -83,6 +97,8 @@ fn run() -> Result<(), Box<dyn Error>> {
         "pipe-roundtrip" => pipe_roundtrip(&args),
         "pipe-bandwidth" => pipe_bandwidth(&args),
         "queue-small" | "queue-100kb" => queue(&args),
+        "queue-producers" => queue_producers(&args),
+        "thread-queue" => thread_queue(&args),
         "pool-map" => pool_map(&args),
         "pool-apply-async" => pool_apply_async(&args),
         "executor-submit" => executor_submit(&args),
@@ -93,10 +109,11 @@ fn run() -> Result<(), Box<dyn Error>> {
             manager::run(&args)
         }
         other => Err(format!(
-            "unknown benchmark {other:?}; known: process-start, lock-uncontended, \
-             mutex-uncontended, lock-contended, event-roundtrip, value-increments, \
-             value-uncontended, codec, pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, pool-map, \
-             pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
+            "unknown benchmark {other:?}; known: process-start, process-start-load, \
+             process-start-10mb, process-start-1gb, lock-uncontended, mutex-uncontended, \
+             lock-contended, event-roundtrip, value-increments, value-uncontended, codec, \
+             pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, queue-producers, \
+             thread-queue, pool-map, pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
              cpu-scaling, manager-dict, manager-queue, manager-update, manager-extend"
         )
         .into()),
@@ -108,7 +125,19 @@ fn empty((): ()) {}
 
 fn process_start(args: &Args) -> Result<(), Box<dyn Error>> {
     let method: StartMethod = args.parameter.parse()?;
-    let name = format!("process_start/ours/{method}");
+    // What the parent holds while it starts and joins: busy processes, or a heap. Both live
+    // until the end of the measurement (the load is killed when it drops, on errors too).
+    let (kind, _load, _heap) = match args.benchmark.as_str() {
+        "process-start-load" => (
+            "process_start_load",
+            Some(Load::start(procs_bench::LOAD_PROCESSES)?),
+            Vec::new(),
+        ),
+        "process-start-10mb" => ("process_start_10mb", None, touched_heap(10 << 20)),
+        "process-start-1gb" => ("process_start_1gb", None, touched_heap(1 << 30)),
+        _ => ("process_start", None, Vec::new()),
+    };
+    let name = format!("{kind}/ours/{method}");
     measure(&name, args, || {
         Process::builder()
             .start_method(method)
@@ -466,6 +495,148 @@ fn queue_transfer<Q: BenchQueue<T>, T: Item>(
     child.join()?;
     report(name, elapsed, n);
     Ok(())
+}
+
+/// The producers and consumers of `queue-producers`, from its parameter `<P>to<C>`.
+fn producers_consumers(parameter: &str) -> Result<(u32, u32), Box<dyn Error>> {
+    let parsed = parameter
+        .split_once("to")
+        .and_then(|(p, c)| Some((p.parse::<u32>().ok()?, c.parse::<u32>().ok()?)));
+    match parsed {
+        Some((p, c)) if p >= 1 && c >= 1 => Ok((p, c)),
+        _ => Err(format!("queue-producers takes <P>to<C>, such as 2to1, not {parameter:?}").into()),
+    }
+}
+
+/// The mark a producer puts after its items, once per consumer: a consumer stops at its
+/// `P`th. Every producer's items come before its marks, so that once every mark is taken,
+/// every item is.
+const END: u64 = u64::MAX;
+
+/// A producer of `queue-producers`: waits at the barrier, puts `items`, then one [`END`] for
+/// each of the `consumers`.
+fn fan_producer((queue, go, items, consumers): (Queue<u64>, Barrier, std::ops::Range<u64>, u32)) {
+    go.wait().unwrap();
+    for i in items {
+        queue.put(i).unwrap();
+    }
+    for _ in 0..consumers {
+        queue.put(END).unwrap();
+    }
+}
+
+/// A consumer of `queue-producers`: gets until it has taken `producers` [`END`]s; the count
+/// and sum of the items it took.
+fn fan_consume(queue: &Queue<u64>, producers: u32) -> procs::Result<(u64, u64)> {
+    let (mut ends, mut count, mut sum) = (0, 0u64, 0u64);
+    while ends < producers {
+        match queue.get()? {
+            END => ends += 1,
+            item => {
+                count += 1;
+                sum = sum.wrapping_add(item);
+            }
+        }
+    }
+    Ok((count, sum))
+}
+
+/// A consumer in a child process: waits at the barrier, consumes, sets `done`.
+fn fan_consumer((queue, go, done, producers): (Queue<u64>, Barrier, Event, u32)) -> (u64, u64) {
+    go.wait().unwrap();
+    let taken = fan_consume(&queue, producers).unwrap();
+    done.set();
+    taken
+}
+
+fn queue_producers(args: &Args) -> Result<(), Box<dyn Error>> {
+    let (producers, consumers) = producers_consumers(&args.parameter)?;
+    let n = u64::from(args.iterations) / u64::from(producers) * u64::from(producers);
+    let share = n / u64::from(producers);
+    let queue = Queue::new()?;
+    let go = Barrier::new(producers + consumers)?;
+    let mut spawn = Process::builder();
+    spawn.start_method(StartMethod::Spawn);
+    let mut producing = Vec::new();
+    for p in 0..u64::from(producers) {
+        let items = p * share..(p + 1) * share;
+        producing.push(spawn.spawn(fan_producer, (queue.clone(), go.clone(), items, consumers))?);
+    }
+    let mut consuming = Vec::new();
+    for _ in 1..consumers {
+        let done = Event::new()?;
+        let child = spawn.spawn(
+            fan_consumer,
+            (queue.clone(), go.clone(), done.clone(), producers),
+        )?;
+        consuming.push((child, done));
+    }
+    go.wait()?;
+    let start = Instant::now();
+    let mine = fan_consume(&queue, producers)?;
+    for (_, done) in &consuming {
+        done.wait();
+    }
+    let elapsed = start.elapsed();
+    for mut child in producing {
+        child.join()?;
+    }
+    let (mut count, mut sum) = mine;
+    for (mut child, _) in consuming {
+        let (c, s) = child.join()?;
+        count += c;
+        sum = sum.wrapping_add(s);
+    }
+    // 0 + 1 + ... + (n - 1), each item once.
+    let expected = (n * n.saturating_sub(1) / 2, n);
+    if (sum, count) != expected {
+        return Err(format!(
+            "took {count} items summing to {sum}, not {n} summing to {}",
+            expected.0
+        )
+        .into());
+    }
+    report(
+        &format!("queue_producers/ours/{}", args.parameter),
+        elapsed,
+        n,
+    );
+    Ok(())
+}
+
+fn thread_queue(args: &Args) -> Result<(), Box<dyn Error>> {
+    let queue = procs::queue::Queue::new();
+    let warm = u64::from(args.warmup.max(1));
+    let n = u64::from(args.iterations);
+    let go = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
+        let producer = scope.spawn(|| -> procs::Result<()> {
+            for i in 0..warm {
+                queue.put(i)?;
+            }
+            go.wait();
+            for i in warm..warm + n {
+                queue.put(i)?;
+            }
+            Ok(())
+        });
+        for i in 0..warm {
+            if queue.get()? != i {
+                return Err(format!("item {i} came out of order").into());
+            }
+        }
+        go.wait();
+        let start = Instant::now();
+        for i in warm..warm + n {
+            if queue.get()? != i {
+                return Err(format!("item {i} came out of order").into());
+            }
+        }
+        let elapsed = start.elapsed();
+        producer.join().map_err(|_| "the producer panicked")??;
+        report("thread_queue/ours", elapsed, n);
+        Ok(())
+    })
 }
 
 fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
