@@ -44,7 +44,9 @@ verdict: PASS when the whole range meets the target, MISS when it all falls shor
 otherwise. The rows of pure CPU work in one process also get valgrind's instruction count.
 
   --rows PATTERN  only the rows whose name or measurement id contains PATTERN, in any case;
-                  `|` separates alternatives (--rows 'round trip|queue_100kb')
+                  `|` separates alternatives (--rows 'round trip|queue_100kb'); the rows
+                  of how the cost grows: 'under load', 'heap' (the 1 GB ones are skipped
+                  without 3 GiB of memory available), 'producers', 'thread queue'
   FILTER          the same as --rows FILTER
   --pairs N       pairs of runs per row (default 7)
   --pin[=CPUS]    run every program, and so every process it starts, on CPUS (a taskset

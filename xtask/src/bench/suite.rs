@@ -6,7 +6,7 @@
 
 /// The longest a measurement times its operation, after warm-up. The iteration counts below
 /// are set so that most measurements stop on their count well before it, and a run of every
-/// measurement takes about a minute; `cargo xtask bench` makes seven of them, in pairs.
+/// measurement takes a minute and a half; `cargo xtask bench` makes seven of them, in pairs.
 pub(crate) const BUDGET_SECS: f64 = 4.0;
 
 /// A program that measures something and prints `RESULT <id> <seconds per op> <iterations>`.
