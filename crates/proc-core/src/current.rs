@@ -2,21 +2,9 @@
 
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::method::StartMethod;
+use crate::start::Identity;
 use crate::sys;
-
-/// A process's name, place in the process tree, daemon flag and authentication key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Identity {
-    pub(crate) name: String,
-    /// Python's `_identity`: `[]` for the main process, `[2]` for its second child, `[2, 1]`
-    /// for that child's first child.
-    pub(crate) path: Vec<u32>,
-    pub(crate) daemon: bool,
-    pub(crate) authkey: Vec<u8>,
-}
 
 #[derive(Debug)]
 struct State {

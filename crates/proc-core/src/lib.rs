@@ -35,9 +35,9 @@
 //! ```
 #![warn(missing_docs)]
 
+mod child;
 pub mod codec;
 mod current;
-mod entry;
 mod error;
 mod fingerprint;
 mod fnref;
@@ -49,6 +49,8 @@ mod process;
 mod queue_error;
 mod registry;
 pub mod shared;
+mod spawn;
+mod start;
 mod sys;
 
 pub use current::{
@@ -57,8 +59,8 @@ pub use current::{
 pub use error::{Error, Result};
 pub use fnref::FnRef;
 pub use handle::{Handle, Link};
-pub use method::{Context, StartMethod, context, get_start_method, set_start_method};
-pub use process::{Builder, Process, Sentinel, Task};
+pub use method::{StartMethod, get_start_method, set_start_method};
+pub use process::{Builder, Context, Process, Sentinel, Task, context};
 pub use queue_error::{GetError, PutError};
 pub use registry::{ActiveChild, active_children};
 
@@ -80,5 +82,5 @@ pub use registry::{ActiveChild, active_children};
 /// ```
 #[doc(alias = "freeze_support")]
 pub fn init() {
-    entry::from_constructor();
+    child::from_constructor();
 }

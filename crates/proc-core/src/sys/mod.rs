@@ -27,7 +27,8 @@
 //!   return spuriously) and `wake(i, word, n)`. Futexes where the kernel has them; kernel
 //!   semaphores, whose handles travel with the value, on Windows. `Clone`, `Debug`,
 //!   `Serialize` and `Deserialize`.
-//! - The constructor that runs `crate::entry::from_constructor` before `main`.
+//! - `before_main!`, which declares the static that the loader calls before `main` (the child
+//!   runtime puts its entry there).
 
 #[cfg(unix)]
 mod unix;

@@ -1268,7 +1268,7 @@ fn unsupported(what: &str) -> io::Error {
 ///
 /// The channel needs nothing else: without fork, a process of ours only ever gets the handles
 /// that `spawn` lists for it, so our own link to our parent never reaches our children.
-pub(crate) fn remember_parent_channel(channel: &Channel) {
+pub(crate) fn remember_parent_channel(channel: &Channel, daemon: bool) {
     let Some(job) = INHERITED_JOB
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -1276,7 +1276,7 @@ pub(crate) fn remember_parent_channel(channel: &Channel) {
     else {
         return;
     };
-    if crate::current::current_process().daemon() {
+    if daemon {
         // SAFETY: `job` is our open job handle (with JOB_OBJECT_ASSIGN_PROCESS, as it was
         // duplicated with the creator's full access), and the current-process pseudo handle is
         // always valid.
@@ -1307,7 +1307,7 @@ pub(crate) fn forkserver_spawn(_child_end: &Channel) -> io::Result<Child> {
 }
 
 /// Never started on Windows; a process told to be a fork server leaves with an error code.
-pub(crate) fn serve_forkserver(_channel: Channel) -> ! {
+pub(crate) fn serve_forkserver(_channel: Channel, _serve: fn(Channel) -> i32) -> ! {
     tracing::error!("this process was started as a fork server, but Windows cannot fork");
     exit_now(1)
 }
@@ -1508,13 +1508,17 @@ pub(crate) fn is_peer_gone(err: &io::Error) -> bool {
     )
 }
 
-extern "C" fn constructor() {
-    crate::entry::from_constructor();
+/// Declares `static $name: extern "C" fn() = $f;` where the C runtime finds it and calls it
+/// before `main`, so that children of test binaries (whose `main` is libtest's) and of programs
+/// that forgot `procs::init()` still serve their parent. The C runtime calls every pointer in
+/// the `.CRT$XC*` sections (in name order) before `main`. The caller keeps the static reachable
+/// (`black_box`), so that the linker keeps the object that holds it.
+macro_rules! before_main {
+    ($(#[$attr:meta])* static $name:ident = $f:path;) => {
+        $(#[$attr])*
+        #[used]
+        #[unsafe(link_section = ".CRT$XCU")]
+        pub(crate) static $name: extern "C" fn() = $f;
+    };
 }
-
-/// Runs the child entry before `main`, so that children of test binaries (whose `main` is
-/// libtest's) and of programs that forgot `procs::init()` still serve their parent. The C
-/// runtime calls every pointer in the `.CRT$XC*` sections (in name order) before `main`.
-#[used]
-#[unsafe(link_section = ".CRT$XCU")]
-pub(crate) static CONSTRUCTOR: extern "C" fn() = constructor;
+pub(crate) use before_main;

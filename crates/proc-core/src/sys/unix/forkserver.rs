@@ -171,9 +171,10 @@ fn set_blocked(sig: libc::c_int, blocked: bool) -> io::Result<()> {
     }
 }
 
-/// The server's loop; runs in the zygote process and never returns.
-pub(crate) fn serve_forkserver(channel: Channel) -> ! {
-    match serve(&channel) {
+/// The server's loop; runs in the zygote process and never returns. Each child it forks
+/// runs `serve_child` on its channel to the parent and exits with the code it returns.
+pub(crate) fn serve_forkserver(channel: Channel, serve_child: fn(Channel) -> i32) -> ! {
+    match serve(&channel, serve_child) {
         Ok(()) => exit_now(0),
         Err(err) => {
             tracing::error!(error = %err, "fork server failed");
@@ -182,7 +183,7 @@ pub(crate) fn serve_forkserver(channel: Channel) -> ! {
     }
 }
 
-fn serve(channel: &Channel) -> io::Result<()> {
+fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
     let (wake_r, wake_w) = pipe()?;
     for fd in [wake_r.as_raw_fd(), wake_w.as_raw_fd()] {
         // SAFETY: F_GETFL/F_SETFL only change the status flags of our own pipe.
@@ -254,7 +255,7 @@ fn serve(channel: &Channel) -> io::Result<()> {
                 // SAFETY: the descriptor is the server's end of its channel to the parent;
                 // the child closes its copy and never uses it again.
                 unsafe { libc::close(channel.raw()) };
-                let code = crate::entry::serve_forked(Channel::from_owned(child_end));
+                let code = serve_child(Channel::from_owned(child_end));
                 exit_now(code);
             }
             let answer = if pid < 0 {

@@ -1035,7 +1035,7 @@ static PARENT_CHANNEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI
 
 /// Notes this child's channel to its parent, so that a forked child of ours closes its copy
 /// (otherwise our parent would not see our channel close when we die).
-pub(crate) fn remember_parent_channel(channel: &Channel) {
+pub(crate) fn remember_parent_channel(channel: &Channel, _daemon: bool) {
     PARENT_CHANNEL.store(channel.raw(), std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -1342,22 +1342,26 @@ pub(crate) fn is_peer_gone(err: &io::Error) -> bool {
     )
 }
 
-extern "C" fn constructor() {
-    crate::entry::from_constructor();
+/// Declares `static $name: extern "C" fn() = $f;` where the loader finds it and calls it
+/// before `main`, so that children of test binaries (whose `main` is libtest's) and of programs
+/// that forgot `procs::init()` still serve their parent. The caller keeps the static reachable
+/// (`black_box`), so that the linker keeps the object that holds it.
+macro_rules! before_main {
+    ($(#[$attr:meta])* static $name:ident = $f:path;) => {
+        $(#[$attr])*
+        #[used]
+        #[cfg_attr(
+            any(target_os = "linux", target_os = "android", target_os = "freebsd"),
+            unsafe(link_section = ".init_array")
+        )]
+        #[cfg_attr(
+            target_vendor = "apple",
+            unsafe(link_section = "__DATA,__mod_init_func")
+        )]
+        pub(crate) static $name: extern "C" fn() = $f;
+    };
 }
-
-/// Runs the child entry before `main`, so that children of test binaries (whose `main` is
-/// libtest's) and of programs that forgot `procs::init()` still serve their parent.
-#[used]
-#[cfg_attr(
-    any(target_os = "linux", target_os = "android", target_os = "freebsd"),
-    unsafe(link_section = ".init_array")
-)]
-#[cfg_attr(
-    target_vendor = "apple",
-    unsafe(link_section = "__DATA,__mod_init_func")
-)]
-pub(crate) static CONSTRUCTOR: extern "C" fn() = constructor;
+pub(crate) use before_main;
 
 #[cfg(test)]
 mod tests {
