@@ -13,7 +13,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use super::{Channel, Child, cvt, cvt_retry, decode_status, default_executable, exit_now, spawn};
+use super::channel::{Channel, set_cloexec};
+use super::child::{Child, decode_status};
+use super::exec::{default_executable, spawn};
+use super::os::exit_now;
+use super::{cvt, cvt_retry};
 
 /// The parent's connection to its fork server.
 #[derive(Debug)]
@@ -34,8 +38,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     // SAFETY: pipe succeeded; both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    super::set_cloexec(r.as_raw_fd(), true)?;
-    super::set_cloexec(w.as_raw_fd(), true)?;
+    set_cloexec(r.as_raw_fd(), true)?;
+    set_cloexec(w.as_raw_fd(), true)?;
     Ok((r, w))
 }
 
