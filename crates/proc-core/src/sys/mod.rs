@@ -103,11 +103,17 @@ pub(crate) use imp::{
     Parkers,
     // A new zeroed object of `len` bytes that no name reaches.
     anonymous_segment,
+    // A new zeroed object of `len` bytes under a name; `AlreadyExists` if the name is taken.
+    create_named_segment,
     // Maps an object; refuses one shorter than `len`.
     map_segment,
+    // The existing object under a name, and its length.
+    open_named_segment,
     // Why a segment from another process must not be mapped (Linux: an unnamed object not
     // sealed against shrinking), if it must not.
     refuse_arrived_segment,
+    // Removes a name (nothing to do on Windows, where the last handle takes it).
+    unlink_named_segment,
     // Unmaps what `map_segment` mapped (`unsafe`).
     unmap_segment,
 };

@@ -23,7 +23,8 @@ pub(crate) use os::{
     thread_count,
 };
 pub(crate) use shm::{
-    Parkers, anonymous_segment, map_segment, refuse_arrived_segment, unmap_segment,
+    Parkers, anonymous_segment, create_named_segment, map_segment, open_named_segment,
+    refuse_arrived_segment, unlink_named_segment, unmap_segment,
 };
 
 use std::ffi::OsStr;
