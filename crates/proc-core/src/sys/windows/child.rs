@@ -1,12 +1,11 @@
 //! A started child, watched through its process handle, and `TerminateProcess` with
 //! Python's exit code.
 
-use std::io::{self};
-use std::os::windows::io::AsRawHandle;
+use std::io;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::channel::OwnedHandle;
 use super::cvt;
 use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
 use windows_sys::Win32::System::Threading::{

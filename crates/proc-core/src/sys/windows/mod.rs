@@ -28,7 +28,7 @@ pub(crate) use shm::{
 };
 
 use std::ffi::OsStr;
-use std::io::{self};
+use std::io;
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::FromRawHandle;
 use std::ptr::null_mut;

@@ -3,11 +3,10 @@
 
 use std::io::{self, Write};
 use std::mem::size_of;
-use std::os::windows::io::{AsRawHandle, FromRawHandle};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
-use super::channel::OwnedHandle;
 use super::child::SIGTERM;
 use super::{is_os_error, owned_or_last_error};
 use windows_sys::Win32::Foundation::{
