@@ -216,7 +216,9 @@ impl<'de> Deserialize<'de> for Handle {
 
 /// A `Link` travels like a [`Handle`]: the receiving process gets its own end of the same
 /// link (the frame limit is not carried along). On Windows a link over TCP does not travel:
-/// serializing it is an error.
+/// serializing it is an error. On Linux a link reads small frames ahead of the one asked for
+/// (one system call for several); while it holds frames it has not returned, it refuses to
+/// travel, since they would stay behind: receive them first.
 impl Serialize for Link {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let raw = self.channel.raw_handle().map_err(crate::codec::ser_error)?;

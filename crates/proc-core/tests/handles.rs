@@ -130,3 +130,25 @@ fn a_panicking_serializer_leaves_no_handle_table_behind() {
     // Outside of procs's sending, a handle still refuses to serialize.
     assert!(proc_core::codec::encode(&handle).is_err());
 }
+
+/// Linux reads small frames ahead (one `recvmsg` for several): an end holding frames it has
+/// not returned yet would lose them by travelling, so it refuses to, until they are taken.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_link_with_frames_read_ahead_travels_only_once_they_are_taken() {
+    let (a, b) = Link::pair().unwrap();
+    let (carrier, far) = Link::pair().unwrap();
+    a.send(&1u32).unwrap();
+    a.send(&2u32).unwrap();
+    assert_eq!(b.recv::<u32>().unwrap(), 1);
+    let err = carrier.send(&b).unwrap_err();
+    assert!(
+        err.to_string().contains("receive them before sending"),
+        "{err}"
+    );
+    assert_eq!(b.recv::<u32>().unwrap(), 2);
+    carrier.send(&b).unwrap();
+    let moved: Link = far.recv().unwrap();
+    a.send(&3u32).unwrap();
+    assert_eq!(moved.recv::<u32>().unwrap(), 3);
+}

@@ -4,9 +4,10 @@
 use std::io::{self, Read, Write};
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::cvt;
+use super::{cvt, inbox};
 
 /// Milliseconds for `poll`, rounded up so that a short wait never becomes a busy loop.
 fn poll_millis(timeout: Option<Duration>) -> libc::c_int {
@@ -56,6 +57,12 @@ pub(crate) fn poll_fd(
 /// Waits until at least one of `channels` has something to read (or end-of-file), or
 /// `timeout` passes; returns the indexes of the ready ones.
 pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    // Bytes read ahead are ready now; the others are looked at without waiting.
+    let timeout = if channels.iter().any(|c| c.buffered() > 0) {
+        Some(Duration::ZERO)
+    } else {
+        timeout
+    };
     let deadline = crate::internal::Deadline::from_timeout(timeout).instant();
     let mut fds: Vec<libc::pollfd> = channels
         .iter()
@@ -89,7 +96,7 @@ pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::
             return Ok(fds
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.revents != 0)
+                .filter(|(i, p)| p.revents != 0 || channels[*i].buffered() > 0)
                 .map(|(i, _)| i)
                 .collect());
         }
@@ -100,6 +107,8 @@ pub(crate) fn wait_any(channels: &[&Channel], timeout: Option<Duration>) -> io::
 #[derive(Debug)]
 pub(crate) struct Channel {
     fd: OwnedFd,
+    /// What was read ahead of the frames taken so far (see `inbox`).
+    inbox: Mutex<inbox::Inbox>,
 }
 
 impl Channel {
@@ -131,12 +140,30 @@ impl Channel {
         }
         // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok((Channel { fd: a }, Channel { fd: b }))
+        Ok((Channel::from_owned(a), Channel::from_owned(b)))
     }
 
     /// Wraps a descriptor this process owns.
     pub(crate) fn from_owned(fd: OwnedFd) -> Channel {
-        Channel { fd }
+        Channel {
+            fd,
+            inbox: Mutex::default(),
+        }
+    }
+
+    /// Bytes read ahead and not taken yet; 0 while another thread is reading.
+    pub(super) fn buffered(&self) -> usize {
+        match self.inbox.try_lock() {
+            Ok(inbox) => inbox.buffered(),
+            Err(std::sync::TryLockError::Poisoned(inbox)) => inbox.into_inner().buffered(),
+            Err(std::sync::TryLockError::WouldBlock) => 0,
+        }
+    }
+
+    fn lock_inbox(&self) -> std::sync::MutexGuard<'_, inbox::Inbox> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The raw descriptor, for poll sets and descriptor passing.
@@ -146,11 +173,17 @@ impl Channel {
 
     /// Waits until the channel has bytes or end-of-file to read, or `timeout` passes.
     pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        if self.buffered() > 0 {
+            return Ok(true);
+        }
         poll_fd(self.raw(), libc::POLLIN, timeout)
     }
 
     /// Whether the peer has closed its end (and sent nothing more), without blocking.
     pub(crate) fn peer_closed(&self) -> bool {
+        if self.buffered() > 0 {
+            return false;
+        }
         let mut byte = 0u8;
         // SAFETY: one writable byte is passed with length 1; MSG_PEEK leaves the stream as is.
         let n = unsafe {
@@ -185,7 +218,7 @@ impl Channel {
         set_cloexec(fd, true).ok()?;
         #[cfg(target_vendor = "apple")]
         set_nosigpipe(fd).ok()?;
-        Some((role.to_string(), Channel { fd: owned }))
+        Some((role.to_string(), Channel::from_owned(owned)))
     }
 }
 
@@ -271,9 +304,12 @@ impl Channel {
     /// Returns 0 bytes at end-of-file.
     pub(crate) fn recv_with_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
         const MAX_FDS: usize = MAX_HANDLES;
+        // On the stack (a read per frame should not allocate); u64s keep it aligned for
+        // cmsghdr, and 1 KiB is more than CMSG_SPACE of MAX_FDS descriptors anywhere.
+        let mut control = [0u64; 128];
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
-        let mut control = vec![0u64; space.div_ceil(8)];
+        let space = space.min(size_of_val(&control));
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -355,8 +391,19 @@ pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
 impl Channel {
     /// The channel's descriptor, to send it to another process: any channel can be sent on
     /// Unix (the interface is fallible for Windows, whose sockets cannot).
+    /// Bytes this end has read ahead stay in this process, so an end holding some cannot
+    /// travel (they would be lost to the receiver).
     pub(crate) fn raw_handle(&self) -> io::Result<RawHandle> {
-        Ok(self.raw())
+        match self.buffered() {
+            0 => Ok(self.raw()),
+            n => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "this end has {n} bytes of frames received ahead that it has not returned \
+                     yet; receive them before sending the end to another process"
+                ),
+            )),
+        }
     }
 
     /// A channel end that arrived from another process.
@@ -458,53 +505,15 @@ impl Channel {
         max: usize,
     ) -> crate::error::Result<(Vec<u8>, Vec<OwnedHandle>)> {
         use crate::error::Error;
-        let mut fds = Vec::new();
-        let mut header = [0u8; 4];
-        let mut filled = 0;
-        while filled < header.len() {
-            let (n, mut got) = self
-                .recv_with_fds(&mut header[filled..])
-                .or_else(reset_is_eof)?;
-            fds.append(&mut got);
-            match n {
-                0 if filled == 0 => return Err(Error::Closed),
-                0 => return Err(Error::Protocol("truncated frame header".into())),
-                n => filled += n,
-            }
+        let mut read = |buf: &mut [u8]| self.recv_with_fds(buf).or_else(reset_is_eof);
+        match self.lock_inbox().frame(max, &mut read) {
+            Ok(frame) => Ok(frame),
+            Err(inbox::FrameError::Closed) => Err(Error::Closed),
+            Err(inbox::FrameError::Protocol(message)) => Err(Error::Protocol(message)),
+            Err(inbox::FrameError::Io(e)) => Err(e.into()),
         }
-        let len = u32::from_le_bytes(header) as usize;
-        if len > max {
-            return Err(Error::Protocol(format!(
-                "frame of {len} bytes exceeds the limit of {max} bytes"
-            )));
-        }
-        // Grow with what arrives, not with what the header claims: the buffer at most doubles
-        // ahead of the bytes received, and the kernel copies straight into it.
-        let mut payload = Vec::new();
-        let mut filled = 0;
-        while filled < len {
-            if filled == payload.len() {
-                payload.resize(len.min((2 * filled).max(FIRST_READ)), 0);
-            }
-            let (n, mut got) = self
-                .recv_with_fds(&mut payload[filled..])
-                .or_else(reset_is_eof)?;
-            fds.append(&mut got);
-            if n == 0 {
-                return Err(Error::Protocol(format!(
-                    "truncated frame: {filled} of {len} bytes arrived"
-                )));
-            }
-            filled += n;
-        }
-        Ok((payload, fds))
     }
 }
-
-/// How much of a frame's payload is allocated before its bytes arrive: the whole of any
-/// frame up to this size (one allocation, no copy as it grows), never more for a header
-/// that claims more than it sends.
-const FIRST_READ: usize = 4 << 20;
 
 /// A peer that died with bytes of ours unread resets the connection: for the reader that is
 /// the end of the stream, like any other death of the peer.
@@ -518,6 +527,12 @@ fn reset_is_eof(err: io::Error) -> io::Result<(usize, Vec<OwnedFd>)> {
 
 impl Read for &Channel {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.buffered() > 0 {
+            let taken = self.lock_inbox().take_bytes(buf);
+            if taken > 0 {
+                return Ok(taken);
+            }
+        }
         loop {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
             let n = unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) };

@@ -4,6 +4,7 @@ mod channel;
 mod child;
 mod exec;
 mod forkserver;
+mod inbox;
 mod os;
 mod shm;
 

@@ -1,0 +1,406 @@
+//! Frames read ahead of the one asked for, so that one `recvmsg` usually brings a whole frame
+//! (header and payload, often the next frames too) instead of one call for the header and
+//! one for the payload.
+//!
+//! The subtle part is the descriptors: they arrive with bytes, not with frames, so a read
+//! that brings the tail of one frame and the head of the next must hand them to the right
+//! one. A sender attaches a frame's descriptors to its first bytes (`send_frame` sends the
+//! header and payload in the `sendmsg` that carries them), and Linux ends a read right after
+//! the message that carries descriptors, never gluing a later message to it. So descriptors
+//! belong to the *last* frame that starts within the bytes of the read that brought them.
+//! Other systems do not promise that boundary, so there the inbox reads exactly what the
+//! current frame still needs (as a plain two-read receiver does), and every read's
+//! descriptors belong to the frame under way.
+
+use std::fmt;
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// How many bytes one read may bring: enough for a batch of small frames.
+const READ_AHEAD: usize = 16 * 1024;
+
+/// Whether reads may go past the frame under way (see the module docs).
+const READS_AHEAD: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// The bytes and descriptors read from a channel but not yet taken as frames.
+#[derive(Default)]
+pub(super) struct Inbox {
+    /// Allocated at the first read; `buf[start..end]` holds the bytes not taken yet.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The stream offset of `buf[start]`: between frames, where the next frame begins.
+    offset: u64,
+    /// Descriptors that arrived before their frame was taken, each with the stream offset of
+    /// that frame, in arrival order.
+    fds: Vec<(u64, OwnedFd)>,
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("buffered", &self.buffered())
+            .field("descriptors", &self.fds.len())
+            .finish()
+    }
+}
+
+/// One read from the channel: up to `buf.len()` bytes and the descriptors that came with
+/// them; 0 bytes at the end of the stream.
+pub(super) type ReadFn<'a> = dyn FnMut(&mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> + 'a;
+
+/// What [`Inbox::frame`] found wrong with the stream.
+#[derive(Debug)]
+pub(super) enum FrameError {
+    /// The stream ended before a frame began.
+    Closed,
+    /// The stream ended inside a frame, or a header claimed more than the limit.
+    Protocol(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+impl Inbox {
+    /// Bytes read but not taken.
+    pub(super) fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Takes up to `out.len()` buffered bytes, for plain byte reads of the channel.
+    pub(super) fn take_bytes(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.buffered());
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume(n);
+        n
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// One read into the free space, at most `want` bytes; returns how many came.
+    fn fill(&mut self, want: usize, read: &mut ReadFn<'_>) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_AHEAD].into_boxed_slice();
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let room = (self.buf.len() - self.end).min(want);
+        let (n, fds) = read(&mut self.buf[self.end..self.end + room])?;
+        let first = self.offset + self.buffered() as u64;
+        self.end += n;
+        if !fds.is_empty() {
+            let owner = self.owner(first, first + n as u64);
+            self.fds.extend(fds.into_iter().map(|fd| (owner, fd)));
+        }
+        Ok(n)
+    }
+
+    /// The frame that descriptors read with the stream bytes `first..last` belong to: the
+    /// last frame starting in that range (see the module docs), else the frame under way.
+    fn owner(&self, first: u64, last: u64) -> u64 {
+        let mut owner = self.offset;
+        let mut at = self.offset;
+        while at < last {
+            if at >= first {
+                owner = at;
+            }
+            let index = self.start + (at - self.offset) as usize;
+            let Some(header) = self
+                .buf
+                .get(index..index + 4)
+                .filter(|_| index + 4 <= self.end)
+            else {
+                break;
+            };
+            let len = u32::from_le_bytes(header.try_into().expect("four bytes"));
+            at += 4 + u64::from(len);
+        }
+        owner
+    }
+
+    /// Receives one frame (a 4-byte little-endian length, then that many bytes) of at most
+    /// `max` bytes, reading with `read` as needed, and the descriptors sent with it.
+    pub(super) fn frame(
+        &mut self,
+        max: usize,
+        read: &mut ReadFn<'_>,
+    ) -> Result<(Vec<u8>, Vec<OwnedFd>), FrameError> {
+        let at = self.offset;
+        while self.buffered() < 4 {
+            let want = if READS_AHEAD {
+                READ_AHEAD
+            } else {
+                4 - self.buffered()
+            };
+            match self.fill(want, read)? {
+                0 if self.buffered() == 0 => return Err(FrameError::Closed),
+                0 => return Err(FrameError::Protocol("truncated frame header".into())),
+                _ => {}
+            }
+        }
+        let header = &self.buf[self.start..self.start + 4];
+        let len = u32::from_le_bytes(header.try_into().expect("four bytes")) as usize;
+        if len > max {
+            return Err(FrameError::Protocol(format!(
+                "frame of {len} bytes exceeds the limit of {max} bytes"
+            )));
+        }
+        self.consume(4);
+        let mut fds = Vec::new();
+        let payload = if self.buffered() >= len {
+            let payload = self.buf[self.start..self.start + len].to_vec();
+            self.consume(len);
+            payload
+        } else {
+            // The rest of the frame is read straight into it, never past its end, so every
+            // descriptor that comes now is this frame's.
+            let mut payload = self.buf[self.start..self.end].to_vec();
+            let mut filled = payload.len();
+            self.consume(filled);
+            while filled < len {
+                if filled == payload.len() {
+                    payload.resize(len.min((2 * filled).max(FIRST_READ)), 0);
+                }
+                let (n, mut got) = read(&mut payload[filled..])?;
+                fds.append(&mut got);
+                if n == 0 {
+                    return Err(FrameError::Protocol(format!(
+                        "truncated frame: {filled} of {len} bytes arrived"
+                    )));
+                }
+                filled += n;
+                self.offset += n as u64;
+            }
+            payload
+        };
+        // Descriptors of this frame that came before its rest, in the order they came;
+        // any of a frame before it (none, with a sender that keeps the rule) close here.
+        let mut own = Vec::new();
+        for (owner, fd) in std::mem::take(&mut self.fds) {
+            match owner.cmp(&at) {
+                std::cmp::Ordering::Equal => own.push(fd),
+                std::cmp::Ordering::Greater => self.fds.push((owner, fd)),
+                std::cmp::Ordering::Less => drop(fd),
+            }
+        }
+        own.append(&mut fds);
+        Ok((payload, own))
+    }
+}
+
+/// How much of a frame's payload is allocated before its bytes arrive: the whole of any
+/// frame up to this size (one allocation, no copy as it grows), never more for a header
+/// that claims more than it sends.
+const FIRST_READ: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// Reads as a test scripts them: bytes and the descriptors that come with them.
+    type Script = VecDeque<(Vec<u8>, Vec<OwnedFd>)>;
+
+    /// A stream given as reads: each one some bytes and the number of descriptors with them
+    /// (real ones, so that their identity can be checked).
+    fn reads(script: &[(&[u8], usize)]) -> (Script, Vec<i32>) {
+        use std::os::fd::AsRawFd;
+        let mut ids = Vec::new();
+        let script = script
+            .iter()
+            .map(|(bytes, fds)| {
+                let fds: Vec<OwnedFd> = (0..*fds)
+                    .map(|_| OwnedFd::from(std::fs::File::open("/dev/null").unwrap()))
+                    .collect();
+                ids.extend(fds.iter().map(|fd| fd.as_raw_fd()));
+                (bytes.to_vec(), fds)
+            })
+            .collect();
+        (script, ids)
+    }
+
+    fn frame_bytes(payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A reader that hands out the scripted reads, cut to the room given.
+    fn reader(mut script: Script) -> impl FnMut(&mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        move |buf: &mut [u8]| {
+            let Some((mut bytes, fds)) = script.pop_front() else {
+                return Ok((0, Vec::new()));
+            };
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            if n < bytes.len() {
+                script.push_front((bytes.split_off(n), Vec::new()));
+            }
+            Ok((n, fds))
+        }
+    }
+
+    fn raw(fds: &[OwnedFd]) -> Vec<i32> {
+        use std::os::fd::AsRawFd;
+        fds.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    #[test]
+    fn several_frames_in_one_read_are_taken_one_by_one() {
+        let mut wire = frame_bytes(b"one");
+        wire.extend(frame_bytes(b""));
+        wire.extend(frame_bytes(b"three"));
+        let (script, _) = reads(&[(&wire, 0)]);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        for want in [&b"one"[..], b"", b"three"] {
+            let (payload, fds) = inbox.frame(64, &mut read).unwrap();
+            assert_eq!(payload, want);
+            assert!(fds.is_empty());
+        }
+        assert!(matches!(
+            inbox.frame(64, &mut read),
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn descriptors_go_to_the_last_frame_starting_in_their_read() {
+        // Linux's shape: a read brings frame A (no descriptors) whole and the head of B,
+        // whose message carries two descriptors; then a read brings the rest of B.
+        let a = frame_bytes(b"aaaa");
+        let b = frame_bytes(b"bbbbbbbb");
+        let mut first = a.clone();
+        first.extend_from_slice(&b[..6]);
+        let (script, ids) = reads(&[(&first, 2), (&b[6..], 0)]);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        let (payload, fds) = inbox.frame(64, &mut read).unwrap();
+        assert_eq!((payload.as_slice(), fds.len()), (&b"aaaa"[..], 0));
+        let (payload, fds) = inbox.frame(64, &mut read).unwrap();
+        assert_eq!(payload, b"bbbbbbbb");
+        if READS_AHEAD {
+            assert_eq!(raw(&fds), ids);
+        }
+    }
+
+    #[test]
+    fn a_header_split_between_reads_still_owns_its_descriptors() {
+        let a = frame_bytes(b"x");
+        let b = frame_bytes(b"yz");
+        let mut first = a.clone();
+        first.extend_from_slice(&b[..2]);
+        let (script, ids) = reads(&[(&first, 1), (&b[2..], 0)]);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        assert!(inbox.frame(64, &mut read).unwrap().1.is_empty());
+        let (payload, fds) = inbox.frame(64, &mut read).unwrap();
+        assert_eq!(payload, b"yz");
+        if READS_AHEAD {
+            assert_eq!(raw(&fds), ids);
+        }
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_read_ahead_arrives_whole_with_its_descriptors() {
+        let payload: Vec<u8> = (0..3 * READ_AHEAD).map(|i| i as u8).collect();
+        let wire = frame_bytes(&payload);
+        let (script, ids) = reads(&[(&wire[..100], 3), (&wire[100..], 0)]);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        let (got, fds) = inbox.frame(usize::MAX, &mut read).unwrap();
+        assert_eq!(got, payload);
+        assert_eq!(raw(&fds), ids);
+        assert!(matches!(
+            inbox.frame(64, &mut read),
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn broken_streams_are_errors() {
+        let (script, _) = reads(&[(&[5, 0], 0)]);
+        let mut inbox = Inbox::default();
+        let err = inbox.frame(64, &mut reader(script)).unwrap_err();
+        assert!(matches!(err, FrameError::Protocol(m) if m.contains("header")));
+
+        let (script, _) = reads(&[(&[5, 0, 0, 0, 1, 2], 0)]);
+        let mut inbox = Inbox::default();
+        let err = inbox.frame(64, &mut reader(script)).unwrap_err();
+        assert!(matches!(err, FrameError::Protocol(m) if m.contains("2 of 5")));
+
+        let (script, _) = reads(&[(&[0xff, 0xff, 0xff, 0xff], 0)]);
+        let mut inbox = Inbox::default();
+        let err = inbox.frame(64, &mut reader(script)).unwrap_err();
+        assert!(matches!(err, FrameError::Protocol(m) if m.contains("exceeds")));
+    }
+
+    #[test]
+    fn byte_reads_take_the_buffered_bytes_first() {
+        let mut wire = frame_bytes(b"ab");
+        wire.extend_from_slice(b"rest");
+        let (script, _) = reads(&[(&wire, 0)]);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        assert_eq!(inbox.frame(64, &mut read).unwrap().0, b"ab");
+        let mut out = [0u8; 8];
+        let n = inbox.take_bytes(&mut out);
+        if READS_AHEAD {
+            assert_eq!(&out[..n], b"rest");
+        } else {
+            assert_eq!(n, 0);
+        }
+    }
+
+    /// The kernel's side of the rule: frames with and without descriptors, all sent before
+    /// any is read, come back each with its own descriptors (told apart by inode).
+    #[test]
+    fn descriptors_travel_with_their_frames_over_a_real_socket() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let inode = |fd: &OwnedFd| {
+            std::fs::File::from(fd.try_clone().unwrap())
+                .metadata()
+                .unwrap()
+                .ino()
+        };
+        let pipes: Vec<OwnedFd> = (0..3)
+            .map(|_| OwnedFd::from(std::io::pipe().unwrap().0))
+            .collect();
+        let (a, b) = super::super::Channel::pair().unwrap();
+        let sends: [(&[u8], &[OwnedFd]); 5] = [
+            (b"a", &[]),
+            (b"b", &pipes[..1]),
+            (b"c", &[]),
+            (b"d", &pipes[1..]),
+            (b"e", &[]),
+        ];
+        for _ in 0..50 {
+            for (payload, fds) in sends {
+                let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                a.send_frame(payload, &raw).unwrap();
+            }
+            for (payload, fds) in sends {
+                let (got, got_fds) = b.recv_frame(64).unwrap();
+                assert_eq!(got, payload);
+                let want: Vec<u64> = fds.iter().map(inode).collect();
+                assert_eq!(got_fds.iter().map(inode).collect::<Vec<_>>(), want);
+            }
+        }
+        assert_eq!(b.buffered(), 0);
+    }
+}
