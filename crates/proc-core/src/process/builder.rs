@@ -131,7 +131,7 @@ impl Builder {
         self
     }
 
-    /// Chooses how the child is started (default: [`get_start_method`]).
+    /// Chooses how the child is started (default: [`get_start_method`](crate::get_start_method)).
     ///
     /// # Examples
     ///
@@ -161,7 +161,7 @@ impl Builder {
 
     /// Runs the child from another copy of this program (Python's `set_executable`). Used
     /// by `Spawn` only. The copy must be the same build, or the child refuses to run with
-    /// [`Error::BuildMismatch`].
+    /// [`Error::BuildMismatch`](crate::Error::BuildMismatch).
     ///
     /// # Examples
     ///
@@ -292,7 +292,7 @@ pub struct Context {
 ///
 /// # Errors
 ///
-/// [`Error::Unsupported`] when the platform lacks the method.
+/// [`Error::Unsupported`](crate::Error::Unsupported) when the platform lacks the method.
 ///
 /// # Examples
 ///
