@@ -36,7 +36,9 @@ pub enum StartMethod {
     /// Ask a clean, single-threaded copy of the program, started on first use, to fork the
     /// child (Unix): as safe as `Spawn`, nearly as fast as `Fork`.
     ///
-    /// The server, not this process, is the children's parent and reports their exit codes.
+    /// The server, not this process, is the children's parent for the operating system and
+    /// reports their exit codes; [`getppid`](crate::getppid) and
+    /// [`parent_process`](crate::parent_process) in a child still name this process.
     /// If it dies (killed, say), its running children go on and are still seen to end
     /// (watched by pidfd on Linux, by pid elsewhere), but their exit codes are lost with it:
     /// they read 255, as in Python, and a `join` returns the child's result if it arrived,
