@@ -7,8 +7,10 @@
 //!   written here instead of to the link, so that while the pool is busy reading answers
 //!   neither side makes a system call for one. The pool says when it goes to sleep on the
 //!   link; a worker that puts an answer while it sleeps wakes it with an empty frame. An
-//!   answer in the ring outlives a worker that dies after writing it, and the pool reads the
-//!   ring before the link, so answers keep their order whichever way each one went.
+//!   answer in the ring outlives a worker that dies after writing it. An answer that goes
+//!   by the link instead (too large, or holding handles) leaves a mark in the ring first, and
+//!   the pool takes answers in ring order, reading the link at each mark: so answers keep
+//!   their order whichever way each one went.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
@@ -30,11 +32,22 @@ const HEAD: usize = 128;
 const TAIL: usize = 192;
 /// Where the ring's bytes begin, and how many there are.
 const DATA: usize = 256;
-const RING: usize = 32 * 1024;
+const RING: usize = 128 * 1024;
 /// The largest answer that goes through the ring (with its length, it takes 4 more bytes).
+/// A worker has at most a handful of tasks unanswered (the pool sends few ahead), so their
+/// answers always fit the ring together.
 pub(crate) const MAX_RING_ANSWER: usize = 4 * 1024;
 
 const SIZE: usize = DATA + RING;
+
+/// What the pool takes from the ring.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Taken {
+    /// An answer.
+    Answer(Vec<u8>),
+    /// The next answer is on the link.
+    OnLink,
+}
 
 /// The shared words.
 #[derive(Debug)]
@@ -110,9 +123,20 @@ impl Board {
     /// The worker: puts `answer` in the ring; `false` when it is too large or there is no
     /// room (then it goes by the link). Afterwards, see [`Board::pool_sleeps`].
     pub(crate) fn put_answer(&self, answer: &[u8]) -> bool {
-        if answer.len() > MAX_RING_ANSWER {
+        // Every answer has a header; an empty record is the mark of `put_mark`.
+        if answer.is_empty() || answer.len() > MAX_RING_ANSWER {
             return false;
         }
+        self.put(answer)
+    }
+
+    /// The worker: marks the place of an answer that goes by the link; `false` when the
+    /// ring is full (the pool has not read it for a while).
+    pub(crate) fn put_mark(&self) -> bool {
+        self.put(&[])
+    }
+
+    fn put(&self, answer: &[u8]) -> bool {
         let head = self.position(HEAD).load(Ordering::Acquire);
         let tail = self.position(TAIL).load(Ordering::Relaxed);
         let used = tail.wrapping_sub(head);
@@ -154,7 +178,7 @@ impl Board {
     ///
     /// [`Error::Protocol`] when the worker's positions or lengths are out of range: a
     /// worker that writes garbage there is treated as broken.
-    pub(crate) fn take_answer(&self) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn take_answer(&self) -> Result<Option<Taken>> {
         let head = self.position(HEAD).load(Ordering::Relaxed);
         let tail = self.position(TAIL).load(Ordering::Acquire);
         if tail == head {
@@ -178,7 +202,11 @@ impl Board {
         self.read_at(head + 4, &mut answer);
         self.position(HEAD)
             .store(head + 4 + len as u64, Ordering::Release);
-        Ok(Some(answer))
+        Ok(Some(if len == 0 {
+            Taken::OnLink
+        } else {
+            Taken::Answer(answer)
+        }))
     }
 
     /// Copies `src` (at most `RING` bytes) into the ring from position `at` on, wrapping.
@@ -233,7 +261,7 @@ mod tests {
             }
             assert!(board.has_answers());
             while let Some(answer) = board.take_answer().unwrap() {
-                assert_eq!(answer, vec![expect as u8; size]);
+                assert_eq!(answer, Taken::Answer(vec![expect as u8; size]));
                 expect += 1;
             }
             assert_eq!(expect, next);
@@ -241,7 +269,21 @@ mod tests {
         }
         assert!(!worker.put_answer(&vec![0; MAX_RING_ANSWER + 1]));
         assert!(worker.put_answer(&vec![1; MAX_RING_ANSWER]));
-        assert_eq!(board.take_answer().unwrap().unwrap().len(), MAX_RING_ANSWER);
+        assert!(!worker.put_answer(&[]));
+        assert!(worker.put_mark());
+        assert_eq!(
+            board.take_answer().unwrap(),
+            Some(Taken::Answer(vec![1; MAX_RING_ANSWER]))
+        );
+        assert_eq!(board.take_answer().unwrap(), Some(Taken::OnLink));
+        assert_eq!(board.take_answer().unwrap(), None);
+    }
+
+    #[test]
+    fn the_answers_a_worker_can_owe_fit_the_ring_together() {
+        // A worker owes at most one answer per place, plus its initializer's and a retiring
+        // note: all of them at their largest fit.
+        assert!((PLACES + 2) * (4 + MAX_RING_ANSWER) <= RING);
     }
 
     #[test]

@@ -53,22 +53,55 @@ pub(crate) type Runner = fn(u64, Incoming, &Replies<'_>) -> bool;
 pub(crate) struct Replies<'a> {
     link: &'a Link,
     board: &'a Board,
+    /// A mark is in the ring whose answer did not go out (sending it failed): the next
+    /// answer goes by the link in its place.
+    owed: std::cell::Cell<bool>,
 }
 
 impl Replies<'_> {
     /// Sends the answer `header` + `value`.
     fn send<T: Serialize + ?Sized>(&self, header: &[u8], value: &T) -> Result<(), Error> {
         let mut bytes = header.to_vec();
-        // Without procs's handle scope a value that holds handles does not encode: it (and
-        // one that cannot encode at all, to get its error) goes the way that carries them.
-        if proc_core::codec::encode_into(value, &mut bytes).is_err() {
-            return self.link.send_after(header, value);
+        // Without procs's handle scope a value that holds handles does not encode: it goes
+        // the way that carries them.
+        let plain = proc_core::codec::encode_into(value, &mut bytes).is_ok();
+        if !self.owed.get() {
+            if plain && self.board.put_answer(&bytes) {
+                if self.board.pool_sleeps() {
+                    self.link.send_bytes(&reply_header(WAKE, 0))?;
+                }
+                return Ok(());
+            }
+            if !plain {
+                // A value that cannot go at all fails before anything is marked or sent.
+                proc_core::internal::encodes(value)?;
+            }
+            // By the link, its place marked in the ring first.
+            self.mark()?;
+            self.owed.set(true);
         }
-        if !self.board.put_answer(&bytes) {
-            return self.link.send_bytes(&bytes);
+        let sent = if plain {
+            self.link.send_bytes(&bytes)
+        } else {
+            self.link.send_after(header, value)
+        };
+        if sent.is_ok() {
+            self.owed.set(false);
         }
-        if self.board.pool_sleeps() {
-            self.link.send_bytes(&reply_header(WAKE, 0))?;
+        sent
+    }
+
+    /// Marks in the ring that the next answer goes by the link. The ring has room for every
+    /// answer a worker can owe, so this waits only for a pool that fell behind; a pool that
+    /// is gone takes its (daemonic) workers with it.
+    fn mark(&self) -> Result<(), Error> {
+        let mut woke = false;
+        while !self.board.put_mark() {
+            if !woke && self.board.pool_sleeps() {
+                self.link.send_bytes(&reply_header(WAKE, 0))?;
+                woke = true;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
         }
         Ok(())
     }
@@ -126,6 +159,7 @@ pub(crate) fn serve(setup: Setup) {
     let replies = Replies {
         link: &link,
         board: &board,
+        owed: std::cell::Cell::new(false),
     };
     while let Ok(frame) = link.recv_incoming() {
         if frame.bytes().first() == Some(&EXIT) {
