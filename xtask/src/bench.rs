@@ -184,6 +184,24 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if rows.is_empty() {
         return Err(format!("no benchmark row matches {:?}", options.patterns.join("|")).into());
     }
+    let mpi_row = |row: &Row| {
+        [row.row.ours, row.row.peer]
+            .iter()
+            .any(|id| suite::measure(id).is_some_and(|m| m.ranks.is_some()))
+    };
+    let mut mpi_skipped = None;
+    if rows.iter().any(mpi_row)
+        && let Err(why) = crate::mpi::present()
+    {
+        let skipped = rows.iter().filter(|row| mpi_row(row)).count();
+        rows.retain(|row| !mpi_row(row));
+        let why = format!("{skipped} MPI rows: {why}");
+        println!("SKIPPED: {why}");
+        mpi_skipped = Some(why);
+        if rows.is_empty() {
+            return Ok(());
+        }
+    }
     let measures: Vec<&'static Measure> = suite::MEASURES
         .iter()
         .filter(|m| {
@@ -196,22 +214,31 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
 
     // Only the binaries the rows need: another package's binary in the making cannot stop it.
-    let mut build = cargo();
-    build.args(["build", "--release", "-p", "procs-bench"]);
-    let mut bins: Vec<&str> = Vec::new();
-    for measure in &measures {
-        if let Program::Rust(bin) = measure.program
-            && !bins.contains(&bin)
-        {
-            bins.push(bin);
-            build.args(["--bin", bin]);
+    // The MPI ones are built apart, with the `mpi` feature, so that the others do not link MPI.
+    for mpi in [false, true] {
+        let mut build = cargo();
+        build.args(["build", "--release", "-p", "procs-bench"]);
+        if mpi {
+            build.args(["--features", "mpi"]);
+        }
+        let mut bins: Vec<&str> = Vec::new();
+        for measure in &measures {
+            if let Program::Rust(bin) = measure.program
+                && measure.ranks.is_some() == mpi
+                && !bins.contains(&bin)
+            {
+                bins.push(bin);
+                build.args(["--bin", bin]);
+            }
+        }
+        if !bins.is_empty() {
+            step(&mut build)?;
         }
     }
-    if !bins.is_empty() {
-        step(&mut build)?;
-    }
-    if measures.iter().any(|m| m.label == "loky") {
-        ensure_loky();
+    for module in ["loky", "mpi4py"] {
+        if measures.iter().any(|m| m.label.starts_with(module)) {
+            ensure_python_module(module);
+        }
     }
 
     let pin = options.pin.as_deref();
@@ -293,6 +320,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     );
     if let (true, Counts::Skipped(why)) = (counted, &counts) {
         println!("SKIPPED: instruction counts: {why}");
+    }
+    if let Some(why) = &mpi_skipped {
+        println!("SKIPPED: {why}");
     }
     println!("took {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     if !failed.is_empty() {
@@ -481,15 +511,30 @@ fn command(measure: &Measure, pin: Option<&str>) -> Command {
         Program::Rust(bin) => binary(bin).into_os_string(),
         Program::Python(_) => python(),
     };
+    // Under MPI, `mpirun -n RANKS` runs the program (and `taskset`, pinning, runs mpirun).
+    let mut words: Vec<OsString> = Vec::new();
+    if let Some(ranks) = measure.ranks {
+        words.push("mpirun".into());
+        words.extend(crate::mpi::MPIRUN_FLAGS.iter().map(OsString::from));
+        words.extend(["-n".into(), ranks.to_string().into()]);
+    }
+    words.push(program);
     let mut command = match pin {
         Some(cpus) => {
             let mut taskset = Command::new("taskset");
-            taskset.args(["-c", cpus]).arg(program);
+            taskset.args(["-c", cpus]).args(&words);
             taskset
         }
-        None => Command::new(program),
+        None => {
+            let mut command = Command::new(&words[0]);
+            command.args(&words[1..]);
+            command
+        }
     };
     if let Program::Python(script) = measure.program {
+        if measure.ranks.is_some() {
+            command.args(["-m", "mpi4py.futures"]);
+        }
         command.arg(python_dir().join(script));
     }
     command
@@ -520,13 +565,15 @@ fn check_pin(cpus: &str) -> Result<()> {
     }
 }
 
-/// Installs loky (the robust Python executor, a peer of the pool rows) with pip when it is
-/// missing; if that fails, its measurements fail and say so.
-fn ensure_loky() {
+/// Installs a Python module that peers need with pip when it is missing: loky (the robust
+/// executor, a peer of the pool rows) or mpi4py (whose `mpi4py.futures` is the peer of the
+/// MPI rows; pip builds it against the MPI installed). If that fails, its measurements fail
+/// and say so.
+fn ensure_python_module(module: &str) {
     let python = python();
     let has = |python: &OsString| {
         Command::new(python)
-            .args(["-c", "import loky"])
+            .args(["-c", &format!("import {module}")])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -534,13 +581,13 @@ fn ensure_loky() {
     if has(&python) {
         return;
     }
-    println!("bench: installing loky with pip");
+    println!("bench: installing {module} with pip");
     let installed = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "loky"])
+        .args(["-m", "pip", "install", "--quiet", module])
         .status()
         .is_ok_and(|s| s.success());
     if !installed || !has(&python) {
-        println!("bench: loky could not be installed; its rows will have no figure");
+        println!("bench: {module} could not be installed; its rows will have no figure");
     }
 }
 

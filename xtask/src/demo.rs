@@ -1,8 +1,11 @@
-//! `cargo xtask demo`: builds and runs the workspace examples, in order, in release mode.
+//! `cargo xtask demo`: builds and runs the workspace examples, in order, in release mode,
+//! then the MPI demo of proc-mpi under `mpirun` when MPI is installed (a loud `SKIPPED:`
+//! otherwise, which does not fail the demo).
 
 use std::fs;
+use std::process::Command;
 
-use crate::cmd::{Result, cargo, root, step};
+use crate::cmd::{Result, cargo, root, step, target_dir};
 
 /// The examples shown, in the order they run. Every example in `examples/` belongs here.
 pub(crate) const EXAMPLES: &[&str] = &[
@@ -24,16 +27,25 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "remote_manager",
 ];
 
+/// The MPI demos, in `crates/proc-mpi/examples/` (proc-mpi is outside the workspace), each
+/// with the ranks `mpirun` starts it on.
+pub(crate) const MPI_EXAMPLES: &[(&str, u32)] = &[("mpi_pool_tasks", 4)];
+
 /// The package that owns `examples/`: the root package of the workspace.
 const PACKAGE: &str = "procs-workspace-tests";
 
 /// Runs every example of [`EXAMPLES`], or those named in `args`, and fails at the first one
 /// that fails.
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let names: Vec<&str> = if args.is_empty() {
-        EXAMPLES.to_vec()
+    let (mpi, names): (Vec<&str>, Vec<&str>) = if args.is_empty() {
+        (
+            MPI_EXAMPLES.iter().map(|(name, _)| *name).collect(),
+            EXAMPLES.to_vec(),
+        )
     } else {
-        args.iter().map(String::as_str).collect()
+        args.iter()
+            .map(String::as_str)
+            .partition(|name| MPI_EXAMPLES.iter().any(|(mpi, _)| mpi == name))
     };
     let on_disk = examples_on_disk()?;
     let missing: Vec<&str> = names
@@ -54,6 +66,39 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     for name in names {
         step(cargo().args(["run", "-p", PACKAGE, "--release", "--example", name]))?;
+    }
+    if !mpi.is_empty() {
+        run_mpi(&mpi)?;
+    }
+    Ok(())
+}
+
+/// Builds the MPI demos named and runs each under `mpirun`, or says loudly why not.
+fn run_mpi(names: &[&str]) -> Result<()> {
+    if let Err(why) = crate::mpi::present() {
+        println!("SKIPPED: the MPI demo ({}): {why}", names.join(", "));
+        return Ok(());
+    }
+    let dir = target_dir().join("mpi");
+    for name in names {
+        step(
+            cargo()
+                .args(["build", "--release", "--manifest-path"])
+                .arg(root().join("crates/proc-mpi/Cargo.toml"))
+                .args(["--example", name])
+                .env("CARGO_TARGET_DIR", &dir),
+        )?;
+        let ranks = MPI_EXAMPLES
+            .iter()
+            .find(|(mpi, _)| mpi == name)
+            .map_or(2, |(_, ranks)| *ranks);
+        step(
+            Command::new("mpirun")
+                .args(crate::mpi::MPIRUN_FLAGS)
+                .args(["-n", &ranks.to_string()])
+                .arg(dir.join("release").join("examples").join(name))
+                .current_dir(root()),
+        )?;
     }
     Ok(())
 }

@@ -6,22 +6,30 @@
 //! apt when they are missing (as root), then:
 //!
 //! 1. clippy (`-D warnings`), the unit tests and doctests, and rustdoc (`-D warnings`) of
-//!    proc-mpi, in its own target folder (`target/mpi`), and the facade's `mpi` feature test;
+//!    proc-mpi, in its own target folder (`target/mpi`), the facade's `mpi` feature test,
+//!    and clippy of the MPI bench program (`bench-mpi`, procs-bench's `mpi` feature);
 //! 2. `examples/mpi_suite` under `mpirun --allow-run-as-root --oversubscribe -n 3` (submit,
 //!    map, a panicking task, `wait`/`as_completed`, shutdown), which must exit 0;
-//! 3. the same program without `mpirun` (a singleton world), which must say that there are
-//!    no worker ranks;
-//! 4. `examples/mpi_mismatch` as rank 0 with a copy of itself (a newer modification time,
+//! 3. the same checks after a dynamic launch: `mpirun -n 1 mpi_suite --spawn`, and the
+//!    singleton `mpi_suite --spawn` without mpirun (oversubscription allowed through the
+//!    environment), whose first executor spawns two workers with `MPI_Comm_spawn`;
+//! 4. singletons that must fail clearly: `mpi_suite --no-workers` says that there are no
+//!    worker ranks, `mpi_suite --too-many` that 512 workers cannot be spawned (no
+//!    oversubscription);
+//! 5. `examples/mpi_comm` under `mpirun -n 3`: `comm_executor` in a program that starts MPI
+//!    itself, rooted at rank 1, then 0, then on a split communicator;
+//! 6. `examples/mpi_mismatch` as rank 0 with a copy of itself (a newer modification time,
 //!    so another build fingerprint) as ranks 1 and 2: every task must be refused with
 //!    `Error::BuildMismatch`;
-//! 5. `examples/mpi_abort` under `mpirun -n 3`, in which a task calls
-//!    `std::process::abort` on a worker rank: the job must end by itself with a non-zero
-//!    exit and `mpirun`'s message naming the dead rank, within [`ABORT_LIMIT`].
+//! 7. `examples/mpi_abort`, in which a task calls `std::process::abort` on a worker rank,
+//!    under `mpirun -n 3`, under `mpirun -n 1` with spawned workers, and as a singleton with
+//!    spawned workers: each job must end by itself with a non-zero exit and a message about
+//!    the dead rank (mpirun's, or the singleton's own before its `MPI_Abort`), within
+//!    [`ABORT_LIMIT`].
 //!
 //! Where MPI cannot be had it prints a loud `SKIPPED:` line; under CI (`CI=true`) a skip
 //! fails the run unless `PROCS_ALLOW_SKIP=1`, as for `cross` and `checks`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -38,9 +46,23 @@ const SUITE_LIMIT: Duration = Duration::from_secs(300);
 /// second), much less than a hang.
 const ABORT_LIMIT: Duration = Duration::from_secs(60);
 
-/// The `mpirun` flags of every run: root is allowed (CI containers run as root), and three
-/// ranks may share fewer cores.
-const MPIRUN: &[&str] = &["--allow-run-as-root", "--oversubscribe", "-n", "3"];
+/// The `mpirun` flags of every run here and in `bench` and `demo`: root is allowed (CI
+/// containers run as root), and more ranks than cores may share them.
+pub(crate) const MPIRUN_FLAGS: &[&str] = &["--allow-run-as-root", "--oversubscribe"];
+
+/// Whether MPI is here to build and run proc-mpi, without installing anything (`bench` and
+/// `demo` skip their MPI parts otherwise): `mpirun`, and `mpicc` for its headers.
+pub(crate) fn present() -> Result<(), String> {
+    for program in ["mpirun", "mpicc"] {
+        if find_program(&[program], &[]).is_none() {
+            return Err(format!(
+                "no `{program}` on the PATH; install Open MPI (Debian: libopenmpi-dev \
+                 openmpi-bin libclang-dev), or run `cargo xtask mpi` as root, which does"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Runs the MPI leg.
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -83,33 +105,63 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "--test",
         "mpi_feature",
     ]))?;
+    step(cargo().args([
+        "clippy",
+        "-p",
+        "procs-bench",
+        "--features",
+        "mpi",
+        "--bin",
+        "bench-mpi",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     step(&mut proc_mpi(&["build", "--examples"]))?;
     let examples = dir.join("debug").join("examples");
+    let suite = examples.join("mpi_suite");
 
-    let mut suite = mpirun(SUITE_LIMIT);
-    suite.args(MPIRUN).arg(examples.join("mpi_suite"));
-    step(&mut suite)?;
-
-    let mut singleton = timeout(Duration::from_secs(60));
-    singleton
-        .arg(examples.join("mpi_suite"))
-        .arg("--no-workers");
-    step(&mut singleton)?;
+    step(mpirun(SUITE_LIMIT, 3).arg(&suite))?;
+    step(mpirun(SUITE_LIMIT, 1).arg(&suite).arg("--spawn"))?;
+    step(
+        timeout(SUITE_LIMIT)
+            .arg(&suite)
+            .arg("--spawn")
+            .env(OVERSUBSCRIBE, "1"),
+    )?;
+    step(
+        timeout(Duration::from_secs(60))
+            .arg(&suite)
+            .arg("--no-workers"),
+    )?;
+    step(
+        timeout(Duration::from_secs(60))
+            .arg(&suite)
+            .arg("--too-many")
+            .env_remove(OVERSUBSCRIBE),
+    )?;
+    step(mpirun(SUITE_LIMIT, 3).arg(examples.join("mpi_comm")))?;
 
     // A copy gets a new modification time, hence another build fingerprint.
     let original = examples.join("mpi_mismatch");
     let copy = examples.join("mpi_mismatch_copy");
     std::fs::copy(&original, &copy)
         .map_err(|e| format!("cannot copy {}: {e}", original.display()))?;
-    let mut mismatch = mpirun(SUITE_LIMIT);
-    mismatch
-        .args(["--allow-run-as-root", "--oversubscribe", "-n", "1"])
-        .arg(&original)
-        .args([":", "-n", "2"])
-        .arg(&copy);
+    let mut mismatch = mpirun(SUITE_LIMIT, 1);
+    mismatch.arg(&original).args([":", "-n", "2"]).arg(&copy);
     step(&mut mismatch)?;
 
-    abort_ends_the_job(&examples.join("mpi_abort"))?;
+    let abort = examples.join("mpi_abort");
+    let by_mpirun: &[&str] = &["exited on signal 6", "Aborted"];
+    abort_ends_the_job(mpirun(ABORT_LIMIT, 3).arg(&abort), by_mpirun)?;
+    abort_ends_the_job(mpirun(ABORT_LIMIT, 1).arg(&abort).arg("--spawn"), by_mpirun)?;
+    abort_ends_the_job(
+        timeout(ABORT_LIMIT)
+            .arg(&abort)
+            .arg("--spawn")
+            .env(OVERSUBSCRIBE, "1"),
+        &["died; MPI cannot go on without it"],
+    )?;
     println!(
         "--- mpi: every step passed in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -158,19 +210,24 @@ fn timeout(limit: Duration) -> Command {
     command
 }
 
-/// `mpirun` under `timeout`.
-fn mpirun(limit: Duration) -> Command {
+/// Open MPI's setting that lets more processes than cores run, for a singleton (which has
+/// no `mpirun` to take `--oversubscribe`).
+const OVERSUBSCRIBE: &str = "OMPI_MCA_rmaps_base_oversubscribe";
+
+/// `mpirun -n ranks` with [`MPIRUN_FLAGS`], under `timeout`.
+fn mpirun(limit: Duration, ranks: u32) -> Command {
     let mut command = timeout(limit);
-    command.arg("mpirun");
+    command
+        .arg("mpirun")
+        .args(MPIRUN_FLAGS)
+        .args(["-n", &ranks.to_string()]);
     command
 }
 
-/// Runs the job whose task aborts a worker rank: it must end by itself, non-zero, and
-/// `mpirun` must say that a rank died.
-fn abort_ends_the_job(program: &PathBuf) -> Result<()> {
-    let mut job = mpirun(ABORT_LIMIT);
-    job.args(MPIRUN).arg(program);
-    let title = describe(&job);
+/// Runs a job whose task aborts a worker rank: it must end by itself, non-zero, and say so
+/// with one of `messages` (mpirun's, or the singleton's own).
+fn abort_ends_the_job(job: &mut Command, messages: &[&str]) -> Result<()> {
+    let title = describe(job);
     header(&title);
     let start = Instant::now();
     let output = job
@@ -197,24 +254,22 @@ fn abort_ends_the_job(program: &PathBuf) -> Result<()> {
         println!("{text}");
         return Err(format!("`{title}` exited 0, but a worker rank aborted").into());
     }
-    let named = text.contains("exited on signal 6") || text.contains("Aborted");
-    if !named {
+    let Some(message) = text
+        .lines()
+        .find(|line| messages.iter().any(|m| line.contains(m)))
+    else {
         println!("{text}");
         return Err(format!(
-            "`{title}` ended ({}) without mpirun's message about the aborted rank",
+            "`{title}` ended ({}) without a message about the aborted rank",
             output.status
         )
         .into());
-    }
-    let message = text
-        .lines()
-        .find(|line| line.contains("exited on signal"))
-        .unwrap_or("a rank aborted")
-        .trim();
+    };
     println!(
-        "--- `{title}` ended the job as it must in {:.1}s ({}): {message}",
+        "--- `{title}` ended the job as it must in {:.1}s ({}): {}",
         took.as_secs_f64(),
-        output.status
+        output.status,
+        message.trim()
     );
     Ok(())
 }

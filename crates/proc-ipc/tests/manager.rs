@@ -127,6 +127,55 @@ fn containers_behave_like_python_containers() {
     assert!(d.is_empty().unwrap());
 }
 
+/// Bulk calls, as Python's `dict.update` and `list.extend` behave: an update of a key that
+/// is there keeps its place, a key removed and set again goes to the end, entries of any
+/// length come back as they went. One call refuses more than it carries, before it sends
+/// anything, and leaves the container as it was.
+#[test]
+fn bulk_calls_keep_python_order_and_refuse_more_than_a_call_carries() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u32, String>().unwrap();
+    d.update((0..1000).map(|i| (i, i.to_string()))).unwrap();
+    assert_eq!(d.remove(&10).unwrap().as_deref(), Some("10"));
+    d.update([(5, "five".repeat(40)), (10, "ten".into())])
+        .unwrap();
+    let mut order: Vec<u32> = (0..1000).filter(|&i| i != 10).collect();
+    order.push(10);
+    assert_eq!(d.keys().unwrap(), order);
+    let items = d.items().unwrap();
+    assert_eq!(items.len(), 1000);
+    assert_eq!(items[5], (5, "five".repeat(40)));
+    assert_eq!(items[999], (10, "ten".to_string()));
+    assert_eq!(d.values().unwrap()[998], "999");
+
+    let l = manager.list::<String>().unwrap();
+    let strings = [
+        "a".repeat(300),
+        String::new(),
+        "b".into(),
+        "c".repeat(100_000),
+    ];
+    l.extend(strings.clone()).unwrap();
+    assert_eq!(l.to_vec().unwrap(), strings);
+
+    let err = l
+        .extend(std::iter::repeat_n(String::new(), (1 << 24) + 1))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(m) if m.contains("split")),
+        "{err}"
+    );
+    assert_eq!(l.len().unwrap(), strings.len());
+    let err = d
+        .update((0..(1 << 23) + 1).map(|i| (i, String::new())))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(m) if m.contains("split")),
+        "{err}"
+    );
+    assert_eq!(d.len().unwrap(), 1000);
+}
+
 /// CPython's `test_nested_queue`-style nested proxies (Python 3.6+): a list stored in a
 /// dict stays a live proxy when read back, in another process too.
 #[test]

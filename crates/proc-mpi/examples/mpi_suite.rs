@@ -1,11 +1,20 @@
-//! The crate's tests under `mpirun --allow-run-as-root --oversubscribe -n 3` (run by
-//! `cargo xtask mpi`): rank 0 runs each check, the other ranks serve. It exits 0 when every
-//! check passed; an assertion that fails panics rank 0, which ends the job with a non-zero
-//! exit.
+//! The crate's tests under `mpirun` (run by `cargo xtask mpi`): rank 0 runs each check, the
+//! worker ranks serve. It exits 0 when every check passed; an assertion that fails panics
+//! rank 0, which ends the job with a non-zero exit.
+//!
+//! - `mpirun --allow-run-as-root --oversubscribe -n 3 mpi_suite`: the static launch, ranks 1
+//!   and 2 serve.
+//! - `mpirun --allow-run-as-root --oversubscribe -n 1 mpi_suite --spawn`, or `mpi_suite
+//!   --spawn` alone (a singleton) with `OMPI_MCA_rmaps_base_oversubscribe=1`: the dynamic
+//!   launch, the first executor spawns two workers.
+//! - `mpi_suite --no-workers`, without mpirun: a singleton world has no workers, and says so.
+//! - `mpi_suite --too-many`, without mpirun and without oversubscription: spawning more
+//!   workers than there are slots is a clear error, not a hang.
 
 use std::time::Duration;
 
 use proc_core::Error;
+use proc_core::internal::Deadline;
 use proc_mpi::MpiPoolExecutor;
 use proc_pool::{ProcessPoolExecutor, ReturnWhen, as_completed, wait};
 
@@ -13,10 +22,22 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-fn checks(mpi: &proc_mpi::Mpi) {
-    assert_eq!(mpi.size(), 3, "run under `mpirun -n 3`");
-    let executor = MpiPoolExecutor::new(mpi).unwrap();
+/// Sleeps a little so that the other worker takes the next task, and says where it ran.
+fn where_am_i(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
     assert_eq!(executor.max_workers(), 2);
+    assert_eq!(mpi.workers(), 2);
+
+    // Two worker processes, neither of them this one.
+    let here = executor.submit(where_am_i, 300).unwrap();
+    let there = executor.submit(where_am_i, 300).unwrap();
+    let (here, there) = (here.result().unwrap(), there.result().unwrap());
+    assert_ne!(here, there);
+    assert!(here != std::process::id() && there != std::process::id());
 
     // submit: values, and a task on each rank.
     let f = executor.submit(square, 12).unwrap();
@@ -121,8 +142,9 @@ fn checks(mpi: &proc_mpi::Mpi) {
         f.result().unwrap();
     }
 
-    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks.
-    let running: Vec<_> = (0..2)
+    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks. Each
+    // rank takes two tasks, the one it runs and the next.
+    let running: Vec<_> = (0..4)
         .map(|_| {
             executor
                 .submit(std::thread::sleep, Duration::from_millis(300))
@@ -136,7 +158,11 @@ fn checks(mpi: &proc_mpi::Mpi) {
                 .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    // The first four are at the ranks once they run (or are next in line there).
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while !running.iter().all(|f| f.running() || f.done()) && !deadline.passed() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     executor.shutdown(true, true);
     for f in &running {
         assert!(f.result().is_ok());
@@ -150,7 +176,7 @@ fn checks(mpi: &proc_mpi::Mpi) {
 
     // After a shutdown the ranks serve a new executor; a pending future can be cancelled.
     let executor = MpiPoolExecutor::new(mpi).unwrap();
-    let busy: Vec<_> = (0..2)
+    let busy: Vec<_> = (0..4)
         .map(|_| {
             executor
                 .submit(std::thread::sleep, Duration::from_millis(300))
@@ -192,7 +218,8 @@ fn checks(mpi: &proc_mpi::Mpi) {
 fn main() {
     proc_core::init();
     let mpi = proc_mpi::init().unwrap();
-    if std::env::args().any(|a| a == "--no-workers") {
+    let flag = |name: &str| std::env::args().any(|a| a == name);
+    if flag("--no-workers") {
         // Started without mpirun: a singleton world, and a clear error.
         assert_eq!(mpi.size(), 1);
         let error = MpiPoolExecutor::new(&mpi).unwrap_err();
@@ -200,6 +227,42 @@ fn main() {
         println!("mpi_suite: no worker ranks, as expected: {error}");
         return;
     }
-    checks(&mpi);
+    if flag("--too-many") {
+        // More workers than any machine here has slots, and no oversubscription.
+        assert_eq!(mpi.size(), 1);
+        let error = MpiPoolExecutor::with_max_workers(&mpi, 512).unwrap_err();
+        assert!(matches!(error, Error::Io(_)), "{error:?}");
+        assert!(error.to_string().contains("oversubscribe"), "{error}");
+        assert_eq!(mpi.workers(), 0);
+        println!("mpi_suite: too many workers to spawn, as expected: {error}");
+        return;
+    }
+    let executor = if flag("--spawn") {
+        assert_eq!(mpi.size(), 1, "run under `mpirun -n 1`, or alone");
+        assert_eq!(mpi.workers(), 0);
+        assert!(matches!(
+            MpiPoolExecutor::with_max_workers(&mpi, 0),
+            Err(Error::InvalidState(_))
+        ));
+        MpiPoolExecutor::with_max_workers(&mpi, 2).unwrap()
+    } else {
+        assert_eq!(mpi.size(), 3, "run under `mpirun -n 3`");
+        MpiPoolExecutor::new(&mpi).unwrap()
+    };
+    checks(&mpi, executor);
+    // The session's workers, spawned or not, serve a smaller executor, but no larger one.
+    assert!(matches!(
+        MpiPoolExecutor::with_max_workers(&mpi, 3),
+        Err(Error::InvalidState(_))
+    ));
+    let one = MpiPoolExecutor::with_max_workers(&mpi, 1).unwrap();
+    assert_eq!(one.max_workers(), 1);
+    let pids: std::collections::HashSet<u32> = one
+        .map(|(): ()| std::process::id(), vec![(); 8])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pids.len(), 1);
+    drop(one);
     println!("mpi_suite: every check passed");
 }

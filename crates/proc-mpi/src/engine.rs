@@ -9,9 +9,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::{Communicator, Rank, SimpleCommunicator};
+use mpi::topology::Rank;
 use proc_core::{Error, Result};
 
+use crate::peers::Peers;
 use crate::wire;
 
 /// A task on its way: the message, and what to do with its answer.
@@ -19,6 +20,9 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     pub(crate) message: Vec<u8>,
     pub(crate) job: Box<dyn Job>,
+    /// Whether it may wait at a worker behind the task that runs there (a chunk of a map),
+    /// rather than at rank 0 until a worker is free (a task of `submit`).
+    pub(crate) ahead: bool,
 }
 
 /// The future side of a task.
@@ -45,22 +49,35 @@ pub(crate) struct Engine {
     closed: AtomicBool,
     next_id: AtomicU64,
     workers: usize,
+    peers: Arc<Peers>,
 }
 
 impl Engine {
-    /// Starts the engine thread over the world's ranks 1 to `workers`.
-    pub(crate) fn start(workers: usize) -> Result<Arc<Engine>> {
+    /// Starts the engine thread over the `workers` ranks of `peers`; with `release`, it lets
+    /// them go when it ends (an executor on a user's communicator, which owns its ranks).
+    pub(crate) fn start(
+        peers: Arc<Peers>,
+        workers: Vec<Rank>,
+        release: bool,
+    ) -> Result<Arc<Engine>> {
         let (tx, rx) = channel();
+        let count = workers.len();
         let engine = Arc::new(Engine {
             commands: Mutex::new(Some(tx)),
             thread: Mutex::new(None),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
-            workers,
+            workers: count,
+            peers: peers.clone(),
         });
         let thread = std::thread::Builder::new()
             .name("proc-mpi engine".into())
-            .spawn(move || run(rx, workers))
+            .spawn(move || {
+                run(rx, &peers, workers);
+                if release && peers.lost().is_none() {
+                    peers.release();
+                }
+            })
             .map_err(Error::Io)?;
         *engine.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         Ok(engine)
@@ -75,6 +92,9 @@ impl Engine {
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
+        if let Some(why) = self.peers.lost() {
+            return Err(Error::BrokenPool(why));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::InvalidState(
                 "cannot schedule new futures after shutdown",
@@ -125,16 +145,64 @@ impl Engine {
     }
 }
 
+/// The room at the worker ranks: how many tasks each holds, the one it runs and at most one
+/// sent ahead. Sending the next chunk of a map ahead means a worker never waits a round trip
+/// for rank 0 between two chunks; a task of `submit` is sent only to a free worker, so that
+/// a long task never holds back one that an idle worker could run.
+struct Places {
+    /// Each worker rank and how many tasks it holds (0 to 2).
+    held: Vec<(Rank, u8)>,
+    /// Where the next search starts, so that the work goes round the ranks.
+    cursor: usize,
+}
+
+impl Places {
+    fn new(workers: Vec<Rank>) -> Places {
+        Places {
+            held: workers.into_iter().map(|rank| (rank, 0)).collect(),
+            cursor: 0,
+        }
+    }
+
+    /// A rank for a task: a free one, or, for a task that may wait `ahead`, one that runs a
+    /// single task. `None` when there is no room.
+    fn take(&mut self, ahead: bool) -> Option<Rank> {
+        let len = self.held.len();
+        let limits: &[u8] = if ahead { &[0, 1] } else { &[0] };
+        for &limit in limits {
+            let found = (0..len)
+                .map(|i| (self.cursor + i) % len)
+                .find(|&i| self.held[i].1 == limit);
+            if let Some(i) = found {
+                self.held[i].1 += 1;
+                self.cursor = (i + 1) % len;
+                return Some(self.held[i].0);
+            }
+        }
+        None
+    }
+
+    /// A task of `rank` was answered.
+    fn answered(&mut self, rank: Rank) {
+        if let Some(place) = self.held.iter_mut().find(|(r, _)| *r == rank) {
+            place.1 = place.1.saturating_sub(1);
+        }
+    }
+}
+
+/// How many quiet rounds of the engine (up to half a millisecond each) pass between two
+/// looks at the life of spawned workers while tasks run: about a tenth of a second.
+const WATCH_EVERY: u32 = 200;
+
 /// The engine thread.
-fn run(commands: Receiver<Command>, workers: usize) {
-    let world = SimpleCommunicator::world();
-    let mut idle: VecDeque<Rank> = (1..=workers)
-        .filter_map(|r| Rank::try_from(r).ok())
-        .collect();
+fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
+    let comm = peers.comm();
+    let mut places = Places::new(workers);
     let mut queue: VecDeque<Task> = VecDeque::new();
     let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
     let mut closed = false;
     let mut quiet = 0u32;
+    let mut since_watch = 0u32;
     loop {
         let mut busy = false;
         loop {
@@ -161,30 +229,31 @@ fn run(commands: Receiver<Command>, workers: usize) {
                 }
             }
         }
-        while !idle.is_empty() {
+        while let Some(ahead) = queue.front().map(|task| task.ahead) {
+            let Some(rank) = places.take(ahead) else {
+                break;
+            };
             let Some(task) = queue.pop_front() else {
                 break;
             };
+            // Marked running only now that it goes: until then it can be cancelled.
             if !task.job.start() {
+                places.answered(rank);
                 task.job.done(Err(Error::Cancelled));
                 continue;
             }
-            let Some(rank) = idle.pop_front() else {
-                break;
-            };
             tracing::trace!(id = task.id, rank, "task sent to a worker rank");
-            world
-                .process_at_rank(rank)
+            comm.process_at_rank(rank)
                 .send_with_tag(&task.message[..], wire::TASK);
             running.insert(task.id, task.job);
             busy = true;
         }
-        while let Some(probed) = world
+        while let Some(probed) = comm
             .any_process()
             .immediate_matched_probe_with_tag(wire::REPLY)
         {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
-            idle.push_back(status.source_rank());
+            places.answered(status.source_rank());
             busy = true;
             let Some((id, payload)) = wire::parse_reply(&bytes) else {
                 continue;
@@ -199,6 +268,21 @@ fn run(commands: Receiver<Command>, workers: usize) {
         if busy {
             quiet = 0;
         } else {
+            since_watch += 1;
+            if since_watch >= WATCH_EVERY && peers.is_watched() && !running.is_empty() {
+                since_watch = 0;
+                if let Some(why) = peers.check() {
+                    // A spawned worker died (nothing outside ends a singleton's job): every
+                    // task fails, and the engine stops.
+                    for (_, job) in running.drain() {
+                        job.done(Err(Error::BrokenPool(why.clone())));
+                    }
+                    for task in queue.drain(..) {
+                        task.job.done(Err(Error::BrokenPool(why.clone())));
+                    }
+                    return;
+                }
+            }
             // Answers come as MPI messages, which nothing can wait on together with the
             // command channel: poll, yielding first, then sleeping up to half a millisecond.
             quiet = quiet.saturating_add(1);
@@ -219,5 +303,33 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_none_or(JoinHandle::is_finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_tasks_wait_for_a_free_rank_and_chunks_go_ahead() {
+        let mut places = Places::new(vec![1, 2]);
+        assert_eq!(places.take(false), Some(1));
+        assert_eq!(places.take(false), Some(2));
+        // Both run a task: a submitted task waits, a chunk goes behind one.
+        assert_eq!(places.take(false), None);
+        assert_eq!(places.take(true), Some(1));
+        assert_eq!(places.take(true), Some(2));
+        assert_eq!(places.take(true), None);
+        // Rank 2 answers: it runs its second task and has room for one more chunk only.
+        places.answered(2);
+        assert_eq!(places.take(false), None);
+        assert_eq!(places.take(true), Some(2));
+        places.answered(1);
+        places.answered(1);
+        assert_eq!(places.take(false), Some(1));
+        // An answer from a rank that is not a worker changes nothing.
+        places.answered(7);
+        assert_eq!(places.take(true), Some(1));
+        assert_eq!(places.take(true), None);
     }
 }

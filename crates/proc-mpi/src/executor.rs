@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Engine, Job, Task};
+use crate::peers::Peers;
 use crate::session::{LIVE, Mpi};
 use crate::wire::{self, Runner};
 
@@ -41,10 +42,21 @@ const fn no_captures<F>() {
 /// - A worker rank that dies (killed, `abort`, a segfault): MPI does not survive the loss of
 ///   a rank, and Open MPI's `mpirun` then ends the whole job — rank 0 included — with a
 ///   message that names the rank that died and a non-zero exit status. Rank 0 does not hang,
-///   and no future learns of it. (`MPI_ERRORS_RETURN` would not help: the runtime, not an
-///   error handler, ends the job.) Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor)
-///   where tasks may crash their process.
-/// - A running task cannot be cancelled ([`Future::cancel`] is `false`); a pending one can.
+///   and no future learns of it. This holds for static launches, for workers spawned under
+///   `mpirun -n 1`, and for [`comm_executor`](crate::comm_executor). (`MPI_ERRORS_RETURN`
+///   would not help: the runtime, not an error handler, ends the job.)
+/// - A singleton (`./app` without `mpirun`) whose spawned worker dies is not ended by
+///   anything outside: its engine watches the spawned workers' processes while tasks run
+///   (about every tenth of a second), fails every pending future with [`Error::BrokenPool`]
+///   naming the worker, refuses new tasks, and the [`Mpi`] session's end then calls
+///   `MPI_Abort` (exit status 1), since MPI cannot disconnect from or finalize with a lost
+///   process. Workers spawned on another host are not watched.
+/// - Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor) where tasks may
+///   crash their process: it replaces the worker and fails only that task.
+/// - A task sent to a worker rank cannot be cancelled ([`Future::cancel`] is `false`); one
+///   still queued at rank 0 can. A task of `submit` waits at rank 0 until a worker rank is
+///   free; the chunks of a map are also sent one ahead (a worker holds the chunk it runs and
+///   the next), so that a worker does not wait a round trip to rank 0 between chunks.
 ///
 /// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
 /// time.
@@ -76,12 +88,15 @@ impl fmt::Debug for MpiPoolExecutor {
 }
 
 impl MpiPoolExecutor {
-    /// An executor over every worker rank of the session (ranks 1 to N − 1).
+    /// An executor over every worker rank of the session: the world's ranks 1 to N − 1 after
+    /// `mpirun -n N`, or the workers an earlier executor spawned.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] when the world has no worker rank (the program was not
-    /// started by `mpirun -n N` with N ≥ 2), or when another executor still runs.
+    /// [`Error::InvalidState`] when the session has no worker rank (the program was not
+    /// started by `mpirun -n N` with N ≥ 2, and no executor spawned workers: see
+    /// [`with_max_workers`](MpiPoolExecutor::with_max_workers)), or when another executor
+    /// still runs.
     ///
     /// # Examples
     ///
@@ -91,12 +106,47 @@ impl MpiPoolExecutor {
     /// assert_eq!(executor.max_workers(), mpi.workers());
     /// ```
     pub fn new(mpi: &Mpi) -> Result<MpiPoolExecutor> {
-        if mpi.workers() == 0 {
-            return Err(Error::InvalidState(
-                "there are no worker ranks: start the program as `mpirun -n N ./app` with N of \
-                 at least 2",
-            ));
+        MpiPoolExecutor::start(mpi, None)
+    }
+
+    /// An executor over `max_workers` worker ranks (mpi4py's
+    /// `MPIPoolExecutor(max_workers)`): in a world of one rank (`mpirun -n 1 ./app`, or
+    /// `./app` alone) the first call spawns them with `MPI_Comm_spawn` — copies of this
+    /// executable, in which [`init`](crate::init) serves tasks — and they stay until the
+    /// [`Mpi`] session ends, for this executor and the next ones; after `mpirun -n N`, the
+    /// executor uses the first `max_workers` of the N − 1 worker ranks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] for 0 workers, for more than the session has (after a static
+    /// launch, or once workers were spawned), or when another executor still runs;
+    /// [`Error::Io`] when MPI could not spawn the workers (too few slots: the message says
+    /// how to oversubscribe; a singleton without the MPI runtime's launcher).
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Spawning needs an MPI with dynamic processes (Open MPI has them, also from a singleton:
+    /// it starts its runtime daemon then). Open MPI gives a program as many slots as the
+    /// machine has cores; more workers than free slots need `mpirun --oversubscribe -n 1`,
+    /// or `OMPI_MCA_rmaps_base_oversubscribe=1` in the environment of a singleton.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // Run as `mpirun --oversubscribe -n 1 ./app`: two workers are spawned.
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::with_max_workers(&mpi, 2).unwrap();
+    /// assert_eq!(executor.max_workers(), 2);
+    /// assert_eq!(executor.submit(|x: u32| x + 1, 1).unwrap().result().unwrap(), 2);
+    /// ```
+    pub fn with_max_workers(mpi: &Mpi, max_workers: usize) -> Result<MpiPoolExecutor> {
+        if max_workers == 0 {
+            return Err(Error::InvalidState("max_workers must be at least 1"));
         }
+        MpiPoolExecutor::start(mpi, Some(max_workers))
+    }
+
+    fn start(mpi: &Mpi, count: Option<usize>) -> Result<MpiPoolExecutor> {
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(engine) = live.as_ref() {
             if !engine.finished() {
@@ -106,8 +156,25 @@ impl MpiPoolExecutor {
             }
             engine.join();
         }
-        let engine = Engine::start(mpi.workers())?;
+        let peers = mpi.peers_for(count)?;
+        let ranks = peers.ranks();
+        let count = count.unwrap_or(ranks.len());
+        if count > ranks.len() {
+            return Err(Error::InvalidState(
+                "more workers than the session has: a static launch has N − 1 (mpirun -n N), \
+                 and workers are spawned once per session, by its first executor",
+            ));
+        }
+        let workers = ranks[..count].to_vec();
+        let engine = Engine::start(peers, workers, false)?;
         *live = Some(engine.clone());
+        Ok(MpiPoolExecutor { engine })
+    }
+
+    /// An executor over an engine that lets its ranks go when it ends.
+    pub(crate) fn owning(peers: Arc<Peers>) -> Result<MpiPoolExecutor> {
+        let workers = peers.ranks().to_vec();
+        let engine = Engine::start(peers, workers, true)?;
         Ok(MpiPoolExecutor { engine })
     }
 
@@ -151,7 +218,12 @@ impl MpiPoolExecutor {
         let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &[args])?;
         let (future, completer) = pending();
         let job = Box::new(One { completer });
-        self.engine.submit(Task { id, message, job })?;
+        self.engine.submit(Task {
+            id,
+            message,
+            job,
+            ahead: false,
+        })?;
         Ok(future)
     }
 
@@ -275,7 +347,12 @@ impl MpiPoolExecutor {
                 cancelled: stop.clone(),
                 answers: Some(tx.clone()),
             });
-            engine.submit(Task { id, message, job })
+            engine.submit(Task {
+                id,
+                message,
+                job,
+                ahead: true,
+            })
         };
         Ok(Map {
             input: Some(iterable.into_iter()),
@@ -299,8 +376,9 @@ impl MpiPoolExecutor {
     /// `cancel_futures`, the tasks no worker rank has taken are cancelled; with `wait`,
     /// waits until the others are done.
     ///
-    /// The worker ranks keep serving until the [`Mpi`] session ends, so another executor
-    /// may be made after this one.
+    /// The worker ranks of a session keep serving until the [`Mpi`] session ends, so another
+    /// executor may be made after this one. Those of a [`comm_executor`](crate::comm_executor)
+    /// are let go once the last task is answered: they return from their `comm_executor`.
     ///
     /// # Examples
     ///

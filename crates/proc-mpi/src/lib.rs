@@ -9,15 +9,21 @@
 //! |---|---|
 //! | [`init`], [`Mpi`] | `python -m mpi4py.futures` (the workers' loop) |
 //! | [`MpiPoolExecutor`] | `mpi4py.futures.MPIPoolExecutor` |
+//! | [`MpiPoolExecutor::with_max_workers`] | `MPIPoolExecutor(max_workers)`, spawning them |
+//! | [`comm_executor`] | `mpi4py.futures.MPICommExecutor(comm, root)` |
 //! | [`Map`] | its `map(..., unordered)` |
 //!
 //! # Running
 //!
-//! Static launch only: `mpirun -n N ./app` (on a cluster, `mpirun -n N --hostfile hosts
-//! ./app`). Rank 0 runs `main`; [`init`], called right after `procs::init()`, never returns
-//! on the other ranks: they serve tasks until rank 0's [`Mpi`] session ends, then exit.
-//! Started without `mpirun`, the world has one rank and [`MpiPoolExecutor::new`] says there
-//! are no workers.
+//! - Static launch, `mpirun -n N ./app` (on a cluster, `mpirun -n N --hostfile hosts
+//!   ./app`): rank 0 runs `main`; [`init`], called right after `procs::init()`, never returns
+//!   on the other ranks: they serve tasks until rank 0's [`Mpi`] session ends, then exit.
+//! - Dynamic launch, `mpirun -n 1 ./app` or `./app` alone (a singleton):
+//!   [`MpiPoolExecutor::with_max_workers`] spawns the workers with `MPI_Comm_spawn`, copies
+//!   of the program that serve from inside [`init`] and exit when the session ends. Without
+//!   workers, [`MpiPoolExecutor::new`] says how to get some.
+//! - Inside a program that starts MPI itself: [`comm_executor`] on every rank of a
+//!   communicator gives its root an executor while the other ranks serve, then go on.
 //!
 //! ```no_run
 //! use proc_mpi::MpiPoolExecutor;
@@ -44,18 +50,23 @@
 //! A task that panics fails its own future with [`Error::Panicked`]. A rank that dies ends
 //! the whole MPI job (see [`MpiPoolExecutor`]). Build needs an MPI implementation and libclang
 //! (Debian: `libopenmpi-dev`, `openmpi-bin`, `libclang-dev`); this crate is optional in the
-//! `procs` facade (feature `mpi`, off by default).
+//! `procs` facade (feature `mpi`, off by default). The `mpi` crate (rsmpi) is re-exported
+//! as [`mpi`], for the communicators of [`comm_executor`].
 //!
 //! [`Error::BuildMismatch`]: proc_core::Error::BuildMismatch
 //! [`Error::Panicked`]: proc_core::Error::Panicked
 #![warn(missing_docs)]
 
+mod comm;
 mod engine;
 mod executor;
+mod peers;
 mod session;
 mod wire;
 
+pub use mpi;
 pub use proc_core as core;
 
+pub use comm::comm_executor;
 pub use executor::{Map, MpiPoolExecutor};
 pub use session::{Mpi, init};

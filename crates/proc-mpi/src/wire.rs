@@ -4,8 +4,8 @@
 //! fingerprint (`u64`), the task id (`u64`) and the offset of the runner function in this
 //! build (`i64`), little-endian — then the task's items, `Vec<A>` in postcard. The answer,
 //! tag [`REPLY`], is the task id then a [`Reply`] in postcard. [`EXIT`] (empty) lets a worker
-//! go. A worker answers a task before it takes the next, so rank 0 knows which worker is
-//! idle.
+//! go. A worker answers its tasks in the order they came; rank 0 sends a worker at most two
+//! at a time (the one it runs and the next), so it knows which worker has room. A spawned worker first says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
 
 use proc_core::Error;
 use proc_core::internal::{fingerprint, fn_at, fn_offset, unwind};
@@ -18,6 +18,8 @@ pub(crate) const TASK: i32 = 1;
 pub(crate) const REPLY: i32 = 2;
 /// Tag of the message that ends a worker.
 pub(crate) const EXIT: i32 = 3;
+/// Tag of a spawned worker's first message, which says who it is.
+pub(crate) const HELLO: i32 = 4;
 /// The length of a task's header.
 pub(crate) const HEADER: usize = 24;
 /// The longest message: MPI counts elements in a C `int`.
@@ -37,6 +39,48 @@ pub(crate) enum Reply<R> {
     Mixed(Vec<Result<R, Remote>>),
     /// The task did not run at all.
     Failed(Remote),
+}
+
+/// Who a spawned worker is: its process, so that its parent can tell when it dies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The worker's pid.
+    pub(crate) pid: u32,
+    /// When it started, as `proc_core::shared::start_time` gives it.
+    pub(crate) start_time: u64,
+    /// Its host (`MPI_Get_processor_name`): a pid means something on that host only.
+    pub(crate) host: String,
+}
+
+impl Hello {
+    /// This process's hello.
+    pub(crate) fn here() -> Hello {
+        Hello {
+            pid: proc_core::shared::pid(),
+            start_time: proc_core::shared::start_time(),
+            host: host(),
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // A struct of two integers and a string always encodes.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Hello> {
+        postcard::from_bytes(bytes).ok()
+    }
+
+    /// Whether the worker is known to have died, seen from `host`: it ran there and its
+    /// process is gone. On another host nothing is known, and it is taken for alive.
+    pub(crate) fn dead(&self, host: &str) -> bool {
+        self.host == host && !proc_core::shared::pid_alive_since(self.pid, self.start_time)
+    }
+}
+
+/// This host's name as MPI gives it (after `MPI_Init` only).
+pub(crate) fn host() -> String {
+    mpi::environment::processor_name().unwrap_or_default()
 }
 
 /// A task message for `items`, to be run by `runner` in a worker of this build.
@@ -260,6 +304,32 @@ mod tests {
         assert_eq!(id, 4);
         let error = decode_reply::<u32>(payload, 1).unwrap_err();
         assert!(matches!(error, Error::BuildMismatch), "{error:?}");
+    }
+
+    #[test]
+    fn a_hello_says_whether_its_worker_lives() {
+        // `Hello::here` needs MPI started (for the host's name): this builds one by hand.
+        let host = "node-1";
+        let here = Hello {
+            pid: proc_core::shared::pid(),
+            start_time: proc_core::shared::start_time(),
+            host: host.into(),
+        };
+        assert_eq!(Hello::decode(&here.encode()), Some(here.clone()));
+        assert!(Hello::decode(&[0xff]).is_none());
+        assert!(!here.dead(host));
+        // A real child that has exited and been reaped is dead.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = Hello {
+            pid,
+            start_time: 0,
+            ..here.clone()
+        };
+        assert!(gone.dead(host));
+        // Seen from another host, a pid tells nothing.
+        assert!(!gone.dead("node-2"));
     }
 
     #[test]

@@ -10,7 +10,13 @@ fn the_mpi_items_are_reexported() {
     // here starts MPI, so the test needs no `mpirun`.
     let init: fn() -> procs::Result<Mpi> = procs::mpi::init;
     let new: fn(&Mpi) -> procs::Result<MpiPoolExecutor> = MpiPoolExecutor::new;
-    let _ = (init, new);
+    let spawn: fn(&Mpi, usize) -> procs::Result<MpiPoolExecutor> =
+        MpiPoolExecutor::with_max_workers;
+    let comm: fn(
+        &procs::mpi::mpi::topology::SimpleCommunicator,
+        procs::mpi::mpi::Rank,
+    ) -> procs::Result<Option<MpiPoolExecutor>> = procs::mpi::comm_executor;
+    let _ = (init, new, spawn, comm);
     let no_map: Option<Map<std::vec::IntoIter<u8>, u8>> = None;
     assert!(no_map.is_none());
     // The futures are the pool's own.

@@ -32,6 +32,10 @@ pub(crate) struct Measure {
     pub(crate) iterations: u32,
     /// Operations run before timing, which also start fork servers.
     pub(crate) warmup: u32,
+    /// For an MPI measurement, the ranks it runs on: `mpirun -n RANKS` starts it (the Rust
+    /// binary built with procs-bench's `mpi` feature; the Python script under
+    /// `python3 -m mpi4py.futures`). Rank 0 measures, the others are the workers.
+    pub(crate) ranks: Option<u32>,
 }
 
 /// The goal of a comparison: the least `peer / ours` ratio that meets it.
@@ -67,6 +71,7 @@ const fn rust(
         args,
         iterations,
         warmup,
+        ranks: None,
     }
 }
 
@@ -85,6 +90,15 @@ const fn python(
         args,
         iterations,
         warmup,
+        ranks: None,
+    }
+}
+
+/// `measure`, run under `mpirun -n ranks`.
+const fn mpi(ranks: u32, measure: Measure) -> Measure {
+    Measure {
+        ranks: Some(ranks),
+        ..measure
     }
 }
 
@@ -704,6 +718,98 @@ pub(crate) const MEASURES: &[Measure] = &[
         20,
         2,
     ),
+    // MpiPoolExecutor (issue 13), under `mpirun -n 3`: rank 0 and 2 worker ranks, the tiny
+    // tasks of the pool rows, against mpi4py.futures' MPIPoolExecutor on the same MPI (and
+    // against our local ProcessPoolExecutor(2), which needs no MPI). The CPU-bound map
+    // compares 2 worker ranks with 1 (`mpirun -n 2`).
+    mpi(
+        3,
+        rust(
+            "mpi_submit/ours",
+            "ours",
+            "bench-mpi",
+            &["executor-submit"],
+            20_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        python(
+            "mpi_submit/mpi4py",
+            "mpi4py.futures",
+            "mpi.py",
+            &["executor-submit"],
+            5_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        rust(
+            "mpi_map_1/ours",
+            "ours",
+            "bench-mpi",
+            &["executor-map", "1"],
+            20_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        python(
+            "mpi_map_1/mpi4py",
+            "mpi4py.futures",
+            "mpi.py",
+            &["executor-map", "1"],
+            20_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        rust(
+            "mpi_map_1000/ours",
+            "ours",
+            "bench-mpi",
+            &["executor-map", "1000"],
+            200_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        python(
+            "mpi_map_1000/mpi4py",
+            "mpi4py.futures",
+            "mpi.py",
+            &["executor-map", "1000"],
+            200_000,
+            1,
+        ),
+    ),
+    mpi(
+        3,
+        rust(
+            "mpi_cpu/ours/2",
+            "ours, 2 worker ranks",
+            "bench-mpi",
+            &["cpu-scaling", "2"],
+            16,
+            0,
+        ),
+    ),
+    mpi(
+        2,
+        rust(
+            "mpi_cpu/ours/1",
+            "ours, 1 worker rank",
+            "bench-mpi",
+            &["cpu-scaling", "1"],
+            16,
+            0,
+        ),
+    ),
 ];
 
 const TWICE_PYTHON: Target = Target {
@@ -1063,6 +1169,45 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         peer: "manager_extend/python",
         target: Some(TEN_TIMES_PYTHON),
     },
+    Comparison {
+        name: "MpiPoolExecutor(2 ranks) submit+result, tiny tasks",
+        ours: "mpi_submit/ours",
+        peer: "mpi_submit/mpi4py",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "MpiPoolExecutor(2 ranks).map, chunksize 1",
+        ours: "mpi_map_1/ours",
+        peer: "mpi_map_1/mpi4py",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "MpiPoolExecutor(2 ranks).map, chunksize 1000",
+        ours: "mpi_map_1000/ours",
+        peer: "mpi_map_1000/mpi4py",
+        target: Some(TEN_TIMES_PYTHON),
+    },
+    Comparison {
+        name: "MpiPoolExecutor(2 ranks) vs local ProcessPoolExecutor(2), submit",
+        ours: "mpi_submit/ours",
+        peer: "executor_submit/ours",
+        target: None,
+    },
+    Comparison {
+        name: "MpiPoolExecutor(2 ranks) vs local ProcessPoolExecutor(2), map 1000",
+        ours: "mpi_map_1000/ours",
+        peer: "executor_map_1000/ours",
+        target: None,
+    },
+    Comparison {
+        name: "CPU-bound MPI map, 16 tasks of 50 ms: 2 worker ranks vs 1",
+        ours: "mpi_cpu/ours/2",
+        peer: "mpi_cpu/ours/1",
+        target: Some(Target {
+            min_ratio: 1.9,
+            text: ">= 1.9x (speed-up)",
+        }),
+    },
 ];
 
 /// The measurements that are pure CPU work in one process, whose instructions callgrind
@@ -1135,6 +1280,15 @@ mod tests {
                 let path = crate::bench::python_dir().join(script);
                 assert!(path.is_file(), "{}: {} is missing", m.id, path.display());
             }
+        }
+    }
+
+    #[test]
+    fn mpi_measures_are_timed_only() {
+        // callgrind does not run programs under mpirun.
+        for m in MEASURES.iter().filter(|m| m.ranks.is_some()) {
+            assert!(!COUNTED.contains(&m.id), "{}", m.id);
+            assert!(m.ranks.is_some_and(|n| n >= 2), "{}", m.id);
         }
     }
 

@@ -126,6 +126,23 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// A frame that came by another way than a link (shared memory, say): bytes alone, so
+    /// a value decoded from it can hold no handles.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bytes = proc_core::codec::encode(&(7u8, "seven")).unwrap();
+    /// let frame = proc_core::internal::Incoming::from_bytes(bytes);
+    /// assert_eq!(frame.decode::<(u8, String)>(0).unwrap(), (7, "seven".to_string()));
+    /// ```
+    pub fn from_bytes(bytes: Vec<u8>) -> Incoming {
+        Incoming {
+            bytes,
+            handles: Vec::new(),
+        }
+    }
+
     /// The bytes of the frame.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes

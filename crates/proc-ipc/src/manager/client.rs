@@ -17,7 +17,9 @@ use proc_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::wire::{Bytes, Kind, Op, Owner, Reply, Request, Response};
+use super::wire::{
+    Batch, Bytes, Kind, MAX_BATCH, Op, Owner, Pairs, Reply, Request, Response, too_many,
+};
 use crate::{Address, Client, Connection};
 
 /// How long a new connection to a server may take, handshake included.
@@ -347,9 +349,7 @@ impl Token {
 
     pub(crate) fn items<T: DeserializeOwned>(&self, op: Op) -> Result<Vec<T>> {
         match self.call(op)? {
-            Reply::Items(items) => self
-                .remote
-                .decoding(|| items.iter().map(|b| decode(b)).collect()),
+            Reply::Items(items) => self.remote.decoding(|| items.iter().map(decode).collect()),
             _ => Err(unexpected()),
         }
     }
@@ -376,7 +376,49 @@ pub(crate) fn unexpected() -> Error {
 
 /// Encodes a key, value or item for the server (no OS handles: a manager keeps bytes).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    proc_core::codec::encode(value).map(Bytes)
+    proc_core::codec::encode(value).map(Bytes::from)
+}
+
+/// The room to make for a bulk call of `hint` entries, as an iterator says: no more than a
+/// call may carry, whatever it says.
+fn room(hint: (usize, Option<usize>)) -> usize {
+    hint.0.min(MAX_BATCH)
+}
+
+/// Encodes the items of a bulk call into one batch.
+///
+/// # Errors
+///
+/// [`Error::Decode`] when an item does not encode, [`Error::Protocol`] when there are more
+/// than [`MAX_BATCH`] (checked before they are sent, as the server checks again).
+pub(crate) fn encode_all<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Batch> {
+    let items = items.into_iter();
+    let mut batch = Batch::with_capacity(room(items.size_hint()));
+    for item in items {
+        if batch.len() == MAX_BATCH {
+            return Err(Error::Protocol(too_many()));
+        }
+        batch.push_with(|buf| proc_core::codec::encode_into(&item, buf))?;
+    }
+    Ok(batch)
+}
+
+/// Encodes the entries of a bulk update into one batch, as [`encode_all`] does items.
+pub(crate) fn encode_pairs<K: Serialize, V: Serialize>(
+    entries: impl IntoIterator<Item = (K, V)>,
+) -> Result<Pairs> {
+    let entries = entries.into_iter();
+    let mut pairs = Pairs::with_capacity(room(entries.size_hint()));
+    for (key, value) in entries {
+        if pairs.len() == MAX_BATCH / 2 {
+            return Err(Error::Protocol(too_many()));
+        }
+        pairs.push_with(
+            |buf| proc_core::codec::encode_into(&key, buf),
+            |buf| proc_core::codec::encode_into(&value, buf),
+        )?;
+    }
+    Ok(pairs)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

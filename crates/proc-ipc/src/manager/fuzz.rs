@@ -17,7 +17,9 @@ use proc_core::{Error, Result, codec};
 
 use super::Manager;
 use super::server::{ROOT, Server};
-use super::wire::{Bytes, Failure, Invalid, Kind, Op, Owner, Reply, Request, Response};
+use super::wire::{
+    Batch, Bytes, Failure, Invalid, Kind, MAX_BATCH, Op, Owner, Pairs, Reply, Request, Response,
+};
 use crate::listener::{Side, authenticate};
 use crate::{Address, Client};
 
@@ -86,8 +88,20 @@ impl XorShift {
         self.next() as i64
     }
 
-    fn list(&mut self) -> Vec<Bytes> {
-        (0..self.below(4)).map(|_| self.bytes(8)).collect()
+    fn list(&mut self) -> Batch {
+        let mut batch = Batch::default();
+        for _ in 0..self.below(4) {
+            batch.push(&self.bytes(8));
+        }
+        batch
+    }
+
+    fn pairs(&mut self) -> Pairs {
+        let mut pairs = Pairs::default();
+        for _ in 0..self.below(4) {
+            pairs.push(&self.bytes(8), &self.bytes(8));
+        }
+        pairs
     }
 
     fn kind(&mut self) -> Kind {
@@ -129,12 +143,7 @@ impl XorShift {
             6 => Op::Keys,
             7 => Op::Values,
             8 => Op::Items,
-            9 => Op::Update(
-                self.list()
-                    .into_iter()
-                    .map(|k| (k, Bytes::default()))
-                    .collect(),
-            ),
+            9 => Op::Update(self.pairs()),
             10 => Op::SetDefault(self.bytes(8), self.bytes(8)),
             11 => Op::UpdateWith {
                 key: self.bytes(8),
@@ -218,7 +227,7 @@ impl XorShift {
     /// A frame's payload: random bytes, or an encoded request with a few bytes changed.
     fn payload(&mut self) -> Vec<u8> {
         if self.one_in(3) {
-            return self.bytes(48).0;
+            return self.bytes(48).to_vec();
         }
         let mut payload = codec::encode(&self.request()).expect("requests encode");
         if self.one_in(2) {
@@ -790,15 +799,15 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         (
             Kind::Dict,
             vec![
-                Op::Push(Bytes(vec![1])),
+                Op::Push(Bytes::from(vec![1])),
                 Op::Take { timeout: None },
-                Op::Handle(Bytes(vec![])),
+                Op::Handle(Bytes::from(vec![])),
             ],
         ),
         (
             Kind::List,
             vec![
-                Op::Insert(Bytes(vec![1]), Bytes(vec![2])),
+                Op::Insert(Bytes::from(vec![1]), Bytes::from(vec![2])),
                 Op::Acquire {
                     owner,
                     timeout: None,
@@ -808,7 +817,7 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         (
             Kind::Queue { maxsize: 1 },
             vec![
-                Op::Get(Bytes(vec![1])),
+                Op::Get(Bytes::from(vec![1])),
                 Op::Load,
                 Op::Wait { timeout: None },
             ],
@@ -817,10 +826,10 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
             Kind::Lock,
             vec![
                 Op::Put {
-                    item: Bytes(vec![1]),
+                    item: Bytes::from(vec![1]),
                     timeout: None,
                 },
-                Op::Push(Bytes(vec![1])),
+                Op::Push(Bytes::from(vec![1])),
             ],
         ),
         (Kind::RLock, vec![Op::Notify { owner, n: 1 }, Op::TaskDone]),
@@ -853,19 +862,23 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
             vec![Op::Set, Op::Take { timeout: None }],
         ),
         (
-            Kind::Value(Bytes(vec![1])),
-            vec![Op::Push(Bytes(vec![1])), Op::Join { timeout: None }],
+            Kind::Value(Bytes::from(vec![1])),
+            vec![Op::Push(Bytes::from(vec![1])), Op::Join { timeout: None }],
         ),
         (
-            Kind::Array(vec![Bytes(vec![1])]),
-            vec![Op::Push(Bytes(vec![1])), Op::Pop(None), Op::Clear],
+            Kind::Array({
+                let mut items = Batch::default();
+                items.push(&[1]);
+                items
+            }),
+            vec![Op::Push(Bytes::from(vec![1])), Op::Pop(None), Op::Clear],
         ),
         // A function's offset is looked at only on a dict; elsewhere the kind is wrong.
         (
             Kind::List,
             vec![Op::UpdateWith {
-                key: Bytes(vec![]),
-                default: Bytes(vec![]),
+                key: Bytes::from(vec![]),
+                default: Bytes::from(vec![]),
                 runner: 1,
                 f: 1,
             }],
@@ -889,6 +902,52 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         op: Op::Len,
     });
     assert!(matches!(answer, Ok(Reply::Count(_))), "{answer:?}");
+    drop(conn);
+    server.stop();
+}
+
+/// Bulk requests of more entries than one call carries are refused before the server
+/// stores any of them, and the connection goes on. The entries are empty, one byte each on
+/// the wire, which would cost the server a 24-byte item each without the bound (a frame of
+/// 1 GiB of them, 24 GiB); here that would be some 400 MiB beyond the memory bound.
+#[test]
+fn bulk_requests_of_too_many_entries_are_refused() {
+    let server = Running::start();
+    let conn = server.client();
+    let before = resident();
+    let call = |request: &Request| {
+        conn.send(request).unwrap();
+        conn.recv::<Response>().unwrap()
+    };
+    let refused = |answer: Response| match answer {
+        Err(Failure::Protocol(message)) => assert!(message.contains("split"), "{message}"),
+        other => panic!("a request over the bound was answered {other:?}"),
+    };
+    let mut items = Batch::default();
+    for _ in 0..=MAX_BATCH {
+        items.push(&[]);
+    }
+    let mut pairs = Pairs::default();
+    for _ in 0..=MAX_BATCH / 2 {
+        pairs.push(&[], &[]);
+    }
+    let Ok(Reply::Count(list)) = call(&Request::Create(Kind::List)) else {
+        panic!("no list")
+    };
+    refused(call(&Request::Call {
+        id: list,
+        op: Op::Extend(items.clone()),
+    }));
+    refused(call(&Request::Call {
+        id: ROOT,
+        op: Op::Update(pairs),
+    }));
+    refused(call(&Request::Create(Kind::Array(items))));
+    for id in [list, ROOT] {
+        let answer = call(&Request::Call { id, op: Op::Len });
+        assert!(matches!(answer, Ok(Reply::Count(0))), "{answer:?}");
+    }
+    assert_bounded(before);
     drop(conn);
     server.stop();
 }

@@ -57,7 +57,7 @@ pub use sync::{
 };
 
 use crate::{Address, Connection, Pipe};
-use client::{Remote, encode};
+use client::{Remote, encode, encode_all};
 use wire::{Kind, Request};
 
 /// How long [`Manager::shutdown`] waits for its server to exit before killing it.
@@ -727,12 +727,13 @@ impl Manager {
             .map(ValueProxy::new)
     }
 
-    /// A new shared fixed-length array (Python's `manager.Array(typecode, sequence)`).
+    /// A new shared fixed-length array (Python's `manager.Array(typecode, sequence)`) of at
+    /// most 16,777,216 (2²⁴) items.
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] when an item does not encode, [`Error::Closed`] when the server is
-    /// gone.
+    /// [`Error::Decode`] when an item does not encode, [`Error::Protocol`] when there are
+    /// more items than that, [`Error::Closed`] when the server is gone.
     ///
     /// # Examples
     ///
@@ -743,8 +744,8 @@ impl Manager {
     /// ```
     #[doc(alias = "Array")]
     pub fn array<T: Serialize + DeserializeOwned>(&self, items: Vec<T>) -> Result<ArrayProxy<T>> {
-        let items = items.iter().map(encode).collect::<Result<Vec<_>>>()?;
-        self.create(Kind::Array(items)).map(ArrayProxy::new)
+        self.create(Kind::Array(encode_all(&items)?))
+            .map(ArrayProxy::new)
     }
 
     /// Moves `object` into the server and returns its proxy (Python's

@@ -6,13 +6,18 @@
 //! in the middle of a call takes nothing with it (no item leaves the queue for it, no lock is
 //! taken for it, a barrier it waited at is broken for the others).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use proc_core::internal::{Deadline, fn_at, unwind};
 
-use super::wire::{Bytes, Failure, Invalid, Kind, Op, Owner, Reply, Response};
+use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
+
+use super::wire::{
+    Batch, Bytes, Failure, Invalid, Kind, MAX_BATCH, Op, Owner, Pairs, Reply, Response, too_many,
+};
 
 /// How often a blocked operation looks whether its client is still there.
 const LIVENESS_SLICE: Duration = Duration::from_millis(100);
@@ -57,51 +62,151 @@ enum State {
     Custom(Box<dyn Custom>),
 }
 
-/// A dict that keeps the order of insertion, as Python's does.
+/// A dict that keeps the order of insertion, as Python's does (a key set again keeps its
+/// place; a key removed and set again goes to the end).
+///
+/// Python's layout: the entries in a vector in that order, where a removed entry leaves a
+/// hole until the holes outnumber the entries, and a hash table of their places. Keys are
+/// stored once, and an entry costs no allocation unless its key or value is long.
 #[derive(Default)]
 struct Dict {
-    entries: HashMap<Bytes, (u64, Bytes)>,
-    order: BTreeMap<u64, Bytes>,
-    next: u64,
+    entries: Vec<Option<(Bytes, Bytes)>>,
+    /// Places are `u32`: half the table of `usize` ones, which a bulk update's lookups,
+    /// at random places of it, find in the cache more often.
+    places: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+/// The key of the entry at `place` (every place in the table holds one).
+fn key_at(entries: &[Option<(Bytes, Bytes)>], place: u32) -> &[u8] {
+    entries[place as usize].as_ref().map_or(&[], |(key, _)| key)
 }
 
 impl Dict {
-    fn insert(&mut self, key: Bytes, value: Bytes) -> Option<Bytes> {
-        if let Some((_, old)) = self.entries.get_mut(&key) {
-            return Some(std::mem::replace(old, value));
+    fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    /// Sets `key` to `value` and returns the value it had; `key` becomes a [`Bytes`] only
+    /// when it is new. Fails only for a dict of 2³² entries.
+    fn insert<K: AsRef<[u8]> + Into<Bytes>>(
+        &mut self,
+        key: K,
+        value: Bytes,
+    ) -> Result<Option<Bytes>, Failure> {
+        let Dict {
+            entries,
+            places,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(key.as_ref());
+        let found = places.entry(
+            hash,
+            |&at| key_at(entries, at) == key.as_ref(),
+            |&at| hasher.hash_one(key_at(entries, at)),
+        );
+        match found {
+            hash_table::Entry::Occupied(place) => Ok(entries[*place.get() as usize]
+                .as_mut()
+                .map(|(_, old)| std::mem::replace(old, value))),
+            hash_table::Entry::Vacant(place) => {
+                let at = u32::try_from(entries.len())
+                    .map_err(|_| Failure::Invalid(Invalid::TooManyEntries))?;
+                place.insert(at);
+                entries.push(Some((key.into(), value)));
+                Ok(None)
+            }
         }
-        let seq = self.next;
-        self.next += 1;
-        self.order.insert(seq, key.clone());
-        self.entries.insert(key, (seq, value));
-        None
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
-        let (seq, value) = self.entries.remove(key)?;
-        self.order.remove(&seq);
+        let hash = self.hasher.hash_one(key);
+        let entries = &mut self.entries;
+        let (at, _) = self
+            .places
+            .find_entry(hash, |&at| key_at(entries, at) == key)
+            .ok()?
+            .remove();
+        let (_, value) = entries[at as usize].take()?;
+        while matches!(entries.last(), Some(None)) {
+            entries.pop();
+        }
+        if entries.len() > 2 * self.places.len() + 16 {
+            self.compact();
+        }
         Some(value)
     }
 
+    /// Closes the holes, which makes new places for every entry.
+    fn compact(&mut self) {
+        let Dict {
+            entries,
+            places,
+            hasher,
+        } = self;
+        entries.retain(Option::is_some);
+        places.clear();
+        for at in 0..entries.len() as u32 {
+            let hash = hasher.hash_one(key_at(entries, at));
+            places.insert_unique(hash, at, |&at| hasher.hash_one(key_at(entries, at)));
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Option<&Bytes> {
-        self.entries.get(key).map(|(_, v)| v)
+        let hash = self.hasher.hash_one(key);
+        let at = *self
+            .places
+            .find(hash, |&at| key_at(&self.entries, at) == key)?;
+        self.entries[at as usize].as_ref().map(|(_, value)| value)
     }
 
-    fn keys(&self) -> Vec<Bytes> {
-        self.order.values().cloned().collect()
+    fn contains(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
     }
 
-    fn items(&self) -> Vec<(Bytes, Bytes)> {
-        self.order
-            .values()
-            .map(|k| (k.clone(), self.entries[k].1.clone()))
-            .collect()
+    fn iter(&self) -> impl Iterator<Item = &(Bytes, Bytes)> {
+        self.entries.iter().flatten()
+    }
+
+    fn keys(&self) -> Batch {
+        let mut keys = Batch::with_capacity(self.len());
+        self.iter().for_each(|(key, _)| keys.push_stored(key));
+        keys
+    }
+
+    fn values(&self) -> Batch {
+        let mut values = Batch::with_capacity(self.len());
+        self.iter().for_each(|(_, value)| values.push_stored(value));
+        values
+    }
+
+    fn items(&self) -> Pairs {
+        let mut items = Pairs::with_capacity(self.len());
+        self.iter()
+            .for_each(|(key, value)| items.push_stored(key, value));
+        items
     }
 
     fn clear(&mut self) {
         self.entries.clear();
-        self.order.clear();
+        self.places.clear();
     }
+}
+
+/// Appends the items of `batch` to `items`, unless there are more than a request may carry.
+fn store(items: &mut Vec<Bytes>, batch: &Batch) -> Result<(), Failure> {
+    if batch.len() > MAX_BATCH {
+        return Err(Failure::Protocol(too_many()));
+    }
+    items.extend(batch.iter().stored());
+    Ok(())
+}
+
+/// A list's or array's items, to send.
+fn batch_of(items: &[Bytes]) -> Batch {
+    let mut batch = Batch::with_capacity(items.len());
+    items.iter().for_each(|item| batch.push_stored(item));
+    batch
 }
 
 struct QueueState {
@@ -232,7 +337,11 @@ impl Object {
                 })
             }
             Kind::Value(bytes) => State::Value(bytes),
-            Kind::Array(items) => State::Array(items),
+            Kind::Array(batch) => {
+                let mut items = Vec::new();
+                store(&mut items, &batch)?;
+                State::Array(items)
+            }
             Kind::Custom { make, state } => {
                 if !caller.same_build() {
                     return Err(Failure::BuildMismatch);
@@ -392,23 +501,24 @@ impl Object {
         }
         let mut state = self.state();
         match (&mut *state, op) {
-            (State::Dict(d), Op::Len) => Ok(Reply::Count(d.entries.len() as u64)),
+            (State::Dict(d), Op::Len) => Ok(Reply::Count(d.len() as u64)),
             (State::Dict(d), Op::Clear) => {
                 d.clear();
                 Ok(Reply::Unit)
             }
-            (State::Dict(d), Op::Insert(k, v)) => Ok(Reply::Item(d.insert(k, v))),
+            (State::Dict(d), Op::Insert(k, v)) => d.insert(k, v).map(Reply::Item),
             (State::Dict(d), Op::Get(k)) => Ok(Reply::Item(d.get(&k).cloned())),
             (State::Dict(d), Op::Remove(k)) => Ok(Reply::Item(d.remove(&k))),
-            (State::Dict(d), Op::Contains(k)) => Ok(Reply::Bool(d.entries.contains_key(&k))),
+            (State::Dict(d), Op::Contains(k)) => Ok(Reply::Bool(d.contains(&k))),
             (State::Dict(d), Op::Keys) => Ok(Reply::Items(d.keys())),
-            (State::Dict(d), Op::Values) => Ok(Reply::Items(
-                d.items().into_iter().map(|(_, v)| v).collect(),
-            )),
+            (State::Dict(d), Op::Values) => Ok(Reply::Items(d.values())),
             (State::Dict(d), Op::Items) => Ok(Reply::Pairs(d.items())),
             (State::Dict(d), Op::Update(pairs)) => {
-                for (k, v) in pairs {
-                    d.insert(k, v);
+                if pairs.len() > MAX_BATCH / 2 {
+                    return Err(Failure::Protocol(too_many()));
+                }
+                for (k, v) in pairs.stored() {
+                    d.insert(k, Bytes::from(v))?;
                 }
                 Ok(Reply::Unit)
             }
@@ -416,7 +526,7 @@ impl Object {
                 if let Some(old) = d.get(&k) {
                     return Ok(Reply::Item(Some(old.clone())));
                 }
-                d.insert(k, v.clone());
+                d.insert(k, v.clone())?;
                 Ok(Reply::Item(Some(v)))
             }
             (
@@ -440,7 +550,7 @@ impl Object {
                     message: p.message,
                     location: p.location,
                 })??;
-                d.insert(key, value.clone());
+                d.insert(key, value.clone())?;
                 Ok(Reply::Item(Some(value)))
             }
             (State::List(l) | State::Array(l), Op::Len) => Ok(Reply::Count(l.len() as u64)),
@@ -481,11 +591,8 @@ impl Object {
                 }
                 None => Ok(Reply::Bool(false)),
             },
-            (State::List(l), Op::Extend(items)) => {
-                l.extend(items);
-                Ok(Reply::Unit)
-            }
-            (State::List(l) | State::Array(l), Op::ToVec) => Ok(Reply::Items(l.clone())),
+            (State::List(l), Op::Extend(items)) => store(l, &items).map(|()| Reply::Unit),
+            (State::List(l) | State::Array(l), Op::ToVec) => Ok(Reply::Items(batch_of(l))),
             (State::Value(v), Op::Load) => Ok(Reply::Item(Some(v.clone()))),
             (State::Value(v), Op::Store(new)) => {
                 *v = new;
@@ -758,5 +865,71 @@ impl Object {
         });
         self.changed.notify_all();
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bytes, Dict};
+
+    fn key(i: u32) -> Bytes {
+        // Long keys too, so that heap entries move through the holes and compactions.
+        let len = if i.is_multiple_of(3) { 40 } else { 4 };
+        (0..len).map(|at| (i >> (8 * (at % 4))) as u8).collect()
+    }
+
+    fn keys(dict: &Dict) -> Vec<Bytes> {
+        dict.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Python's dict order: a key set again keeps its place, a key removed and set again
+    /// goes to the end, whatever the removals in between.
+    #[test]
+    fn a_dict_keeps_the_order_python_keeps_through_removals() {
+        let mut dict = Dict::default();
+        let mut model: Vec<(Bytes, u32)> = Vec::new();
+        for i in 0..2000 {
+            assert!(dict.insert(key(i), Bytes::from(vec![1])).unwrap().is_none());
+            model.push((key(i), 1));
+        }
+        // Most entries go, from the middle and the end, which compacts the holes several
+        // times; every fifth of the rest is set again, which moves nothing.
+        for i in (0..2000u32).rev().filter(|i| !i.is_multiple_of(7)) {
+            assert_eq!(dict.remove(&key(i)).as_deref(), Some(&[1][..]));
+            model.retain(|(k, _)| *k != key(i));
+            assert!(dict.remove(&key(i)).is_none());
+        }
+        for i in (0..2000).step_by(35) {
+            assert_eq!(
+                dict.insert(&key(i)[..], Bytes::from(vec![2]))
+                    .unwrap()
+                    .as_deref(),
+                Some(&[1][..])
+            );
+            model.iter_mut().find(|(k, _)| *k == key(i)).unwrap().1 = 2;
+        }
+        // Removed and set again: to the end.
+        dict.remove(&key(7));
+        dict.insert(key(7), Bytes::from(vec![3])).unwrap();
+        model.retain(|(k, _)| *k != key(7));
+        model.push((key(7), 3));
+        assert_eq!(dict.len(), model.len());
+        assert_eq!(
+            keys(&dict),
+            model.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
+        );
+        for (k, v) in &model {
+            assert_eq!(dict.get(k).map(|v| v[0]), Some(*v as u8));
+        }
+        assert!(dict.get(&key(1)).is_none());
+        // The holes do not outgrow the entries.
+        assert!(
+            dict.entries.len() <= 2 * dict.len() + 16,
+            "{}",
+            dict.entries.len()
+        );
+        dict.clear();
+        assert_eq!(dict.len(), 0);
+        assert!(dict.iter().next().is_none());
     }
 }

@@ -14,7 +14,7 @@ use proc_core::internal::fn_offset;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Token, decode, encode, unexpected};
+use super::client::{Token, decode, encode, encode_all, encode_pairs, unexpected};
 use super::objects::{Custom, Make, Runner};
 use super::wire::{Bytes, Failure, Op, Reply};
 
@@ -319,11 +319,14 @@ where
         self.token.pairs(Op::Items)
     }
 
-    /// Sets many entries in one round trip (Python's `d.update(...)`).
+    /// Sets many entries in one round trip (Python's `d.update(...)`), as one step that no
+    /// other client comes between. One call carries at most 8,388,608 (2²³) entries.
     ///
     /// # Errors
     ///
-    /// As [`insert`](DictProxy::insert).
+    /// [`Error::Protocol`] when there are more entries than one call carries (nothing is
+    /// sent; split them over several calls), and the errors of
+    /// [`insert`](DictProxy::insert).
     ///
     /// # Examples
     ///
@@ -335,11 +338,7 @@ where
     /// assert_eq!(d.get(&30).unwrap(), Some(900));
     /// ```
     pub fn update(&self, entries: impl IntoIterator<Item = (K, V)>) -> Result<()> {
-        let pairs = entries
-            .into_iter()
-            .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
-            .collect::<Result<Vec<_>>>()?;
-        self.token.unit(Op::Update(pairs))
+        self.token.unit(Op::Update(encode_pairs(entries)?))
     }
 
     /// Removes every entry.
@@ -686,11 +685,13 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         Ok(self.len()? == 0)
     }
 
-    /// Adds many items at the end in one round trip.
+    /// Adds many items at the end in one round trip (Python's `extend`), as one step that
+    /// no other client comes between. One call carries at most 16,777,216 (2²⁴) items.
     ///
     /// # Errors
     ///
-    /// As [`push`](ListProxy::push).
+    /// [`Error::Protocol`] when there are more items than one call carries (nothing is sent;
+    /// split them over several calls), and the errors of [`push`](ListProxy::push).
     ///
     /// # Examples
     ///
@@ -702,11 +703,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.len().unwrap(), 100_000);
     /// ```
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
-        let items = items
-            .into_iter()
-            .map(|item| encode(&item))
-            .collect::<Result<Vec<_>>>()?;
-        self.token.unit(Op::Extend(items))
+        self.token.unit(Op::Extend(encode_all(items)?))
     }
 
     /// Every item, in one round trip (Python's `list(l)`).

@@ -5,22 +5,45 @@
 //! server stores them without knowing their types and serves programs of any build. Only
 //! the requests that carry a function ([`Op::UpdateWith`], [`Kind::Custom`]) need the
 //! client and the server to run the same build, which the [`Request::Hello`] exchange tells.
+//! Bulk requests and answers carry their entries in one [`Batch`].
 
 use std::time::Duration;
 
 use proc_core::Error;
+use proc_core::codec::de_error;
 
 use crate::Address;
 use serde::{Deserialize, Serialize};
 
-/// An encoded key, value or item: written as one byte string (serde would write a
-/// `Vec<u8>` byte by byte).
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Bytes(pub(crate) Vec<u8>);
+/// The longest entry that a [`Bytes`] keeps inline, without an allocation of its own: a
+/// `Bytes` is then as large as a `Vec` (24 bytes), and most keys and values (integers,
+/// short strings, small tuples) fit.
+const INLINE: usize = 22;
+
+/// An encoded key, value or item, as the server stores it: inline when it is short, so that
+/// a dict or list of small entries costs no allocation per entry. Written as one byte
+/// string (serde would write a `Vec<u8>` byte by byte).
+#[derive(Clone)]
+pub(crate) struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for Bytes {
+    fn default() -> Bytes {
+        Bytes(Repr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        })
+    }
+}
 
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bytes({} bytes)", self.0.len())
+        write!(f, "Bytes({} bytes)", self.len())
     }
 }
 
@@ -28,53 +51,403 @@ impl std::ops::Deref for Bytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Bytes {}
+
+impl From<&[u8]> for Bytes {
+    fn from(slice: &[u8]) -> Bytes {
+        if slice.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..slice.len()].copy_from_slice(slice);
+            Bytes(Repr::Inline {
+                len: slice.len() as u8,
+                bytes,
+            })
+        } else {
+            Bytes(Repr::Heap(slice.into()))
+        }
+    }
+}
+
+impl Bytes {
+    /// `bytes[..len]` as a `Bytes`. `bytes` may go on past the entry (in a batch, with the
+    /// entries after it), which lets a short entry be copied as a block of fixed size: a
+    /// copy of a length only known at run time is a call to `memcpy`, which costs more than
+    /// the rest of storing a short entry. What is copied past `len` is never read.
+    fn from_prefix(bytes: &[u8], len: usize) -> Bytes {
+        match bytes.first_chunk::<INLINE>() {
+            Some(window) if len <= INLINE => Bytes(Repr::Inline {
+                len: len as u8,
+                bytes: *window,
+            }),
+            _ => Bytes::from(&bytes[..len]),
+        }
     }
 }
 
 impl From<Vec<u8>> for Bytes {
-    fn from(bytes: Vec<u8>) -> Bytes {
-        Bytes(bytes)
+    fn from(vec: Vec<u8>) -> Bytes {
+        if vec.len() <= INLINE {
+            Bytes::from(&vec[..])
+        } else {
+            Bytes(Repr::Heap(vec.into_boxed_slice()))
+        }
     }
 }
 
 impl FromIterator<u8> for Bytes {
     fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Bytes {
-        Bytes(iter.into_iter().collect())
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Bytes {
-    fn borrow(&self) -> &[u8] {
-        &self.0
+        Bytes::from(iter.into_iter().collect::<Vec<u8>>())
     }
 }
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        serializer.serialize_bytes(self)
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Bytes;
+        deserializer.deserialize_byte_buf(ByteVisitor(std::marker::PhantomData))
+    }
+}
 
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte string")
+/// Reads a byte string into a `T`, from the reader's buffer when it lends one.
+struct ByteVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: for<'a> From<&'a [u8]> + From<Vec<u8>>> serde::de::Visitor<'_> for ByteVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+        Ok(T::from(v))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<T, E> {
+        Ok(T::from(v))
+    }
+}
+
+/// The most entries one bulk request may carry: [`Op::Extend`] and [`Kind::Array`] items,
+/// [`Op::Update`] keys and values. Each costs the server a [`Bytes`] (24 bytes) or more
+/// for one byte on the wire at least, so without a bound a frame of 1 GiB of empty items
+/// would make the server allocate 24 GiB; with it, a request costs at most a few hundred
+/// MiB beside its frame.
+pub(crate) const MAX_BATCH: usize = 1 << 24;
+
+/// The words of the error for a bulk request over [`MAX_BATCH`].
+pub(crate) fn too_many() -> String {
+    format!(
+        "a bulk call carries at most {MAX_BATCH} items or {} pairs; split it into several calls",
+        MAX_BATCH / 2
+    )
+}
+
+/// Many encoded entries in one buffer, each its length (LEB128) then its bytes: how bulk
+/// requests and answers travel, without a vector per entry on either side. Decoding checks
+/// that the entries fill the buffer exactly, so that reading them cannot fail.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Batch {
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    /// An empty batch with room for about `entries` short entries.
+    pub(crate) fn with_capacity(entries: usize) -> Batch {
+        Batch {
+            count: 0,
+            bytes: Vec::with_capacity(entries.saturating_mul(2)),
+        }
+    }
+
+    /// How many entries the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Appends `entry`.
+    pub(crate) fn push(&mut self, entry: &[u8]) {
+        let mut head = [0; 10];
+        let n = leb128(entry.len(), &mut head);
+        self.bytes.extend_from_slice(&head[..n]);
+        self.bytes.extend_from_slice(entry);
+        self.count += 1;
+    }
+
+    /// Appends an entry the server stores; a short one as a block of fixed size, for the
+    /// reason [`Bytes::from_prefix`] gives.
+    pub(crate) fn push_stored(&mut self, entry: &Bytes) {
+        match &entry.0 {
+            Repr::Inline { len, bytes } => {
+                let start = self.bytes.len();
+                // An inline entry is under 128 bytes: its length is one byte of LEB128.
+                self.bytes.push(*len);
+                self.bytes.extend_from_slice(bytes);
+                self.bytes.truncate(start + 1 + usize::from(*len));
+                self.count += 1;
             }
+            Repr::Heap(bytes) => self.push(bytes),
+        }
+    }
 
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
+    /// Appends the entry that `write` appends to the buffer it is given (an encoder's
+    /// output); when `write` fails, the batch is as it was.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.bytes.len();
+        // One byte for the length, which is all that an entry under 128 bytes needs; a
+        // longer one moves over for the rest (a cost in proportion to the entry).
+        self.bytes.push(0);
+        if let Err(err) = write(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(err);
+        }
+        let len = self.bytes.len() - start - 1;
+        if len < 0x80 {
+            self.bytes[start] = len as u8;
+        } else {
+            let mut head = [0; 10];
+            let n = leb128(len, &mut head);
+            self.bytes.splice(start..=start, head[..n].iter().copied());
+        }
+        self.count += 1;
+        Ok(())
+    }
 
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
+    /// The entries, in order.
+    pub(crate) fn iter(&self) -> Entries<'_> {
+        Entries {
+            rest: &self.bytes,
+            left: self.count,
+        }
+    }
+
+    /// The batch of `count` entries in `bytes`, if they fill it exactly.
+    fn from_parts(count: u64, bytes: Vec<u8>) -> Option<Batch> {
+        let count = usize::try_from(count).ok()?;
+        // Every entry takes one byte at least, so that this loop ends soon whatever the
+        // count claims.
+        let mut rest = &bytes[..];
+        for _ in 0..count {
+            let (len, tail) = split_entry(rest)?;
+            rest = &tail[len..];
+        }
+        rest.is_empty().then_some(Batch { count, bytes })
+    }
+}
+
+/// Writes `n` as LEB128 into `out` and returns how many bytes it took.
+fn leb128(mut n: usize, out: &mut [u8; 10]) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        out[i] = (n as u8) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    out[i] = n as u8;
+    i + 1
+}
+
+/// Reads the length of the first entry of `bytes`: the length, and the bytes from the
+/// entry's start to the end of `bytes`; `None` when the entry is cut short.
+#[inline]
+fn split_entry(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (len, tail) = match bytes {
+        // The common case: an entry under 128 bytes.
+        [head, tail @ ..] if *head < 0x80 => (usize::from(*head), tail),
+        _ => long_entry(bytes)?,
+    };
+    (len <= tail.len()).then_some((len, tail))
+}
+
+fn long_entry(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let mut len = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        len |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((usize::try_from(len).ok()?, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The entries of a [`Batch`].
+#[derive(Debug)]
+pub(crate) struct Entries<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Entries<'a> {
+    fn next_entry(&mut self) -> Option<Entry<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        // Never `None`: the batch was checked when it was made.
+        let (len, tail) = split_entry(self.rest)?;
+        self.rest = &tail[len..];
+        Some(Entry { tail, len })
+    }
+
+    /// The entries as the server stores them.
+    pub(crate) fn stored(mut self) -> impl ExactSizeIterator<Item = Bytes> + 'a {
+        // A range's map, so that a vector extended with it grows once and then writes.
+        (0..self.left).map(move |_| self.next_entry().map(Bytes::from).unwrap_or_default())
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let entry = self.next_entry()?;
+        Some(&entry.tail[..entry.len])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// An entry of a batch, read in place: its bytes start `tail`, which goes on with the
+/// entries after it. It becomes a [`Bytes`] only when the server keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    tail: &'a [u8],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Entry<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.tail[..self.len]
+    }
+}
+
+impl From<Entry<'_>> for Bytes {
+    fn from(entry: Entry<'_>) -> Bytes {
+        Bytes::from_prefix(entry.tail, entry.len)
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Raw<'a>(&'a [u8]);
+        impl Serialize for Raw<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
             }
         }
-        deserializer.deserialize_byte_buf(Visitor)
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&(self.count as u64))?;
+        tuple.serialize_element(&Raw(&self.bytes))?;
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Raw(Vec<u8>);
+        impl<'de> Deserialize<'de> for Raw {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_byte_buf(ByteVisitor(std::marker::PhantomData))
+                    .map(Raw)
+            }
+        }
+        let (count, Raw(bytes)) = <(u64, Raw)>::deserialize(deserializer)?;
+        Batch::from_parts(count, bytes)
+            .ok_or_else(|| de_error("a batch's entries do not fill it as its count says"))
+    }
+}
+
+/// Keys and values one after the other in a [`Batch`]: a bulk update, a dict's items.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Pairs(Batch);
+
+impl Pairs {
+    pub(crate) fn with_capacity(pairs: usize) -> Pairs {
+        Pairs(Batch::with_capacity(pairs.saturating_mul(2)))
+    }
+
+    /// How many pairs there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.0.push(key);
+        self.0.push(value);
+    }
+
+    /// Appends a pair the server stores (see [`Batch::push_stored`]).
+    pub(crate) fn push_stored(&mut self, key: &Bytes, value: &Bytes) {
+        self.0.push_stored(key);
+        self.0.push_stored(value);
+    }
+
+    /// Appends the pair that `key` and `value` write (see [`Batch::push_with`]); when one
+    /// fails, the pairs are as they were.
+    pub(crate) fn push_with<E>(
+        &mut self,
+        key: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+        value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (count, len) = (self.0.count, self.0.bytes.len());
+        let pushed = self.0.push_with(key).and_then(|()| self.0.push_with(value));
+        if pushed.is_err() {
+            self.0.count = count;
+            self.0.bytes.truncate(len);
+        }
+        pushed
+    }
+
+    /// The pairs, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut entries = self.0.iter();
+        std::iter::from_fn(move || Some((entries.next()?, entries.next()?)))
+    }
+
+    /// The pairs as the server stores them.
+    pub(crate) fn stored(&self) -> impl Iterator<Item = (Entry<'_>, Entry<'_>)> {
+        let mut entries = self.0.iter();
+        std::iter::from_fn(move || Some((entries.next_entry()?, entries.next_entry()?)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let batch = Batch::deserialize(deserializer)?;
+        if batch.len().is_multiple_of(2) {
+            Ok(Pairs(batch))
+        } else {
+            Err(de_error(
+                "the keys and values of a batch of pairs do not pair up",
+            ))
+        }
     }
 }
 
@@ -119,7 +492,7 @@ pub(crate) enum Kind {
         parties: u32,
     },
     Value(Bytes),
-    Array(Vec<Bytes>),
+    Array(Batch),
     /// A user type: `make` is the offset of the function that builds it from `state`.
     Custom {
         make: i64,
@@ -140,7 +513,7 @@ pub(crate) enum Op {
     Keys,
     Values,
     Items,
-    Update(Vec<(Bytes, Bytes)>),
+    Update(Pairs),
     SetDefault(Bytes, Bytes),
     /// Runs the function at offset `f` through the runner at offset `runner` on the value of
     /// `key` (or on `default` when there is none) and stores the result.
@@ -157,7 +530,7 @@ pub(crate) enum Op {
     SetAt(i64, Bytes),
     InsertAt(i64, Bytes),
     RemoveValue(Bytes),
-    Extend(Vec<Bytes>),
+    Extend(Batch),
     ToVec,
     // value
     Load,
@@ -222,8 +595,8 @@ pub(crate) enum Reply {
     Bool(bool),
     Count(u64),
     Item(Option<Bytes>),
-    Items(Vec<Bytes>),
-    Pairs(Vec<(Bytes, Bytes)>),
+    Items(Batch),
+    Pairs(Pairs),
     /// The answer to `Hello`.
     Hello {
         fingerprint: u64,
@@ -263,6 +636,7 @@ pub(crate) enum Invalid {
     Broken,
     NoParties,
     TooManyTaskDone,
+    TooManyEntries,
 }
 
 impl Invalid {
@@ -277,6 +651,7 @@ impl Invalid {
             Invalid::Broken => "the barrier is broken; call reset to use it again",
             Invalid::NoParties => "a barrier needs at least one party",
             Invalid::TooManyTaskDone => "task_done was called more often than items were put",
+            Invalid::TooManyEntries => "the dict holds as many entries as it can (2^32)",
         }
     }
 }
@@ -299,3 +674,129 @@ impl From<Failure> for Error {
 
 /// What the server answers to one request.
 pub(crate) type Response = Result<Reply, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use proc_core::{Error, codec};
+
+    use super::{Batch, Bytes, INLINE, MAX_BATCH, Pairs};
+
+    /// Entries of every length class: empty, inline, the longest inline, heap, and lengths
+    /// that need one, two and three bytes of LEB128.
+    fn entries() -> Vec<Vec<u8>> {
+        [0, 1, INLINE, INLINE + 1, 127, 128, 300, 20_000]
+            .into_iter()
+            .map(|len| (0..len).map(|i| (i * 7 + len) as u8).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_gives_back_its_entries_after_the_wire() {
+        let mut batch = Batch::default();
+        for (i, entry) in entries().iter().enumerate() {
+            if i % 2 == 0 {
+                batch.push(entry);
+            } else {
+                batch
+                    .push_with(|buf| {
+                        buf.extend_from_slice(entry);
+                        Ok::<_, ()>(())
+                    })
+                    .unwrap();
+            }
+        }
+        let back: Batch = codec::decode(&codec::encode(&batch).unwrap()).unwrap();
+        assert_eq!(back, batch);
+        let read: Vec<&[u8]> = back.iter().collect();
+        assert_eq!(read, entries());
+        // The server's copies, made through a window that reads past short entries, are
+        // the same entries.
+        let stored: Vec<Bytes> = back.iter().stored().collect();
+        let expected: Vec<Bytes> = entries().into_iter().map(Bytes::from).collect();
+        assert_eq!(stored, expected);
+        assert!(stored.iter().zip(entries()).all(|(s, e)| **s == e[..]));
+    }
+
+    #[test]
+    fn a_failed_push_leaves_the_batch_as_it_was() {
+        let mut batch = Batch::default();
+        batch.push(b"kept");
+        let failed = batch.push_with(|buf| {
+            buf.extend_from_slice(&[1; 300]);
+            Err(())
+        });
+        assert!(failed.is_err());
+        assert_eq!(batch.iter().collect::<Vec<_>>(), [b"kept"]);
+
+        let mut pairs = Pairs::default();
+        pairs.push(b"k", b"v");
+        let failed = pairs.push_with(
+            |buf| {
+                buf.push(1);
+                Ok(())
+            },
+            |_| Err(()),
+        );
+        assert!(failed.is_err());
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs.iter().collect::<Vec<_>>(), [(&b"k"[..], &b"v"[..])]);
+    }
+
+    /// What a fuzzed or hostile peer may send in place of a batch: each is refused when it
+    /// is decoded, so that reading a batch's entries never fails.
+    #[test]
+    fn a_batch_whose_entries_do_not_fill_it_is_refused() {
+        let frame = |count: u64, bytes: &[u8]| {
+            let mut frame = codec::encode(&count).unwrap();
+            frame.extend(codec::encode(&serde_bytes::Bytes::new(bytes)).unwrap());
+            frame
+        };
+        for (count, bytes) in [
+            // More entries claimed than there are.
+            (3, &[1, 9, 0][..]),
+            // Fewer: bytes left over.
+            (1, &[1, 9, 0]),
+            // A length past the end.
+            (1, &[5, 1, 2]),
+            // A length cut short, and one longer than LEB128 allows.
+            (1, &[0x80]),
+            (1, &[0xff; 11]),
+            (u64::MAX, &[0; 4]),
+        ] {
+            let err = codec::decode::<Batch>(&frame(count, bytes)).unwrap_err();
+            assert!(
+                matches!(&err, Error::Decode(m) if m.contains("count")),
+                "{err}"
+            );
+        }
+        assert!(codec::decode::<Batch>(&frame(2, &[1, 9, 0])).is_ok());
+        let err = codec::decode::<Pairs>(&frame(3, &[0, 0, 0])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.contains("pair")),
+            "{err}"
+        );
+        assert_eq!(
+            codec::decode::<Pairs>(&frame(2, &[0, 1, 7])).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn bytes_are_as_small_as_a_vec_and_compare_by_content() {
+        assert_eq!(size_of::<Bytes>(), size_of::<Vec<u8>>());
+        assert_eq!(size_of::<Option<Bytes>>(), size_of::<Bytes>());
+        let long = vec![3; INLINE + 5];
+        assert_eq!(Bytes::from(long.clone()), Bytes::from(&long[..]));
+        assert_ne!(Bytes::from(&[1, 2][..]), Bytes::from(&[1, 2, 0][..]));
+        let back: Bytes =
+            codec::decode(&codec::encode(&Bytes::from(long.clone())).unwrap()).unwrap();
+        assert_eq!(*back, long[..]);
+    }
+
+    /// The numbers the docs of `update`, `extend` and `array` give.
+    #[test]
+    fn a_bulk_call_carries_what_the_docs_say() {
+        assert_eq!(MAX_BATCH, 16_777_216);
+        assert_eq!(MAX_BATCH / 2, 8_388_608);
+    }
+}

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
-use super::board::{Board, PLACES};
-use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup};
+use super::board::{Board, PLACES, Taken};
+use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE};
 use super::{Job, Mode, Settings, Shared, Sink};
 
 /// How long the manager sleeps at most between two looks at its workers' lives and
@@ -52,11 +52,13 @@ struct Flight {
 pub(super) struct Slot {
     process: Process<()>,
     link: Link,
-    /// Where a task sent ahead is started or cancelled.
+    /// Where a task sent ahead is started or cancelled, and where small answers come.
     board: Board,
     /// The place on the board of the next task sent.
     next_place: usize,
     flights: VecDeque<Flight>,
+    /// Answers read from the link before the ring's mark of their place was.
+    early: VecDeque<Incoming>,
     /// Tasks sent in its life, for `max_tasks`.
     sent: usize,
     /// When its first unanswered task started.
@@ -119,6 +121,7 @@ impl Slot {
             board,
             next_place: 0,
             flights: VecDeque::new(),
+            early: VecDeque::new(),
             sent: 0,
             since: Instant::now(),
             ready: settings.init.is_none(),
@@ -481,6 +484,23 @@ impl Manager {
                 }
             }
         }
+        // Answers the workers put on their boards first; then, the pool about to sleep, a
+        // look at the boards once more (an answer put from now on comes with a wake-up).
+        let mut exits = Vec::new();
+        let mut answered = false;
+        for i in 0..self.slots.len() {
+            let (any, exit) = self.read_ring(i);
+            answered |= any;
+            if let Some(exit) = exit {
+                exits.push((i, exit));
+            }
+        }
+        for slot in &self.slots {
+            slot.board.set_pool_sleeping(true);
+        }
+        if answered || !exits.is_empty() || self.slots.iter().any(|s| s.board.has_answers()) {
+            timeout = Duration::ZERO;
+        }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         let pending = {
             let state = self.shared.lock();
@@ -500,8 +520,13 @@ impl Manager {
             Link::wait_any(&links, Some(timeout)).unwrap_or_default()
         };
         self.shared.sleeping.store(false, Ordering::SeqCst);
-        let mut exits = Vec::new();
+        for slot in &self.slots {
+            slot.board.set_pool_sleeping(false);
+        }
         for i in ready {
+            if exits.iter().any(|(j, _)| *j == i) {
+                continue;
+            }
             if i == self.slots.len() {
                 while matches!(self.woken.poll(Some(Duration::ZERO)), Ok(true)) {
                     if self.woken.recv_bytes().is_err() {
@@ -524,31 +549,79 @@ impl Manager {
     /// Reads the answers waiting from worker `i`; returns why it leaves, if it does.
     fn read(&mut self, i: usize) -> Option<Exit> {
         for _ in 0..READ_BURST {
-            let frame = match self.slots[i].link.recv_incoming() {
-                Ok(frame) => frame,
-                Err(Error::Protocol(message)) => {
-                    // A frame cut short is what a worker killed while writing leaves: that
-                    // is a death, not a broken protocol.
-                    if self.slots[i].has_ended() {
-                        return Some(Exit::Died);
-                    }
-                    return Some(Exit::Broke(Error::Protocol(message)));
-                }
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some(Exit::Broke(Error::Protocol(
-                        "a worker stopped in the middle of an answer".into(),
-                    )));
-                }
-                Err(_) => return Some(Exit::Died),
-            };
-            if let Some(exit) = self.answer(i, frame) {
+            if let (_, Some(exit)) = self.read_ring(i) {
                 return Some(exit);
             }
             if !matches!(self.slots[i].link.poll(Some(Duration::ZERO)), Ok(true)) {
-                break;
+                return None;
+            }
+            // A wake-up, or an answer whose mark is in the ring by now (the worker marks
+            // before it writes): it is taken in its place there.
+            match self.slots[i].link.recv_incoming() {
+                Ok(frame) if is_wake(&frame) => {}
+                Ok(frame) => {
+                    let slot = &mut self.slots[i];
+                    slot.early.push_back(frame);
+                    if slot.early.len() > PLACES + 2 {
+                        return Some(Exit::Broke(Error::Protocol(
+                            "a worker sent answers by its link without marking them".into(),
+                        )));
+                    }
+                }
+                Err(e) => return Some(self.link_failed(i, e)),
             }
         }
-        None
+        self.read_ring(i).1
+    }
+
+    /// Why worker `i` leaves when reading its link failed with `error`.
+    fn link_failed(&self, i: usize, error: Error) -> Exit {
+        match error {
+            // A frame cut short is what a worker killed while writing leaves: that is a
+            // death, not a broken protocol.
+            Error::Protocol(_) if self.slots[i].has_ended() => Exit::Died,
+            Error::Protocol(message) => Exit::Broke(Error::Protocol(message)),
+            Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => Exit::Broke(
+                Error::Protocol("a worker stopped in the middle of an answer".into()),
+            ),
+            _ => Exit::Died,
+        }
+    }
+
+    /// The answer at a mark in worker `i`'s ring: read early, or the next answer frame on
+    /// its link (the worker writes it right after the mark).
+    fn link_answer(&mut self, i: usize) -> Result<Incoming, Exit> {
+        if let Some(frame) = self.slots[i].early.pop_front() {
+            return Ok(frame);
+        }
+        loop {
+            match self.slots[i].link.recv_incoming() {
+                Ok(frame) if is_wake(&frame) => {}
+                Ok(frame) => return Ok(frame),
+                Err(e) => return Err(self.link_failed(i, e)),
+            }
+        }
+    }
+
+    /// Reads the answers worker `i` put on its board: whether there were any, and why the
+    /// worker leaves, if one says so (or the ring holds garbage).
+    fn read_ring(&mut self, i: usize) -> (bool, Option<Exit>) {
+        let mut any = false;
+        loop {
+            let frame = match self.slots[i].board.take_answer() {
+                Ok(Some(Taken::Answer(bytes))) => Incoming::from_bytes(bytes),
+                Ok(Some(Taken::OnLink)) => match self.link_answer(i) {
+                    Ok(frame) => frame,
+                    Err(exit) => return (any, Some(exit)),
+                },
+                Ok(None) => return (any, None),
+                Err(e) => return (any, Some(Exit::Broke(e))),
+            };
+            any = true;
+            if let Some(exit) = self.answer(i, frame) {
+                return (true, Some(exit));
+            }
+        }
     }
 
     /// Handles one answer of worker `i`.
@@ -577,6 +650,10 @@ impl Manager {
                 slot.retiring = true;
                 Some(Exit::Retired)
             }
+            // Wake-ups are dropped as they are read; one here came in a mark's place.
+            WAKE => Some(Exit::Broke(Error::Protocol(
+                "a worker marked a wake-up as an answer".into(),
+            ))),
             SKIPPED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
@@ -612,6 +689,9 @@ impl Manager {
     /// Reads what worker `i` has written and not been read; returns why it leaves, if that
     /// says so. Done before a worker is buried, so that an answer it gave is not lost.
     fn drain(&mut self, i: usize) -> Option<Exit> {
+        if let (_, Some(exit)) = self.read_ring(i) {
+            return Some(exit);
+        }
         while matches!(self.slots[i].link.poll(Some(Duration::ZERO)), Ok(true)) {
             if let Some(exit) = self.read(i) {
                 return Some(exit);
@@ -795,6 +875,11 @@ impl Manager {
 }
 
 /// Tells an idle worker to end.
+/// Whether `frame` is a worker's wake-up (not an answer).
+fn is_wake(frame: &Incoming) -> bool {
+    worker::parse_reply(frame.bytes()).is_some_and(|(kind, _)| kind == WAKE)
+}
+
 fn let_go(link: &Link) {
     let _ = link.send_bytes(&[worker::EXIT]);
 }

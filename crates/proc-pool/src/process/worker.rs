@@ -40,11 +40,72 @@ pub(crate) const INIT_FAILED: u8 = 3;
 pub(crate) const RETIRE: u8 = 4;
 /// The task was cancelled before the worker started it.
 pub(crate) const SKIPPED: u8 = 5;
+/// Nothing but a wake-up: answers wait on the board (its id is 0).
+pub(crate) const WAKE: u8 = 6;
 /// The length of an answer's header.
 pub(crate) const REPLY_HEADER: usize = 9;
 
 /// What runs a frame in the worker: returns whether the worker goes on.
-pub(crate) type Runner = fn(u64, Incoming, &Link) -> bool;
+pub(crate) type Runner = fn(u64, Incoming, &Replies<'_>) -> bool;
+
+/// Where a worker's answers go: the board's ring when one is small and holds no handles,
+/// the link otherwise (see `board`).
+pub(crate) struct Replies<'a> {
+    link: &'a Link,
+    board: &'a Board,
+    /// A mark is in the ring whose answer did not go out (sending it failed): the next
+    /// answer goes by the link in its place.
+    owed: std::cell::Cell<bool>,
+}
+
+impl Replies<'_> {
+    /// Sends the answer `header` + `value`.
+    fn send<T: Serialize + ?Sized>(&self, header: &[u8], value: &T) -> Result<(), Error> {
+        let mut bytes = header.to_vec();
+        // Without procs's handle scope a value that holds handles does not encode: it goes
+        // the way that carries them.
+        let plain = proc_core::codec::encode_into(value, &mut bytes).is_ok();
+        if !self.owed.get() {
+            if plain && self.board.put_answer(&bytes) {
+                if self.board.pool_sleeps() {
+                    self.link.send_bytes(&reply_header(WAKE, 0))?;
+                }
+                return Ok(());
+            }
+            if !plain {
+                // A value that cannot go at all fails before anything is marked or sent.
+                proc_core::internal::encodes(value)?;
+            }
+            // By the link, its place marked in the ring first.
+            self.mark()?;
+            self.owed.set(true);
+        }
+        let sent = if plain {
+            self.link.send_bytes(&bytes)
+        } else {
+            self.link.send_after(header, value)
+        };
+        if sent.is_ok() {
+            self.owed.set(false);
+        }
+        sent
+    }
+
+    /// Marks in the ring that the next answer goes by the link. The ring has room for every
+    /// answer a worker can owe, so this waits only for a pool that fell behind; a pool that
+    /// is gone takes its (daemonic) workers with it.
+    fn mark(&self) -> Result<(), Error> {
+        let mut woke = false;
+        while !self.board.put_mark() {
+            if !woke && self.board.pool_sleeps() {
+                self.link.send_bytes(&reply_header(WAKE, 0))?;
+                woke = true;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        Ok(())
+    }
+}
 
 /// The header of a task frame.
 pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> Vec<u8> {
@@ -95,6 +156,11 @@ pub(crate) fn serve(setup: Setup) {
     let Ok(board) = Board::from_handle(board) else {
         return;
     };
+    let replies = Replies {
+        link: &link,
+        board: &board,
+        owed: std::cell::Cell::new(false),
+    };
     while let Ok(frame) = link.recv_incoming() {
         if frame.bytes().first() == Some(&EXIT) {
             return;
@@ -104,7 +170,7 @@ pub(crate) fn serve(setup: Setup) {
         };
         let place = usize::from(frame.bytes()[PLACE]);
         if frame.bytes()[0] == JOB && !board.start(place) {
-            if link.send_after(&reply_header(SKIPPED, id), &()).is_err() {
+            if replies.send(&reply_header(SKIPPED, id), &()).is_err() {
                 return;
             }
             continue;
@@ -113,11 +179,11 @@ pub(crate) fn serve(setup: Setup) {
         // process layer checked the build fingerprint before `serve` ran), and the pool made
         // `offset` with `fn_offset` from a `Runner`, over a link that only the two share.
         let runner: Runner = unsafe { fn_at(offset) };
-        if !runner(id, frame, &link) {
+        if !runner(id, frame, &replies) {
             return;
         }
         if max_memory.is_some_and(|limit| resident_memory().is_some_and(|used| used > limit)) {
-            let _ = link.send_after(&reply_header(RETIRE, id), &());
+            let _ = replies.send(&reply_header(RETIRE, id), &());
             return;
         }
     }
@@ -148,7 +214,7 @@ fn conjure<C>() -> C {
 }
 
 /// Runs each item of a task with `C` and answers with all the results.
-pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Link) -> bool
+pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,
@@ -158,7 +224,7 @@ where
         Ok(items) => items,
         Err(e) => {
             let failed = Remote::Failed(format!("cannot decode the task's arguments: {e}"));
-            return link.send_after(&reply_header(FAILED, id), &failed).is_ok();
+            return link.send(&reply_header(FAILED, id), &failed).is_ok();
         }
     };
     let f: C = conjure();
@@ -166,7 +232,7 @@ where
     let header = reply_header(OK, id);
     let Some(outcomes) = mixed else {
         let all = Results::AllOk(values);
-        return match link.send_after(&header, &all) {
+        return match link.send(&header, &all) {
             Ok(()) => true,
             // Some value does not encode: find which, item by item.
             Err(Error::Decode(_)) => match all {
@@ -188,10 +254,14 @@ pub(crate) enum Results<R> {
     Mixed(Vec<Result<R, Remote>>),
 }
 
-fn send_mixed<R: Serialize>(link: &Link, header: &[u8], outcomes: Vec<Result<R, Remote>>) -> bool {
+fn send_mixed<R: Serialize>(
+    link: &Replies<'_>,
+    header: &[u8],
+    outcomes: Vec<Result<R, Remote>>,
+) -> bool {
     let id = u64::from_le_bytes(header[1..REPLY_HEADER].try_into().unwrap_or_default());
     let results = Results::Mixed(outcomes);
-    match link.send_after(header, &results) {
+    match link.send(header, &results) {
         Ok(()) => true,
         Err(Error::Decode(_)) => {
             // Some result does not encode: that item fails, the others are kept.
@@ -208,7 +278,7 @@ fn send_mixed<R: Serialize>(link: &Link, header: &[u8], outcomes: Vec<Result<R, 
                     Err(e) => Err(e),
                 })
                 .collect();
-            match link.send_after(header, &Results::Mixed(outcomes)) {
+            match link.send(header, &Results::Mixed(outcomes)) {
                 Ok(()) => true,
                 Err(e) => on_send_error(link, id, e),
             }
@@ -219,18 +289,18 @@ fn send_mixed<R: Serialize>(link: &Link, header: &[u8], outcomes: Vec<Result<R, 
 
 /// After an answer failed to go out: a failure of the task's own (too many handles, too
 /// large) fails the task and the worker goes on; a gone pool ends the worker.
-fn on_send_error(link: &Link, id: u64, error: Error) -> bool {
+fn on_send_error(link: &Replies<'_>, id: u64, error: Error) -> bool {
     match error {
         Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             let failed = Remote::Failed(format!("cannot send the result: {e}"));
-            link.send_after(&reply_header(FAILED, id), &failed).is_ok()
+            link.send(&reply_header(FAILED, id), &failed).is_ok()
         }
         _ => false,
     }
 }
 
 /// Runs the initializer; the worker goes on only when it succeeded.
-pub(crate) fn run_init<C, A>(id: u64, frame: Incoming, link: &Link) -> bool
+pub(crate) fn run_init<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,
@@ -250,9 +320,9 @@ where
         ))),
     };
     match outcome {
-        Ok(()) => link.send_after(&reply_header(INIT_OK, id), &()).is_ok(),
+        Ok(()) => link.send(&reply_header(INIT_OK, id), &()).is_ok(),
         Err(remote) => {
-            let _ = link.send_after(&reply_header(INIT_FAILED, id), &remote);
+            let _ = link.send(&reply_header(INIT_FAILED, id), &remote);
             false
         }
     }

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use procs::ipc::{Connection, Pipe, Queue, SimpleQueue};
 use procs::sync::{Event, Lock, Value};
 use procs::{Pool, Process, ProcessPoolExecutor, StartMethod, ThreadPoolExecutor};
-use procs_bench::{Args, measure};
+use procs_bench::{Args, busy, measure, report, rounds_for_50ms, time_tiny, tiny};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
@@ -116,14 +116,6 @@ fn process_start(args: &Args) -> Result<(), Box<dyn Error>> {
             .join()
     })?;
     Ok(())
-}
-
-/// Prints the `RESULT` line for `ops` operations that took `elapsed` in all.
-fn report(name: &str, elapsed: Duration, ops: u64) {
-    println!(
-        "RESULT {name} {:.12} {ops}",
-        elapsed.as_secs_f64() / ops.max(1) as f64
-    );
 }
 
 /// Runs `op` `warmup` times, then `iterations` times in one timed stretch.
@@ -476,44 +468,6 @@ fn queue_transfer<Q: BenchQueue<T>, T: Item>(
     Ok(())
 }
 
-/// The tiny task of the pool benchmarks.
-fn tiny(x: u64) -> u64 {
-    x.wrapping_mul(3)
-}
-
-/// Checks the results of the tiny tasks over `0..n`.
-fn check_tiny(results: impl IntoIterator<Item = u64>, n: u64) -> Result<(), Box<dyn Error>> {
-    let mut count = 0;
-    for (i, r) in results.into_iter().enumerate() {
-        if r != tiny(i as u64) {
-            return Err(format!("task {i} gave {r}").into());
-        }
-        count += 1;
-    }
-    if count != n {
-        return Err(format!("{count} results for {n} tasks").into());
-    }
-    Ok(())
-}
-
-/// Times `run` over `--iterations` tiny tasks, after a warm-up of ten per `--warmup`, and
-/// checks every result of both.
-fn time_tiny(
-    name: &str,
-    args: &Args,
-    run: impl Fn(u64) -> Result<Vec<u64>, procs::Error>,
-) -> Result<(), Box<dyn Error>> {
-    let warm = u64::from(args.warmup.max(1)) * 10;
-    check_tiny(run(warm)?, warm)?;
-    let n = u64::from(args.iterations);
-    let start = Instant::now();
-    let results = run(n)?;
-    let elapsed = start.elapsed();
-    check_tiny(results, n)?;
-    report(name, elapsed, n);
-    Ok(())
-}
-
 fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
     let pool = Pool::new(2)?;
     match args.parameter.as_str() {
@@ -560,25 +514,6 @@ fn thread_executor_submit(args: &Args) -> Result<(), Box<dyn Error>> {
             .collect::<Result<_, _>>()?;
         futures.iter().map(|f| f.result()).collect()
     })
-}
-
-/// About 50 ms of arithmetic on one core.
-pub fn busy(rounds: u64) -> u64 {
-    let mut x = rounds;
-    for i in 0..rounds {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
-    }
-    x
-}
-
-/// Rounds of `busy` that take about 50 ms here: measured, so that the task is the same
-/// length on a fast machine and a slow one.
-fn rounds_for_50ms() -> u64 {
-    let probe = 1_000_000;
-    let start = Instant::now();
-    std::hint::black_box(busy(probe));
-    let per_round = start.elapsed().as_secs_f64() / probe as f64;
-    (0.05 / per_round.max(1e-12)) as u64
 }
 
 fn cpu_scaling(args: &Args) -> Result<(), Box<dyn Error>> {
