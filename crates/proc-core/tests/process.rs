@@ -354,9 +354,10 @@ fn script_child(name: &str, body: &str) -> Process<u64> {
 #[cfg(unix)]
 #[test]
 fn a_child_that_dies_before_the_handshake_does_not_hang_the_parent() {
+    // Every join is bounded: a regression fails with a timeout instead of stalling the suite.
     for (body, code) in [("exit 0", 0), ("exit 4", 4), ("kill -9 $$", -9)] {
         let err = script_child(&format!("early-{code}"), body)
-            .join()
+            .join_timeout(procs_testkit::PATIENCE)
             .unwrap_err();
         assert!(
             matches!(err, Error::Died { exitcode } if exitcode == code),
@@ -371,18 +372,20 @@ fn garbage_from_a_child_is_an_error_not_a_panic() {
     // A header claiming 2 GiB: refused before anything is allocated for it.
     let bogus = r#"fd=${PROCS_CHILD#*:}; printf '\377\377\377\177garbage' >&$fd"#;
     assert!(matches!(
-        script_child("bogus-length", bogus).join(),
+        script_child("bogus-length", bogus).join_timeout(procs_testkit::PATIENCE),
         Err(Error::Protocol(_))
     ));
     // A well-formed frame whose bytes are no outcome.
     let undecodable = r#"fd=${PROCS_CHILD#*:}; printf '\002\000\000\000\377\377' >&$fd"#;
     assert!(matches!(
-        script_child("bad-outcome", undecodable).join(),
+        script_child("bad-outcome", undecodable).join_timeout(procs_testkit::PATIENCE),
         Err(Error::Decode(_))
     ));
     // A frame cut short by a child that exits with an error.
     let truncated = r#"fd=${PROCS_CHILD#*:}; printf '\100\000\000\000abc' >&$fd; exit 5"#;
-    let err = script_child("truncated", truncated).join().unwrap_err();
+    let err = script_child("truncated", truncated)
+        .join_timeout(procs_testkit::PATIENCE)
+        .unwrap_err();
     assert!(matches!(err, Error::Died { exitcode: 5 }), "{err:?}");
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proc_core::{Error, Process};
 use proc_ipc::{Connection, Pipe};
-use procs_testkit::each_method;
+use procs_testkit::{PATIENCE, each_method};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +67,17 @@ fn a_dead_peer_is_end_of_file_not_a_hang() {
             .start_method(method)
             .spawn(write_then_exit, writer)
             .unwrap();
-        child.join().unwrap();
+        // Every wait is bounded: a regression fails here instead of stalling the suite.
+        child.join_timeout(PATIENCE).unwrap();
+        assert!(
+            reader.poll(Some(PATIENCE)).unwrap(),
+            "the last words arrive"
+        );
         assert_eq!(reader.recv::<String>().unwrap(), "last words");
+        assert!(
+            reader.poll(Some(PATIENCE)).unwrap(),
+            "the end of the stream arrives"
+        );
         assert!(matches!(reader.recv::<String>(), Err(Error::Closed)));
         assert!(
             reader.poll(Some(Duration::ZERO)).unwrap(),
@@ -91,10 +100,18 @@ fn a_killed_peer_is_end_of_file() {
             .start_method(method)
             .spawn(hold, there)
             .unwrap();
+        assert!(
+            here.poll(Some(PATIENCE)).unwrap(),
+            "the child says it is ready"
+        );
         assert_eq!(here.recv::<String>().unwrap(), "ready");
         child.kill().unwrap();
+        assert!(
+            here.poll(Some(PATIENCE)).unwrap(),
+            "the end of the stream arrives"
+        );
         assert!(matches!(here.recv::<String>(), Err(Error::Closed)));
-        let _ = child.join();
+        assert!(child.join_timeout(PATIENCE).unwrap_err().signal().is_some() || cfg!(windows));
     });
 }
 

@@ -141,3 +141,110 @@ pub fn resume(pid: u32) {
     let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
     assert_eq!(sent, 0, "resume process {pid}");
 }
+
+/// A xorshift64 generator for the seeded fuzz tests: small and deterministic, so that a
+/// failure replays from the seed its message names.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed` (0 is replaced, as xorshift would stay at 0).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True once in `n` times on average.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        self.next_u64() as u8
+    }
+
+    /// Between 0 and `max` random bytes.
+    pub fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let len = self.below(max as u64 + 1) as usize;
+        (0..len).map(|_| self.byte()).collect()
+    }
+
+    /// Changes a few bytes of `bytes` at random (flips, random values, 0 and 0xff).
+    pub fn mutate(&mut self, bytes: &mut [u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        for _ in 0..=self.below(3) {
+            let at = self.below(bytes.len() as u64) as usize;
+            bytes[at] = match self.below(4) {
+                0 => bytes[at] ^ (1 << self.below(8)),
+                1 => 0,
+                2 => 0xff,
+                _ => self.byte(),
+            };
+        }
+    }
+}
+
+/// Runs `f` on a thread of its own and returns what it returns, failing the test if it has
+/// not returned within `limit` (a hang: the thread is left behind) or if it panicked.
+///
+/// # Panics
+///
+/// When `f` hangs or panics; the message names `what`.
+pub fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = done.send(outcome);
+    });
+    match result.recv_timeout(limit) {
+        Ok(Ok(value)) => {
+            let _ = thread.join();
+            value
+        }
+        Ok(Err(panic)) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            panic!("{what}: panicked: {message}")
+        }
+        Err(_) => panic!("{what}: still running after {limit:?} (a hang)"),
+    }
+}
+
+/// The number of file descriptors open in this process (Unix, where `/dev/fd` lists them).
+///
+/// # Panics
+///
+/// When `/dev/fd` cannot be read.
+#[cfg(unix)]
+pub fn open_fds() -> usize {
+    // The listing's own descriptor is counted once, the same way every time.
+    std::fs::read_dir("/dev/fd").expect("list /dev/fd").count()
+}

@@ -40,6 +40,10 @@ pub(crate) const MAX_RING_ANSWER: usize = 4 * 1024;
 
 const SIZE: usize = DATA + RING;
 
+// A worker owes at most one answer per place, plus its initializer's and a retiring note:
+// all of them at their largest fit the ring together.
+const _: () = assert!((PLACES + 2) * (4 + MAX_RING_ANSWER) <= RING);
+
 /// What the pool takes from the ring.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Taken {
@@ -279,12 +283,6 @@ mod tests {
         assert_eq!(board.take_answer().unwrap(), None);
     }
 
-    #[test]
-    fn the_answers_a_worker_can_owe_fit_the_ring_together() {
-        // A worker owes at most one answer per place, plus its initializer's and a retiring
-        // note: all of them at their largest fit.
-        assert!((PLACES + 2) * (4 + MAX_RING_ANSWER) <= RING);
-    }
 
     #[test]
     fn the_sleeping_flag_is_seen_by_the_worker() {

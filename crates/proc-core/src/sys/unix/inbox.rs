@@ -148,13 +148,22 @@ impl Inbox {
             };
             match self.fill(want, read)? {
                 0 if self.buffered() == 0 => return Err(FrameError::Closed),
-                0 => return Err(FrameError::Protocol("truncated frame header".into())),
+                0 => {
+                    // The stream ended inside a header: its bytes are dropped, so that the
+                    // next read says `Closed` instead of this error again, forever.
+                    self.consume(self.buffered());
+                    return Err(FrameError::Protocol("truncated frame header".into()));
+                }
                 _ => {}
             }
         }
         let header = &self.buf[self.start..self.start + 4];
         let len = u32::from_le_bytes(header.try_into().expect("four bytes")) as usize;
         if len > max {
+            // The header is taken, as `codec::read_frame` takes it: left here, it would fail
+            // every later read the same way without a byte read, and a reader that reads on
+            // to the end of the stream would spin forever.
+            self.consume(4);
             return Err(FrameError::Protocol(format!(
                 "frame of {len} bytes exceeds the limit of {max} bytes"
             )));
