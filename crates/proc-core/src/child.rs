@@ -146,7 +146,7 @@ fn send_outcome(
     channel: &Channel,
     outcome: &Outcome,
     handles: &[sys::RawHandle],
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     // A small outcome (a `()` or a number, say) is encoded on the stack: a forked child that
     // allocates writes to heap pages, and every page it writes is a copy of its parent's.
     let mut small = [0u8; 128];
