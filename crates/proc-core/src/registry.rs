@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use crate::codec;
-use crate::entry::{Outcome, Request};
 use crate::error::{Error, Result};
+use crate::start::{Outcome, Request};
 use crate::sys::{self, Channel, Child};
 
 /// How often a wait for a child's outcome also checks whether the child still lives.
