@@ -174,10 +174,12 @@ impl Child {
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // A child that has just sent its result is about to exit: look again for a few
         // microseconds before going to sleep, which saves a cross-core wake-up (~25 µs here)
-        // on the common path of every join.
+        // on the common path of every join. A spin, not `yield_now`: on a loaded machine a
+        // yield hands whole time slices to busy processes (7.8 ms a join instead of 0.2 ms
+        // with three busy loops on two cores).
         let spin_until = Instant::now() + SPIN.min(timeout.unwrap_or(SPIN));
         while Instant::now() < spin_until {
-            std::thread::yield_now();
+            std::hint::spin_loop();
             if let Some(code) = self.try_wait()? {
                 return Ok(Some(code));
             }
