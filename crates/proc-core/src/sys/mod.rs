@@ -10,7 +10,8 @@
 //!   `from_handle` and `from_tcp` (a stream someone else connected; a TCP channel carries no
 //!   handles: `send_frame` refuses them), `raw_handle` (the handle that sends a channel to
 //!   another process, an error where the channel cannot travel: a socket on Windows),
-//!   `set_peer`, `send_frame`, `send_frames`, `recv_frame`, `set_read_timeout`,
+//!   `set_peer`, `send_frame`, `send_frames`, `recv_frame`, `recv_frame_until` (a frame
+//!   begun stays for the next call where the platform can keep it: Unix), `set_read_timeout`,
 //!   `wait_readable`, `peer_closed`, and `Read`/`Write` for `&Channel`.
 //! - `Child`: `pid`, `try_wait`, `wait`, `terminate`, `kill`, `interrupt`.
 //! - `Parkers`, what shared words sleep on: `new(n)` for `n` words, `wait(i, word, expected,

@@ -518,6 +518,29 @@ impl Channel {
             Err(inbox::FrameError::Io(e)) => Err(e.into()),
         }
     }
+
+    /// Like `recv_frame`, waiting for bytes only until `deadline`: `None` when it passed
+    /// first. What arrived of a frame stays, and the next call goes on with it.
+    pub(crate) fn recv_frame_until(
+        &self,
+        max: usize,
+        deadline: crate::internal::Deadline,
+    ) -> crate::error::Result<Option<(Vec<u8>, Vec<OwnedHandle>)>> {
+        use crate::error::Error;
+        let mut read = |buf: &mut [u8]| {
+            if !poll_fd(self.raw(), libc::POLLIN, deadline.remaining())? {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            self.recv_with_fds(buf).or_else(reset_is_eof)
+        };
+        match self.lock_inbox().frame(max, &mut read) {
+            Ok(frame) => Ok(Some(frame)),
+            Err(inbox::FrameError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            Err(inbox::FrameError::Closed) => Err(Error::Closed),
+            Err(inbox::FrameError::Protocol(message)) => Err(Error::Protocol(message)),
+            Err(inbox::FrameError::Io(e)) => Err(e.into()),
+        }
+    }
 }
 
 /// A peer that died with bytes of ours unread resets the connection: for the reader that is

@@ -411,6 +411,20 @@ impl Channel {
         }
         Ok((payload, handles))
     }
+
+    /// Like `recv_frame`, waiting for a frame to begin only until `deadline`: `None` when it
+    /// passed first. A frame, once begun, is read whole (this end keeps no part of one
+    /// between calls, unlike Unix's).
+    pub(crate) fn recv_frame_until(
+        &self,
+        max: usize,
+        deadline: crate::internal::Deadline,
+    ) -> crate::error::Result<Option<(Vec<u8>, Vec<OwnedHandle>)>> {
+        if !self.wait_readable(deadline.remaining())? {
+            return Ok(None);
+        }
+        self.recv_frame(max).map(Some)
+    }
 }
 
 /// The size of a frame's handle count, and of one entry of its handle table.
