@@ -76,6 +76,9 @@ def transfer(ctx, args):
     return elapsed, n
 
 
+# How long the processes of queue-producers wait at their barrier for the others to start.
+START_TIMEOUT = 60
+
 # The mark a producer puts after its items, once per consumer: a consumer stops at its Pth.
 # Every producer's items come before its marks, so that once every mark is taken, every item
 # is.
@@ -120,7 +123,8 @@ def fan(ctx, args):
     share = n // producers
     queue = ctx.Queue()
     results = ctx.SimpleQueue()
-    go = ctx.Barrier(producers + consumers)
+    # A child that cannot start leaves the others at the barrier: they give up after a while.
+    go = ctx.Barrier(producers + consumers, timeout=START_TIMEOUT)
     children = []
     for p in range(producers):
         args_p = (queue, go, p * share, (p + 1) * share, consumers)
@@ -154,17 +158,11 @@ def thread_queue(args):
     warm = max(args.warmup, 1)
     n = args.iterations
     go = threading.Barrier(2)
-
-    def produce():
-        put = q.put
-        for i in range(warm):
-            put(i)
-        go.wait()
-        for i in range(warm, warm + n):
-            put(i)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
+    # A daemon, so that an error here cannot leave the program waiting for it at the barrier.
+    producer_thread = threading.Thread(
+        target=producer, args=(q, go, warm, n, False), daemon=True
+    )
+    producer_thread.start()
     get = q.get
     for i in range(warm):
         if get() != i:
@@ -175,7 +173,7 @@ def thread_queue(args):
         if get() != i:
             raise SystemExit(f"item {i} came out of order")
     elapsed = time.perf_counter() - start
-    producer.join()
+    producer_thread.join()
     return elapsed, n
 
 

@@ -308,3 +308,51 @@ pub fn touched_heap(bytes: usize) -> Vec<u8> {
     // `vec![0; n]` would map zero pages that nothing has touched yet.
     std::hint::black_box(vec![1u8; bytes])
 }
+
+/// An error that a producer thread can hand back.
+pub type SendError = Box<dyn Error + Send + Sync>;
+
+/// Times a thread queue: another thread `put`s `--warmup` `u64`s, then (after a barrier)
+/// `--iterations` more, which this thread `get`s, checking their order; prints the `RESULT`
+/// line under `name` with the time per item of the timed stretch.
+///
+/// # Errors
+///
+/// The first failing `put` or `get`, or an item out of order.
+pub fn time_thread_queue(
+    name: &str,
+    args: &Args,
+    put: impl Fn(u64) -> Result<(), SendError> + Sync,
+    mut get: impl FnMut() -> Result<u64, Box<dyn Error>>,
+) -> Result<(), Box<dyn Error>> {
+    let warm = u64::from(args.warmup.max(1));
+    let n = u64::from(args.iterations);
+    let go = std::sync::Barrier::new(2);
+    let mut take = |items: std::ops::Range<u64>| -> Result<(), Box<dyn Error>> {
+        for i in items {
+            if get()? != i {
+                return Err(format!("item {i} came out of order").into());
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| -> Result<(), SendError> {
+            (0..warm).try_for_each(&put)?;
+            go.wait();
+            (warm..warm + n).try_for_each(&put)
+        });
+        let warmed = take(0..warm);
+        // The producer waits at the barrier whatever came of the warm-up, so that an error
+        // here cannot leave it, and the scope, waiting forever.
+        go.wait();
+        warmed?;
+        let start = Instant::now();
+        take(warm..warm + n)?;
+        let elapsed = start.elapsed();
+        let produced = producer.join().map_err(|_| "the producer panicked")?;
+        produced.map_err(|error| -> Box<dyn Error> { error })?;
+        report(name, elapsed, n);
+        Ok(())
+    })
+}

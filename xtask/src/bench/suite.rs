@@ -130,7 +130,7 @@ pub(crate) const MEASURES: &[Measure] = &[
         "ours idle",
         "bench-ours",
         &["process-start", "spawn"],
-        500,
+        300,
         10,
     ),
     rust(
@@ -138,7 +138,7 @@ pub(crate) const MEASURES: &[Measure] = &[
         "ours idle",
         "bench-ours",
         &["process-start", "fork"],
-        2000,
+        1000,
         20,
     ),
     rust(
@@ -146,7 +146,7 @@ pub(crate) const MEASURES: &[Measure] = &[
         "ours idle",
         "bench-ours",
         &["process-start", "forkserver"],
-        2000,
+        1000,
         20,
     ),
     python(
@@ -186,7 +186,7 @@ pub(crate) const MEASURES: &[Measure] = &[
         "fork+_exit+waitpid",
         "bench-os",
         &["process-start", "fork"],
-        2000,
+        1000,
         20,
     ),
     rust(
@@ -194,7 +194,7 @@ pub(crate) const MEASURES: &[Measure] = &[
         "posix_spawn /bin/true",
         "bench-os",
         &["process-start", "posix_spawn"],
-        1500,
+        800,
         20,
     ),
     // Start and join under load (issue 14): the same, while the measuring program keeps the

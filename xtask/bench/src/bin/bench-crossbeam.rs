@@ -8,10 +8,8 @@
 
 use std::error::Error;
 use std::process::ExitCode;
-use std::sync::Barrier;
-use std::time::Instant;
 
-use procs_bench::{Args, report};
+use procs_bench::Args;
 
 fn main() -> ExitCode {
     procs_bench::exit(run())
@@ -27,35 +25,10 @@ fn run() -> Result<(), Box<dyn Error>> {
 
 fn thread_queue(args: &Args) -> Result<(), Box<dyn Error>> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let warm = u64::from(args.warmup.max(1));
-    let n = u64::from(args.iterations);
-    let go = Barrier::new(2);
-    std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
-        let producer = scope.spawn(|| -> Result<(), crossbeam_channel::SendError<u64>> {
-            for i in 0..warm {
-                tx.send(i)?;
-            }
-            go.wait();
-            for i in warm..warm + n {
-                tx.send(i)?;
-            }
-            Ok(())
-        });
-        for i in 0..warm {
-            if rx.recv()? != i {
-                return Err(format!("item {i} came out of order").into());
-            }
-        }
-        go.wait();
-        let start = Instant::now();
-        for i in warm..warm + n {
-            if rx.recv()? != i {
-                return Err(format!("item {i} came out of order").into());
-            }
-        }
-        let elapsed = start.elapsed();
-        producer.join().map_err(|_| "the producer panicked")??;
-        report("thread_queue/crossbeam-channel", elapsed, n);
-        Ok(())
-    })
+    procs_bench::time_thread_queue(
+        "thread_queue/crossbeam-channel",
+        args,
+        |i| Ok(tx.send(i)?),
+        || Ok(rx.recv()?),
+    )
 }

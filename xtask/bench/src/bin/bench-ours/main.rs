@@ -508,6 +508,9 @@ fn producers_consumers(parameter: &str) -> Result<(u32, u32), Box<dyn Error>> {
     }
 }
 
+/// How long the processes of `queue-producers` wait at their barrier for the others to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The mark a producer puts after its items, once per consumer: a consumer stops at its
 /// `P`th. Every producer's items come before its marks, so that once every mark is taken,
 /// every item is.
@@ -554,7 +557,8 @@ fn queue_producers(args: &Args) -> Result<(), Box<dyn Error>> {
     let n = u64::from(args.iterations) / u64::from(producers) * u64::from(producers);
     let share = n / u64::from(producers);
     let queue = Queue::new()?;
-    let go = Barrier::new(producers + consumers)?;
+    // A child that cannot start leaves the others at the barrier: they give up after a while.
+    let go = Barrier::with_timeout(producers + consumers, START_TIMEOUT)?;
     let mut spawn = Process::builder();
     spawn.start_method(StartMethod::Spawn);
     let mut producing = Vec::new();
@@ -606,37 +610,12 @@ fn queue_producers(args: &Args) -> Result<(), Box<dyn Error>> {
 
 fn thread_queue(args: &Args) -> Result<(), Box<dyn Error>> {
     let queue = procs::queue::Queue::new();
-    let warm = u64::from(args.warmup.max(1));
-    let n = u64::from(args.iterations);
-    let go = std::sync::Barrier::new(2);
-    std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
-        let producer = scope.spawn(|| -> procs::Result<()> {
-            for i in 0..warm {
-                queue.put(i)?;
-            }
-            go.wait();
-            for i in warm..warm + n {
-                queue.put(i)?;
-            }
-            Ok(())
-        });
-        for i in 0..warm {
-            if queue.get()? != i {
-                return Err(format!("item {i} came out of order").into());
-            }
-        }
-        go.wait();
-        let start = Instant::now();
-        for i in warm..warm + n {
-            if queue.get()? != i {
-                return Err(format!("item {i} came out of order").into());
-            }
-        }
-        let elapsed = start.elapsed();
-        producer.join().map_err(|_| "the producer panicked")??;
-        report("thread_queue/ours", elapsed, n);
-        Ok(())
-    })
+    procs_bench::time_thread_queue(
+        "thread_queue/ours",
+        args,
+        |i| Ok(queue.put(i)?),
+        || Ok(queue.get()?),
+    )
 }
 
 fn pool_map(args: &Args) -> Result<(), Box<dyn Error>> {
