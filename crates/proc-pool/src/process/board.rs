@@ -283,7 +283,6 @@ mod tests {
         assert_eq!(board.take_answer().unwrap(), None);
     }
 
-
     #[test]
     fn the_sleeping_flag_is_seen_by_the_worker() {
         let board = Board::new().unwrap();
