@@ -131,6 +131,24 @@ pub fn wait_until_asleep(what: &str, pid: u32) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// Whether the main thread of process `pid` sleeps inside `read(2)` (Linux's
+/// `/proc/<pid>/stat` and `/proc/<pid>/syscall` tell): a reader of a pipe that sleeps there
+/// has not seen end of file, so a writer still holds the pipe open, as end of file wakes
+/// the reader at once.
+#[cfg(target_os = "linux")]
+pub fn blocked_in_read(pid: u32) -> bool {
+    let asleep = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            == Some("S")
+    });
+    let in_read = std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|call| {
+        call.split_whitespace().next() == Some(libc::SYS_read.to_string().as_str())
+    });
+    asleep && in_read
+}
+
 /// Stops process `pid` (SIGSTOP) and, where `/proc` tells, waits until every thread of it
 /// has stopped: a frozen process holds on to whatever it had, as a very slow one would.
 ///
