@@ -108,6 +108,7 @@ impl RawServer {
     fn bind(transport: Transport, tag: &str) -> (RawServer, Address) {
         match transport {
             Transport::Tcp => {
+                let _ = tag;
                 let l = TcpListener::bind("127.0.0.1:0").unwrap();
                 let addr = l.local_addr().unwrap();
                 (RawServer::Tcp(l), Address::Tcp(addr))
