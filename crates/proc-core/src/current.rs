@@ -2,21 +2,9 @@
 
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::method::StartMethod;
+use crate::start::Identity;
 use crate::sys;
-
-/// A process's name, place in the process tree, daemon flag and authentication key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Identity {
-    pub(crate) name: String,
-    /// Python's `_identity`: `[]` for the main process, `[2]` for its second child, `[2, 1]`
-    /// for that child's first child.
-    pub(crate) path: Vec<u32>,
-    pub(crate) daemon: bool,
-    pub(crate) authkey: Vec<u8>,
-}
 
 #[derive(Debug)]
 struct State {
@@ -321,20 +309,43 @@ pub fn getpid() -> u32 {
     sys::getpid()
 }
 
-/// The operating system's parent process id: Python's `os.getppid()`.
+/// The id of the process that started this one: Python's `os.getppid()`, as its tutorials
+/// use it in a child.
 ///
-/// For a child started through the fork server this is the server's pid;
-/// [`parent_process`] names the process that asked for the child.
+/// For a child started with [`StartMethod::ForkServer`] this is the process that asked for
+/// the child (the pid of [`parent_process`]), although the fork server forked it: the
+/// operating system names the server as its parent, and `libc::getppid()` tells that. For
+/// every other process it is the operating system's parent.
 ///
 /// # Platform-specific behavior
 ///
-/// On Windows this is the pid of the creating process, looked up in the process snapshot.
+/// The operating system's parent of a process whose parent died is another process (init or
+/// a subreaper on Unix); the logical parent of a fork server's child stays the one that
+/// asked for it, as [`parent_process`] does. On Windows this is the pid of the creating
+/// process, looked up in the process snapshot.
 ///
 /// # Examples
 ///
 /// ```
-/// assert_ne!(proc_core::getppid(), proc_core::getpid());
+/// use proc_core::StartMethod;
+///
+/// fn parent(_: ()) -> u32 {
+///     proc_core::getppid()
+/// }
+///
+/// fn main() {
+///     proc_core::init();
+///     assert_ne!(proc_core::getppid(), proc_core::getpid());
+///     for &method in StartMethod::available() {
+///         let mut p = proc_core::Process::builder().start_method(method).spawn(parent, ()).unwrap();
+///         assert_eq!(p.join().unwrap(), proc_core::getpid());
+///     }
+/// }
 /// ```
 pub fn getppid() -> u32 {
-    sys::getppid()
+    let logical = with_state(|state| match (state.method, &state.parent) {
+        (Some(StartMethod::ForkServer), Some((pid, _, _))) => Some(*pid),
+        _ => None,
+    });
+    logical.unwrap_or_else(sys::getppid)
 }

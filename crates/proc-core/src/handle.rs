@@ -248,12 +248,12 @@ impl<'de> Deserialize<'de> for Link {
 /// ```
 #[derive(Debug)]
 pub struct Link {
-    channel: sys::Channel,
-    max_frame: usize,
+    pub(crate) channel: sys::Channel,
+    pub(crate) max_frame: usize,
     /// One frame at a time in each direction: a frame (and the handles sent with it) must
     /// not interleave with another thread's.
-    sending: std::sync::Mutex<()>,
-    receiving: std::sync::Mutex<()>,
+    pub(crate) sending: std::sync::Mutex<()>,
+    pub(crate) receiving: std::sync::Mutex<()>,
 }
 
 impl Link {
@@ -511,19 +511,6 @@ impl Link {
         Ok(sys::wait_any(&channels, timeout)?)
     }
 
-    /// Sends a frame made with [`Outgoing::encode`](crate::internal::Outgoing::encode), with
-    /// the handles inside its value. Internal: for protocols of the `procs` crates.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Link::send).
-    #[doc(hidden)]
-    pub fn send_outgoing(&self, frame: &crate::internal::Outgoing) -> Result<()> {
-        let (bytes, handles) = frame.frame()?;
-        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self.channel.send_frame(&bytes, &handles)?)
-    }
-
     /// Makes a receive that waits longer than `timeout` for the next bytes of a frame fail
     /// with an [`Error::Io`] of kind `WouldBlock` (the stream is then out of step: drop the
     /// link). Internal: lets the pool give up on a worker that stalls in the middle of an
@@ -539,26 +526,6 @@ impl Link {
     #[doc(hidden)]
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         Ok(self.channel.set_read_timeout(timeout)?)
-    }
-
-    /// Sends several frames made with
-    /// [`Outgoing::encode`](crate::internal::Outgoing::encode), in one write when none holds
-    /// handles. Internal: for protocols of the `procs` crates.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Link::send); frames before a failing one may have been sent.
-    #[doc(hidden)]
-    pub fn send_outgoing_all(&self, frames: &[&crate::internal::Outgoing]) -> Result<()> {
-        if frames.iter().any(|f| f.has_handles()) {
-            for frame in frames {
-                self.send_outgoing(frame)?;
-            }
-            return Ok(());
-        }
-        let payloads: Vec<&[u8]> = frames.iter().map(|f| f.bytes.as_slice()).collect();
-        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self.channel.send_frames(&payloads)?)
     }
 
     /// Sends `header` followed by `value` as one frame, with the handles inside `value`.
@@ -577,19 +544,6 @@ impl Link {
         encoded?;
         let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.channel.send_frame(&bytes, &handles)?)
-    }
-
-    /// Receives one frame with its handles, undecoded. Internal: for protocols of the
-    /// `procs` crates.
-    ///
-    /// # Errors
-    ///
-    /// As [`recv_bytes`](Link::recv_bytes).
-    #[doc(hidden)]
-    pub fn recv_incoming(&self) -> Result<crate::internal::Incoming> {
-        let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
-        let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
-        Ok(crate::internal::Incoming { bytes, handles })
     }
 }
 

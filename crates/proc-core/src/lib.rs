@@ -35,9 +35,33 @@
 //! ```
 #![warn(missing_docs)]
 
+// The modules form layers, and every `use crate::` points down this list. Top first:
+//
+// - `process` (`Process`, `Sentinel`; `process/builder.rs`: `Builder`, `Context`, `Task`)
+// - `spawn` (`launch`, and one file per start method: `exec`, `fork`, `forkserver`)
+// - `child` (the child runtime: the entry before `main`, `run`, the trampolines)
+// - `registry` (the children of this process and their shared state)
+// - `current` (who this process is)
+// - `start` (the wire types of a start: `Request`, `Identity`, `Outcome`, `Trampoline`)
+// - `method` (`StartMethod`), `queue_error`
+// - `internal` (`packet` over `handle`, `named` over `shared`; `unwind`)
+// - `shared` (segments, words, pids)
+// - `handle` (`Handle`, `Link`), `fnref`
+// - `fingerprint`
+// - `sys` (the platform, behind the list in `sys/mod.rs`), which takes callbacks where it
+//   needs what is above it: `serve_forkserver` gets the function that a forked child serves
+//   its parent with, `fork` the child's work, `before_main!` the function the loader calls
+// - `codec`, `error`, `internal/deadline.rs`
+//
+// The bottom of the list is a layer of files rather than of modules: `sys`'s channels
+// (`sys/*/channel.rs`) frame with `codec` and fail with `error`; `error` names signals with
+// the `signal_name` of `sys/*/os.rs`, which uses neither; every wait takes the `Deadline` of
+// `internal/deadline.rs`, which uses nothing; and Windows' parkers (`sys/windows/shm.rs`)
+// travel as `Handle`s.
+
+mod child;
 pub mod codec;
 mod current;
-mod entry;
 mod error;
 mod fingerprint;
 mod fnref;
@@ -49,6 +73,8 @@ mod process;
 mod queue_error;
 mod registry;
 pub mod shared;
+mod spawn;
+mod start;
 mod sys;
 
 pub use current::{
@@ -57,8 +83,8 @@ pub use current::{
 pub use error::{Error, Result};
 pub use fnref::FnRef;
 pub use handle::{Handle, Link};
-pub use method::{Context, StartMethod, context, get_start_method, set_start_method};
-pub use process::{Builder, Process, Sentinel, Task};
+pub use method::{StartMethod, get_start_method, set_start_method};
+pub use process::{Builder, Context, Process, Sentinel, Task, context};
 pub use queue_error::{GetError, PutError};
 pub use registry::{ActiveChild, active_children};
 
@@ -80,5 +106,5 @@ pub use registry::{ActiveChild, active_children};
 /// ```
 #[doc(alias = "freeze_support")]
 pub fn init() {
-    entry::from_constructor();
+    child::from_constructor();
 }

@@ -1,14 +1,14 @@
-//! Start methods and contexts: Python's `set_start_method` and `get_context`.
+//! Start methods: Python's `get_all_start_methods`, `set_start_method` and
+//! `get_start_method`. (A context, Python's `get_context`, is a process builder's; it lives
+//! beside [`Builder`](crate::Builder).)
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::process::{Builder, Process};
 
 /// How a child process comes to life.
 ///
@@ -36,7 +36,9 @@ pub enum StartMethod {
     /// Ask a clean, single-threaded copy of the program, started on first use, to fork the
     /// child (Unix): as safe as `Spawn`, nearly as fast as `Fork`.
     ///
-    /// The server, not this process, is the children's parent and reports their exit codes.
+    /// The server, not this process, is the children's parent for the operating system and
+    /// reports their exit codes; [`getppid`](crate::getppid) and
+    /// [`parent_process`](crate::parent_process) in a child still name this process.
     /// If it dies (killed, say), its running children go on and are still seen to end
     /// (watched by pidfd on Linux, by pid elsewhere), but their exit codes are lost with it:
     /// they read 255, as in Python, and a `join` returns the child's result if it arrived,
@@ -176,7 +178,7 @@ pub(crate) fn force_start_method(method: StartMethod) {
 /// A child process starts with the method it was started with already set, as in Python:
 /// what the parent chose reaches its children's children, and a child that calls this gets
 /// [`Error::InvalidState`]; it chooses per process with
-/// [`Builder::start_method`] or [`context`].
+/// [`Builder::start_method`](crate::Builder::start_method) or [`context`](crate::context).
 ///
 /// # Errors
 ///
@@ -218,122 +220,4 @@ pub fn get_start_method() -> StartMethod {
             Err(set) => set,
         };
     StartMethod::from_code(code).unwrap_or_else(StartMethod::default_for_platform)
-}
-
-/// A start method to create processes with: Python's `get_context(method)`.
-///
-/// # Examples
-///
-/// ```
-/// fn square(x: u64) -> u64 {
-///     x * x
-/// }
-///
-/// fn main() {
-///     proc_core::init();
-///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-///     assert_eq!(ctx.spawn(square, 12).unwrap().join().unwrap(), 144);
-/// }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
-    method: StartMethod,
-}
-
-/// The context of a start method.
-///
-/// # Errors
-///
-/// [`Error::Unsupported`] when the platform lacks the method.
-///
-/// # Examples
-///
-/// ```
-/// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-/// assert_eq!(ctx.start_method(), proc_core::StartMethod::Spawn);
-/// ```
-#[doc(alias = "get_context")]
-pub fn context(method: StartMethod) -> Result<Context> {
-    method.check_available()?;
-    Ok(Context { method })
-}
-
-impl Context {
-    /// The context's start method.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-    /// assert_eq!(ctx.start_method().name(), "spawn");
-    /// ```
-    pub fn start_method(&self) -> StartMethod {
-        self.method
-    }
-
-    /// A process builder that uses this context's start method.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-    /// let mut builder = ctx.builder();
-    /// builder.name("worker");
-    /// ```
-    pub fn builder(&self) -> Builder {
-        let mut builder = Builder::new();
-        builder.start_method(self.method);
-        builder
-    }
-
-    /// Creates (without starting) a process that will run `f(args)`; see [`Process::new`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn double(x: i32) -> i32 {
-    ///     x * 2
-    /// }
-    ///
-    /// fn main() {
-    ///     proc_core::init();
-    ///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-    ///     let mut p = ctx.process(double, 21);
-    ///     p.start().unwrap();
-    ///     assert_eq!(p.join().unwrap(), 42);
-    /// }
-    /// ```
-    pub fn process<F, A, R>(&self, f: F, args: A) -> Process<R>
-    where
-        F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.builder().process(f, args)
-    }
-
-    /// Creates and starts a process that runs `f(args)`; see [`Process::spawn`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Process::start`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_core::init();
-    ///     let ctx = proc_core::context(proc_core::StartMethod::Spawn).unwrap();
-    ///     let mut p = ctx.spawn(|s: String| s.len(), "four".to_string()).unwrap();
-    ///     assert_eq!(p.join().unwrap(), 4);
-    /// }
-    /// ```
-    pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
-    where
-        F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.builder().spawn(f, args)
-    }
 }

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use crate::codec;
-use crate::entry::{Outcome, Request};
 use crate::error::{Error, Result};
+use crate::internal::Deadline;
+use crate::start::{Outcome, Request};
 use crate::sys::{self, Channel, Child};
 
 /// How often a wait for a child's outcome also checks whether the child still lives.
@@ -80,14 +81,27 @@ impl ChildState {
                 let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
                 if outcome.is_none() {
                     // A child that exited has everything it wrote buffered already; one that
-                    // exited without a word left nothing to read.
-                    *outcome = Some(if readable {
+                    // exited without a word left nothing to read. A live child that stops
+                    // in the middle of its frame holds this wait only for the slice: what
+                    // arrived stays in the channel for the next look.
+                    let read = if readable {
                         self.channel
-                            .recv_frame(codec::DEFAULT_MAX_FRAME)
-                            .and_then(|(bytes, handles)| Ok((codec::decode(&bytes)?, handles)))
+                            .recv_frame_until(
+                                codec::DEFAULT_MAX_FRAME,
+                                Deadline::from_timeout(slice),
+                            )
+                            .transpose()
                     } else {
-                        Err(Error::Closed)
-                    });
+                        Some(Err(Error::Closed))
+                    };
+                    if let Some(read) = read {
+                        *outcome =
+                            Some(read.and_then(|(bytes, handles)| {
+                                Ok((codec::decode(&bytes)?, handles))
+                            }));
+                    } else if remaining().is_some_and(|r| r.is_zero()) {
+                        return Ok(None);
+                    }
                 }
             } else if remaining().is_some_and(|r| r.is_zero()) {
                 return Ok(None);

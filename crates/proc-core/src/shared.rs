@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`Segment`] | anonymous shared memory that owns its [`Handle`]; the handle and the length travel, [`Segment::from_handle`] maps them again |
 //! | [`Word`] | a futex word and the count of its sleepers, made to sit in a segment: [`sleep`](Word::sleep) and [`wake`](Word::wake), and a robust lock ([`lock`](Word::lock), [`unlock`](Word::unlock)) that holds its owner's pid |
+//! | [`Blocking`], [`Acquired`] | whether a lock call waits, and how it took the lock |
 //! | [`Parkers`] | what the words of one structure sleep on; it travels along with the segment |
 //! | [`pid`], [`pid_alive`] | the owner a lock stores, and whether that owner still runs |
 //! | [`start_time`], [`pid_alive_since`] | what tells a process from a later one with the same pid, for records that hold it beside the pid |
@@ -23,7 +24,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 //!
-//! use proc_core::shared::{Parkers, Segment, Word};
+//! use proc_core::shared::{Blocking, Parkers, Segment, Word};
 //! use proc_core::{Handle, Process};
 //!
 //! /// Valid when zeroed, and made of atomics only.
@@ -42,7 +43,7 @@
 //! fn add_one((handle, len, parkers): (Handle, usize, Parkers)) {
 //!     let segment = Segment::from_handle(handle, len).unwrap();
 //!     let c = counter(&segment);
-//!     c.lock.lock(&parkers, 0, true, None).unwrap();
+//!     c.lock.lock(&parkers, 0, Blocking::Block, None).unwrap();
 //!     // A read and a write, not one atomic add: only the lock keeps other adders out.
 //!     let seen = c.count.load(Ordering::Relaxed);
 //!     c.count.store(seen + 1, Ordering::Relaxed);
@@ -358,11 +359,11 @@ impl Parkers {
     /// # Examples
     ///
     /// ```
-    /// use proc_core::shared::{Parkers, Word};
+    /// use proc_core::shared::{Acquired, Blocking, Parkers, Word};
     ///
     /// let parkers = Parkers::new(1).unwrap();
     /// let word = Word::new();
-    /// assert_eq!(word.lock(&parkers, 0, false, None), Some(false));
+    /// assert_eq!(word.lock(&parkers, 0, Blocking::NonBlocking, None), Some(Acquired::Free));
     /// ```
     pub fn new(words: usize) -> Result<Parkers> {
         Ok(Parkers {
@@ -390,14 +391,14 @@ impl Parkers {
 /// A word in a segment, locked and unlocked:
 ///
 /// ```
-/// use proc_core::shared::{Parkers, Segment, Word, pid};
+/// use proc_core::shared::{Acquired, Blocking, Parkers, Segment, Word, pid};
 ///
 /// let segment = Segment::anonymous(size_of::<Word>()).unwrap();
 /// let parkers = Parkers::new(1).unwrap();
 /// // SAFETY: the segment is page-aligned and holds a `Word`, which is valid when zeroed; the
 /// // reference does not outlive the segment.
 /// let word = unsafe { &*segment.as_ptr().cast::<Word>() };
-/// assert_eq!(word.lock(&parkers, 0, true, None), Some(false));
+/// assert_eq!(word.lock(&parkers, 0, Blocking::Block, None), Some(Acquired::Free));
 /// assert_eq!(word.value().load(std::sync::atomic::Ordering::Relaxed), pid());
 /// word.unlock(&parkers, 0);
 /// assert!(!word.is_locked());
@@ -501,13 +502,13 @@ impl Word {
         }
     }
 
-    /// Takes the lock that this word is: `Some(owner_died)` once taken, `None` when
-    /// `deadline` passed first (at once when `block` is false).
+    /// Takes the lock that this word is: `Some` once taken, saying how, `None` when
+    /// `deadline` passed first (at once with [`Blocking::NonBlocking`]).
     ///
     /// Taking a free lock is one compare-and-swap. A waiter spins a little, then sleeps; every
     /// tenth of a second it looks whether the owner still lives, and takes the lock of a dead
     /// owner over (as a non-blocking call does at once, and a wait that reaches its deadline
-    /// before its first slice does at the end), which `Some(true)` reports: the
+    /// before its first slice does at the end), which [`Acquired::OwnerDied`] reports: the
     /// `EOWNERDEAD` of robust POSIX mutexes. What the lock protects may be half-updated then.
     ///
     /// Ownership is per process: a thread that locks a word that its own process holds waits.
@@ -525,33 +526,33 @@ impl Word {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// use proc_core::shared::{Parkers, Word};
+    /// use proc_core::shared::{Acquired, Blocking, Parkers, Word};
     ///
     /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
-    /// assert_eq!(word.lock(&parkers, 0, false, None), Some(false));
-    /// assert_eq!(word.lock(&parkers, 0, false, None), None);
+    /// assert_eq!(word.lock(&parkers, 0, Blocking::NonBlocking, None), Some(Acquired::Free));
+    /// assert_eq!(word.lock(&parkers, 0, Blocking::NonBlocking, None), None);
     /// let soon = Instant::now() + Duration::from_millis(10);
-    /// assert_eq!(word.lock(&parkers, 0, true, Some(soon)), None);
+    /// assert_eq!(word.lock(&parkers, 0, Blocking::Block, Some(soon)), None);
     /// word.unlock(&parkers, 0);
     /// ```
     pub fn lock(
         &self,
         parkers: &Parkers,
         index: usize,
-        block: bool,
+        blocking: Blocking,
         deadline: Option<Instant>,
-    ) -> Option<bool> {
+    ) -> Option<Acquired> {
         let word = &self.value;
         let me = pid();
         if word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            return Some(false);
+            return Some(Acquired::Free);
         }
-        if !block {
+        if blocking == Blocking::NonBlocking {
             let owner = word.load(Ordering::Relaxed);
-            return take_from_dead(word, owner, me).then_some(true);
+            return take_from_dead(word, owner, me).then_some(Acquired::OwnerDied);
         }
         for _ in 0..SPINS {
             std::hint::spin_loop();
@@ -560,7 +561,7 @@ impl Word {
                     .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                return Some(false);
+                return Some(Acquired::Free);
             }
         }
         loop {
@@ -570,14 +571,14 @@ impl Word {
                     .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Some(false);
+                    return Some(Acquired::Free);
                 }
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // A wait shorter than a slice still looks at the owner's life once, so that a
                 // caller that only ever waits briefly is not kept out by a dead owner forever.
-                return take_from_dead(word, owner, me).then_some(true);
+                return take_from_dead(word, owner, me).then_some(Acquired::OwnerDied);
             }
             let slice_end = Instant::now() + LIVENESS_SLICE;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
@@ -588,7 +589,7 @@ impl Word {
                 && word.load(Ordering::Relaxed) == owner
                 && take_from_dead(word, owner, me)
             {
-                return Some(true);
+                return Some(Acquired::OwnerDied);
             }
         }
     }
@@ -599,10 +600,10 @@ impl Word {
     /// # Examples
     ///
     /// ```
-    /// use proc_core::shared::{Parkers, Word};
+    /// use proc_core::shared::{Blocking, Parkers, Word};
     ///
     /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
-    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// word.lock(&parkers, 0, Blocking::Block, None).unwrap();
     /// word.unlock(&parkers, 0);
     /// assert!(!word.is_locked());
     /// ```
@@ -616,11 +617,11 @@ impl Word {
     /// # Examples
     ///
     /// ```
-    /// use proc_core::shared::{Parkers, Word};
+    /// use proc_core::shared::{Blocking, Parkers, Word};
     ///
     /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
     /// assert!(!word.is_locked());
-    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// word.lock(&parkers, 0, Blocking::Block, None).unwrap();
     /// assert!(word.is_locked());
     /// # word.unlock(&parkers, 0);
     /// ```
@@ -633,16 +634,74 @@ impl Word {
     /// # Examples
     ///
     /// ```
-    /// use proc_core::shared::{Parkers, Word};
+    /// use proc_core::shared::{Blocking, Parkers, Word};
     ///
     /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
-    /// word.lock(&parkers, 0, true, None).unwrap();
+    /// word.lock(&parkers, 0, Blocking::Block, None).unwrap();
     /// assert!(word.is_mine());
     /// word.unlock(&parkers, 0);
     /// assert!(!word.is_mine());
     /// ```
     pub fn is_mine(&self) -> bool {
         self.value.load(Ordering::Relaxed) == pid()
+    }
+}
+
+/// Whether [`Word::lock`] waits for a lock that another process holds.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{Blocking, Parkers, Word};
+///
+/// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+/// assert!(word.lock(&parkers, 0, Blocking::Block, None).is_some());
+/// assert!(word.lock(&parkers, 0, Blocking::NonBlocking, None).is_none());
+/// word.unlock(&parkers, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    /// Wait until the lock is free or its owner is dead, at most until the deadline.
+    Block,
+    /// Return at once: take the lock if it is free or its owner is dead, else nothing.
+    NonBlocking,
+}
+
+/// How [`Word::lock`] took the lock.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{Acquired, Blocking, Parkers, Word};
+///
+/// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+/// let taken = word.lock(&parkers, 0, Blocking::Block, None).unwrap();
+/// assert_eq!(taken, Acquired::Free);
+/// assert!(!taken.owner_died());
+/// word.unlock(&parkers, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lock was free, or its owner freed it.
+    Free,
+    /// Taken over from a process that died holding it (the `EOWNERDEAD` of robust POSIX
+    /// mutexes): what the lock protects may be half-updated.
+    OwnerDied,
+}
+
+impl Acquired {
+    /// Whether the lock was taken over from a dead owner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::Acquired;
+    ///
+    /// assert!(Acquired::OwnerDied.owner_died());
+    /// assert!(!Acquired::Free.owner_died());
+    /// ```
+    pub fn owner_died(self) -> bool {
+        self == Acquired::OwnerDied
     }
 }
 

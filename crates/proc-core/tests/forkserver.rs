@@ -20,15 +20,40 @@ fn write_whole(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// The operating system's parent of this process: for a child of the fork server, the server
+/// (`proc_core::getppid` names the process that asked for the child).
+fn os_parent() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
 /// Names its parent (the fork server) in `server`, waits until `release` exists, returns 42.
 fn hold((server, release): (PathBuf, PathBuf)) -> u32 {
-    write_whole(&server, &proc_core::getppid().to_string());
+    write_whole(&server, &os_parent().to_string());
     eventually("the test releases the child", || release.exists());
     42
 }
 
 fn parent_pid((): ()) -> u32 {
-    proc_core::getppid()
+    os_parent()
+}
+
+/// The two parents of a fork server's child: the logical one and the operating system's.
+fn both_parents((): ()) -> (u32, u32) {
+    (proc_core::getppid(), os_parent())
+}
+
+// The seed tutorials print `os.getppid()` in a child to show the process that started it;
+// under the fork server that is the process that asked for the child, not the server.
+#[test]
+fn getppid_in_a_fork_server_child_names_the_process_that_asked_for_it() {
+    let _one = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = builder(StartMethod::ForkServer)
+        .spawn(both_parents, ())
+        .unwrap();
+    let (logical, server) = p.join_timeout(PATIENCE).unwrap();
+    assert_eq!(logical, std::process::id());
+    assert_ne!(server, std::process::id());
 }
 
 /// Starts `hold` under the fork server; returns the process and the server's pid.

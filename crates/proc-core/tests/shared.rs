@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_core::shared::{
-    Parkers, Segment, Word, pid, pid_alive, pid_alive_since, start_time, start_time_of,
+    Acquired, Blocking, Parkers, Segment, Word, pid, pid_alive, pid_alive_since, start_time,
+    start_time_of,
 };
 use proc_core::{Error, Handle};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
@@ -129,8 +130,10 @@ fn add_under_lock((parts, n): (Parts, u32)) {
     let block = shared.block();
     for _ in 0..n {
         assert_eq!(
-            block.lock.lock(&shared.parkers, LOCK, true, None),
-            Some(false)
+            block
+                .lock
+                .lock(&shared.parkers, LOCK, Blocking::Block, None),
+            Some(Acquired::Free)
         );
         let seen = block.count.load(Ordering::Relaxed);
         // Give the others every chance to cut in, were the lock broken.
@@ -168,14 +171,22 @@ fn a_word_lock_excludes_processes_and_threads() {
 fn a_held_lock_times_out_and_is_this_process_own() {
     let shared = Shared::new();
     let (word, parkers) = (&shared.block().lock, &shared.parkers);
-    assert_eq!(word.lock(parkers, LOCK, false, None), Some(false));
+    assert_eq!(
+        word.lock(parkers, LOCK, Blocking::NonBlocking, None),
+        Some(Acquired::Free)
+    );
     assert!(word.is_locked() && word.is_mine());
     assert_eq!(word.value().load(Ordering::SeqCst), pid());
     // Ownership is per process: another thread of it waits too.
     std::thread::scope(|s| {
         let waited = s.spawn(|| {
             let start = Instant::now();
-            let got = word.lock(parkers, LOCK, true, Some(start + Duration::from_millis(50)));
+            let got = word.lock(
+                parkers,
+                LOCK,
+                Blocking::Block,
+                Some(start + Duration::from_millis(50)),
+            );
             (got, start.elapsed())
         });
         let (got, elapsed) = waited.join().unwrap();
@@ -185,7 +196,10 @@ fn a_held_lock_times_out_and_is_this_process_own() {
             "gave up after {elapsed:?}"
         );
     });
-    assert_eq!(word.lock(parkers, LOCK, true, Some(Instant::now())), None);
+    assert_eq!(
+        word.lock(parkers, LOCK, Blocking::Block, Some(Instant::now())),
+        None
+    );
     word.unlock(parkers, LOCK);
     assert!(!word.is_locked() && !word.is_mine());
 }
@@ -196,7 +210,10 @@ fn a_lock_whose_owner_is_no_process_is_taken_over_at_once() {
     // No process has this pid: it is beyond what any system gives out.
     word.value().store(u32::MAX, Ordering::SeqCst);
     assert!(word.is_locked() && !word.is_mine());
-    assert_eq!(word.lock(&parkers, 0, false, None), Some(true));
+    assert_eq!(
+        word.lock(&parkers, 0, Blocking::NonBlocking, None),
+        Some(Acquired::OwnerDied)
+    );
     assert!(word.is_mine());
     word.unlock(&parkers, 0);
 }
@@ -206,8 +223,10 @@ fn hold_forever(parts: Parts) {
     let shared = Shared::from_parts(parts);
     let block = shared.block();
     assert_eq!(
-        block.lock.lock(&shared.parkers, LOCK, true, None),
-        Some(false)
+        block
+            .lock
+            .lock(&shared.parkers, LOCK, Blocking::Block, None),
+        Some(Acquired::Free)
     );
     block.flag.value().store(1, Ordering::SeqCst);
     block.flag.wake(&shared.parkers, FLAG, u32::MAX);
@@ -236,20 +255,29 @@ fn a_holder_killed_does_not_block_the_next_locker() {
         let holder_pid = holder.pid().unwrap();
         assert_eq!(word.value().load(Ordering::SeqCst), holder_pid);
         assert!(pid_alive(holder_pid));
-        assert_eq!(word.lock(parkers, LOCK, false, None), None);
+        assert_eq!(word.lock(parkers, LOCK, Blocking::NonBlocking, None), None);
         // A waiter that sleeps when the holder dies wakes to its death within a slice.
         let died = std::thread::scope(|s| {
-            let waiter =
-                s.spawn(|| word.lock(parkers, LOCK, true, Some(Instant::now() + PATIENCE)));
+            let waiter = s.spawn(|| {
+                word.lock(
+                    parkers,
+                    LOCK,
+                    Blocking::Block,
+                    Some(Instant::now() + PATIENCE),
+                )
+            });
             std::thread::sleep(Duration::from_millis(50));
             holder.kill().unwrap();
             waiter.join().unwrap()
         });
-        assert_eq!(died, Some(true));
+        assert_eq!(died, Some(Acquired::OwnerDied));
         assert!(word.is_mine());
         word.unlock(parkers, LOCK);
         // The lock works as before.
-        assert_eq!(word.lock(parkers, LOCK, false, None), Some(false));
+        assert_eq!(
+            word.lock(parkers, LOCK, Blocking::NonBlocking, None),
+            Some(Acquired::Free)
+        );
         word.unlock(parkers, LOCK);
         assert!(holder.join().unwrap_err().signal().is_some() || cfg!(windows));
         assert!(!pid_alive(holder_pid));
@@ -272,8 +300,8 @@ fn a_killed_process_is_not_alive_before_it_is_reaped() {
         let word = &shared.block().lock;
         let soon = Instant::now() + Duration::from_millis(10);
         assert_eq!(
-            word.lock(&shared.parkers, LOCK, true, Some(soon)),
-            Some(true)
+            word.lock(&shared.parkers, LOCK, Blocking::Block, Some(soon)),
+            Some(Acquired::OwnerDied)
         );
         word.unlock(&shared.parkers, LOCK);
         let _ = holder.join();

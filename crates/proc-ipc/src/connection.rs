@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 /// A `Connection` is an ordinary argument of [`Process::spawn`](proc_core::Process::spawn):
 /// the child gets a working end. It can also be sent through another `Connection` to a process
 /// that is already running (Python refuses that and points to managers). Values may hold
-/// [`Handle`](proc_core::Handle)s, queues and other connections.
+/// [`Handle`](proc_core::Handle)s, queues and other connections. On Linux an end reads small
+/// messages ahead (one system call brings several); an end that holds messages it has not
+/// returned yet refuses to be sent (an error), since they would stay behind: receive them
+/// first.
 ///
 /// A receiver sees end-of-file ([`Error::Closed`]) once every copy of the other end is closed.
 /// A child started with [`StartMethod::Fork`](proc_core::StartMethod::Fork) inherits copies of

@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Parkers, Segment, Word, pid, pid_alive};
+use proc_core::shared::{Blocking, Parkers, Segment, Word, pid, pid_alive};
 use proc_core::{Error, Handle, Result};
 
 /// The number of each word for its `Parkers`.
@@ -432,20 +432,19 @@ impl Ring {
         }
     }
 
-    /// Takes the put lock: `None` when `deadline` passed first (at once when `block` is
-    /// false).
-    pub(crate) fn lock_put(&self, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
-        self.take_turn(PUT_LOCK, block, deadline)
+    /// Takes the put lock, waiting for it: `None` when `deadline` passed first.
+    pub(crate) fn lock_put(&self, deadline: Option<Instant>) -> Option<Turn<'_>> {
+        self.take_turn(PUT_LOCK, deadline)
     }
 
     /// Takes the get lock, as [`Ring::lock_put`].
-    pub(crate) fn lock_get(&self, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
-        self.take_turn(GET_LOCK, block, deadline)
+    pub(crate) fn lock_get(&self, deadline: Option<Instant>) -> Option<Turn<'_>> {
+        self.take_turn(GET_LOCK, deadline)
     }
 
-    fn take_turn(&self, index: usize, block: bool, deadline: Option<Instant>) -> Option<Turn<'_>> {
+    fn take_turn(&self, index: usize, deadline: Option<Instant>) -> Option<Turn<'_>> {
         self.turn_word(index)
-            .lock(&self.parkers, index, block, deadline)
+            .lock(&self.parkers, index, Blocking::Block, deadline)
             .map(|_| Turn { ring: self, index })
     }
 
@@ -901,7 +900,7 @@ mod tests {
     use super::*;
 
     fn put(ring: &Ring, payload: &[u8]) {
-        let turn = ring.lock_put(true, None).unwrap();
+        let turn = ring.lock_put(None).unwrap();
         assert!(ring.put(&turn, payload, None, false).unwrap());
     }
 
@@ -909,7 +908,7 @@ mod tests {
     fn read_one_in_a_thread(ring: &std::sync::Arc<Ring>) -> std::thread::JoinHandle<Vec<u8>> {
         let ring = ring.clone();
         std::thread::spawn(move || {
-            let turn = ring.lock_get(true, None).unwrap();
+            let turn = ring.lock_get(None).unwrap();
             let mut out = Vec::new();
             assert!(ring.get(&turn, &mut out, None, MAX_ITEM).unwrap());
             out
@@ -917,7 +916,7 @@ mod tests {
     }
 
     fn get(ring: &Ring, max: usize) -> Result<Option<Vec<u8>>> {
-        let turn = ring.lock_get(true, None).unwrap();
+        let turn = ring.lock_get(None).unwrap();
         let mut out = Vec::new();
         let soon = Some(Instant::now() + Duration::from_millis(20));
         Ok(ring.get(&turn, &mut out, soon, max)?.then_some(out))
@@ -987,7 +986,7 @@ mod tests {
         let ring = Ring::new(4096, 2).unwrap();
         put(&ring, b"a");
         put(&ring, b"b");
-        let turn = ring.lock_put(true, None).unwrap();
+        let turn = ring.lock_put(None).unwrap();
         assert!(!ring.put(&turn, b"c", Some(Instant::now()), false).unwrap());
         drop(turn);
         assert_eq!(get(&ring, MAX_ITEM).unwrap().unwrap(), b"a");
@@ -1003,7 +1002,7 @@ mod tests {
             std::thread::spawn(move || put(&ring, &[7u8; 10_000]))
         };
         let err = {
-            let turn = ring.lock_get(true, None).unwrap();
+            let turn = ring.lock_get(None).unwrap();
             let mut out = Vec::new();
             ring.get(&turn, &mut out, None, 100).unwrap_err()
         };
@@ -1048,7 +1047,7 @@ mod tests {
     fn a_half_written_item_whose_producer_gave_up_is_dropped() {
         let ring = std::sync::Arc::new(Ring::new(4096, 0).unwrap());
         let big = vec![1u8; 3 * 4096];
-        let turn = ring.lock_put(true, None).unwrap();
+        let turn = ring.lock_put(None).unwrap();
         // Nobody reads: the producer writes what fits and gives up at its deadline.
         let soon = Some(Instant::now() + Duration::from_millis(20));
         assert!(!ring.put(&turn, &big, soon, false).unwrap());
@@ -1058,7 +1057,7 @@ mod tests {
         let reader = {
             let ring = ring.clone();
             std::thread::spawn(move || {
-                let turn = ring.lock_get(true, None).unwrap();
+                let turn = ring.lock_get(None).unwrap();
                 let mut out = Vec::new();
                 let later = Some(Instant::now() + Duration::from_millis(300));
                 ring.get(&turn, &mut out, later, MAX_ITEM).unwrap();
@@ -1069,7 +1068,7 @@ mod tests {
         put(&ring, b"whole");
         assert_eq!(get(&ring, MAX_ITEM).unwrap().unwrap(), b"whole");
         // A new item also ends a half-written one that a reader is inside of.
-        let turn = ring.lock_put(true, None).unwrap();
+        let turn = ring.lock_put(None).unwrap();
         let soon = Some(Instant::now() + Duration::from_millis(20));
         assert!(!ring.put(&turn, &big, soon, false).unwrap());
         drop(turn);
@@ -1082,7 +1081,7 @@ mod tests {
     fn a_producer_with_a_deadline_starts_an_item_only_when_all_of_it_fits() {
         let ring = Ring::new(4096, 0).unwrap();
         let now = || Some(Instant::now());
-        let turn = ring.lock_put(true, None).unwrap();
+        let turn = ring.lock_put(None).unwrap();
         // Larger than the ring: not now, and nothing written.
         assert!(!ring.put(&turn, &[1u8; 5000], now(), false).unwrap());
         // Three chunks' worth fits in the empty ring, as one piece.

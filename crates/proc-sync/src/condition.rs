@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use proc_core::shared::Blocking;
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +215,7 @@ impl<L: SharedLock> Condition<L> {
     /// ```
     pub fn acquire(&self) -> L::Guard<'_> {
         self.lock
-            .enter(true, None)
+            .enter(Blocking::Block, None)
             .expect("a wait without a deadline ends with the lock")
     }
 
@@ -231,7 +232,7 @@ impl<L: SharedLock> Condition<L> {
     /// ```
     #[must_use = "the lock is released as soon as the guard drops"]
     pub fn try_acquire(&self) -> Option<L::Guard<'_>> {
-        self.lock.enter(false, None)
+        self.lock.enter(Blocking::NonBlocking, None)
     }
 
     /// Waits at most `timeout` for the condition's lock; see [`RLock::acquire_timeout`] and
@@ -250,7 +251,7 @@ impl<L: SharedLock> Condition<L> {
     #[must_use = "the lock is released as soon as the guard drops"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<L::Guard<'_>> {
         self.lock
-            .enter(true, deadline(Some(timeout)))
+            .enter(Blocking::Block, deadline(Some(timeout)))
             .ok_or(Error::Timeout)
     }
 

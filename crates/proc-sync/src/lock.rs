@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::pid;
+use proc_core::shared::{Acquired, Blocking, pid};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -176,8 +176,8 @@ impl Lock {
     #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         self.shared
-            .lock(0, false, None)
-            .map(|owner_died| LockGuard::new(self, owner_died))
+            .lock(0, Blocking::NonBlocking, None)
+            .map(|acquired| LockGuard::new(self, acquired))
     }
 
     /// Waits at most `timeout` for the lock.
@@ -204,8 +204,8 @@ impl Lock {
 
     pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
         self.shared
-            .lock(0, true, deadline)
-            .map(|owner_died| LockGuard::new(self, owner_died))
+            .lock(0, Blocking::Block, deadline)
+            .map(|acquired| LockGuard::new(self, acquired))
     }
 
     /// Whether some process or thread holds the lock now (it may change at once).
@@ -309,8 +309,11 @@ pub struct LockGuard<'a> {
 }
 
 impl<'a> LockGuard<'a> {
-    fn new(lock: &'a Lock, owner_died: bool) -> LockGuard<'a> {
-        LockGuard { lock, owner_died }
+    fn new(lock: &'a Lock, acquired: Acquired) -> LockGuard<'a> {
+        LockGuard {
+            lock,
+            owner_died: acquired.owner_died(),
+        }
     }
 
     /// Whether this process took the lock over from a process that died holding it (the
@@ -493,15 +496,15 @@ impl RLock {
         state.word.is_mine() && state.thread.load(Ordering::Relaxed) == thread_id()
     }
 
-    fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+    fn enter(&self, blocking: Blocking, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
         if self.is_mine() {
             self.state().count.fetch_add(1, Ordering::Relaxed);
-            return Some(RLockGuard::new(self, false, false));
+            return Some(RLockGuard::new(self, Hold::Again));
         }
-        let owner_died = self.shared.lock(0, block, deadline)?;
+        let acquired = self.shared.lock(0, blocking, deadline)?;
         self.state().thread.store(thread_id(), Ordering::Relaxed);
         self.state().count.store(1, Ordering::Relaxed);
-        Some(RLockGuard::new(self, owner_died, true))
+        Some(RLockGuard::new(self, Hold::Fresh(acquired)))
     }
 
     /// Waits until the lock is free or this thread's, and takes it (once more).
@@ -516,7 +519,7 @@ impl RLock {
     /// # drop((a, b));
     /// ```
     pub fn acquire(&self) -> RLockGuard<'_> {
-        self.enter(true, None)
+        self.enter(Blocking::Block, None)
             .expect("a wait without a deadline ends with the lock")
     }
 
@@ -534,7 +537,7 @@ impl RLock {
     /// ```
     #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        self.enter(false, None)
+        self.enter(Blocking::NonBlocking, None)
     }
 
     /// Waits at most `timeout` for the lock.
@@ -557,7 +560,7 @@ impl RLock {
     /// ```
     #[must_use = "the lock is released as soon as the guard drops: bind it with `let _guard = ...` (`let _ = ...` drops it at once), or call `forget()` on it and `release()` later"]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
-        self.enter(true, deadline(Some(timeout)))
+        self.enter(Blocking::Block, deadline(Some(timeout)))
             .ok_or(Error::Timeout)
     }
 
@@ -691,12 +694,21 @@ pub struct RLockGuard<'a> {
     not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
+/// How a thread holds an `RLock` after an acquire.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// It held the lock already and holds it once more.
+    Again,
+    /// It took the lock, as the shared word says how.
+    Fresh(Acquired),
+}
+
 impl<'a> RLockGuard<'a> {
-    fn new(rlock: &'a RLock, owner_died: bool, fresh: bool) -> RLockGuard<'a> {
+    fn new(rlock: &'a RLock, hold: Hold) -> RLockGuard<'a> {
         RLockGuard {
             rlock,
-            owner_died,
-            fresh,
+            owner_died: matches!(hold, Hold::Fresh(Acquired::OwnerDied)),
+            fresh: matches!(hold, Hold::Fresh(_)),
             not_send: PhantomData,
         }
     }
@@ -769,6 +781,7 @@ mod sealed_lock {
     use std::time::Instant;
 
     use proc_core::Result;
+    use proc_core::shared::Blocking;
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
@@ -811,10 +824,10 @@ mod sealed_lock {
         fn tail(&self, align: usize) -> *mut u8;
         #[doc(hidden)]
         fn tail_len(&self, align: usize) -> usize;
-        /// `Some(guard)` once taken, `None` when `deadline` passed first (at once when
-        /// `block` is false).
+        /// `Some(guard)` once taken, `None` when `deadline` passed first (at once with
+        /// `Blocking::NonBlocking`).
         #[doc(hidden)]
-        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<Self::Guard<'_>>;
+        fn enter(&self, blocking: Blocking, deadline: Option<Instant>) -> Option<Self::Guard<'_>>;
         #[doc(hidden)]
         fn guard_owner_died(guard: &Self::Guard<'_>) -> bool;
         /// Whether the acquire that made `guard` took a lock that this thread did not hold.
@@ -854,10 +867,10 @@ mod sealed_lock {
             self.shared.tail_len(align)
         }
 
-        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
+        fn enter(&self, blocking: Blocking, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
             self.shared
-                .lock(0, block, deadline)
-                .map(|owner_died| LockGuard::new(self, owner_died))
+                .lock(0, blocking, deadline)
+                .map(|acquired| LockGuard::new(self, acquired))
         }
 
         fn guard_owner_died(guard: &LockGuard<'_>) -> bool {
@@ -913,8 +926,8 @@ mod sealed_lock {
             self.shared.tail_len(align)
         }
 
-        fn enter(&self, block: bool, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
-            RLock::enter(self, block, deadline)
+        fn enter(&self, blocking: Blocking, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+            RLock::enter(self, blocking, deadline)
         }
 
         fn guard_owner_died(guard: &RLockGuard<'_>) -> bool {

@@ -56,7 +56,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{pid, pid_alive};
+use proc_core::shared::{Blocking, pid, pid_alive};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -383,12 +383,12 @@ impl Counter {
     /// Takes the lock, waiting at most until `deadline`; repairs the state when the lock
     /// was taken over from a dead owner.
     fn lock(&self, deadline: Option<Instant>) -> Option<Locked<'_>> {
-        let owner_died = self.shared.lock(LOCK, true, deadline)?;
+        let acquired = self.shared.lock(LOCK, Blocking::Block, deadline)?;
         let mut locked = Locked {
             counter: self,
             wake: 0,
         };
-        if owner_died {
+        if acquired.owner_died() {
             locked.repair();
         }
         Some(locked)
@@ -445,8 +445,8 @@ impl Counter {
         // one repair below covers whatever it left.
         let taken = self
             .shared
-            .lock(LOCK, false, None)
-            .or_else(|| self.shared.lock(LOCK, true, deadline));
+            .lock(LOCK, Blocking::NonBlocking, None)
+            .or_else(|| self.shared.lock(LOCK, Blocking::Block, deadline));
         if taken.is_none() {
             return 0;
         }

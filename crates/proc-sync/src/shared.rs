@@ -12,8 +12,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use proc_core::shared::Parkers;
 pub(crate) use proc_core::shared::Word;
+use proc_core::shared::{Acquired, Blocking, Parkers};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -152,10 +152,17 @@ impl<S: State> Shared<S> {
         self.state().word(i).wake(&self.parkers, i, n);
     }
 
-    /// Takes the robust lock in word `i`: `Some(owner_died)` once taken, `None` when
-    /// `deadline` passed first (at once when `block` is false).
-    pub(crate) fn lock(&self, i: usize, block: bool, deadline: Option<Instant>) -> Option<bool> {
-        self.state().word(i).lock(&self.parkers, i, block, deadline)
+    /// Takes the robust lock in word `i`: `Some` once taken, saying how, `None` when
+    /// `deadline` passed first (at once with `Blocking::NonBlocking`).
+    pub(crate) fn lock(
+        &self,
+        i: usize,
+        blocking: Blocking,
+        deadline: Option<Instant>,
+    ) -> Option<Acquired> {
+        self.state()
+            .word(i)
+            .lock(&self.parkers, i, blocking, deadline)
     }
 
     /// Frees the lock in word `i` and wakes one waiter.

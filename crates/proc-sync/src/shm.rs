@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use proc_core::internal;
 use proc_core::shared::Segment;
 use proc_core::{Error, Handle, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -140,11 +141,11 @@ impl SharedMemory {
     pub fn create_named(name: &str, size: usize) -> Result<SharedMemory> {
         check_size(size)?;
         check_name(name)?;
-        let segment = sys::create_named(name, size)?;
+        let segment = internal::create_named_segment(name, size)?;
         let tracker = match sys::track(name) {
             Ok(tracker) => tracker,
             Err(e) => {
-                let _ = sys::unlink_named(name);
+                let _ = internal::unlink_named_segment(name);
                 return Err(e.into());
             }
         };
@@ -188,7 +189,7 @@ impl SharedMemory {
     #[doc(alias = "SharedMemory")]
     pub fn attach(name: &str) -> Result<SharedMemory> {
         check_name(name)?;
-        let segment = sys::open_named(name)?;
+        let segment = internal::open_named_segment(name)?;
         let size = segment.len();
         Ok(SharedMemory::from_parts(
             segment,
@@ -242,7 +243,7 @@ impl SharedMemory {
         let name = self.inner.name.as_deref().ok_or(Error::InvalidState(
             "an anonymous shared memory segment has no name to unlink",
         ))?;
-        sys::unlink_named(name)?;
+        internal::unlink_named_segment(name)?;
         self.inner.unlinked.store(true, Ordering::Relaxed);
         if let Some(tracker) = &self.inner.tracker {
             sys::untrack(tracker);
@@ -370,7 +371,7 @@ impl Drop for Inner {
             && !self.unlinked.load(Ordering::Relaxed)
             && let Some(name) = &self.name
         {
-            let _ = sys::unlink_named(name);
+            let _ = internal::unlink_named_segment(name);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
+use proc_core::shared::Blocking;
 use proc_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -174,7 +175,7 @@ impl<L: SharedLock> Place<L> {
     ///
     /// When this thread holds a guard of this place already (the lock is re-entered).
     fn enter(&self, align: usize, deadline: Option<Instant>) -> Option<Borrow<'_, L>> {
-        let guard = self.lock.enter(true, deadline)?;
+        let guard = self.lock.enter(Blocking::Block, deadline)?;
         let borrower = self.borrower(align);
         let me = thread_id();
         // A fresh hold has no guard of this thread alive; a word that still names this thread

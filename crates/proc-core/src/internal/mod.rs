@@ -7,14 +7,18 @@
 //! - [`Outgoing`] / [`Incoming`]: frames with a header of the caller's and a serde value with
 //!   the OS handles inside it, for protocols built on a [`Link`](crate::Link) (the pool's
 //!   workers), and [`fn_offset`] / [`fn_at`] to name a function of this build to a peer.
+//! - [`create_named_segment`], [`open_named_segment`], [`unlink_named_segment`]: shared
+//!   memory under a name, for `proc-sync`'s `SharedMemory`.
 //! - [`fingerprint`]: this build's fingerprint, for peers that are not our children.
 //! - [`resident_memory`]: the resident set size of this process.
 
 mod deadline;
+mod named;
 mod packet;
 pub mod unwind;
 
 pub use deadline::Deadline;
+pub use named::{create_named_segment, open_named_segment, unlink_named_segment};
 pub use packet::{Incoming, Outgoing, encodes, fn_at, fn_offset};
 
 /// This build's fingerprint: equal in two processes only when they run the same build, so

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::fingerprint;
-use crate::handle;
+use crate::handle::{self, Link};
 use crate::sys;
 
 /// The arguments of a frame, whatever their type, kept while they hold handles.
@@ -223,4 +223,54 @@ pub unsafe fn fn_at<F: Copy>(offset: i64) -> F {
 /// ```
 pub fn encodes<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     handle::encode_with_handles(value).map(drop)
+}
+
+/// The frames of this module on a [`Link`], here rather than beside `Link`'s own methods so
+/// that `handle` does not depend on `internal`.
+impl Link {
+    /// Sends a frame made with [`Outgoing::encode`], with
+    /// the handles inside its value. Internal: for protocols of the `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Link::send).
+    #[doc(hidden)]
+    pub fn send_outgoing(&self, frame: &Outgoing) -> Result<()> {
+        let (bytes, handles) = frame.frame()?;
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.channel.send_frame(&bytes, &handles)?)
+    }
+
+    /// Sends several frames made with
+    /// [`Outgoing::encode`], in one write when none holds
+    /// handles. Internal: for protocols of the `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Link::send); frames before a failing one may have been sent.
+    #[doc(hidden)]
+    pub fn send_outgoing_all(&self, frames: &[&Outgoing]) -> Result<()> {
+        if frames.iter().any(|f| f.has_handles()) {
+            for frame in frames {
+                self.send_outgoing(frame)?;
+            }
+            return Ok(());
+        }
+        let payloads: Vec<&[u8]> = frames.iter().map(|f| f.bytes.as_slice()).collect();
+        let _turn = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.channel.send_frames(&payloads)?)
+    }
+
+    /// Receives one frame with its handles, undecoded. Internal: for protocols of the
+    /// `procs` crates.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](crate::Link::recv_bytes).
+    #[doc(hidden)]
+    pub fn recv_incoming(&self) -> Result<Incoming> {
+        let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
+        let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
+        Ok(Incoming { bytes, handles })
+    }
 }

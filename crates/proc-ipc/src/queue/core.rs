@@ -180,7 +180,7 @@ impl<T> Core<T> {
     /// Writes `payload` into the ring, waiting for the put lock and for room until `deadline`.
     pub(super) fn put_now(&self, payload: &[u8], deadline: Option<Instant>) -> Result<bool> {
         let ring = self.ring();
-        let Some(turn) = ring.lock_put(true, deadline) else {
+        let Some(turn) = ring.lock_put(deadline) else {
             return Ok(false);
         };
         ring.put(&turn, payload, deadline, self.local.kind == Kind::Joinable)
@@ -195,7 +195,7 @@ impl<T> Core<T> {
             let now = Instant::now();
             // A ring that a busy consumer keeps emptying has room again within microseconds:
             // waiting that long spares the item the trip through the feeder.
-            if let Some(turn) = ring.lock_put(true, Some(now + LOCK_PATIENCE))
+            if let Some(turn) = ring.lock_put(Some(now + LOCK_PATIENCE))
                 && ring.put(
                     &turn,
                     payload,
@@ -236,7 +236,7 @@ impl<T> Core<T> {
     {
         self.check_open()?;
         let ring = self.ring();
-        let Some(turn) = ring.lock_get(true, deadline) else {
+        let Some(turn) = ring.lock_get(deadline) else {
             return Ok(None);
         };
         with_scratch(|buf| {

@@ -92,7 +92,7 @@ impl Feed {
         loop {
             match receiver.recv_timeout(FEEDER_IDLE) {
                 Ok(Fed { payload, counted }) => {
-                    let turn = ring.lock_put(true, None).expect("no deadline");
+                    let turn = ring.lock_put(None).expect("no deadline");
                     match ring.put(&turn, &payload, None, joinable) {
                         Ok(_) => {}
                         Err(Error::Closed) => {

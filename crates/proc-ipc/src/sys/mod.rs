@@ -8,9 +8,11 @@
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::*;
+use unix as imp;
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::*;
+use windows as imp;
+
+pub(crate) use imp::local_link;

@@ -1,78 +1,9 @@
-//! Unix: named segments are `shm_open` objects, mapped by `proc_core::shared::Segment`.
+//! Unix: what removes the name of a named segment (a `shm_open` object, made by
+//! `proc_core::internal::create_named_segment`) once every process that used it has ended.
 
-use std::ffi::CString;
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 
 use proc_core::Handle;
-use proc_core::Result;
-use proc_core::shared::Segment;
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// A new segment of `len` bytes under `name`; fails if the name exists.
-pub(crate) fn create_named(name: &str, len: usize) -> Result<Segment> {
-    let path = shm_path(name)?;
-    let file = File::from(shm_open(
-        &path,
-        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-    )?);
-    // The name is ours from here on: a failure to size or map the object must not leave it
-    // behind.
-    let segment = file
-        .set_len(len as u64)
-        .map_err(proc_core::Error::from)
-        .and_then(|()| Segment::from_handle(Handle::from(file), len));
-    if segment.is_err() {
-        // SAFETY: `path` is a valid C string naming the object we created.
-        unsafe { libc::shm_unlink(path.as_ptr()) };
-    }
-    segment
-}
-
-/// The existing segment under `name`, all of it.
-pub(crate) fn open_named(name: &str) -> Result<Segment> {
-    let file = File::from(shm_open(&shm_path(name)?, libc::O_RDWR)?);
-    let len = usize::try_from(file.metadata()?.len()).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the shared memory segment is too large to map",
-        )
-    })?;
-    // An empty object (one that its creator has not sized yet) is refused there.
-    Segment::from_handle(Handle::from(file), len)
-}
-
-/// The POSIX name of a segment: a leading slash, then the user's name.
-fn shm_path(name: &str) -> io::Result<CString> {
-    CString::new(format!("/{}", name.trim_start_matches('/')))
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
-}
-
-fn shm_open(path: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
-    #[cfg(target_vendor = "apple")]
-    let mode = 0o600 as libc::c_uint;
-    #[cfg(not(target_vendor = "apple"))]
-    let mode = 0o600 as libc::mode_t;
-    // SAFETY: `path` is a valid C string; the descriptor returned is ours alone.
-    let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
-    // SAFETY: shm_open just created this descriptor for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Removes the name of a segment.
-pub(crate) fn unlink_named(name: &str) -> io::Result<()> {
-    let path = shm_path(name)?;
-    // SAFETY: `path` is a valid C string.
-    cvt(unsafe { libc::shm_unlink(path.as_ptr()) }).map(drop)
-}
 
 /// Whether the creator removes a named segment when its last handle in the creating process
 /// drops: where no tracker watches for the end of every user.

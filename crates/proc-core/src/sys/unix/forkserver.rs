@@ -13,7 +13,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use super::{Channel, Child, cvt, cvt_retry, decode_status, default_executable, exit_now, spawn};
+use super::channel::{Channel, set_cloexec};
+use super::child::{Child, decode_status};
+use super::exec::{default_executable, spawn};
+use super::os::exit_now;
+use super::{cvt, cvt_retry};
 
 /// The parent's connection to its fork server.
 #[derive(Debug)]
@@ -34,8 +38,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     // SAFETY: pipe succeeded; both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    super::set_cloexec(r.as_raw_fd(), true)?;
-    super::set_cloexec(w.as_raw_fd(), true)?;
+    set_cloexec(r.as_raw_fd(), true)?;
+    set_cloexec(w.as_raw_fd(), true)?;
     Ok((r, w))
 }
 
@@ -171,9 +175,10 @@ fn set_blocked(sig: libc::c_int, blocked: bool) -> io::Result<()> {
     }
 }
 
-/// The server's loop; runs in the zygote process and never returns.
-pub(crate) fn serve_forkserver(channel: Channel) -> ! {
-    match serve(&channel) {
+/// The server's loop; runs in the zygote process and never returns. Each child it forks
+/// runs `serve_child` on its channel to the parent and exits with the code it returns.
+pub(crate) fn serve_forkserver(channel: Channel, serve_child: fn(Channel) -> i32) -> ! {
+    match serve(&channel, serve_child) {
         Ok(()) => exit_now(0),
         Err(err) => {
             tracing::error!(error = %err, "fork server failed");
@@ -182,7 +187,7 @@ pub(crate) fn serve_forkserver(channel: Channel) -> ! {
     }
 }
 
-fn serve(channel: &Channel) -> io::Result<()> {
+fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
     let (wake_r, wake_w) = pipe()?;
     for fd in [wake_r.as_raw_fd(), wake_w.as_raw_fd()] {
         // SAFETY: F_GETFL/F_SETFL only change the status flags of our own pipe.
@@ -254,7 +259,7 @@ fn serve(channel: &Channel) -> io::Result<()> {
                 // SAFETY: the descriptor is the server's end of its channel to the parent;
                 // the child closes its copy and never uses it again.
                 unsafe { libc::close(channel.raw()) };
-                let code = crate::entry::serve_forked(Channel::from_owned(child_end));
+                let code = serve_child(Channel::from_owned(child_end));
                 exit_now(code);
             }
             let answer = if pid < 0 {

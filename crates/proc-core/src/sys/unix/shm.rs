@@ -1,6 +1,8 @@
 //! Unix: shared memory from `memfd_create` (Linux) or `shm_open` (elsewhere), futexes for
 //! sleeping (`futex` on Linux, `_umtx_op` on FreeBSD, `__ulock_wait` on macOS).
 
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
@@ -148,7 +150,6 @@ pub(crate) fn refuse_arrived_segment(_fd: &OwnedFd) -> io::Result<Option<&'stati
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn anonymous_fd() -> io::Result<OwnedFd> {
-    use std::ffi::CString;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     loop {
@@ -163,24 +164,73 @@ fn anonymous_fd() -> io::Result<OwnedFd> {
             nanos & 0xfffff
         );
         let path = CString::new(name).expect("no NUL in a formatted name");
-        #[cfg(target_vendor = "apple")]
-        let mode = 0o600 as libc::c_uint;
-        #[cfg(not(target_vendor = "apple"))]
-        let mode = 0o600 as libc::mode_t;
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-        // SAFETY: `path` is a valid C string; the descriptor returned is ours alone.
-        match cvt(unsafe { libc::shm_open(path.as_ptr(), flags, mode) }) {
+        match shm_open(&path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) {
             Ok(fd) => {
                 // The name is gone at once: only descriptors and mappings keep the memory.
                 // SAFETY: `path` is a valid C string naming the object we created.
                 unsafe { libc::shm_unlink(path.as_ptr()) };
-                // SAFETY: shm_open just created this descriptor for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                return Ok(fd);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A new `shm_open` object of `len` bytes under `name` (a leading slash is added where it is
+/// missing); fails with `AlreadyExists` if the name is taken. The caller removes the name
+/// should the new object not map.
+pub(crate) fn create_named_segment(name: &str, len: usize) -> io::Result<OwnedFd> {
+    let path = shm_path(name)?;
+    let file = File::from(shm_open(
+        &path,
+        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+    )?);
+    // The name is ours from here on: a failure to size the object must not leave it behind.
+    if let Err(e) = file.set_len(len as u64) {
+        // SAFETY: `path` is a valid C string naming the object we created.
+        unsafe { libc::shm_unlink(path.as_ptr()) };
+        return Err(e);
+    }
+    Ok(OwnedFd::from(file))
+}
+
+/// The existing `shm_open` object under `name`, and its length.
+pub(crate) fn open_named_segment(name: &str) -> io::Result<(OwnedFd, usize)> {
+    let file = File::from(shm_open(&shm_path(name)?, libc::O_RDWR)?);
+    let len = usize::try_from(file.metadata()?.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the shared memory segment is too large to map",
+        )
+    })?;
+    Ok((OwnedFd::from(file), len))
+}
+
+/// Removes the name of a segment.
+pub(crate) fn unlink_named_segment(name: &str) -> io::Result<()> {
+    let path = shm_path(name)?;
+    // SAFETY: `path` is a valid C string.
+    cvt(unsafe { libc::shm_unlink(path.as_ptr()) }).map(drop)
+}
+
+/// The POSIX name of a segment: a leading slash, then the user's name.
+fn shm_path(name: &str) -> io::Result<CString> {
+    CString::new(format!("/{}", name.trim_start_matches('/')))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+/// `shm_open` of `path` with `flags` (and close-on-exec), readable and writable by this user
+/// only when it creates the object.
+fn shm_open(path: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
+    #[cfg(target_vendor = "apple")]
+    let mode = 0o600 as libc::c_uint;
+    #[cfg(not(target_vendor = "apple"))]
+    let mode = 0o600 as libc::mode_t;
+    // SAFETY: `path` is a valid C string; the descriptor returned is ours alone.
+    let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    // SAFETY: shm_open just created this descriptor for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sleeping on words in shared memory. Futexes need nothing but the address.

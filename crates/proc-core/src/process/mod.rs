@@ -1,61 +1,28 @@
 //! `Process`: a Rust function running in a child process (Python's `multiprocessing.Process`).
 
+mod builder;
+
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::current::{self, Identity};
-use crate::entry::{self, Outcome, Request, Trampoline};
+pub use builder::{Builder, Context, Task, context};
+
+use crate::child;
+use crate::current;
 use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::handle;
 use crate::internal::Deadline;
 use crate::method::{StartMethod, get_start_method};
 use crate::registry::{self, ChildState};
-use crate::sys::{self, Channel};
-
-/// A function and its arguments, to run in a child process: Python's "subclass `Process` and
-/// override `run()`".
-///
-/// The value itself travels to the child (it is the argument), and `run` is called there.
-///
-/// # Examples
-///
-/// ```
-/// use proc_core::{Process, Task};
-/// use serde::{Deserialize, Serialize};
-///
-/// #[derive(Serialize, Deserialize)]
-/// struct Count {
-///     to: u32,
-/// }
-///
-/// impl Task for Count {
-///     type Output = u32;
-///
-///     fn run(self) -> u32 {
-///         (1..=self.to).sum()
-///     }
-/// }
-///
-/// fn main() {
-///     proc_core::init();
-///     let mut p = Process::spawn_task(Count { to: 10 }).unwrap();
-///     assert_eq!(p.join().unwrap(), 55);
-/// }
-/// ```
-pub trait Task: Serialize + DeserializeOwned + Send + 'static {
-    /// What `run` returns to the parent.
-    type Output: Serialize + DeserializeOwned + 'static;
-
-    /// The work of the child process.
-    fn run(self) -> Self::Output;
-}
+use crate::spawn;
+use crate::start::{self, Identity, Outcome, Request};
+use crate::sys;
 
 /// The arguments of a process, whatever their type, until they are sent.
 trait EncodeArgs: Send {
@@ -65,217 +32,6 @@ trait EncodeArgs: Send {
 impl<A: Serialize + Send> EncodeArgs for A {
     fn encode(&self) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
         handle::encode_with_handles(self)
-    }
-}
-
-fn run_task<T: Task>(task: T) -> T::Output {
-    task.run()
-}
-
-/// Settings for a new process: name, daemon flag, start method, authentication key and
-/// executable. Setters take `&mut self`, like `std::process::Command`.
-///
-/// # Examples
-///
-/// ```
-/// use proc_core::{Process, StartMethod};
-///
-/// fn greet(who: String) -> String {
-///     format!("hello {who} from {}", proc_core::current_process().name())
-/// }
-///
-/// fn main() {
-///     proc_core::init();
-///     let mut p = Process::builder()
-///         .name("greeter")
-///         .start_method(StartMethod::Spawn)
-///         .spawn(greet, "parent".to_string())
-///         .unwrap();
-///     assert_eq!(p.join().unwrap(), "hello parent from greeter");
-/// }
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use = "a builder does nothing until it starts a process"]
-pub struct Builder {
-    name: Option<String>,
-    daemon: bool,
-    start_method: Option<StartMethod>,
-    authkey: Option<Vec<u8>>,
-    executable: Option<PathBuf>,
-}
-
-impl Builder {
-    /// A builder with Python's defaults: `Process-N`, not daemonic, the program's start
-    /// method, the parent's authentication key.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = proc_core::Builder::new();
-    /// # let _ = builder;
-    /// ```
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// Names the process (Python's `name`; default `Process-N`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = proc_core::Process::builder().name("worker").process(|(): ()| (), ());
-    /// assert_eq!(p.name(), "worker");
-    /// ```
-    pub fn name(&mut self, name: impl Into<String>) -> &mut Builder {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Makes the process daemonic: it is terminated when its parent exits, dies with its
-    /// parent even when the parent is killed, and may not start children of its own.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = proc_core::Process::builder().daemon(true).process(|(): ()| (), ());
-    /// assert!(p.daemon());
-    /// ```
-    pub fn daemon(&mut self, daemon: bool) -> &mut Builder {
-        self.daemon = daemon;
-        self
-    }
-
-    /// Chooses how the child is started (default: [`get_start_method`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use proc_core::StartMethod;
-    ///
-    /// let p = proc_core::Process::builder().start_method(StartMethod::Spawn).process(|(): ()| (), ());
-    /// assert_eq!(p.start_method(), StartMethod::Spawn);
-    /// ```
-    pub fn start_method(&mut self, method: StartMethod) -> &mut Builder {
-        self.start_method = Some(method);
-        self
-    }
-
-    /// Gives the child its own authentication key instead of the parent's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = proc_core::Process::builder().authkey(b"secret".to_vec()).process(|(): ()| (), ());
-    /// assert_eq!(p.authkey(), b"secret");
-    /// ```
-    pub fn authkey(&mut self, key: impl Into<Vec<u8>>) -> &mut Builder {
-        self.authkey = Some(key.into());
-        self
-    }
-
-    /// Runs the child from another copy of this program (Python's `set_executable`). Used
-    /// by `Spawn` only. The copy must be the same build, or the child refuses to run with
-    /// [`Error::BuildMismatch`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut builder = proc_core::Process::builder();
-    /// builder.executable(std::env::current_exe().unwrap());
-    /// ```
-    #[doc(alias = "set_executable")]
-    pub fn executable(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
-        self.executable = Some(path.into());
-        self
-    }
-
-    /// Creates a process that will run `f(args)` once started; see [`Process::new`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let p = proc_core::Process::builder().name("later").process(|x: u8| x, 1);
-    /// assert!(!p.is_alive());
-    /// ```
-    pub fn process<F, A, R>(&self, _f: F, args: A) -> Process<R>
-    where
-        F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        // `_f` itself is not stored: it has no bytes, and its type names the function.
-        const {
-            assert!(
-                size_of::<F>() == 0,
-                "the function must not capture anything: pass what it needs as its argument"
-            )
-        };
-        Process {
-            settings: self.clone(),
-            trampoline: entry::trampoline::<F, A, R>,
-            args: Mutex::new(Some(Box::new(args))),
-            identity: current::next_child(self.name.clone(), self.daemon, self.authkey.clone()),
-            state: State::New,
-            _result: PhantomData,
-        }
-    }
-
-    /// Creates and starts a process that runs `f(args)`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Process::start`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_core::init();
-    ///     let mut p = proc_core::Process::builder().name("adder").spawn(|(a, b): (i32, i32)| a + b, (2, 3)).unwrap();
-    ///     assert_eq!(p.join().unwrap(), 5);
-    /// }
-    /// ```
-    pub fn spawn<F, A, R>(&self, f: F, args: A) -> Result<Process<R>>
-    where
-        F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let mut process = self.process(f, args);
-        process.start()?;
-        Ok(process)
-    }
-
-    /// Creates and starts a process that runs `task.run()`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Process::start`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use serde::{Deserialize, Serialize};
-    ///
-    /// #[derive(Serialize, Deserialize)]
-    /// struct Shout(String);
-    ///
-    /// impl proc_core::Task for Shout {
-    ///     type Output = String;
-    ///     fn run(self) -> String {
-    ///         self.0.to_uppercase()
-    ///     }
-    /// }
-    ///
-    /// fn main() {
-    ///     proc_core::init();
-    ///     let mut p = proc_core::Process::builder().name("shouter").spawn_task(Shout("hi".into())).unwrap();
-    ///     assert_eq!(p.join().unwrap(), "HI");
-    /// }
-    /// ```
-    #[doc(alias = "run")]
-    pub fn spawn_task<T: Task>(&self, task: T) -> Result<Process<T::Output>> {
-        self.spawn(run_task::<T>, task)
     }
 }
 
@@ -327,8 +83,10 @@ enum State {
 /// ```
 #[must_use = "a process does nothing until it is started"]
 pub struct Process<R = ()> {
-    settings: Builder,
-    trampoline: Trampoline,
+    /// The builder's start method, if it chose one.
+    start_method: Option<StartMethod>,
+    /// The function's trampoline and the executable, for the start.
+    launch: spawn::Settings,
     /// The arguments, kept until `start` so that the handles inside them are still open
     /// when they are sent.
     args: Mutex<Option<Box<dyn EncodeArgs>>>,
@@ -457,80 +215,20 @@ where
             .encode()?;
         registry::cleanup();
         // Make sure the constructor that serves children is linked into this program.
-        std::hint::black_box(&sys::CONSTRUCTOR);
+        std::hint::black_box(&child::CONSTRUCTOR);
 
         let identity = self.identity.clone();
         let span = tracing::debug_span!("procs.spawn", name = %identity.name, method = %method);
         let _entered = span.enter();
         let request = Request {
             fingerprint: fingerprint::fingerprint(),
-            entry: entry::entry_offset(self.trampoline),
+            entry: start::entry_offset(self.launch.trampoline),
             payload,
             identity,
             parent: current::as_parent(),
             method,
         };
-        let (ours, theirs) = Channel::pair()?;
-        let child = match method {
-            StartMethod::Spawn => {
-                let exe = match &self.settings.executable {
-                    Some(path) => path.clone(),
-                    None => sys::default_executable()?,
-                };
-                sys::spawn(&exe, "spawn", &theirs)
-            }
-            StartMethod::ForkServer => sys::forkserver_spawn(&theirs),
-            StartMethod::Fork => {
-                if sys::thread_count() != Some(1) {
-                    return Err(Error::Unsupported(
-                        "fork needs a single-threaded process and this one has other threads \
-                         (or cannot tell); use StartMethod::ForkServer or StartMethod::Spawn",
-                    ));
-                }
-                sys::flush_std_streams();
-                crate::internal::unwind::install_hook();
-                let (trampoline, request, handles) = (self.trampoline, request.clone(), &handles);
-                // The closure runs only in the forked child, which owns its copy of `theirs`
-                // and inherited every handle of the arguments; in the parent it is dropped,
-                // closing the parent's copy of `theirs`.
-                let links = registry::channel_handles();
-                sys::fork(&ours, &links, move || {
-                    let copies: std::io::Result<Vec<_>> =
-                        handles.iter().map(|h| sys::duplicate_handle(*h)).collect();
-                    match copies {
-                        Ok(copies) => entry::run(theirs, request, copies, trampoline),
-                        Err(_) => 2,
-                    }
-                })
-            }
-        }
-        .map_err(|e| {
-            tracing::debug!(error = %e, "could not start the process");
-            Error::Io(e)
-        })?;
-        tracing::debug!(pid = child.pid(), "process started");
-        let state = Arc::new(ChildState::new(
-            self.identity.name.clone(),
-            self.identity.daemon,
-            child,
-            ours,
-        ));
-        // A forked child has its request in memory already.
-        let sent = if method == StartMethod::Fork {
-            Ok(())
-        } else {
-            state.send_request(&request, &handles)
-        };
-        match sent {
-            // A child that died before it read its request is reported by join.
-            Err(Error::Io(e)) if sys::is_peer_gone(&e) => {}
-            Err(e) => {
-                let _ = state.child.kill();
-                let _ = state.wait(None);
-                return Err(e);
-            }
-            Ok(()) => {}
-        }
+        let state = spawn::launch(method, &request, &handles, &self.launch)?;
         registry::register(state.clone());
         self.state = State::Started(state);
         // Python also lets go of the arguments once the child has them.
@@ -790,7 +488,7 @@ impl<R> Process<R> {
     /// assert_eq!(p.start_method(), proc_core::get_start_method());
     /// ```
     pub fn start_method(&self) -> StartMethod {
-        self.settings.start_method.unwrap_or_else(get_start_method)
+        self.start_method.unwrap_or_else(get_start_method)
     }
 
     /// The authentication key the child gets (by default the parent's).

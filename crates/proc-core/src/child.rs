@@ -1,59 +1,20 @@
-//! The child side: how a new process finds out that it is a child and runs its function.
+//! The child runtime: how a new process finds out that it is a child, runs its function and
+//! reports back. Whatever started it (`spawn`'s flavours), a child ends up in [`run`].
 
 use std::sync::Once;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::current::{self, Identity};
+use crate::current;
 use crate::fingerprint;
 use crate::handle;
 use crate::internal::unwind;
-use crate::method::StartMethod;
+use crate::method;
 use crate::registry;
+use crate::start::{Outcome, Reply, Request, Trampoline};
 use crate::sys::{self, Channel};
-
-/// What a parent asks of a new child, sent as the first frame on their channel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Request {
-    /// The parent's build fingerprint; the child refuses to run under another build.
-    pub(crate) fingerprint: u64,
-    /// Where the trampoline is, as an offset from `fingerprint::anchor`.
-    pub(crate) entry: isize,
-    /// The encoded arguments.
-    pub(crate) payload: Vec<u8>,
-    /// Who the child is.
-    pub(crate) identity: Identity,
-    /// The parent's pid, start time and name.
-    pub(crate) parent: (u32, u64, String),
-    /// How the child was started.
-    pub(crate) method: StartMethod,
-}
-
-/// What a child tells its parent about the function it ran, as the one frame it sends.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Outcome {
-    /// The function returned; the encoded result.
-    Returned(Vec<u8>),
-    /// The function panicked.
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    /// The child is another build than the parent.
-    BuildMismatch,
-    /// The arguments did not decode or the result did not encode.
-    Failed(String),
-}
-
-/// Sends the outcome to the parent, with the handles inside the result.
-pub(crate) type Reply<'a> = &'a mut dyn FnMut(&Outcome, &[sys::RawHandle]);
-
-/// A monomorphised function that decodes the arguments (with the handles that came with
-/// them), runs the user's function, and replies with its encoded result while the result —
-/// and so its handles — is still alive. Returns the exit code: 0 when the function returned.
-pub(crate) type Trampoline = fn(&[u8], Vec<sys::OwnedHandle>, Reply<'_>) -> i32;
 
 /// The trampoline for a function of type `F`.
 pub(crate) fn trampoline<F, A, R>(
@@ -113,9 +74,13 @@ where
     }
 }
 
-/// The offset of a trampoline from the anchor, as sent to spawned children.
-pub(crate) fn entry_offset(t: Trampoline) -> isize {
-    (t as usize).wrapping_sub(fingerprint::anchor()) as isize
+extern "C" fn constructor() {
+    from_constructor();
+}
+
+sys::before_main! {
+    /// Serves the parent before `main` runs, when this process is a child.
+    static CONSTRUCTOR = constructor;
 }
 
 static ENTRY: Once = Once::new();
@@ -143,7 +108,7 @@ pub(crate) fn from_constructor() {
     });
     let Some((role, channel)) = job else { return };
     match role.as_str() {
-        "forkserver" => sys::serve_forkserver(channel),
+        "forkserver" => sys::serve_forkserver(channel, serve_forked),
         _ => {
             let code = serve_forked(channel);
             // Leaves like `main` would: flushes stdout and runs exit handlers.
@@ -181,7 +146,7 @@ fn send_outcome(
     channel: &Channel,
     outcome: &Outcome,
     handles: &[sys::RawHandle],
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     // A small outcome (a `()` or a number, say) is encoded on the stack: a forked child that
     // allocates writes to heap pages, and every page it writes is a copy of its parent's.
     let mut small = [0u8; 128];
@@ -205,11 +170,11 @@ pub(crate) fn run(
     let daemon = request.identity.daemon;
     // As CPython's `_bootstrap`: the child's own children start the way it was started, so
     // that the parent's `set_start_method` reaches every generation.
-    crate::method::force_start_method(request.method);
+    method::force_start_method(request.method);
     current::become_child(request.identity, request.parent, request.method);
     let _span =
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
-    sys::remember_parent_channel(&channel);
+    sys::remember_parent_channel(&channel, daemon);
     // Shared with the watchdog thread only when there is one: a forked child that allocates
     // writes to heap pages, and every page it writes is a copy of its parent's.
     let (owned, shared);

@@ -10,10 +10,13 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{
+    ERROR_ALREADY_EXISTS, GetLastError, HANDLE, INVALID_HANDLE_VALUE,
+};
 use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, FILE_MAP_ALL_ACCESS, MEMORY_MAPPED_VIEW_ADDRESS, MapViewOfFile,
-    PAGE_READWRITE, UnmapViewOfFile,
+    CreateFileMappingW, FILE_MAP_ALL_ACCESS, FILE_MAP_READ, MEMORY_BASIC_INFORMATION,
+    MEMORY_MAPPED_VIEW_ADDRESS, MapViewOfFile, OpenFileMappingW, PAGE_READWRITE, UnmapViewOfFile,
+    VirtualQuery,
 };
 use windows_sys::Win32::System::Threading::{
     CreateSemaphoreW, ReleaseSemaphore, WaitForSingleObject,
@@ -25,9 +28,22 @@ use crate::Handle;
 /// A new mapping of `len` bytes backed by the paging file and named by nothing, zeroed: the
 /// kernel frees it with its last handle and view.
 pub(crate) fn anonymous_segment(len: usize) -> io::Result<OwnedHandle> {
+    new_mapping(None, len)
+}
+
+/// A new mapping of `len` bytes backed by the paging file under `name`, zeroed; fails with
+/// `AlreadyExists` if the name is taken. The kernel frees it, and its name, with its last
+/// handle and view.
+pub(crate) fn create_named_segment(name: &str, len: usize) -> io::Result<OwnedHandle> {
+    new_mapping(Some(name), len)
+}
+
+/// The one constructor of a mapping, under a name or none.
+fn new_mapping(name: Option<&str>, len: usize) -> io::Result<OwnedHandle> {
+    let name: Option<Vec<u16>> = name.map(|name| name.encode_utf16().chain(Some(0)).collect());
     let size = len as u64;
-    // SAFETY: a pagefile-backed mapping (INVALID_HANDLE_VALUE) with default security and no
-    // name; the handle returned is ours alone.
+    // SAFETY: a pagefile-backed mapping (INVALID_HANDLE_VALUE) with default security, and no
+    // name or a NUL-terminated wide one; the handle returned is ours alone.
     let raw = unsafe {
         CreateFileMappingW(
             INVALID_HANDLE_VALUE,
@@ -35,10 +51,61 @@ pub(crate) fn anonymous_segment(len: usize) -> io::Result<OwnedHandle> {
             PAGE_READWRITE,
             (size >> 32) as u32,
             size as u32,
-            std::ptr::null(),
+            name.as_ref().map_or(std::ptr::null(), |name| name.as_ptr()),
         )
     };
-    owned_or_last_error(raw)
+    // A name that exists already gives its mapping, with this error.
+    // SAFETY: GetLastError only reads this thread's last error.
+    let existed = name.is_some() && unsafe { GetLastError() } == ERROR_ALREADY_EXISTS;
+    let handle = owned_or_last_error(raw)?;
+    if existed {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    Ok(handle)
+}
+
+/// The existing mapping under `name`, and its length: all of it.
+pub(crate) fn open_named_segment(name: &str) -> io::Result<(OwnedHandle, usize)> {
+    let name: Vec<u16> = name.encode_utf16().chain(Some(0)).collect();
+    // SAFETY: a NUL-terminated wide name; the handle returned is ours alone.
+    let handle =
+        owned_or_last_error(unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, name.as_ptr()) })?;
+    let len = mapping_len(&handle)?;
+    Ok((handle, len))
+}
+
+/// The length of the whole mapping behind `handle`, a whole number of pages.
+///
+/// Windows tells it only of a view: this maps all of it for a moment and asks the view's
+/// size, as CPython's `SharedMemory` does on attach.
+fn mapping_len(handle: &OwnedHandle) -> io::Result<usize> {
+    // SAFETY: a read-only view of all of a mapping handle we own; Windows picks the address.
+    let view = unsafe { MapViewOfFile(handle.as_raw_handle(), FILE_MAP_READ, 0, 0, 0) };
+    if view.Value.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is a valid value to be overwritten.
+    let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: the address is the start of our own view, `info` is writable.
+    let got = unsafe {
+        VirtualQuery(
+            view.Value,
+            &mut info,
+            std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+        )
+    };
+    let error = io::Error::last_os_error();
+    // SAFETY: the view was mapped above, and nothing of it outlives this call.
+    unsafe { UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS { Value: view.Value }) };
+    if got == 0 {
+        return Err(error);
+    }
+    Ok(info.RegionSize)
+}
+
+/// Windows names no mapping after its last handle closes: there is nothing to remove.
+pub(crate) fn unlink_named_segment(_name: &str) -> io::Result<()> {
+    Ok(())
 }
 
 /// Maps the first `len` bytes of the mapping behind `handle`, read-write. Windows refuses a

@@ -1,0 +1,46 @@
+//! [`StartMethod::Fork`](crate::StartMethod::Fork): this process forks, and the copy runs the
+//! request it already holds in memory (`child::run`).
+
+use super::{Settings, started};
+use crate::child;
+use crate::error::{Error, Result};
+use crate::internal::unwind;
+use crate::registry;
+use crate::start::Request;
+use crate::sys::{self, Channel, Child};
+
+/// Forks a child that runs `request` on `theirs`, with its own copies of `handles`.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] while this process has more than one thread (or cannot tell): a
+/// fork would copy locks held by threads that do not exist in the child.
+pub(super) fn start(
+    ours: &Channel,
+    theirs: Channel,
+    request: &Request,
+    handles: &[sys::RawHandle],
+    settings: &Settings,
+) -> Result<Child> {
+    if sys::thread_count() != Some(1) {
+        return Err(Error::Unsupported(
+            "fork needs a single-threaded process and this one has other threads \
+             (or cannot tell); use StartMethod::ForkServer or StartMethod::Spawn",
+        ));
+    }
+    sys::flush_std_streams();
+    unwind::install_hook();
+    let (trampoline, request) = (settings.trampoline, request.clone());
+    // The closure runs only in the forked child, which owns its copy of `theirs` and
+    // inherited every handle of the arguments; in the parent it is dropped, closing the
+    // parent's copy of `theirs`.
+    let links = registry::channel_handles();
+    started(sys::fork(ours, &links, move || {
+        let copies: std::io::Result<Vec<_>> =
+            handles.iter().map(|h| sys::duplicate_handle(*h)).collect();
+        match copies {
+            Ok(copies) => child::run(theirs, request, copies, trampoline),
+            Err(_) => 2,
+        }
+    }))
+}
