@@ -100,8 +100,9 @@ impl Write for Raw {
 /// A raw listening socket, for a hostile listener.
 enum RawServer {
     Tcp(TcpListener),
+    /// With its path, which goes once the one peer it is for has come.
     #[cfg(unix)]
-    Unix(std::os::unix::net::UnixListener),
+    Unix(std::os::unix::net::UnixListener, String),
 }
 
 impl RawServer {
@@ -117,7 +118,7 @@ impl RawServer {
             Transport::UnixPath => {
                 let path = fresh_path(tag);
                 let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-                (RawServer::Unix(l), Address::Local(path))
+                (RawServer::Unix(l, path.clone()), Address::Local(path))
             }
         }
     }
@@ -126,7 +127,11 @@ impl RawServer {
         match self {
             RawServer::Tcp(l) => Raw::Tcp(l.accept().unwrap().0),
             #[cfg(unix)]
-            RawServer::Unix(l) => Raw::Unix(l.accept().unwrap().0),
+            RawServer::Unix(l, path) => {
+                let stream = l.accept().unwrap().0;
+                std::fs::remove_file(path).unwrap();
+                Raw::Unix(stream)
+            }
         }
     }
 }
