@@ -148,7 +148,8 @@ fn a_putter_killed_inside_put_leaves_the_queue_usable() {
             .spawn(put_forever, (q.clone(), ready_there))
             .unwrap();
         assert_eq!(ready.recv::<String>().unwrap(), "putting");
-        thread::sleep(Duration::from_millis(200));
+        // Past its marker and asleep: inside `put`, waiting for room.
+        procs_testkit::wait_until_asleep("the putter sleeps in put", child.pid().unwrap());
         // The child holds the put lock: it is inside `put`.
         assert!(matches!(
             q.put_nowait(ByteBuf::from(b"x".to_vec())),
@@ -187,43 +188,61 @@ fn a_getter_killed_inside_get_leaves_the_queue_usable() {
             .spawn(get_forever, (q.clone(), ready_there))
             .unwrap();
         assert_eq!(ready.recv::<String>().unwrap(), "getting");
-        thread::sleep(Duration::from_millis(100));
-        // Killed while waiting inside `get`.
+        // Past its marker and asleep: inside `get`, waiting for an item.
+        procs_testkit::wait_until_asleep("the getter sleeps in get", child.pid().unwrap());
         child.kill().unwrap();
         assert!(child.join().is_err());
         q.put(ByteBuf::from(b"one".to_vec())).unwrap();
         // Even a call that does not wait takes the dead consumer's lock over.
         assert_eq!(q.get_nowait().unwrap(), b"one"[..]);
-
-        // Killed while reading a large item, which streams through the ring: the item is
-        // lost with it, the next items arrive whole.
-        let (ready, ready_there) = Pipe::duplex().unwrap();
-        let mut child = builder(method)
-            .spawn(get_forever, (q.clone(), ready_there))
-            .unwrap();
-        assert_eq!(ready.recv::<String>().unwrap(), "getting");
-        let big = vec![3u8; 8 << 20];
-        let writer = {
-            let q = q.clone();
-            let big = big.clone();
-            thread::spawn(move || {
-                q.put(ByteBuf::from(big)).unwrap();
-                q.put(ByteBuf::from(b"two".to_vec())).unwrap();
-            })
-        };
-        thread::sleep(Duration::from_millis(2));
-        child.kill().unwrap();
-        let _ = child.join();
-        loop {
-            let item = q.get_timeout(PATIENCE).unwrap();
-            if item == b"two"[..] {
-                break;
-            }
-            // The child died before it took the large item: it arrives whole.
-            assert!(item.as_slice() == big.as_slice(), "a torn item");
-        }
-        writer.join().unwrap();
+        q.put(ByteBuf::from(b"two".to_vec())).unwrap();
+        assert_eq!(q.get_timeout(PATIENCE).unwrap(), b"two"[..]);
         assert!(q.empty());
+    });
+}
+
+// Unix only: the getter is held inside `get` with SIGSTOP, which Windows has not.
+#[cfg(unix)]
+#[test]
+fn a_getter_killed_while_it_reads_a_large_item_loses_that_item_only() {
+    each_method(|method| {
+        let q = Queue::with_maxsize(10).unwrap();
+        // The item is eight times the ring: its put returns only once the getter has taken
+        // all but the last ring's worth of it.
+        let big = vec![3u8; 8 << 20];
+        // The getter may finish the item before the stop reaches it, and then it got the
+        // item whole; only a round that stops it inside `get` counts.
+        for _round in 0..10 {
+            let (ready, ready_there) = Pipe::duplex().unwrap();
+            let mut child = builder(method)
+                .spawn(get_forever, (q.clone(), ready_there))
+                .unwrap();
+            assert_eq!(ready.recv::<String>().unwrap(), "getting");
+            let pid = child.pid().unwrap();
+            procs_testkit::wait_until_asleep("the getter sleeps in get", pid);
+            let writer = {
+                let (q, big) = (q.clone(), big.clone());
+                thread::spawn(move || {
+                    q.put(ByteBuf::from(big)).unwrap();
+                    procs_testkit::stop(pid);
+                })
+            };
+            writer.join().unwrap();
+            // Stopped, and it has not said "got": it is inside `get`, with most of the item
+            // taken from the ring.
+            let inside = !ready.poll(Some(Duration::ZERO)).unwrap();
+            child.kill().unwrap();
+            assert!(child.join().is_err());
+            if !inside {
+                continue;
+            }
+            // The item went with the getter: the next item arrives whole, and nothing else.
+            q.put(ByteBuf::from(b"next".to_vec())).unwrap();
+            assert_eq!(q.get_timeout(PATIENCE).unwrap(), b"next"[..], "a torn item");
+            assert!(matches!(q.get_nowait(), Err(GetError::Empty)));
+            return;
+        }
+        panic!("the getter always finished the large item before it was stopped");
     });
 }
 

@@ -15,23 +15,29 @@ fn condition_is_send_and_sync() {
     assert_send_sync::<Condition>();
 }
 
-/// Waits until the shared value reaches `target`, counting itself among the sleepers first.
+/// Waits until the shared value reaches `target`, counting itself among the sleepers under
+/// the lock first; returns the value it saw. Its time runs out only after the parent's
+/// patience: only notifies wake it before the parent gives up on it.
 fn wait_until_reached(
     (cond, value, sleepers, target): (Condition, Value<u32>, Value<u32>, u32),
-) -> bool {
+) -> u32 {
     let mut guard = cond.acquire();
     sleepers.with_lock(|n| *n += 1);
-    cond.wait_for_timeout(&mut guard, || value.get() >= target, PATIENCE)
-        .unwrap()
+    cond.wait_for_timeout(&mut guard, || value.get() >= target, 2 * PATIENCE)
+        .unwrap();
+    value.get()
 }
 
+// After CPython `_TestCondition.test_waitfor`: the waiters sleep before the first notify, so
+// only the notifies can wake them in time (were a notify to do nothing, they would sleep on
+// and the bounded join fail the test).
 #[test]
 fn notify_all_wakes_waiters_in_other_processes() {
     each_method(|method| {
         let cond = Condition::new().unwrap();
         let value = Value::new(0u32).unwrap();
         let sleepers = Value::new(0u32).unwrap();
-        let waiters: Vec<_> = (0..3)
+        let mut waiters: Vec<_> = (0..3)
             .map(|_| {
                 builder(method)
                     .spawn(
@@ -41,52 +47,167 @@ fn notify_all_wakes_waiters_in_other_processes() {
                     .unwrap()
             })
             .collect();
+        until_asleep(&cond, &sleepers, 3, &waiters);
         // Raise the value step by step, each step under the lock and notified.
         for _ in 0..5 {
             let _guard = cond.acquire();
             value.with_lock(|v| *v += 1);
             cond.notify_all().unwrap();
         }
-        for mut waiter in waiters {
-            assert!(waiter.join().unwrap());
+        for waiter in &mut waiters {
+            assert_eq!(join_soon(waiter, "a waiter"), 5);
         }
-        assert_eq!(sleepers.get(), 3);
     });
 }
 
-fn wait_once((cond, woken): (Condition, Value<u32>)) {
+/// CPython's `_TestCondition.f`: counts itself among the sleeping under the lock right
+/// before its one wait, among the woken after it, and reports whether the wait was
+/// notified (`false`: its time ran out).
+fn sleep_and_count(
+    (cond, sleeping, woken, timeout_ms): (Condition, Value<u32>, Value<u32>, u64),
+) -> bool {
     let mut guard = cond.acquire();
-    while woken.get() == 0 {
-        assert!(
-            cond.wait_timeout(&mut guard, PATIENCE).unwrap(),
-            "never notified"
-        );
-    }
-    woken.with_lock(|w| *w -= 1);
+    sleeping.with_lock(|n| *n += 1);
+    let notified = cond
+        .wait_timeout(&mut guard, Duration::from_millis(timeout_ms))
+        .unwrap();
+    woken.with_lock(|n| *n += 1);
+    notified
 }
 
+/// How long a sleeper that a notify must wake waits: past the parent's patience, so that a
+/// notify that did nothing fails the parent's bounded wait for it, and the message says so.
+const LONG: Duration = Duration::from_secs(2 * PATIENCE.as_secs());
+
+/// Starts `n` processes of [`sleep_and_count`], each waiting at most `timeout`.
+fn start_sleepers(
+    method: StartMethod,
+    (cond, sleeping, woken): (&Condition, &Value<u32>, &Value<u32>),
+    n: usize,
+    timeout: Duration,
+) -> Vec<Process<bool>> {
+    let args = (
+        cond.clone(),
+        sleeping.clone(),
+        woken.clone(),
+        timeout.as_millis() as u64,
+    );
+    (0..n)
+        .map(|_| {
+            builder(method)
+                .spawn(sleep_and_count, args.clone())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Returns once `waiters` sleep inside `wait`. Each counted itself under the condition's lock
+/// right before its wait, which registers before it lets the lock go: once this thread takes
+/// the lock after the count reached `total`, every one of those waits is registered. Where
+/// `/proc` tells, every thread of the waiters is seen asleep too.
+fn until_asleep<R>(cond: &Condition, sleeping: &Value<u32>, total: u32, waiters: &[Process<R>]) {
+    eventually("the waiters count themselves asleep", || {
+        sleeping.get() == total
+    });
+    drop(cond.acquire_timeout(PATIENCE).unwrap());
+    for waiter in waiters {
+        procs_testkit::wait_until_asleep("a waiter sleeps in wait", waiter.pid().unwrap());
+    }
+}
+
+/// CPython's `_wait()`: time for a waiter that a notify woke by mistake to count itself
+/// woken. Not a synchronization, and nothing is asserted about how long anything took.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// `notify(n)` under the condition's lock.
+fn notify_under_lock(cond: &Condition, n: u32) {
+    let _guard = cond.acquire_timeout(PATIENCE).unwrap();
+    cond.notify(n).unwrap();
+}
+
+// Port of CPython `_TestCondition.test_notify`: the waiters sleep before the parent notifies,
+// and each `notify(1)` wakes one of them, not none and not more.
 #[test]
 fn notify_one_at_a_time_releases_every_waiter_in_turn() {
     each_method(|method| {
         let cond = Condition::new().unwrap();
-        // Wakeups handed out and not yet used: a waiter leaves only with one.
-        let woken = Value::new(0u32).unwrap();
-        let waiters: Vec<_> = (0..3)
-            .map(|_| {
-                builder(method)
-                    .spawn(wait_once, (cond.clone(), woken.clone()))
-                    .unwrap()
-            })
-            .collect();
-        for _ in 0..3 {
-            let _guard = cond.acquire();
-            woken.with_lock(|w| *w += 1);
-            cond.notify(1).unwrap();
+        let (sleeping, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+        let mut waiters = start_sleepers(method, (&cond, &sleeping, &woken), 3, LONG);
+        until_asleep(&cond, &sleeping, 3, &waiters);
+        settle();
+        assert_eq!(woken.get(), 0, "a waiter woke before any notify");
+        for k in 1..=3 {
+            notify_under_lock(&cond, 1);
+            eventually("the notify wakes a waiter", || woken.get() >= k);
+            settle();
+            assert_eq!(woken.get(), k, "one notify(1) woke more than one waiter");
         }
-        for mut waiter in waiters {
-            waiter.join().unwrap();
+        for waiter in &mut waiters {
+            assert!(
+                join_soon(waiter, "a waiter"),
+                "a waiter timed out unnotified"
+            );
         }
-        assert_eq!(woken.get(), 0);
+    });
+}
+
+// Port of CPython `_TestCondition.test_notify_all`: waiters whose time runs out leave
+// without a notify; then `notify_all` wakes every waiter that sleeps, and nobody before it.
+#[test]
+fn notify_all_wakes_every_sleeper_and_timed_out_waiters_leave_unnotified() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let (sleeping, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+        let shared = (&cond, &sleeping, &woken);
+        let mut brief = start_sleepers(method, shared, 3, Duration::from_millis(100));
+        for waiter in &mut brief {
+            assert!(
+                !join_soon(waiter, "a waiter with a timeout"),
+                "notified by nobody"
+            );
+        }
+        assert_eq!((sleeping.get(), woken.get()), (3, 3));
+
+        let mut waiters = start_sleepers(method, shared, 3, LONG);
+        until_asleep(&cond, &sleeping, 6, &waiters);
+        settle();
+        assert_eq!(woken.get(), 3, "a waiter woke before the notify");
+        notify_under_lock(&cond, u32::MAX);
+        eventually("notify_all wakes every waiter", || woken.get() == 6);
+        for waiter in &mut waiters {
+            assert!(
+                join_soon(waiter, "a waiter"),
+                "a waiter timed out unnotified"
+            );
+        }
+    });
+}
+
+// Port of CPython `_TestCondition.test_notify_n`: `notify(n)` wakes `n` of the sleepers, or
+// all that are left when fewer sleep.
+#[test]
+fn notify_n_wakes_n_sleepers_or_all_that_are_left() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let (sleeping, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+        let mut waiters = start_sleepers(method, (&cond, &sleeping, &woken), 4, LONG);
+        until_asleep(&cond, &sleeping, 4, &waiters);
+        notify_under_lock(&cond, 2);
+        eventually("notify(2) wakes two waiters", || woken.get() >= 2);
+        settle();
+        assert_eq!(woken.get(), 2, "notify(2) woke more than two waiters");
+        notify_under_lock(&cond, 4);
+        eventually("notify(4) wakes the two left", || woken.get() == 4);
+        // Nobody waits: nothing happens, and nothing is kept for a later waiter.
+        notify_under_lock(&cond, 3);
+        for waiter in &mut waiters {
+            assert!(
+                join_soon(waiter, "a waiter"),
+                "a waiter timed out unnotified"
+            );
+        }
     });
 }
 
@@ -307,18 +428,6 @@ fn waiters_that_time_out_never_strand_a_later_waiter() {
     assert_eq!(slept_through, None, "the waiter slept through a notify_all");
 }
 
-/// Whether every thread of process `pid` sleeps, where `/proc` tells (elsewhere: a guess
-/// after a while).
-fn asleep(pid: u32) -> bool {
-    #[cfg(unix)]
-    if let Some(states) = procs_testkit::thread_states(pid) {
-        return states.iter().all(|s| *s == 'S');
-    }
-    let _ = pid;
-    std::thread::sleep(Duration::from_millis(200));
-    true
-}
-
 /// Joins `child`, giving up after `PATIENCE`: a wait that hangs fails the test.
 fn join_soon<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
     child: &mut Process<R>,
@@ -421,7 +530,7 @@ fn a_waiter_killed_inside_wait_does_not_take_a_notify_from_the_living() {
         let cond = Condition::new().unwrap();
         let mut victim = waiter_in_wait(method, &cond, &Event::new().unwrap(), PATIENCE);
         let pid = victim.pid().unwrap();
-        eventually("the victim sleeps in wait", || asleep(pid));
+        procs_testkit::wait_until_asleep("the victim sleeps in wait", pid);
         victim.kill().unwrap();
         assert!(victim.join().unwrap_err().signal().is_some());
         let mut survivor = waiter_in_wait(method, &cond, &Event::new().unwrap(), PATIENCE);

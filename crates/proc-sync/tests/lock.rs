@@ -1,11 +1,27 @@
 //! `Lock` and `RLock` between real processes, under every start method: the ticket office
 //! of Python's tutorials, mutual exclusion under load, re-entry, and a holder killed while it
 //! holds the lock (the robust-mutex guarantee of issue 4).
+//!
+//! Contention is forced, not left to the scheduler: the contenders start together on a
+//! `Barrier` and sleep inside the section, between reading the shared state and writing it
+//! back, so a lock that let two in at once would lose an update or sell a ticket twice.
 
 use std::time::Duration;
 
-use proc_sync::{Event, Lock, LockGuard, RLock, RLockGuard, RawValue};
+use proc_sync::{Barrier, Event, Lock, LockGuard, RLock, RLockGuard, RawValue};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
+
+/// How long a contender stays inside the section between its read and its write: long
+/// enough that the others, started on the same barrier, would be inside too were the lock
+/// broken.
+const INSIDE: Duration = Duration::from_millis(2);
+
+/// Waits for the other contenders, so that all of them go for the lock at once.
+fn start_together(barrier: &Barrier) {
+    barrier
+        .wait_timeout(PATIENCE)
+        .expect("the other contenders came");
+}
 #[test]
 fn locks_are_send_and_sync() {
     assert_send_sync::<Lock>();
@@ -16,14 +32,16 @@ fn locks_are_send_and_sync() {
 }
 
 /// One buyer: takes the last ticket if there is one.
-fn buy((lock, tickets): (Lock, RawValue<u32>)) -> bool {
+fn buy((lock, tickets, start): (Lock, RawValue<u32>, Barrier)) -> bool {
+    start_together(&start);
     let _guard = lock.acquire();
     let left = tickets.get();
     if left == 0 {
         return false;
     }
-    // Give the other buyers every chance to cut in, were the lock broken.
-    std::thread::yield_now();
+    // The other buyers, who started at the same time, would read the same ticket meanwhile
+    // were the lock broken.
+    std::thread::sleep(INSIDE);
     tickets.set(left - 1);
     true
 }
@@ -33,10 +51,11 @@ fn ten_buyers_one_ticket_exactly_one_wins() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
         let tickets = RawValue::new(1u32).unwrap();
+        let start = Barrier::new(10).unwrap();
         let buyers: Vec<_> = (0..10)
             .map(|_| {
                 builder(method)
-                    .spawn(buy, (lock.clone(), tickets.clone()))
+                    .spawn(buy, (lock.clone(), tickets.clone(), start.clone()))
                     .unwrap()
             })
             .collect();
@@ -51,35 +70,40 @@ fn ten_buyers_one_ticket_exactly_one_wins() {
     });
 }
 
-/// Adds `n` to the counter, one unlocked read-modify-write at a time, under the lock.
-fn add_under_lock((lock, counter, n): (Lock, RawValue<u64>, u64)) {
+/// Adds `n` to the counter, one unlocked read-modify-write at a time, under the lock, after
+/// the other contenders came.
+fn add_under_lock((lock, counter, n, start): (Lock, RawValue<u64>, u64, Barrier)) {
+    start_together(&start);
     for _ in 0..n {
         let _guard = lock.acquire();
-        counter.set(counter.get() + 1);
+        let seen = counter.get();
+        // A contender that got in meanwhile would write its own `seen + 1` over this one.
+        std::thread::sleep(Duration::from_micros(100));
+        counter.set(seen + 1);
     }
 }
 
 #[test]
 fn processes_and_threads_exclude_each_other() {
     each_method(|method| {
+        const N: u64 = 200;
         let lock = Lock::new().unwrap();
         let counter = RawValue::new(0u64).unwrap();
+        // Four processes and two threads of this one, all started at once.
+        let start = Barrier::new(6).unwrap();
+        let args = || (lock.clone(), counter.clone(), N, start.clone());
         let children: Vec<_> = (0..4)
-            .map(|_| {
-                builder(method)
-                    .spawn(add_under_lock, (lock.clone(), counter.clone(), 2000))
-                    .unwrap()
-            })
+            .map(|_| builder(method).spawn(add_under_lock, args()).unwrap())
             .collect();
         std::thread::scope(|s| {
             for _ in 0..2 {
-                s.spawn(|| add_under_lock((lock.clone(), counter.clone(), 2000)));
+                s.spawn(|| add_under_lock(args()));
             }
         });
         for mut child in children {
             child.join().unwrap();
         }
-        assert_eq!(counter.get(), 6 * 2000);
+        assert_eq!(counter.get(), 6 * N);
     });
 }
 
@@ -118,6 +142,14 @@ fn a_holder_killed_does_not_block_the_next_acquirer() {
     });
 }
 
+/// Says that it is about to wait for the lock, waits, and reports whether it took the lock
+/// over from a dead holder.
+fn wait_for_the_lock((lock, waiting): (Lock, Event)) -> bool {
+    waiting.set();
+    let guard = lock.acquire_timeout(PATIENCE).expect("the lock came free");
+    guard.owner_died()
+}
+
 #[test]
 fn a_waiter_blocked_on_a_killed_holder_takes_over() {
     each_method(|method| {
@@ -127,13 +159,20 @@ fn a_waiter_blocked_on_a_killed_holder_takes_over() {
             .spawn(hold_forever, (lock.clone(), holding.clone()))
             .unwrap();
         assert!(holding.wait_timeout(PATIENCE));
-        let died = std::thread::scope(|s| {
-            let waiter = s.spawn(|| lock.acquire_timeout(PATIENCE).map(|g| g.owner_died()));
-            holder.kill().unwrap();
-            waiter.join().unwrap()
-        });
-        assert!(died.unwrap());
-        let _ = holder.join();
+        let waiting = Event::new().unwrap();
+        let mut waiter = builder(method)
+            .spawn(wait_for_the_lock, (lock.clone(), waiting.clone()))
+            .unwrap();
+        assert!(waiting.wait_timeout(PATIENCE), "the waiter never came");
+        // Past its marker and asleep: blocked inside `acquire_timeout` on the held lock.
+        procs_testkit::wait_until_asleep("the waiter sleeps on the lock", waiter.pid().unwrap());
+        holder.kill().unwrap();
+        assert!(
+            waiter.join_timeout(PATIENCE).unwrap(),
+            "the waiter did not see that the holder died"
+        );
+        assert!(holder.join().unwrap_err().signal().is_some());
+        assert!(!lock.is_locked(), "the waiter's guard let the lock go");
     });
 }
 
@@ -320,12 +359,13 @@ fn a_lock_is_released_by_another_process_than_its_owner() {
 
 /// The seed tutorial's ticket office, written as Python writes it: `acquire()`, work,
 /// `release()`.
-fn buy_explicitly((lock, tickets): (Lock, RawValue<u32>)) -> bool {
+fn buy_explicitly((lock, tickets, start): (Lock, RawValue<u32>, Barrier)) -> bool {
+    start_together(&start);
     lock.acquire().forget();
     let left = tickets.get();
     let won = left > 0;
     if won {
-        std::thread::yield_now();
+        std::thread::sleep(INSIDE);
         tickets.set(left - 1);
     }
     lock.release().unwrap();
@@ -337,10 +377,14 @@ fn ten_buyers_with_explicit_release_one_ticket_exactly_one_wins() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
         let tickets = RawValue::new(1u32).unwrap();
+        let start = Barrier::new(10).unwrap();
         let buyers: Vec<_> = (0..10)
             .map(|_| {
                 builder(method)
-                    .spawn(buy_explicitly, (lock.clone(), tickets.clone()))
+                    .spawn(
+                        buy_explicitly,
+                        (lock.clone(), tickets.clone(), start.clone()),
+                    )
                     .unwrap()
             })
             .collect();

@@ -98,31 +98,92 @@ fn a_named_segment_that_cannot_be_made_leaves_its_name_free() {
     shm.unlink().unwrap();
 }
 
+// Linux only: `/dev/shm`, `/proc/self/fd` and the watcher processes that keep names alive
+// are Linux's; the other systems' names follow other rules (see `SharedMemory`).
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
+    use std::collections::BTreeSet;
     use std::time::Duration;
 
     use proc_sync::Event;
-    use procs_testkit::eventually;
+    use procs_testkit::{PATIENCE, alive, blocked_in_read, eventually};
 
     fn in_dev_shm(name: &str) -> bool {
         std::path::Path::new("/dev/shm").join(name).exists()
     }
 
-    #[test]
-    fn anonymous_segments_leave_nothing_in_dev_shm() {
-        let before: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().collect();
+    fn dev_shm() -> BTreeSet<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The anonymous segments this process holds: its descriptors of `procs-shm` memfds.
+    fn memfds() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().starts_with("/memfd:procs-shm"))
+            })
+            .count()
+    }
+
+    /// Makes 20 anonymous segments in a process where nothing else runs; returns how many
+    /// memfds they added, the entries of `/dev/shm` that this process made meanwhile (named
+    /// after its pid, as the library names what it puts there), and the memfds left once
+    /// they dropped.
+    fn make_twenty(_: ()) -> (usize, Vec<String>, usize) {
+        let pid = std::process::id();
+        let ours =
+            |name: &String| name.contains(&pid.to_string()) || name.contains(&format!("{pid:x}"));
+        let (before, fds_before) = (dev_shm(), memfds());
         let segments: Vec<_> = (0..20)
             .map(|_| SharedMemory::create(4096).unwrap())
             .collect();
-        let during: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().collect();
-        // Other tests may add their own named segments meanwhile; none is ours.
-        assert!(
-            during.len() <= before.len() + 16,
-            "anonymous segments showed up in /dev/shm"
-        );
+        let added = memfds() - fds_before;
+        let made = dev_shm()
+            .difference(&before)
+            .filter(|name| ours(name))
+            .cloned()
+            .collect();
         drop(segments);
+        (added, made, memfds() - fds_before)
+    }
+
+    #[test]
+    fn anonymous_segments_leave_nothing_in_dev_shm() {
+        // In a process of its own: this one's other tests make segments all the time.
+        let (added, made, left) = builder(proc_core::StartMethod::Spawn)
+            .spawn(make_twenty, ())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(added, 20, "the segments are not memfds");
+        assert_eq!(made, Vec::<String>::new(), "anonymous segments in /dev/shm");
+        assert_eq!(left, 0, "dropped segments left their memfds open");
+    }
+
+    /// The watcher that removes `name` once every holder is gone: the one shell whose
+    /// command line ends with the segment's file.
+    fn the_watcher(name: &str) -> u32 {
+        let file = format!("/dev/shm/{name}");
+        let watchers: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .filter(|pid: &u32| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                    args.contains(&&b"procs-shm-tracker"[..]) && args.contains(&file.as_bytes())
+                })
+            })
+            .collect();
+        assert_eq!(watchers.len(), 1, "watchers of {name}: {watchers:?}");
+        watchers[0]
     }
 
     #[test]
@@ -137,8 +198,10 @@ mod linux {
         eventually("the tracker removes the name", || !in_dev_shm(&name));
     }
 
-    fn hold_and_report((shm, ready): (SharedMemory, Event)) -> usize {
-        ready.set();
+    /// Says that it holds the segment, and holds it until told to let go.
+    fn hold_until_told((shm, holding, let_go): (SharedMemory, Event, Event)) -> usize {
+        holding.set();
+        assert!(let_go.wait_timeout(PATIENCE), "never told to let go");
         shm.size()
     }
 
@@ -147,12 +210,27 @@ mod linux {
         each_method(|method| {
             let name = unique("child");
             let shm = SharedMemory::create_named(&name, 16).unwrap();
-            let ready = Event::new().unwrap();
+            let watcher = the_watcher(&name);
+            eventually("the watcher reads its pipe", || blocked_in_read(watcher));
+            let (holding, let_go) = (Event::new().unwrap(), Event::new().unwrap());
             let mut child = builder(method)
-                .spawn(hold_and_report, (shm.clone(), ready.clone()))
+                .spawn(
+                    hold_until_told,
+                    (shm.clone(), holding.clone(), let_go.clone()),
+                )
                 .unwrap();
+            assert!(holding.wait_timeout(PATIENCE));
             drop(shm);
-            assert_eq!(child.join().unwrap(), 16);
+            // This process holds the segment no more; the child does. Had the child no hold
+            // on the watcher's pipe, the pipe would be at its end, which wakes the watcher at
+            // once: that it still sleeps in its read proves the child's hold.
+            assert!(
+                blocked_in_read(watcher),
+                "the watcher saw every holder gone"
+            );
+            assert!(in_dev_shm(&name), "the name went while the child held it");
+            let_go.set();
+            assert_eq!(child.join_timeout(PATIENCE).unwrap(), 16);
             eventually("the tracker removes the name", || !in_dev_shm(&name));
         });
     }
@@ -188,14 +266,18 @@ mod linux {
     fn an_explicit_unlink_stops_the_tracker() {
         let name = unique("unlink");
         let shm = SharedMemory::create_named(&name, 16).unwrap();
+        let first = the_watcher(&name);
         shm.unlink().unwrap();
         assert!(!in_dev_shm(&name));
         // A new segment under the same name is not removed by the first one's tracker.
         let again = SharedMemory::create_named(&name, 16).unwrap();
         drop(shm);
-        // Not a synchronization: time for a tracker that would wrongly remove the name to do it.
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(in_dev_shm(&name));
+        // Once the first watcher is gone, it can remove nothing any more.
+        eventually("the first watcher leaves", || !alive(first));
+        assert!(
+            in_dev_shm(&name),
+            "the first watcher removed the new segment"
+        );
         again.unlink().unwrap();
     }
 

@@ -1,10 +1,14 @@
 //! `Value`, `Array`, `RawValue` and `RawArray` between real processes, under every start
 //! method, after CPython's `_TestValue` and `_TestArray`: increments under the lock reach the
 //! exact total; a holder killed inside `with_lock` does not block the others.
+//!
+//! Contention is forced: the incrementers start together on a `Barrier` and sleep between
+//! reading the value and writing it back under the lock, so a lock that did not exclude
+//! would lose increments.
 
 use std::time::Duration;
 
-use proc_sync::{Array, ArrayGuard, Event, Lock, RawArray, RawValue, Value, ValueGuard};
+use proc_sync::{Array, ArrayGuard, Barrier, Event, Lock, RawArray, RawValue, Value, ValueGuard};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
 
 #[test]
@@ -18,9 +22,25 @@ fn values_are_send_and_sync() {
     let _ = assert_sync::<ArrayGuard<'static, u64>>;
 }
 
-fn increment((counter, n): (Value<u64>, u64)) {
+/// How long an incrementer stays between its read and its write, under the lock: the
+/// others, started at the same time, would write meanwhile were the lock broken.
+const INSIDE: Duration = Duration::from_micros(100);
+
+/// Waits for the other incrementers, so that all of them go for the lock at once.
+fn start_together(barrier: &Barrier) {
+    barrier
+        .wait_timeout(PATIENCE)
+        .expect("the other incrementers came");
+}
+
+fn increment((counter, n, start): (Value<u64>, u64, Barrier)) {
+    start_together(&start);
     for _ in 0..n {
-        counter.with_lock(|c| *c += 1);
+        counter.with_lock(|c| {
+            let seen = *c;
+            std::thread::sleep(INSIDE);
+            *c = seen + 1;
+        });
     }
 }
 
@@ -28,17 +48,18 @@ fn increment((counter, n): (Value<u64>, u64)) {
 fn increments_under_the_lock_reach_the_exact_total() {
     each_method(|method| {
         let counter = Value::new(0u64).unwrap();
+        let start = Barrier::new(5).unwrap();
         let children: Vec<_> = (0..5)
             .map(|_| {
                 builder(method)
-                    .spawn(increment, (counter.clone(), 2000))
+                    .spawn(increment, (counter.clone(), 200, start.clone()))
                     .unwrap()
             })
             .collect();
         for mut child in children {
             child.join().unwrap();
         }
-        assert_eq!(counter.get(), 10_000);
+        assert_eq!(counter.get(), 1000);
     });
 }
 
@@ -272,10 +293,13 @@ fn a_process_that_takes_a_value_for_a_raw_value_refuses_it() {
 
 /// Python's documented idiom, `with v.get_lock(): v.value += 1`, written as a Python user
 /// writes it: the lock held across a `get` and a `set` that take it again.
-fn increment_under_get_lock((counter, n): (Value<u64>, u64)) {
+fn increment_under_get_lock((counter, n, start): (Value<u64>, u64, Barrier)) {
+    start_together(&start);
     for _ in 0..n {
         let _held = counter.get_lock().acquire();
-        counter.set(counter.get() + 1);
+        let seen = counter.get();
+        std::thread::sleep(INSIDE);
+        counter.set(seen + 1);
     }
 }
 
@@ -283,31 +307,39 @@ fn increment_under_get_lock((counter, n): (Value<u64>, u64)) {
 fn python_get_lock_idiom_does_not_deadlock_and_counts_exactly() {
     each_method(|method| {
         let counter = Value::new(0u64).unwrap();
+        // Four processes and this one, all started at once.
+        let start = Barrier::new(5).unwrap();
         let children: Vec<_> = (0..4)
             .map(|_| {
                 builder(method)
-                    .spawn(increment_under_get_lock, (counter.clone(), 1000))
+                    .spawn(
+                        increment_under_get_lock,
+                        (counter.clone(), 200, start.clone()),
+                    )
                     .unwrap()
             })
             .collect();
-        increment_under_get_lock((counter.clone(), 1000));
+        increment_under_get_lock((counter.clone(), 200, start));
         for mut child in children {
             child.join().unwrap();
         }
-        assert_eq!(counter.get(), 5 * 1000);
+        assert_eq!(counter.get(), 5 * 200);
         assert!(!counter.get_lock().is_locked());
     });
 }
 
 /// Adds one to both values under the lock they share, as Python's `lock=` lets them.
-fn add_to_both((lock, a, b, n): (Lock, Value<u32, Lock>, Array<u32, Lock>, u32)) {
+fn add_to_both((lock, a, b, n, start): (Lock, Value<u32, Lock>, Array<u32, Lock>, u32, Barrier)) {
+    start_together(&start);
     for _ in 0..n {
         let _held = lock.acquire();
         // Both change under one hold: no process sees one changed without the other.
         // SAFETY: this process holds the lock that guards both, and no guard of either.
         unsafe {
-            *a.get_obj() += 1;
-            (*b.get_obj())[0] += 1;
+            let seen = (*a.get_obj(), (*b.get_obj())[0]);
+            std::thread::sleep(INSIDE);
+            *a.get_obj() = seen.0 + 1;
+            (*b.get_obj())[0] = seen.1 + 1;
         }
     }
 }
@@ -329,12 +361,19 @@ fn values_with_a_given_lock_share_it_and_get_obj_reaches_the_data() {
             // SAFETY: the shared lock is held and no guard of `a` lives.
             assert_eq!(unsafe { *a.get_obj() }, 5);
         }
+        let start = Barrier::new(3).unwrap();
         let children: Vec<_> = (0..3)
             .map(|_| {
                 builder(method)
                     .spawn(
                         add_to_both,
-                        (lock.clone(), a.clone(), b_locked.clone(), 500),
+                        (
+                            lock.clone(),
+                            a.clone(),
+                            b_locked.clone(),
+                            200,
+                            start.clone(),
+                        ),
                     )
                     .unwrap()
             })
@@ -342,8 +381,8 @@ fn values_with_a_given_lock_share_it_and_get_obj_reaches_the_data() {
         for mut child in children {
             child.join().unwrap();
         }
-        assert_eq!(a.get(), 5 + 1500);
-        assert_eq!(b_locked.to_vec(), [5 + 1500, 0]);
+        assert_eq!(a.get(), 5 + 600);
+        assert_eq!(b_locked.to_vec(), [5 + 600, 0]);
     });
 }
 

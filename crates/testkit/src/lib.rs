@@ -110,6 +110,45 @@ pub fn thread_states(pid: u32) -> Option<Vec<char>> {
     .collect()
 }
 
+/// Waits until every thread of process `pid` sleeps (state `S` where `/proc` tells): a
+/// process that set a marker right before a blocking call and then sleeps all through is
+/// blocked inside that call, not on its way to it.
+///
+/// Where no `/proc` tells (macOS, FreeBSD, Windows), it waits 200 ms instead: a guess that a
+/// process past its marker is inside the call by then, the best that those systems allow.
+///
+/// # Panics
+///
+/// When the threads do not all sleep within 20 s; the message names `what`.
+pub fn wait_until_asleep(what: &str, pid: u32) {
+    #[cfg(unix)]
+    if thread_states(pid).is_some() {
+        return eventually(what, || {
+            thread_states(pid).is_some_and(|states| states.iter().all(|s| *s == 'S'))
+        });
+    }
+    let _ = (what, pid);
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Whether the main thread of process `pid` sleeps inside `read(2)` (Linux's
+/// `/proc/<pid>/stat` and `/proc/<pid>/syscall` tell): a reader of a pipe that sleeps there
+/// has not seen end of file, so a writer still holds the pipe open, as end of file wakes
+/// the reader at once.
+#[cfg(target_os = "linux")]
+pub fn blocked_in_read(pid: u32) -> bool {
+    let asleep = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            == Some("S")
+    });
+    let in_read = std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|call| {
+        call.split_whitespace().next() == Some(libc::SYS_read.to_string().as_str())
+    });
+    asleep && in_read
+}
+
 /// Stops process `pid` (SIGSTOP) and, where `/proc` tells, waits until every thread of it
 /// has stopped: a frozen process holds on to whatever it had, as a very slow one would.
 ///
