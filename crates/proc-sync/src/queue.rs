@@ -61,6 +61,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -209,6 +210,10 @@ struct State<S> {
     items: S,
     unfinished_tasks: usize,
     shut_down: bool,
+    /// Threads asleep in `get` and in `put`: a notify with nobody asleep would still be a
+    /// system call (std's condition variable always wakes the futex).
+    getters: usize,
+    putters: usize,
 }
 
 /// What every handle on one queue points to; the logic of Python's `queue.Queue`.
@@ -221,25 +226,25 @@ struct Shared<S> {
     maxsize: usize,
 }
 
-/// Waits on `cv` until notified or until the deadline of `block`; `None` once the deadline has
-/// passed (or at once for [`Block::No`]).
+/// Waits on `cv` until notified or until the deadline of `block`; the guard again, and
+/// `false` when it did not wait because the deadline has passed (at once for [`Block::No`]).
 fn wait<'a, S>(
     cv: &Condvar,
     guard: MutexGuard<'a, State<S>>,
     block: Block,
-) -> Option<MutexGuard<'a, State<S>>> {
+) -> (MutexGuard<'a, State<S>>, bool) {
     match block {
-        Block::No => None,
-        Block::Forever => Some(cv.wait(guard).unwrap_or_else(PoisonError::into_inner)),
+        Block::No => (guard, false),
+        Block::Forever => (cv.wait(guard).unwrap_or_else(PoisonError::into_inner), true),
         Block::Until(deadline) => {
-            let left = deadline.checked_duration_since(Instant::now())?;
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return (guard, false);
             }
             let (guard, _) = cv
                 .wait_timeout(guard, left)
                 .unwrap_or_else(PoisonError::into_inner);
-            Some(guard)
+            (guard, true)
         }
     }
 }
@@ -251,6 +256,8 @@ impl<S: Store> Shared<S> {
                 items: S::default(),
                 unfinished_tasks: 0,
                 shut_down: false,
+                getters: 0,
+                putters: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -278,16 +285,25 @@ impl<S: Store> Shared<S> {
             if self.has_room(&state) {
                 break;
             }
-            state = match wait(&self.not_full, state, block) {
-                Some(state) => state,
-                None if matches!(block, Block::No) => return Err(PutError::Full(item)),
-                None => return Err(PutError::Timeout(item)),
-            };
+            state.putters += 1;
+            let (again, waited) = wait(&self.not_full, state, block);
+            state = again;
+            state.putters -= 1;
+            if !waited {
+                return Err(if matches!(block, Block::No) {
+                    PutError::Full(item)
+                } else {
+                    PutError::Timeout(item)
+                });
+            }
         }
         state.items.push(item);
         state.unfinished_tasks += 1;
+        let wake = state.getters > 0;
         drop(state);
-        self.not_empty.notify_one();
+        if wake {
+            self.not_empty.notify_one();
+        }
         Ok(())
     }
 
@@ -295,8 +311,9 @@ impl<S: Store> Shared<S> {
         let mut state = self.lock();
         loop {
             if let Some(item) = state.items.pop() {
+                let wake = state.putters > 0;
                 drop(state);
-                if self.maxsize != 0 {
+                if wake {
                     self.not_full.notify_one();
                 }
                 return Ok(item);
@@ -304,11 +321,17 @@ impl<S: Store> Shared<S> {
             if state.shut_down {
                 return Err(GetError::Closed);
             }
-            state = match wait(&self.not_empty, state, block) {
-                Some(state) => state,
-                None if matches!(block, Block::No) => return Err(GetError::Empty),
-                None => return Err(GetError::Timeout),
-            };
+            state.getters += 1;
+            let (again, waited) = wait(&self.not_empty, state, block);
+            state = again;
+            state.getters -= 1;
+            if !waited {
+                return Err(if matches!(block, Block::No) {
+                    GetError::Empty
+                } else {
+                    GetError::Timeout
+                });
+            }
         }
     }
 
@@ -335,10 +358,11 @@ impl<S: Store> Shared<S> {
     fn join(&self, block: Block) -> bool {
         let mut state = self.lock();
         while state.unfinished_tasks > 0 {
-            match wait(&self.all_tasks_done, state, block) {
-                Some(next) => state = next,
-                None => return false,
+            let (again, waited) = wait(&self.all_tasks_done, state, block);
+            if !waited {
+                return false;
             }
+            state = again;
         }
         true
     }
@@ -853,6 +877,9 @@ pub struct SimpleQueue<T> {
 struct SimpleShared<T> {
     items: Mutex<VecDeque<T>>,
     not_empty: Condvar,
+    /// Threads asleep in a get; changed only under `items`' lock, so that `put` notifies
+    /// only when somebody sleeps (a notify is a system call even with nobody to wake).
+    getters: std::sync::atomic::AtomicUsize,
 }
 
 impl<T> Clone for SimpleQueue<T> {
@@ -893,6 +920,7 @@ impl<T> SimpleQueue<T> {
             shared: Arc::new(SimpleShared {
                 items: Mutex::new(VecDeque::new()),
                 not_empty: Condvar::new(),
+                getters: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -915,8 +943,13 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.qsize(), 1);
     /// ```
     pub fn put(&self, item: T) {
-        self.lock().push_back(item);
-        self.shared.not_empty.notify_one();
+        let mut items = self.lock();
+        items.push_back(item);
+        let wake = self.shared.getters.load(Relaxed) > 0;
+        drop(items);
+        if wake {
+            self.shared.not_empty.notify_one();
+        }
     }
 
     /// Removes and returns the oldest item, waiting while the queue is empty.
@@ -935,11 +968,13 @@ impl<T> SimpleQueue<T> {
             if let Some(item) = items.pop_front() {
                 return item;
             }
+            self.shared.getters.fetch_add(1, Relaxed);
             items = self
                 .shared
                 .not_empty
                 .wait(items)
                 .unwrap_or_else(PoisonError::into_inner);
+            self.shared.getters.fetch_sub(1, Relaxed);
         }
     }
 
@@ -958,10 +993,12 @@ impl<T> SimpleQueue<T> {
             if left.is_zero() {
                 return Err(GetError::Timeout);
             }
+            self.shared.getters.fetch_add(1, Relaxed);
             items = match self.shared.not_empty.wait_timeout(items, left) {
                 Ok((items, _)) => items,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.shared.getters.fetch_sub(1, Relaxed);
         }
     }
 
