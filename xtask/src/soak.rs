@@ -19,18 +19,8 @@ use std::time::Instant;
 
 use crate::cmd::{Result, cargo, describe, env_flag, header, step, target_dir};
 
-/// The primitives, in the order of the table.
-const PRIMITIVES: &[&str] = &[
-    "queue",
-    "joinable-queue",
-    "channel",
-    "lock",
-    "rlock",
-    "semaphore",
-    "barrier",
-    "value",
-    "pool",
-];
+// The soak program's own list (xtask has no dependency on it).
+include!("../bench/src/bin/soak/primitives.rs");
 
 /// Primitives whose robustness to a killed process has not landed yet (issue 15): their
 /// failures are printed but do not fail the run. A primitive that passes while listed here

@@ -44,18 +44,7 @@ use procs::{Process, StartMethod};
 
 use resources::Counts;
 
-/// The primitives soaked, by the name the command line and the table use.
-const PRIMITIVES: &[&str] = &[
-    "queue",
-    "joinable-queue",
-    "channel",
-    "lock",
-    "rlock",
-    "semaphore",
-    "barrier",
-    "value",
-    "pool",
-];
+include!("primitives.rs");
 
 fn main() -> ExitCode {
     procs::init();
