@@ -312,10 +312,12 @@ impl Link {
     /// A link over a TCP connection to another process, such as one that a
     /// [`TcpListener`](std::net::TcpListener) accepted.
     ///
-    /// Both ends must speak `Link` frames: the other end is a `Link` too. Frames carry bytes
-    /// and serde values, but no [`Handle`]s: sending a value that holds one is an
-    /// [`Error::Io`] of kind `InvalidInput` that sends nothing. For request–response
-    /// traffic, turn off Nagle's algorithm first
+    /// Both ends must speak `Link` frames: the other end is a `Link` too, or a program that
+    /// writes and reads [`codec`] frames (a `u32` length, then the payload), which is all a
+    /// frame over TCP is on every platform, so that the two ends may run on different
+    /// systems. Frames carry bytes and serde values, but no [`Handle`]s: sending a value that
+    /// holds one is an [`Error::Io`] of kind `InvalidInput` that sends nothing. For
+    /// request–response traffic, turn off Nagle's algorithm first
     /// ([`set_nodelay(true)`](std::net::TcpStream::set_nodelay)), or a small frame may wait
     /// for the acknowledgement of the one before. The stream must be in blocking mode, without
     /// read or write time-outs.

@@ -2,11 +2,12 @@
 //! the handles that cannot travel over a network connection. The behaviour is that of a
 //! `Link` over a local stream (and of CPython's `Connection` over a socket), minus handles.
 
-use std::io::ErrorKind;
-use std::net::{TcpListener, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use proc_core::{Error, Handle, Link};
+use proc_core::internal::Outgoing;
+use proc_core::{Error, Handle, Link, codec};
 
 /// Both ends of a TCP connection on loopback, as links: the connecting one first.
 fn tcp_pair() -> (Link, Link) {
@@ -76,6 +77,48 @@ fn a_reset_connection_reads_as_closed() {
             Err(e) => panic!("a reset connection gave {e:?}"),
         }
     }
+}
+
+/// A frame over TCP is the codec's frame alone, a `u32` length and the payload, on every
+/// platform (a Windows pipe puts a handle table before it; a socket carries no handles, so it
+/// has none): a link understands a link on another system, and any peer that writes bare
+/// frames, as a manager's clients and its fuzz test do.
+#[test]
+fn a_tcp_link_speaks_bare_codec_frames_on_every_platform() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut raw = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let link = Link::from_tcp(server);
+    let payloads: [&[u8]; 3] = [b"hi", b"", &[7; 40]];
+    let mut wire = Vec::new();
+    for payload in payloads {
+        codec::write_frame(&mut wire, payload).unwrap();
+    }
+    raw.write_all(&wire).unwrap();
+    // The end of the stream follows, so that a reader that took a length for something else
+    // fails instead of waiting for bytes that never come.
+    raw.shutdown(Shutdown::Write).unwrap();
+    for payload in payloads {
+        assert_eq!(link.recv_bytes().unwrap(), payload);
+    }
+    assert!(matches!(link.recv_bytes(), Err(Error::Closed)));
+    // The other way: one frame, then two sent in one write.
+    link.send_bytes(b"back").unwrap();
+    let one = Outgoing::encode(Vec::new(), 1u8).unwrap();
+    let two = Outgoing::encode(vec![9], "two".to_string()).unwrap();
+    link.send_outgoing_all(&[&one, &two]).unwrap();
+    drop(link);
+    let mut expected = Vec::new();
+    codec::write_frame(&mut expected, b"back").unwrap();
+    codec::write_frame(&mut expected, &codec::encode(&1u8).unwrap()).unwrap();
+    codec::write_frame(
+        &mut expected,
+        &[&[9][..], &codec::encode("two").unwrap()].concat(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    raw.read_to_end(&mut got).unwrap();
+    assert_eq!(got, expected);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //!
 //! - `Channel`: `pair`, `from_env` (the end that the parent handed to this new process),
 //!   `from_handle` and `from_tcp` (a stream someone else connected; a TCP channel carries no
-//!   handles: `send_frame` refuses them), `raw_handle` (the handle that sends a channel to
+//!   handles: `send_frame` refuses them, and its frames are bare `codec` frames on every
+//!   platform), `raw_handle` (the handle that sends a channel to
 //!   another process, an error where the channel cannot travel: a socket on Windows),
 //!   `set_peer`, `send_frame`, `send_frames`, `recv_frame`, `recv_frame_until` (a frame
 //!   begun stays for the next call where the platform can keep it: Unix), `set_read_timeout`,

@@ -283,18 +283,23 @@ impl Channel {
     /// and a channel between two threads of this process. Either way, a frame that does not
     /// go out whole closes the copies again.
     ///
-    /// On the wire a frame is a handle table, a `u32` count and then, per handle, the `u32`
+    /// On a pipe a frame is a handle table, a `u32` count and then, per handle, the `u32`
     /// pid of the process that holds the copy and the `u64` value of the copy there, followed
-    /// by the payload as a [`codec`](crate::codec) frame.
+    /// by the payload as a [`codec`](crate::codec) frame. A socket carries no handles, so
+    /// there a frame is the codec frame alone, as on Unix: the two ends of a TCP connection
+    /// may run on different systems.
     pub(crate) fn send_frame(&self, payload: &[u8], handles: &[RawHandle]) -> io::Result<()> {
-        if !handles.is_empty() && matches!(self.end, End::Socket(_)) {
-            // The message of Unix's refusal (`check_carries_fds`), so that a program sees the
-            // same error on every platform.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "handles cannot be sent over a network connection; \
-                 use a local address or a pipe to pass them",
-            ));
+        if matches!(self.end, End::Socket(_)) {
+            if !handles.is_empty() {
+                // The message of Unix's refusal (`check_carries_fds`), so that a program sees
+                // the same error on every platform.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "handles cannot be sent over a network connection; \
+                     use a local address or a pipe to pass them",
+                ));
+            }
+            return codec::write_frame(&mut &*self, payload).map_err(frame_error);
         }
         if handles.len() > MAX_HANDLES {
             return Err(io::Error::new(
@@ -327,14 +332,9 @@ impl Channel {
                 .map_err(crate::Error::from)
                 .and_then(|()| codec::write_frame(&mut &*self, payload))
         };
-        match written {
-            Ok(()) => {
-                copies.delivered();
-                Ok(())
-            }
-            Err(crate::Error::Io(e)) => Err(e),
-            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
-        }
+        written.map_err(frame_error)?;
+        copies.delivered();
+        Ok(())
     }
 
     /// A read time-out: not kept on Windows, where reads wait until bytes come (the pool
@@ -346,13 +346,16 @@ impl Channel {
     /// Sends several frames without handles in one write: what `send_frame` would send for
     /// each, back to back.
     pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {
+        let pipe = matches!(self.end, End::Pipe(_));
         let mut joined = Vec::with_capacity(payloads.iter().map(|p| 8 + p.len()).sum());
         for payload in payloads {
             let len = u32::try_from(payload.len()).map_err(|_| {
                 io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more")
             })?;
-            // An empty handle table, then the frame.
-            joined.extend_from_slice(&0u32.to_le_bytes());
+            // On a pipe an empty handle table, then the frame.
+            if pipe {
+                joined.extend_from_slice(&0u32.to_le_bytes());
+            }
             joined.extend_from_slice(&len.to_le_bytes());
             joined.extend_from_slice(payload);
         }
@@ -375,6 +378,9 @@ impl Channel {
         max: usize,
     ) -> crate::error::Result<(Vec<u8>, Vec<OwnedHandle>)> {
         use crate::error::Error;
+        if matches!(self.end, End::Socket(_)) {
+            return Ok((codec::read_frame(&mut &*self, max)?, Vec::new()));
+        }
         let mut count = [0u8; TABLE_HEADER];
         match read_full(self, &mut count)? {
             0 => return Err(Error::Closed),
@@ -424,6 +430,15 @@ impl Channel {
             return Ok(None);
         }
         self.recv_frame(max).map(Some)
+    }
+}
+
+/// What a failure to write a frame is to the caller of `send_frame`: the I/O error itself, or
+/// one of kind `InvalidInput` for a payload that no frame can hold.
+fn frame_error(err: crate::Error) -> io::Error {
+    match err {
+        crate::Error::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
     }
 }
 
