@@ -35,10 +35,7 @@ mod server;
 mod sync;
 mod wire;
 
-// Unix only: under wine the server neither answers nor closes some of the raw TCP
-// sessions these tests open (they wait out their 60 s guard), which needs a look at how
-// Windows TCP links end; the manager's own tests run there.
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod fuzz;
 
 use std::fmt;
