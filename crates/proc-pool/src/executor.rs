@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput};
 use crate::future::Future;
-use crate::map::{self, Imap};
+use crate::map::{Imap, Order, Submit};
 use crate::pool::{PoolBuilder, no_captures};
 use crate::process::Engine;
 use crate::thread::{Init, Threads};
@@ -254,19 +253,19 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let chunksize = map::check_chunksize(chunksize)?;
-        let deadline = Deadline::from_timeout(timeout);
         self.threads.check_open()?;
         let threads = self.threads.clone();
         let f = Arc::new(Direct(f));
-        Ok(Imap::new(
-            iterable.into_iter(),
-            Box::new(move |items| threads.submit_chunk(f.clone(), items)),
+        let submit: Submit<A, R> = Box::new(move |items| threads.submit_chunk(f.clone(), items));
+        let input = iterable.into_iter();
+        Imap::new(
+            input,
             chunksize,
+            timeout,
             self.max_workers(),
-            true,
-            deadline,
-        ))
+            Order::Input,
+            submit,
+        )
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
@@ -613,18 +612,19 @@ impl ProcessPoolExecutor {
     {
         const { no_captures::<F>() };
         let _ = f;
-        let chunksize = map::check_chunksize(chunksize)?;
-        let deadline = Deadline::from_timeout(timeout);
         self.engine.check_open()?;
         let engine = self.engine.clone();
-        Ok(Imap::new(
-            iterable.into_iter(),
-            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items)),
+        let submit: Submit<A, R> =
+            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items));
+        let input = iterable.into_iter();
+        Imap::new(
+            input,
             chunksize,
+            timeout,
             self.max_workers(),
-            true,
-            deadline,
-        ))
+            Order::Input,
+            submit,
+        )
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with

@@ -3,12 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result};
 
 use crate::call::{Call, Direct, Star, StarFn};
 use crate::future::{AsyncResult, Future};
-use crate::map::{self, Imap, Submit};
+use crate::map::{self, Imap, Order, Submit};
 use crate::pool::with_callbacks;
 use crate::thread::Threads;
 
@@ -328,7 +327,7 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.lazy(iterable, chunksize, true, self.chunks(Direct(f)))
+        self.lazy(iterable, chunksize, Order::Input, self.chunks(Direct(f)))
     }
 
     /// Like [`imap`](ThreadPool::imap), in the order the results are ready.
@@ -379,26 +378,24 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.lazy(iterable, chunksize, false, self.chunks(Direct(f)))
+        self.lazy(
+            iterable,
+            chunksize,
+            Order::Completion,
+            self.chunks(Direct(f)),
+        )
     }
 
     fn lazy<I: IntoIterator, R>(
         &self,
         iterable: I,
         chunksize: usize,
-        ordered: bool,
+        order: Order,
         submit: Submit<I::Item, R>,
     ) -> Result<Imap<I::IntoIter, R>> {
-        let chunksize = map::check_chunksize(chunksize)?;
         self.threads.check_open()?;
-        Ok(Imap::new(
-            iterable.into_iter(),
-            submit,
-            chunksize,
-            self.processes(),
-            ordered,
-            Deadline::never(),
-        ))
+        let input = iterable.into_iter();
+        Imap::new(input, chunksize, None, self.processes(), order, submit)
     }
 
     /// Runs `f(a, b, …)` for every tuple and returns the results in order; `f` takes 2 to
