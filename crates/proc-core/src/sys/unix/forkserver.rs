@@ -38,8 +38,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     // SAFETY: pipe succeeded; both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_cloexec(r.as_raw_fd(), true)?;
-    set_cloexec(w.as_raw_fd(), true)?;
+    set_cloexec(r.as_raw_fd())?;
+    set_cloexec(w.as_raw_fd())?;
     Ok((r, w))
 }
 
