@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proc_core::{Error, Result};
-use proc_pool::internal::{Answer, Completer, Order, Submit, imap, no_captures, pending};
+use proc_pool::internal::{
+    Answer, Completer, Order, QueuedTasks, Submit, imap, no_captures, pending,
+};
 use proc_pool::{Future, Imap};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Engine, Job, Task};
+use crate::engine::{Engine, Job, Ownership, Queue, Task};
 use crate::peers::Peers;
 use crate::session::{LIVE, Mpi};
 use crate::wire::{self, Runner};
@@ -155,7 +157,7 @@ impl MpiPoolExecutor {
             ));
         }
         let workers = ranks[..count].to_vec();
-        let engine = Engine::start(peers, workers, false)?;
+        let engine = Engine::start(peers, workers, Ownership::Session)?;
         *live = Some(engine.clone());
         Ok(MpiPoolExecutor { engine })
     }
@@ -163,7 +165,7 @@ impl MpiPoolExecutor {
     /// An executor over an engine that lets its ranks go when it ends.
     pub(crate) fn owning(peers: Arc<Peers>) -> Result<MpiPoolExecutor> {
         let workers = peers.ranks().to_vec();
-        let engine = Engine::start(peers, workers, true)?;
+        let engine = Engine::start(peers, workers, Ownership::Engine)?;
         Ok(MpiPoolExecutor { engine })
     }
 
@@ -336,7 +338,7 @@ impl MpiPoolExecutor {
     /// assert!(executor.submit(|x: u8| x, 1).is_err());
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.engine.close(cancel_futures);
+        self.engine.close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.engine.join();
         }
@@ -347,17 +349,6 @@ impl Drop for MpiPoolExecutor {
     fn drop(&mut self) {
         self.shutdown(true, false);
     }
-}
-
-/// Where a task waits for a worker rank.
-#[derive(Debug, Clone, Copy)]
-enum Queue {
-    /// At rank 0, until a worker rank is free (a task of `submit`, which may be cancelled
-    /// until then).
-    AtRoot,
-    /// At a worker rank, behind the task that runs there (a chunk of a map), so that the
-    /// worker does not wait a round trip to rank 0 between chunks.
-    AtWorker,
 }
 
 /// Sends `f(item)` for each of `items` as one task; `decode` makes the future's value of the
@@ -386,7 +377,7 @@ where
         id,
         message,
         job,
-        ahead: matches!(queue, Queue::AtWorker),
+        queue,
     })?;
     Ok(future)
 }

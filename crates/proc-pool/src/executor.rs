@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput};
-use crate::future::Future;
+use crate::future::{Future, QueuedTasks};
 use crate::map::{Imap, Order, Submit};
 use crate::pool::{PoolBuilder, no_captures};
-use crate::process::Engine;
-use crate::thread::{Init, Threads};
+use crate::process::{Engine, OnCancel};
+use crate::thread::{Init, Start, Threads};
 
 /// Settings for a [`ThreadPoolExecutor`].
 ///
@@ -90,7 +90,12 @@ impl ThreadPoolExecutorBuilder {
             .max_workers
             .unwrap_or_else(|| 32.min(proc_core::cpu_count() + 4));
         Ok(ThreadPoolExecutor {
-            threads: Arc::new(Threads::new(max, false, "ThreadPoolExecutor", self.init)?),
+            threads: Arc::new(Threads::new(
+                max,
+                Start::OnDemand,
+                "ThreadPoolExecutor",
+                self.init,
+            )?),
         })
     }
 }
@@ -282,7 +287,8 @@ impl ThreadPoolExecutor {
     /// assert!(executor.submit(|x: u8| x, 1).is_err());
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.threads.close(cancel_futures);
+        self.threads
+            .close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.threads.join();
         }
@@ -547,7 +553,7 @@ impl ProcessPoolExecutor {
         let _ = f;
         let future = Future::pending();
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), true)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::KillWorker)?;
         Ok(future)
     }
 
@@ -644,7 +650,7 @@ impl ProcessPoolExecutor {
     /// }
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.engine.close(cancel_futures);
+        self.engine.close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.engine.join_manager();
         }

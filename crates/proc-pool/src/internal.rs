@@ -8,6 +8,7 @@
 //!   [`Answer`]"): the lazy windowed map of every pool and executor — the chunking, the
 //!   window, the time limit, the cancelling of what is left — in input or completion
 //!   [`Order`].
+//! - [`QueuedTasks`]: what closing an engine does with the tasks not taken yet.
 //! - [`no_captures`]: the compile-time refusal of a closure that captures something, for
 //!   functions that run in another process.
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use proc_core::Result;
 
 pub use crate::completer::{Completer, pending};
+pub use crate::future::QueuedTasks;
 pub use crate::map::{Answer, ChunkFuture, Order, Submit};
 pub use crate::pool::no_captures;
 

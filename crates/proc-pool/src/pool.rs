@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput, Star, StarFn};
-use crate::future::{AsyncResult, Future};
+use crate::future::{AsyncResult, Future, QueuedTasks};
 use crate::map::{self, Imap, Order, Submit};
-use crate::process::{Engine, MakeInit, Settings, make_init};
+use crate::process::{Engine, MakeInit, OnCancel, Settings, make_init};
 
 /// Fails to compile for a closure that captures something: a worker process could not get
 /// the captured values. Call it as `const { no_captures::<F>() }`.
@@ -428,7 +428,7 @@ impl Pool {
         let _ = f;
         let future = Future::pending();
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), false)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::LetRun)?;
         Ok(AsyncResult::new(future))
     }
 
@@ -476,7 +476,7 @@ impl Pool {
         let future = Future::pending();
         with_callbacks(&future, callback, error_callback);
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), false)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::LetRun)?;
         Ok(AsyncResult::new(future))
     }
 
@@ -892,7 +892,7 @@ impl Pool {
     /// }
     /// ```
     pub fn close(&self) {
-        self.engine.close(false);
+        self.engine.close(QueuedTasks::Run);
     }
 
     /// Stops at once: the workers are killed and every unfinished task fails with

@@ -10,7 +10,7 @@ use proc_core::internal::unwind;
 use proc_core::{Error, Result};
 
 use crate::call::Call;
-use crate::future::Future;
+use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, run_chunk};
 
 /// A task for a thread: what runs it, and what cancels it if it never runs.
@@ -40,12 +40,20 @@ pub(crate) struct Threads {
     init: Option<Init>,
 }
 
+/// When the threads of a pool start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// All of them, now (`ThreadPool`).
+    Now,
+    /// One per submission while none is idle (Python's `ThreadPoolExecutor`).
+    OnDemand,
+}
+
 impl Threads {
-    /// `max` threads, started now (`eager`) or one per submission while none is idle
-    /// (Python's `ThreadPoolExecutor`).
+    /// `max` threads, started as `start` says.
     pub(crate) fn new(
         max: usize,
-        eager: bool,
+        start: Start,
         name: &'static str,
         init: Option<Init>,
     ) -> Result<Threads> {
@@ -65,7 +73,7 @@ impl Threads {
             name,
             init,
         };
-        if eager {
+        if start == Start::Now {
             let mut state = threads.lock();
             for _ in 0..max {
                 threads.start_thread(&mut state)?;
@@ -222,10 +230,10 @@ impl Threads {
         Ok(future)
     }
 
-    /// Takes no more tasks; with `cancel_pending`, the queued ones are cancelled.
-    pub(crate) fn close(&self, cancel_pending: bool) {
+    /// Takes no more tasks; the queued ones run or are cancelled, as `queued` says.
+    pub(crate) fn close(&self, queued: QueuedTasks) {
         self.lock().sender = None;
-        if cancel_pending {
+        if queued == QueuedTasks::Cancel {
             for task in self.receiver.try_iter() {
                 (task.cancel)(Error::Cancelled);
             }

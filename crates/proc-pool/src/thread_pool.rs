@@ -6,10 +6,10 @@ use std::sync::Arc;
 use proc_core::{Error, Result};
 
 use crate::call::{Call, Direct, Star, StarFn};
-use crate::future::{AsyncResult, Future};
+use crate::future::{AsyncResult, Future, QueuedTasks};
 use crate::map::{self, Imap, Order, Submit};
 use crate::pool::with_callbacks;
-use crate::thread::Threads;
+use crate::thread::{Start, Threads};
 
 /// Threads that run closures, with the surface of [`Pool`](crate::Pool): Python's
 /// `multiprocessing.pool.ThreadPool`.
@@ -55,7 +55,7 @@ impl ThreadPool {
     /// ```
     pub fn new(threads: usize) -> Result<ThreadPool> {
         Ok(ThreadPool {
-            threads: Arc::new(Threads::new(threads, true, "ThreadPool", None)?),
+            threads: Arc::new(Threads::new(threads, Start::Now, "ThreadPool", None)?),
         })
     }
 
@@ -495,7 +495,7 @@ impl ThreadPool {
     /// assert!(pool.apply(|x: u8| x, 1).is_err());
     /// ```
     pub fn close(&self) {
-        self.threads.close(false);
+        self.threads.close(QueuedTasks::Run);
     }
 
     /// Takes no more tasks and cancels those no thread has started; tasks already running
@@ -509,7 +509,7 @@ impl ThreadPool {
     /// assert!(pool.apply(|x: u8| x, 1).is_err());
     /// ```
     pub fn terminate(&self) {
-        self.threads.close(true);
+        self.threads.close(QueuedTasks::Cancel);
     }
 
     /// Waits until every thread has ended.
@@ -539,6 +539,6 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        self.threads.close(true);
+        self.threads.close(QueuedTasks::Cancel);
     }
 }
