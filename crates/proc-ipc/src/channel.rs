@@ -20,6 +20,7 @@ use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::queue::Put;
 use crate::{GetError, PutError, Queue};
 
 /// How many processes at once can hold ends of one channel.
@@ -432,19 +433,18 @@ impl<'de, T> Deserialize<'de> for Receiver<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Sender<T> {
-    fn send_within(&self, item: T, deadline: Deadline, nowait: bool) -> Result<(), PutError<T>> {
+    fn send_within(&self, item: T, deadline: Deadline, put: Put) -> Result<(), PutError<T>> {
         let mut item = item;
         loop {
             if !self.end.ends.any(Side::Receiver) {
                 return Err(PutError::Closed(item));
             }
             let slice = deadline.slice(LOOK);
-            let put = if nowait {
-                self.queue.put_nowait(item)
-            } else {
-                self.queue.put_timeout(item, slice)
+            let outcome = match put {
+                Put::NoWait => self.queue.put_nowait(item),
+                Put::Wait => self.queue.put_timeout(item, slice),
             };
-            match put {
+            match outcome {
                 Err(PutError::Timeout(back)) if !deadline.passed() => item = back,
                 other => return other,
             }
@@ -468,7 +468,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(err, proc_ipc::PutError::Closed(item) if item == "anyone?"));
     /// ```
     pub fn send(&self, item: T) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::never(), false)
+        self.send_within(item, Deadline::never(), Put::Wait)
     }
 
     /// Sends an item if there is room now.
@@ -486,7 +486,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(proc_ipc::PutError::Full(2))));
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::after(Duration::ZERO), true)
+        self.send_within(item, Deadline::after(Duration::ZERO), Put::NoWait)
     }
 
     /// Sends an item, waiting at most `timeout` for room.
@@ -507,7 +507,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(err, proc_ipc::PutError::Timeout(2)));
     /// ```
     pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::after(timeout), false)
+        self.send_within(item, Deadline::after(timeout), Put::Wait)
     }
 
     /// Whether every receiver is gone, so that `send` would fail.

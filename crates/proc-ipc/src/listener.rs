@@ -32,7 +32,7 @@ use proc_core::{Error, Link, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Direction};
 use crate::sys;
 
 /// How long [`Listener::accept`] gives a new peer to authenticate, unless told otherwise.
@@ -458,7 +458,7 @@ impl Pending {
                 Link::from_tcp(authenticate(stream, key, Side::Listener, limit)?)
             }
         };
-        Ok(Connection::new(link, true, true))
+        Ok(Connection::new(link, Direction::Duplex))
     }
 }
 
@@ -578,7 +578,7 @@ impl Client {
                 Link::from_tcp(authenticate(stream, authkey, Side::Client, timeout)?)
             }
         };
-        Ok(Connection::new(link, true, true))
+        Ok(Connection::new(link, Direction::Duplex))
     }
 }
 
