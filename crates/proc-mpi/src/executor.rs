@@ -205,7 +205,14 @@ impl MpiPoolExecutor {
         const { no_captures::<F>() };
         let _ = f;
         self.engine.check_open()?;
-        send::<F, A, R, R>(&self.engine, vec![args], decode_one::<R>, Queue::AtRoot)
+        let runner = wire::run_items::<F, A, R> as Runner;
+        send(
+            &self.engine,
+            runner,
+            &[args],
+            decode_one::<R>,
+            Queue::AtRoot,
+        )
     }
 
     /// Runs `f` on every item; the iterator yields the results in input order (Python's
@@ -261,8 +268,16 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        const { no_captures::<F>() };
         let _ = f;
-        self.lazy::<F, I, A, R>(iterable, chunksize, timeout, Order::Input)
+        let runner = wire::run_items::<F, A, R> as Runner;
+        self.lazy(
+            iterable.into_iter(),
+            runner,
+            chunksize,
+            timeout,
+            Order::Input,
+        )
     }
 
     /// Like [`map_with`](MpiPoolExecutor::map_with) without a time limit, yielding the
@@ -283,25 +298,9 @@ impl MpiPoolExecutor {
     /// ```
     pub fn map_unordered<F, I, A, R>(
         &self,
-        _f: F,
+        f: F,
         iterable: I,
         chunksize: usize,
-    ) -> Result<Map<I::IntoIter, R>>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.lazy::<F, I, A, R>(iterable, chunksize, None, Order::Completion)
-    }
-
-    fn lazy<F, I, A, R>(
-        &self,
-        iterable: I,
-        chunksize: usize,
-        timeout: Option<Duration>,
-        order: Order,
     ) -> Result<Map<I::IntoIter, R>>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -310,12 +309,36 @@ impl MpiPoolExecutor {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         const { no_captures::<F>() };
+        let _ = f;
+        let runner = wire::run_items::<F, A, R> as Runner;
+        self.lazy(
+            iterable.into_iter(),
+            runner,
+            chunksize,
+            None,
+            Order::Completion,
+        )
+    }
+
+    /// The lazy map of `runner` (a `wire::run_items`) over `input`: proc-pool's, with
+    /// chunks that wait at the worker ranks.
+    fn lazy<I, R>(
+        &self,
+        input: I,
+        runner: Runner,
+        chunksize: usize,
+        timeout: Option<Duration>,
+        order: Order,
+    ) -> Result<Map<I, R>>
+    where
+        I: Iterator<Item: Serialize + Send + 'static>,
+        R: DeserializeOwned + Send + 'static,
+    {
         self.engine.check_open()?;
         let engine = self.engine.clone();
-        let submit: Submit<A, R> = Box::new(move |items| {
-            send::<F, A, R, Answer<R>>(&engine, items, decode_chunk::<R>, Queue::AtWorker)
+        let submit: Submit<I::Item, R> = Box::new(move |items| {
+            send(&engine, runner, &items, decode_chunk::<R>, Queue::AtWorker)
         });
-        let input = iterable.into_iter();
         imap(input, chunksize, timeout, self.max_workers(), order, submit)
     }
 
@@ -351,22 +374,17 @@ impl Drop for MpiPoolExecutor {
     }
 }
 
-/// Sends `f(item)` for each of `items` as one task; `decode` makes the future's value of the
-/// answer's payload and the number of items.
-fn send<F, A, R, T>(
+/// Sends `runner` (a `wire::run_items`) over `items` as one task; `decode` makes the
+/// future's value of the answer's payload and the number of items.
+fn send<A: Serialize, T: Send + 'static>(
     engine: &Engine,
-    items: Vec<A>,
+    runner: Runner,
+    items: &[A],
     decode: fn(&[u8], usize) -> Result<T>,
     queue: Queue,
-) -> Result<Future<T>>
-where
-    F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: Serialize + DeserializeOwned + Send + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
-    T: Send + 'static,
-{
+) -> Result<Future<T>> {
     let id = engine.next_id();
-    let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &items)?;
+    let message = wire::task(id, runner, items)?;
     let (future, completer) = pending();
     let job = Box::new(Reply {
         completer,
