@@ -10,15 +10,19 @@
 //!   [`Order`].
 //! - [`QueuedTasks`]: what closing an engine does with the tasks not taken yet.
 //! - [`no_captures`]: the compile-time refusal of a closure that captures something, for
-//!   functions that run in another process.
+//!   functions that run in another process, and [`conjure`], which makes the function there
+//!   from its type alone.
+//! - [`run_chunk`]: a worker's run of one function over a chunk of items, each panic caught
+//!   in its item's place.
 
 use std::time::Duration;
 
 use proc_core::Result;
 
+pub use crate::call::conjure;
 pub use crate::completer::{Completer, pending};
 pub use crate::future::QueuedTasks;
-pub use crate::map::{Answer, ChunkFuture, Order, Submit};
+pub use crate::map::{Answer, ChunkFuture, Order, Submit, run_chunk};
 pub use crate::pool::no_captures;
 
 use crate::map::Imap;

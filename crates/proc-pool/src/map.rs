@@ -86,7 +86,19 @@ impl<R> Outcomes<R> {
 
 /// Runs `call` on each item: all the values, or (once one panicked) each item's outcome.
 /// The items run under one `catch_unwind` until one panics, the rest one by one.
-pub(crate) fn run_chunk<A, R, E: From<unwind::Panic>>(
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::core::internal::unwind::Remote;
+///
+/// let (values, mixed) = proc_pool::internal::run_chunk::<_, _, Remote>(vec![1, 2], |x: u8| x * 2);
+/// assert_eq!((values, mixed.is_none()), (vec![2, 4], true));
+/// let (_, mixed) = proc_pool::internal::run_chunk::<_, _, Remote>(vec![1, 0, 2], |x: u8| 2 / x);
+/// let mixed = mixed.unwrap();
+/// assert!(mixed[0].is_ok() && mixed[1].is_err() && mixed[2].is_ok());
+/// ```
+pub fn run_chunk<A, R, E: From<unwind::Panic>>(
     items: Vec<A>,
     mut call: impl FnMut(A) -> R,
 ) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
