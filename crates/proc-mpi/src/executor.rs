@@ -196,19 +196,26 @@ impl MpiPoolExecutor {
     /// let future = executor.submit(|(a, b): (u64, u32)| a.pow(b), (2, 10)).unwrap();
     /// assert_eq!(future.result().unwrap(), 1024);
     /// ```
+    ///
+    /// A closure that captures something does not compile: a worker rank could not get what
+    /// it captured.
+    ///
+    /// ```compile_fail
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let offset = 1u64;
+    /// let _ = executor.submit(move |x: u64| x + offset, 1);
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const { no_captures::<F>() };
-        let _ = f;
         self.engine.check_open()?;
-        let runner = wire::run_items::<F, A, R> as Runner;
         send(
             &self.engine,
-            runner,
+            runner(f),
             &[args],
             decode_one::<R>,
             Queue::AtRoot,
@@ -268,16 +275,8 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const { no_captures::<F>() };
-        let _ = f;
-        let runner = wire::run_items::<F, A, R> as Runner;
-        self.lazy(
-            iterable.into_iter(),
-            runner,
-            chunksize,
-            timeout,
-            Order::Input,
-        )
+        let input = iterable.into_iter();
+        self.lazy(input, runner(f), chunksize, timeout, Order::Input)
     }
 
     /// Like [`map_with`](MpiPoolExecutor::map_with) without a time limit, yielding the
@@ -308,16 +307,8 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const { no_captures::<F>() };
-        let _ = f;
-        let runner = wire::run_items::<F, A, R> as Runner;
-        self.lazy(
-            iterable.into_iter(),
-            runner,
-            chunksize,
-            None,
-            Order::Completion,
-        )
+        let input = iterable.into_iter();
+        self.lazy(input, runner(f), chunksize, None, Order::Completion)
     }
 
     /// The lazy map of `runner` (a `wire::run_items`) over `input`: proc-pool's, with
@@ -372,6 +363,19 @@ impl Drop for MpiPoolExecutor {
     fn drop(&mut self) {
         self.shutdown(true, false);
     }
+}
+
+/// What a worker rank runs for the function `f`, which must capture nothing (a compile-time
+/// check): `wire::run_items` of its type.
+fn runner<F, A, R>(f: F) -> Runner
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    const { no_captures::<F>() };
+    let _ = f;
+    wire::run_items::<F, A, R>
 }
 
 /// Sends `runner` (a `wire::run_items`) over `items` as one task; `decode` makes the

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput};
 use crate::future::{Future, QueuedTasks};
-use crate::map::{Imap, Order, Submit};
+use crate::map::{self, Imap, Order, Submit};
 use crate::pool::{PoolBuilder, no_captures};
 use crate::process::{Engine, OnCancel};
 use crate::thread::{Init, Start, Threads};
@@ -263,7 +263,7 @@ impl ThreadPoolExecutor {
         let f = Arc::new(Direct(f));
         let submit: Submit<A, R> = Box::new(move |items| threads.submit_chunk(f.clone(), items));
         let input = iterable.into_iter();
-        Imap::new(
+        map::imap(
             input,
             chunksize,
             timeout,
@@ -623,7 +623,7 @@ impl ProcessPoolExecutor {
         let submit: Submit<A, R> =
             Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items));
         let input = iterable.into_iter();
-        Imap::new(
+        map::imap(
             input,
             chunksize,
             timeout,

@@ -15,52 +15,11 @@
 //! - [`run_chunk`]: a worker's run of one function over a chunk of items, each panic caught
 //!   in its item's place.
 
-use std::time::Duration;
-
-use proc_core::Result;
-
 pub use crate::call::conjure;
 pub use crate::completer::{Completer, pending};
 pub use crate::future::QueuedTasks;
-pub use crate::map::{Answer, ChunkFuture, Order, Submit, run_chunk};
+pub use crate::map::{Answer, ChunkFuture, Order, Submit, imap, run_chunk};
 pub use crate::pool::no_captures;
-
-use crate::map::Imap;
-
-/// The lazy map of `input`: `submit` gets `chunksize` items at a time, with a window of
-/// chunks in flight sized for `workers`; the iterator yields each item's outcome in `order`,
-/// and [`Error::Timeout`](proc_core::Error::Timeout) once `timeout` (from this call) passes,
-/// cancelling the chunks still in flight. Dropping it cancels them too.
-///
-/// # Errors
-///
-/// [`Error::InvalidState`](proc_core::Error::InvalidState) for a `chunksize` of 0. An error
-/// of `submit` comes after the results before it, and ends the iteration.
-///
-/// # Examples
-///
-/// ```
-/// use proc_pool::internal::{Answer, Order, imap, pending};
-///
-/// // An "engine" that answers each chunk at once.
-/// let squares = imap(1..=5u32, 2, None, 1, Order::Input, Box::new(|items: Vec<u32>| {
-///     let (chunk, completer) = pending();
-///     completer.finish(Ok(Answer::Values(items.iter().map(|x| x * x).collect())));
-///     Ok(chunk)
-/// }))
-/// .unwrap();
-/// assert_eq!(squares.map(Result::unwrap).collect::<Vec<_>>(), [1, 4, 9, 16, 25]);
-/// ```
-pub fn imap<I: Iterator, R>(
-    input: I,
-    chunksize: usize,
-    timeout: Option<Duration>,
-    workers: usize,
-    order: Order,
-    submit: Submit<I::Item, R>,
-) -> Result<Imap<I, R>> {
-    Imap::new(input, chunksize, timeout, workers, order, submit)
-}
 
 #[cfg(test)]
 mod tests {

@@ -290,41 +290,65 @@ pub struct Imap<I: Iterator, R> {
     done: bool,
 }
 
-impl<I: Iterator, R> Imap<I, R> {
-    /// The lazy map of every pool and executor (proc-mpi's too, through
-    /// [`internal::imap`](crate::internal::imap)): `chunksize` items per call of `submit`,
-    /// a window sized for `workers`, and at most `timeout` from now until the last result.
-    pub(crate) fn new(
-        input: I,
-        chunksize: usize,
-        timeout: Option<Duration>,
-        workers: usize,
-        order: Order,
-        submit: Submit<I::Item, R>,
-    ) -> Result<Imap<I, R>> {
-        let deadline = Deadline::from_timeout(timeout);
-        let chunksize = check_chunksize(chunksize)?;
-        Ok(Imap {
-            input: Some(input),
-            submit,
-            chunksize,
-            // Enough chunks in flight that the workers never wait for the next (a thousand
-            // items, or four chunks per worker), few enough that memory stays flat.
-            window: (workers.max(1) * 4).max(1024 / chunksize),
-            order,
-            deadline,
-            queue: VecDeque::new(),
-            flying: BTreeMap::new(),
-            finished: Vec::new(),
-            waiter: Waiter::new(),
-            numbered: 0,
-            current: Outcomes::Mixed(Vec::new().into_iter()),
-            in_flight_items: 0,
-            error: None,
-            done: false,
-        })
-    }
+/// The lazy map of `input`: `submit` gets `chunksize` items at a time, with a window of
+/// chunks in flight sized for `workers`; the iterator yields each item's outcome in `order`,
+/// and [`Error::Timeout`](proc_core::Error::Timeout) once `timeout` (from this call) passes,
+/// cancelling the chunks still in flight. Dropping it cancels them too.
+///
+/// The one constructor of [`Imap`], for every pool and executor (proc-mpi's through
+/// [`internal`](crate::internal)).
+///
+/// # Errors
+///
+/// [`Error::InvalidState`](proc_core::Error::InvalidState) for a `chunksize` of 0. An error
+/// of `submit` comes after the results before it, and ends the iteration.
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::internal::{Answer, Order, imap, pending};
+///
+/// // An "engine" that answers each chunk at once.
+/// let squares = imap(1..=5u32, 2, None, 1, Order::Input, Box::new(|items: Vec<u32>| {
+///     let (chunk, completer) = pending();
+///     completer.finish(Ok(Answer::Values(items.iter().map(|x| x * x).collect())));
+///     Ok(chunk)
+/// }))
+/// .unwrap();
+/// assert_eq!(squares.map(Result::unwrap).collect::<Vec<_>>(), [1, 4, 9, 16, 25]);
+/// ```
+pub fn imap<I: Iterator, R>(
+    input: I,
+    chunksize: usize,
+    timeout: Option<Duration>,
+    workers: usize,
+    order: Order,
+    submit: Submit<I::Item, R>,
+) -> Result<Imap<I, R>> {
+    let deadline = Deadline::from_timeout(timeout);
+    let chunksize = check_chunksize(chunksize)?;
+    Ok(Imap {
+        input: Some(input),
+        submit,
+        chunksize,
+        // Enough chunks in flight that the workers never wait for the next (a thousand
+        // items, or four chunks per worker), few enough that memory stays flat.
+        window: (workers.max(1) * 4).max(1024 / chunksize),
+        order,
+        deadline,
+        queue: VecDeque::new(),
+        flying: BTreeMap::new(),
+        finished: Vec::new(),
+        waiter: Waiter::new(),
+        numbered: 0,
+        current: Outcomes::Mixed(Vec::new().into_iter()),
+        in_flight_items: 0,
+        error: None,
+        done: false,
+    })
+}
 
+impl<I: Iterator, R> Imap<I, R> {
     fn flying_chunks(&self) -> usize {
         self.queue.len() + self.flying.len()
     }

@@ -774,7 +774,7 @@ impl Pool {
     ) -> Result<Imap<I::IntoIter, R>> {
         self.engine.check_open()?;
         let input = iterable.into_iter();
-        Imap::new(input, chunksize, None, self.processes(), order, submit)
+        map::imap(input, chunksize, None, self.processes(), order, submit)
     }
 
     /// Runs `f(a, b, …)` for every tuple `(a, b, …)` and returns the results in order

@@ -395,7 +395,7 @@ impl ThreadPool {
     ) -> Result<Imap<I::IntoIter, R>> {
         self.threads.check_open()?;
         let input = iterable.into_iter();
-        Imap::new(input, chunksize, None, self.processes(), order, submit)
+        map::imap(input, chunksize, None, self.processes(), order, submit)
     }
 
     /// Runs `f(a, b, …)` for every tuple and returns the results in order; `f` takes 2 to
