@@ -10,6 +10,11 @@
 //! looks for parties that died inside `wait`. A dead party of a filling round breaks the
 //! barrier; one of a draining or resetting round (released or reset, but not gone yet) just
 //! leaves it, so that the next round can start.
+//!
+//! A party changes the record and the count under the condition's lock, the record first
+//! both on its way in and on its way out, so that a party killed between the two (holding
+//! the lock) leaves a count that the next owner of the lock, which is told that the owner
+//! died, recomputes from the record (`repair`): the record is what counts.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -90,8 +95,11 @@ unsafe impl State for BarrierState {
 /// owner.
 ///
 /// The barrier records up to 128 waiting processes at once; the parties of processes beyond
-/// those are not watched. A party is recognised by its pid, as a [`Lock`](crate::Lock)'s
-/// owner is.
+/// those are not watched. A party is recognised by its pid and its start time, so that a
+/// party whose pid went to another process before the others looked is still seen dead
+/// ([`dead_party`](Barrier::dead_party) names the pid); where the platform cannot tell start
+/// times, the pid alone judges. The internal lock names its owner by pid alone, as a
+/// [`Lock`](crate::Lock) does.
 ///
 /// # Examples
 ///
@@ -306,9 +314,9 @@ impl Barrier {
         if state.phase.load(Ordering::Relaxed) == BROKEN {
             return Err(self.broken_error());
         }
-        // The record first, the count next, and the other way round on the way out: a
-        // party killed between the two (holding the lock) leaves the count off by one,
-        // which the next owner of the lock recomputes from the record (`repair`).
+        // The record first, the count next, on the way in as on the way out: a party killed
+        // between the two (holding the lock) leaves the count off by one, which the next
+        // owner of the lock recomputes from the record (`repair`).
         let slot = state.waiting.add();
         if slot.is_none() {
             state.unrecorded.fetch_add(1, Ordering::Relaxed);
@@ -400,7 +408,8 @@ impl Barrier {
 
     /// Puts right what a process that died holding the lock left (under the lock, taken
     /// over): the count is recomputed from the record, which every arrival and departure
-    /// changes first, then the dead are taken out of the round.
+    /// changes first, then the dead are taken out of the round, and a drained round whose
+    /// last party died on its way out opens the next.
     fn repair(&self) {
         let state = self.state();
         let counted = state
@@ -412,6 +421,7 @@ impl Barrier {
             Ordering::Relaxed,
         );
         self.reap();
+        self.leave();
     }
 
     /// Takes the parties of processes that died out of the round (under the lock): a filling

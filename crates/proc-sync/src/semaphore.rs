@@ -1,7 +1,8 @@
 //! `Semaphore` and `BoundedSemaphore`: counters that limit how many hold something at once
 //! (Python's `multiprocessing.Semaphore` and `multiprocessing.BoundedSemaphore`).
 //!
-//! The count of free places is a futex word. Beside it, a table of [`Holders`] records which
+//! The count of free places is a futex word. Beside it, a table of [`Holders`] (each holder a
+//! pid and a start time; see [`crate::holders`] for its slot protocol) records which
 //! process holds how many places through a guard, so that the places of a process that died
 //! come back: a waiter that slept a whole slice (a tenth of a second) without a place coming
 //! free looks for dead holders and gives their places back, as a failed `try_acquire` and a
@@ -412,10 +413,15 @@ impl Counter {
 ///
 /// # Platform-specific behavior
 ///
-/// A holder is recognised by its pid, as a [`Lock`](crate::Lock)'s owner is: a pid recycled
-/// before the waiters look would hide the death; processes in different pid namespaces must
-/// not share semaphores. A guard that a forked child inherits names its parent's hold, and
-/// gives nothing back when it drops in the child.
+/// A holder is recognised by its pid and its start time, so that a holder whose pid the
+/// system gave to another process before the waiters looked is still seen dead (where the
+/// platform cannot tell start times, the pid alone judges; on Linux they are clock ticks,
+/// 10 ms, well within the time the system takes to give a pid out again). The internal lock
+/// of the few instructions of each call is a futex word that names its owner by pid alone,
+/// as a [`Lock`](crate::Lock)'s does: a process killed inside a call whose pid is recycled
+/// before anyone looks holds up the semaphore until that process ends too. Processes in
+/// different pid namespaces must not share semaphores. A guard that a forked child inherits
+/// names its parent's hold, and gives nothing back when it drops in the child.
 ///
 /// # Examples
 ///

@@ -287,3 +287,154 @@ pub fn open_fds() -> usize {
     // The listing's own descriptor is counted once, the same way every time.
     std::fs::read_dir("/dev/fd").expect("list /dev/fd").count()
 }
+
+/// What the shared state of a `proc-sync` primitive is on the wire (a `Semaphore`, the
+/// `Lock` and state of a `Condition`, the state of a `Barrier`): the header of its kind with
+/// the size and alignment of its state, the wire form of the `SharedMemory` that holds it
+/// (header, handle, mapping length, size, name, tracker), and its parkers.
+pub type StateWire = (
+    (u32, u64, u64),
+    (
+        (u32, u64, u64),
+        proc_core::Handle,
+        u64,
+        u64,
+        Option<String>,
+        Option<proc_core::Handle>,
+    ),
+    proc_core::shared::Parkers,
+);
+
+/// A second mapping of a primitive's shared state, for tests that write what a process
+/// killed at some point (or a recycled pid) leaves there, as a hostile or dying peer would.
+#[derive(Debug)]
+pub struct StateMap {
+    segment: proc_core::shared::Segment,
+    size: usize,
+}
+
+impl StateMap {
+    /// Maps the state that `wire` names.
+    ///
+    /// # Panics
+    ///
+    /// When the segment cannot be mapped or is smaller than its state.
+    pub fn new(wire: StateWire) -> StateMap {
+        let ((_, size, _), (_, handle, len, _, _, _), _) = wire;
+        let (size, len) = (size as usize, len as usize);
+        assert!(size <= len, "a state larger than its segment");
+        let segment = proc_core::shared::Segment::from_handle(handle, len).expect("map the state");
+        StateMap { segment, size }
+    }
+
+    /// The size of the state's type, as its header says.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The state as 64-bit words (the last partial word left out).
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the segment is page-aligned and at least `size` bytes long; every process
+        // that maps it reads and writes the state with atomics, so atomic views of its
+        // aligned words are fine while they change, and they live as long as `self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.segment.as_ptr().cast::<std::sync::atomic::AtomicU64>(),
+                self.size / 8,
+            )
+        }
+    }
+
+    /// The 32-bit word at byte `offset` of the state.
+    ///
+    /// # Panics
+    ///
+    /// When `offset` is not a 4-byte aligned place inside the state.
+    pub fn word32(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.size);
+        // SAFETY: as in `words`, for an aligned 32-bit word inside the state.
+        unsafe {
+            &*self
+                .segment
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
+    }
+
+    /// The index in [`words`](StateMap::words) of the holder slot that records `count`
+    /// holds of the process `pid` that started at `start`, as `proc-sync`'s table of holders
+    /// lays a slot out: the pid in the high half of a word and the count in the low half,
+    /// then the start time in the next word. `None` when no slot says that.
+    pub fn holder_slot(&self, pid: u32, count: u32, start: u64) -> Option<usize> {
+        use std::sync::atomic::Ordering;
+        let hold = (u64::from(pid) << 32) | u64::from(count);
+        let words = self.words();
+        (0..words.len().saturating_sub(1)).find(|&i| {
+            words[i].load(Ordering::SeqCst) == hold && words[i + 1].load(Ordering::SeqCst) == start
+        })
+    }
+
+    /// Makes the slot at word `index` name process `pid` instead, keeping its count and
+    /// start time: what the record says once the holder died and the system gave its pid
+    /// to process `pid`.
+    pub fn give_pid_to(&self, index: usize, pid: u32) {
+        use std::sync::atomic::Ordering;
+        let word = &self.words()[index];
+        let count = word.load(Ordering::SeqCst) & u64::from(u32::MAX);
+        word.store((u64::from(pid) << 32) | count, Ordering::SeqCst);
+    }
+}
+
+/// Sleeps until killed.
+fn idle((): ()) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A live process that started at another time than `start` (a start time of
+/// `proc_core::shared::start_time_of`), to stand for the process that the system gave a dead
+/// holder's pid to; killed when dropped.
+///
+/// Start times are clock ticks on Linux (10 ms), and a child started within the tick of the
+/// dead holder would pass for it, which no recycled pid can do (the system goes through the
+/// whole range of pids first): such a child is replaced.
+#[derive(Debug)]
+pub struct Stranger(Process<()>);
+
+impl Stranger {
+    /// Starts one with `method`.
+    ///
+    /// # Panics
+    ///
+    /// When no process can be started, or none starts at another time than `start`.
+    pub fn new(method: StartMethod, start: u64) -> Stranger {
+        for _ in 0..100 {
+            let stranger = Stranger(builder(method).spawn(idle, ()).expect("start a stranger"));
+            if proc_core::shared::start_time_of(stranger.pid()).is_some_and(|s| s != start) {
+                return stranger;
+            }
+            drop(stranger);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no process started at another time than {start}");
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.0.pid().expect("a started process has a pid")
+    }
+
+    /// Whether it still runs.
+    pub fn is_alive(&self) -> bool {
+        self.0.is_alive()
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.join_timeout(PATIENCE);
+    }
+}
