@@ -7,6 +7,8 @@ Benchmarks (the time printed is per operation, `--iterations` operations timed i
 stretch):
 
 - lock-uncontended: acquire and release a `multiprocessing.Lock` in one thread.
+- semaphore-uncontended: acquire and release a `multiprocessing.BoundedSemaphore(2)` in one
+  thread.
 - lock-contended: two processes acquire and release one `Lock`; per acquire/release of either.
 - event-roundtrip: a ping-pong of two `Event`s between two processes; per round trip.
 - value-increments: two processes do `with v.get_lock(): v.value += 1`; per increment.
@@ -25,6 +27,19 @@ import time
 def lock_uncontended(ctx, args):
     lock = ctx.Lock()
     acquire, release = lock.acquire, lock.release
+    for _ in range(args.warmup):
+        acquire()
+        release()
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        acquire()
+        release()
+    return time.perf_counter() - start, args.iterations
+
+
+def semaphore_uncontended(ctx, args):
+    sem = ctx.BoundedSemaphore(2)
+    acquire, release = sem.acquire, sem.release
     for _ in range(args.warmup):
         acquire()
         release()
@@ -119,6 +134,7 @@ def event_roundtrip(ctx, args):
 
 BENCHMARKS = {
     "lock-uncontended": lock_uncontended,
+    "semaphore-uncontended": semaphore_uncontended,
     "lock-contended": lambda ctx, args: two_processes(ctx, args, "lock"),
     "event-roundtrip": event_roundtrip,
     "value-increments": lambda ctx, args: two_processes(ctx, args, "value"),
