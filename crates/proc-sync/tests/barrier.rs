@@ -6,7 +6,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use proc_core::shared::start_time_of;
 use proc_core::{Link, Process, StartMethod};
 use proc_sync::{Barrier, Event};
 use procs_testkit::{
@@ -463,20 +462,10 @@ fn a_party_whose_pid_went_to_a_live_process_is_still_seen_dead() {
         let barrier = Barrier::new(3).unwrap();
         let (_, state) = maps_of(&barrier);
         let mut victim = waiting_party(method, &barrier, 1);
-        let pid = victim.pid().unwrap();
-        let Some(start) = start_time_of(pid) else {
-            // The platform cannot tell processes of one pid apart: nothing to test.
-            let _ = victim.kill();
-            return;
-        };
-        let slot = state
-            .holder_slot(pid, 1, start)
-            .expect("the party's slot names its pid, one party and its start time");
-        let stranger = Stranger::new(method, start);
         // Nobody else waits, so nobody looks at the dead before the pid has gone over.
-        victim.kill().unwrap();
-        assert!(victim.join().unwrap_err().signal().is_some());
-        state.give_pid_to(slot, stranger.pid());
+        let Some(stranger) = state.kill_and_give_pid_away(&mut victim, 1, method) else {
+            return; // The platform cannot tell processes of one pid apart: nothing to test.
+        };
         let err = barrier.wait_timeout(PATIENCE).unwrap_err();
         assert!(
             !err.is_timeout(),

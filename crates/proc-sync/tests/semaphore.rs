@@ -6,11 +6,10 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use proc_core::shared::start_time_of;
 use proc_core::{Link, Process, StartMethod};
 use proc_sync::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard, Value};
 use procs_testkit::{
-    PATIENCE, StateMap, StateWire, Stranger, assert_send_sync, builder, each_method, eventually,
+    PATIENCE, StateMap, StateWire, assert_send_sync, builder, each_method, eventually,
 };
 #[test]
 fn semaphores_are_send_and_sync() {
@@ -403,6 +402,23 @@ fn churn((sem, started): (BoundedSemaphore, Event)) {
     }
 }
 
+/// Takes every one of the `places` of `sem` and gives them back: none was lost, and none
+/// came back twice (a release past the bound is refused).
+fn every_place_comes_back_once(sem: &BoundedSemaphore, places: u32, round: u64) {
+    let taken: Vec<_> = (0..places)
+        .map(|i| {
+            sem.acquire_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("round {round}: place {} of {places} was lost", i + 1))
+        })
+        .collect();
+    drop(taken);
+    assert_eq!(sem.get_value(), places);
+    assert!(
+        sem.release().is_err(),
+        "round {round}: a place came back twice"
+    );
+}
+
 // The kill -9 soak's finding: a process killed inside a call (between taking a place and
 // recording it, or between unrecording it and giving it back) lost the place for good. Here
 // the kill lands at varied points of a tight loop; every place must come back, once.
@@ -419,18 +435,7 @@ fn a_holder_killed_anywhere_in_its_calls_loses_no_place() {
             std::thread::sleep(Duration::from_micros(150 * round));
             churner.kill().unwrap();
             assert!(churner.join().unwrap_err().signal().is_some());
-            let places: Vec<_> = (0..2)
-                .map(|i| {
-                    sem.acquire_timeout(PATIENCE)
-                        .unwrap_or_else(|_| panic!("round {round}: place {} of 2 was lost", i + 1))
-                })
-                .collect();
-            drop(places);
-            assert_eq!(sem.get_value(), 2);
-            assert!(
-                sem.release().is_err(),
-                "round {round}: a place came back twice"
-            );
+            every_place_comes_back_once(&sem, 2, round);
         }
     });
 }
@@ -453,19 +458,9 @@ fn the_places_of_a_killed_holder_come_back_though_its_pid_went_to_a_live_process
         let sem = BoundedSemaphore::new(3).unwrap();
         let state = state_of(&sem);
         let mut holder = holder_of(method, &sem, 2);
-        let pid = holder.pid().unwrap();
-        let Some(start) = start_time_of(pid) else {
-            // The platform cannot tell processes of one pid apart: nothing to test.
-            let _ = holder.kill();
-            return;
+        let Some(stranger) = state.kill_and_give_pid_away(&mut holder, 2, method) else {
+            return; // The platform cannot tell processes of one pid apart: nothing to test.
         };
-        let slot = state
-            .holder_slot(pid, 2, start)
-            .expect("the holder's slot names its pid, its count and its start time");
-        let stranger = Stranger::new(method, start);
-        holder.kill().unwrap();
-        assert!(holder.join().unwrap_err().signal().is_some());
-        state.give_pid_to(slot, stranger.pid());
         assert_eq!(sem.get_value(), 1);
         let places: Vec<_> = (0..3)
             .map(|i| {
@@ -530,7 +525,7 @@ fn a_holder_killed_inside_a_call_loses_no_place_and_none_comes_back_twice() {
     );
     let mut rng = procs_testkit::Rng::new(0x5eed_0015);
     let (mut inside, mut between) = (0, 0);
-    for round in 0..400 {
+    for round in 0..400u64 {
         if inside >= 12 && between >= 2 {
             break;
         }
@@ -556,18 +551,7 @@ fn a_holder_killed_inside_a_call_loses_no_place_and_none_comes_back_twice() {
         }
         churner.kill().unwrap();
         assert!(churner.join().unwrap_err().signal().is_some());
-        let places: Vec<_> = (0..2)
-            .map(|i| {
-                sem.acquire_timeout(PATIENCE)
-                    .unwrap_or_else(|_| panic!("round {round}: place {} of 2 was lost", i + 1))
-            })
-            .collect();
-        drop(places);
-        assert_eq!(sem.get_value(), 2);
-        assert!(
-            sem.release().is_err(),
-            "round {round}: a place came back twice"
-        );
+        every_place_comes_back_once(&sem, 2, round);
     }
     eprintln!("killed inside the lock {inside} times, {between} of them between two words");
     assert!(

@@ -375,10 +375,46 @@ impl StateMap {
         })
     }
 
+    /// Kills `victim`, which holds `count` in a slot of this state, and makes its slot name
+    /// a live [`Stranger`] (started with `method`) instead, keeping its count and start
+    /// time: what the record says once the holder died and the system gave its pid to
+    /// another process before anyone looked (a test cannot make the system recycle a pid).
+    /// Returns the stranger, which must outlive the test's checks; `None`, with the victim
+    /// killed, where the platform cannot tell processes of one pid apart.
+    ///
+    /// # Panics
+    ///
+    /// When no slot records `victim`'s pid, `count` and start time, or the victim does not
+    /// end by the signal.
+    pub fn kill_and_give_pid_away<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        victim: &mut Process<R>,
+        count: u32,
+        method: StartMethod,
+    ) -> Option<Stranger> {
+        let pid = victim.pid().expect("a started victim");
+        let Some(start) = proc_core::shared::start_time_of(pid) else {
+            let _ = victim.kill();
+            let _ = victim.join_timeout(PATIENCE);
+            return None;
+        };
+        let slot = self
+            .holder_slot(pid, count, start)
+            .expect("the victim's slot names its pid, its count and its start time");
+        let stranger = Stranger::new(method, start);
+        victim.kill().expect("kill the victim");
+        let ended = victim.join_timeout(PATIENCE);
+        assert!(
+            ended.as_ref().err().and_then(|e| e.signal()).is_some(),
+            "the victim did not end by the signal"
+        );
+        self.give_pid_to(slot, stranger.pid());
+        Some(stranger)
+    }
+
     /// Makes the slot at word `index` name process `pid` instead, keeping its count and
-    /// start time: what the record says once the holder died and the system gave its pid
-    /// to process `pid`.
-    pub fn give_pid_to(&self, index: usize, pid: u32) {
+    /// start time.
+    fn give_pid_to(&self, index: usize, pid: u32) {
         use std::sync::atomic::Ordering;
         let word = &self.words()[index];
         let count = word.load(Ordering::SeqCst) & u64::from(u32::MAX);

@@ -24,9 +24,9 @@ import multiprocessing
 import time
 
 
-def lock_uncontended(ctx, args):
-    lock = ctx.Lock()
-    acquire, release = lock.acquire, lock.release
+def acquire_release(primitive, args):
+    """Times `iterations` acquires and releases of `primitive`, after `warmup` of them."""
+    acquire, release = primitive.acquire, primitive.release
     for _ in range(args.warmup):
         acquire()
         release()
@@ -35,19 +35,14 @@ def lock_uncontended(ctx, args):
         acquire()
         release()
     return time.perf_counter() - start, args.iterations
+
+
+def lock_uncontended(ctx, args):
+    return acquire_release(ctx.Lock(), args)
 
 
 def semaphore_uncontended(ctx, args):
-    sem = ctx.BoundedSemaphore(2)
-    acquire, release = sem.acquire, sem.release
-    for _ in range(args.warmup):
-        acquire()
-        release()
-    start = time.perf_counter()
-    for _ in range(args.iterations):
-        acquire()
-        release()
-    return time.perf_counter() - start, args.iterations
+    return acquire_release(ctx.BoundedSemaphore(2), args)
 
 
 def value_uncontended(ctx, args):
