@@ -483,6 +483,7 @@ fn a_party_whose_pid_went_to_a_live_process_is_still_seen_dead() {
 }
 
 /// Goes through rounds of a barrier of one party until killed.
+#[cfg(target_os = "linux")]
 fn churn(barrier: Barrier) {
     loop {
         let _ = barrier.wait_timeout(PATIENCE);
