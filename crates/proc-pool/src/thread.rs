@@ -19,21 +19,37 @@ trait Job: Send {
     fn cancel(self: Box<Self>, error: Error);
 }
 
-/// The one allocation of a task: its work and the future that gets the work's value.
+/// The one allocation of a task: its work, the future that gets the work's value, and the
+/// task's `procs.pool.task` span (made where the task was submitted, so that it is a child
+/// of the submitter's span; the work runs inside it, and so do the work's own events).
 struct Work<W, R> {
     work: W,
     future: Future<R>,
+    span: tracing::Span,
+}
+
+impl<W, R> Work<W, R> {
+    fn new(work: W, future: Future<R>) -> Box<Work<W, R>> {
+        let span = tracing::trace_span!("procs.pool.task", pool = "thread");
+        span.in_scope(|| tracing::trace!("procs.pool.submit"));
+        Box::new(Work { work, future, span })
+    }
 }
 
 impl<W: FnOnce() -> R + Send, R: Send> Job for Work<W, R> {
     fn run(self: Box<Self>) {
-        let Work { work, future } = *self;
+        let Work { work, future, span } = *self;
+        let _entered = span.enter();
         if future.set_running() {
+            tracing::trace!("procs.pool.task.start");
             future.finish(unwind::catch(work).map_err(Error::from));
+            tracing::trace!("procs.pool.task.finish");
         }
     }
 
     fn cancel(self: Box<Self>, error: Error) {
+        self.span
+            .in_scope(|| tracing::trace!(error = %error, "procs.pool.task.cancel"));
         self.future.finish(Err(error));
     }
 }
@@ -198,10 +214,7 @@ impl Threads {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.execute(Box::new(Work {
-            work: move || f.call(args),
-            future,
-        }))
+        self.execute(Work::new(move || f.call(args), future))
     }
 
     /// Runs `f()` once on a thread; the future gets its value or its panic.
@@ -210,7 +223,7 @@ impl Threads {
         f: impl FnOnce() -> R + Send + 'static,
         future: Future<R>,
     ) -> Result<()> {
-        self.execute(Box::new(Work { work: f, future }))
+        self.execute(Work::new(f, future))
     }
 
     /// Runs `f` on each item of `items` on one thread, for `map`.
@@ -221,17 +234,15 @@ impl Threads {
         R: Send + 'static,
     {
         let future = Future::pending();
-        self.execute(Box::new(Work {
-            // `run_chunk` catches each item's panic: the whole chunk gives values.
-            work: move || {
-                let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
-                match mixed {
-                    None => Answer::Values(values),
-                    Some(outcomes) => Answer::Mixed(outcomes),
-                }
-            },
-            future: future.clone(),
-        }))?;
+        // `run_chunk` catches each item's panic: the whole chunk gives values.
+        let work = move || {
+            let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
+            match mixed {
+                None => Answer::Values(values),
+                Some(outcomes) => Answer::Mixed(outcomes),
+            }
+        };
+        self.execute(Work::new(work, future.clone()))?;
         Ok(future)
     }
 
