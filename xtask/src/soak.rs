@@ -40,14 +40,21 @@ include!("../bench/src/bin/soak/primitives.rs");
 /// default timeout for a party that dies between rounds).
 pub(crate) const KNOWN_FAILING: &[&str] = &[];
 
-/// The seeded fuzz tests (package, test target) that read `PROCS_FUZZ_SEED`
-/// (`procs_testkit::fuzz_seeds`).
-const FUZZ_TESTS: &[(&str, &str)] = &[
-    ("proc-core", "fuzz_frames"),
-    ("proc-core", "fuzz_sockets"),
-    ("proc-core", "fuzz_handshake"),
-    ("proc-ipc", "fuzz_ring"),
-    ("proc-ipc", "fuzz_listener"),
+/// The seeded fuzz tests, which read `PROCS_FUZZ_SEED` (`procs_testkit::fuzz_seeds` and
+/// `fuzz_seed`): their package, their name, and what selects them after `cargo test
+/// --workspace`.
+const FUZZ_TESTS: &[(&str, &str, &[&str])] = &[
+    ("proc-core", "fuzz_frames", &["--test", "fuzz_frames"]),
+    ("proc-core", "fuzz_sockets", &["--test", "fuzz_sockets"]),
+    ("proc-core", "fuzz_handshake", &["--test", "fuzz_handshake"]),
+    ("proc-ipc", "fuzz_ring", &["--test", "fuzz_ring"]),
+    ("proc-ipc", "fuzz_listener", &["--test", "fuzz_listener"]),
+    // The manager's server, fuzzed from inside the crate (it speaks the wire types).
+    (
+        "proc-ipc",
+        "manager::fuzz",
+        &["--lib", "--", "manager::fuzz::"],
+    ),
 ];
 
 /// The variable the fuzz tests take their first seed from (`procs_testkit::FUZZ_SEED_VAR`).
@@ -403,9 +410,14 @@ fn fuzz_leg(options: &Options) -> Result<()> {
     // Built as `cargo test --workspace` builds them, so that CI reuses what its test step
     // built.
     let mut build = cargo();
-    build.args(["test", "--workspace", "--no-run"]);
-    for (_, target) in FUZZ_TESTS {
-        build.args(["--test", target]);
+    build.args(["test", "--workspace", "--no-run", "--lib"]);
+    for (_, _, select) in FUZZ_TESTS {
+        build.args(
+            select
+                .iter()
+                .take_while(|a| **a != "--")
+                .filter(|a| **a != "--lib"),
+        );
     }
     step(&mut build)?;
     let start = Instant::now();
@@ -418,10 +430,11 @@ fn fuzz_leg(options: &Options) -> Result<()> {
         rounds += 1;
         let began = Instant::now();
         let mut passed = 0;
-        for (none, (_, target)) in ran_none.iter_mut().zip(FUZZ_TESTS) {
+        for (none, (_, target, select)) in ran_none.iter_mut().zip(FUZZ_TESTS) {
             let mut command = cargo();
             command
-                .args(["test", "--workspace", "--test", target])
+                .args(["test", "--workspace"])
+                .args(*select)
                 .env(FUZZ_SEED_VAR, seed.to_string());
             let output = command
                 .output()
@@ -452,7 +465,7 @@ fn fuzz_leg(options: &Options) -> Result<()> {
         "fuzz: {rounds} round(s) in {:.1}s, no failure",
         start.elapsed().as_secs_f64()
     );
-    for (none, (package, target)) in ran_none.iter().zip(FUZZ_TESTS) {
+    for (none, (package, target, _)) in ran_none.iter().zip(FUZZ_TESTS) {
         if *none {
             skipped(
                 "soak fuzz",
@@ -544,15 +557,16 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
 
     #[test]
     fn every_fuzz_test_exists() {
-        for (package, target) in FUZZ_TESTS {
-            let dir = crate::cmd::root()
-                .join("crates")
-                .join(package)
-                .join("tests");
-            assert!(
-                dir.join(format!("{target}.rs")).is_file(),
-                "{package} {target}"
-            );
+        for (package, target, select) in FUZZ_TESTS {
+            let crate_dir = crate::cmd::root().join("crates").join(package);
+            let file = match select {
+                ["--test", name] => crate_dir.join("tests").join(format!("{name}.rs")),
+                ["--lib", "--", filter] => crate_dir
+                    .join("src")
+                    .join(filter.trim_end_matches("::").replace("::", "/") + ".rs"),
+                other => panic!("{target}: a selection the build step cannot read: {other:?}"),
+            };
+            assert!(file.is_file(), "{package} {target}: {}", file.display());
         }
     }
 }

@@ -225,13 +225,32 @@ pub const FUZZ_SEED_VAR: &str = "PROCS_FUZZ_SEED";
 ///
 /// When `PROCS_FUZZ_SEED` is set to something other than a number.
 pub fn fuzz_seeds(cases: u64) -> impl Iterator<Item = u64> + Clone {
-    let first = match std::env::var(FUZZ_SEED_VAR) {
+    let first = first_fuzz_seed();
+    (0..cases).map(move |i| first.wrapping_add(i))
+}
+
+/// The seed of a fuzz test that draws one stream from one fixed seed: `fixed` by default, or
+/// `fixed` moved by `PROCS_FUZZ_SEED` (see [`fuzz_seeds`]); never 0, where a xorshift would
+/// stay.
+///
+/// # Panics
+///
+/// When `PROCS_FUZZ_SEED` is set to something other than a number.
+pub fn fuzz_seed(fixed: u64) -> u64 {
+    let moved = fixed
+        ^ first_fuzz_seed()
+            .wrapping_sub(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if moved == 0 { fixed } else { moved }
+}
+
+fn first_fuzz_seed() -> u64 {
+    match std::env::var(FUZZ_SEED_VAR) {
         Ok(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
             panic!("{FUZZ_SEED_VAR}={value:?}: the first seed must be a number (u64)")
         }),
         Err(_) => 1,
-    };
-    (0..cases).map(move |i| first.wrapping_add(i))
+    }
 }
 
 /// A xorshift64 generator for the seeded fuzz tests: small and deterministic, so that a
