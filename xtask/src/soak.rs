@@ -1,13 +1,13 @@
 //! `cargo xtask soak`: the kill -9 soak and the fuzz leg of issue 15.
 //!
 //! The kill leg builds the `soak` program of `procs-bench` in release mode and runs it for
-//! each primitive, in `--jobs` processes at once (each counts its own descriptors, children
-//! and mappings, so that what one leaks or leaves stuck cannot count against another, and
-//! the trials whose survivors wait out a primitive's own bound — a channel's transit bound,
-//! a barrier's timeout — overlap), then prints one table: primitive, trials, kills, hangs,
-//! lost, torn or duplicated, leaked, the kills seen to land inside an operation, and the
-//! time. What each primitive's model checks is in the program's modules
-//! (`xtask/bench/src/bin/soak/`).
+//! each primitive in `--jobs` processes at once, twice that for the [`SLEEPERS`]. Each job
+//! counts its own descriptors, children and mappings, so that what one leaks or leaves
+//! stuck cannot count against another, and the trials whose survivors wait out a
+//! primitive's own bound (a channel's transit bound, a barrier's timeout) overlap. Then it
+//! prints one table: primitive, trials, kills, hangs, lost, torn or duplicated, leaked, the
+//! kills seen to land inside an operation, and the time. What each primitive's model
+//! checks is in the program's modules (`xtask/bench/src/bin/soak/`).
 //!
 //! The fuzz leg runs the seeded fuzz tests ([`FUZZ_TESTS`]) round after round, each round
 //! from a fresh first seed in `PROCS_FUZZ_SEED` (printed, so that a failure replays), until
@@ -200,9 +200,11 @@ fn kill_leg(options: &Options) -> Result<()> {
     }
     table(&rows);
     println!(
-        "soak: {:.1}s in all, {} job(s) per primitive",
+        "soak: {:.1}s in all, {} job(s) per primitive ({} for {})",
         start.elapsed().as_secs_f64(),
-        options.jobs
+        options.jobs,
+        jobs_for(SLEEPERS[0], options.jobs),
+        SLEEPERS.join(" and ")
     );
     let cut_short = |r: &&Row| !options.short && r.numbers[0] < u64::from(options.trials);
     for row in rows.iter().filter(cut_short) {
@@ -251,6 +253,20 @@ fn fresh_seed() -> u64 {
         .map_or(1, |d| d.as_nanos() as u64)
 }
 
+/// The primitives whose trials mostly sleep: those whose kill lands before a child took its
+/// channel end wait out the channel's transit bound (10 s), and a barrier's survivors wait
+/// out its timeout whenever the victim was not inside `wait`. They run twice the jobs.
+const SLEEPERS: &[&str] = &["channel", "barrier"];
+
+/// How many jobs run `primitive` at once, for `--jobs J`.
+fn jobs_for(primitive: &str, jobs: u32) -> u32 {
+    if SLEEPERS.contains(&primitive) {
+        jobs.saturating_mul(2)
+    } else {
+        jobs
+    }
+}
+
 /// How many of `trials` job `j` of `jobs` runs.
 fn share(trials: u32, jobs: u32, j: u32) -> u32 {
     trials / jobs + u32::from(j < trials % jobs)
@@ -261,14 +277,15 @@ fn share(trials: u32, jobs: u32, j: u32) -> u32 {
 fn run_primitive(primitive: &str, options: &Options, base_seed: u64) -> Result<Row> {
     let program = target_dir().join("release").join("soak");
     let started = Instant::now();
-    let jobs: Vec<(u32, Command)> = (0..options.jobs)
-        .filter(|&j| share(options.trials, options.jobs, j) > 0)
+    let count = jobs_for(primitive, options.jobs);
+    let jobs: Vec<(u32, Command)> = (0..count)
+        .filter(|&j| share(options.trials, count, j) > 0)
         .map(|j| {
             let mut command = Command::new(&program);
             command.args([
                 primitive,
                 "--trials",
-                &share(options.trials, options.jobs, j).to_string(),
+                &share(options.trials, count, j).to_string(),
                 "--budget-secs",
                 &options.budget_secs.to_string(),
                 "--hang-secs",
@@ -513,6 +530,15 @@ mod tests {
             let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
             assert!(max - min <= 1, "{shares:?}");
         }
+    }
+
+    #[test]
+    fn the_sleepers_are_primitives_with_more_jobs() {
+        for name in SLEEPERS {
+            assert!(PRIMITIVES.contains(name), "{name}");
+            assert_eq!(jobs_for(name, 4), 8);
+        }
+        assert_eq!(jobs_for("lock", 4), 4);
     }
 
     #[test]
