@@ -14,7 +14,9 @@
 //!   without `owner_died()` is a failure of mutual exclusion.
 //! - `Semaphore` (2 permits, 4 processes): at the end this process takes both permits
 //!   within [`HELD_BOUND`], each; a permit that the dead held and that never came back is a
-//!   leak.
+//!   leak. An acquirer told `owner_died()` (by a survivor, or this process at the end)
+//!   counts as a kill inside; more of them than kills is a failure (one is told per place
+//!   that came back).
 //! - `Barrier` (3 parties, 100 to 300 rounds of `wait`, with Python's default timeout of
 //!   [`BARRIER_TIMEOUT`]; party 0 lags [`LAG`] before every [`LAG_EVERY`]th round, so that
 //!   most kills land while the others wait): every survivor ends, having finished its
@@ -144,9 +146,13 @@ fn hold((subject, iters, seed, reports, laggard): (Subject, u32, u64, Connection
                 unsafe { section(pair, died, &mut rng) }
             }
             Subject::Semaphore(s) => {
-                let _permit = s.acquire();
+                let permit = s.acquire();
                 spin(rng.below(30));
-                DONE
+                if permit.owner_died() {
+                    TAKEN_OVER
+                } else {
+                    DONE
+                }
             }
             Subject::Barrier(b) => {
                 if laggard && round % LAG_EVERY == LAG_EVERY - 1 {
@@ -290,6 +296,16 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
                         break;
                     }
                 }
+            }
+            t.inside += permits.iter().filter(|p| p.owner_died()).count() as u64;
+            // One acquirer is told per place that came back from the dead.
+            if t.inside > t.kills {
+                t.bad += 1;
+                t.fail(&format!(
+                    "{} acquirer(s) were told that a dead process held their place, and {} \
+                     process(es) died",
+                    t.inside, t.kills
+                ));
             }
         }
         Subject::Barrier(b) => {
