@@ -20,10 +20,9 @@
 //! - `channel` (`bounded`, 1 to 16): this process keeps no end. Consumers stop at `Closed`,
 //!   which must come once every producer ended or died; producers stop at `Closed` too, which
 //!   only a channel whose receivers all died may give. The bound is the channel's own: a
-//!   child killed before it took its end leaves that end counted for
-//!   [`TRANSIT`](procs::ipc::TRANSIT) (10 s), so every survivor ends within that plus
-//!   [`SLACK`](crate::SLACK). Such kills, in the children's first milliseconds, are what
-//!   makes a channel trial slow now and then.
+//!   child killed before it took its end leaves that end counted for [`TRANSIT`] (10 s), so
+//!   every survivor ends within that plus [`SLACK`]. Such kills, in the children's first
+//!   milliseconds, are what makes a channel trial slow now and then.
 
 use std::collections::HashSet;
 use std::error::Error;
