@@ -53,15 +53,45 @@ pub fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
     }
 }
 
+/// The prefix of the scratch folders of [`temp_path`], followed by the pid of their process.
+const SCRATCH_PREFIX: &str = "procs-test-";
+
 /// A path named `name` in a scratch folder of this test process.
+///
+/// The folder is named after the process (`procs-test-<pid>` in the temporary directory) and
+/// outlives it, as the test harness has no hook at exit: the first call in every process
+/// removes the folders of processes that are gone, so that they never pile up.
 ///
 /// # Panics
 ///
 /// When the folder cannot be created.
 pub fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("procs-test-{}", std::process::id()));
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_dead_scratch);
+    let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the scratch folder");
     dir.join(name)
+}
+
+/// Removes the scratch folders of [`temp_path`] whose process has ended (a zombie counts as
+/// ended). Best effort: a folder that cannot be read or removed is left.
+fn remove_dead_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !proc_core::shared::pid_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Waits up to 20 s for `condition`: machines are slow, but not that slow.
@@ -179,6 +209,48 @@ pub fn resume(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
     let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
     assert_eq!(sent, 0, "resume process {pid}");
+}
+
+/// The environment variable that moves the seeds of the seeded fuzz tests (see
+/// [`fuzz_seeds`]); `cargo xtask soak` sets it to a fresh number for every round of its
+/// fuzz leg and prints it.
+pub const FUZZ_SEED_VAR: &str = "PROCS_FUZZ_SEED";
+
+/// The seeds of a seeded fuzz loop of `cases` cases: `1..=cases` by default, so that a plain
+/// `cargo test` is the same run every time, or `cases` seeds from the number in
+/// `PROCS_FUZZ_SEED` on, so that the soak's fuzz leg tries new inputs. A failure names the
+/// seed of its case; `PROCS_FUZZ_SEED=<that seed>` replays it first.
+///
+/// # Panics
+///
+/// When `PROCS_FUZZ_SEED` is set to something other than a number.
+pub fn fuzz_seeds(cases: u64) -> impl Iterator<Item = u64> + Clone {
+    let first = first_fuzz_seed();
+    (0..cases).map(move |i| first.wrapping_add(i))
+}
+
+/// The seed of a fuzz test that draws one stream from one fixed seed: `fixed` by default, or
+/// `fixed` moved by `PROCS_FUZZ_SEED` (see [`fuzz_seeds`]); never 0, where a xorshift would
+/// stay.
+///
+/// # Panics
+///
+/// When `PROCS_FUZZ_SEED` is set to something other than a number.
+pub fn fuzz_seed(fixed: u64) -> u64 {
+    let moved = fixed
+        ^ first_fuzz_seed()
+            .wrapping_sub(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if moved == 0 { fixed } else { moved }
+}
+
+fn first_fuzz_seed() -> u64 {
+    match std::env::var(FUZZ_SEED_VAR) {
+        Ok(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
+            panic!("{FUZZ_SEED_VAR}={value:?}: the first seed must be a number (u64)")
+        }),
+        Err(_) => 1,
+    }
 }
 
 /// A xorshift64 generator for the seeded fuzz tests: small and deterministic, so that a
