@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_core::internal::Deadline;
-use proc_core::shared::{Segment, pid, pid_alive_since, start_time};
+use proc_core::shared::{Segment, pid, pid_alive, pid_alive_since, start_time};
 use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -45,8 +45,14 @@ struct Count {
     since: AtomicU64,
 }
 
+/// The mark of a slot that the process whose pid is in the low bits is claiming: its start
+/// time and counts are not written yet. Pids stay below 2^31 on every platform we run on
+/// (Linux caps them at 2^22).
+const CLAIMING: u32 = 1 << 31;
+
 #[repr(C)]
 struct Slot {
+    /// The owner's pid; 0 for a free slot; `CLAIMING | pid` while `pid` claims it.
     pid: AtomicU32,
     /// The owner's start time (0: unknown), so that a recycled pid is not taken for it.
     start: AtomicU64,
@@ -122,11 +128,21 @@ impl Ends {
         }
         for slot in slots {
             let owner = slot.pid.load(Ordering::Acquire);
-            let since = slot.start.load(Ordering::Acquire);
-            if (owner == 0 || !pid_alive_since(owner, since))
+            let free = if owner == 0 {
+                true
+            } else if owner & CLAIMING != 0 {
+                // A claim under way: free only if its claimer died in the middle of it.
+                !pid_alive(owner & !CLAIMING)
+            } else {
+                !pid_alive_since(owner, slot.start.load(Ordering::Acquire))
+            };
+            // Claimed in two steps, so that no other process ever sees this pid beside the
+            // dead owner's start time (and takes the slot as a dead one's): first the mark,
+            // then the start time and the counts, then the pid.
+            if free
                 && slot
                     .pid
-                    .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(owner, CLAIMING | me, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
                 slot.start.store(start_time(), Ordering::Release);
@@ -134,6 +150,7 @@ impl Ends {
                     count.held.store(0, Ordering::Release);
                     count.transit.store(0, Ordering::Release);
                 }
+                slot.pid.store(me, Ordering::Release);
                 return Ok(slot);
             }
         }
@@ -196,7 +213,8 @@ impl Ends {
         let now = now_ms();
         self.table().slots.iter().any(|slot| {
             let owner = slot.pid.load(Ordering::Acquire);
-            if owner == 0 {
+            // A slot being claimed holds nothing yet: its claimer takes its end after.
+            if owner == 0 || owner & CLAIMING != 0 {
                 return false;
             }
             let count = &slot.sides[side as usize];
@@ -697,7 +715,7 @@ mod tests {
         let ends = Ends::new().unwrap();
         // A pid that is not alive holds ends: they do not count, and its slot is free.
         let dead = &ends.table().slots[0];
-        dead.pid.store(u32::MAX - 1, Ordering::Release);
+        dead.pid.store(i32::MAX as u32 - 1, Ordering::Release);
         dead.start.store(0, Ordering::Release);
         dead.sides[0].held.store(3, Ordering::Release);
         assert!(!ends.any(Side::Sender));
@@ -720,6 +738,39 @@ mod tests {
         if start_time() != 0 {
             assert!(!ends.any(Side::Sender));
         }
+    }
+
+    #[test]
+    fn a_claim_under_way_holds_nothing_and_is_left_to_a_live_claimer() {
+        let ends = Ends::new().unwrap();
+        // A live process (this one, as another would look) in the middle of its claim:
+        // the old owner's counts are still there, but they count for nobody.
+        let claimed = &ends.table().slots[0];
+        claimed.pid.store(CLAIMING | pid(), Ordering::Release);
+        claimed.sides[0].held.store(3, Ordering::Release);
+        assert!(!ends.any(Side::Sender));
+        ends.take(Side::Sender).unwrap();
+        assert_eq!(
+            claimed.pid.load(Ordering::Acquire),
+            CLAIMING | pid(),
+            "a live claimer's slot is left alone"
+        );
+        assert_eq!(ends.table().slots[1].pid.load(Ordering::Acquire), pid());
+        assert!(ends.any(Side::Sender));
+    }
+
+    #[test]
+    fn a_claim_whose_claimer_died_is_a_free_slot() {
+        let ends = Ends::new().unwrap();
+        let claimed = &ends.table().slots[0];
+        claimed
+            .pid
+            .store(CLAIMING | (i32::MAX as u32 - 1), Ordering::Release);
+        claimed.sides[1].held.store(2, Ordering::Release);
+        ends.take(Side::Receiver).unwrap();
+        assert_eq!(claimed.pid.load(Ordering::Acquire), pid());
+        assert_eq!(claimed.sides[1].held.load(Ordering::Acquire), 1);
+        assert_eq!(claimed.start.load(Ordering::Acquire), start_time());
     }
 
     #[test]
