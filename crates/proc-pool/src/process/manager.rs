@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
-use super::board::{Board, PLACES, Taken};
+use super::board::{Board, MAX_RECORD, PLACES, Taken};
 use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE};
 use super::{Job, Mode, Settings, Shared, Sink};
 
@@ -18,13 +18,15 @@ use super::{Job, Mode, Settings, Shared, Sink};
 /// deadlines.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The most bytes of tasks sent to a worker while it still runs the task before them: they
-/// fit the link's buffer, so sending never waits for the worker.
+/// The most bytes of tasks sent by the link to a worker while it still runs the task before
+/// them: they fit the link's buffer, so sending never waits for the worker. (Tasks in the
+/// board's ring need no such bound: it holds `PLACES` of the largest.)
 const SEND_AHEAD: usize = 4096;
 
-/// How many small tasks a worker may have been sent and not answered: enough that it finds
-/// its next task waiting while the manager is busy elsewhere.
-const AHEAD: usize = 8;
+/// How many tasks a worker may have been sent and not answered: enough that it finds its
+/// next task on its board while the manager is busy elsewhere, and that either side sleeps
+/// and wakes the other once for many tasks, not for each.
+const AHEAD: usize = PLACES - 4;
 
 /// How long the manager waits for the rest of an answer that a worker has begun.
 const STALL: Duration = Duration::from_secs(5);
@@ -130,18 +132,66 @@ impl Slot {
         };
         if let Some(init) = &settings.init {
             let frame = init()?;
-            slot.link.send_outgoing(&frame)?;
+            slot.post(&frame)?;
+            slot.wake_worker()?;
         }
         Ok(slot)
     }
 
-    /// The bytes of the tasks sent behind the one the worker runs: together they must fit
-    /// the link's buffer (8 KiB on some systems), so that sending never waits.
-    fn bytes_ahead(&self) -> usize {
+    /// Puts a task frame on the worker's board, or marks its place there and sends it by
+    /// the link when it is too large or holds handles. Afterwards, see
+    /// [`Slot::wake_worker`].
+    ///
+    /// # Errors
+    ///
+    /// The link's error; [`Error::Protocol`] when the task ring has no room even for a mark,
+    /// which the few tasks sent ahead never fill: the worker broke it.
+    fn post(&self, frame: &Outgoing) -> proc_core::Result<()> {
+        let ring = self.board.tasks();
+        if !goes_by_link(frame) && frame.plain_bytes().is_some_and(|bytes| ring.put(bytes)) {
+            return Ok(());
+        }
+        if !ring.put_mark() {
+            return Err(Error::Protocol(
+                "a worker's task ring is full: the worker broke it".into(),
+            ));
+        }
+        // Encoding again runs the arguments' `Serialize`, which may panic.
+        let sent = unwind::catch(|| self.link.send_outgoing(frame))
+            .unwrap_or_else(|panic| Err(panic.into()));
+        if let Err(e) = sent {
+            if is_local(&e) {
+                // The mark is in the ring: something must stand in the task's place.
+                self.link.send_bytes(&[worker::NOTHING])?;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Wakes the worker if it sleeps waiting for tasks.
+    fn wake_worker(&self) -> proc_core::Result<()> {
+        if self.board.tasks().reader_sleeps() {
+            self.link.send_bytes(&[worker::TASK_WAKE])?;
+        }
+        Ok(())
+    }
+
+    /// Tells an idle worker to end.
+    fn let_go(&self) {
+        let _ = Outgoing::encode(vec![worker::EXIT], ())
+            .and_then(|frame| self.post(&frame))
+            .and_then(|()| self.wake_worker());
+    }
+
+    /// The bytes of the tasks sent by the link behind the one the worker runs: together they
+    /// must fit the link's buffer (8 KiB on some systems), so that sending never waits.
+    fn link_bytes_ahead(&self) -> usize {
         self.flights
             .iter()
             .skip(1)
-            .map(|f| f.frame.as_ref().map_or(0, Outgoing::len))
+            .filter_map(|f| f.frame.as_ref().filter(|frame| goes_by_link(frame)))
+            .map(Outgoing::len)
             .sum()
     }
 
@@ -157,21 +207,32 @@ impl Slot {
         false
     }
 
-    /// Whether the worker may be sent another task of `len` bytes now.
+    /// Whether the worker may be sent `job` now.
     fn can_take(&self, settings: &Settings, job: &Job) -> bool {
-        self.can_take_more(settings, job, 0)
+        self.can_take_more(settings, job, &[])
     }
 
-    /// Whether the worker may be sent another task of `len` bytes after `more` that are
-    /// about to be sent.
-    fn can_take_more(&self, settings: &Settings, job: &Job, more: usize) -> bool {
-        let most = AHEAD;
+    /// Whether the worker may be sent `job` after `more`, which are about to be sent.
+    fn can_take_more(&self, settings: &Settings, job: &Job, more: &[Job]) -> bool {
+        let link_bytes = |jobs: &[Job]| -> usize {
+            jobs.iter()
+                .filter(|j| goes_by_link(&j.frame))
+                .map(|j| j.frame.len())
+                .sum()
+        };
         self.ready
             && !self.retiring
-            && settings.max_tasks.is_none_or(|max| self.sent + more < max)
-            && match self.flights.len() + more {
+            && settings
+                .max_tasks
+                .is_none_or(|max| self.sent + more.len() < max)
+            && match self.flights.len() + more.len() {
                 0 => true,
-                n => n < most && self.bytes_ahead() + job.frame.len() <= SEND_AHEAD,
+                n => {
+                    n < AHEAD
+                        && (!goes_by_link(&job.frame)
+                            || self.link_bytes_ahead() + link_bytes(more) + job.frame.len()
+                                <= SEND_AHEAD)
+                }
             }
     }
 }
@@ -203,12 +264,15 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
         manager.break_pool(error.clone());
         let _ = unwind::catch(|| manager.stop(error, true));
     }
-    let cancels = {
+    let (cancels, ahead) = {
         let mut state = manager.shared.lock();
         state.ended = true;
-        std::mem::take(&mut state.cancels)
+        (
+            std::mem::take(&mut state.cancels),
+            state.cancel_ahead.take(),
+        )
     };
-    for (_, reply) in cancels {
+    for (_, reply) in cancels.into_iter().chain(ahead.map(|reply| (0, reply))) {
         reply.answer(false);
     }
     manager.shared.ended.notify_all();
@@ -221,12 +285,16 @@ impl Manager {
 
     fn serve(&mut self) {
         loop {
-            let (mode, cancels) = {
+            let (mode, cancels, ahead) = {
                 let mut state = self.shared.lock();
                 if state.broken.is_some() {
                     break;
                 }
-                (state.mode, std::mem::take(&mut state.cancels))
+                (
+                    state.mode,
+                    std::mem::take(&mut state.cancels),
+                    state.cancel_ahead.take(),
+                )
             };
             if mode == Mode::Terminating {
                 self.stop(Error::Cancelled, true);
@@ -235,6 +303,10 @@ impl Manager {
             for (id, reply) in cancels {
                 let cancelled = self.cancel(id);
                 reply.answer(cancelled);
+            }
+            if let Some(reply) = ahead {
+                self.cancel_ahead();
+                reply.answer(true);
             }
             self.let_go_of_spent_workers();
             if let Err(e) = self.replace_workers(mode) {
@@ -385,7 +457,7 @@ impl Manager {
             let Some(front) = state.jobs.front() else {
                 break;
             };
-            if !self.slots[i].can_take_more(self.settings(), front, jobs.len()) {
+            if !self.slots[i].can_take_more(self.settings(), front, &jobs) {
                 break;
             }
             let Some(job) = state.jobs.pop_front() else {
@@ -409,31 +481,22 @@ impl Manager {
             job.frame.header_mut()[worker::PLACE] = place as u8;
             slot.board.queue(place);
         }
-        let batch = jobs.iter().all(|job| !job.frame.has_handles());
         let mut jobs = jobs.into_iter();
         let mut sent = Vec::new();
         let mut dead = None;
-        if batch {
-            let all: Vec<Job> = jobs.by_ref().collect();
-            let frames: Vec<&Outgoing> = all.iter().map(|job| &job.frame).collect();
-            match self.slots[i].link.send_outgoing_all(&frames) {
-                Ok(()) => sent = all,
-                Err(e) => dead = Some((all, e)),
-            }
-        } else {
-            for job in jobs.by_ref() {
-                let link = &self.slots[i].link;
-                // Encoding again runs the arguments' `Serialize`, which may panic.
-                let outcome = unwind::catch(|| link.send_outgoing(&job.frame))
-                    .unwrap_or_else(|panic| Err(panic.into()));
-                match outcome {
-                    Ok(()) => sent.push(job),
-                    Err(e) if is_local(&e) => job.sink.fail(e),
-                    Err(e) => {
-                        dead = Some((vec![job], e));
-                        break;
-                    }
+        for job in jobs.by_ref() {
+            match self.slots[i].post(&job.frame) {
+                Ok(()) => sent.push(job),
+                Err(e) if is_local(&e) => job.sink.fail(e),
+                Err(e) => {
+                    dead = Some((vec![job], e));
+                    break;
                 }
+            }
+        }
+        if dead.is_none() && !sent.is_empty() {
+            if let Err(e) = self.slots[i].wake_worker() {
+                dead = Some((Vec::new(), e));
             }
         }
         let slot = &mut self.slots[i];
@@ -467,7 +530,10 @@ impl Manager {
             }
         }
         drop(state);
-        let exit = self.drain(i).unwrap_or(Exit::Died);
+        let exit = self.drain(i).unwrap_or(match error {
+            Error::Protocol(message) => Exit::Broke(Error::Protocol(message)),
+            _ => Exit::Died,
+        });
         self.bury(i, exit);
         false
     }
@@ -496,15 +562,19 @@ impl Manager {
             }
         }
         for slot in &self.slots {
-            slot.board.set_pool_sleeping(true);
+            slot.board.answers().set_reader_sleeping(true);
         }
-        if answered || !exits.is_empty() || self.slots.iter().any(|s| s.board.has_answers()) {
+        if answered
+            || !exits.is_empty()
+            || self.slots.iter().any(|s| s.board.answers().has_records())
+        {
             timeout = Duration::ZERO;
         }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         let pending = {
             let state = self.shared.lock();
             !state.cancels.is_empty()
+                || state.cancel_ahead.is_some()
                 || state.mode == Mode::Terminating
                 || state
                     .jobs
@@ -521,7 +591,7 @@ impl Manager {
         };
         self.shared.sleeping.store(false, Ordering::SeqCst);
         for slot in &self.slots {
-            slot.board.set_pool_sleeping(false);
+            slot.board.answers().set_reader_sleeping(false);
         }
         for i in ready {
             if exits.iter().any(|(j, _)| *j == i) {
@@ -608,8 +678,8 @@ impl Manager {
     fn read_ring(&mut self, i: usize) -> (bool, Option<Exit>) {
         let mut any = false;
         loop {
-            let frame = match self.slots[i].board.take_answer() {
-                Ok(Some(Taken::Answer(bytes))) => Incoming::from_bytes(bytes),
+            let frame = match self.slots[i].board.answers().take() {
+                Ok(Some(Taken::Record(bytes))) => Incoming::from_bytes(bytes),
                 Ok(Some(Taken::OnLink)) => match self.link_answer(i) {
                     Ok(frame) => frame,
                     Err(exit) => return (any, Some(exit)),
@@ -780,12 +850,29 @@ impl Manager {
         }
     }
 
+    /// Cancels every task sent ahead to a worker that has not started it (the worker skips
+    /// it and says so), for `shutdown(cancel_futures = true)`.
+    fn cancel_ahead(&mut self) {
+        for slot in &mut self.slots {
+            for flight in &mut slot.flights {
+                if flight.sink.is_some()
+                    && flight.frame.is_some()
+                    && slot.board.cancel(flight.place)
+                {
+                    if let Some(sink) = flight.sink.take() {
+                        sink.fail(Error::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes worker `i`: stops and reaps its process, fails the task it was running (if
     /// `exit` says it died with one) and queues again the tasks it had not started.
     fn bury(&mut self, i: usize, exit: Exit) {
         let mut slot = self.slots.swap_remove(i);
         match exit {
-            Exit::Retired => let_go(&slot.link),
+            Exit::Retired => slot.let_go(),
             Exit::Died => {}
             _ => {
                 let _ = slot.process.kill();
@@ -793,10 +880,22 @@ impl Manager {
         }
         drop(slot.link);
         let exitcode = reap(&mut slot.process);
-        let running = match exit {
+        let mut running = match exit {
             Exit::Retired => None,
             _ => slot.flights.pop_front(),
         };
+        // A worker that died (or broke) before it started the first task it was sent did not
+        // run it: that task goes to another worker too. The worker is gone, so taking the
+        // task back on the board cannot race with it starting the task.
+        if matches!(exit, Exit::Died | Exit::Broke(_))
+            && running
+                .as_ref()
+                .is_some_and(|f| f.frame.is_some() && slot.board.cancel(f.place))
+        {
+            if let Some(flight) = running.take() {
+                slot.flights.push_front(flight);
+            }
+        }
         // What the worker had not started goes back to the front of the queue, in order.
         {
             let mut state = self.shared.lock();
@@ -854,7 +953,7 @@ impl Manager {
             if kill_all || !slot.ready || !slot.flights.is_empty() {
                 let _ = slot.process.kill();
             } else {
-                let_go(&slot.link);
+                slot.let_go();
             }
         }
         let mut sinks = Vec::new();
@@ -874,14 +973,17 @@ impl Manager {
     }
 }
 
-/// Tells an idle worker to end.
+/// Whether the task `frame` goes by the link (with a mark in the ring) rather than in the
+/// board's ring.
+fn goes_by_link(frame: &Outgoing) -> bool {
+    frame
+        .plain_bytes()
+        .is_none_or(|bytes| bytes.len() > MAX_RECORD)
+}
+
 /// Whether `frame` is a worker's wake-up (not an answer).
 fn is_wake(frame: &Incoming) -> bool {
     worker::parse_reply(frame.bytes()).is_some_and(|(kind, _)| kind == WAKE)
-}
-
-fn let_go(link: &Link) {
-    let _ = link.send_bytes(&[worker::EXIT]);
 }
 
 /// Waits for a worker to end (killing it if it does not soon) and returns its exit code.

@@ -121,6 +121,8 @@ enum Mode {
 struct State {
     jobs: VecDeque<Job>,
     cancels: Vec<(u64, Arc<CancelReply>)>,
+    /// A request to cancel every task sent ahead to a worker that has not started it.
+    cancel_ahead: Option<Arc<CancelReply>>,
     mode: Mode,
     /// Set once the pool is broken; later submissions get a copy.
     broken: Option<Error>,
@@ -189,6 +191,7 @@ impl Engine {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 cancels: Vec::new(),
+                cancel_ahead: None,
                 mode: Mode::Open,
                 broken: None,
                 ended: false,
@@ -273,14 +276,21 @@ impl Engine {
         })
     }
 
-    /// Takes no more tasks; those queued still run. With `cancel_pending`, the queued tasks
-    /// that no worker has taken are cancelled instead.
+    /// Takes no more tasks; those queued still run. With `cancel_pending`, the tasks that
+    /// no worker has started are cancelled instead: those queued here, and (unless this is
+    /// the manager thread, which cannot wait for itself) those sent ahead to a worker.
     pub(crate) fn close(&self, cancel_pending: bool) {
         let mut state = self.shared.lock();
         if state.mode == Mode::Open {
             state.mode = Mode::Closing;
         }
+        let mut ahead = None;
         let cancelled: Vec<Job> = if cancel_pending {
+            if !state.ended && !self.shared.on_manager_thread() {
+                let reply = Arc::new(CancelReply::default());
+                state.cancel_ahead = Some(reply.clone());
+                ahead = Some(reply);
+            }
             state.jobs.drain(..).collect()
         } else {
             Vec::new()
@@ -290,6 +300,9 @@ impl Engine {
             job.sink.fail(Error::Cancelled);
         }
         self.shared.wake();
+        if let Some(reply) = ahead {
+            reply.wait(&self.shared);
+        }
     }
 
     /// Kills the workers at once; unfinished tasks fail with `Cancelled`.
