@@ -35,10 +35,11 @@ const TAIL: usize = 128;
 const DATA: usize = 256;
 /// How many bytes a ring holds.
 const RING: usize = 512 * 1024;
-/// Where the rings are: after the places' words.
-const ANSWERS: usize = 256;
-const TASKS: usize = ANSWERS + DATA + RING;
-const SIZE: usize = TASKS + DATA + RING;
+/// Where the rings are: after the places' words, the tasks (whose positions are then in the
+/// board's first page with the words), then the answers.
+const TASKS: usize = 256;
+const ANSWERS: usize = TASKS + DATA + RING;
+const SIZE: usize = ANSWERS + DATA + RING;
 
 /// The largest record that goes through a ring (with its length, it takes 4 more bytes).
 /// A worker has at most a handful of tasks unanswered (the pool sends few ahead), so their
@@ -49,7 +50,7 @@ pub(crate) const MAX_RECORD: usize = 4 * 1024;
 // and is sent at most a task per place, plus its initializer and the word to end: all of
 // them at their largest fit a ring together.
 const _: () = assert!((PLACES + 2) * (4 + MAX_RECORD) <= RING);
-const _: () = assert!(PLACES * 4 <= ANSWERS);
+const _: () = assert!(PLACES * 4 <= TASKS);
 
 /// What a reader takes from a ring.
 #[derive(Debug, PartialEq)]
@@ -202,8 +203,11 @@ impl Ring<'_> {
         }
         let len = (record.len() as u32).to_le_bytes();
         self.write_at(tail, &len);
-        self.write_at(tail + 4, record);
-        self.position(TAIL).store(tail + need, Ordering::Release);
+        // The positions grow without end and only their difference counts: wrapping, so
+        // that a peer's nonsense in them cannot overflow.
+        self.write_at(tail.wrapping_add(4), record);
+        self.position(TAIL)
+            .store(tail.wrapping_add(need), Ordering::Release);
         true
     }
 
@@ -256,9 +260,9 @@ impl Ring<'_> {
             )));
         }
         let mut record = vec![0u8; len];
-        self.read_at(head + 4, &mut record);
+        self.read_at(head.wrapping_add(4), &mut record);
         self.position(HEAD)
-            .store(head + 4 + len as u64, Ordering::Release);
+            .store(head.wrapping_add(4 + len as u64), Ordering::Release);
         Ok(Some(if len == 0 {
             Taken::OnLink
         } else {
@@ -387,6 +391,19 @@ mod tests {
         board.queue(4);
         assert!(board.cancel(4));
         assert!(!board.start(4));
+    }
+
+    #[test]
+    fn positions_near_the_end_of_their_range_wrap() {
+        let board = Board::new().unwrap();
+        let ring = board.tasks();
+        ring.position(HEAD).store(u64::MAX - 2, Ordering::SeqCst);
+        ring.position(TAIL).store(u64::MAX - 2, Ordering::SeqCst);
+        for round in 0..3u8 {
+            assert!(ring.put(&[round; 10]));
+            assert_eq!(ring.take().unwrap(), Some(Taken::Record(vec![round; 10])));
+        }
+        assert!(!ring.has_records());
     }
 
     #[test]
