@@ -145,10 +145,8 @@ fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
         // assertions hold either way.
         std::thread::sleep(std::time::Duration::from_millis(200));
         // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(
-            unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) },
-            0
-        );
+        let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(killed, 0);
         let err = doomed.get_timeout(PATIENCE).unwrap_err();
         assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
         for (i, r) in others.iter().enumerate() {

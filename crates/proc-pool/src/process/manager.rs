@@ -494,10 +494,11 @@ impl Manager {
                 }
             }
         }
-        if dead.is_none() && !sent.is_empty() {
-            if let Err(e) = self.slots[i].wake_worker() {
-                dead = Some((Vec::new(), e));
-            }
+        if dead.is_none()
+            && !sent.is_empty()
+            && let Err(e) = self.slots[i].wake_worker()
+        {
+            dead = Some((Vec::new(), e));
         }
         let slot = &mut self.slots[i];
         if !sent.is_empty() && slot.flights.is_empty() {
@@ -858,10 +859,9 @@ impl Manager {
                 if flight.sink.is_some()
                     && flight.frame.is_some()
                     && slot.board.cancel(flight.place)
+                    && let Some(sink) = flight.sink.take()
                 {
-                    if let Some(sink) = flight.sink.take() {
-                        sink.fail(Error::Cancelled);
-                    }
+                    sink.fail(Error::Cancelled);
                 }
             }
         }
@@ -891,10 +891,9 @@ impl Manager {
             && running
                 .as_ref()
                 .is_some_and(|f| f.frame.is_some() && slot.board.cancel(f.place))
+            && let Some(flight) = running.take()
         {
-            if let Some(flight) = running.take() {
-                slot.flights.push_front(flight);
-            }
+            slot.flights.push_front(flight);
         }
         // What the worker had not started goes back to the front of the queue, in order.
         {

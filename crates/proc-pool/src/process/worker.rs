@@ -174,7 +174,7 @@ impl Tasks<'_> {
         loop {
             match ring.take() {
                 Ok(Some(Taken::Record(bytes))) => return Some(Incoming::from_bytes(bytes)),
-                Ok(Some(Taken::OnLink)) => return self.from_link(),
+                Ok(Some(Taken::OnLink)) => return self.on_link(),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "procs.pool.worker.broken_ring");
@@ -220,7 +220,7 @@ impl Tasks<'_> {
 
     /// The frame at a mark in the ring: read early, or the next frame on the link (the pool
     /// sends it right after the mark).
-    fn from_link(&mut self) -> Option<Incoming> {
+    fn on_link(&mut self) -> Option<Incoming> {
         if let Some(frame) = self.early.pop_front() {
             return Some(frame);
         }
