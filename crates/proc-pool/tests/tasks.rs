@@ -5,9 +5,12 @@
 //! none runs twice; garbage in a task ring ends that worker only.
 
 use std::io::{Read, Write};
+#[cfg(unix)]
 use std::path::PathBuf;
 
-use proc_core::{Handle, StartMethod};
+use proc_core::Handle;
+#[cfg(unix)]
+use proc_core::StartMethod;
 use proc_pool::Pool;
 use procs_testkit::each_method;
 
@@ -89,6 +92,7 @@ fn tasks_holding_handles_go_by_the_link_between_the_others() {
 }
 
 /// Appends `i` to the file at `path`, one line a run, and returns `i` doubled.
+#[cfg(unix)]
 fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -100,6 +104,8 @@ fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
     i * 2
 }
 
+/// A fresh file name for one test under one start method.
+#[cfg(unix)]
 fn scratch_file(name: &str, method: StartMethod) -> PathBuf {
     let path = std::env::temp_dir().join(format!(
         "procs-tasks-{name}-{method:?}-{}",
