@@ -313,9 +313,10 @@ pub fn getpid() -> u32 {
 /// use it in a child.
 ///
 /// For a child started with [`StartMethod::ForkServer`] this is the process that asked for
-/// the child (the pid of [`parent_process`]), although the fork server forked it: the
-/// operating system names the server as its parent, and `libc::getppid()` tells that. For
-/// every other process it is the operating system's parent.
+/// the child (the pid of [`parent_process`]), although the fork server forked it. On Linux
+/// with glibc the operating system agrees (the server forks the child as the asking
+/// process's own); elsewhere it names the server as the parent, and `libc::getppid()` tells
+/// that. For every other process it is the operating system's parent.
 ///
 /// # Platform-specific behavior
 ///

@@ -36,13 +36,17 @@ pub enum StartMethod {
     /// Ask a clean, single-threaded copy of the program, started on first use, to fork the
     /// child (Unix): as safe as `Spawn`, nearly as fast as `Fork`.
     ///
-    /// The server, not this process, is the children's parent for the operating system and
-    /// reports their exit codes; [`getppid`](crate::getppid) and
-    /// [`parent_process`](crate::parent_process) in a child still name this process.
-    /// If it dies (killed, say), its running children go on and are still seen to end
+    /// On Linux with glibc the server forks each child as this process's own
+    /// (`clone3(CLONE_PARENT)`): `os.getppid()` — [`getppid`](crate::getppid) and
+    /// `libc::getppid()` alike — in the child names this process, which reaps it, so its
+    /// exit code is known even if the server dies. Elsewhere (or where the kernel refuses
+    /// `clone3`) the server is the children's parent for the operating system and reports
+    /// their exit codes; [`getppid`](crate::getppid) and
+    /// [`parent_process`](crate::parent_process) in a child still name this process. If such
+    /// a server dies (killed, say), its running children go on and are still seen to end
     /// (watched by pidfd on Linux, by pid elsewhere), but their exit codes are lost with it:
     /// they read 255, as in Python, and a `join` returns the child's result if it arrived,
-    /// else [`Error::Died`] with 255. The next start brings up a new server.
+    /// else [`Error::Died`] with 255. Either way the next start brings up a new server.
     ForkServer,
 }
 

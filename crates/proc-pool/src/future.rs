@@ -27,13 +27,34 @@ pub(crate) type Canceller = Box<dyn Fn() -> bool + Send + Sync>;
 struct Inner<R> {
     status: Status,
     outcome: Option<Result<R>>,
+    /// What only some futures need, allocated when first asked for: most tasks of a busy
+    /// executor have none of it, and a small future costs less to make and to free.
+    extras: Option<Box<Extras<R>>>,
+    /// Threads blocked in `wait_until`: without any, finishing makes no system call.
+    sleepers: usize,
+}
+
+/// Who hears of a future's end, and who can stop its task.
+struct Extras<R> {
     callbacks: Vec<Callback<R>>,
     before_ready: Vec<Hook<R>>,
     waiters: Vec<(Arc<Waiter>, usize)>,
     wakers: Vec<Waker>,
     canceller: Option<Arc<Canceller>>,
-    /// Threads blocked in `wait_until`: without any, finishing makes no system call.
-    sleepers: usize,
+}
+
+impl<R> Inner<R> {
+    fn extras(&mut self) -> &mut Extras<R> {
+        self.extras.get_or_insert_with(|| {
+            Box::new(Extras {
+                callbacks: Vec::new(),
+                before_ready: Vec::new(),
+                waiters: Vec::new(),
+                wakers: Vec::new(),
+                canceller: None,
+            })
+        })
+    }
 }
 
 struct Shared<R> {
@@ -80,11 +101,7 @@ impl<R> Future<R> {
                 inner: Mutex::new(Inner {
                     status: Status::Pending,
                     outcome: None,
-                    callbacks: Vec::new(),
-                    before_ready: Vec::new(),
-                    waiters: Vec::new(),
-                    wakers: Vec::new(),
-                    canceller: None,
+                    extras: None,
                     sleepers: 0,
                 }),
                 finished: Condvar::new(),
@@ -103,7 +120,7 @@ impl<R> Future<R> {
 
     /// Lets `cancel` stop the task while it runs (process tasks: the worker is killed).
     pub(crate) fn set_canceller(&self, canceller: Canceller) {
-        self.lock().canceller = Some(Arc::new(canceller));
+        self.lock().extras().canceller = Some(Arc::new(canceller));
     }
 
     /// Marks the task as taken by a worker: `false` when it was cancelled first, in which
@@ -128,7 +145,11 @@ impl<R> Future<R> {
         if matches!(inner.status, Status::Finished | Status::Cancelled) {
             return false;
         }
-        let hooks = std::mem::take(&mut inner.before_ready);
+        let hooks = inner
+            .extras
+            .as_mut()
+            .map(|extras| std::mem::take(&mut extras.before_ready))
+            .unwrap_or_default();
         if !hooks.is_empty() {
             // Python's `AsyncResult` runs its callbacks before `get()` returns: they see the
             // outcome first, and the future is ready only after them.
@@ -152,7 +173,7 @@ impl<R> Future<R> {
     pub(crate) fn before_ready(&self, hook: impl FnOnce(&Result<R>) + Send + 'static) {
         let mut inner = self.lock();
         if matches!(inner.status, Status::Pending | Status::Running) {
-            inner.before_ready.push(Box::new(hook));
+            inner.extras().before_ready.push(Box::new(hook));
             return;
         }
         if let Some(outcome) = &inner.outcome {
@@ -174,15 +195,21 @@ impl<R> Future<R> {
             Status::Finished
         };
         inner.outcome = Some(outcome);
-        inner.canceller = None;
-        let callbacks = std::mem::take(&mut inner.callbacks);
-        let waiters = std::mem::take(&mut inner.waiters);
-        let wakers = std::mem::take(&mut inner.wakers);
+        let extras = inner.extras.take();
         let sleepers = inner.sleepers;
         drop(inner);
         if sleepers > 0 {
             self.shared.finished.notify_all();
         }
+        let Some(extras) = extras else {
+            return;
+        };
+        let Extras {
+            callbacks,
+            waiters,
+            wakers,
+            ..
+        } = *extras;
         for (waiter, index) in waiters {
             waiter.notify(index);
         }
@@ -236,13 +263,15 @@ impl<R> Future<R> {
         if matches!(inner.status, Status::Finished | Status::Cancelled) {
             return false;
         }
-        inner.waiters.push((waiter.clone(), index));
+        inner.extras().waiters.push((waiter.clone(), index));
         true
     }
 
     /// Forgets `waiter`, registered with [`add_waiter`](Future::add_waiter).
     pub(crate) fn remove_waiter(&self, waiter: &Arc<Waiter>) {
-        self.lock().waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        if let Some(extras) = self.lock().extras.as_mut() {
+            extras.waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        }
     }
 
     /// Whether the future is finished with an error (not by cancellation); never waits.
@@ -335,7 +364,7 @@ impl<R> Future<R> {
                 self.settle(inner, Err(Error::Cancelled));
                 return true;
             }
-            Status::Running => match &inner.canceller {
+            Status::Running => match inner.extras.as_ref().and_then(|e| e.canceller.as_ref()) {
                 Some(canceller) => canceller.clone(),
                 None => return false,
             },
@@ -366,7 +395,7 @@ impl<R> Future<R> {
     pub fn add_done_callback(&self, callback: impl FnOnce(&Future<R>) + Send + 'static) {
         let mut inner = self.lock();
         if matches!(inner.status, Status::Pending | Status::Running) {
-            inner.callbacks.push(Box::new(callback));
+            inner.extras().callbacks.push(Box::new(callback));
             return;
         }
         drop(inner);
@@ -517,8 +546,9 @@ impl<R> std::future::Future for Future<R> {
         if matches!(inner.status, Status::Finished | Status::Cancelled) {
             return Poll::Ready(take(&mut inner));
         }
-        if !inner.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            inner.wakers.push(cx.waker().clone());
+        let wakers = &mut inner.extras().wakers;
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

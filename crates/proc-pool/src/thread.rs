@@ -1,7 +1,7 @@
 //! The engine under `ThreadPool` and `ThreadPoolExecutor`: threads taking tasks from one
 //! channel.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -13,11 +13,48 @@ use crate::call::Call;
 use crate::future::Future;
 use crate::map::{Answer, ChunkFuture, run_chunk};
 
-/// A task for a thread: what runs it, and what cancels it if it never runs.
-struct Task {
-    run: Box<dyn FnOnce() + Send>,
-    cancel: Box<dyn FnOnce(Error) + Send>,
+/// A task for a thread: run it, or cancel it if it never runs.
+trait Job: Send {
+    fn run(self: Box<Self>);
+    fn cancel(self: Box<Self>, error: Error);
 }
+
+/// The one allocation of a task: its work, the future that gets the work's value, and the
+/// task's `procs.pool.task` span (made where the task was submitted, so that it is a child
+/// of the submitter's span; the work runs inside it, and so do the work's own events).
+struct Work<W, R> {
+    work: W,
+    future: Future<R>,
+    span: tracing::Span,
+}
+
+impl<W, R> Work<W, R> {
+    fn new(work: W, future: Future<R>) -> Box<Work<W, R>> {
+        let span = tracing::trace_span!("procs.pool.task", pool = "thread");
+        span.in_scope(|| tracing::trace!("procs.pool.submit"));
+        Box::new(Work { work, future, span })
+    }
+}
+
+impl<W: FnOnce() -> R + Send, R: Send> Job for Work<W, R> {
+    fn run(self: Box<Self>) {
+        let Work { work, future, span } = *self;
+        let _entered = span.enter();
+        if future.set_running() {
+            tracing::trace!("procs.pool.task.start");
+            future.finish(unwind::catch(work).map_err(Error::from));
+            tracing::trace!("procs.pool.task.finish");
+        }
+    }
+
+    fn cancel(self: Box<Self>, error: Error) {
+        self.span
+            .in_scope(|| tracing::trace!(error = %error, "procs.pool.task.cancel"));
+        self.future.finish(Err(error));
+    }
+}
+
+type Task = Box<dyn Job>;
 
 /// Runs once in each new thread before it takes tasks.
 pub(crate) type Init = Arc<dyn Fn() -> std::result::Result<(), Error> + Send + Sync>;
@@ -33,8 +70,11 @@ struct State {
 pub(crate) struct Threads {
     state: Arc<Mutex<State>>,
     receiver: Receiver<Task>,
-    /// Threads waiting for a task that no submission has claimed yet.
+    /// Threads waiting for a task that no submission has claimed yet, counted only while
+    /// threads are still to be started (`all_started` false).
     idle: Arc<AtomicUsize>,
+    /// Every thread is started: submissions no longer count idle threads.
+    all_started: Arc<AtomicBool>,
     max: usize,
     name: &'static str,
     init: Option<Init>,
@@ -61,6 +101,7 @@ impl Threads {
             })),
             receiver,
             idle: Arc::new(AtomicUsize::new(0)),
+            all_started: Arc::new(AtomicBool::new(false)),
             max,
             name,
             init,
@@ -85,6 +126,7 @@ impl Threads {
     fn start_thread(&self, state: &mut State) -> Result<()> {
         let receiver = self.receiver.clone();
         let idle = self.idle.clone();
+        let all_started = self.all_started.clone();
         let init = self.init.clone();
         let shared = self.state.clone();
         let number = state.threads.len() + 1;
@@ -104,17 +146,22 @@ impl Threads {
                         // Until the last submitter's sender is gone, every task that comes
                         // gets the error.
                         for task in receiver.iter() {
-                            (task.cancel)(error.clone());
+                            task.cancel(error.clone());
                         }
                         return;
                     }
                 }
                 for task in receiver.iter() {
-                    (task.run)();
-                    idle.fetch_add(1, Ordering::SeqCst);
+                    task.run();
+                    if !all_started.load(Ordering::Relaxed) {
+                        idle.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             })?;
         state.threads.push(handle);
+        if state.threads.len() == self.max {
+            self.all_started.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -137,20 +184,24 @@ impl Threads {
         if let Some(e) = &state.broken {
             return Err(e.clone());
         }
-        let Some(sender) = state.sender.clone() else {
+        if state.sender.is_none() {
             return Err(Error::InvalidState(
                 "the pool is shut down and takes no more tasks",
             ));
-        };
-        // An idle thread takes it, or a new one is started while there is room.
-        let claimed = self
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if !claimed && state.threads.len() < self.max {
-            self.start_thread(&mut state)?;
         }
-        drop(state);
+        // An idle thread takes it, or a new one is started while there is room.
+        if state.threads.len() < self.max {
+            let claimed = self
+                .idle
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if !claimed {
+                self.start_thread(&mut state)?;
+            }
+        }
+        // Sent under the lock (a send on an unbounded channel never blocks, and no thread of
+        // the pool takes this lock but to break it), which saves a clone of the sender.
+        let sender = state.sender.as_ref().expect("checked above");
         sender
             .send(task)
             .map_err(|_| Error::InvalidState("the pool is shut down and takes no more tasks"))
@@ -163,17 +214,7 @@ impl Threads {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let cancel = future.clone();
-        self.execute(Task {
-            run: Box::new(move || {
-                if future.set_running() {
-                    future.finish(unwind::catch(|| f.call(args)).map_err(Error::from));
-                }
-            }),
-            cancel: Box::new(move |error| {
-                cancel.finish(Err(error));
-            }),
-        })
+        self.execute(Work::new(move || f.call(args), future))
     }
 
     /// Runs `f()` once on a thread; the future gets its value or its panic.
@@ -182,17 +223,7 @@ impl Threads {
         f: impl FnOnce() -> R + Send + 'static,
         future: Future<R>,
     ) -> Result<()> {
-        let cancel = future.clone();
-        self.execute(Task {
-            run: Box::new(move || {
-                if future.set_running() {
-                    future.finish(unwind::catch(f).map_err(Error::from));
-                }
-            }),
-            cancel: Box::new(move |error| {
-                cancel.finish(Err(error));
-            }),
-        })
+        self.execute(Work::new(f, future))
     }
 
     /// Runs `f` on each item of `items` on one thread, for `map`.
@@ -203,22 +234,15 @@ impl Threads {
         R: Send + 'static,
     {
         let future = Future::pending();
-        let run = future.clone();
-        let cancel = future.clone();
-        self.execute(Task {
-            run: Box::new(move || {
-                if run.set_running() {
-                    let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
-                    run.finish(Ok(match mixed {
-                        None => Answer::Values(values),
-                        Some(outcomes) => Answer::Mixed(outcomes),
-                    }));
-                }
-            }),
-            cancel: Box::new(move |error| {
-                cancel.finish(Err(error));
-            }),
-        })?;
+        // `run_chunk` catches each item's panic: the whole chunk gives values.
+        let work = move || {
+            let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
+            match mixed {
+                None => Answer::Values(values),
+                Some(outcomes) => Answer::Mixed(outcomes),
+            }
+        };
+        self.execute(Work::new(work, future.clone()))?;
         Ok(future)
     }
 
@@ -227,7 +251,7 @@ impl Threads {
         self.lock().sender = None;
         if cancel_pending {
             for task in self.receiver.try_iter() {
-                (task.cancel)(Error::Cancelled);
+                task.cancel(Error::Cancelled);
             }
         }
     }

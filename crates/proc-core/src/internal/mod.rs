@@ -11,6 +11,7 @@
 //!   memory under a name, for `proc-sync`'s `SharedMemory`.
 //! - [`fingerprint`]: this build's fingerprint, for peers that are not our children.
 //! - [`resident_memory`]: the resident set size of this process.
+//! - [`fork_server_pid`]: the fork server's pid, for tests that kill it.
 
 mod deadline;
 mod named;
@@ -31,6 +32,19 @@ pub use packet::{Incoming, Outgoing, encodes, fn_at, fn_offset};
 /// ```
 pub fn fingerprint() -> u64 {
     crate::fingerprint::fingerprint()
+}
+
+/// The pid of this process's fork server ([`StartMethod::ForkServer`](crate::StartMethod)),
+/// while it runs one: for tests that kill it.
+///
+/// # Examples
+///
+/// ```
+/// // No child was started with the fork server in this process.
+/// assert_eq!(proc_core::internal::fork_server_pid(), None);
+/// ```
+pub fn fork_server_pid() -> Option<u32> {
+    crate::sys::forkserver_pid()
 }
 
 /// The resident memory of this process in bytes, where the platform tells it.

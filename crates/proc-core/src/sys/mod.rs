@@ -57,6 +57,8 @@ pub(crate) use imp::{
     default_executable,
     // Forks and runs a callback in the child (Unix; `Unsupported` elsewhere).
     fork,
+    // The pid of this process's fork server while it has one.
+    forkserver_pid,
     // Asks the fork server, started on first use, for a child (Unix; `Unsupported` elsewhere).
     forkserver_spawn,
     // Tells the platform about a new child's channel to its parent, and whether it is daemonic.

@@ -453,6 +453,37 @@ impl Manager {
         self.create(Kind::Dict).map(DictProxy::new)
     }
 
+    /// A new shared dict holding `entries` (Python's `manager.dict(mapping)`): the entries
+    /// go in one bulk call, as [`DictProxy::update`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the server is gone; an entry that cannot be encoded fails the
+    /// call, and the new dict is let go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # proc_core::init();
+    /// let m = proc_ipc::Manager::start().unwrap();
+    /// let d = m.dict_from([("a".to_string(), 1), ("b".to_string(), 2)]).unwrap();
+    /// assert_eq!(d.len().unwrap(), 2);
+    /// assert_eq!(d.get("b").unwrap(), Some(2));
+    /// ```
+    #[doc(alias = "dict")]
+    pub fn dict_from<K, V>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        let dict = self.dict()?;
+        dict.update(entries)?;
+        Ok(dict)
+    }
+
     /// A new shared list (Python's `manager.list()`).
     ///
     /// # Errors
@@ -470,6 +501,33 @@ impl Manager {
     /// ```
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
         self.create(Kind::List).map(ListProxy::new)
+    }
+
+    /// A new shared list holding `items` (Python's `manager.list(iterable)`): the items go in
+    /// one bulk call, as [`ListProxy::extend`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the server is gone; an item that cannot be encoded fails the
+    /// call, and the new list is let go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # proc_core::init();
+    /// let m = proc_ipc::Manager::start().unwrap();
+    /// let l = m.list_from(0..5u32).unwrap();
+    /// l.push(5).unwrap();
+    /// assert_eq!(l.to_vec().unwrap(), [0, 1, 2, 3, 4, 5]);
+    /// ```
+    #[doc(alias = "list")]
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
+        let list = self.list()?;
+        list.extend(items)?;
+        Ok(list)
     }
 
     /// A new namespace (Python's `manager.Namespace()`).

@@ -3,9 +3,15 @@
 //! The parent starts it lazily by re-executing itself with the `forkserver` role. The server
 //! never runs `main`: it waits on its channel for requests, each a byte that carries two
 //! descriptors (the new child's channel to the parent, and the write end of a pipe for the
-//! child's exit code), forks, answers with the child's pid, and when the child ends writes its
-//! exit code to that pipe. When the parent goes away the channel reads end-of-file and the
-//! server leaves.
+//! child's exit code), forks, and answers with the child's pid and how its end is known:
+//!
+//! - **adopted** (Linux with glibc): the server forks with `clone3(CLONE_PARENT)`, so the child
+//!   is the parent's own child — `getppid()` in it names the parent, which reaps it with
+//!   `waitpid` like a forked child, and its exit code survives the server (see [`adopt`]);
+//! - **served** (elsewhere, or where the kernel refuses `clone3`): the child is the server's,
+//!   and when it ends the server writes its exit code to that pipe.
+//!
+//! When the parent goes away the channel reads end-of-file and the server leaves.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -79,6 +85,12 @@ pub(crate) fn forkserver_spawn(child_end: &Channel) -> io::Result<Child> {
     unreachable!("the loop returns on its second attempt")
 }
 
+/// The pid of this process's fork server, if it started one that was not lost since.
+pub(crate) fn forkserver_pid() -> Option<u32> {
+    let guard = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map(|server| server.process.pid())
+}
+
 /// Drops a forked child's copy of its parent's fork-server connection: the child starts its own
 /// server if it needs one, instead of interleaving requests with its parent.
 pub(crate) fn forget_after_fork() {
@@ -89,25 +101,49 @@ pub(crate) fn forget_after_fork() {
     drop(SERVER.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
+/// How the end of a child that the server forked becomes known: the second word of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parentage {
+    /// The server is the child's parent and writes its exit code to the status pipe.
+    Served = 0,
+    /// The child is the requester's own (`CLONE_PARENT`): the requester reaps it.
+    Adopted = 1,
+}
+
+/// The server's answer to a request: the pid (or minus the error number) and the parentage.
+fn answer(pid: libc::pid_t, parentage: Parentage) -> [u8; 8] {
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&pid.to_le_bytes());
+    bytes[4..].copy_from_slice(&(parentage as i32).to_le_bytes());
+    bytes
+}
+
 fn request(server: &Server, child_end: &Channel) -> io::Result<Child> {
     let (status_r, status_w) = pipe()?;
     server
         .channel
         .send_with_fds(&[1], &[child_end.raw(), status_w.as_raw_fd()])?;
     drop(status_w);
-    let mut pid = [0u8; 4];
-    (&server.channel).read_exact(&mut pid).map_err(|e| {
+    let mut bytes = [0u8; 8];
+    (&server.channel).read_exact(&mut bytes).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             io::Error::other("the fork server ended before it answered")
         } else {
             e
         }
     })?;
-    let pid = i32::from_le_bytes(pid);
+    let [p0, p1, p2, p3, k0, k1, k2, k3] = bytes;
+    let pid = i32::from_le_bytes([p0, p1, p2, p3]);
     if pid <= 0 {
         return Err(io::Error::from_raw_os_error(-pid));
     }
-    Ok(Child::served(pid, status_r))
+    match i32::from_le_bytes([k0, k1, k2, k3]) {
+        k if k == Parentage::Adopted as i32 => Ok(Child::direct(pid)),
+        k if k == Parentage::Served as i32 => Ok(Child::served(pid, status_r)),
+        k => Err(io::Error::other(format!(
+            "the fork server answered with an unknown parentage {k}"
+        ))),
+    }
 }
 
 /// The write end of the pipe that the SIGCHLD handler pokes to wake the server's loop.
@@ -204,6 +240,7 @@ fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
     set_handler(libc::SIGINT, libc::SIG_IGN)?;
     set_blocked(libc::SIGINT, true)?;
 
+    let mut adopter = adopt::Adopter::probe();
     let mut children: HashMap<libc::pid_t, OwnedFd> = HashMap::new();
     loop {
         let mut fds = [
@@ -244,9 +281,7 @@ fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
             let [child_end, status]: [OwnedFd; 2] = received
                 .try_into()
                 .map_err(|_| io::Error::other("a fork request without its two descriptors"))?;
-            // SAFETY: the server is single-threaded (it runs before `main` and starts no
-            // threads), so forking cannot leave a lock held in the child.
-            let pid = unsafe { libc::fork() };
+            let (pid, parentage) = fork_child(&mut adopter);
             if pid == 0 {
                 WAKE.store(-1, Ordering::Relaxed);
                 let _ = set_handler(libc::SIGCHLD, libc::SIG_DFL);
@@ -262,21 +297,38 @@ fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
                 let code = serve_child(Channel::from_owned(child_end));
                 exit_now(code);
             }
-            let answer = if pid < 0 {
+            let pid_or_error = if pid < 0 {
                 -io::Error::last_os_error()
                     .raw_os_error()
                     .unwrap_or(libc::EAGAIN)
             } else {
                 pid
             };
-            if pid > 0 {
+            if pid > 0 && parentage == Parentage::Served {
                 children.insert(pid, status);
             }
             drop(child_end);
             let mut this = channel;
-            this.write_all(&answer.to_le_bytes())?;
+            this.write_all(&answer(pid_or_error, parentage))?;
         }
     }
+}
+
+/// Forks the child of a request: adopted by the requester where the platform allows (the
+/// first refusal turns adoption off for good), served otherwise. Returns what `fork` returns.
+fn fork_child(adopter: &mut Option<adopt::Adopter>) -> (libc::pid_t, Parentage) {
+    if let Some(how) = adopter {
+        match how.fork() {
+            Ok(pid) => return (pid, Parentage::Adopted),
+            Err(err) => {
+                tracing::debug!(error = %err, "clone3(CLONE_PARENT) refused; forking instead");
+                *adopter = None;
+            }
+        }
+    }
+    // SAFETY: the server is single-threaded (it runs before `main` and starts no threads), so
+    // forking cannot leave a lock held in the child.
+    (unsafe { libc::fork() }, Parentage::Served)
 }
 
 fn reap(children: &mut HashMap<libc::pid_t, OwnedFd>) {
@@ -290,6 +342,158 @@ fn reap(children: &mut HashMap<libc::pid_t, OwnedFd>) {
         if let Some(fd) = children.remove(&pid) {
             let mut pipe = std::fs::File::from(fd);
             let _ = pipe.write_all(&decode_status(status).to_le_bytes());
+        }
+    }
+}
+
+/// Children that are the requester's own: `clone3(CLONE_PARENT)` on Linux with glibc.
+///
+/// A raw `clone3` with `CLONE_PARENT` makes the new process a sibling of the server, that is a
+/// child of the process that asked for it. What glibc's `fork` does beyond the system call,
+/// for a single-threaded caller such as the server (glibc's `_Fork`, POSIX's fork without
+/// atfork handlers), is done here too:
+///
+/// - the thread descriptor's `tid` field gets the child's id: `CLONE_CHILD_SETTID` with the
+///   address glibc gave the kernel at start-up (`set_tid_address`), read back with
+///   `PR_GET_TID_ADDRESS` and checked to hold the server's tid — glibc's `fork` passes the
+///   same address the same way;
+/// - the robust-mutex list is registered again (`set_robust_list` with the head and length that
+///   `get_robust_list` reports in the server), which the kernel clears in a new process.
+///
+/// Handlers registered with `pthread_atfork` do not run, as with `_Fork`: the server runs no
+/// code of the program's but the fork server's, before `main`. Where any of this is missing
+/// (another C library, a kernel without `clone3`, a seccomp filter that refuses it), the
+/// server forks and serves its children as on other Unixes.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod adopt {
+    use std::io;
+
+    /// The kernel's `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0`, 64 bytes).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+
+    /// What the server found out at start-up to fork children for its parent.
+    #[derive(Debug)]
+    pub(super) struct Adopter {
+        tid: *mut libc::c_int,
+        robust_head: *mut libc::c_void,
+        robust_len: libc::size_t,
+    }
+
+    impl Adopter {
+        /// The addresses glibc registered for the server's one thread, if they are as
+        /// expected.
+        pub(super) fn probe() -> Option<Adopter> {
+            let mut tid: *mut libc::c_int = std::ptr::null_mut();
+            // SAFETY: PR_GET_TID_ADDRESS stores one pointer at the address passed.
+            let ret = unsafe {
+                libc::prctl(
+                    libc::PR_GET_TID_ADDRESS,
+                    &mut tid as *mut *mut libc::c_int as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            if ret != 0 || tid.is_null() || !tid.is_aligned() {
+                return None;
+            }
+            // SAFETY: the kernel holds this address for the calling thread (its
+            // clear_child_tid), given by the C library at start-up: it lies in the thread's
+            // descriptor, which lives as long as the thread, here the whole server. A
+            // volatile read of an aligned c_int there is sound whatever it holds.
+            let value = unsafe { std::ptr::read_volatile(tid) };
+            // SAFETY: gettid has no preconditions.
+            let me = unsafe { libc::syscall(libc::SYS_gettid) };
+            if libc::c_long::from(value) != me {
+                return None;
+            }
+            let mut robust_head: *mut libc::c_void = std::ptr::null_mut();
+            let mut robust_len: libc::size_t = 0;
+            // SAFETY: get_robust_list(0, …) writes this thread's list head and its length to
+            // the two places passed.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_get_robust_list,
+                    0,
+                    &mut robust_head as *mut *mut libc::c_void,
+                    &mut robust_len as *mut libc::size_t,
+                )
+            };
+            if ret != 0 {
+                return None;
+            }
+            tracing::debug!("fork server children will be their requester's own");
+            Some(Adopter {
+                tid,
+                robust_head,
+                robust_len,
+            })
+        }
+
+        /// Forks a child whose parent is the server's parent. Returns 0 in the child and
+        /// the child's pid in the server, as `fork`.
+        pub(super) fn fork(&self) -> io::Result<libc::pid_t> {
+            let args = CloneArgs {
+                flags: (libc::CLONE_PARENT | libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID)
+                    as u64,
+                child_tid: self.tid as u64,
+                // The kernel takes the exit signal from the server (SIGCHLD, to its parent)
+                // and refuses another one with CLONE_PARENT.
+                exit_signal: 0,
+                ..CloneArgs::default()
+            };
+            // SAFETY: clone3 without CLONE_VM makes a copy of this process, as fork does: the
+            // child runs on its own copy of this stack and returns from this call with 0. The
+            // server is single-threaded, so no lock can be held by a thread missing in the
+            // child; `child_tid` is the address checked in `probe`, valid in the copy too.
+            let pid = unsafe {
+                libc::syscall(
+                    libc::SYS_clone3,
+                    &args as *const CloneArgs,
+                    std::mem::size_of::<CloneArgs>(),
+                )
+            };
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if pid == 0 {
+                // SAFETY: the head is the one glibc registered in the server, at the same
+                // address in this copy; the kernel only records it (and reads the list when
+                // the thread exits, as for any thread).
+                unsafe {
+                    libc::syscall(libc::SYS_set_robust_list, self.robust_head, self.robust_len);
+                }
+            }
+            Ok(pid as libc::pid_t)
+        }
+    }
+}
+
+/// Elsewhere the server's children stay the server's.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod adopt {
+    /// Never made: every child is served.
+    #[derive(Debug)]
+    pub(super) enum Adopter {}
+
+    impl Adopter {
+        pub(super) fn probe() -> Option<Adopter> {
+            None
+        }
+
+        pub(super) fn fork(&self) -> std::io::Result<libc::pid_t> {
+            match *self {}
         }
     }
 }

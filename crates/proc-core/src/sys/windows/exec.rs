@@ -347,6 +347,11 @@ pub(crate) fn forkserver_spawn(_child_end: &Channel) -> io::Result<Child> {
 }
 
 /// Never started on Windows; a process told to be a fork server leaves with an error code.
+/// There is no fork server on Windows.
+pub(crate) fn forkserver_pid() -> Option<u32> {
+    None
+}
+
 pub(crate) fn serve_forkserver(_channel: Channel, _serve: fn(Channel) -> i32) -> ! {
     tracing::error!("this process was started as a fork server, but Windows cannot fork");
     exit_now(1)

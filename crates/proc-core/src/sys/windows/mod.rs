@@ -15,7 +15,8 @@ mod socket;
 pub(crate) use channel::{Channel, OwnedHandle, RawHandle, duplicate_handle, raw_handle, wait_any};
 pub(crate) use child::Child;
 pub(crate) use exec::{
-    default_executable, fork, forkserver_spawn, remember_parent_channel, serve_forkserver, spawn,
+    default_executable, fork, forkserver_pid, forkserver_spawn, remember_parent_channel,
+    serve_forkserver, spawn,
 };
 pub(crate) use os::{
     at_exit, at_fork_child, before_main, exit_now, flush_std_streams, getpid, getppid,
