@@ -817,22 +817,21 @@ impl Manager {
                     return false;
                 }
                 let slot = &mut self.slots[i];
-                match slot.flights.iter().position(|f| f.id == id) {
-                    None => return false,
-                    Some(0) => {
-                        self.bury(i, Exit::Cancelled);
-                        return true;
+                let Some(pos) = slot.flights.iter().position(|f| f.id == id) else {
+                    return false;
+                };
+                let flight = &mut slot.flights[pos];
+                if slot.board.cancel(flight.place) {
+                    // Not started (even the first one sent may not be yet): the worker will
+                    // skip it and say so; the future is settled now.
+                    if let Some(sink) = flight.sink.take() {
+                        sink.fail(Error::Cancelled);
                     }
-                    Some(pos) => {
-                        let flight = &mut slot.flights[pos];
-                        if slot.board.cancel(flight.place) {
-                            // The worker will skip it and say so; the future is settled now.
-                            if let Some(sink) = flight.sink.take() {
-                                sink.fail(Error::Cancelled);
-                            }
-                            return true;
-                        }
-                    }
+                    return true;
+                }
+                if pos == 0 {
+                    self.bury(i, Exit::Cancelled);
+                    return true;
                 }
             }
             return false;
