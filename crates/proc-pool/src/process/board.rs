@@ -177,7 +177,7 @@ impl Ring<'_> {
     }
 
     /// The writer: puts `record` in the ring; `false` when it is empty, too large or there
-    /// is no room (then it goes by the link). Afterwards, see [`Ring::reader_sleeps`].
+    /// is no room (then it goes by the link). Afterwards, see [`Ring::wake_reader`].
     pub(crate) fn put(&self, record: &[u8]) -> bool {
         // An empty record is the mark of `put_mark`.
         if record.is_empty() || record.len() > MAX_RECORD {
@@ -212,11 +212,14 @@ impl Ring<'_> {
     }
 
     /// The writer, after [`Ring::put`]: whether the reader sleeps on the link and must be
-    /// woken through it. Either the reader sees the record before it sleeps, or this sees it
-    /// sleeping (both sides store, fence, then load).
-    pub(crate) fn reader_sleeps(&self) -> bool {
+    /// woken through it, which the caller then does. Either the reader sees the record
+    /// before it sleeps, or this sees it sleeping (both sides store, fence, then load). The
+    /// flag is taken down here: one wake-up for one sleep, however many records follow
+    /// before the reader runs again.
+    pub(crate) fn wake_reader(&self) -> bool {
         fence(Ordering::SeqCst);
         self.sleeping().load(Ordering::SeqCst) != 0
+            && self.sleeping().swap(0, Ordering::SeqCst) != 0
     }
 
     /// The reader: whether it is about to sleep on the link (`true`) or awake again.
@@ -360,7 +363,7 @@ mod tests {
         assert!(!board.answers().has_records());
         assert!(board.answers().put(b"answer"));
         board.tasks().set_reader_sleeping(true);
-        assert!(!board.answers().reader_sleeps());
+        assert!(!board.answers().wake_reader());
         assert_eq!(
             board.answers().take().unwrap(),
             Some(Taken::Record(b"answer".to_vec()))
@@ -372,14 +375,16 @@ mod tests {
     }
 
     #[test]
-    fn the_sleeping_flag_is_seen_by_the_writer() {
+    fn a_sleeping_reader_is_woken_once() {
         let board = Board::new().unwrap();
         let ring = board.answers();
-        assert!(!ring.reader_sleeps());
+        assert!(!ring.wake_reader());
         ring.set_reader_sleeping(true);
-        assert!(ring.reader_sleeps());
+        assert!(ring.wake_reader());
+        assert!(!ring.wake_reader());
+        ring.set_reader_sleeping(true);
         ring.set_reader_sleeping(false);
-        assert!(!ring.reader_sleeps());
+        assert!(!ring.wake_reader());
     }
 
     #[test]

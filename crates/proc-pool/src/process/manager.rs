@@ -171,7 +171,7 @@ impl Slot {
 
     /// Wakes the worker if it sleeps waiting for tasks.
     fn wake_worker(&self) -> proc_core::Result<()> {
-        if self.board.tasks().reader_sleeps() {
+        if self.board.tasks().wake_reader() {
             self.link.send_bytes(&[worker::TASK_WAKE])?;
         }
         Ok(())

@@ -79,7 +79,7 @@ impl Replies<'_> {
         let plain = proc_core::codec::encode_into(value, &mut bytes).is_ok();
         if !self.owed.get() {
             if plain && self.board.answers().put(&bytes) {
-                if self.board.answers().reader_sleeps() {
+                if self.board.answers().wake_reader() {
                     self.link.send_bytes(&reply_header(WAKE, 0))?;
                 }
                 return Ok(());
@@ -109,7 +109,7 @@ impl Replies<'_> {
     fn mark(&self) -> Result<(), Error> {
         let mut woke = false;
         while !self.board.answers().put_mark() {
-            if !woke && self.board.answers().reader_sleeps() {
+            if !woke && self.board.answers().wake_reader() {
                 self.link.send_bytes(&reply_header(WAKE, 0))?;
                 woke = true;
             }
