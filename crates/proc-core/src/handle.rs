@@ -8,7 +8,7 @@
 //! Windows, inherited by a forked child. Anywhere else (`codec::encode`, a file) serializing a
 //! `Handle` is an error, because a bare number would mean nothing in another process.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
@@ -25,8 +25,12 @@ use crate::sys;
 thread_local! {
     /// While a value is encoded for another process: the handles met so far.
     static OUTGOING: RefCell<Option<Vec<sys::RawHandle>>> = const { RefCell::new(None) };
-    /// While a value from another process is decoded: the handles that came with it.
-    static INCOMING: RefCell<Option<Vec<Option<sys::OwnedHandle>>>> = const { RefCell::new(None) };
+    /// While a value from another process is decoded: the table of the handles that came
+    /// with it, owned by [`decode_with_handles`]'s frame (null outside of one). A plain
+    /// pointer needs no destructor, so a thread's first decode registers none: a forked
+    /// child's decode of its arguments would otherwise lock the dynamic loader and write to
+    /// its pages, each one a copy of the parent's.
+    static INCOMING: Cell<*mut Vec<Option<sys::OwnedHandle>>> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Sets a thread-local for the span of one encoding or decoding, and puts the outer value
@@ -90,8 +94,19 @@ pub(crate) fn decode_with_handles<T: DeserializeOwned>(
     bytes: &[u8],
     handles: Vec<sys::OwnedHandle>,
 ) -> Result<T> {
-    let _scope = Scope::enter(&INCOMING, Some(handles.into_iter().map(Some).collect()));
+    /// Puts the outer decode's table back, also when a `Deserialize` impl panics.
+    struct Restore(*mut Vec<Option<sys::OwnedHandle>>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INCOMING.set(self.0);
+        }
+    }
+
+    let mut table: Vec<Option<sys::OwnedHandle>> = handles.into_iter().map(Some).collect();
+    let _restore = Restore(INCOMING.replace(&mut table));
     codec::decode(bytes)
+    // `_restore` drops before `table`: no pointer to it outlives this frame.
 }
 
 /// An operating-system handle that can travel to another process inside a serde value.
@@ -189,17 +204,21 @@ fn deserialize_owned<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> std::result::Result<sys::OwnedHandle, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
-    INCOMING
-        .with(|i| {
-            i.borrow_mut()
-                .as_mut()
-                .and_then(|handles| handles.get_mut(index).and_then(Option::take))
-        })
-        .ok_or_else(|| {
-            crate::codec::de_error(format!(
-                "handle {index} did not arrive with the value, or was used twice"
-            ))
-        })
+    let table = INCOMING.get();
+    let taken = if table.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null table is the one that `decode_with_handles`, still running
+        // further up this thread's stack, owns and lent for its decode; nothing else refers
+        // to it while this call runs (a nested decode lends its own table and puts this one
+        // back before it returns), and the borrow ends within this statement.
+        unsafe { (&mut *table).get_mut(index).and_then(Option::take) }
+    };
+    taken.ok_or_else(|| {
+        crate::codec::de_error(format!(
+            "handle {index} did not arrive with the value, or was used twice"
+        ))
+    })
 }
 
 impl Serialize for Handle {

@@ -1,7 +1,7 @@
 //! Panics caught with their message and location.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
@@ -92,11 +92,23 @@ impl From<Remote> for Error {
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
     install_hook();
     // Taken before the call, so that a panic caught inside `f` is not reported as ours.
-    LAST_LOCATION.with(|l| l.borrow_mut().take());
+    take_location();
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Panic {
         message: message(&*payload),
-        location: LAST_LOCATION.with(|l| l.borrow_mut().take()),
+        location: take_location(),
     })
+}
+
+/// Takes the location the hook recorded on this thread, if it recorded one since the last
+/// take. The flag keeps a thread that never panicked from touching `LAST_LOCATION`, whose
+/// first use registers a destructor: in a forked child that locks the dynamic loader and
+/// writes to its pages, each one a copy of the parent's.
+fn take_location() -> Option<String> {
+    if !RECORDED.get() {
+        return None;
+    }
+    RECORDED.set(false);
+    LAST_LOCATION.with(|l| l.borrow_mut().take())
 }
 
 /// The text of a panic payload.
@@ -113,6 +125,9 @@ pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
 thread_local! {
     /// Where the last panic on this thread happened: a caught panic is always this thread's.
     static LAST_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether `LAST_LOCATION` holds a location not taken yet (a `Cell<bool>` needs no
+    /// destructor, so reading it registers none).
+    static RECORDED: Cell<bool> = const { Cell::new(false) };
 }
 
 static HOOK: Once = Once::new();
@@ -128,7 +143,12 @@ pub(crate) fn install_hook() {
             if let Some(loc) = info.location() {
                 let place = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
                 // `try_with`: a panic while thread-locals are torn down has nowhere to go.
-                let _ = LAST_LOCATION.try_with(|l| *l.borrow_mut() = Some(place));
+                if LAST_LOCATION
+                    .try_with(|l| *l.borrow_mut() = Some(place))
+                    .is_ok()
+                {
+                    RECORDED.set(true);
+                }
             }
             previous(info);
         }));

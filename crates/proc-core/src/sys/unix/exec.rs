@@ -133,6 +133,7 @@ pub(crate) fn fork(
     inherited_links: &[RawHandle],
     child: impl FnOnce() -> i32,
 ) -> io::Result<Child> {
+    super::os::note_before_fork();
     // SAFETY: the caller checked that no other thread exists, so no lock can be held by a
     // thread that is missing in the child; the child only runs `child` and then _exit.
     let pid = cvt(unsafe { libc::fork() })?;

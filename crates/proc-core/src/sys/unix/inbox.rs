@@ -19,6 +19,12 @@ use std::os::fd::OwnedFd;
 /// How many bytes one read may bring: enough for a batch of small frames.
 const READ_AHEAD: usize = 16 * 1024;
 
+/// The buffer's size until a read fills it: a channel that carries a few small frames (a
+/// child's result, most of all) never writes more. A parent that forked writes each page of
+/// its heap as a copy while the child lives, so the four pages of a whole read-ahead buffer
+/// cost a join four page copies.
+const FIRST_READ_AHEAD: usize = 512;
+
 /// Whether reads may go past the frame under way (see the module docs).
 const READS_AHEAD: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
@@ -112,7 +118,7 @@ impl Inbox {
     /// One read into the free space, at most `want` bytes; returns how many came.
     fn fill(&mut self, want: usize, read: &mut ReadFn<'_>) -> io::Result<usize> {
         if self.buf.is_empty() {
-            self.buf = vec![0; READ_AHEAD].into_boxed_slice();
+            self.buf = vec![0; FIRST_READ_AHEAD].into_boxed_slice();
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -123,6 +129,12 @@ impl Inbox {
         let (n, fds) = read(&mut self.buf[self.end..self.end + room])?;
         let first = self.offset + self.ahead() as u64;
         self.end += n;
+        if n == room && room < want && self.buf.len() < READ_AHEAD {
+            // The read filled the small buffer: more is coming, read ahead in full.
+            let mut bigger = vec![0; READ_AHEAD].into_boxed_slice();
+            bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = bigger;
+        }
         if !fds.is_empty() {
             let owner = self.owner(first, first + n as u64);
             self.fds.extend(fds.into_iter().map(|fd| (owner, fd)));

@@ -249,9 +249,31 @@ pub(crate) fn at_fork_child(handler: extern "C" fn()) {
     }
 }
 
+/// Whether SIGPIPE was ignored when this process last forked (see [`note_before_fork`]).
+static SIGPIPE_IGNORED_AT_FORK: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Notes, in a parent about to fork, whether it ignores SIGPIPE, so that the forked child,
+/// which inherits the disposition, can skip setting it: a system call in the parent instead
+/// of one in the child plus the pages of libc it would touch (each a fault in a new child).
+pub(super) fn note_before_fork() {
+    // SAFETY: a null new action only reads the disposition into `old`, a zeroed sigaction.
+    let ignored = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    };
+    SIGPIPE_IGNORED_AT_FORK.store(ignored, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Sets up a child before it runs user code the way Rust's runtime sets up `main`:
 /// writing to a closed pipe is an error, not a fatal signal.
 pub(crate) fn prepare_child() {
+    // A forked child whose parent ignored SIGPIPE ignores it already. In a child that was
+    // not forked by `fork` (spawned, or forked by the fork server) the flag is false.
+    if SIGPIPE_IGNORED_AT_FORK.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
