@@ -850,11 +850,13 @@ impl Manager {
         }
     }
 
-    /// Cancels every task sent ahead to a worker that has not started it (the worker skips
-    /// it and says so), for `shutdown(cancel_futures = true)`.
+    /// Cancels every task sent ahead to a worker behind the one it runs, if the worker has
+    /// not started it (it skips it and says so), for `shutdown(cancel_futures = true)`. The
+    /// first task a worker was sent is left to run, started or about to be, as Python leaves
+    /// the tasks its workers have taken.
     fn cancel_ahead(&mut self) {
         for slot in &mut self.slots {
-            for flight in &mut slot.flights {
+            for flight in slot.flights.iter_mut().skip(1) {
                 if flight.sink.is_some()
                     && flight.frame.is_some()
                     && slot.board.cancel(flight.place)

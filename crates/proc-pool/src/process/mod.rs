@@ -279,8 +279,9 @@ impl Engine {
     }
 
     /// Takes no more tasks; those queued still run. With `cancel_pending`, the tasks that
-    /// no worker has started are cancelled instead: those queued here, and (unless this is
-    /// the manager thread, which cannot wait for itself) those sent ahead to a worker.
+    /// no worker has taken are cancelled instead: those queued here, and (unless this is the
+    /// manager thread, which cannot wait for itself) those sent ahead to a worker behind the
+    /// one it runs, if it has not started them.
     pub(crate) fn close(&self, cancel_pending: bool) {
         let mut state = self.shared.lock();
         if state.mode == Mode::Open {
