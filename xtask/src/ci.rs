@@ -33,7 +33,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     checks::run()?;
     // The examples assert what they print: run them too.
     demo::run(&[])?;
-    // A minute of kills at random points, after the tests that explain a failure better.
+    // A minute of kills at random points and one round of the fuzz tests from fresh seeds,
+    // after the tests that explain a failure better.
     soak::run(&["--short".to_string()])?;
     // proc-mpi is outside the workspace: its checks and its tests under mpirun.
     mpi::run(&[])?;

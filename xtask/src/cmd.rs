@@ -102,6 +102,20 @@ pub(crate) fn env_flag(name: &str) -> bool {
     })
 }
 
+/// Prints a loud `SKIPPED:` line for a leg of a task that cannot run here; under CI
+/// (`CI=true`) the skip fails the task, unless `PROCS_ALLOW_SKIP=1` lets it pass.
+pub(crate) fn skipped(leg: &str, why: &str) -> Result<()> {
+    println!("SKIPPED: {leg}: {why}");
+    if env_flag("CI") && !env_flag("PROCS_ALLOW_SKIP") {
+        return Err(format!(
+            "the {leg} leg was skipped under CI ({why}); run it where it can run (install \
+             what it names), or set PROCS_ALLOW_SKIP=1 to let the run pass without it"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,10 +32,14 @@ tasks:
   mpi                proc-mpi (outside the workspace: it needs MPI) — clippy, tests, docs,
                      then its tests under `mpirun -n 3`; installs Debian's Open MPI and
                      libclang with apt if needed
-  soak [--short] [--trials N] [--budget-secs S] [--hang-secs H] [--seed X] [PRIMITIVE..]
-                     SIGKILL processes at random points in every process primitive, check
-                     survivors, items and resources after each trial, print the table
-                     (issue 15); --short is the minute that `ci` runs
+  soak [--short] [--trials N] [--budget-secs S] [--hang-secs H] [--jobs J] [--seed X]
+       [--fuzz DURATION] [--no-kill] [PRIMITIVE..]
+                     SIGKILL processes at random points in every process primitive (N
+                     trials each, default 1000, in J processes at once, default 4), check
+                     survivors, items and resources after each trial, print the table;
+                     then run the fuzz tests with fresh seeds (PROCS_FUZZ_SEED) for
+                     DURATION (default 5m, 0 for none) (issue 15); --short is the minute
+                     of kills and the one fuzz round that `ci` runs
   help               this text
 
 environment:

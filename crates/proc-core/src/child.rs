@@ -174,7 +174,7 @@ pub(crate) fn run(
     current::become_child(request.identity, request.parent, request.method);
     let _span =
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
-    sys::remember_parent_channel(&channel, daemon);
+    sys::remember_parent_channel(&channel, sys::Daemonic::of(daemon));
     // Shared with the watchdog thread only when there is one: a forked child that allocates
     // writes to heap pages, and every page it writes is a copy of its parent's.
     let (owned, shared);

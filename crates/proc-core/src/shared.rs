@@ -790,11 +790,19 @@ pub fn pid_alive(pid: u32) -> bool {
 ///
 /// assert_eq!(start_time_of(pid()).unwrap_or(0), start_time());
 /// ```
+// Inline: the holders of a semaphore compare it on every acquire and release, and the cached
+// value is one load away; the first call's look at the system stays out of line.
+#[inline]
 pub fn start_time() -> u64 {
     let cached = START.load(Ordering::Relaxed);
     if cached != 0 {
         return cached - 1;
     }
+    cache_start_time()
+}
+
+#[cold]
+fn cache_start_time() -> u64 {
     forget_at_fork();
     let start = start_time_of(pid()).unwrap_or(0);
     START.store(start.saturating_add(1), Ordering::Relaxed);

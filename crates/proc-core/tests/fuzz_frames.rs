@@ -4,8 +4,9 @@
 //!
 //! Each input must give a value or a typed error (`Closed`, `Protocol`, `Decode`): never a
 //! panic, a hang, or memory that grows with what a header claims rather than with what
-//! arrived. The generator is a xorshift with fixed seeds, so that a failure replays from the
-//! seed its message names. The socket-level and handle-passing cases, which need raw Unix
+//! arrived. The generator is a xorshift with fixed seeds (`procs_testkit::fuzz_seeds`: from 1,
+//! or from `PROCS_FUZZ_SEED`, which the soak's fuzz leg sets afresh), so that a failure
+//! replays from the seed its message names. The socket-level and handle-passing cases, which need raw Unix
 //! sockets, are in `fuzz_sockets.rs`.
 
 use std::collections::BTreeMap;
@@ -112,7 +113,7 @@ fn hostile_stream(rng: &mut Rng, max: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
 fn read_frame_turns_hostile_streams_into_errors() {
     within("read_frame fuzz", HANG, || {
         let before = proc_core::internal::resident_memory();
-        for seed in 1..=4000u64 {
+        for seed in procs_testkit::fuzz_seeds(4000) {
             let mut rng = Rng::new(seed);
             let max = match rng.below(4) {
                 0 => 0,
@@ -221,7 +222,7 @@ fn decoding_garbage_is_a_value_or_a_decode_error() {
             // A length prefix of 2^63: a vector of that many elements, claimed.
             vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
         ];
-        for seed in 1..=20_000u64 {
+        for seed in procs_testkit::fuzz_seeds(20_000) {
             let mut rng = Rng::new(seed);
             let bytes = if rng.one_in(2) {
                 rng.bytes(24)
@@ -251,7 +252,7 @@ fn decoding_garbage_is_a_value_or_a_decode_error() {
 fn outgoing_and_incoming_frames_survive_wrong_offsets_and_garbage() {
     within("Outgoing/Incoming fuzz", HANG, || {
         let (a, b) = Link::pair().unwrap();
-        for seed in 1..=3000u64 {
+        for seed in procs_testkit::fuzz_seeds(3000) {
             let mut rng = Rng::new(seed);
             let header = rng.bytes(12);
             let value = (
@@ -305,7 +306,7 @@ fn outgoing_and_incoming_frames_survive_wrong_offsets_and_garbage() {
             }
         }
         // Raw garbage where a frame with a header and a value was expected.
-        for seed in 1..=3000u64 {
+        for seed in procs_testkit::fuzz_seeds(3000) {
             let mut rng = Rng::new(seed);
             let garbage = rng.bytes(40);
             a.send_bytes(&garbage).unwrap();
@@ -327,7 +328,7 @@ fn outgoing_and_incoming_frames_survive_wrong_offsets_and_garbage() {
 #[test]
 fn a_link_out_of_step_reads_garbage_as_errors_until_it_closes() {
     within("out-of-step link", HANG, || {
-        for seed in 1..=300u64 {
+        for seed in procs_testkit::fuzz_seeds(300) {
             let mut rng = Rng::new(seed);
             let (a, mut b) = Link::pair().unwrap();
             b.set_max_frame(rng.below(32) as usize);

@@ -10,7 +10,8 @@
 //!   with garbage, a 4 GiB header, a result that names a handle it never sent, a frame cut
 //!   short. `join` must give a typed error, never panic, and never wait past its timeout.
 //!
-//! The generator is a xorshift with fixed seeds. Unix only: the hostile parent passes the
+//! The generator is a xorshift with fixed seeds (`procs_testkit::fuzz_seeds`: from 1, or from
+//! `PROCS_FUZZ_SEED`, which the soak's fuzz leg sets afresh). Unix only: the hostile parent passes the
 //! channel as descriptor 3 (`pre_exec` and `dup2`), and the hostile child is a `/bin/sh`
 //! script that writes to that descriptor.
 #![cfg(unix)]
@@ -225,7 +226,7 @@ fn a_child_ends_cleanly_whatever_its_parent_sends() {
         );
     }
 
-    for seed in 1..=40u64 {
+    for seed in procs_testkit::fuzz_seeds(40) {
         let mut rng = Rng::new(seed);
         let what = format!("seed {seed}");
         let sent = match rng.below(3) {
@@ -318,7 +319,7 @@ fn a_parent_gives_typed_errors_whatever_its_child_sends() {
     assert!(matches!(result, Err(Error::Died { .. })), "{result:?}");
     assert_eq!(p.exitcode(), Some(3));
 
-    for seed in 1..=30u64 {
+    for seed in procs_testkit::fuzz_seeds(30) {
         let mut rng = Rng::new(seed);
         let bytes = if rng.one_in(2) {
             frame(&rng.bytes(48))

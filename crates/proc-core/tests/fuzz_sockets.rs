@@ -97,7 +97,7 @@ fn handle_indexes_that_do_not_match_the_descriptors_are_errors_and_leak_nothing(
         let (_reader, writer) = std::io::pipe().unwrap();
         let source = writer.as_raw_fd();
         let baseline = open_fds();
-        for seed in 1..=1500u64 {
+        for seed in procs_testkit::fuzz_seeds(1500) {
             let mut rng = Rng::new(seed);
             let (link, peer) = hostile_pair();
             let attached = match rng.below(8) {
@@ -165,7 +165,7 @@ fn garbage_with_descriptors_on_a_socket_reads_as_errors_and_leaks_nothing() {
         let (_reader, writer) = std::io::pipe().unwrap();
         let source = writer.as_raw_fd();
         let baseline = open_fds();
-        for seed in 1..=300u64 {
+        for seed in procs_testkit::fuzz_seeds(300) {
             let mut rng = Rng::new(seed);
             let (link, peer) = hostile_pair();
             let mut written = 0;

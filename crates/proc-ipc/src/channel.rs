@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_core::internal::Deadline;
-use proc_core::shared::{Segment, pid, pid_alive_since, start_time};
+use proc_core::shared::{Segment, pid, pid_alive, pid_alive_since, start_time};
 use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::queue::Put;
 use crate::{GetError, PutError, Queue};
 
 /// How many processes at once can hold ends of one channel.
@@ -44,8 +45,14 @@ struct Count {
     since: AtomicU64,
 }
 
+/// The mark of a slot that the process whose pid is in the low bits is claiming: its start
+/// time and counts are not written yet. Pids stay below 2^31 on every platform we run on
+/// (Linux caps them at 2^22).
+const CLAIMING: u32 = 1 << 31;
+
 #[repr(C)]
 struct Slot {
+    /// The owner's pid; 0 for a free slot; `CLAIMING | pid` while `pid` claims it.
     pid: AtomicU32,
     /// The owner's start time (0: unknown), so that a recycled pid is not taken for it.
     start: AtomicU64,
@@ -121,11 +128,21 @@ impl Ends {
         }
         for slot in slots {
             let owner = slot.pid.load(Ordering::Acquire);
-            let since = slot.start.load(Ordering::Acquire);
-            if (owner == 0 || !pid_alive_since(owner, since))
+            let free = if owner == 0 {
+                true
+            } else if owner & CLAIMING != 0 {
+                // A claim under way: free only if its claimer died in the middle of it.
+                !pid_alive(owner & !CLAIMING)
+            } else {
+                !pid_alive_since(owner, slot.start.load(Ordering::Acquire))
+            };
+            // Claimed in two steps, so that no other process ever sees this pid beside the
+            // dead owner's start time (and takes the slot as a dead one's): first the mark,
+            // then the start time and the counts, then the pid.
+            if free
                 && slot
                     .pid
-                    .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(owner, CLAIMING | me, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
                 slot.start.store(start_time(), Ordering::Release);
@@ -133,6 +150,7 @@ impl Ends {
                     count.held.store(0, Ordering::Release);
                     count.transit.store(0, Ordering::Release);
                 }
+                slot.pid.store(me, Ordering::Release);
                 return Ok(slot);
             }
         }
@@ -195,7 +213,8 @@ impl Ends {
         let now = now_ms();
         self.table().slots.iter().any(|slot| {
             let owner = slot.pid.load(Ordering::Acquire);
-            if owner == 0 {
+            // A slot being claimed holds nothing yet: its claimer takes its end after.
+            if owner == 0 || owner & CLAIMING != 0 {
                 return false;
             }
             let count = &slot.sides[side as usize];
@@ -432,19 +451,18 @@ impl<'de, T> Deserialize<'de> for Receiver<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Sender<T> {
-    fn send_within(&self, item: T, deadline: Deadline, nowait: bool) -> Result<(), PutError<T>> {
+    fn send_within(&self, item: T, deadline: Deadline, put: Put) -> Result<(), PutError<T>> {
         let mut item = item;
         loop {
             if !self.end.ends.any(Side::Receiver) {
                 return Err(PutError::Closed(item));
             }
             let slice = deadline.slice(LOOK);
-            let put = if nowait {
-                self.queue.put_nowait(item)
-            } else {
-                self.queue.put_timeout(item, slice)
+            let outcome = match put {
+                Put::NoWait => self.queue.put_nowait(item),
+                Put::Wait => self.queue.put_timeout(item, slice),
             };
-            match put {
+            match outcome {
                 Err(PutError::Timeout(back)) if !deadline.passed() => item = back,
                 other => return other,
             }
@@ -468,7 +486,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(err, proc_ipc::PutError::Closed(item) if item == "anyone?"));
     /// ```
     pub fn send(&self, item: T) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::never(), false)
+        self.send_within(item, Deadline::never(), Put::Wait)
     }
 
     /// Sends an item if there is room now.
@@ -486,7 +504,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(proc_ipc::PutError::Full(2))));
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::after(Duration::ZERO), true)
+        self.send_within(item, Deadline::after(Duration::ZERO), Put::NoWait)
     }
 
     /// Sends an item, waiting at most `timeout` for room.
@@ -507,7 +525,7 @@ impl<T: Serialize + DeserializeOwned> Sender<T> {
     /// assert!(matches!(err, proc_ipc::PutError::Timeout(2)));
     /// ```
     pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.send_within(item, Deadline::after(timeout), false)
+        self.send_within(item, Deadline::after(timeout), Put::Wait)
     }
 
     /// Whether every receiver is gone, so that `send` would fail.
@@ -697,7 +715,7 @@ mod tests {
         let ends = Ends::new().unwrap();
         // A pid that is not alive holds ends: they do not count, and its slot is free.
         let dead = &ends.table().slots[0];
-        dead.pid.store(u32::MAX - 1, Ordering::Release);
+        dead.pid.store(i32::MAX as u32 - 1, Ordering::Release);
         dead.start.store(0, Ordering::Release);
         dead.sides[0].held.store(3, Ordering::Release);
         assert!(!ends.any(Side::Sender));
@@ -720,6 +738,39 @@ mod tests {
         if start_time() != 0 {
             assert!(!ends.any(Side::Sender));
         }
+    }
+
+    #[test]
+    fn a_claim_under_way_holds_nothing_and_is_left_to_a_live_claimer() {
+        let ends = Ends::new().unwrap();
+        // A live process (this one, as another would look) in the middle of its claim:
+        // the old owner's counts are still there, but they count for nobody.
+        let claimed = &ends.table().slots[0];
+        claimed.pid.store(CLAIMING | pid(), Ordering::Release);
+        claimed.sides[0].held.store(3, Ordering::Release);
+        assert!(!ends.any(Side::Sender));
+        ends.take(Side::Sender).unwrap();
+        assert_eq!(
+            claimed.pid.load(Ordering::Acquire),
+            CLAIMING | pid(),
+            "a live claimer's slot is left alone"
+        );
+        assert_eq!(ends.table().slots[1].pid.load(Ordering::Acquire), pid());
+        assert!(ends.any(Side::Sender));
+    }
+
+    #[test]
+    fn a_claim_whose_claimer_died_is_a_free_slot() {
+        let ends = Ends::new().unwrap();
+        let claimed = &ends.table().slots[0];
+        claimed
+            .pid
+            .store(CLAIMING | (i32::MAX as u32 - 1), Ordering::Release);
+        claimed.sides[1].held.store(2, Ordering::Release);
+        ends.take(Side::Receiver).unwrap();
+        assert_eq!(claimed.pid.load(Ordering::Acquire), pid());
+        assert_eq!(claimed.sides[1].held.load(Ordering::Acquire), 1);
+        assert_eq!(claimed.start.load(Ordering::Acquire), start_time());
     }
 
     #[test]

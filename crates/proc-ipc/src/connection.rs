@@ -71,8 +71,8 @@ impl Pipe {
     pub fn duplex() -> Result<(Connection, Connection)> {
         let (a, b) = Link::pair()?;
         Ok((
-            Connection::new(a, true, true),
-            Connection::new(b, true, true),
+            Connection::new(a, Direction::Duplex),
+            Connection::new(b, Direction::Duplex),
         ))
     }
 
@@ -93,18 +93,29 @@ impl Pipe {
     pub fn simplex() -> Result<(Connection, Connection)> {
         let (a, b) = Link::pair()?;
         Ok((
-            Connection::new(a, true, false),
-            Connection::new(b, false, true),
+            Connection::new(a, Direction::ReadOnly),
+            Connection::new(b, Direction::WriteOnly),
         ))
     }
 }
 
+/// Which ways a new connection carries messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Both ways.
+    Duplex,
+    /// It only receives.
+    ReadOnly,
+    /// It only sends.
+    WriteOnly,
+}
+
 impl Connection {
-    pub(crate) fn new(link: Link, readable: bool, writable: bool) -> Connection {
+    pub(crate) fn new(link: Link, direction: Direction) -> Connection {
         Connection {
             link: Some(link),
-            readable,
-            writable,
+            readable: direction != Direction::WriteOnly,
+            writable: direction != Direction::ReadOnly,
         }
     }
 

@@ -32,7 +32,7 @@ use proc_core::{Error, Link, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Direction};
 use crate::sys;
 
 /// How long [`Listener::accept`] gives a new peer to authenticate, unless told otherwise.
@@ -200,6 +200,13 @@ enum Socket {
     Tcp(TcpListener),
 }
 
+/// Whether `accept` on a socket waits for a peer (as it does but in `accept_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    Blocking,
+    Nonblocking,
+}
+
 impl Listener {
     /// Listens on `address`; with `authkey`, every peer must prove it knows the key (and the
     /// listener proves it too).
@@ -305,14 +312,15 @@ impl Listener {
         }
     }
 
-    fn set_accept_nonblocking(socket: &Socket, nonblocking: bool) -> io::Result<()> {
-        match socket {
-            Socket::Local(listener) => listener.set_nonblocking(if nonblocking {
-                ListenerNonblockingMode::Accept
-            } else {
-                ListenerNonblockingMode::Neither
-            }),
-            Socket::Tcp(listener) => listener.set_nonblocking(nonblocking),
+    fn set_accept_mode(socket: &Socket, mode: Accept) -> io::Result<()> {
+        match (socket, mode) {
+            (Socket::Local(listener), Accept::Blocking) => {
+                listener.set_nonblocking(ListenerNonblockingMode::Neither)
+            }
+            (Socket::Local(listener), Accept::Nonblocking) => {
+                listener.set_nonblocking(ListenerNonblockingMode::Accept)
+            }
+            (Socket::Tcp(listener), mode) => listener.set_nonblocking(mode == Accept::Nonblocking),
         }
     }
 
@@ -348,7 +356,7 @@ impl Listener {
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection> {
         let socket = self.socket()?;
         let deadline = proc_core::internal::Deadline::after(timeout);
-        Listener::set_accept_nonblocking(socket, true)?;
+        Listener::set_accept_mode(socket, Accept::Nonblocking)?;
         let mut pause = Duration::from_millis(1);
         let accepted = loop {
             match self.accept_stream(socket) {
@@ -362,7 +370,7 @@ impl Listener {
                 other => break other.map_err(Error::from),
             }
         };
-        Listener::set_accept_nonblocking(socket, false)?;
+        Listener::set_accept_mode(socket, Accept::Blocking)?;
         self.pending(accepted?).authenticate()
     }
 
@@ -458,7 +466,7 @@ impl Pending {
                 Link::from_tcp(authenticate(stream, key, Side::Listener, limit)?)
             }
         };
-        Ok(Connection::new(link, true, true))
+        Ok(Connection::new(link, Direction::Duplex))
     }
 }
 
@@ -578,7 +586,7 @@ impl Client {
                 Link::from_tcp(authenticate(stream, authkey, Side::Client, timeout)?)
             }
         };
-        Ok(Connection::new(link, true, true))
+        Ok(Connection::new(link, Direction::Duplex))
     }
 }
 

@@ -736,7 +736,7 @@ impl Ring {
     /// Counts one more item in this process's backlog; `false` when every slot belongs to
     /// another live process, and the item is not counted (nor must be uncounted later).
     pub(crate) fn backlog_grew(&self) -> bool {
-        match self.backlog_slot(true) {
+        match self.claim_backlog_slot() {
             Some(slot) => {
                 slot.items.fetch_add(1, Ordering::AcqRel);
                 true
@@ -749,23 +749,26 @@ impl Ring {
     /// counted): it is in the ring now, or lost. A `join` that waits for a lost one only
     /// sees it at its next look by itself.
     pub(crate) fn backlog_shrank(&self) {
-        if let Some(slot) = self.backlog_slot(false) {
+        if let Some(slot) = self.own_backlog_slot() {
             slot.items.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
-    /// This process's backlog slot; with `claim`, a free one (or a dead process's, whose
-    /// count is dropped) becomes ours when we have none.
-    fn backlog_slot(&self, claim: bool) -> Option<&Backlog> {
+    /// This process's backlog slot, if it has one.
+    fn own_backlog_slot(&self) -> Option<&Backlog> {
         let me = pid();
         let slots = &self.control().backlogs.slots;
-        if let Some(slot) = slots.iter().find(|s| s.pid.load(Ordering::Acquire) == me) {
+        slots.iter().find(|s| s.pid.load(Ordering::Acquire) == me)
+    }
+
+    /// This process's backlog slot; when it has none, a free one (or a dead process's, whose
+    /// count is dropped) becomes ours.
+    fn claim_backlog_slot(&self) -> Option<&Backlog> {
+        if let Some(slot) = self.own_backlog_slot() {
             return Some(slot);
         }
-        if !claim {
-            return None;
-        }
-        for slot in slots {
+        let me = pid();
+        for slot in &self.control().backlogs.slots {
             let owner = slot.pid.load(Ordering::Acquire);
             if owner != 0 && pid_alive(owner) {
                 continue;

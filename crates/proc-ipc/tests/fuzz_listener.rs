@@ -396,7 +396,7 @@ fn still_serves(listener: &std::sync::Arc<Listener>) {
 #[test]
 fn hostile_clients_get_a_typed_error_and_the_listener_serves_the_next() {
     for transport in transports() {
-        for seed in [1u64, 2, 3] {
+        for seed in procs_testkit::fuzz_seeds(3) {
             within(&format!("{transport:?}, seed {seed}"), HANG, move || {
                 let mut rng = Rng::new(seed);
                 let listener = std::sync::Arc::new(listen(transport));
@@ -560,7 +560,7 @@ fn hostile_listener(
 #[test]
 fn hostile_listeners_give_the_client_a_typed_error() {
     for transport in transports() {
-        for seed in [4u64, 5, 6] {
+        for seed in procs_testkit::fuzz_seeds(6).skip(3) {
             within(&format!("{transport:?}, seed {seed}"), HANG, move || {
                 let mut rng = Rng::new(seed);
                 // A real listener, for the good handshakes that the hostile one relays.

@@ -249,7 +249,7 @@ fn recovers(seed: u64, queue: &Queue<Vec<u8>>) {
 fn a_queue_with_garbage_in_its_memory_fails_calls_but_never_panics_or_hangs() {
     within("ring fuzz", HANG, || {
         let before = proc_core::internal::resident_memory();
-        for seed in 1..=1500u64 {
+        for seed in procs_testkit::fuzz_seeds(1500) {
             let mut rng = Rng::new(seed);
             // A bound keeps `put` in the caller (no feeder thread that would race the
             // scribbles with its own retries).
@@ -302,7 +302,7 @@ fn a_queue_with_garbage_in_its_memory_fails_calls_but_never_panics_or_hangs() {
 #[test]
 fn a_joinable_queue_with_garbage_in_its_memory_never_panics_or_hangs() {
     within("joinable ring fuzz", HANG, || {
-        for seed in 1..=600u64 {
+        for seed in procs_testkit::fuzz_seeds(600) {
             let mut rng = Rng::new(seed);
             let queue = JoinableQueue::<Vec<u8>>::with_maxsize(64).unwrap();
             let s = Scribbler::of(&queue);
@@ -346,7 +346,7 @@ fn a_joinable_queue_with_garbage_in_its_memory_never_panics_or_hangs() {
 #[test]
 fn a_segment_that_is_no_queue_is_refused_on_arrival() {
     within("hostile segments", HANG, || {
-        for seed in 1..=200u64 {
+        for seed in procs_testkit::fuzz_seeds(200) {
             let mut rng = Rng::new(seed);
             let len = CONTROL + 4096 * (1 + rng.below(4) as usize);
             let segment = Segment::anonymous(len).unwrap();
@@ -400,7 +400,7 @@ fn scribble_from_a_child((parts, seed, rounds): (Parts, u64, u32)) -> u32 {
 #[test]
 fn a_child_scribbling_on_the_queue_while_it_is_used_fails_calls_only() {
     within("scribbling child", HANG, || {
-        for seed in 1..=4u64 {
+        for seed in procs_testkit::fuzz_seeds(4) {
             let queue = Queue::<Vec<u8>>::with_maxsize(64).unwrap();
             let (a, b) = Link::pair().unwrap();
             a.send(&queue).unwrap();

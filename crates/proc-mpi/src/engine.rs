@@ -11,6 +11,7 @@ use std::time::Duration;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::Rank;
 use proc_core::{Error, Result};
+use proc_pool::internal::QueuedTasks;
 
 use crate::peers::Peers;
 use crate::wire;
@@ -20,9 +21,27 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     pub(crate) message: Vec<u8>,
     pub(crate) job: Box<dyn Job>,
-    /// Whether it may wait at a worker behind the task that runs there (a chunk of a map),
-    /// rather than at rank 0 until a worker is free (a task of `submit`).
-    pub(crate) ahead: bool,
+    pub(crate) queue: Queue,
+}
+
+/// Where a task waits for a worker rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queue {
+    /// At rank 0, until a worker rank is free (a task of `submit`, which may be cancelled
+    /// until then).
+    AtRoot,
+    /// At a worker rank, behind the task that runs there (a chunk of a map), so that the
+    /// worker does not wait a round trip to rank 0 between chunks.
+    AtWorker,
+}
+
+/// Who owns the worker ranks of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// The [`Mpi`](crate::Mpi) session: they keep serving after the engine, for the next.
+    Session,
+    /// The engine (an executor on a user's communicator): it lets them go when it ends.
+    Engine,
 }
 
 /// The future side of a task.
@@ -39,7 +58,7 @@ pub(crate) trait Job: Send {
 
 enum Command {
     Task(Task),
-    Close { cancel: bool },
+    Close { queued: QueuedTasks },
 }
 
 /// What the executor and the session share with the engine thread.
@@ -53,12 +72,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine thread over the `workers` ranks of `peers`; with `release`, it lets
-    /// them go when it ends (an executor on a user's communicator, which owns its ranks).
+    /// Starts the engine thread over the `workers` ranks of `peers`, which it lets go when it
+    /// ends if it owns them.
     pub(crate) fn start(
         peers: Arc<Peers>,
         workers: Vec<Rank>,
-        release: bool,
+        ownership: Ownership,
     ) -> Result<Arc<Engine>> {
         let (tx, rx) = channel();
         let count = workers.len();
@@ -74,7 +93,7 @@ impl Engine {
             .name("proc-mpi engine".into())
             .spawn(move || {
                 run(rx, &peers, workers);
-                if release && peers.lost().is_none() {
+                if ownership == Ownership::Engine && peers.lost().is_none() {
                     peers.release();
                 }
             })
@@ -117,12 +136,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Takes no more tasks; with `cancel`, the tasks not sent to a worker are cancelled.
-    pub(crate) fn close(&self, cancel: bool) {
+    /// Takes no more tasks; the tasks not sent to a worker run or are cancelled, as `queued`
+    /// says.
+    pub(crate) fn close(&self, queued: QueuedTasks) {
         self.closed.store(true, Ordering::Release);
         let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = commands.take() {
-            let _ = tx.send(Command::Close { cancel });
+            let _ = tx.send(Command::Close { queued });
         }
     }
 
@@ -164,11 +184,14 @@ impl Places {
         }
     }
 
-    /// A rank for a task: a free one, or, for a task that may wait `ahead`, one that runs a
-    /// single task. `None` when there is no room.
-    fn take(&mut self, ahead: bool) -> Option<Rank> {
+    /// A rank for a task: a free one, or, for a task that may wait at a worker, one that
+    /// runs a single task. `None` when there is no room.
+    fn take(&mut self, queue: Queue) -> Option<Rank> {
         let len = self.held.len();
-        let limits: &[u8] = if ahead { &[0, 1] } else { &[0] };
+        let limits: &[u8] = match queue {
+            Queue::AtRoot => &[0],
+            Queue::AtWorker => &[0, 1],
+        };
         for &limit in limits {
             let found = (0..len)
                 .map(|i| (self.cursor + i) % len)
@@ -214,9 +237,9 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
             };
             match command {
                 Ok(Command::Task(task)) => queue.push_back(task),
-                Ok(Command::Close { cancel }) => {
+                Ok(Command::Close { queued }) => {
                     closed = true;
-                    if cancel {
+                    if queued == QueuedTasks::Cancel {
                         for task in queue.drain(..) {
                             task.job.done(Err(Error::Cancelled));
                         }
@@ -229,8 +252,8 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
                 }
             }
         }
-        while let Some(ahead) = queue.front().map(|task| task.ahead) {
-            let Some(rank) = places.take(ahead) else {
+        while let Some(wait) = queue.front().map(|task| task.queue) {
+            let Some(rank) = places.take(wait) else {
                 break;
             };
             let Some(task) = queue.pop_front() else {
@@ -313,23 +336,23 @@ mod tests {
     #[test]
     fn submitted_tasks_wait_for_a_free_rank_and_chunks_go_ahead() {
         let mut places = Places::new(vec![1, 2]);
-        assert_eq!(places.take(false), Some(1));
-        assert_eq!(places.take(false), Some(2));
+        assert_eq!(places.take(Queue::AtRoot), Some(1));
+        assert_eq!(places.take(Queue::AtRoot), Some(2));
         // Both run a task: a submitted task waits, a chunk goes behind one.
-        assert_eq!(places.take(false), None);
-        assert_eq!(places.take(true), Some(1));
-        assert_eq!(places.take(true), Some(2));
-        assert_eq!(places.take(true), None);
+        assert_eq!(places.take(Queue::AtRoot), None);
+        assert_eq!(places.take(Queue::AtWorker), Some(1));
+        assert_eq!(places.take(Queue::AtWorker), Some(2));
+        assert_eq!(places.take(Queue::AtWorker), None);
         // Rank 2 answers: it runs its second task and has room for one more chunk only.
         places.answered(2);
-        assert_eq!(places.take(false), None);
-        assert_eq!(places.take(true), Some(2));
+        assert_eq!(places.take(Queue::AtRoot), None);
+        assert_eq!(places.take(Queue::AtWorker), Some(2));
         places.answered(1);
         places.answered(1);
-        assert_eq!(places.take(false), Some(1));
+        assert_eq!(places.take(Queue::AtRoot), Some(1));
         // An answer from a rank that is not a worker changes nothing.
         places.answered(7);
-        assert_eq!(places.take(true), Some(1));
-        assert_eq!(places.take(true), None);
+        assert_eq!(places.take(Queue::AtWorker), Some(1));
+        assert_eq!(places.take(Queue::AtWorker), None);
     }
 }

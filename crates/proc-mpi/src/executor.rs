@@ -1,30 +1,21 @@
 //! `MpiPoolExecutor`: the executor surface of proc-pool over MPI ranks.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result};
-use proc_pool::Future;
-use proc_pool::completer::{Completer, pending};
+use proc_pool::internal::{
+    Answer, Completer, Order, QueuedTasks, Submit, imap, no_captures, pending,
+};
+use proc_pool::{Future, Imap};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Engine, Job, Task};
+use crate::engine::{Engine, Job, Ownership, Queue, Task};
 use crate::peers::Peers;
 use crate::session::{LIVE, Mpi};
 use crate::wire::{self, Runner};
-
-const fn no_captures<F>() {
-    assert!(
-        size_of::<F>() == 0,
-        "the function must not capture anything: pass what it needs as its argument"
-    );
-}
 
 /// Worker ranks that run functions and give back [`Future`]s: mpi4py's
 /// `mpi4py.futures.MPIPoolExecutor`, with the surface of
@@ -166,7 +157,7 @@ impl MpiPoolExecutor {
             ));
         }
         let workers = ranks[..count].to_vec();
-        let engine = Engine::start(peers, workers, false)?;
+        let engine = Engine::start(peers, workers, Ownership::Session)?;
         *live = Some(engine.clone());
         Ok(MpiPoolExecutor { engine })
     }
@@ -174,7 +165,7 @@ impl MpiPoolExecutor {
     /// An executor over an engine that lets its ranks go when it ends.
     pub(crate) fn owning(peers: Arc<Peers>) -> Result<MpiPoolExecutor> {
         let workers = peers.ranks().to_vec();
-        let engine = Engine::start(peers, workers, true)?;
+        let engine = Engine::start(peers, workers, Ownership::Engine)?;
         Ok(MpiPoolExecutor { engine })
     }
 
@@ -205,26 +196,30 @@ impl MpiPoolExecutor {
     /// let future = executor.submit(|(a, b): (u64, u32)| a.pow(b), (2, 10)).unwrap();
     /// assert_eq!(future.result().unwrap(), 1024);
     /// ```
+    ///
+    /// A closure that captures something does not compile: a worker rank could not get what
+    /// it captured.
+    ///
+    /// ```compile_fail
+    /// let mpi = proc_mpi::init().unwrap();
+    /// let executor = proc_mpi::MpiPoolExecutor::new(&mpi).unwrap();
+    /// let offset = 1u64;
+    /// let _ = executor.submit(move |x: u64| x + offset, 1);
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const { no_captures::<F>() };
-        let _ = f;
         self.engine.check_open()?;
-        let id = self.engine.next_id();
-        let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &[args])?;
-        let (future, completer) = pending();
-        let job = Box::new(One { completer });
-        self.engine.submit(Task {
-            id,
-            message,
-            job,
-            ahead: false,
-        })?;
-        Ok(future)
+        send(
+            &self.engine,
+            runner(f),
+            &[args],
+            decode_one::<R>,
+            Queue::AtRoot,
+        )
     }
 
     /// Runs `f` on every item; the iterator yields the results in input order (Python's
@@ -280,8 +275,8 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        self.start_map::<F, I, A, R>(iterable, chunksize, timeout, true)
+        let input = iterable.into_iter();
+        self.lazy(input, runner(f), chunksize, timeout, Order::Input)
     }
 
     /// Like [`map_with`](MpiPoolExecutor::map_with) without a time limit, yielding the
@@ -302,7 +297,7 @@ impl MpiPoolExecutor {
     /// ```
     pub fn map_unordered<F, I, A, R>(
         &self,
-        _f: F,
+        f: F,
         iterable: I,
         chunksize: usize,
     ) -> Result<Map<I::IntoIter, R>>
@@ -312,64 +307,30 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.start_map::<F, I, A, R>(iterable, chunksize, None, false)
+        let input = iterable.into_iter();
+        self.lazy(input, runner(f), chunksize, None, Order::Completion)
     }
 
-    fn start_map<F, I, A, R>(
+    /// The lazy map of `runner` (a `wire::run_items`) over `input`: proc-pool's, with
+    /// chunks that wait at the worker ranks.
+    fn lazy<I, R>(
         &self,
-        iterable: I,
+        input: I,
+        runner: Runner,
         chunksize: usize,
         timeout: Option<Duration>,
-        ordered: bool,
-    ) -> Result<Map<I::IntoIter, R>>
+        order: Order,
+    ) -> Result<Map<I, R>>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        I: Iterator<Item: Serialize + Send + 'static>,
+        R: DeserializeOwned + Send + 'static,
     {
-        const { no_captures::<F>() };
-        if chunksize == 0 {
-            return Err(Error::InvalidState("chunksize must be at least 1"));
-        }
         self.engine.check_open()?;
-        let (tx, rx) = channel();
         let engine = self.engine.clone();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let stop = cancelled.clone();
-        let send = move |number: usize, items: Vec<A>| -> Result<()> {
-            let id = engine.next_id();
-            let count = items.len();
-            let message = wire::task(id, wire::run_items::<F, A, R> as Runner, &items)?;
-            let job = Box::new(Chunk::<R> {
-                number,
-                count,
-                cancelled: stop.clone(),
-                answers: Some(tx.clone()),
-            });
-            engine.submit(Task {
-                id,
-                message,
-                job,
-                ahead: true,
-            })
-        };
-        Ok(Map {
-            input: Some(iterable.into_iter()),
-            send: Box::new(send),
-            chunksize,
-            window: (self.max_workers() * 4).max(1024 / chunksize),
-            ordered,
-            deadline: Deadline::from_timeout(timeout),
-            answers: rx,
-            arrived: BTreeMap::new(),
-            sent: 0,
-            next: 0,
-            current: Vec::new().into_iter(),
-            cancelled,
-            error: None,
-            done: false,
-        })
+        let submit: Submit<I::Item, R> = Box::new(move |items| {
+            send(&engine, runner, &items, decode_chunk::<R>, Queue::AtWorker)
+        });
+        imap(input, chunksize, timeout, self.max_workers(), order, submit)
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
@@ -391,7 +352,7 @@ impl MpiPoolExecutor {
     /// assert!(executor.submit(|x: u8| x, 1).is_err());
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.engine.close(cancel_futures);
+        self.engine.close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.engine.join();
         }
@@ -404,6 +365,58 @@ impl Drop for MpiPoolExecutor {
     }
 }
 
+/// What a worker rank runs for the function `f`, which must capture nothing (a compile-time
+/// check): `wire::run_items` of its type.
+fn runner<F, A, R>(f: F) -> Runner
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    const { no_captures::<F>() };
+    let _ = f;
+    wire::run_items::<F, A, R>
+}
+
+/// Sends `runner` (a `wire::run_items`) over `items` as one task; `decode` makes the
+/// future's value of the answer's payload and the number of items.
+fn send<A: Serialize, T: Send + 'static>(
+    engine: &Engine,
+    runner: Runner,
+    items: &[A],
+    decode: fn(&[u8], usize) -> Result<T>,
+    queue: Queue,
+) -> Result<Future<T>> {
+    let id = engine.next_id();
+    let message = wire::task(id, runner, items)?;
+    let (future, completer) = pending();
+    let job = Box::new(Reply {
+        completer,
+        count: items.len(),
+        decode,
+    });
+    engine.submit(Task {
+        id,
+        message,
+        job,
+        queue,
+    })?;
+    Ok(future)
+}
+
+/// The value of a `submit`'s answer: its one item's outcome.
+fn decode_one<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<R> {
+    wire::decode_reply::<R>(payload, count)?
+        .into_iter()
+        .next()
+        .unwrap_or(Err(Error::Protocol("an empty answer".into())))
+}
+
+/// The value of a map chunk's answer: each item's outcome.
+fn decode_chunk<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<Answer<R>> {
+    wire::decode_reply::<R>(payload, count).map(Answer::Mixed)
+}
+
 /// What a future that was never answered gets: its job was dropped unanswered.
 fn lost() -> Error {
     Error::BrokenPool(
@@ -411,77 +424,35 @@ fn lost() -> Error {
     )
 }
 
-/// The job of a `submit`: one item, one future.
-struct One<R> {
-    completer: Completer<R>,
+/// The job of a task: the future that its answer finishes.
+struct Reply<T> {
+    completer: Completer<T>,
+    /// The number of items the task carries.
+    count: usize,
+    decode: fn(&[u8], usize) -> Result<T>,
 }
 
-impl<R: DeserializeOwned + Send> Job for One<R> {
+impl<T: Send> Job for Reply<T> {
     fn start(&self) -> bool {
         self.completer.set_running()
     }
 
     fn done(self: Box<Self>, answer: Result<&[u8]>) {
-        let outcome = answer
-            .and_then(|payload| wire::decode_reply::<R>(payload, 1))
-            .and_then(|outcomes| {
-                outcomes
-                    .into_iter()
-                    .next()
-                    .unwrap_or(Err(Error::Protocol("an empty answer".into())))
-            });
+        let outcome = answer.and_then(|payload| (self.decode)(payload, self.count));
         self.completer.finish(outcome);
     }
 }
 
-impl<R> Drop for One<R> {
+impl<T> Drop for Reply<T> {
     fn drop(&mut self) {
         // A no-op once `done` finished the future.
         self.completer.finish(Err(lost()));
     }
 }
 
-/// Each item's outcome of a chunk, or the error of the whole chunk.
-type Outcomes<R> = Result<Vec<Result<R>>>;
-
-/// The answer of one chunk of a `map`: its number, its length, its outcomes.
-type Answer<R> = (usize, usize, Outcomes<R>);
-
-/// The job of one chunk of a `map`: its answer goes to the iterator.
-struct Chunk<R> {
-    number: usize,
-    count: usize,
-    cancelled: Arc<AtomicBool>,
-    /// Taken by `done`; still here in `drop` when the chunk was never answered.
-    answers: Option<Sender<Answer<R>>>,
-}
-
-impl<R: DeserializeOwned + Send> Job for Chunk<R> {
-    fn start(&self) -> bool {
-        !self.cancelled.load(Ordering::Acquire)
-    }
-
-    fn done(mut self: Box<Self>, answer: Result<&[u8]>) {
-        let outcomes = answer.and_then(|payload| wire::decode_reply::<R>(payload, self.count));
-        if let Some(answers) = self.answers.take() {
-            let _ = answers.send((self.number, self.count, outcomes));
-        }
-    }
-}
-
-impl<R> Drop for Chunk<R> {
-    fn drop(&mut self) {
-        if let Some(answers) = self.answers.take() {
-            let _ = answers.send((self.number, self.count, Err(lost())));
-        }
-    }
-}
-
-/// Sends chunk number `n` of the items.
-type SendChunk<A> = Box<dyn FnMut(usize, Vec<A>) -> Result<()> + Send>;
-
-/// The lazy iterator of [`MpiPoolExecutor::map`] and its kin: it pulls from the input only as
-/// results are taken, with a bounded number of chunks in flight.
+/// The lazy iterator of [`MpiPoolExecutor::map`] and its kin: proc-pool's [`Imap`], which
+/// pulls from the input only as results are taken, with a bounded number of chunks in
+/// flight.
 ///
 /// Dropping it cancels the chunks not yet sent to a worker rank.
 ///
@@ -493,140 +464,7 @@ type SendChunk<A> = Box<dyn FnMut(usize, Vec<A>) -> Result<()> + Send>;
 /// let map: proc_mpi::Map<_, u8> = executor.map(|x: u8| x, vec![1, 2]).unwrap();
 /// assert_eq!(map.count(), 2);
 /// ```
-#[must_use = "iterators are lazy"]
-pub struct Map<I: Iterator, R> {
-    input: Option<I>,
-    send: SendChunk<I::Item>,
-    chunksize: usize,
-    window: usize,
-    ordered: bool,
-    deadline: Deadline,
-    answers: Receiver<Answer<R>>,
-    /// Chunks answered, by number, not yet handed out.
-    arrived: BTreeMap<usize, (usize, Outcomes<R>)>,
-    sent: usize,
-    /// The next chunk to hand out (ordered).
-    next: usize,
-    current: std::vec::IntoIter<Result<R>>,
-    cancelled: Arc<AtomicBool>,
-    error: Option<Error>,
-    done: bool,
-}
-
-impl<I: Iterator, R> Map<I, R> {
-    fn in_flight(&self) -> usize {
-        self.sent - self.next
-    }
-
-    fn fill(&mut self) {
-        while self.error.is_none() && self.in_flight() < self.window {
-            let Some(input) = self.input.as_mut() else {
-                return;
-            };
-            let chunk: Vec<I::Item> = input.by_ref().take(self.chunksize).collect();
-            if chunk.len() < self.chunksize {
-                self.input = None;
-            }
-            if chunk.is_empty() {
-                return;
-            }
-            match (self.send)(self.sent, chunk) {
-                Ok(()) => self.sent += 1,
-                Err(e) => {
-                    self.input = None;
-                    self.error = Some(e);
-                }
-            }
-        }
-    }
-
-    /// The next chunk to hand out, with its length; `None` when none is in flight,
-    /// `Some(Err(Timeout))` when the deadline came first.
-    fn next_chunk(&mut self) -> Option<Result<(usize, Outcomes<R>)>> {
-        if self.next == self.sent {
-            return None;
-        }
-        loop {
-            let key = if self.ordered {
-                Some(self.next)
-            } else {
-                self.arrived.keys().next().copied()
-            };
-            if let Some(chunk) = key.and_then(|k| self.arrived.remove(&k)) {
-                self.next += 1;
-                return Some(Ok(chunk));
-            }
-            let answer = match self.deadline.remaining() {
-                None => self
-                    .answers
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
-                Some(left) => self.answers.recv_timeout(left),
-            };
-            match answer {
-                Ok((number, count, outcome)) => {
-                    self.arrived.insert(number, (count, outcome));
-                }
-                Err(RecvTimeoutError::Timeout) => return Some(Err(Error::Timeout)),
-                // Every chunk holds a sender until it is answered or cancelled, and the
-                // iterator holds one itself: the channel cannot close while one is due.
-                Err(RecvTimeoutError::Disconnected) => return Some(Err(Error::Closed)),
-            }
-        }
-    }
-}
-
-impl<I: Iterator, R> Iterator for Map<I, R> {
-    type Item = Result<R>;
-
-    fn next(&mut self) -> Option<Result<R>> {
-        loop {
-            if let Some(result) = self.current.next() {
-                return Some(result);
-            }
-            if self.done {
-                return None;
-            }
-            self.fill();
-            match self.next_chunk() {
-                Some(Err(e)) => {
-                    self.done = true;
-                    self.cancelled.store(true, Ordering::Release);
-                    return Some(Err(e));
-                }
-                Some(Ok((_, Ok(outcomes)))) => self.current = outcomes.into_iter(),
-                Some(Ok((count, Err(e)))) => {
-                    // The whole chunk failed: each item says so.
-                    self.current = vec![(); count]
-                        .into_iter()
-                        .map(|()| Err(e.clone()))
-                        .collect::<Vec<_>>()
-                        .into_iter();
-                }
-                None => {
-                    self.done = true;
-                    return self.error.take().map(Err);
-                }
-            }
-        }
-    }
-}
-
-impl<I: Iterator, R> Drop for Map<I, R> {
-    fn drop(&mut self) {
-        self.cancelled.store(true, Ordering::Release);
-    }
-}
-
-impl<I: Iterator, R> fmt::Debug for Map<I, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Map")
-            .field("ordered", &self.ordered)
-            .field("chunksize", &self.chunksize)
-            .field("in_flight", &self.in_flight())
-            .finish()
-    }
-}
+pub type Map<I, R> = Imap<I, R>;
 
 #[cfg(test)]
 mod tests {
@@ -645,7 +483,11 @@ mod tests {
     #[test]
     fn a_dropped_job_fails_its_future() {
         let (future, completer) = pending::<u8>();
-        let job: Box<dyn Job> = Box::new(One { completer });
+        let job: Box<dyn Job> = Box::new(Reply {
+            completer,
+            count: 1,
+            decode: decode_one::<u8>,
+        });
         assert!(job.start());
         drop(job);
         assert!(matches!(future.result(), Err(Error::BrokenPool(_))));
@@ -654,27 +496,33 @@ mod tests {
     #[test]
     fn a_finished_job_keeps_its_outcome_when_dropped() {
         let (future, completer) = pending::<u8>();
-        let job: Box<dyn Job> = Box::new(One { completer });
+        let job: Box<dyn Job> = Box::new(Reply {
+            completer,
+            count: 1,
+            decode: decode_one::<u8>,
+        });
         job.done(Err(Error::Cancelled));
         assert!(future.cancelled());
     }
 
     #[test]
-    fn a_dropped_chunk_fails_its_items() {
-        let (tx, rx) = channel::<Answer<u8>>();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let job: Box<dyn Job> = Box::new(Chunk::<u8> {
-            number: 3,
+    fn a_dropped_chunk_fails_and_a_cancelled_one_is_not_sent() {
+        let (chunk, completer) = pending::<Answer<u8>>();
+        let job: Box<dyn Job> = Box::new(Reply {
+            completer,
             count: 2,
-            cancelled: cancelled.clone(),
-            answers: Some(tx),
+            decode: decode_chunk::<u8>,
         });
-        assert!(job.start());
-        cancelled.store(true, Ordering::Release);
-        assert!(!job.start());
         drop(job);
-        let (number, count, outcome) = rx.recv().unwrap();
-        assert_eq!((number, count), (3, 2));
-        assert!(matches!(outcome, Err(Error::BrokenPool(_))));
+        assert!(matches!(chunk.into_result(), Err(Error::BrokenPool(_))));
+
+        let (chunk, completer) = pending::<Answer<u8>>();
+        let job: Box<dyn Job> = Box::new(Reply {
+            completer,
+            count: 2,
+            decode: decode_chunk::<u8>,
+        });
+        assert!(chunk.cancel());
+        assert!(!job.start());
     }
 }

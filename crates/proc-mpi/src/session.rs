@@ -17,6 +17,7 @@ use proc_core::{Error, Result};
 use crate::engine::Engine;
 use crate::peers::{Peers, serve};
 use crate::wire::{self, Hello};
+use proc_pool::internal::QueuedTasks;
 
 /// The executor's engine that runs now, if any: [`Mpi`]'s drop shuts it down before MPI
 /// ends, whatever order the program dropped things in.
@@ -342,7 +343,7 @@ impl Drop for Mpi {
     fn drop(&mut self) {
         let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(engine) = live {
-            engine.close(false);
+            engine.close(QueuedTasks::Run);
             engine.join();
         }
         if let Some(peers) = self.peers.get_mut().take() {

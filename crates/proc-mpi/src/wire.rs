@@ -8,7 +8,8 @@
 //! at a time (the one it runs and the next), so it knows which worker has room. A spawned worker first says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
 
 use proc_core::Error;
-use proc_core::internal::{fingerprint, fn_at, fn_offset, unwind};
+use proc_core::internal::{fingerprint, fn_at, fn_offset};
+use proc_pool::internal::{conjure, run_chunk};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -149,23 +150,6 @@ fn encode_after<T: Serialize>(mut bytes: Vec<u8>, value: &T) -> Vec<u8> {
     bytes
 }
 
-/// A value of the zero-sized callable type `F`.
-fn conjure<F>() -> F {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "the function must not capture anything"
-        )
-    };
-    // SAFETY: `F` is zero-sized (checked above at compile time), so a value of it has no
-    // bytes to be invalid. `F` is a type with `F: Fn(A) -> R + Copy` (the bound of
-    // `MpiPoolExecutor::submit`, which also refuses capturing closures at compile time): on
-    // stable Rust a zero-sized one is a fn item or a closure whose captures are all
-    // zero-sized, and such a value carries no invariant beyond its type (the same reasoning
-    // as proc-pool's process workers).
-    unsafe { std::mem::zeroed() }
-}
-
 /// Runs each item of a task with `F` and encodes the [`Reply`].
 pub(crate) fn run_items<F, A, R>(payload: &[u8]) -> Vec<u8>
 where
@@ -182,18 +166,13 @@ where
             return encode_after(Vec::new(), &failed);
         }
     };
-    let f: F = conjure();
-    let mut outcomes: Vec<Result<R, Remote>> = Vec::with_capacity(items.len());
-    let mut failed = false;
-    for item in items {
-        let outcome = unwind::catch(|| f(item)).map_err(Remote::from);
-        failed |= outcome.is_err();
-        outcomes.push(outcome);
-    }
-    let reply = if failed {
-        Reply::Mixed(outcomes)
-    } else {
-        Reply::Values(outcomes.into_iter().filter_map(Result::ok).collect())
+    // SAFETY: `F` is the type of the function given to `MpiPoolExecutor::submit` or `map`,
+    // whose `Fn(A) -> R + Copy` bound and `no_captures` check make it a fn item or a closure
+    // that captures nothing (the same reasoning as proc-pool's process workers).
+    let f: F = unsafe { conjure() };
+    let reply = match run_chunk::<_, _, Remote>(items, f) {
+        (values, None) => Reply::Values(values),
+        (_, Some(outcomes)) => Reply::Mixed(outcomes),
     };
     let mut bytes = Vec::new();
     if postcard::to_io(&reply, &mut bytes).is_ok() {

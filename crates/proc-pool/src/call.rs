@@ -2,6 +2,44 @@
 
 use std::fmt::Display;
 
+/// A value of the zero-sized callable type `C`: how a worker gets the function that a task
+/// names by its type alone (a fn item, or a closure that captures nothing).
+///
+/// # Safety
+///
+/// `C` must be a fn item type or the type of a closure that captures nothing (what an
+/// `Fn` bound with [`no_captures`](crate::internal::no_captures) at the submitting end
+/// ensures), or a zero-sized wrapper of one (`Direct`, `Star`). Such a value has no bytes and
+/// carries no invariant beyond its type. A closure that captures a zero-sized token is
+/// zero-sized too, and `no_captures` cannot tell it from one that captures nothing (the
+/// limit documented on `Pool`). A zero-sized `C` is checked at compile time.
+///
+/// # Examples
+///
+/// ```
+/// fn double(x: u32) -> u32 {
+///     x * 2
+/// }
+///
+/// fn run<F: Fn(u32) -> u32 + Copy>(_named: F, x: u32) -> u32 {
+///     // SAFETY: `F` is a fn item type here.
+///     let f: F = unsafe { proc_pool::internal::conjure() };
+///     f(x)
+/// }
+/// assert_eq!(run(double, 21), 42);
+/// ```
+pub unsafe fn conjure<C>() -> C {
+    const {
+        assert!(
+            size_of::<C>() == 0,
+            "the function must not capture anything"
+        )
+    };
+    // SAFETY: `C` is zero-sized (checked above at compile time), so a value of it has no
+    // bytes to be invalid, and the caller promises that it carries no other invariant.
+    unsafe { std::mem::zeroed() }
+}
+
 /// A function of 2 to 6 arguments called with a tuple of them: what `starmap` runs
 /// (Python's `pool.starmap(f, [(a, b), ...])` calls `f(a, b)`).
 ///

@@ -1,5 +1,5 @@
-//! The hook for executors outside this crate (proc-mpi): a pending [`Future`] and the
-//! [`Completer`] that finishes it. Hidden from the docs, with no semver promise.
+//! A pending [`Future`] and the [`Completer`] that finishes it, for executors outside this
+//! crate (proc-mpi), through [`internal`](crate::internal).
 
 use proc_core::Result;
 
@@ -11,7 +11,7 @@ use crate::future::Future;
 /// # Examples
 ///
 /// ```
-/// let (future, completer) = proc_pool::completer::pending::<u8>();
+/// let (future, completer) = proc_pool::internal::pending::<u8>();
 /// assert!(completer.set_running());
 /// assert!(completer.finish(Ok(7)));
 /// assert_eq!(future.result().unwrap(), 7);
@@ -26,7 +26,7 @@ pub struct Completer<R> {
 /// # Examples
 ///
 /// ```
-/// let (future, completer) = proc_pool::completer::pending::<u8>();
+/// let (future, completer) = proc_pool::internal::pending::<u8>();
 /// assert!(future.cancel());
 /// assert!(!completer.set_running());
 /// ```
@@ -41,7 +41,7 @@ impl<R> Completer<R> {
     /// # Examples
     ///
     /// ```
-    /// let (future, completer) = proc_pool::completer::pending::<u8>();
+    /// let (future, completer) = proc_pool::internal::pending::<u8>();
     /// assert!(completer.set_running());
     /// assert!(future.running());
     /// ```
@@ -56,7 +56,7 @@ impl<R> Completer<R> {
     /// # Examples
     ///
     /// ```
-    /// let (future, completer) = proc_pool::completer::pending::<u8>();
+    /// let (future, completer) = proc_pool::internal::pending::<u8>();
     /// assert!(completer.finish(Err(proc_pool::core::Error::Cancelled)));
     /// assert!(future.cancelled());
     /// ```
@@ -69,7 +69,7 @@ impl<R> Completer<R> {
     /// # Examples
     ///
     /// ```
-    /// let (future, completer) = proc_pool::completer::pending::<u8>();
+    /// let (future, completer) = proc_pool::internal::pending::<u8>();
     /// future.cancel();
     /// assert!(completer.is_done());
     /// ```

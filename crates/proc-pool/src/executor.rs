@@ -4,17 +4,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput};
-use crate::future::Future;
-use crate::map::{self, Imap};
+use crate::future::{Future, QueuedTasks};
+use crate::map::{self, Imap, Order, Submit};
 use crate::pool::{PoolBuilder, no_captures};
-use crate::process::Engine;
-use crate::thread::{Init, Threads};
+use crate::process::{Engine, OnCancel};
+use crate::thread::{Init, Start, Threads};
 
 /// Settings for a [`ThreadPoolExecutor`].
 ///
@@ -91,7 +90,12 @@ impl ThreadPoolExecutorBuilder {
             .max_workers
             .unwrap_or_else(|| 32.min(proc_core::cpu_count() + 4));
         Ok(ThreadPoolExecutor {
-            threads: Arc::new(Threads::new(max, false, "ThreadPoolExecutor", self.init)?),
+            threads: Arc::new(Threads::new(
+                max,
+                Start::OnDemand,
+                "ThreadPoolExecutor",
+                self.init,
+            )?),
         })
     }
 }
@@ -254,19 +258,19 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let chunksize = map::check_chunksize(chunksize)?;
-        let deadline = Deadline::from_timeout(timeout);
         self.threads.check_open()?;
         let threads = self.threads.clone();
         let f = Arc::new(Direct(f));
-        Ok(Imap::new(
-            iterable.into_iter(),
-            Box::new(move |items| threads.submit_chunk(f.clone(), items)),
+        let submit: Submit<A, R> = Box::new(move |items| threads.submit_chunk(f.clone(), items));
+        let input = iterable.into_iter();
+        map::imap(
+            input,
             chunksize,
+            timeout,
             self.max_workers(),
-            true,
-            deadline,
-        ))
+            Order::Input,
+            submit,
+        )
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
@@ -283,7 +287,8 @@ impl ThreadPoolExecutor {
     /// assert!(executor.submit(|x: u8| x, 1).is_err());
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.threads.close(cancel_futures);
+        self.threads
+            .close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.threads.join();
         }
@@ -548,7 +553,7 @@ impl ProcessPoolExecutor {
         let _ = f;
         let future = Future::pending();
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), true)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::KillWorker)?;
         Ok(future)
     }
 
@@ -613,18 +618,19 @@ impl ProcessPoolExecutor {
     {
         const { no_captures::<F>() };
         let _ = f;
-        let chunksize = map::check_chunksize(chunksize)?;
-        let deadline = Deadline::from_timeout(timeout);
         self.engine.check_open()?;
         let engine = self.engine.clone();
-        Ok(Imap::new(
-            iterable.into_iter(),
-            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items)),
+        let submit: Submit<A, R> =
+            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items));
+        let input = iterable.into_iter();
+        map::imap(
+            input,
             chunksize,
+            timeout,
             self.max_workers(),
-            true,
-            deadline,
-        ))
+            Order::Input,
+            submit,
+        )
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
@@ -645,7 +651,7 @@ impl ProcessPoolExecutor {
     /// }
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.engine.close(cancel_futures);
+        self.engine.close(QueuedTasks::cancelled_if(cancel_futures));
         if wait {
             self.engine.join_manager();
         }

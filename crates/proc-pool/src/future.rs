@@ -62,6 +62,35 @@ struct Shared<R> {
     finished: Condvar,
 }
 
+/// What closing a pool or executor does with the tasks that no worker has taken yet.
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::internal::QueuedTasks;
+///
+/// assert_eq!(QueuedTasks::cancelled_if(true), QueuedTasks::Cancel);
+/// assert_eq!(QueuedTasks::cancelled_if(false), QueuedTasks::Run);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuedTasks {
+    /// They still run (`close`, `shutdown(cancel_futures = false)`).
+    Run,
+    /// Their futures are cancelled (`shutdown(cancel_futures = true)`, `terminate`).
+    Cancel,
+}
+
+impl QueuedTasks {
+    /// `Cancel` when `cancel` (Python's `cancel_futures`) is true.
+    pub const fn cancelled_if(cancel: bool) -> QueuedTasks {
+        if cancel {
+            QueuedTasks::Cancel
+        } else {
+            QueuedTasks::Run
+        }
+    }
+}
+
 /// The result of a task submitted to an executor: Python's `concurrent.futures.Future`.
 ///
 /// A future is pending until a worker takes its task, then running, then finished (with the

@@ -36,10 +36,11 @@
 #![warn(missing_docs)]
 
 mod call;
-#[doc(hidden)]
-pub mod completer;
+mod completer;
 mod executor;
 mod future;
+#[doc(hidden)]
+pub mod internal;
 mod map;
 mod pool;
 mod process;

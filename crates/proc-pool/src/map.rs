@@ -3,23 +3,38 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use proc_core::internal::{Deadline, Incoming, unwind};
 use proc_core::{Error, Result};
 
 use crate::future::{Future, Waiter};
 
-/// What one chunk of items gave.
-pub(crate) enum Answer<R> {
+/// What one chunk of items gave: the outcome of a [`ChunkFuture`].
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::internal::{Answer, pending};
+///
+/// let (chunk, completer) = pending::<Answer<u8>>();
+/// completer.finish(Ok(Answer::Mixed(vec![Ok(1), Err(proc_pool::core::Error::Cancelled)])));
+/// assert!(matches!(chunk.into_result(), Ok(Answer::Mixed(outcomes)) if outcomes.len() == 2));
+/// ```
+#[derive(Debug)]
+pub enum Answer<R> {
     /// Every item's value: no item failed.
     Values(Vec<R>),
-    /// Each item's outcome, when one failed.
+    /// Each item's outcome: one failed, or the answer does not tell.
     Mixed(Vec<Result<R>>),
     /// A worker process's answer, decoded by whoever takes it: the caller of `map` (who
     /// would only wait otherwise), not the pool's one result thread.
     Encoded {
+        /// The worker's reply frame.
         frame: Incoming,
+        /// How many items the chunk had.
         count: usize,
+        /// Decodes `frame` into one of the other variants.
         decode: fn(Incoming, usize) -> Result<Answer<R>>,
     },
 }
@@ -71,7 +86,19 @@ impl<R> Outcomes<R> {
 
 /// Runs `call` on each item: all the values, or (once one panicked) each item's outcome.
 /// The items run under one `catch_unwind` until one panics, the rest one by one.
-pub(crate) fn run_chunk<A, R, E: From<unwind::Panic>>(
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::core::internal::unwind::Remote;
+///
+/// let (values, mixed) = proc_pool::internal::run_chunk::<_, _, Remote>(vec![1, 2], |x: u8| x * 2);
+/// assert_eq!((values, mixed.is_none()), (vec![2, 4], true));
+/// let (_, mixed) = proc_pool::internal::run_chunk::<_, _, Remote>(vec![1, 0, 2], |x: u8| 2 / x);
+/// let mixed = mixed.unwrap();
+/// assert!(mixed[0].is_ok() && mixed[1].is_err() && mixed[2].is_ok());
+/// ```
+pub fn run_chunk<A, R, E: From<unwind::Panic>>(
     items: Vec<A>,
     mut call: impl FnMut(A) -> R,
 ) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
@@ -93,10 +120,26 @@ pub(crate) fn run_chunk<A, R, E: From<unwind::Panic>>(
 }
 
 /// The results of one chunk of items.
-pub(crate) type ChunkFuture<R> = Future<Answer<R>>;
+pub type ChunkFuture<R> = Future<Answer<R>>;
 
-/// Sends a chunk of items to the pool.
-pub(crate) type Submit<A, R> = Box<dyn FnMut(Vec<A>) -> Result<ChunkFuture<R>> + Send>;
+/// Sends a chunk of items to the pool: the future of their results, or why it could not.
+pub type Submit<A, R> = Box<dyn FnMut(Vec<A>) -> Result<ChunkFuture<R>> + Send>;
+
+/// The order in which a lazy map yields its results.
+///
+/// # Examples
+///
+/// ```
+/// let order = proc_pool::internal::Order::Input;
+/// assert_ne!(order, proc_pool::internal::Order::Completion);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// In input order (`imap`, the executors' `map`).
+    Input,
+    /// As the chunks finish (`imap_unordered`).
+    Completion,
+}
 
 /// Python's `Pool.map` rule: about four chunks per worker.
 pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
@@ -230,7 +273,7 @@ pub struct Imap<I: Iterator, R> {
     submit: Submit<I::Item, R>,
     chunksize: usize,
     window: usize,
-    ordered: bool,
+    order: Order,
     deadline: Deadline,
     /// Ordered: chunks in input order.
     queue: VecDeque<(ChunkFuture<R>, usize)>,
@@ -247,36 +290,65 @@ pub struct Imap<I: Iterator, R> {
     done: bool,
 }
 
-impl<I: Iterator, R> Imap<I, R> {
-    pub(crate) fn new(
-        input: I,
-        submit: Submit<I::Item, R>,
-        chunksize: usize,
-        workers: usize,
-        ordered: bool,
-        deadline: Deadline,
-    ) -> Imap<I, R> {
-        Imap {
-            input: Some(input),
-            submit,
-            chunksize,
-            // Enough chunks in flight that the workers never wait for the next (a thousand
-            // items, or four chunks per worker), few enough that memory stays flat.
-            window: (workers.max(1) * 4).max(1024 / chunksize.max(1)),
-            ordered,
-            deadline,
-            queue: VecDeque::new(),
-            flying: BTreeMap::new(),
-            finished: Vec::new(),
-            waiter: Waiter::new(),
-            numbered: 0,
-            current: Outcomes::Mixed(Vec::new().into_iter()),
-            in_flight_items: 0,
-            error: None,
-            done: false,
-        }
-    }
+/// The lazy map of `input`: `submit` gets `chunksize` items at a time, with a window of
+/// chunks in flight sized for `workers`; the iterator yields each item's outcome in `order`,
+/// and [`Error::Timeout`](proc_core::Error::Timeout) once `timeout` (from this call) passes,
+/// cancelling the chunks still in flight. Dropping it cancels them too.
+///
+/// The one constructor of [`Imap`], for every pool and executor (proc-mpi's through
+/// [`internal`](crate::internal)).
+///
+/// # Errors
+///
+/// [`Error::InvalidState`](proc_core::Error::InvalidState) for a `chunksize` of 0. An error
+/// of `submit` comes after the results before it, and ends the iteration.
+///
+/// # Examples
+///
+/// ```
+/// use proc_pool::internal::{Answer, Order, imap, pending};
+///
+/// // An "engine" that answers each chunk at once.
+/// let squares = imap(1..=5u32, 2, None, 1, Order::Input, Box::new(|items: Vec<u32>| {
+///     let (chunk, completer) = pending();
+///     completer.finish(Ok(Answer::Values(items.iter().map(|x| x * x).collect())));
+///     Ok(chunk)
+/// }))
+/// .unwrap();
+/// assert_eq!(squares.map(Result::unwrap).collect::<Vec<_>>(), [1, 4, 9, 16, 25]);
+/// ```
+pub fn imap<I: Iterator, R>(
+    input: I,
+    chunksize: usize,
+    timeout: Option<Duration>,
+    workers: usize,
+    order: Order,
+    submit: Submit<I::Item, R>,
+) -> Result<Imap<I, R>> {
+    let deadline = Deadline::from_timeout(timeout);
+    let chunksize = check_chunksize(chunksize)?;
+    Ok(Imap {
+        input: Some(input),
+        submit,
+        chunksize,
+        // Enough chunks in flight that the workers never wait for the next (a thousand
+        // items, or four chunks per worker), few enough that memory stays flat.
+        window: (workers.max(1) * 4).max(1024 / chunksize),
+        order,
+        deadline,
+        queue: VecDeque::new(),
+        flying: BTreeMap::new(),
+        finished: Vec::new(),
+        waiter: Waiter::new(),
+        numbered: 0,
+        current: Outcomes::Mixed(Vec::new().into_iter()),
+        in_flight_items: 0,
+        error: None,
+        done: false,
+    })
+}
 
+impl<I: Iterator, R> Imap<I, R> {
     fn flying_chunks(&self) -> usize {
         self.queue.len() + self.flying.len()
     }
@@ -306,7 +378,7 @@ impl<I: Iterator, R> Imap<I, R> {
             match (self.submit)(chunk) {
                 Ok(future) => {
                     self.in_flight_items += count;
-                    if self.ordered {
+                    if self.order == Order::Input {
                         self.queue.push_back((future, count));
                     } else {
                         let number = self.numbered;
@@ -328,7 +400,7 @@ impl<I: Iterator, R> Imap<I, R> {
     /// The next finished chunk: the oldest (ordered) or any (unordered); `None` when none
     /// is in flight; `Some(Err(Timeout))` when the deadline passed first.
     fn next_chunk(&mut self) -> Option<(Result<Answer<R>>, usize)> {
-        if self.ordered {
+        if self.order == Order::Input {
             let (front, _) = self.queue.front()?;
             if !front.wait_deadline(self.deadline) {
                 return Some((Err(Error::Timeout), 0));
@@ -426,7 +498,7 @@ impl<I: Iterator, R> Drop for Imap<I, R> {
 impl<I: Iterator, R> std::fmt::Debug for Imap<I, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Imap")
-            .field("ordered", &self.ordered)
+            .field("order", &self.order)
             .field("chunksize", &self.chunksize)
             .field("in_flight_items", &self.in_flight_items)
             .finish()

@@ -4,19 +4,35 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Direct, InitOutput, Star, StarFn};
-use crate::future::{AsyncResult, Future};
-use crate::map::{self, Imap, Submit};
-use crate::process::{Engine, MakeInit, Settings, make_init};
+use crate::future::{AsyncResult, Future, QueuedTasks};
+use crate::map::{self, Imap, Order, Submit};
+use crate::process::{Engine, MakeInit, OnCancel, Settings, make_init};
 
 /// Fails to compile for a closure that captures something: a worker process could not get
-/// the captured values.
-pub(crate) const fn no_captures<F>() {
+/// the captured values. Call it as `const { no_captures::<F>() }`.
+///
+/// # Examples
+///
+/// ```
+/// fn check<F: Fn(u8) -> u8>(_f: F) {
+///     const { proc_pool::internal::no_captures::<F>() };
+/// }
+/// check(|x: u8| x + 1);
+/// ```
+///
+/// ```compile_fail
+/// fn check<F: Fn(u8) -> u8>(_f: F) {
+///     const { proc_pool::internal::no_captures::<F>() };
+/// }
+/// let y = 1;
+/// check(move |x: u8| x + y);
+/// ```
+pub const fn no_captures<F>() {
     assert!(
         size_of::<F>() == 0,
         "the function must not capture anything: pass what it needs as its argument"
@@ -412,7 +428,7 @@ impl Pool {
         let _ = f;
         let future = Future::pending();
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), false)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::LetRun)?;
         Ok(AsyncResult::new(future))
     }
 
@@ -460,7 +476,7 @@ impl Pool {
         let future = Future::pending();
         with_callbacks(&future, callback, error_callback);
         self.engine
-            .submit_one::<Direct<F>, A, R>(args, future.clone(), false)?;
+            .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::LetRun)?;
         Ok(AsyncResult::new(future))
     }
 
@@ -681,7 +697,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let _ = f;
-        self.lazy(iterable, chunksize, true, self.chunks::<F, A, R>())
+        self.lazy(iterable, chunksize, Order::Input, self.chunks::<F, A, R>())
     }
 
     /// Like [`imap`](Pool::imap), yielding each result as soon as it is ready, in any order
@@ -741,26 +757,24 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let _ = f;
-        self.lazy(iterable, chunksize, false, self.chunks::<F, A, R>())
+        self.lazy(
+            iterable,
+            chunksize,
+            Order::Completion,
+            self.chunks::<F, A, R>(),
+        )
     }
 
     fn lazy<I: IntoIterator, R>(
         &self,
         iterable: I,
         chunksize: usize,
-        ordered: bool,
+        order: Order,
         submit: Submit<I::Item, R>,
     ) -> Result<Imap<I::IntoIter, R>> {
-        let chunksize = map::check_chunksize(chunksize)?;
         self.engine.check_open()?;
-        Ok(Imap::new(
-            iterable.into_iter(),
-            submit,
-            chunksize,
-            self.processes(),
-            ordered,
-            Deadline::never(),
-        ))
+        let input = iterable.into_iter();
+        map::imap(input, chunksize, None, self.processes(), order, submit)
     }
 
     /// Runs `f(a, b, …)` for every tuple `(a, b, …)` and returns the results in order
@@ -878,7 +892,7 @@ impl Pool {
     /// }
     /// ```
     pub fn close(&self) {
-        self.engine.close(false);
+        self.engine.close(QueuedTasks::Run);
     }
 
     /// Stops at once: the workers are killed and every unfinished task fails with

@@ -10,7 +10,7 @@ use proc_core::internal::unwind;
 use proc_core::{Error, Result};
 
 use crate::call::Call;
-use crate::future::Future;
+use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, run_chunk};
 
 /// A task for a thread: run it, or cancel it if it never runs.
@@ -80,12 +80,20 @@ pub(crate) struct Threads {
     init: Option<Init>,
 }
 
+/// When the threads of a pool start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// All of them, now (`ThreadPool`).
+    Now,
+    /// One per submission while none is idle (Python's `ThreadPoolExecutor`).
+    OnDemand,
+}
+
 impl Threads {
-    /// `max` threads, started now (`eager`) or one per submission while none is idle
-    /// (Python's `ThreadPoolExecutor`).
+    /// `max` threads, started as `start` says.
     pub(crate) fn new(
         max: usize,
-        eager: bool,
+        start: Start,
         name: &'static str,
         init: Option<Init>,
     ) -> Result<Threads> {
@@ -106,7 +114,7 @@ impl Threads {
             name,
             init,
         };
-        if eager {
+        if start == Start::Now {
             let mut state = threads.lock();
             for _ in 0..max {
                 threads.start_thread(&mut state)?;
@@ -246,10 +254,10 @@ impl Threads {
         Ok(future)
     }
 
-    /// Takes no more tasks; with `cancel_pending`, the queued ones are cancelled.
-    pub(crate) fn close(&self, cancel_pending: bool) {
+    /// Takes no more tasks; the queued ones run or are cancelled, as `queued` says.
+    pub(crate) fn close(&self, queued: QueuedTasks) {
         self.lock().sender = None;
-        if cancel_pending {
+        if queued == QueuedTasks::Cancel {
             for task in self.receiver.try_iter() {
                 task.cancel(Error::Cancelled);
             }

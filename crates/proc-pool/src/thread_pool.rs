@@ -3,14 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use proc_core::internal::Deadline;
 use proc_core::{Error, Result};
 
 use crate::call::{Call, Direct, Star, StarFn};
-use crate::future::{AsyncResult, Future};
-use crate::map::{self, Imap, Submit};
+use crate::future::{AsyncResult, Future, QueuedTasks};
+use crate::map::{self, Imap, Order, Submit};
 use crate::pool::with_callbacks;
-use crate::thread::Threads;
+use crate::thread::{Start, Threads};
 
 /// Threads that run closures, with the surface of [`Pool`](crate::Pool): Python's
 /// `multiprocessing.pool.ThreadPool`.
@@ -56,7 +55,7 @@ impl ThreadPool {
     /// ```
     pub fn new(threads: usize) -> Result<ThreadPool> {
         Ok(ThreadPool {
-            threads: Arc::new(Threads::new(threads, true, "ThreadPool", None)?),
+            threads: Arc::new(Threads::new(threads, Start::Now, "ThreadPool", None)?),
         })
     }
 
@@ -328,7 +327,7 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.lazy(iterable, chunksize, true, self.chunks(Direct(f)))
+        self.lazy(iterable, chunksize, Order::Input, self.chunks(Direct(f)))
     }
 
     /// Like [`imap`](ThreadPool::imap), in the order the results are ready.
@@ -379,26 +378,24 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.lazy(iterable, chunksize, false, self.chunks(Direct(f)))
+        self.lazy(
+            iterable,
+            chunksize,
+            Order::Completion,
+            self.chunks(Direct(f)),
+        )
     }
 
     fn lazy<I: IntoIterator, R>(
         &self,
         iterable: I,
         chunksize: usize,
-        ordered: bool,
+        order: Order,
         submit: Submit<I::Item, R>,
     ) -> Result<Imap<I::IntoIter, R>> {
-        let chunksize = map::check_chunksize(chunksize)?;
         self.threads.check_open()?;
-        Ok(Imap::new(
-            iterable.into_iter(),
-            submit,
-            chunksize,
-            self.processes(),
-            ordered,
-            Deadline::never(),
-        ))
+        let input = iterable.into_iter();
+        map::imap(input, chunksize, None, self.processes(), order, submit)
     }
 
     /// Runs `f(a, b, …)` for every tuple and returns the results in order; `f` takes 2 to
@@ -498,7 +495,7 @@ impl ThreadPool {
     /// assert!(pool.apply(|x: u8| x, 1).is_err());
     /// ```
     pub fn close(&self) {
-        self.threads.close(false);
+        self.threads.close(QueuedTasks::Run);
     }
 
     /// Takes no more tasks and cancels those no thread has started; tasks already running
@@ -512,7 +509,7 @@ impl ThreadPool {
     /// assert!(pool.apply(|x: u8| x, 1).is_err());
     /// ```
     pub fn terminate(&self) {
-        self.threads.close(true);
+        self.threads.close(QueuedTasks::Cancel);
     }
 
     /// Waits until every thread has ended.
@@ -542,6 +539,6 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        self.threads.close(true);
+        self.threads.close(QueuedTasks::Cancel);
     }
 }

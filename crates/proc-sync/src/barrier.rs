@@ -10,18 +10,23 @@
 //! looks for parties that died inside `wait`. A dead party of a filling round breaks the
 //! barrier; one of a draining or resetting round (released or reset, but not gone yet) just
 //! leaves it, so that the next round can start.
+//!
+//! A party changes the record and the count under the condition's lock, the record first
+//! both on its way in and on its way out, so that a party killed between the two (holding
+//! the lock) leaves a count that the next owner of the lock, which is told that the owner
+//! died, recomputes from the record (`repair`): the record is what counts.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::pid;
 use proc_core::{Error, FnRef, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
+use crate::holders::Holders;
 use crate::lock::{Lock, LockGuard};
-use crate::semaphore::{Holders, LIVENESS_SLICE};
+use crate::semaphore::LIVENESS_SLICE;
 use crate::shared::{Shared, State, Word, deadline, expired};
 use crate::wire::Kind;
 
@@ -47,6 +52,8 @@ pub(crate) struct BarrierState {
     /// The pid of the party whose death broke the barrier; 0 when none did, since the last
     /// reset.
     dead: AtomicU32,
+    /// The parties counted in `count` that `waiting` had no room for.
+    unrecorded: AtomicU32,
     /// The processes counted in `count`, and how many parties each.
     waiting: Holders,
 }
@@ -88,8 +95,11 @@ unsafe impl State for BarrierState {
 /// owner.
 ///
 /// The barrier records up to 128 waiting processes at once; the parties of processes beyond
-/// those are not watched. A party is recognised by its pid, as a [`Lock`](crate::Lock)'s
-/// owner is.
+/// those are not watched. A party is recognised by its pid and its start time, so that a
+/// party whose pid went to another process before the others looked is still seen dead
+/// ([`dead_party`](Barrier::dead_party) names the pid); where the platform cannot tell start
+/// times, the pid alone judges. The internal lock names its owner by pid alone, as a
+/// [`Lock`](crate::Lock) does.
 ///
 /// # Examples
 ///
@@ -288,8 +298,7 @@ impl Barrier {
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
         let mut guard = self.cond.acquire();
         if guard.owner_died() {
-            // A party died inside a call; if it was a waiter, it is recorded.
-            self.reap();
+            self.repair();
         }
         let state = self.state();
         // A round that is still draining or resetting finishes before this one starts; a
@@ -305,9 +314,14 @@ impl Barrier {
         if state.phase.load(Ordering::Relaxed) == BROKEN {
             return Err(self.broken_error());
         }
-        let me = pid();
+        // The record first, the count next, on the way in as on the way out: a party killed
+        // between the two (holding the lock) leaves the count off by one, which the next
+        // owner of the lock recomputes from the record (`repair`).
+        let slot = state.waiting.add();
+        if slot.is_none() {
+            state.unrecorded.fetch_add(1, Ordering::Relaxed);
+        }
         let index = state.count.fetch_add(1, Ordering::Relaxed);
-        let slot = state.waiting.add(me);
         let parties = state.parties.load(Ordering::Relaxed);
         let mut panicked = None;
         let result = if index + 1 == parties {
@@ -321,8 +335,13 @@ impl Barrier {
         } else {
             self.wait_release(&mut guard, deadline).map(|()| index)
         };
-        if let Some(slot) = slot {
-            state.waiting.remove(slot, me);
+        match slot {
+            Some(slot) => {
+                state.waiting.remove(slot);
+            }
+            None => {
+                state.unrecorded.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         state.count.fetch_sub(1, Ordering::Relaxed);
         self.leave();
@@ -371,14 +390,38 @@ impl Barrier {
     }
 
     /// Waits for a notify until `deadline`, but a slice at most; returns whether the time
-    /// ran out first. The lock is held again either way.
+    /// ran out first. The lock is held again either way, and repaired if it was taken over
+    /// from a process that died holding it.
     fn nap(&self, guard: &mut LockGuard<'_>, deadline: Option<Instant>) -> Result<bool> {
         let slice_end = crate::shared::deadline(Some(LIVENESS_SLICE));
         let until = match (deadline, slice_end) {
             (Some(d), Some(s)) => Some(d.min(s)),
             (d, s) => d.or(s),
         };
-        Ok(!self.cond.wait_until(guard, until)?)
+        let died_before = guard.owner_died();
+        let notified = self.cond.wait_until(guard, until)?;
+        if guard.owner_died() && !died_before {
+            self.repair();
+        }
+        Ok(!notified)
+    }
+
+    /// Puts right what a process that died holding the lock left (under the lock, taken
+    /// over): the count is recomputed from the record, which every arrival and departure
+    /// changes first, then the dead are taken out of the round, and a drained round whose
+    /// last party died on its way out opens the next.
+    fn repair(&self) {
+        let state = self.state();
+        let counted = state
+            .waiting
+            .sum()
+            .saturating_add(u64::from(state.unrecorded.load(Ordering::Relaxed)));
+        state.count.store(
+            u32::try_from(counted).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
+        self.reap();
+        self.leave();
     }
 
     /// Takes the parties of processes that died out of the round (under the lock): a filling
@@ -446,8 +489,12 @@ impl Barrier {
     /// assert_eq!(barrier.wait().unwrap(), 0);
     /// ```
     pub fn reset(&self) {
-        let _guard = self.cond.acquire();
-        self.reap();
+        let guard = self.cond.acquire();
+        if guard.owner_died() {
+            self.repair();
+        } else {
+            self.reap();
+        }
         let state = self.state();
         state.dead.store(0, Ordering::Relaxed);
         if state.count.load(Ordering::Relaxed) > 0 {
@@ -488,7 +535,10 @@ impl Barrier {
     /// assert!(barrier.broken());
     /// ```
     pub fn abort(&self) {
-        let _guard = self.cond.acquire();
+        let guard = self.cond.acquire();
+        if guard.owner_died() {
+            self.repair();
+        }
         self.break_barrier();
     }
 
@@ -511,7 +561,10 @@ impl Barrier {
     /// assert_eq!(proc_sync::Barrier::new(4).unwrap().n_waiting(), 0);
     /// ```
     pub fn n_waiting(&self) -> u32 {
-        let _guard = self.cond.acquire();
+        let guard = self.cond.acquire();
+        if guard.owner_died() {
+            self.repair();
+        }
         let state = self.state();
         if state.phase.load(Ordering::Relaxed) == FILLING {
             state.count.load(Ordering::Relaxed)

@@ -59,6 +59,7 @@ pub use proc_core as core;
 mod barrier;
 mod condition;
 mod event;
+mod holders;
 mod lock;
 mod semaphore;
 mod shared;

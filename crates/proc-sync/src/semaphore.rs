@@ -1,7 +1,8 @@
 //! `Semaphore` and `BoundedSemaphore`: counters that limit how many hold something at once
 //! (Python's `multiprocessing.Semaphore` and `multiprocessing.BoundedSemaphore`).
 //!
-//! The count of free places is a futex word. Beside it, a table of [`Holders`] records which
+//! The count of free places is a futex word. Beside it, a table of [`Holders`] (each holder a
+//! pid and a start time; see [`crate::holders`] for its slot protocol) records which
 //! process holds how many places through a guard, so that the places of a process that died
 //! come back: a waiter that slept a whole slice (a tenth of a second) without a place coming
 //! free looks for dead holders and gives their places back, as a failed `try_acquire` and a
@@ -60,145 +61,13 @@ use proc_core::shared::{Blocking, pid, pid_alive};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::holders::Holders;
 use crate::shared::{Shared, State, Word, deadline, expired};
 use crate::wire::Kind;
 
 /// How long a waiter sleeps before it looks for dead holders: the time a dead holder's
 /// places may stay lost while others wait for them.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
-
-/// How many processes a [`Holders`] table records at once. A process beyond them holds its
-/// places unrecorded, as every holder did before the table: they are lost if it dies.
-pub(crate) const HOLDER_SLOTS: usize = 128;
-
-/// A table of processes and how many of something each holds (the places of a semaphore,
-/// the parties of a barrier), in shared memory.
-///
-/// A slot is one `u64`, the pid in the high half and the count in the low half, 0 when free,
-/// so that every change is one compare-and-swap and a process that dies between two changes
-/// leaves a slot that is whole. A process may have several slots (two of its threads can
-/// claim a free slot at once); its holds are the sum. A slot that names a dead process is
-/// taken back by whoever looks ([`reap`](Holders::reap)).
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct Holders {
-    slots: [AtomicU64; HOLDER_SLOTS],
-}
-
-fn slot_pid(slot: u64) -> u32 {
-    (slot >> 32) as u32
-}
-
-fn slot_count(slot: u64) -> u32 {
-    slot as u32
-}
-
-fn pack_slot(pid: u32, count: u32) -> u64 {
-    if count == 0 {
-        0
-    } else {
-        (u64::from(pid) << 32) | u64::from(count)
-    }
-}
-
-impl Holders {
-    /// Records one more hold of process `me`; returns its slot, or `None` when the table is
-    /// full (the hold goes unrecorded).
-    ///
-    /// The search starts at a slot chosen by the pid and stops at the first slot that is
-    /// `me`'s or free, so that an acquire costs a compare-and-swap or two rather than a walk
-    /// through the table. (A slot of `me` further on, left behind when an earlier one was
-    /// freed, is fine: holds are summed over a process's slots.)
-    pub(crate) fn add(&self, me: u32) -> Option<usize> {
-        let home = me as usize % HOLDER_SLOTS;
-        for i in (home..HOLDER_SLOTS).chain(0..home) {
-            let slot = &self.slots[i];
-            let mut current = slot.load(Ordering::Relaxed);
-            loop {
-                let next = if current == 0 {
-                    pack_slot(me, 1)
-                } else if slot_pid(current) == me && slot_count(current) < u32::MAX {
-                    current + 1
-                } else {
-                    break;
-                };
-                match slot.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::Relaxed)
-                {
-                    Ok(_) => return Some(i),
-                    Err(now) => current = now,
-                }
-            }
-        }
-        None
-    }
-
-    /// Takes one hold of process `me` off slot `i`; `false` when the slot holds none of
-    /// `me`'s (taken back, or recorded by the process this one was forked from).
-    pub(crate) fn remove(&self, i: usize, me: u32) -> bool {
-        let Some(slot) = self.slots.get(i) else {
-            return false;
-        };
-        let mut current = slot.load(Ordering::Relaxed);
-        loop {
-            if current == 0 || slot_pid(current) != me {
-                return false;
-            }
-            let next = pack_slot(me, slot_count(current) - 1);
-            match slot.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
-    }
-
-    /// Empties every slot of a dead process and calls `taken(pid, count)` for each; a slot
-    /// goes to one caller only, however many look at once.
-    pub(crate) fn reap(&self, mut taken: impl FnMut(u32, u32)) {
-        let me = pid();
-        for slot in &self.slots {
-            let current = slot.load(Ordering::Relaxed);
-            if current == 0 || slot_pid(current) == me || pid_alive(slot_pid(current)) {
-                continue;
-            }
-            // A slot that changed meanwhile belongs to a live process again (only its owner
-            // changes a slot with a count), or to another reaper.
-            if slot
-                .compare_exchange(current, 0, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                taken(slot_pid(current), slot_count(current));
-            }
-        }
-    }
-
-    /// Whether some slot names a process that is dead, without changing any.
-    pub(crate) fn any_dead(&self) -> bool {
-        let me = pid();
-        self.slots.iter().any(|slot| {
-            let current = slot.load(Ordering::Relaxed);
-            current != 0 && slot_pid(current) != me && !pid_alive(slot_pid(current))
-        })
-    }
-
-    /// The holds recorded, over every slot.
-    pub(crate) fn sum(&self) -> u64 {
-        self.slots
-            .iter()
-            .map(|s| u64::from(slot_count(s.load(Ordering::Relaxed))))
-            .sum()
-    }
-
-    /// The holds recorded for process `pid`, over all its slots.
-    #[cfg(test)]
-    pub(crate) fn held_by(&self, pid: u32) -> u32 {
-        self.slots
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .filter(|s| *s != 0 && slot_pid(*s) == pid)
-            .map(slot_count)
-            .sum()
-    }
-}
 
 /// The number of the count's word, which waiters sleep on.
 const COUNT: usize = 0;
@@ -304,7 +173,7 @@ impl<'a> Locked<'a> {
             .count
             .value()
             .store(free - 1, Ordering::Relaxed);
-        let slot = self.state().holders.add(pid());
+        let slot = self.state().holders.add();
         if slot.is_none() {
             // Held outside the record, as a forgotten place is.
             self.set_total(self.total().saturating_sub(1));
@@ -330,6 +199,9 @@ impl<'a> Locked<'a> {
     /// Empties the slots of dead holders and makes the count agree with `total` and the
     /// slots left (never past the bound), after a death or with the lock taken over from a
     /// dead owner; returns how many places came back, and marks them for acquirers.
+    // Cold: only a death leads here, and the uncontended acquire stays small without it.
+    #[cold]
+    #[inline(never)]
     fn repair(&mut self) -> u32 {
         let state = self.state();
         state.holders.reap(|_, _| {});
@@ -544,10 +416,15 @@ impl Counter {
 ///
 /// # Platform-specific behavior
 ///
-/// A holder is recognised by its pid, as a [`Lock`](crate::Lock)'s owner is: a pid recycled
-/// before the waiters look would hide the death; processes in different pid namespaces must
-/// not share semaphores. A guard that a forked child inherits names its parent's hold, and
-/// gives nothing back when it drops in the child.
+/// A holder is recognised by its pid and its start time, so that a holder whose pid the
+/// system gave to another process before the waiters looked is still seen dead (where the
+/// platform cannot tell start times, the pid alone judges; on Linux they are clock ticks,
+/// 10 ms, well within the time the system takes to give a pid out again). The internal lock
+/// of the few instructions of each call is a futex word that names its owner by pid alone,
+/// as a [`Lock`](crate::Lock)'s does: a process killed inside a call whose pid is recycled
+/// before anyone looks holds up the semaphore until that process ends too. Processes in
+/// different pid namespaces must not share semaphores. A guard that a forked child inherits
+/// names its parent's hold, and gives nothing back when it drops in the child.
 ///
 /// # Examples
 ///
@@ -860,7 +737,7 @@ impl SemaphoreGuard<'_> {
             // as a death before `forget` would. (A place held outside the record is out of
             // `total` already.)
             if let Some(locked) = self.counter.lock(None)
-                && locked.state().holders.remove(slot, pid())
+                && locked.state().holders.remove(slot)
             {
                 locked.set_total(locked.total().saturating_sub(1));
             }
@@ -880,7 +757,7 @@ impl Drop for SemaphoreGuard<'_> {
             // nothing of this process (a guard inherited by a forked child) gives nothing
             // back.
             Some(slot) => {
-                if locked.state().holders.remove(slot, pid()) {
+                if locked.state().holders.remove(slot) {
                     if locked.room() {
                         locked.raise(1);
                     } else {
@@ -909,6 +786,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::holders::{HOLDER_SLOTS, Holder};
 
     /// A pid that no process has: beyond every system's range.
     const DEAD: u32 = u32::MAX - 1;
@@ -928,8 +806,16 @@ mod tests {
     /// Records `count` places of `holder` as if it had taken them.
     fn pretend_held(counter: &Counter, holder: u32, count: u32) {
         set_count(counter, counter.value() - count);
-        let slot = &counter.state().holders.slots[HOLDER_SLOTS - 1];
-        slot.store(pack_slot(holder, count), Ordering::SeqCst);
+        // Start time 0: a process judged by its pid alone, as where the platform cannot tell.
+        let holder = Holder {
+            pid: holder,
+            start: 0,
+        };
+        counter
+            .state()
+            .holders
+            .slot(HOLDER_SLOTS - 1)
+            .write(holder, count);
     }
 
     /// Leaves the lock as a process that died holding it leaves it.
@@ -1007,8 +893,12 @@ mod tests {
         let sem = Semaphore::new(1).unwrap();
         // Every slot held by a live process that is not this one.
         let parent = std::os::unix::process::parent_id();
-        for slot in &sem.counter.state().holders.slots {
-            slot.store(pack_slot(parent, 1), Ordering::SeqCst);
+        let stranger = Holder {
+            pid: parent,
+            start: proc_core::shared::start_time_of(parent).unwrap_or(0),
+        };
+        for i in 0..HOLDER_SLOTS {
+            sem.counter.state().holders.slot(i).write(stranger, 1);
         }
         sem.counter
             .state()
@@ -1032,13 +922,17 @@ mod tests {
         let sem = Semaphore::new(1).unwrap();
         let guard = sem.acquire();
         let slot = guard.slot.unwrap();
-        // What a forked child sees: the record names its parent.
-        assert!(
-            !sem.counter
-                .state()
-                .holders
-                .remove(slot, pid().wrapping_add(1))
-        );
+        // What a forked child sees: the record names another process, its parent.
+        let holders = &sem.counter.state().holders;
+        let me = Holder::me();
+        let parent = Holder {
+            pid: me.pid.wrapping_add(1),
+            ..me
+        };
+        holders.slot(slot).write(parent, 1);
+        assert!(!holders.remove(slot));
+        assert_eq!(holders.held_by(parent.pid), 1);
+        holders.slot(slot).write(me, 1);
         drop(guard);
         assert_eq!(sem.get_value(), 1);
     }
@@ -1110,7 +1004,15 @@ mod tests {
         let sem = Semaphore::new(1).unwrap();
         pretend_held(&sem.counter, DEAD, 1);
         // The slot emptied, `total` not lowered yet.
-        sem.counter.state().holders.slots[HOLDER_SLOTS - 1].store(0, Ordering::SeqCst);
+        let dead = Holder {
+            pid: DEAD,
+            start: 0,
+        };
+        sem.counter
+            .state()
+            .holders
+            .slot(HOLDER_SLOTS - 1)
+            .write(dead, 0);
         die_holding_the_lock(&sem.counter);
         let guard = sem.try_acquire().unwrap();
         assert!(guard.owner_died());

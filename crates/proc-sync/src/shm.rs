@@ -84,9 +84,18 @@ struct Inner {
     size: usize,
     /// Keeps a named segment's name alive while this process holds it (Linux).
     tracker: Option<Handle>,
-    /// This process created the segment under its name.
-    creator: bool,
+    /// Whether this process created the segment under its name.
+    origin: Origin,
     unlinked: AtomicBool,
+}
+
+/// How this process came to hold a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// It created it (and, where names outlive their holders, removes the name).
+    Created,
+    /// It attached to one that another made or sent, or made an anonymous one.
+    Attached,
 }
 
 impl SharedMemory {
@@ -111,7 +120,7 @@ impl SharedMemory {
             None,
             size,
             None,
-            false,
+            Origin::Attached,
         ))
     }
 
@@ -154,7 +163,7 @@ impl SharedMemory {
             Some(name.to_string()),
             size,
             tracker,
-            true,
+            Origin::Created,
         ))
     }
 
@@ -196,7 +205,7 @@ impl SharedMemory {
             Some(name.to_string()),
             size,
             None,
-            false,
+            Origin::Attached,
         ))
     }
 
@@ -205,7 +214,7 @@ impl SharedMemory {
         name: Option<String>,
         size: usize,
         tracker: Option<Handle>,
-        creator: bool,
+        origin: Origin,
     ) -> SharedMemory {
         SharedMemory {
             inner: Arc::new(Inner {
@@ -213,7 +222,7 @@ impl SharedMemory {
                 name,
                 size,
                 tracker,
-                creator,
+                origin,
                 unlinked: AtomicBool::new(false),
             }),
         }
@@ -367,7 +376,7 @@ fn invalid(message: &'static str) -> Error {
 impl Drop for Inner {
     fn drop(&mut self) {
         if sys::UNLINK_ON_DROP
-            && self.creator
+            && self.origin == Origin::Created
             && !self.unlinked.load(Ordering::Relaxed)
             && let Some(name) = &self.name
         {
@@ -438,7 +447,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
             wire.name,
             wire.size,
             wire.tracker,
-            false,
+            Origin::Attached,
         ))
     }
 }

@@ -6,9 +6,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
+use proc_core::{Link, Process, StartMethod};
 use proc_sync::{Barrier, Event};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
+use procs_testkit::{
+    PATIENCE, StateMap, StateWire, Stranger, assert_send_sync, builder, each_method, eventually,
+};
 
 #[test]
 fn barrier_is_send_and_sync() {
@@ -429,4 +431,146 @@ fn a_party_that_dies_in_the_action_breaks_the_barrier() {
         barrier.reset();
         assert!(!barrier.broken());
     });
+}
+
+/// What a barrier is on the wire: its condition (lock, state), its state, its action and
+/// its timeout.
+type BarrierWire = (
+    (StateWire, StateWire),
+    StateWire,
+    Option<(u64, i64)>,
+    Option<Duration>,
+);
+
+/// Second mappings of a barrier's lock and of its state, as a peer holding it could write
+/// them.
+fn maps_of(barrier: &Barrier) -> (StateMap, StateMap) {
+    let (a, b) = Link::pair().unwrap();
+    a.send(barrier).unwrap();
+    let ((lock, _), state, _, _) = b.recv::<BarrierWire>().unwrap();
+    (StateMap::new(lock), StateMap::new(state))
+}
+
+// Beyond CPython: a party is its pid and its start time. A party killed while it waits,
+// whose pid the system gave to another process before anyone looked, is still seen dead:
+// the barrier breaks for the others and names the pid. The record is written as it reads
+// once the pid went to the stranger (the test cannot make the system recycle a pid), from
+// the slot the real party left.
+#[test]
+fn a_party_whose_pid_went_to_a_live_process_is_still_seen_dead() {
+    each_method(|method| {
+        let barrier = Barrier::new(3).unwrap();
+        let (_, state) = maps_of(&barrier);
+        let mut victim = waiting_party(method, &barrier, 1);
+        // Nobody else waits, so nobody looks at the dead before the pid has gone over.
+        let Some(stranger) = state.kill_and_give_pid_away(&mut victim, 1, method) else {
+            return; // The platform cannot tell processes of one pid apart: nothing to test.
+        };
+        let err = barrier.wait_timeout(PATIENCE).unwrap_err();
+        assert!(
+            !err.is_timeout(),
+            "the dead party passed for the stranger until the timeout"
+        );
+        assert!(err.to_string().contains("a party died"), "{err}");
+        assert_eq!(barrier.dead_party(), Some(stranger.pid()));
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        barrier.reset();
+        full_round(method, &barrier);
+    });
+}
+
+/// Goes through rounds of a barrier of one party until killed.
+#[cfg(target_os = "linux")]
+fn churn(barrier: Barrier) {
+    loop {
+        let _ = barrier.wait_timeout(PATIENCE);
+    }
+}
+
+// A party killed at provable points inside `wait`: the churner, alone at a barrier of one
+// party, is stopped (SIGSTOP) at random moments until it is caught holding the barrier's
+// lock — arriving, releasing its round or leaving it — and killed there. The barrier must
+// not keep counting it: the next wait goes through, or fails because a party died, and
+// after a reset every wait goes through.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_party_killed_inside_wait_is_never_counted_for_ever() {
+    let barrier = Barrier::new(1).unwrap();
+    let (lock, _) = maps_of(&barrier);
+    let mut rng = procs_testkit::Rng::new(0xba77_1e15);
+    let mut inside = 0;
+    for round in 0..200 {
+        if inside >= 12 {
+            break;
+        }
+        let mut churner = Process::builder().spawn(churn, barrier.clone()).unwrap();
+        let pid = churner.pid().unwrap();
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_micros(rng.next_u64() % 300));
+            procs_testkit::stop(pid);
+            // The lock's word holds its owner's pid.
+            if lock.word32(0).load(Ordering::SeqCst) == pid {
+                inside += 1;
+                break;
+            }
+            procs_testkit::resume(pid);
+        }
+        churner.kill().unwrap();
+        assert!(churner.join().unwrap_err().signal().is_some());
+        match barrier.wait_timeout(PATIENCE) {
+            Ok(index) => assert_eq!(index, 0),
+            Err(err) => {
+                assert!(
+                    !err.is_timeout(),
+                    "round {round}: the dead party still counts"
+                );
+                assert_eq!(barrier.dead_party(), Some(pid), "round {round}: {err}");
+                barrier.reset();
+            }
+        }
+        assert_eq!(barrier.wait_timeout(PATIENCE).unwrap(), 0, "round {round}");
+        assert_eq!(barrier.n_waiting(), 0);
+    }
+    assert!(
+        inside >= 12,
+        "caught the churner inside wait only {inside} times"
+    );
+}
+
+/// The size of a barrier's state, as this file mirrors it: an unused word (a value and a
+/// count of sleepers), the phase, the count, the parties, the dead party, the unrecorded
+/// parties, padding, then 128 holder slots of two words.
+const BARRIER_STATE: usize = 8 + 4 + 4 + 4 + 4 + 4 + 4 + 128 * 16;
+
+// The point of a party's exit that random kills rarely hit: it took itself off the record
+// but not yet off the count when it was killed, holding the lock, in a released round. The
+// count must be recomputed from the record by the next owner of the lock, or the round
+// drains for ever and no later wait goes through. The state is written as that process
+// left it, with the pid of a real process that was killed.
+#[test]
+fn a_party_killed_between_the_record_and_the_count_does_not_hold_up_the_next_round() {
+    let barrier = Barrier::new(1).unwrap();
+    let (lock, state) = maps_of(&barrier);
+    assert_eq!(
+        state.size(),
+        BARRIER_STATE,
+        "the barrier's state changed: update this test's mirror of it"
+    );
+    let dead = Stranger::new(StartMethod::Spawn, 0);
+    let pid = dead.pid();
+    drop(dead);
+    // Draining, one party counted that the record no longer has, the lock held by the dead.
+    state.word32(8).store(1, Ordering::SeqCst);
+    state.word32(12).store(1, Ordering::SeqCst);
+    lock.word32(0).store(pid, Ordering::SeqCst);
+    let index = barrier
+        .wait_timeout(PATIENCE)
+        .expect("the dead party still counted in a drained round");
+    assert_eq!(index, 0);
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!barrier.broken());
+    assert_eq!(barrier.wait_timeout(PATIENCE).unwrap(), 0);
 }

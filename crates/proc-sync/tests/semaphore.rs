@@ -6,9 +6,11 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use proc_core::{Process, StartMethod};
+use proc_core::{Link, Process, StartMethod};
 use proc_sync::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard, Value};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
+use procs_testkit::{
+    PATIENCE, StateMap, StateWire, assert_send_sync, builder, each_method, eventually,
+};
 #[test]
 fn semaphores_are_send_and_sync() {
     assert_send_sync::<Semaphore>();
@@ -400,6 +402,23 @@ fn churn((sem, started): (BoundedSemaphore, Event)) {
     }
 }
 
+/// Takes every one of the `places` of `sem` and gives them back: none was lost, and none
+/// came back twice (a release past the bound is refused).
+fn every_place_comes_back_once(sem: &BoundedSemaphore, places: u32, round: u64) {
+    let taken: Vec<_> = (0..places)
+        .map(|i| {
+            sem.acquire_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("round {round}: place {} of {places} was lost", i + 1))
+        })
+        .collect();
+    drop(taken);
+    assert_eq!(sem.get_value(), places);
+    assert!(
+        sem.release().is_err(),
+        "round {round}: a place came back twice"
+    );
+}
+
 // The kill -9 soak's finding: a process killed inside a call (between taking a place and
 // recording it, or between unrecording it and giving it back) lost the place for good. Here
 // the kill lands at varied points of a tight loop; every place must come back, once.
@@ -416,18 +435,127 @@ fn a_holder_killed_anywhere_in_its_calls_loses_no_place() {
             std::thread::sleep(Duration::from_micros(150 * round));
             churner.kill().unwrap();
             assert!(churner.join().unwrap_err().signal().is_some());
-            let places: Vec<_> = (0..2)
-                .map(|i| {
-                    sem.acquire_timeout(PATIENCE)
-                        .unwrap_or_else(|_| panic!("round {round}: place {} of 2 was lost", i + 1))
-                })
-                .collect();
-            drop(places);
-            assert_eq!(sem.get_value(), 2);
-            assert!(
-                sem.release().is_err(),
-                "round {round}: a place came back twice"
-            );
+            every_place_comes_back_once(&sem, 2, round);
         }
     });
+}
+
+/// A second mapping of a semaphore's shared state, as a peer holding it could write it.
+fn state_of(sem: &BoundedSemaphore) -> StateMap {
+    let (a, b) = Link::pair().unwrap();
+    a.send(sem).unwrap();
+    StateMap::new(b.recv::<StateWire>().unwrap())
+}
+
+// Beyond CPython: a holder is its pid and its start time. A holder that was killed and whose
+// pid the system gave to another process before anyone looked must not pass for that
+// process: its places come back while the new owner of the pid lives on. The record is
+// written as it reads once the pid went to the stranger (the test cannot make the system
+// recycle a pid), from the slot the real holder left.
+#[test]
+fn the_places_of_a_killed_holder_come_back_though_its_pid_went_to_a_live_process() {
+    each_method(|method| {
+        let sem = BoundedSemaphore::new(3).unwrap();
+        let state = state_of(&sem);
+        let mut holder = holder_of(method, &sem, 2);
+        let Some(stranger) = state.kill_and_give_pid_away(&mut holder, 2, method) else {
+            return; // The platform cannot tell processes of one pid apart: nothing to test.
+        };
+        assert_eq!(sem.get_value(), 1);
+        let places: Vec<_> = (0..3)
+            .map(|i| {
+                sem.acquire_timeout(PATIENCE).unwrap_or_else(|_| {
+                    panic!(
+                        "place {} of 3 never came back: the stranger passed for the holder",
+                        i + 1
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(places.iter().filter(|p| p.owner_died()).count(), 2);
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        drop(places);
+        assert_eq!(sem.get_value(), 3);
+        assert!(sem.release().is_err(), "a place came back twice");
+    });
+}
+
+/// The size of a semaphore's state, as this file mirrors it: the count's word and the
+/// lock's word (a value and a count of sleepers each), the bound, the orphans, the total,
+/// then 128 holder slots of two words.
+#[cfg(target_os = "linux")]
+const SEMAPHORE_STATE: usize = 8 + 8 + 4 + 4 + 8 + 128 * 16;
+
+/// Where the internal lock's word sits in the state: it holds its owner's pid.
+#[cfg(target_os = "linux")]
+const LOCK_AT: usize = 8;
+
+/// Whether the count and the record disagree with the total: a call stopped between its
+/// two steps.
+#[cfg(target_os = "linux")]
+fn mid_change(state: &StateMap) -> bool {
+    use std::sync::atomic::Ordering;
+    let words = state.words();
+    let count = words[0].load(Ordering::SeqCst) & u64::from(u32::MAX);
+    let total = words[3].load(Ordering::SeqCst);
+    let held: u64 = words[4..]
+        .iter()
+        .step_by(2)
+        .map(|w| w.load(Ordering::SeqCst) & u64::from(u32::MAX))
+        .sum();
+    count + held != total
+}
+
+// The kill -9 soak's finding, at provable points: the churner is stopped (SIGSTOP) at
+// random moments until it is caught holding the semaphore's internal lock — inside an
+// acquire, a guard's drop or a release, between the two words of a change or around them —
+// and killed right there. Every place must come back, once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_holder_killed_inside_a_call_loses_no_place_and_none_comes_back_twice() {
+    let sem = BoundedSemaphore::new(2).unwrap();
+    let state = state_of(&sem);
+    assert_eq!(
+        state.size(),
+        SEMAPHORE_STATE,
+        "the semaphore's state changed: update this test's mirror of it"
+    );
+    let mut rng = procs_testkit::Rng::new(0x5eed_0015);
+    let (mut inside, mut between) = (0, 0);
+    for round in 0..400u64 {
+        if inside >= 12 && between >= 2 {
+            break;
+        }
+        let started = Event::new().unwrap();
+        let mut churner = Process::builder()
+            .spawn(churn, (sem.clone(), started.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(PATIENCE), "the churner never started");
+        let pid = churner.pid().unwrap();
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_micros(rng.next_u64() % 300));
+            procs_testkit::stop(pid);
+            if state
+                .word32(LOCK_AT)
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == pid
+            {
+                inside += 1;
+                between += usize::from(mid_change(&state));
+                break;
+            }
+            procs_testkit::resume(pid);
+        }
+        churner.kill().unwrap();
+        assert!(churner.join().unwrap_err().signal().is_some());
+        every_place_comes_back_once(&sem, 2, round);
+    }
+    eprintln!("killed inside the lock {inside} times, {between} of them between two words");
+    assert!(
+        inside >= 12,
+        "caught the churner inside a call only {inside} times"
+    );
 }

@@ -20,7 +20,7 @@ fn the_mpi_items_are_reexported() {
     let no_map: Option<Map<std::vec::IntoIter<u8>, u8>> = None;
     assert!(no_map.is_none());
     // The futures are the pool's own.
-    let (future, completer) = procs::pool::completer::pending::<u8>();
+    let (future, completer) = procs::pool::internal::pending::<u8>();
     let future: procs::Future<u8> = future;
     assert!(completer.finish(Ok(1)));
     assert_eq!(future.result().unwrap(), 1);

@@ -53,15 +53,45 @@ pub fn each_method<F: Fn(StartMethod) + Copy + Send + 'static>(scenario: F) {
     }
 }
 
+/// The prefix of the scratch folders of [`temp_path`], followed by the pid of their process.
+const SCRATCH_PREFIX: &str = "procs-test-";
+
 /// A path named `name` in a scratch folder of this test process.
+///
+/// The folder is named after the process (`procs-test-<pid>` in the temporary directory) and
+/// outlives it, as the test harness has no hook at exit: the first call in every process
+/// removes the folders of processes that are gone, so that they never pile up.
 ///
 /// # Panics
 ///
 /// When the folder cannot be created.
 pub fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("procs-test-{}", std::process::id()));
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_dead_scratch);
+    let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the scratch folder");
     dir.join(name)
+}
+
+/// Removes the scratch folders of [`temp_path`] whose process has ended (a zombie counts as
+/// ended). Best effort: a folder that cannot be read or removed is left.
+fn remove_dead_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !proc_core::shared::pid_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Waits up to 20 s for `condition`: machines are slow, but not that slow.
@@ -181,6 +211,48 @@ pub fn resume(pid: u32) {
     assert_eq!(sent, 0, "resume process {pid}");
 }
 
+/// The environment variable that moves the seeds of the seeded fuzz tests (see
+/// [`fuzz_seeds`]); `cargo xtask soak` sets it to a fresh number for every round of its
+/// fuzz leg and prints it.
+pub const FUZZ_SEED_VAR: &str = "PROCS_FUZZ_SEED";
+
+/// The seeds of a seeded fuzz loop of `cases` cases: `1..=cases` by default, so that a plain
+/// `cargo test` is the same run every time, or `cases` seeds from the number in
+/// `PROCS_FUZZ_SEED` on, so that the soak's fuzz leg tries new inputs. A failure names the
+/// seed of its case; `PROCS_FUZZ_SEED=<that seed>` replays it first.
+///
+/// # Panics
+///
+/// When `PROCS_FUZZ_SEED` is set to something other than a number.
+pub fn fuzz_seeds(cases: u64) -> impl Iterator<Item = u64> + Clone {
+    let first = first_fuzz_seed();
+    (0..cases).map(move |i| first.wrapping_add(i))
+}
+
+/// The seed of a fuzz test that draws one stream from one fixed seed: `fixed` by default, or
+/// `fixed` moved by `PROCS_FUZZ_SEED` (see [`fuzz_seeds`]); never 0, where a xorshift would
+/// stay.
+///
+/// # Panics
+///
+/// When `PROCS_FUZZ_SEED` is set to something other than a number.
+pub fn fuzz_seed(fixed: u64) -> u64 {
+    let moved = fixed
+        ^ first_fuzz_seed()
+            .wrapping_sub(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if moved == 0 { fixed } else { moved }
+}
+
+fn first_fuzz_seed() -> u64 {
+    match std::env::var(FUZZ_SEED_VAR) {
+        Ok(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
+            panic!("{FUZZ_SEED_VAR}={value:?}: the first seed must be a number (u64)")
+        }),
+        Err(_) => 1,
+    }
+}
+
 /// A xorshift64 generator for the seeded fuzz tests: small and deterministic, so that a
 /// failure replays from the seed its message names.
 #[derive(Debug, Clone)]
@@ -286,4 +358,191 @@ pub fn within<T: Send + 'static>(
 pub fn open_fds() -> usize {
     // The listing's own descriptor is counted once, the same way every time.
     std::fs::read_dir("/dev/fd").expect("list /dev/fd").count()
+}
+
+/// What the shared state of a `proc-sync` primitive is on the wire (a `Semaphore`, the
+/// `Lock` and state of a `Condition`, the state of a `Barrier`): the header of its kind with
+/// the size and alignment of its state, the wire form of the `SharedMemory` that holds it
+/// (header, handle, mapping length, size, name, tracker), and its parkers.
+pub type StateWire = (
+    (u32, u64, u64),
+    (
+        (u32, u64, u64),
+        proc_core::Handle,
+        u64,
+        u64,
+        Option<String>,
+        Option<proc_core::Handle>,
+    ),
+    proc_core::shared::Parkers,
+);
+
+/// A second mapping of a primitive's shared state, for tests that write what a process
+/// killed at some point (or a recycled pid) leaves there, as a hostile or dying peer would.
+#[derive(Debug)]
+pub struct StateMap {
+    segment: proc_core::shared::Segment,
+    size: usize,
+}
+
+impl StateMap {
+    /// Maps the state that `wire` names.
+    ///
+    /// # Panics
+    ///
+    /// When the segment cannot be mapped or is smaller than its state.
+    pub fn new(wire: StateWire) -> StateMap {
+        let ((_, size, _), (_, handle, len, _, _, _), _) = wire;
+        let (size, len) = (size as usize, len as usize);
+        assert!(size <= len, "a state larger than its segment");
+        let segment = proc_core::shared::Segment::from_handle(handle, len).expect("map the state");
+        StateMap { segment, size }
+    }
+
+    /// The size of the state's type, as its header says.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The state as 64-bit words (the last partial word left out).
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the segment is page-aligned and at least `size` bytes long; every process
+        // that maps it reads and writes the state with atomics, so atomic views of its
+        // aligned words are fine while they change, and they live as long as `self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.segment.as_ptr().cast::<std::sync::atomic::AtomicU64>(),
+                self.size / 8,
+            )
+        }
+    }
+
+    /// The 32-bit word at byte `offset` of the state.
+    ///
+    /// # Panics
+    ///
+    /// When `offset` is not a 4-byte aligned place inside the state.
+    pub fn word32(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.size);
+        // SAFETY: as in `words`, for an aligned 32-bit word inside the state.
+        unsafe {
+            &*self
+                .segment
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
+    }
+
+    /// The index in [`words`](StateMap::words) of the holder slot that records `count`
+    /// holds of the process `pid` that started at `start`, as `proc-sync`'s table of holders
+    /// lays a slot out: the pid in the high half of a word and the count in the low half,
+    /// then the start time in the next word. `None` when no slot says that.
+    pub fn holder_slot(&self, pid: u32, count: u32, start: u64) -> Option<usize> {
+        use std::sync::atomic::Ordering;
+        let hold = (u64::from(pid) << 32) | u64::from(count);
+        let words = self.words();
+        (0..words.len().saturating_sub(1)).find(|&i| {
+            words[i].load(Ordering::SeqCst) == hold && words[i + 1].load(Ordering::SeqCst) == start
+        })
+    }
+
+    /// Kills `victim`, which holds `count` in a slot of this state, and makes its slot name
+    /// a live [`Stranger`] (started with `method`) instead, keeping its count and start
+    /// time: what the record says once the holder died and the system gave its pid to
+    /// another process before anyone looked (a test cannot make the system recycle a pid).
+    /// Returns the stranger, which must outlive the test's checks; `None`, with the victim
+    /// killed, where the platform cannot tell processes of one pid apart.
+    ///
+    /// # Panics
+    ///
+    /// When no slot records `victim`'s pid, `count` and start time, or the victim does not
+    /// end by the signal.
+    pub fn kill_and_give_pid_away<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        victim: &mut Process<R>,
+        count: u32,
+        method: StartMethod,
+    ) -> Option<Stranger> {
+        let pid = victim.pid().expect("a started victim");
+        let Some(start) = proc_core::shared::start_time_of(pid) else {
+            let _ = victim.kill();
+            let _ = victim.join_timeout(PATIENCE);
+            return None;
+        };
+        let slot = self
+            .holder_slot(pid, count, start)
+            .expect("the victim's slot names its pid, its count and its start time");
+        let stranger = Stranger::new(method, start);
+        victim.kill().expect("kill the victim");
+        let ended = victim.join_timeout(PATIENCE);
+        assert!(
+            ended.as_ref().err().and_then(|e| e.signal()).is_some(),
+            "the victim did not end by the signal"
+        );
+        self.give_pid_to(slot, stranger.pid());
+        Some(stranger)
+    }
+
+    /// Makes the slot at word `index` name process `pid` instead, keeping its count and
+    /// start time.
+    fn give_pid_to(&self, index: usize, pid: u32) {
+        use std::sync::atomic::Ordering;
+        let word = &self.words()[index];
+        let count = word.load(Ordering::SeqCst) & u64::from(u32::MAX);
+        word.store((u64::from(pid) << 32) | count, Ordering::SeqCst);
+    }
+}
+
+/// Sleeps until killed.
+fn idle((): ()) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A live process that started at another time than `start` (a start time of
+/// `proc_core::shared::start_time_of`), to stand for the process that the system gave a dead
+/// holder's pid to; killed when dropped.
+///
+/// Start times are clock ticks on Linux (10 ms), and a child started within the tick of the
+/// dead holder would pass for it, which no recycled pid can do (the system goes through the
+/// whole range of pids first): such a child is replaced.
+#[derive(Debug)]
+pub struct Stranger(Process<()>);
+
+impl Stranger {
+    /// Starts one with `method`.
+    ///
+    /// # Panics
+    ///
+    /// When no process can be started, or none starts at another time than `start`.
+    pub fn new(method: StartMethod, start: u64) -> Stranger {
+        for _ in 0..100 {
+            let stranger = Stranger(builder(method).spawn(idle, ()).expect("start a stranger"));
+            if proc_core::shared::start_time_of(stranger.pid()).is_some_and(|s| s != start) {
+                return stranger;
+            }
+            drop(stranger);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no process started at another time than {start}");
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.0.pid().expect("a started process has a pid")
+    }
+
+    /// Whether it still runs.
+    pub fn is_alive(&self) -> bool {
+        self.0.is_alive()
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.join_timeout(PATIENCE);
+    }
 }

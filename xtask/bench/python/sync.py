@@ -7,6 +7,8 @@ Benchmarks (the time printed is per operation, `--iterations` operations timed i
 stretch):
 
 - lock-uncontended: acquire and release a `multiprocessing.Lock` in one thread.
+- semaphore-uncontended: acquire and release a `multiprocessing.BoundedSemaphore(2)` in one
+  thread.
 - lock-contended: two processes acquire and release one `Lock`; per acquire/release of either.
 - event-roundtrip: a ping-pong of two `Event`s between two processes; per round trip.
 - value-increments: two processes do `with v.get_lock(): v.value += 1`; per increment.
@@ -22,9 +24,9 @@ import multiprocessing
 import time
 
 
-def lock_uncontended(ctx, args):
-    lock = ctx.Lock()
-    acquire, release = lock.acquire, lock.release
+def acquire_release(primitive, args):
+    """Times `iterations` acquires and releases of `primitive`, after `warmup` of them."""
+    acquire, release = primitive.acquire, primitive.release
     for _ in range(args.warmup):
         acquire()
         release()
@@ -33,6 +35,14 @@ def lock_uncontended(ctx, args):
         acquire()
         release()
     return time.perf_counter() - start, args.iterations
+
+
+def lock_uncontended(ctx, args):
+    return acquire_release(ctx.Lock(), args)
+
+
+def semaphore_uncontended(ctx, args):
+    return acquire_release(ctx.BoundedSemaphore(2), args)
 
 
 def value_uncontended(ctx, args):
@@ -119,6 +129,7 @@ def event_roundtrip(ctx, args):
 
 BENCHMARKS = {
     "lock-uncontended": lock_uncontended,
+    "semaphore-uncontended": semaphore_uncontended,
     "lock-contended": lambda ctx, args: two_processes(ctx, args, "lock"),
     "event-roundtrip": event_roundtrip,
     "value-increments": lambda ctx, args: two_processes(ctx, args, "value"),

@@ -391,6 +391,22 @@ pub(crate) const MEASURES: &[Measure] = &[
         1_000,
     ),
     rust(
+        "semaphore_uncontended/ours",
+        "ours",
+        "bench-ours",
+        &["semaphore-uncontended"],
+        10_000_000,
+        10_000,
+    ),
+    python(
+        "semaphore_uncontended/python",
+        "python",
+        "sync.py",
+        &["semaphore-uncontended"],
+        2_000_000,
+        1_000,
+    ),
+    rust(
         "lock_contended/ours",
         "ours",
         "bench-ours",
@@ -1278,6 +1294,15 @@ pub(crate) const COMPARISONS: &[Comparison] = &[
         }),
     },
     Comparison {
+        name: "semaphore acquire+release, uncontended",
+        ours: "semaphore_uncontended/ours",
+        peer: "semaphore_uncontended/python",
+        target: Some(Target {
+            min_ratio: 1.0,
+            text: "> 1x (faster)",
+        }),
+    },
+    Comparison {
         name: "lock acquire+release, 2 processes contending",
         ours: "lock_contended/ours",
         peer: "lock_contended/python",
@@ -1597,6 +1622,8 @@ pub(crate) const COUNTED: &[&str] = &[
     "lock_uncontended/ours",
     "lock_uncontended/std",
     "lock_uncontended/python",
+    "semaphore_uncontended/ours",
+    "semaphore_uncontended/python",
     "value_uncontended/ours",
     "value_uncontended/python",
     "codec/ours",

@@ -69,6 +69,21 @@ pub(crate) use imp::{
     spawn,
 };
 
+/// Whether a new child is daemonic (ends when its parent does), for
+/// `remember_parent_channel`: on Windows a daemonic child joins its parent's kill-on-close job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Daemonic {
+    Yes,
+    No,
+}
+
+impl Daemonic {
+    /// The kind of a child whose identity says `daemon`.
+    pub(crate) fn of(daemon: bool) -> Daemonic {
+        if daemon { Daemonic::Yes } else { Daemonic::No }
+    }
+}
+
 // Facts about processes (`os.rs`).
 pub(crate) use imp::{
     // Runs a handler when the process exits through `exit`.

@@ -5,8 +5,10 @@
 //!
 //! Each must be answered with an error or a closed connection, and afterwards the server
 //! must still serve a normal proxy, with its memory bounded. The generator is a xorshift
-//! with a fixed seed, so that a failure replays; the server runs on a thread of the test
-//! process, so that the test can speak the wire types and the handshake directly.
+//! with a fixed seed per test (moved by `PROCS_FUZZ_SEED`, which the soak's fuzz leg sets
+//! afresh: `procs_testkit::fuzz_seed`), so that a failure replays; the server runs on a
+//! thread of the test process, so that the test can speak the wire types and the handshake
+//! directly.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -519,7 +521,7 @@ fn assert_bounded(before: Option<u64>) {
 #[test]
 fn garbage_instead_of_the_handshake_closes_the_connection() {
     let server = Running::start();
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0x9E37_79B9_7F4A_7C15));
     for _ in 0..300 {
         let mut stream = server.raw();
         // The server reads exactly the digest: more would be left unread, and the kernel
@@ -547,7 +549,7 @@ fn garbage_instead_of_the_handshake_closes_the_connection() {
 #[test]
 fn garbage_instead_of_hello_closes_the_connection() {
     let server = Running::start();
-    let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0xD1B5_4A32_D192_ED03));
     let mut answered = 0;
     for _ in 0..400 {
         let mut stream = server.authenticated();
@@ -581,7 +583,7 @@ fn garbage_instead_of_hello_closes_the_connection() {
 fn fuzzed_requests_are_answered_with_errors() {
     let server = Running::start();
     let before = resident();
-    let mut rng = XorShift(0x5EED_0000_F022_CAFE);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0x5EED_0000_F022_CAFE));
     let mut frames = 0u32;
     let mut outcomes = std::collections::HashMap::new();
     while frames < 10_000 {
@@ -677,7 +679,7 @@ fn at_once(op: Op) -> Op {
 fn fuzzed_operations_on_real_objects_are_answered() {
     let server = Running::start();
     let before = resident();
-    let mut rng = XorShift(0x94D0_49BB_1331_11EB);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0x94D0_49BB_1331_11EB));
     let mut answered = 0u32;
     let mut refused = 0u32;
     for _ in 0..40 {
@@ -731,7 +733,7 @@ fn fuzzed_operations_on_real_objects_are_answered() {
 fn a_frame_claiming_4_gib_closes_the_connection() {
     let server = Running::start();
     let before = resident();
-    let mut rng = XorShift(0xA076_1D64_78BD_642F);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0xA076_1D64_78BD_642F));
     for claim in [u32::MAX, (1 << 30) + 1, u32::MAX / 2] {
         for hello in [false, true] {
             let mut stream = if hello {
@@ -776,7 +778,7 @@ fn unknown_ids_and_wrong_kinds_are_refused() {
         client: 7,
         thread: 1,
     };
-    let mut rng = XorShift(0xBF58_476D_1CE4_E5B9);
+    let mut rng = XorShift(procs_testkit::fuzz_seed(0xBF58_476D_1CE4_E5B9));
     for _ in 0..200 {
         let id = rng.next();
         if id == ROOT {

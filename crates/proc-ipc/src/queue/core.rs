@@ -40,6 +40,14 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     result
 }
 
+/// How a put that finds no room fails: at once with `Full` (`put_nowait`), or with
+/// `Timeout` once its deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Put {
+    NoWait,
+    Wait,
+}
+
 /// Which of the three queues a ring belongs to; it travels with the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Kind {
@@ -141,12 +149,12 @@ impl<T> Core<T> {
         self.local.kind != Kind::Simple && self.ring().maxsize() == 0
     }
 
-    /// Puts `item`; `nowait` says what a `false` from the ring means (full or timed out).
+    /// Puts `item`; `put` says what a `false` from the ring means (full or timed out).
     pub(super) fn put(
         &self,
         item: T,
         deadline: Option<Instant>,
-        nowait: bool,
+        put: Put,
     ) -> Result<(), PutError<T>>
     where
         T: Serialize,
@@ -170,7 +178,7 @@ impl<T> Core<T> {
         });
         match outcome {
             Ok(true) => Ok(()),
-            Ok(false) if nowait => Err(PutError::Full(item)),
+            Ok(false) if put == Put::NoWait => Err(PutError::Full(item)),
             Ok(false) => Err(PutError::Timeout(item)),
             Err(Error::Closed) => Err(PutError::Closed(item)),
             Err(e) => Err(PutError::Failed(item, e)),

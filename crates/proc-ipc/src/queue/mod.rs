@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ring::Ring;
 
+pub(crate) use self::core::Put;
 use self::core::{Core, Kind, deadline, got};
 pub use joinable::JoinableQueue;
 pub use proc_core::{GetError, PutError};
@@ -188,7 +189,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(q.get().unwrap(), "hello");
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.core.put(item, None, false)
+        self.core.put(item, None, Put::Wait)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -208,7 +209,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(matches!(err, proc_ipc::PutError::Timeout(2)));
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.core.put(item, deadline(timeout), false)
+        self.core.put(item, deadline(timeout), Put::Wait)
     }
 
     /// Puts `item` if there is room now.
@@ -226,7 +227,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(q.put_nowait('b').unwrap_err().into_inner(), 'b');
     /// ```
     pub fn put_nowait(&self, item: T) -> Result<(), PutError<T>> {
-        self.core.put(item, Some(Instant::now()), true)
+        self.core.put(item, Some(Instant::now()), Put::NoWait)
     }
 
     /// Takes the item at the front of the queue, waiting for one as long as it takes.
@@ -494,7 +495,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// assert_eq!(q.get().unwrap(), 3.5);
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.core.put(item, None, false)
+        self.core.put(item, None, Put::Wait)
     }
 
     /// Takes the item at the front, waiting for one as long as it takes.

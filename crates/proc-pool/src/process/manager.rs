@@ -262,7 +262,7 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
             panic.message
         ));
         manager.break_pool(error.clone());
-        let _ = unwind::catch(|| manager.stop(error, true));
+        let _ = unwind::catch(|| manager.stop(error, Idle::Kill));
     }
     let (cancels, ahead) = {
         let mut state = manager.shared.lock();
@@ -276,6 +276,15 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
         reply.answer(false);
     }
     manager.shared.ended.notify_all();
+}
+
+/// What ending the pool does with an idle worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Kills it (`terminate`, a broken pool).
+    Kill,
+    /// Tells it to end, and waits (a closed pool whose tasks are done).
+    LetGo,
 }
 
 impl Manager {
@@ -297,7 +306,7 @@ impl Manager {
                 )
             };
             if mode == Mode::Terminating {
-                self.stop(Error::Cancelled, true);
+                self.stop(Error::Cancelled, Idle::Kill);
                 return;
             }
             for (id, reply) in cancels {
@@ -315,7 +324,7 @@ impl Manager {
             }
             self.dispatch();
             if mode == Mode::Closing && self.finished() {
-                self.stop(Error::Cancelled, false);
+                self.stop(Error::Cancelled, Idle::LetGo);
                 return;
             }
             self.wait_and_read();
@@ -327,7 +336,7 @@ impl Manager {
             .broken
             .clone()
             .unwrap_or(Error::Cancelled);
-        self.stop(broken, true);
+        self.stop(broken, Idle::Kill);
     }
 
     /// Whether every queued and sent task is done.
@@ -946,11 +955,11 @@ impl Manager {
         }
     }
 
-    /// Ends the pool: lets idle workers go (or kills every worker, with `kill_all`), reaps
-    /// them, and fails every unfinished task with `error`.
-    fn stop(&mut self, error: Error, kill_all: bool) {
+    /// Ends the pool: lets idle workers go or kills them, as `idle` says (a busy worker is
+    /// killed), reaps them, and fails every unfinished task with `error`.
+    fn stop(&mut self, error: Error, idle: Idle) {
         for slot in &self.slots {
-            if kill_all || !slot.ready || !slot.flights.is_empty() {
+            if idle == Idle::Kill || !slot.ready || !slot.flights.is_empty() {
                 let _ = slot.process.kill();
             } else {
                 slot.let_go();

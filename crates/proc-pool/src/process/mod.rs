@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Call, InitOutput};
-use crate::future::Future;
+use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture};
 use worker::{REPLY_HEADER, Results};
 
@@ -278,17 +278,17 @@ impl Engine {
         })
     }
 
-    /// Takes no more tasks; those queued still run. With `cancel_pending`, the tasks that
-    /// no worker has taken are cancelled instead: those queued here, and (unless this is the
-    /// manager thread, which cannot wait for itself) those sent ahead to a worker behind the
-    /// one it runs, if it has not started them.
-    pub(crate) fn close(&self, cancel_pending: bool) {
+    /// Takes no more tasks; those queued that no worker has taken run or are cancelled, as
+    /// `queued` says. Cancelled are those queued here, and (unless this is the manager
+    /// thread, which cannot wait for itself) those sent ahead to a worker behind the one it
+    /// runs, if it has not started them.
+    pub(crate) fn close(&self, queued: QueuedTasks) {
         let mut state = self.shared.lock();
         if state.mode == Mode::Open {
             state.mode = Mode::Closing;
         }
         let mut ahead = None;
-        let cancelled: Vec<Job> = if cancel_pending {
+        let cancelled: Vec<Job> = if queued == QueuedTasks::Cancel {
             if !state.ended && !self.shared.on_manager_thread() {
                 let reply = Arc::new(CancelReply::default());
                 state.cancel_ahead = Some(reply.clone());
@@ -458,14 +458,24 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
     }
 }
 
+/// What `Future::cancel` does to a task of a process pool that a worker runs already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnCancel {
+    /// Kills the worker, and a new one takes its place (the executor's `submit`).
+    KillWorker,
+    /// Nothing: the task runs to its end (`Pool::apply_async`, whose result Python cannot
+    /// cancel).
+    LetRun,
+}
+
 impl Engine {
-    /// Queues `C` on one item; the future gets its result. With `cancellable`, `cancel`
-    /// on the running task kills its worker.
+    /// Queues `C` on one item; the future gets its result, and `on_cancel` says what
+    /// `cancel` does once the task runs.
     pub(crate) fn submit_one<C, A, R>(
         &self,
         args: A,
         future: Future<R>,
-        cancellable: bool,
+        on_cancel: OnCancel,
     ) -> Result<()>
     where
         C: Call<A, Output = R>,
@@ -475,7 +485,7 @@ impl Engine {
         let id = self.next_id();
         let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
         let frame = Outgoing::encode(header, vec![args])?;
-        if cancellable {
+        if on_cancel == OnCancel::KillWorker {
             future.set_canceller(self.canceller(id));
         }
         self.submit(Job::new(id, frame, Box::new(One(future))))

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::board::{Board, PLACES, Taken};
-use crate::call::{Call, InitOutput};
+use crate::call::{Call, InitOutput, conjure};
 
 /// Run the items of a task.
 pub(crate) const JOB: u8 = 0;
@@ -296,24 +296,6 @@ fn parse_header(bytes: &[u8]) -> Option<(u64, i64)> {
     Some((id, offset))
 }
 
-/// A value of the zero-sized callable type `C`.
-fn conjure<C>() -> C {
-    const {
-        assert!(
-            size_of::<C>() == 0,
-            "the function must not capture anything"
-        )
-    };
-    // SAFETY: `C` is zero-sized (checked above at compile time), so a value of it has no
-    // bytes to be invalid. The pool only names callables built from a type `F: Fn(..)` — the
-    // `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn` impls). On stable Rust
-    // only fn items, fn pointers (not zero-sized) and closures implement `Fn`; a zero-sized
-    // one is a fn item or a closure whose captures are all zero-sized, and such a closure
-    // carries no invariant beyond its type — except through a captured zero-sized token,
-    // which `no_captures` cannot tell from no capture (documented on `Pool`).
-    unsafe { std::mem::zeroed() }
-}
-
 /// Runs each item of a task with `C` and answers with all the results.
 pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
 where
@@ -328,7 +310,10 @@ where
             return link.send(&reply_header(FAILED, id), &failed).is_ok();
         }
     };
-    let f: C = conjure();
+    // SAFETY: the pool only names callables built from a type `F: Fn(..)` that passed
+    // `no_captures` — the `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn`
+    // impls); on stable Rust a zero-sized one is a fn item or a closure with no captures.
+    let f: C = unsafe { conjure() };
     let (values, mixed) = crate::map::run_chunk::<_, _, Remote>(items, |item| f.call(item));
     let header = reply_header(OK, id);
     let Some(outcomes) = mixed else {
@@ -409,7 +394,9 @@ where
 {
     let outcome = match frame.decode::<A>(HEADER) {
         Ok(args) => {
-            let f: C = conjure();
+            // SAFETY: as in `run_items`: an initializer is a `Direct` of an `F: Fn(A) -> O`
+            // that passed `no_captures`.
+            let f: C = unsafe { conjure() };
             match unwind::catch(|| f.call(args).into_outcome()) {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(message)) => Err(Remote::Failed(message)),

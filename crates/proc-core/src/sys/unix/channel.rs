@@ -134,7 +134,7 @@ impl Channel {
                 libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr())
             })?;
             for fd in fds {
-                set_cloexec(fd, true)?;
+                set_cloexec(fd)?;
                 set_nosigpipe(fd)?;
             }
         }
@@ -215,7 +215,7 @@ impl Channel {
         // SAFETY: the parent placed this descriptor here for us alone (dup2 in posix_spawn);
         // nothing else in this process knows it, so taking ownership is sound.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_cloexec(fd, true).ok()?;
+        set_cloexec(fd).ok()?;
         #[cfg(target_vendor = "apple")]
         set_nosigpipe(fd).ok()?;
         Some((role.to_string(), Channel::from_owned(owned)))
@@ -350,7 +350,7 @@ impl Channel {
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
             for fd in &fds {
-                set_cloexec(fd.as_raw_fd(), true)?;
+                set_cloexec(fd.as_raw_fd())?;
             }
             if msg.msg_flags & libc::MSG_CTRUNC != 0 {
                 // More descriptors came than a frame may carry; the kernel dropped the rest,
@@ -603,16 +603,12 @@ impl Write for &Channel {
     }
 }
 
-pub(super) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+/// Marks `fd` close-on-exec, so that a program started by `exec` does not inherit it.
+pub(super) fn set_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFD/F_SETFD only touch the descriptor flags of `fd`.
     unsafe {
         let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
-        let flags = if on {
-            flags | libc::FD_CLOEXEC
-        } else {
-            flags & !libc::FD_CLOEXEC
-        };
-        cvt(libc::fcntl(fd, libc::F_SETFD, flags))?;
+        cvt(libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::child::Child;
 use super::cvt;
 use super::forkserver;
 use super::os::exit_now;
+use crate::sys::Daemonic;
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes)
@@ -117,7 +118,7 @@ static PARENT_CHANNEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI
 
 /// Notes this child's channel to its parent, so that a forked child of ours closes its copy
 /// (otherwise our parent would not see our channel close when we die).
-pub(crate) fn remember_parent_channel(channel: &Channel, _daemon: bool) {
+pub(crate) fn remember_parent_channel(channel: &Channel, _daemonic: Daemonic) {
     PARENT_CHANNEL.store(channel.raw(), std::sync::atomic::Ordering::Relaxed);
 }
 

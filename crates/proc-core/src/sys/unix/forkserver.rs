@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use super::channel::{Channel, set_cloexec};
 use super::child::{Child, decode_status};
 use super::exec::{default_executable, spawn};
-use super::os::exit_now;
+use super::os::{block_signal, exit_now, unblock_signal};
 use super::{cvt, cvt_retry};
 
 /// The parent's connection to its fork server.
@@ -44,8 +44,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     // SAFETY: pipe succeeded; both descriptors are new and owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_cloexec(r.as_raw_fd(), true)?;
-    set_cloexec(w.as_raw_fd(), true)?;
+    set_cloexec(r.as_raw_fd())?;
+    set_cloexec(w.as_raw_fd())?;
     Ok((r, w))
 }
 
@@ -189,28 +189,6 @@ fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> 
     Ok(())
 }
 
-/// Blocks or unblocks `sig` for the calling thread (the server has one).
-fn set_blocked(sig: libc::c_int, blocked: bool) -> io::Result<()> {
-    let how = if blocked {
-        libc::SIG_BLOCK
-    } else {
-        libc::SIG_UNBLOCK
-    };
-    // SAFETY: the set is initialised by sigemptyset before use, and the old mask is not
-    // asked for.
-    let ret = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
-    };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(ret))
-    }
-}
-
 /// The server's loop; runs in the zygote process and never returns. Each child it forks
 /// runs `serve_child` on its channel to the parent and exits with the code it returns.
 pub(crate) fn serve_forkserver(channel: Channel, serve_child: fn(Channel) -> i32) -> ! {
@@ -238,7 +216,7 @@ fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
     // SIGINT is blocked too, so that one sent to a new child before it restores the default
     // (`Process::interrupt` right after the start) waits for it instead of being ignored.
     set_handler(libc::SIGINT, libc::SIG_IGN)?;
-    set_blocked(libc::SIGINT, true)?;
+    block_signal(libc::SIGINT)?;
 
     let mut adopter = adopt::Adopter::probe();
     let mut children: HashMap<libc::pid_t, OwnedFd> = HashMap::new();
@@ -286,7 +264,7 @@ fn serve(channel: &Channel, serve_child: fn(Channel) -> i32) -> io::Result<()> {
                 WAKE.store(-1, Ordering::Relaxed);
                 let _ = set_handler(libc::SIGCHLD, libc::SIG_DFL);
                 let _ = set_handler(libc::SIGINT, libc::SIG_DFL);
-                let _ = set_blocked(libc::SIGINT, false);
+                let _ = unblock_signal(libc::SIGINT);
                 drop(children);
                 drop(wake_r);
                 drop(wake_w);

@@ -280,6 +280,32 @@ pub(crate) fn prepare_child() {
     }
 }
 
+/// Blocks `sig` for the calling thread: one sent to it waits, pending, until unblocked.
+pub(super) fn block_signal(sig: libc::c_int) -> io::Result<()> {
+    change_signal_mask(libc::SIG_BLOCK, sig)
+}
+
+/// Unblocks `sig` for the calling thread; one pending is delivered now.
+pub(super) fn unblock_signal(sig: libc::c_int) -> io::Result<()> {
+    change_signal_mask(libc::SIG_UNBLOCK, sig)
+}
+
+fn change_signal_mask(how: libc::c_int, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: the set is initialised by sigemptyset before use, and the old mask is not
+    // asked for.
+    let ret = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
 /// Whether an error from writing to a child means only that the child is gone.
 pub(crate) fn is_peer_gone(err: &io::Error) -> bool {
     matches!(
@@ -311,6 +337,34 @@ pub(crate) use before_main;
 
 #[cfg(test)]
 mod tests {
+    /// Whether `sig` is in the calling thread's signal mask.
+    fn is_blocked(sig: libc::c_int) -> bool {
+        // SAFETY: `mask` is a writable sigset_t, and no signal is changed (the set is null).
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            assert_eq!(
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask),
+                0
+            );
+            libc::sigismember(&mask, sig) == 1
+        }
+    }
+
+    #[test]
+    fn a_signal_is_blocked_and_unblocked_for_the_calling_thread() {
+        // On a thread of its own: the mask is per thread (and inherited by threads started
+        // meanwhile), so the test harness's threads keep theirs.
+        std::thread::spawn(|| {
+            assert!(!is_blocked(libc::SIGUSR2));
+            super::block_signal(libc::SIGUSR2).unwrap();
+            assert!(is_blocked(libc::SIGUSR2));
+            super::unblock_signal(libc::SIGUSR2).unwrap();
+            assert!(!is_blocked(libc::SIGUSR2));
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn thread_count_sees_a_new_thread() {
         let before = super::thread_count().expect("this platform can count threads");

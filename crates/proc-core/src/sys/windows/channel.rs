@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::exec::adopt_parent_job;
 use super::os::{getpid, random_bytes};
 use super::socket;
-use super::{cvt, duplicate, is_closed, is_os_error, owned_or_last_error, wide};
+use super::{Inheritance, cvt, duplicate, is_closed, is_os_error, owned_or_last_error, wide};
 use crate::codec;
 use windows_sys::Win32::Foundation::{
     DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,
@@ -665,7 +665,7 @@ pub(crate) fn raw_handle(handle: &OwnedHandle) -> RawHandle {
 /// A new handle to the same object, in this process, with the same access and not inherited
 /// by children.
 pub(crate) fn duplicate_handle(raw: RawHandle) -> io::Result<OwnedHandle> {
-    duplicate(raw, false)
+    duplicate(raw, Inheritance::Private)
 }
 
 /// Runs one read or write on the pipe `handle` (`start`, given the `OVERLAPPED` to use) and

@@ -15,7 +15,8 @@ use std::sync::{Mutex, OnceLock};
 use super::channel::{Channel, OwnedHandle, RawHandle};
 use super::child::Child;
 use super::os::exit_now;
-use super::{cvt, duplicate, owned_or_last_error, wide};
+use super::{Inheritance, cvt, duplicate, owned_or_last_error, wide};
+use crate::sys::Daemonic;
 use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::System::Console::{
     GetStdHandle, STD_ERROR_HANDLE, STD_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
@@ -96,7 +97,7 @@ fn inheritable_std_handle(which: STD_HANDLE) -> Option<OwnedHandle> {
     if handle.is_null() || handle == INVALID_HANDLE_VALUE {
         return None;
     }
-    duplicate(handle, true).ok()
+    duplicate(handle, Inheritance::Inherited).ok()
 }
 
 /// The command line of a child: the parent's `argv[0]` (quoted), so that the child looks like
@@ -225,8 +226,8 @@ pub(super) fn adopt_parent_job(job: HANDLE) {
 /// second line, for systems that refuse the job. A child that is not a `procs` program keeps
 /// the copy until it exits, which only keeps daemonic siblings alive that long.
 pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<Child> {
-    let channel = duplicate(child_end.raw_handle()?, true)?;
-    let job = daemon_job().and_then(|job| duplicate(job, true).ok());
+    let channel = duplicate(child_end.raw_handle()?, Inheritance::Inherited)?;
+    let job = daemon_job().and_then(|job| duplicate(job, Inheritance::Inherited).ok());
     let stdio = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE].map(inheritable_std_handle);
     let raw_or_null =
         |h: &Option<OwnedHandle>| h.as_ref().map_or(null_mut(), |h| h.as_raw_handle());
@@ -308,7 +309,7 @@ fn unsupported(what: &str) -> io::Error {
 ///
 /// The channel needs nothing else: without fork, a process of ours only ever gets the handles
 /// that `spawn` lists for it, so our own link to our parent never reaches our children.
-pub(crate) fn remember_parent_channel(channel: &Channel, daemon: bool) {
+pub(crate) fn remember_parent_channel(channel: &Channel, daemonic: Daemonic) {
     let Some(job) = INHERITED_JOB
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -316,7 +317,7 @@ pub(crate) fn remember_parent_channel(channel: &Channel, daemon: bool) {
     else {
         return;
     };
-    if daemon {
+    if daemonic == Daemonic::Yes {
         // SAFETY: `job` is our open job handle (with JOB_OBJECT_ASSIGN_PROCESS, as it was
         // duplicated with the creator's full access), and the current-process pseudo handle is
         // always valid.

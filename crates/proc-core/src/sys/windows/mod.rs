@@ -85,8 +85,15 @@ fn wide(s: &OsStr) -> io::Result<Vec<u16>> {
     Ok(wide)
 }
 
+/// Whether a handle is inherited by the children this process creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inheritance {
+    Inherited,
+    Private,
+}
+
 /// A copy of `handle` that this process owns, inherited by children or not as asked.
-fn duplicate(handle: HANDLE, inheritable: bool) -> io::Result<OwnedHandle> {
+fn duplicate(handle: HANDLE, inheritance: Inheritance) -> io::Result<OwnedHandle> {
     let mut copy: HANDLE = null_mut();
     // SAFETY: `handle` is open in this process (the caller borrows it), the current-process
     // pseudo handle is always valid, and `copy` is a writable HANDLE.
@@ -97,7 +104,7 @@ fn duplicate(handle: HANDLE, inheritable: bool) -> io::Result<OwnedHandle> {
             GetCurrentProcess(),
             &mut copy,
             0,
-            i32::from(inheritable),
+            i32::from(inheritance == Inheritance::Inherited),
             DUPLICATE_SAME_ACCESS,
         )
     })?;

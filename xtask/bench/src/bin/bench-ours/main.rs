@@ -66,7 +66,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use procs::ipc::{Connection, Pipe, Queue, SimpleQueue};
-use procs::sync::{Barrier, Event, Lock, Value};
+use procs::sync::{Barrier, BoundedSemaphore, Event, Lock, Value};
 use procs::{Pool, Process, ProcessPoolExecutor, StartMethod, ThreadPoolExecutor};
 use procs_bench::{
     Args, Load, busy, measure, report, rounds_for_50ms, time_tiny, tiny, touched_heap,
@@ -89,6 +89,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         procs_bench::BUSY_LOOP => procs_bench::busy_loop(),
         "lock-uncontended" => lock_uncontended(&args),
         "mutex-uncontended" => mutex_uncontended(&args),
+        "semaphore-uncontended" => semaphore_uncontended(&args),
         "lock-contended" => lock_contended(&args),
         "event-roundtrip" => event_roundtrip(&args),
         "value-increments" => value_increments(&args),
@@ -111,6 +112,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         other => Err(format!(
             "unknown benchmark {other:?}; known: process-start, process-start-load, \
              process-start-10mb, process-start-1gb, lock-uncontended, mutex-uncontended, \
+             semaphore-uncontended, \
              lock-contended, event-roundtrip, value-increments, value-uncontended, codec, \
              pipe-roundtrip, pipe-bandwidth, queue-small, queue-100kb, queue-producers, \
              thread-queue, pool-map, pool-apply-async, executor-submit, executor-map, thread-executor-submit, \
@@ -163,6 +165,20 @@ fn lock_uncontended(args: &Args) -> Result<(), Box<dyn Error>> {
     let lock = Lock::new()?;
     let elapsed = time_loop(args, || drop(std::hint::black_box(lock.acquire())));
     report("lock_uncontended/ours", elapsed, args.iterations.into());
+    Ok(())
+}
+
+fn semaphore_uncontended(args: &Args) -> Result<(), Box<dyn Error>> {
+    let sem = BoundedSemaphore::new(2)?;
+    let elapsed = time_loop(args, || drop(std::hint::black_box(sem.acquire())));
+    if sem.get_value() != 2 {
+        return Err(format!("the semaphore lost places: {} of 2 free", sem.get_value()).into());
+    }
+    report(
+        "semaphore_uncontended/ours",
+        elapsed,
+        args.iterations.into(),
+    );
     Ok(())
 }
 

@@ -14,13 +14,20 @@
 //!   without `owner_died()` is a failure of mutual exclusion.
 //! - `Semaphore` (2 permits, 4 processes): at the end this process takes both permits
 //!   within [`HELD_BOUND`], each; a permit that the dead held and that never came back is a
-//!   leak.
+//!   leak. An acquirer told `owner_died()` (by a survivor, or this process at the end)
+//!   counts as a kill inside; more of them than kills is a failure (one is told per place
+//!   that came back).
 //! - `Barrier` (3 parties, 100 to 300 rounds of `wait`, with Python's default timeout of
-//!   [`BARRIER_TIMEOUT`]): every survivor ends within the bound, having finished its rounds
-//!   or seen the barrier broken — by the death of a party inside `wait`, or by the timeout
-//!   when the party died between two rounds (no barrier can tell a party that never comes
-//!   back from a slow one); without a kill every party finishes every round. At the end `reset` returns
-//!   within [`HELD_BOUND`] and three threads of this process meet at the barrier.
+//!   [`BARRIER_TIMEOUT`]; party 0 lags [`LAG`] before every [`LAG_EVERY`]th round, so that
+//!   most kills land while the others wait): every survivor ends, having finished its
+//!   rounds or seen the barrier broken — by the death of a party inside `wait`, which the
+//!   barrier notices within [`DEAD_PARTY_BOUND`] and names (`dead_party()` must be the
+//!   victim; such a kill counts as inside), or by the timeout when the party died between
+//!   two rounds or its round filled with it counted (no barrier can tell a party that never
+//!   comes back from a slow one). The survivors' bound is that, plus [`SLACK`], from the
+//!   kill. Without a kill every party finishes every round: a lagging party is not taken
+//!   for a dead one. At the end `reset` returns within [`HELD_BOUND`] and three threads of
+//!   this process meet at the barrier.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -29,7 +36,7 @@ use procs::ipc::{Connection, Pipe};
 use procs::{Barrier, Lock, RLock, Semaphore, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::{Child, Kill, Reports, Rng, Trial, spawn, spin};
+use crate::{Child, Kill, Reports, Rng, SLACK, Trial, spawn, spin};
 
 /// How long, once every survivor ended, this process may wait to take the lock, every
 /// permit, or to reset the barrier: nobody else holds them then, so any wait is for the
@@ -37,8 +44,22 @@ use crate::{Child, Kill, Reports, Rng, Trial, spawn, spin};
 pub(crate) const HELD_BOUND: Duration = Duration::from_secs(5);
 
 /// The barrier's default timeout (Python's `Barrier(parties, timeout=...)`): how long the
-/// survivors wait for a party that died between two rounds.
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+/// survivors wait for a party that died between two rounds (or before its first), which no
+/// barrier can tell from a slow one. A round takes tens of microseconds, so two seconds
+/// without one is thousands of rounds late even on a loaded machine.
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How soon a barrier notices a party that died inside `wait`: its waiters look for dead
+/// parties after every tenth of a second without news (`proc_sync`'s liveness slice).
+const DEAD_PARTY_BOUND: Duration = Duration::from_millis(100);
+
+/// Party 0 of a barrier lags: it sleeps [`LAG`] before every [`LAG_EVERY`]th round, longer
+/// than [`DEAD_PARTY_BOUND`], so that the kills land mostly while the others wait for it
+/// and the barrier has the time to see a party die inside `wait` (a round that fills
+/// quickly is complete with its dead party counted, and its survivors then wait for it in
+/// the next round until the timeout).
+const LAG: Duration = Duration::from_millis(150);
+const LAG_EVERY: u32 = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -95,7 +116,7 @@ unsafe fn section(pair: *mut [u64; 2], owner_died: bool, rng: &mut Rng) -> u8 {
 
 /// A child: `iters` rounds on the primitive, each reported on `reports`. Returns the rounds
 /// it finished; a barrier party stops early when the barrier breaks.
-fn hold((subject, iters, seed, reports): (Subject, u32, u64, Connection)) -> u32 {
+fn hold((subject, iters, seed, reports, laggard): (Subject, u32, u64, Connection, bool)) -> u32 {
     let mut rng = Rng::new(seed);
     for round in 0..iters {
         let report = match &subject {
@@ -125,11 +146,18 @@ fn hold((subject, iters, seed, reports): (Subject, u32, u64, Connection)) -> u32
                 unsafe { section(pair, died, &mut rng) }
             }
             Subject::Semaphore(s) => {
-                let _permit = s.acquire();
+                let permit = s.acquire();
                 spin(rng.below(30));
-                DONE
+                if permit.owner_died() {
+                    TAKEN_OVER
+                } else {
+                    DONE
+                }
             }
             Subject::Barrier(b) => {
+                if laggard && round % LAG_EVERY == LAG_EVERY - 1 {
+                    std::thread::sleep(LAG);
+                }
                 if b.wait().is_err() {
                     return round;
                 }
@@ -179,18 +207,37 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
         children.push(spawn(
             format!("party {i}"),
             hold,
-            (copy(), iters, t.rng.next(), writer),
+            (
+                copy(),
+                iters,
+                t.rng.next(),
+                writer,
+                kind == Kind::Barrier && i == 0,
+            ),
         )?);
         pipes.push(Reports::<1>::read(reader));
     }
+    let mut killed_at = None;
     let victim = t.kill_at.and_then(|at| {
         if let Some(left) = at.checked_sub(started.elapsed()) {
             std::thread::sleep(left);
         }
         let v = t.rng.below(children.len() as u64) as usize;
-        children[v].process.kill_alive().then_some(v)
+        let killed = children[v].process.kill_alive();
+        killed.then(|| {
+            killed_at = Some(Instant::now());
+            v
+        })
     });
-    let rounds = t.join_all(started, &mut children, victim);
+    // The survivors of a barrier whose party was killed have the barrier's own bound (its
+    // timeout, the longest way it has to notice) plus the slack, from the kill; any other
+    // child has the trial's bound.
+    let bound = match (kind, killed_at) {
+        (Kind::Barrier, Some(at)) => (at, BARRIER_TIMEOUT + SLACK),
+        _ => (started, t.hang),
+    };
+    let rounds = t.join_all(bound, &mut children, victim);
+    let survivors_ended = killed_at.map(|at| at.elapsed());
     let killed = t.kills > 0;
 
     let mut reported = 0u64;
@@ -250,10 +297,37 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
                     }
                 }
             }
+            t.inside += permits.iter().filter(|p| p.owner_died()).count() as u64;
+            // One acquirer is told per place that came back from the dead.
+            if t.inside > t.kills {
+                t.bad += 1;
+                t.fail(&format!(
+                    "{} acquirer(s) were told that a dead process held their place, and {} \
+                     process(es) died",
+                    t.inside, t.kills
+                ));
+            }
         }
         Subject::Barrier(b) => {
-            if killed && rounds.iter().flatten().any(|r| *r < iters) {
+            if let Some(dead) = b.dead_party() {
+                // The victim died inside `wait` and the barrier saw it: its survivors had
+                // the liveness bound, not the timeout, to notice.
                 t.inside += 1;
+                if victim.and_then(|v| children[v].process.pid()) != Some(dead) {
+                    t.bad += 1;
+                    t.fail(&format!(
+                        "the barrier names pid {dead} as the dead party, not the victim"
+                    ));
+                }
+                let bound = LAG + DEAD_PARTY_BOUND + SLACK;
+                if let Some(took) = survivors_ended.filter(|took| *took > bound) {
+                    t.hangs += 1;
+                    t.fail(&format!(
+                        "hang: the survivors took {took:?} after the kill to end, though the \
+                         barrier saw the party die inside wait (bound: the laggard's {LAG:?}, \
+                         the barrier's {DEAD_PARTY_BOUND:?}, and {SLACK:?} of slack)"
+                    ));
+                }
             }
             if !killed && rounds.iter().any(|r| *r != Some(iters)) {
                 t.bad += 1;

@@ -19,18 +19,21 @@
 //!   returns.
 //! - `channel` (`bounded`, 1 to 16): this process keeps no end. Consumers stop at `Closed`,
 //!   which must come once every producer ended or died; producers stop at `Closed` too, which
-//!   only a channel whose receivers all died may give.
+//!   only a channel whose receivers all died may give. The bound is the channel's own: a
+//!   child killed before it took its end leaves that end counted for [`TRANSIT`] (10 s), so
+//!   every survivor ends within that plus [`SLACK`]. Such kills, in the children's first
+//!   milliseconds, are what makes a channel trial slow now and then.
 
 use std::collections::HashSet;
 use std::error::Error;
 use std::time::Instant;
 
-use procs::ipc::{Connection, Pipe, Receiver, Sender};
+use procs::ipc::{Connection, Pipe, Receiver, Sender, TRANSIT};
 use procs::{GetError, JoinableQueue, PutError, Queue};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::{Child, Kill, Reports, Trial, spawn};
+use crate::{Child, Kill, Reports, SLACK, Trial, spawn};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
@@ -226,7 +229,14 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
     let prod_victim = victim.filter(|&v| v < producers as usize);
     let cons_victim = victim.and_then(|v| v.checked_sub(producers as usize));
 
-    let produced = t.join_all(started, &mut prods, prod_victim);
+    // A channel's own bound: an end that a killed child never took counts for `TRANSIT`
+    // (its death is seen within a look of 50 ms once it took it), so every survivor ends
+    // within that plus the slack; a queue's survivors have the trial's bound.
+    let limit = match kind {
+        Kind::Channel => TRANSIT + SLACK,
+        Kind::Queue | Kind::Joinable => t.hang,
+    };
+    let produced = t.join_all((started, limit), &mut prods, prod_victim);
     let closed_early = produced.iter().flatten().any(|&n| n < count);
 
     // The producers are done: one `None` per consumer ends the consumers of a queue.
@@ -245,7 +255,7 @@ pub(crate) fn trial(t: &mut Trial, kind: Kind) -> Result<(), Box<dyn Error>> {
         }
     }
     let kills_before = t.kills;
-    let consumed = t.join_all(ended, &mut cons, cons_victim);
+    let consumed = t.join_all((ended, limit), &mut cons, cons_victim);
     let killed_consumers = (t.kills - kills_before) as usize;
     let survivors = consumed.iter().flatten().count();
 
