@@ -48,6 +48,8 @@ struct Flight {
     frame: Option<Outgoing>,
     /// `None` once the task was cancelled: its answer is dropped.
     sink: Option<Box<dyn Sink>>,
+    /// The task's span (see `Job::span`).
+    span: tracing::Span,
 }
 
 /// One worker process and what it was sent.
@@ -70,6 +72,8 @@ pub(super) struct Slot {
     /// It takes no more tasks (memory limit passed, or `max_tasks` reached).
     retiring: bool,
     number: usize,
+    /// The worker's `procs.pool.worker` span, for its life: start, retirement, death.
+    span: tracing::Span,
 }
 
 /// Why a worker leaves.
@@ -112,11 +116,8 @@ impl Slot {
         }
         // A worker that stops in the middle of an answer must not hold up the manager.
         ours.set_read_timeout(Some(STALL))?;
-        tracing::debug!(
-            worker = number,
-            pid = process.pid(),
-            "procs.pool.worker.start"
-        );
+        let span = tracing::debug_span!("procs.pool.worker", worker = number, pid = process.pid());
+        tracing::debug!(parent: &span, "procs.pool.worker.start");
         let slot = Slot {
             process,
             link: ours,
@@ -129,6 +130,7 @@ impl Slot {
             ready: settings.init.is_none(),
             retiring: false,
             number,
+            span,
         };
         if let Some(init) = &settings.init {
             let frame = init()?;
@@ -361,6 +363,7 @@ impl Manager {
             self.started += 1;
             let slot = Slot::start(self.settings(), method, self.started)?;
             tracing::info!(
+                parent: &slot.span,
                 worker = slot.number,
                 pid = slot.process.pid(),
                 "procs.pool.worker.respawn"
@@ -455,6 +458,7 @@ impl Manager {
             frame: flight.frame.take()?,
             sink: flight.sink.take()?,
             attempts: flight.attempts,
+            span: flight.span.clone(),
         })
     }
 
@@ -515,7 +519,12 @@ impl Manager {
         }
         slot.sent += sent.len();
         for mut job in sent {
-            tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
+            tracing::trace!(
+                parent: &job.span,
+                task = job.id,
+                worker = slot.number,
+                "procs.pool.task.start"
+            );
             let place = usize::from(job.frame.header_mut()[worker::PLACE]);
             slot.flights.push_back(Flight {
                 id: job.id,
@@ -523,6 +532,7 @@ impl Manager {
                 sink: Some(job.sink),
                 attempts: job.attempts,
                 place,
+                span: job.span,
             });
         }
         let Some((unsent, error)) = dead else {
@@ -747,7 +757,12 @@ impl Manager {
             OK | FAILED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
-                tracing::trace!(task = id, worker = slot.number, "procs.pool.task.finish");
+                tracing::trace!(
+                    parent: &flight.span,
+                    task = id,
+                    worker = slot.number,
+                    "procs.pool.task.finish"
+                );
                 if let Some(sink) = flight.sink {
                     if kind == OK {
                         sink.deliver(frame);
@@ -889,6 +904,7 @@ impl Manager {
             }
         }
         drop(slot.link);
+        let (worker_span, number) = (slot.span, slot.number);
         let exitcode = reap(&mut slot.process);
         let mut running = match exit {
             Exit::Retired => None,
@@ -915,6 +931,7 @@ impl Manager {
                         frame,
                         sink,
                         attempts: flight.attempts,
+                        span: flight.span,
                     });
                 }
             }
@@ -922,7 +939,7 @@ impl Manager {
         let died = matches!(exit, Exit::Died);
         let error = match exit {
             Exit::Retired => {
-                tracing::debug!(worker = slot.number, "procs.pool.worker.retire");
+                tracing::debug!(parent: &worker_span, worker = number, "procs.pool.worker.retire");
                 return;
             }
             Exit::Died => Error::WorkerDied { exitcode },
@@ -930,7 +947,16 @@ impl Manager {
             Exit::Cancelled => Error::Cancelled,
             Exit::Broke(e) => e,
         };
-        tracing::warn!(worker = slot.number, exitcode, error = %error, "procs.pool.worker.death");
+        tracing::warn!(
+            parent: &worker_span,
+            worker = number,
+            exitcode,
+            error = %error,
+            "procs.pool.worker.death"
+        );
+        if let Some(task) = running.as_ref() {
+            tracing::debug!(parent: &task.span, task = task.id, error = %error, "procs.pool.task.failed");
+        }
         if !slot.ready {
             self.break_pool(Error::BrokenPool(format!(
                 "a worker process ended while it ran the initializer ({})",

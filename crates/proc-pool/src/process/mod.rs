@@ -65,6 +65,9 @@ pub(crate) struct Job {
     /// How often sending it failed: a task that every worker fails to take is failed
     /// itself, instead of going round for ever.
     pub(crate) attempts: u8,
+    /// The task's `procs.pool.task` span, made where it was submitted (a child of the
+    /// submitter's span): its submit, start and finish events are recorded in it.
+    pub(crate) span: tracing::Span,
 }
 
 impl Job {
@@ -74,6 +77,7 @@ impl Job {
             frame,
             sink,
             attempts: 0,
+            span: tracing::trace_span!("procs.pool.task", pool = "process", task = id),
         }
     }
 }
@@ -241,7 +245,7 @@ impl Engine {
         }
         let mut state = self.shared.lock();
         check_open(&state)?;
-        tracing::trace!(task = job.id, "procs.pool.submit");
+        tracing::trace!(parent: &job.span, task = job.id, "procs.pool.submit");
         state.jobs.push_back(job);
         drop(state);
         self.shared.wake();
