@@ -634,7 +634,8 @@ impl ProcessPoolExecutor {
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
-    /// `cancel_futures`, the tasks no worker has taken are cancelled; with `wait`, waits
+    /// `cancel_futures`, the tasks no worker has taken are cancelled (a worker's tasks sent
+    /// ahead behind the one it runs too, if it has not started them); with `wait`, waits
     /// until the others are done and the workers have ended.
     ///
     /// # Examples

@@ -1,16 +1,22 @@
-//! How answers come back from process workers: small ones through shared memory (the ring
-//! on each worker's board), large ones and ones holding handles through the link. Whichever
-//! way each answer takes, results arrive whole and in order, and an answer a worker gave
-//! just before it died is not lost.
+//! How tasks and answers travel between a pool and its process workers: small ones through
+//! shared memory (the two rings on each worker's board), large ones and ones holding handles
+//! through the link, with many tasks sent ahead of the one a worker runs. Whichever way each
+//! takes, results arrive whole and in order; an answer a worker gave just before it died is
+//! not lost; a worker that dies loses none of the tasks it had been sent and had not started,
+//! and none runs twice; garbage in a task ring ends that worker only.
 
-use std::io::Read;
+use std::io::{Read, Write};
+#[cfg(unix)]
+use std::path::PathBuf;
 
 use proc_core::Handle;
+#[cfg(unix)]
+use proc_core::StartMethod;
 use proc_pool::Pool;
 use procs_testkit::each_method;
 
-/// Small for most items, then past the ring's limit (4 KiB) every 7th, so that answers of one
-/// worker alternate between the ring and the link.
+/// Small for most items, then past the ring's limit (4 KiB) every 7th, so that the answers
+/// of one worker, or the tasks sent to it, alternate between the ring and the link.
 fn sized(i: u64) -> Vec<u8> {
     let len = if i % 7 == 3 {
         5_000 + i as usize
@@ -135,4 +141,202 @@ fn an_answer_that_cannot_be_sent_fails_in_its_place() {
         }
     }
     assert_eq!(pool.map(|x: u64| x + 1, 0..5u64).unwrap(), [1, 2, 3, 4, 5]);
+}
+
+/// What a task makes of its argument: its length and its first byte.
+fn length_and_first(bytes: Vec<u8>) -> (usize, Option<u8>) {
+    (bytes.len(), bytes.first().copied())
+}
+
+// CPython's `_TestPool.test_map` with chunksize 1 and 20, on arguments of mixed sizes.
+#[test]
+fn tasks_by_the_ring_and_by_the_link_keep_their_order() {
+    each_method(|method| {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let inputs: Vec<Vec<u8>> = (0..1_000u64).map(sized).collect();
+        let expected: Vec<_> = inputs
+            .iter()
+            .map(|b| (b.len(), b.first().copied()))
+            .collect();
+        for chunksize in [1, 20] {
+            let got = pool
+                .map_chunked(length_and_first, inputs.clone(), chunksize)
+                .unwrap();
+            assert_eq!(got, expected, "chunksize {chunksize}");
+        }
+        let mut lazy = pool.imap(length_and_first, inputs.clone()).unwrap();
+        for want in &expected {
+            assert_eq!(&lazy.next().unwrap().unwrap(), want);
+        }
+        assert!(lazy.next().is_none());
+    });
+}
+
+/// Reads the number written into a pipe passed as the argument, or returns the number.
+fn read_pipe_or_number(arg: Result<Handle, u64>) -> u64 {
+    match arg {
+        Ok(handle) => {
+            let mut bytes = [0u8; 8];
+            std::io::PipeReader::from(handle)
+                .read_exact(&mut bytes)
+                .unwrap();
+            u64::from_le_bytes(bytes)
+        }
+        Err(n) => n,
+    }
+}
+
+/// Tasks holding a handle cannot go through shared memory: every fifth task carries a pipe
+/// with its number in it, between plain tasks.
+#[test]
+fn tasks_holding_handles_go_by_the_link_between_the_others() {
+    let pool = Pool::new(2).unwrap();
+    let args: Vec<Result<Handle, u64>> = (0..200u64)
+        .map(|i| {
+            if !i.is_multiple_of(5) {
+                return Err(i);
+            }
+            let (reader, mut writer) = std::io::pipe().unwrap();
+            writer.write_all(&i.to_le_bytes()).unwrap();
+            Ok(Handle::from(reader))
+        })
+        .collect();
+    let got = pool.map_chunked(read_pipe_or_number, args, 1).unwrap();
+    assert_eq!(got, (0..200u64).collect::<Vec<_>>());
+}
+
+/// Appends `i` to the file at `path`, one line a run, and returns `i` doubled.
+#[cfg(unix)]
+fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    // One write of a short line with O_APPEND: runs in two workers never interleave.
+    file.write_all(format!("{i}\n").as_bytes()).unwrap();
+    i * 2
+}
+
+/// The numbers `note_and_double` wrote to `path`, one a run, in increasing order.
+#[cfg(unix)]
+fn runs(path: &std::path::Path) -> Vec<u64> {
+    let mut runs: Vec<u64> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    runs.sort_unstable();
+    runs
+}
+
+/// A fresh file name for one test under one start method.
+#[cfg(unix)]
+fn scratch_file(name: &str, method: StartMethod) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "procs-answers-{name}-{method:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Mechanism 6 with tasks sent ahead: a worker killed while it runs one task has others
+/// waiting on its board. The one it ran fails with `WorkerDied`; each of the others runs
+/// exactly once, on the worker that replaces it.
+#[cfg(unix)]
+#[test]
+fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
+    use proc_core::Error;
+    use proc_ipc::Queue;
+    use procs_testkit::PATIENCE;
+
+    fn report_and_sleep(pids: Queue<u32>) -> u32 {
+        pids.put(std::process::id()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        0
+    }
+
+    each_method(|method| {
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let path = scratch_file("killed", method);
+        let pids = Queue::new().unwrap();
+        let doomed = pool.apply_async(report_and_sleep, pids.clone()).unwrap();
+        let others: Vec<_> = (0..40u64)
+            .map(|i| {
+                pool.apply_async(note_and_double, (path.clone(), i))
+                    .unwrap()
+            })
+            .collect();
+        let victim = pids.get_timeout(PATIENCE).unwrap();
+        // Gives the pool a moment to send the others ahead to the sleeping worker; the
+        // assertions hold either way.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: kill has no memory-safety preconditions.
+        let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(killed, 0);
+        let err = doomed.get_timeout(PATIENCE).unwrap_err();
+        assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
+        for (i, r) in others.iter().enumerate() {
+            assert_eq!(r.get_timeout(PATIENCE).unwrap(), i as u64 * 2);
+        }
+        assert_eq!(runs(&path), (0..40u64).collect::<Vec<_>>());
+        let _ = std::fs::remove_file(&path);
+        pool.close();
+        pool.join().unwrap();
+    });
+}
+
+/// Writes a pattern over the first page of every shared memory segment of this process, but
+/// for its first 256 bytes: in a worker, the board it shares with its pool, whose first page
+/// holds the places' words (those bytes, left alone so that the pool can still tell which
+/// tasks the worker started) and then the positions of the task ring.
+#[cfg(target_os = "linux")]
+fn scribble_on_the_board((): ()) -> u32 {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines().filter(|l| l.contains("/memfd:procs-shm")) {
+        let range = line.split_whitespace().next().unwrap();
+        let (start, _) = range.split_once('-').unwrap();
+        let start = usize::from_str_radix(start, 16).unwrap();
+        for offset in 256..4096usize {
+            // SAFETY: the page is mapped shared and writable by this process (its line in
+            // /proc/self/maps); the bytes are plain, and the point is to break the board.
+            unsafe { ((start + offset) as *mut u8).write_volatile(offset as u8) };
+        }
+    }
+    std::process::id()
+}
+
+/// A worker's task ring that holds garbage ends that worker: it takes no task from it, the
+/// pool replaces it, and the tasks it had been sent run on the new worker, each once.
+#[cfg(target_os = "linux")]
+#[test]
+fn garbage_in_a_task_ring_ends_that_worker_only() {
+    let pool = Pool::new(1).unwrap();
+    let path = scratch_file("garbage", StartMethod::Spawn);
+    let broken = pool.apply_async(scribble_on_the_board, ()).unwrap();
+    let others: Vec<_> = (0..30u64)
+        .map(|i| {
+            pool.apply_async(note_and_double, (path.clone(), i))
+                .unwrap()
+        })
+        .collect();
+    let first = broken.get();
+    for (i, r) in others.iter().enumerate() {
+        assert_eq!(r.get().unwrap(), i as u64 * 2);
+    }
+    assert_eq!(runs(&path), (0..30u64).collect::<Vec<_>>());
+    let _ = std::fs::remove_file(&path);
+    let now: u32 = pool.apply(|(): ()| std::process::id(), ()).unwrap();
+    if let Ok(pid) = first {
+        assert_ne!(pid, now, "the worker with the broken board kept working");
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use proc_pool::ThreadPoolExecutor;
+use proc_pool::{ProcessPoolExecutor, ThreadPoolExecutor};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -250,4 +250,91 @@ fn a_thread_task_is_a_span_of_its_submitter_holding_its_own_events() {
     }
     items.sort();
     assert_eq!(items, ["0", "1", "2"]);
+}
+
+fn double(i: u64) -> u64 {
+    i * 2
+}
+
+fn die((): ()) -> u64 {
+    std::process::abort()
+}
+
+/// The messages of every event in spans named `name`, with the span's fields.
+fn worker_events(seen: &Seen) -> Vec<(u64, String)> {
+    let mut events: Vec<(u64, String)> = seen
+        .events
+        .iter()
+        .filter_map(|e| {
+            let span = e.span?;
+            (seen.spans.get(&span)?.name == "procs.pool.worker").then(|| (span, e.message.clone()))
+        })
+        .collect();
+    events.sort();
+    events
+}
+
+// A process task is a span of its submitter with its submit, start and finish events (the
+// manager thread records them there); a worker is a span for its life: its start, its death
+// (and the task it held fails in that task's span), and its replacement's respawn.
+#[test]
+fn a_process_task_is_a_span_and_a_dead_worker_ends_its_own_span() {
+    let recorder = recorder();
+    let executor = ProcessPoolExecutor::new(1).unwrap();
+    let outer = tracing::info_span!("process caller");
+    let outer_id = outer.id().unwrap().into_u64();
+    let futures: Vec<_> = outer.in_scope(|| {
+        (0..3u64)
+            .map(|i| executor.submit(double, i).unwrap())
+            .collect()
+    });
+    let values: Vec<u64> = futures.iter().map(|f| f.result().unwrap()).collect();
+    assert_eq!(values, [0, 2, 4]);
+    let doomed = outer.in_scope(|| executor.submit(die, ()).unwrap());
+    let error = doomed.result().unwrap_err();
+    assert!(matches!(error, proc_pool::core::Error::WorkerDied { .. }), "{error:?}");
+    // The replacement serves the next task.
+    assert_eq!(executor.submit(double, 21).unwrap().result().unwrap(), 42);
+    executor.shutdown(true, false);
+
+    let seen = recorder.seen();
+    let tasks = spans_named(&seen, "procs.pool.task", Some(outer_id));
+    assert_eq!(tasks.len(), 4, "one span per submitted task, inside the caller's span");
+    let mut finished = 0;
+    let mut failed = 0;
+    for &task in &tasks {
+        assert_eq!(seen.spans[&task].fields["pool"], "process");
+        let messages = messages_in(&seen, task);
+        assert_eq!(messages[..2], ["procs.pool.submit", "procs.pool.task.start"], "span {task}");
+        match &messages[2..] {
+            [end] if end == "procs.pool.task.finish" => finished += 1,
+            [end] if end == "procs.pool.task.failed" => failed += 1,
+            other => panic!("task span {task} ends with {other:?}"),
+        }
+    }
+    assert_eq!((finished, failed), (3, 1));
+
+    let workers = worker_events(&seen);
+    let started: Vec<u64> = workers
+        .iter()
+        .filter(|(_, m)| m == "procs.pool.worker.start")
+        .map(|&(span, _)| span)
+        .collect();
+    let died: Vec<u64> = workers
+        .iter()
+        .filter(|(_, m)| m == "procs.pool.worker.death")
+        .map(|&(span, _)| span)
+        .collect();
+    let respawned: Vec<u64> = workers
+        .iter()
+        .filter(|(_, m)| m == "procs.pool.worker.respawn")
+        .map(|&(span, _)| span)
+        .collect();
+    assert!(started.len() >= 2, "the first worker and its replacement: {workers:?}");
+    assert_eq!(died.len(), 1, "{workers:?}");
+    assert!(started.contains(&died[0]), "the death is in the dead worker's own span");
+    assert_eq!(respawned.len(), 1, "{workers:?}");
+    assert_ne!(respawned[0], died[0], "the respawn is in the new worker's span");
+    assert!(started.contains(&respawned[0]));
+    assert!(seen.spans[&died[0]].fields.contains_key("pid"));
 }

@@ -76,6 +76,21 @@ impl Outgoing {
         self.keep.is_some()
     }
 
+    /// The whole frame's bytes, when its value holds no handles (a frame with handles is
+    /// encoded again when sent, and can only go by a link).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::internal::Outgoing;
+    ///
+    /// let frame = Outgoing::encode(vec![7], 300u16).unwrap();
+    /// assert_eq!(frame.plain_bytes(), Some(&[7, 0xac, 0x02][..]));
+    /// ```
+    pub fn plain_bytes(&self) -> Option<&[u8]> {
+        self.keep.is_none().then_some(&self.bytes[..])
+    }
+
     /// Whether the frame is empty.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()

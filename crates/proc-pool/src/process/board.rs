@@ -1,16 +1,17 @@
 //! The board a pool and one worker share.
 //!
 //! - A word per place in the worker's line of tasks, so that a task sent ahead can still be
-//!   cancelled: whoever changes its word first wins, the worker starting it or the pool
-//!   cancelling it.
-//! - A ring of answers from the worker to the pool: a small answer without handles is
-//!   written here instead of to the link, so that while the pool is busy reading answers
-//!   neither side makes a system call for one. The pool says when it goes to sleep on the
-//!   link; a worker that puts an answer while it sleeps wakes it with an empty frame. An
-//!   answer in the ring outlives a worker that dies after writing it. An answer that goes
-//!   by the link instead (too large, or holding handles) leaves a mark in the ring first, and
-//!   the pool takes answers in ring order, reading the link at each mark: so answers keep
-//!   their order whichever way each one went.
+//!   cancelled, or given to another worker when this one dies: whoever changes its word
+//!   first wins, the worker starting it or the pool taking it back.
+//! - Two rings of records, one per direction: tasks from the pool to the worker, answers
+//!   from the worker to the pool. A small record without handles is written into the ring
+//!   instead of the link, so that while both sides are busy neither makes a system call for
+//!   it. A reader about to sleep on the link says so in its ring; a writer that puts a
+//!   record while the reader sleeps wakes it with an empty frame on the link. A record that
+//!   goes by the link instead (too large, or holding handles) leaves a mark in the ring
+//!   first, and the reader takes records in ring order, reading the link at each mark: so
+//!   records keep their order whichever way each one went. An answer in the ring outlives a
+//!   worker that dies after writing it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
@@ -19,48 +20,65 @@ use proc_core::{Error, Handle, Result};
 
 /// Places on the board; more than a worker is ever sent ahead, so a place is used again
 /// only after its task was answered.
-pub(crate) const PLACES: usize = 16;
+pub(crate) const PLACES: usize = 64;
 
 const QUEUED: u32 = 1;
 const STARTED: u32 = 2;
 const CANCELLED: u32 = 3;
 
-/// Where the words are, each on a cache line of its own: the pool's "I sleep" flag, the
-/// ring's read position (the pool's) and its write position (the worker's).
-const SLEEPING: usize = 64;
-const HEAD: usize = 128;
-const TAIL: usize = 192;
-/// Where the ring's bytes begin, and how many there are.
+/// Where the words of one ring are from its start, each on a cache line of its own: its
+/// reader's "I sleep" flag, its read position (the reader's) and its write position (the
+/// writer's); its bytes follow.
+const SLEEPING: usize = 0;
+const HEAD: usize = 64;
+const TAIL: usize = 128;
 const DATA: usize = 256;
-const RING: usize = 128 * 1024;
-/// The largest answer that goes through the ring (with its length, it takes 4 more bytes).
+/// How many bytes a ring holds.
+const RING: usize = 512 * 1024;
+/// Where the rings are: after the places' words, the tasks (whose positions are then in the
+/// board's first page with the words), then the answers.
+const TASKS: usize = 256;
+const ANSWERS: usize = TASKS + DATA + RING;
+const SIZE: usize = ANSWERS + DATA + RING;
+
+/// The largest record that goes through a ring (with its length, it takes 4 more bytes).
 /// A worker has at most a handful of tasks unanswered (the pool sends few ahead), so their
-/// answers always fit the ring together.
-pub(crate) const MAX_RING_ANSWER: usize = 4 * 1024;
+/// tasks, and their answers, always fit a ring together.
+pub(crate) const MAX_RECORD: usize = 4 * 1024;
 
-const SIZE: usize = DATA + RING;
+// A worker owes at most one answer per place, plus its initializer's and a retiring note,
+// and is sent at most a task per place, plus its initializer and the word to end: all of
+// them at their largest fit a ring together.
+const _: () = assert!((PLACES + 2) * (4 + MAX_RECORD) <= RING);
+const _: () = assert!(PLACES * 4 <= TASKS);
 
-// A worker owes at most one answer per place, plus its initializer's and a retiring note:
-// all of them at their largest fit the ring together.
-const _: () = assert!((PLACES + 2) * (4 + MAX_RING_ANSWER) <= RING);
-
-/// What the pool takes from the ring.
+/// What a reader takes from a ring.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Taken {
-    /// An answer.
-    Answer(Vec<u8>),
-    /// The next answer is on the link.
+    /// A record.
+    Record(Vec<u8>),
+    /// The next record is on the link.
     OnLink,
 }
 
-/// The shared words.
+/// The shared memory of a pool and one of its workers.
 #[derive(Debug)]
 pub(crate) struct Board {
     segment: Segment,
 }
 
+/// One direction's ring on a board. One process writes it and the other reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ring<'a> {
+    segment: &'a Segment,
+    /// Where the ring starts in the segment.
+    at: usize,
+    /// What it carries, for error messages.
+    what: &'static str,
+}
+
 impl Board {
-    /// A new board, every place free and the ring empty.
+    /// A new board, every place free and both rings empty.
     pub(crate) fn new() -> Result<Board> {
         Ok(Board {
             segment: Segment::anonymous(SIZE)?,
@@ -79,24 +97,30 @@ impl Board {
         self.segment.handle().try_clone()
     }
 
+    /// The worker's answers to the pool.
+    pub(crate) fn answers(&self) -> Ring<'_> {
+        Ring {
+            segment: &self.segment,
+            at: ANSWERS,
+            what: "answer",
+        }
+    }
+
+    /// The pool's tasks for the worker.
+    pub(crate) fn tasks(&self) -> Ring<'_> {
+        Ring {
+            segment: &self.segment,
+            at: TASKS,
+            what: "task",
+        }
+    }
+
     fn word(&self, place: usize) -> &AtomicU32 {
         let place = place % PLACES;
         // SAFETY: the mapping holds `SIZE` bytes (checked when it was mapped), more than
         // `PLACES` words; it is page-aligned and lives as long as `self`; an `AtomicU32` is
         // valid for any bits, and every process touches these words only atomically.
         unsafe { &*self.segment.as_ptr().cast::<AtomicU32>().add(place) }
-    }
-
-    fn sleeping(&self) -> &AtomicU32 {
-        // SAFETY: as in `word`: `SLEEPING` is a 4-aligned offset inside the mapping.
-        unsafe { &*self.segment.as_ptr().add(SLEEPING).cast::<AtomicU32>() }
-    }
-
-    fn position(&self, at: usize) -> &AtomicU64 {
-        debug_assert!(at == HEAD || at == TAIL);
-        // SAFETY: as in `word`: `HEAD` and `TAIL` are 8-aligned offsets inside the mapping,
-        // and the positions are only touched atomically.
-        unsafe { &*self.segment.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
     /// The pool: a task goes out on `place`.
@@ -117,72 +141,106 @@ impl Board {
         }
     }
 
-    /// The pool: cancels the task on `place` if the worker has not started it.
+    /// The pool: takes back the task on `place` if the worker has not started it (to cancel
+    /// it, or to give it to another worker).
     pub(crate) fn cancel(&self, place: usize) -> bool {
         self.word(place)
             .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
+}
 
-    /// The worker: puts `answer` in the ring; `false` when it is too large or there is no
-    /// room (then it goes by the link). Afterwards, see [`Board::pool_sleeps`].
-    pub(crate) fn put_answer(&self, answer: &[u8]) -> bool {
-        // Every answer has a header; an empty record is the mark of `put_mark`.
-        if answer.is_empty() || answer.len() > MAX_RING_ANSWER {
+impl Ring<'_> {
+    fn sleeping(&self) -> &AtomicU32 {
+        // SAFETY: as in `Board::word`: `at + SLEEPING` is a 4-aligned offset inside the
+        // mapping.
+        unsafe {
+            &*self
+                .segment
+                .as_ptr()
+                .add(self.at + SLEEPING)
+                .cast::<AtomicU32>()
+        }
+    }
+
+    fn position(&self, which: usize) -> &AtomicU64 {
+        debug_assert!(which == HEAD || which == TAIL);
+        // SAFETY: as in `Board::word`: `at + HEAD` and `at + TAIL` are 8-aligned offsets
+        // inside the mapping, and the positions are only touched atomically.
+        unsafe {
+            &*self
+                .segment
+                .as_ptr()
+                .add(self.at + which)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    /// The writer: puts `record` in the ring; `false` when it is empty, too large or there
+    /// is no room (then it goes by the link). Afterwards, see [`Ring::wake_reader`].
+    pub(crate) fn put(&self, record: &[u8]) -> bool {
+        // An empty record is the mark of `put_mark`.
+        if record.is_empty() || record.len() > MAX_RECORD {
             return false;
         }
-        self.put(answer)
+        self.put_bytes(record)
     }
 
-    /// The worker: marks the place of an answer that goes by the link; `false` when the
-    /// ring is full (the pool has not read it for a while).
+    /// The writer: marks the place of a record that goes by the link; `false` when the
+    /// ring is full (its reader has not read it for a while, or broke it).
     pub(crate) fn put_mark(&self) -> bool {
-        self.put(&[])
+        self.put_bytes(&[])
     }
 
-    fn put(&self, answer: &[u8]) -> bool {
+    fn put_bytes(&self, record: &[u8]) -> bool {
         let head = self.position(HEAD).load(Ordering::Acquire);
         let tail = self.position(TAIL).load(Ordering::Relaxed);
         let used = tail.wrapping_sub(head);
-        let need = (4 + answer.len()) as u64;
-        // A pool that wrote nonsense into `HEAD` makes `used` huge: the link then.
+        let need = (4 + record.len()) as u64;
+        // A reader that wrote nonsense into `HEAD` makes `used` huge: the link then.
         if used > RING as u64 || RING as u64 - used < need {
             return false;
         }
-        let len = (answer.len() as u32).to_le_bytes();
+        let len = (record.len() as u32).to_le_bytes();
         self.write_at(tail, &len);
-        self.write_at(tail + 4, answer);
-        self.position(TAIL).store(tail + need, Ordering::Release);
+        // The positions grow without end and only their difference counts: wrapping, so
+        // that a peer's nonsense in them cannot overflow.
+        self.write_at(tail.wrapping_add(4), record);
+        self.position(TAIL)
+            .store(tail.wrapping_add(need), Ordering::Release);
         true
     }
 
-    /// The worker, after [`Board::put_answer`]: whether the pool sleeps on the link and must
-    /// be woken through it. Either the pool sees the answer before it sleeps, or this sees it
-    /// sleeping (both sides store, fence, then load).
-    pub(crate) fn pool_sleeps(&self) -> bool {
+    /// The writer, after [`Ring::put`]: whether the reader sleeps on the link and must be
+    /// woken through it, which the caller then does. Either the reader sees the record
+    /// before it sleeps, or this sees it sleeping (both sides store, fence, then load). The
+    /// flag is taken down here: one wake-up for one sleep, however many records follow
+    /// before the reader runs again.
+    pub(crate) fn wake_reader(&self) -> bool {
         fence(Ordering::SeqCst);
         self.sleeping().load(Ordering::SeqCst) != 0
+            && self.sleeping().swap(0, Ordering::SeqCst) != 0
     }
 
-    /// The pool: whether it is about to sleep on the link (`true`) or awake again.
-    pub(crate) fn set_pool_sleeping(&self, sleeping: bool) {
+    /// The reader: whether it is about to sleep on the link (`true`) or awake again.
+    pub(crate) fn set_reader_sleeping(&self, sleeping: bool) {
         self.sleeping().store(u32::from(sleeping), Ordering::SeqCst);
     }
 
-    /// The pool: whether answers wait in the ring. After `set_pool_sleeping(true)`, an answer
-    /// put since is seen here or wakes the pool through the link.
-    pub(crate) fn has_answers(&self) -> bool {
+    /// The reader: whether records wait in the ring. After `set_reader_sleeping(true)`, a
+    /// record put since is seen here or wakes the reader through the link.
+    pub(crate) fn has_records(&self) -> bool {
         fence(Ordering::SeqCst);
         self.position(TAIL).load(Ordering::SeqCst) != self.position(HEAD).load(Ordering::Relaxed)
     }
 
-    /// The pool: takes the oldest answer in the ring.
+    /// The reader: takes the oldest record in the ring.
     ///
     /// # Errors
     ///
-    /// [`Error::Protocol`] when the worker's positions or lengths are out of range: a
-    /// worker that writes garbage there is treated as broken.
-    pub(crate) fn take_answer(&self) -> Result<Option<Taken>> {
+    /// [`Error::Protocol`] when the writer's positions or lengths are out of range: a
+    /// writer that puts garbage there is treated as broken.
+    pub(crate) fn take(&self) -> Result<Option<Taken>> {
         let head = self.position(HEAD).load(Ordering::Relaxed);
         let tail = self.position(TAIL).load(Ordering::Acquire);
         if tail == head {
@@ -191,37 +249,45 @@ impl Board {
         let used = tail.wrapping_sub(head);
         if used < 4 || used > RING as u64 {
             return Err(Error::Protocol(format!(
-                "a worker's answer ring holds {used} bytes, out of range"
+                "a worker's {} ring holds {used} bytes, out of range",
+                self.what
             )));
         }
         let mut len = [0u8; 4];
         self.read_at(head, &mut len);
         let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_RING_ANSWER || (4 + len) as u64 > used {
+        if len > MAX_RECORD || (4 + len) as u64 > used {
             return Err(Error::Protocol(format!(
-                "a worker's answer ring holds an answer of {len} bytes in {used}"
+                "a worker's {} ring holds a record of {len} bytes in {used}",
+                self.what
             )));
         }
-        let mut answer = vec![0u8; len];
-        self.read_at(head + 4, &mut answer);
+        let mut record = vec![0u8; len];
+        self.read_at(head.wrapping_add(4), &mut record);
         self.position(HEAD)
-            .store(head + 4 + len as u64, Ordering::Release);
+            .store(head.wrapping_add(4 + len as u64), Ordering::Release);
         Ok(Some(if len == 0 {
             Taken::OnLink
         } else {
-            Taken::Answer(answer)
+            Taken::Record(record)
         }))
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: `at + DATA` is inside the mapping (its `RING` bytes end at or before
+        // `SIZE`).
+        unsafe { self.segment.as_ptr().add(self.at + DATA) }
     }
 
     /// Copies `src` (at most `RING` bytes) into the ring from position `at` on, wrapping.
     fn write_at(&self, at: u64, src: &[u8]) {
         let off = (at % RING as u64) as usize;
         let first = src.len().min(RING - off);
-        // SAFETY: `DATA + off + first` and `DATA + src.len() - first` are within the
-        // mapping's `SIZE` bytes; the ring is plain bytes, and by its protocol the pool
-        // reads none of the free part that the worker (its only writer) fills here.
+        // SAFETY: `off + first` and `src.len() - first` are within the ring's `RING` bytes;
+        // the ring is plain bytes, and by its protocol the reader reads none of the free
+        // part that the writer (its only writer) fills here.
         unsafe {
-            let data = self.segment.as_ptr().add(DATA);
+            let data = self.data();
             std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(off), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), data, src.len() - first);
         }
@@ -232,11 +298,11 @@ impl Board {
         let off = (at % RING as u64) as usize;
         let first = dst.len().min(RING - off);
         // SAFETY: in bounds as in `write_at`; the bytes were published before the `TAIL`
-        // the pool loaded with `Acquire`, and the worker writes none of them again before
-        // the pool moves `HEAD` past them. A worker that breaks that protocol can only make
+        // the reader loaded with `Acquire`, and the writer writes none of them again before
+        // the reader moves `HEAD` past them. A writer that breaks that protocol can only make
         // the bytes wrong (any byte pattern is a valid `u8`), which decoding then refuses.
         unsafe {
-            let data = self.segment.as_ptr().add(DATA);
+            let data = self.data();
             std::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), dst.len() - first);
         }
@@ -248,66 +314,122 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_come_out_in_order_across_the_wrap_and_a_full_ring_refuses() {
-        let board = Board::new().unwrap();
-        let worker = Board::from_handle(board.handle().unwrap()).unwrap();
-        let mut next = 0u32;
-        let mut expect = 0u32;
-        for round in 0..50 {
-            // Fill until the ring refuses, then take everything: positions wrap many times.
-            let size = 100 + round * 37;
-            loop {
-                let answer = vec![next as u8; size];
-                if !worker.put_answer(&answer) {
-                    break;
+    fn records_come_out_in_order_across_the_wrap_and_a_full_ring_refuses() {
+        let pool = Board::new().unwrap();
+        let worker = Board::from_handle(pool.handle().unwrap()).unwrap();
+        // Each direction: the writer's view of the board, then the reader's.
+        for (writer, reader) in [
+            (worker.answers(), pool.answers()),
+            (pool.tasks(), worker.tasks()),
+        ] {
+            let mut next = 0u32;
+            let mut expect = 0u32;
+            for round in 0..50 {
+                // Fill until the ring refuses, then take everything: positions wrap many
+                // times.
+                let size = 100 + round * 37;
+                loop {
+                    let record = vec![next as u8; size];
+                    if !writer.put(&record) {
+                        break;
+                    }
+                    next += 1;
                 }
-                next += 1;
+                assert!(reader.has_records());
+                while let Some(record) = reader.take().unwrap() {
+                    assert_eq!(record, Taken::Record(vec![expect as u8; size]));
+                    expect += 1;
+                }
+                assert_eq!(expect, next);
+                assert!(!reader.has_records());
             }
-            assert!(board.has_answers());
-            while let Some(answer) = board.take_answer().unwrap() {
-                assert_eq!(answer, Taken::Answer(vec![expect as u8; size]));
-                expect += 1;
-            }
-            assert_eq!(expect, next);
-            assert!(!board.has_answers());
+            assert!(!writer.put(&vec![0; MAX_RECORD + 1]));
+            assert!(writer.put(&vec![1; MAX_RECORD]));
+            assert!(!writer.put(&[]));
+            assert!(writer.put_mark());
+            assert_eq!(
+                reader.take().unwrap(),
+                Some(Taken::Record(vec![1; MAX_RECORD]))
+            );
+            assert_eq!(reader.take().unwrap(), Some(Taken::OnLink));
+            assert_eq!(reader.take().unwrap(), None);
         }
-        assert!(!worker.put_answer(&vec![0; MAX_RING_ANSWER + 1]));
-        assert!(worker.put_answer(&vec![1; MAX_RING_ANSWER]));
-        assert!(!worker.put_answer(&[]));
-        assert!(worker.put_mark());
-        assert_eq!(
-            board.take_answer().unwrap(),
-            Some(Taken::Answer(vec![1; MAX_RING_ANSWER]))
-        );
-        assert_eq!(board.take_answer().unwrap(), Some(Taken::OnLink));
-        assert_eq!(board.take_answer().unwrap(), None);
     }
 
     #[test]
-    fn the_sleeping_flag_is_seen_by_the_worker() {
+    fn the_two_rings_do_not_share_bytes() {
         let board = Board::new().unwrap();
-        assert!(!board.pool_sleeps());
-        board.set_pool_sleeping(true);
-        assert!(board.pool_sleeps());
-        board.set_pool_sleeping(false);
-        assert!(!board.pool_sleeps());
+        assert!(board.tasks().put(b"task"));
+        assert!(!board.answers().has_records());
+        assert!(board.answers().put(b"answer"));
+        board.tasks().set_reader_sleeping(true);
+        assert!(!board.answers().wake_reader());
+        assert_eq!(
+            board.answers().take().unwrap(),
+            Some(Taken::Record(b"answer".to_vec()))
+        );
+        assert_eq!(
+            board.tasks().take().unwrap(),
+            Some(Taken::Record(b"task".to_vec()))
+        );
+    }
+
+    #[test]
+    fn a_sleeping_reader_is_woken_once() {
+        let board = Board::new().unwrap();
+        let ring = board.answers();
+        assert!(!ring.wake_reader());
+        ring.set_reader_sleeping(true);
+        assert!(ring.wake_reader());
+        assert!(!ring.wake_reader());
+        ring.set_reader_sleeping(true);
+        ring.set_reader_sleeping(false);
+        assert!(!ring.wake_reader());
+    }
+
+    #[test]
+    fn a_place_is_started_or_taken_back_never_both() {
+        let board = Board::new().unwrap();
+        board.queue(3);
+        assert!(board.start(3));
+        assert!(!board.cancel(3));
+        board.queue(4);
+        assert!(board.cancel(4));
+        assert!(!board.start(4));
+    }
+
+    #[test]
+    fn positions_near_the_end_of_their_range_wrap() {
+        let board = Board::new().unwrap();
+        let ring = board.tasks();
+        ring.position(HEAD).store(u64::MAX - 2, Ordering::SeqCst);
+        ring.position(TAIL).store(u64::MAX - 2, Ordering::SeqCst);
+        for round in 0..3u8 {
+            assert!(ring.put(&[round; 10]));
+            assert_eq!(ring.take().unwrap(), Some(Taken::Record(vec![round; 10])));
+        }
+        assert!(!ring.has_records());
     }
 
     #[test]
     fn garbage_positions_and_lengths_are_errors() {
-        let board = Board::new().unwrap();
-        board.position(TAIL).store(u64::MAX / 2, Ordering::SeqCst);
-        assert!(matches!(board.take_answer(), Err(Error::Protocol(_))));
-        assert!(!board.put_answer(b"x"));
+        for ring in [Board::tasks, Board::answers] {
+            let board = Board::new().unwrap();
+            ring(&board)
+                .position(TAIL)
+                .store(u64::MAX / 2, Ordering::SeqCst);
+            assert!(matches!(ring(&board).take(), Err(Error::Protocol(_))));
+            assert!(!ring(&board).put(b"x"));
 
-        let board = Board::new().unwrap();
-        board.write_at(0, &u32::MAX.to_le_bytes());
-        board.position(TAIL).store(8, Ordering::SeqCst);
-        assert!(matches!(board.take_answer(), Err(Error::Protocol(_))));
+            let board = Board::new().unwrap();
+            ring(&board).write_at(0, &u32::MAX.to_le_bytes());
+            ring(&board).position(TAIL).store(8, Ordering::SeqCst);
+            assert!(matches!(ring(&board).take(), Err(Error::Protocol(_))));
 
-        let board = Board::new().unwrap();
-        board.write_at(0, &100u32.to_le_bytes());
-        board.position(TAIL).store(50, Ordering::SeqCst);
-        assert!(matches!(board.take_answer(), Err(Error::Protocol(_))));
+            let board = Board::new().unwrap();
+            ring(&board).write_at(0, &100u32.to_le_bytes());
+            ring(&board).position(TAIL).store(50, Ordering::SeqCst);
+            assert!(matches!(ring(&board).take(), Err(Error::Protocol(_))));
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
-use super::board::{Board, PLACES, Taken};
+use super::board::{Board, MAX_RECORD, PLACES, Taken};
 use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE};
 use super::{Job, Mode, Settings, Shared, Sink};
 
@@ -18,13 +18,15 @@ use super::{Job, Mode, Settings, Shared, Sink};
 /// deadlines.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The most bytes of tasks sent to a worker while it still runs the task before them: they
-/// fit the link's buffer, so sending never waits for the worker.
+/// The most bytes of tasks sent by the link to a worker while it still runs the task before
+/// them: they fit the link's buffer, so sending never waits for the worker. (Tasks in the
+/// board's ring need no such bound: it holds `PLACES` of the largest.)
 const SEND_AHEAD: usize = 4096;
 
-/// How many small tasks a worker may have been sent and not answered: enough that it finds
-/// its next task waiting while the manager is busy elsewhere.
-const AHEAD: usize = 8;
+/// How many tasks a worker may have been sent and not answered: enough that it finds its
+/// next task on its board while the manager is busy elsewhere, and that either side sleeps
+/// and wakes the other once for many tasks, not for each.
+const AHEAD: usize = PLACES - 4;
 
 /// How long the manager waits for the rest of an answer that a worker has begun.
 const STALL: Duration = Duration::from_secs(5);
@@ -46,6 +48,8 @@ struct Flight {
     frame: Option<Outgoing>,
     /// `None` once the task was cancelled: its answer is dropped.
     sink: Option<Box<dyn Sink>>,
+    /// The task's span (see `Job::span`).
+    span: tracing::Span,
 }
 
 /// One worker process and what it was sent.
@@ -68,6 +72,8 @@ pub(super) struct Slot {
     /// It takes no more tasks (memory limit passed, or `max_tasks` reached).
     retiring: bool,
     number: usize,
+    /// The worker's `procs.pool.worker` span, for its life: start, retirement, death.
+    span: tracing::Span,
 }
 
 /// Why a worker leaves.
@@ -110,11 +116,8 @@ impl Slot {
         }
         // A worker that stops in the middle of an answer must not hold up the manager.
         ours.set_read_timeout(Some(STALL))?;
-        tracing::debug!(
-            worker = number,
-            pid = process.pid(),
-            "procs.pool.worker.start"
-        );
+        let span = tracing::debug_span!("procs.pool.worker", worker = number, pid = process.pid());
+        tracing::debug!(parent: &span, "procs.pool.worker.start");
         let slot = Slot {
             process,
             link: ours,
@@ -127,21 +130,70 @@ impl Slot {
             ready: settings.init.is_none(),
             retiring: false,
             number,
+            span,
         };
         if let Some(init) = &settings.init {
             let frame = init()?;
-            slot.link.send_outgoing(&frame)?;
+            slot.post(&frame)?;
+            slot.wake_worker()?;
         }
         Ok(slot)
     }
 
-    /// The bytes of the tasks sent behind the one the worker runs: together they must fit
-    /// the link's buffer (8 KiB on some systems), so that sending never waits.
-    fn bytes_ahead(&self) -> usize {
+    /// Puts a task frame on the worker's board, or marks its place there and sends it by
+    /// the link when it is too large or holds handles. Afterwards, see
+    /// [`Slot::wake_worker`].
+    ///
+    /// # Errors
+    ///
+    /// The link's error; [`Error::Protocol`] when the task ring has no room even for a mark,
+    /// which the few tasks sent ahead never fill: the worker broke it.
+    fn post(&self, frame: &Outgoing) -> proc_core::Result<()> {
+        let ring = self.board.tasks();
+        if !goes_by_link(frame) && frame.plain_bytes().is_some_and(|bytes| ring.put(bytes)) {
+            return Ok(());
+        }
+        if !ring.put_mark() {
+            return Err(Error::Protocol(
+                "a worker's task ring is full: the worker broke it".into(),
+            ));
+        }
+        // Encoding again runs the arguments' `Serialize`, which may panic.
+        let sent = unwind::catch(|| self.link.send_outgoing(frame))
+            .unwrap_or_else(|panic| Err(panic.into()));
+        if let Err(e) = sent {
+            if is_local(&e) {
+                // The mark is in the ring: something must stand in the task's place.
+                self.link.send_bytes(&[worker::NOTHING])?;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Wakes the worker if it sleeps waiting for tasks.
+    fn wake_worker(&self) -> proc_core::Result<()> {
+        if self.board.tasks().wake_reader() {
+            self.link.send_bytes(&[worker::TASK_WAKE])?;
+        }
+        Ok(())
+    }
+
+    /// Tells an idle worker to end.
+    fn let_go(&self) {
+        let _ = Outgoing::encode(vec![worker::EXIT], ())
+            .and_then(|frame| self.post(&frame))
+            .and_then(|()| self.wake_worker());
+    }
+
+    /// The bytes of the tasks sent by the link behind the one the worker runs: together they
+    /// must fit the link's buffer (8 KiB on some systems), so that sending never waits.
+    fn link_bytes_ahead(&self) -> usize {
         self.flights
             .iter()
             .skip(1)
-            .map(|f| f.frame.as_ref().map_or(0, Outgoing::len))
+            .filter_map(|f| f.frame.as_ref().filter(|frame| goes_by_link(frame)))
+            .map(Outgoing::len)
             .sum()
     }
 
@@ -157,21 +209,32 @@ impl Slot {
         false
     }
 
-    /// Whether the worker may be sent another task of `len` bytes now.
+    /// Whether the worker may be sent `job` now.
     fn can_take(&self, settings: &Settings, job: &Job) -> bool {
-        self.can_take_more(settings, job, 0)
+        self.can_take_more(settings, job, &[])
     }
 
-    /// Whether the worker may be sent another task of `len` bytes after `more` that are
-    /// about to be sent.
-    fn can_take_more(&self, settings: &Settings, job: &Job, more: usize) -> bool {
-        let most = AHEAD;
+    /// Whether the worker may be sent `job` after `more`, which are about to be sent.
+    fn can_take_more(&self, settings: &Settings, job: &Job, more: &[Job]) -> bool {
+        let link_bytes = |jobs: &[Job]| -> usize {
+            jobs.iter()
+                .filter(|j| goes_by_link(&j.frame))
+                .map(|j| j.frame.len())
+                .sum()
+        };
         self.ready
             && !self.retiring
-            && settings.max_tasks.is_none_or(|max| self.sent + more < max)
-            && match self.flights.len() + more {
+            && settings
+                .max_tasks
+                .is_none_or(|max| self.sent + more.len() < max)
+            && match self.flights.len() + more.len() {
                 0 => true,
-                n => n < most && self.bytes_ahead() + job.frame.len() <= SEND_AHEAD,
+                n => {
+                    n < AHEAD
+                        && (!goes_by_link(&job.frame)
+                            || self.link_bytes_ahead() + link_bytes(more) + job.frame.len()
+                                <= SEND_AHEAD)
+                }
             }
     }
 }
@@ -203,12 +266,15 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
         manager.break_pool(error.clone());
         let _ = unwind::catch(|| manager.stop(error, Idle::Kill));
     }
-    let cancels = {
+    let (cancels, ahead) = {
         let mut state = manager.shared.lock();
         state.ended = true;
-        std::mem::take(&mut state.cancels)
+        (
+            std::mem::take(&mut state.cancels),
+            state.cancel_ahead.take(),
+        )
     };
-    for (_, reply) in cancels {
+    for (_, reply) in cancels.into_iter().chain(ahead.map(|reply| (0, reply))) {
         reply.answer(false);
     }
     manager.shared.ended.notify_all();
@@ -230,12 +296,16 @@ impl Manager {
 
     fn serve(&mut self) {
         loop {
-            let (mode, cancels) = {
+            let (mode, cancels, ahead) = {
                 let mut state = self.shared.lock();
                 if state.broken.is_some() {
                     break;
                 }
-                (state.mode, std::mem::take(&mut state.cancels))
+                (
+                    state.mode,
+                    std::mem::take(&mut state.cancels),
+                    state.cancel_ahead.take(),
+                )
             };
             if mode == Mode::Terminating {
                 self.stop(Error::Cancelled, Idle::Kill);
@@ -244,6 +314,10 @@ impl Manager {
             for (id, reply) in cancels {
                 let cancelled = self.cancel(id);
                 reply.answer(cancelled);
+            }
+            if let Some(reply) = ahead {
+                self.cancel_ahead();
+                reply.answer(true);
             }
             self.let_go_of_spent_workers();
             if let Err(e) = self.replace_workers(mode) {
@@ -289,6 +363,7 @@ impl Manager {
             self.started += 1;
             let slot = Slot::start(self.settings(), method, self.started)?;
             tracing::info!(
+                parent: &slot.span,
                 worker = slot.number,
                 pid = slot.process.pid(),
                 "procs.pool.worker.respawn"
@@ -383,6 +458,7 @@ impl Manager {
             frame: flight.frame.take()?,
             sink: flight.sink.take()?,
             attempts: flight.attempts,
+            span: flight.span.clone(),
         })
     }
 
@@ -394,7 +470,7 @@ impl Manager {
             let Some(front) = state.jobs.front() else {
                 break;
             };
-            if !self.slots[i].can_take_more(self.settings(), front, jobs.len()) {
+            if !self.slots[i].can_take_more(self.settings(), front, &jobs) {
                 break;
             }
             let Some(job) = state.jobs.pop_front() else {
@@ -418,32 +494,24 @@ impl Manager {
             job.frame.header_mut()[worker::PLACE] = place as u8;
             slot.board.queue(place);
         }
-        let batch = jobs.iter().all(|job| !job.frame.has_handles());
         let mut jobs = jobs.into_iter();
         let mut sent = Vec::new();
         let mut dead = None;
-        if batch {
-            let all: Vec<Job> = jobs.by_ref().collect();
-            let frames: Vec<&Outgoing> = all.iter().map(|job| &job.frame).collect();
-            match self.slots[i].link.send_outgoing_all(&frames) {
-                Ok(()) => sent = all,
-                Err(e) => dead = Some((all, e)),
-            }
-        } else {
-            for job in jobs.by_ref() {
-                let link = &self.slots[i].link;
-                // Encoding again runs the arguments' `Serialize`, which may panic.
-                let outcome = unwind::catch(|| link.send_outgoing(&job.frame))
-                    .unwrap_or_else(|panic| Err(panic.into()));
-                match outcome {
-                    Ok(()) => sent.push(job),
-                    Err(e) if is_local(&e) => job.sink.fail(e),
-                    Err(e) => {
-                        dead = Some((vec![job], e));
-                        break;
-                    }
+        for job in jobs.by_ref() {
+            match self.slots[i].post(&job.frame) {
+                Ok(()) => sent.push(job),
+                Err(e) if is_local(&e) => job.sink.fail(e),
+                Err(e) => {
+                    dead = Some((vec![job], e));
+                    break;
                 }
             }
+        }
+        if dead.is_none()
+            && !sent.is_empty()
+            && let Err(e) = self.slots[i].wake_worker()
+        {
+            dead = Some((Vec::new(), e));
         }
         let slot = &mut self.slots[i];
         if !sent.is_empty() && slot.flights.is_empty() {
@@ -451,7 +519,12 @@ impl Manager {
         }
         slot.sent += sent.len();
         for mut job in sent {
-            tracing::trace!(task = job.id, worker = slot.number, "procs.pool.task.start");
+            tracing::trace!(
+                parent: &job.span,
+                task = job.id,
+                worker = slot.number,
+                "procs.pool.task.start"
+            );
             let place = usize::from(job.frame.header_mut()[worker::PLACE]);
             slot.flights.push_back(Flight {
                 id: job.id,
@@ -459,6 +532,7 @@ impl Manager {
                 sink: Some(job.sink),
                 attempts: job.attempts,
                 place,
+                span: job.span,
             });
         }
         let Some((unsent, error)) = dead else {
@@ -476,7 +550,10 @@ impl Manager {
             }
         }
         drop(state);
-        let exit = self.drain(i).unwrap_or(Exit::Died);
+        let exit = self.drain(i).unwrap_or(match error {
+            Error::Protocol(message) => Exit::Broke(Error::Protocol(message)),
+            _ => Exit::Died,
+        });
         self.bury(i, exit);
         false
     }
@@ -505,15 +582,19 @@ impl Manager {
             }
         }
         for slot in &self.slots {
-            slot.board.set_pool_sleeping(true);
+            slot.board.answers().set_reader_sleeping(true);
         }
-        if answered || !exits.is_empty() || self.slots.iter().any(|s| s.board.has_answers()) {
+        if answered
+            || !exits.is_empty()
+            || self.slots.iter().any(|s| s.board.answers().has_records())
+        {
             timeout = Duration::ZERO;
         }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         let pending = {
             let state = self.shared.lock();
             !state.cancels.is_empty()
+                || state.cancel_ahead.is_some()
                 || state.mode == Mode::Terminating
                 || state
                     .jobs
@@ -530,7 +611,7 @@ impl Manager {
         };
         self.shared.sleeping.store(false, Ordering::SeqCst);
         for slot in &self.slots {
-            slot.board.set_pool_sleeping(false);
+            slot.board.answers().set_reader_sleeping(false);
         }
         for i in ready {
             if exits.iter().any(|(j, _)| *j == i) {
@@ -617,8 +698,8 @@ impl Manager {
     fn read_ring(&mut self, i: usize) -> (bool, Option<Exit>) {
         let mut any = false;
         loop {
-            let frame = match self.slots[i].board.take_answer() {
-                Ok(Some(Taken::Answer(bytes))) => Incoming::from_bytes(bytes),
+            let frame = match self.slots[i].board.answers().take() {
+                Ok(Some(Taken::Record(bytes))) => Incoming::from_bytes(bytes),
                 Ok(Some(Taken::OnLink)) => match self.link_answer(i) {
                     Ok(frame) => frame,
                     Err(exit) => return (any, Some(exit)),
@@ -676,7 +757,12 @@ impl Manager {
             OK | FAILED if slot.flights.front().is_some_and(|f| f.id == id) => {
                 let flight = slot.flights.pop_front()?;
                 slot.since = Instant::now();
-                tracing::trace!(task = id, worker = slot.number, "procs.pool.task.finish");
+                tracing::trace!(
+                    parent: &flight.span,
+                    task = id,
+                    worker = slot.number,
+                    "procs.pool.task.finish"
+                );
                 if let Some(sink) = flight.sink {
                     if kind == OK {
                         sink.deliver(frame);
@@ -755,22 +841,21 @@ impl Manager {
                     return false;
                 }
                 let slot = &mut self.slots[i];
-                match slot.flights.iter().position(|f| f.id == id) {
-                    None => return false,
-                    Some(0) => {
-                        self.bury(i, Exit::Cancelled);
-                        return true;
+                let Some(pos) = slot.flights.iter().position(|f| f.id == id) else {
+                    return false;
+                };
+                let flight = &mut slot.flights[pos];
+                if slot.board.cancel(flight.place) {
+                    // Not started (even the first one sent may not be yet): the worker will
+                    // skip it and say so; the future is settled now.
+                    if let Some(sink) = flight.sink.take() {
+                        sink.fail(Error::Cancelled);
                     }
-                    Some(pos) => {
-                        let flight = &mut slot.flights[pos];
-                        if slot.board.cancel(flight.place) {
-                            // The worker will skip it and say so; the future is settled now.
-                            if let Some(sink) = flight.sink.take() {
-                                sink.fail(Error::Cancelled);
-                            }
-                            return true;
-                        }
-                    }
+                    return true;
+                }
+                if pos == 0 {
+                    self.bury(i, Exit::Cancelled);
+                    return true;
                 }
             }
             return false;
@@ -789,23 +874,53 @@ impl Manager {
         }
     }
 
+    /// Cancels every task sent ahead to a worker behind the one it runs, if the worker has
+    /// not started it (it skips it and says so), for `shutdown(cancel_futures = true)`. The
+    /// first task a worker was sent is left to run, started or about to be, as Python leaves
+    /// the tasks its workers have taken.
+    fn cancel_ahead(&mut self) {
+        for slot in &mut self.slots {
+            for flight in slot.flights.iter_mut().skip(1) {
+                if flight.sink.is_some()
+                    && flight.frame.is_some()
+                    && slot.board.cancel(flight.place)
+                    && let Some(sink) = flight.sink.take()
+                {
+                    sink.fail(Error::Cancelled);
+                }
+            }
+        }
+    }
+
     /// Removes worker `i`: stops and reaps its process, fails the task it was running (if
     /// `exit` says it died with one) and queues again the tasks it had not started.
     fn bury(&mut self, i: usize, exit: Exit) {
         let mut slot = self.slots.swap_remove(i);
         match exit {
-            Exit::Retired => let_go(&slot.link),
+            Exit::Retired => slot.let_go(),
             Exit::Died => {}
             _ => {
                 let _ = slot.process.kill();
             }
         }
         drop(slot.link);
+        let (worker_span, number) = (slot.span, slot.number);
         let exitcode = reap(&mut slot.process);
-        let running = match exit {
+        let mut running = match exit {
             Exit::Retired => None,
             _ => slot.flights.pop_front(),
         };
+        // A worker that died (or broke) before it started the first task it was sent did not
+        // run it: that task goes to another worker too. The worker is gone, so taking the
+        // task back on the board cannot race with it starting the task.
+        if matches!(exit, Exit::Died | Exit::Broke(_))
+            && running
+                .as_ref()
+                .is_some_and(|f| f.frame.is_some() && slot.board.cancel(f.place))
+            && let Some(flight) = running.take()
+        {
+            slot.flights.push_front(flight);
+        }
         // What the worker had not started goes back to the front of the queue, in order.
         {
             let mut state = self.shared.lock();
@@ -816,6 +931,7 @@ impl Manager {
                         frame,
                         sink,
                         attempts: flight.attempts,
+                        span: flight.span,
                     });
                 }
             }
@@ -823,7 +939,7 @@ impl Manager {
         let died = matches!(exit, Exit::Died);
         let error = match exit {
             Exit::Retired => {
-                tracing::debug!(worker = slot.number, "procs.pool.worker.retire");
+                tracing::debug!(parent: &worker_span, worker = number, "procs.pool.worker.retire");
                 return;
             }
             Exit::Died => Error::WorkerDied { exitcode },
@@ -831,7 +947,16 @@ impl Manager {
             Exit::Cancelled => Error::Cancelled,
             Exit::Broke(e) => e,
         };
-        tracing::warn!(worker = slot.number, exitcode, error = %error, "procs.pool.worker.death");
+        tracing::warn!(
+            parent: &worker_span,
+            worker = number,
+            exitcode,
+            error = %error,
+            "procs.pool.worker.death"
+        );
+        if let Some(task) = running.as_ref() {
+            tracing::debug!(parent: &task.span, task = task.id, error = %error, "procs.pool.task.failed");
+        }
         if !slot.ready {
             self.break_pool(Error::BrokenPool(format!(
                 "a worker process ended while it ran the initializer ({})",
@@ -863,7 +988,7 @@ impl Manager {
             if idle == Idle::Kill || !slot.ready || !slot.flights.is_empty() {
                 let _ = slot.process.kill();
             } else {
-                let_go(&slot.link);
+                slot.let_go();
             }
         }
         let mut sinks = Vec::new();
@@ -883,14 +1008,17 @@ impl Manager {
     }
 }
 
-/// Tells an idle worker to end.
+/// Whether the task `frame` goes by the link (with a mark in the ring) rather than in the
+/// board's ring.
+fn goes_by_link(frame: &Outgoing) -> bool {
+    frame
+        .plain_bytes()
+        .is_none_or(|bytes| bytes.len() > MAX_RECORD)
+}
+
 /// Whether `frame` is a worker's wake-up (not an answer).
 fn is_wake(frame: &Incoming) -> bool {
     worker::parse_reply(frame.bytes()).is_some_and(|(kind, _)| kind == WAKE)
-}
-
-fn let_go(link: &Link) {
-    let _ = link.send_bytes(&[worker::EXIT]);
 }
 
 /// Waits for a worker to end (killing it if it does not soon) and returns its exit code.

@@ -4,9 +4,11 @@
 //! Each worker has its own link, and runs what it is sent in order, answering each task
 //! before it starts the next; the manager keeps, per worker, the tasks sent and not yet
 //! answered. So when a worker dies the manager knows exactly which task it was running (the
-//! first unanswered one, which fails with `WorkerDied`) and which it had not started yet
-//! (sent again to another worker). Small tasks are sent one ahead, so that a worker finds
-//! its next task waiting when it finishes one.
+//! first unanswered one, which fails with `WorkerDied` if the worker marked it started on
+//! the board) and which it had not started yet (sent again to another worker). Tasks and answers that are small and hold no handles go
+//! through shared memory (the rings of each worker's `board`), and each worker is sent many
+//! tasks ahead, so that a worker finds its next task waiting when it finishes one and
+//! neither side makes a system call for it while both are busy.
 
 mod board;
 mod manager;
@@ -63,6 +65,9 @@ pub(crate) struct Job {
     /// How often sending it failed: a task that every worker fails to take is failed
     /// itself, instead of going round for ever.
     pub(crate) attempts: u8,
+    /// The task's `procs.pool.task` span, made where it was submitted (a child of the
+    /// submitter's span): its submit, start and finish events are recorded in it.
+    pub(crate) span: tracing::Span,
 }
 
 impl Job {
@@ -72,6 +77,7 @@ impl Job {
             frame,
             sink,
             attempts: 0,
+            span: tracing::trace_span!("procs.pool.task", pool = "process", task = id),
         }
     }
 }
@@ -121,6 +127,8 @@ enum Mode {
 struct State {
     jobs: VecDeque<Job>,
     cancels: Vec<(u64, Arc<CancelReply>)>,
+    /// A request to cancel every task sent ahead to a worker that has not started it.
+    cancel_ahead: Option<Arc<CancelReply>>,
     mode: Mode,
     /// Set once the pool is broken; later submissions get a copy.
     broken: Option<Error>,
@@ -189,6 +197,7 @@ impl Engine {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 cancels: Vec::new(),
+                cancel_ahead: None,
                 mode: Mode::Open,
                 broken: None,
                 ended: false,
@@ -236,7 +245,7 @@ impl Engine {
         }
         let mut state = self.shared.lock();
         check_open(&state)?;
-        tracing::trace!(task = job.id, "procs.pool.submit");
+        tracing::trace!(parent: &job.span, task = job.id, "procs.pool.submit");
         state.jobs.push_back(job);
         drop(state);
         self.shared.wake();
@@ -274,13 +283,21 @@ impl Engine {
     }
 
     /// Takes no more tasks; those queued that no worker has taken run or are cancelled, as
-    /// `queued` says.
+    /// `queued` says. Cancelled are those queued here, and (unless this is the manager
+    /// thread, which cannot wait for itself) those sent ahead to a worker behind the one it
+    /// runs, if it has not started them.
     pub(crate) fn close(&self, queued: QueuedTasks) {
         let mut state = self.shared.lock();
         if state.mode == Mode::Open {
             state.mode = Mode::Closing;
         }
+        let mut ahead = None;
         let cancelled: Vec<Job> = if queued == QueuedTasks::Cancel {
+            if !state.ended && !self.shared.on_manager_thread() {
+                let reply = Arc::new(CancelReply::default());
+                state.cancel_ahead = Some(reply.clone());
+                ahead = Some(reply);
+            }
             state.jobs.drain(..).collect()
         } else {
             Vec::new()
@@ -290,6 +307,9 @@ impl Engine {
             job.sink.fail(Error::Cancelled);
         }
         self.shared.wake();
+        if let Some(reply) = ahead {
+            reply.wait(&self.shared);
+        }
     }
 
     /// Kills the workers at once; unfinished tasks fail with `Cancelled`.

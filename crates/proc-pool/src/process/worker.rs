@@ -1,19 +1,23 @@
 //! The worker's side: a child process that runs the tasks its pool sends, one after another,
-//! and answers each before it reads the next.
+//! and answers each before it takes the next.
 //!
 //! A task frame is a header — kind (`u8`), its place on the [`Board`] (`u8`), task id
 //! (`u64`), and the offset of the runner function in this build (`i64`), little-endian —
-//! then the task's items as a serde value with
-//! the handles inside them. An answer is a kind and the task id, then its payload. Because a
-//! worker answers a task before it starts the next, the pool knows which task a worker that
-//! dies was running: the first one it has not answered.
+//! then the task's items as a serde value with the handles inside them. An answer is a kind
+//! and the task id, then its payload. Both go through the board's rings when they are small
+//! and hold no handles, by the link otherwise (see `board`). Because a worker answers a task
+//! before it starts the next, and marks on the board each task it starts, the pool knows
+//! which task a worker that dies was running and which it had not started.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use proc_core::internal::{Incoming, encodes, fn_at, resident_memory, unwind};
 use proc_core::{Error, Link};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::board::Board;
+use super::board::{Board, PLACES, Taken};
 use crate::call::{Call, InitOutput, conjure};
 
 /// Run the items of a task.
@@ -23,6 +27,10 @@ pub(crate) const INIT: u8 = 1;
 /// End: the pool lets the worker go. (End of file on the link would say the same, but a
 /// forked worker holds a copy of the pool's end of its own link, so it never sees one.)
 pub(crate) const EXIT: u8 = 2;
+/// Nothing but a wake-up: tasks wait on the board.
+pub(crate) const TASK_WAKE: u8 = 3;
+/// Stands at a mark in the task ring whose task could not be sent after all: nothing to do.
+pub(crate) const NOTHING: u8 = 4;
 /// The length of a task frame's header.
 pub(crate) const HEADER: usize = 18;
 /// Where a task frame's place on the board is.
@@ -45,6 +53,10 @@ pub(crate) const WAKE: u8 = 6;
 /// The length of an answer's header.
 pub(crate) const REPLY_HEADER: usize = 9;
 
+/// How long a worker that runs out of tasks looks for the next one before it sleeps: long
+/// enough that a steady stream of tasks reaches it without a system call on either side.
+const SPIN: Duration = Duration::from_micros(5);
+
 /// What runs a frame in the worker: returns whether the worker goes on.
 pub(crate) type Runner = fn(u64, Incoming, &Replies<'_>) -> bool;
 
@@ -66,8 +78,8 @@ impl Replies<'_> {
         // the way that carries them.
         let plain = proc_core::codec::encode_into(value, &mut bytes).is_ok();
         if !self.owed.get() {
-            if plain && self.board.put_answer(&bytes) {
-                if self.board.pool_sleeps() {
+            if plain && self.board.answers().put(&bytes) {
+                if self.board.answers().wake_reader() {
                     self.link.send_bytes(&reply_header(WAKE, 0))?;
                 }
                 return Ok(());
@@ -96,8 +108,8 @@ impl Replies<'_> {
     /// is gone takes its (daemonic) workers with it.
     fn mark(&self) -> Result<(), Error> {
         let mut woke = false;
-        while !self.board.put_mark() {
-            if !woke && self.board.pool_sleeps() {
+        while !self.board.answers().put_mark() {
+            if !woke && self.board.answers().wake_reader() {
                 self.link.send_bytes(&reply_header(WAKE, 0))?;
                 woke = true;
             }
@@ -145,8 +157,89 @@ pub(crate) struct Setup {
     pub(crate) board: proc_core::Handle,
 }
 
-/// The worker's life: reads frames and runs them until the pool closes the link (or goes
-/// away), the initializer fails, or the memory limit is passed.
+/// Where a worker's tasks come from: the board's task ring, and the link at each mark there.
+struct Tasks<'a> {
+    link: &'a Link,
+    board: &'a Board,
+    /// Frames read from the link while the worker slept, before the ring's mark of their
+    /// place was.
+    early: VecDeque<Incoming>,
+}
+
+impl Tasks<'_> {
+    /// The next task frame; `None` when the worker ends: the pool is gone, or broke the
+    /// ring.
+    fn next(&mut self) -> Option<Incoming> {
+        let ring = self.board.tasks();
+        loop {
+            match ring.take() {
+                Ok(Some(Taken::Record(bytes))) => return Some(Incoming::from_bytes(bytes)),
+                Ok(Some(Taken::OnLink)) => return self.on_link(),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "procs.pool.worker.broken_ring");
+                    return None;
+                }
+            }
+            if self.spin() {
+                continue;
+            }
+            // About to sleep: the pool wakes us through the link if it puts a task from now
+            // on, or we see it here.
+            ring.set_reader_sleeping(true);
+            if !ring.has_records() {
+                let frame = self.link.recv_incoming().ok()?;
+                if !is_wake(&frame) {
+                    self.early.push_back(frame);
+                    // The pool marks every task it sends by the link, and sends few ahead.
+                    if self.early.len() > PLACES + 2 {
+                        return None;
+                    }
+                }
+            }
+            ring.set_reader_sleeping(false);
+        }
+    }
+
+    /// Looks for a task in the ring for a while; `true` when one came.
+    fn spin(&self) -> bool {
+        let ring = self.board.tasks();
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if ring.has_records() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= SPIN {
+                return false;
+            }
+        }
+    }
+
+    /// The frame at a mark in the ring: read early, or the next frame on the link (the pool
+    /// sends it right after the mark).
+    fn on_link(&mut self) -> Option<Incoming> {
+        if let Some(frame) = self.early.pop_front() {
+            return Some(frame);
+        }
+        loop {
+            let frame = self.link.recv_incoming().ok()?;
+            if !is_wake(&frame) {
+                return Some(frame);
+            }
+        }
+    }
+}
+
+/// Whether `frame` is the pool's wake-up (not a task).
+fn is_wake(frame: &Incoming) -> bool {
+    frame.bytes().first() == Some(&TASK_WAKE)
+}
+
+/// The worker's life: runs the tasks it is sent until the pool lets it go (or goes away),
+/// the initializer fails, or the memory limit is passed.
 pub(crate) fn serve(setup: Setup) {
     let Setup {
         link,
@@ -161,9 +254,16 @@ pub(crate) fn serve(setup: Setup) {
         board: &board,
         owed: std::cell::Cell::new(false),
     };
-    while let Ok(frame) = link.recv_incoming() {
-        if frame.bytes().first() == Some(&EXIT) {
-            return;
+    let mut tasks = Tasks {
+        link: &link,
+        board: &board,
+        early: VecDeque::new(),
+    };
+    while let Some(frame) = tasks.next() {
+        match frame.bytes().first() {
+            Some(&EXIT) => return,
+            Some(&NOTHING) => continue,
+            _ => {}
         }
         let Some((id, offset)) = parse_header(frame.bytes()) else {
             return;
@@ -177,7 +277,8 @@ pub(crate) fn serve(setup: Setup) {
         }
         // SAFETY: this worker was started by a pool of a parent that runs this very build (the
         // process layer checked the build fingerprint before `serve` ran), and the pool made
-        // `offset` with `fn_offset` from a `Runner`, over a link that only the two share.
+        // `offset` with `fn_offset` from a `Runner`, over a board and a link that only the
+        // two share.
         let runner: Runner = unsafe { fn_at(offset) };
         if !runner(id, frame, &replies) {
             return;
