@@ -292,20 +292,31 @@ fn a_process_task_is_a_span_and_a_dead_worker_ends_its_own_span() {
     assert_eq!(values, [0, 2, 4]);
     let doomed = outer.in_scope(|| executor.submit(die, ()).unwrap());
     let error = doomed.result().unwrap_err();
-    assert!(matches!(error, proc_pool::core::Error::WorkerDied { .. }), "{error:?}");
+    assert!(
+        matches!(error, proc_pool::core::Error::WorkerDied { .. }),
+        "{error:?}"
+    );
     // The replacement serves the next task.
     assert_eq!(executor.submit(double, 21).unwrap().result().unwrap(), 42);
     executor.shutdown(true, false);
 
     let seen = recorder.seen();
     let tasks = spans_named(&seen, "procs.pool.task", Some(outer_id));
-    assert_eq!(tasks.len(), 4, "one span per submitted task, inside the caller's span");
+    assert_eq!(
+        tasks.len(),
+        4,
+        "one span per submitted task, inside the caller's span"
+    );
     let mut finished = 0;
     let mut failed = 0;
     for &task in &tasks {
         assert_eq!(seen.spans[&task].fields["pool"], "process");
         let messages = messages_in(&seen, task);
-        assert_eq!(messages[..2], ["procs.pool.submit", "procs.pool.task.start"], "span {task}");
+        assert_eq!(
+            messages[..2],
+            ["procs.pool.submit", "procs.pool.task.start"],
+            "span {task}"
+        );
         match &messages[2..] {
             [end] if end == "procs.pool.task.finish" => finished += 1,
             [end] if end == "procs.pool.task.failed" => failed += 1,
@@ -330,11 +341,20 @@ fn a_process_task_is_a_span_and_a_dead_worker_ends_its_own_span() {
         .filter(|(_, m)| m == "procs.pool.worker.respawn")
         .map(|&(span, _)| span)
         .collect();
-    assert!(started.len() >= 2, "the first worker and its replacement: {workers:?}");
+    assert!(
+        started.len() >= 2,
+        "the first worker and its replacement: {workers:?}"
+    );
     assert_eq!(died.len(), 1, "{workers:?}");
-    assert!(started.contains(&died[0]), "the death is in the dead worker's own span");
+    assert!(
+        started.contains(&died[0]),
+        "the death is in the dead worker's own span"
+    );
     assert_eq!(respawned.len(), 1, "{workers:?}");
-    assert_ne!(respawned[0], died[0], "the respawn is in the new worker's span");
+    assert_ne!(
+        respawned[0], died[0],
+        "the respawn is in the new worker's span"
+    );
     assert!(started.contains(&respawned[0]));
     assert!(seen.spans[&died[0]].fields.contains_key("pid"));
 }
