@@ -17,7 +17,9 @@ use super::child::Child;
 use super::os::exit_now;
 use super::{Inheritance, cvt, duplicate, owned_or_last_error, wide};
 use crate::sys::Daemonic;
-use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{
+    ERROR_INTERNAL_ERROR, GetHandleInformation, HANDLE, INVALID_HANDLE_VALUE,
+};
 use windows_sys::Win32::System::Console::{
     GetStdHandle, STD_ERROR_HANDLE, STD_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE,
 };
@@ -32,6 +34,9 @@ use windows_sys::Win32::System::Threading::{
     LPPROC_THREAD_ATTRIBUTE_LIST, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROCESS_INFORMATION,
     STARTF_USESTDHANDLES, STARTUPINFOEXW, UpdateProcThreadAttribute,
 };
+
+/// How often a start that failed with `ERROR_INTERNAL_ERROR` is tried again.
+const INTERNAL_ERROR_RETRIES: u64 = 3;
 
 /// A `PROC_THREAD_ATTRIBUTE_LIST` that names the only handles a new process inherits.
 ///
@@ -254,25 +259,41 @@ pub(crate) fn spawn(exe: &Path, role: &str, child_end: &Channel) -> io::Result<C
     startup.StartupInfo.hStdError = raw_or_null(&stdio[2]);
     startup.lpAttributeList = handle_list.as_mut_ptr();
     let mut info = PROCESS_INFORMATION::default();
-    // SAFETY: the application name and command line are nul-terminated UTF-16 buffers, the
-    // environment is a UTF-16 block ending in two nuls (CREATE_UNICODE_ENVIRONMENT says so),
-    // `startup` is a STARTUPINFOEXW whose `cb` says so (EXTENDED_STARTUPINFO_PRESENT) and
-    // whose attribute list and handles stay alive until after the call, and `info` is
-    // writable.
-    cvt(unsafe {
-        CreateProcessW(
-            application.as_ptr(),
-            command.as_mut_ptr(),
-            null(),
-            null(),
-            1,
-            EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT,
-            environment.as_ptr().cast(),
-            null(),
-            &startup.StartupInfo,
-            &mut info,
-        )
-    })?;
+    // An internal error is retried a few times: wine reports one now and then for a start
+    // that succeeds when asked again (seen in the Windows tests), and it names no cause a
+    // caller could act on.
+    let mut attempts = 0;
+    loop {
+        // SAFETY: the application name and command line are nul-terminated UTF-16 buffers,
+        // the environment is a UTF-16 block ending in two nuls (CREATE_UNICODE_ENVIRONMENT
+        // says so), `startup` is a STARTUPINFOEXW whose `cb` says so
+        // (EXTENDED_STARTUPINFO_PRESENT) and whose attribute list and handles stay alive until
+        // after the call, and `info` is writable.
+        let created = cvt(unsafe {
+            CreateProcessW(
+                application.as_ptr(),
+                command.as_mut_ptr(),
+                null(),
+                null(),
+                1,
+                EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT,
+                environment.as_ptr().cast(),
+                null(),
+                &startup.StartupInfo,
+                &mut info,
+            )
+        });
+        match created {
+            Err(e)
+                if e.raw_os_error() == Some(ERROR_INTERNAL_ERROR as i32)
+                    && attempts < INTERNAL_ERROR_RETRIES =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempts));
+            }
+            other => break other?,
+        }
+    }
     // SAFETY: CreateProcessW succeeded, so both handles are new and only we own them.
     let (process, thread) = unsafe {
         (
