@@ -9,7 +9,8 @@
 //!    proc-mpi, in its own target folder (`target/mpi`), the facade's `mpi` feature test,
 //!    and clippy of the MPI bench program (`bench-mpi`, procs-bench's `mpi` feature);
 //! 2. `examples/mpi_suite` under `mpirun --allow-run-as-root --oversubscribe -n 3` (submit,
-//!    map, a panicking task, `wait`/`as_completed`, shutdown), which must exit 0;
+//!    map, a panicking task, tasks sent in bundles, `wait`/`as_completed`, shutdown), which
+//!    must exit 0;
 //! 3. the same checks after a dynamic launch: `mpirun -n 1 mpi_suite --spawn`, and the
 //!    singleton `mpi_suite --spawn` without mpirun (oversubscription allowed through the
 //!    environment), whose first executor spawns two workers with `MPI_Comm_spawn`;

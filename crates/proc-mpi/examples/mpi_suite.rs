@@ -28,6 +28,169 @@ fn where_am_i(ms: u64) -> u32 {
     std::process::id()
 }
 
+/// Waits until the file `path` exists (rank 0 makes it when it wants the task to end), at
+/// most a minute; says whether it saw the file. The ranks of these runs share one machine.
+fn gate(path: String) -> bool {
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while !deadline.passed() {
+        if std::path::Path::new(&path).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// The file of a [`gate`] task, removed when dropped.
+struct Gate(std::path::PathBuf);
+
+impl Gate {
+    fn new(name: &str) -> Gate {
+        let path =
+            std::env::temp_dir().join(format!("proc-mpi-suite-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Gate(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+
+    fn open(&self) {
+        std::fs::write(&self.0, b"").unwrap();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A map of `n` tiny tasks, one item each: every result right and in order.
+fn squares_in_order(executor: &MpiPoolExecutor, n: u64) {
+    let v: Vec<u64> = executor
+        .map(square, 0..n)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v, (0..n).map(|x| x * x).collect::<Vec<_>>());
+}
+
+/// The checks of tasks sent several in one message (bundles): short tasks open a window of
+/// tasks at each rank.
+fn bundles(executor: &MpiPoolExecutor) {
+    // A map of 10,000 tiny tasks, one item each.
+    squares_in_order(executor, 10_000);
+
+    // One task of a bundle panics: only its future fails (CPython's test_concurrent_futures
+    // `test_map_exception`, per task).
+    let futures: Vec<_> = (0..40u32)
+        .map(|x| {
+            executor
+                .submit(
+                    |x: u32| {
+                        assert!(x != 17, "seventeen refuses");
+                        x * 3
+                    },
+                    x,
+                )
+                .unwrap()
+        })
+        .collect();
+    for (x, future) in (0..40u32).zip(&futures) {
+        match future.result() {
+            Ok(value) => assert_eq!((x, value), (x, x * 3)),
+            Err(Error::Panicked { message, .. }) => {
+                assert_eq!(x, 17);
+                assert!(message.contains("seventeen refuses"), "{message}");
+            }
+            Err(other) => panic!("task {x} failed: {other:?}"),
+        }
+    }
+    assert_eq!(futures.iter().filter(|f| f.result().is_err()).count(), 1);
+    let outcomes: Vec<_> = executor
+        .map(
+            |x: u32| {
+                assert!(x != 777, "777 refuses");
+                x
+            },
+            0..2000,
+        )
+        .unwrap()
+        .collect();
+    assert_eq!(outcomes.len(), 2000);
+    for (x, outcome) in (0..2000u32).zip(&outcomes) {
+        match outcome {
+            Ok(value) => assert_eq!(*value, x),
+            Err(e) => assert!(x == 777 && e.is_panic(), "item {x}: {e:?}"),
+        }
+    }
+
+    // Cancelling queued tasks while bundles are in flight: each rank runs a task that waits
+    // for rank 0, with tasks sent behind it; those still at rank 0 are cancelled, those sent
+    // run (CPython's `test_cancel` on futures that are pending and running).
+    let release = Gate::new("cancel");
+    let held: Vec<_> = (0..2)
+        .map(|_| executor.submit(gate, release.path()).unwrap())
+        .collect();
+    let queued: Vec<_> = (0..100u64)
+        .map(|x| executor.submit(square, x).unwrap())
+        .collect();
+    let cancelled: Vec<bool> = queued.iter().map(|f| f.cancel()).collect();
+    release.open();
+    for f in &held {
+        assert!(f.result().unwrap(), "a gate task never saw its file");
+    }
+    for (x, (f, cancelled)) in (0..100u64).zip(queued.iter().zip(&cancelled)) {
+        if *cancelled {
+            assert!(f.cancelled() && f.result().unwrap_err().is_cancelled());
+        } else {
+            assert_eq!(f.result().unwrap(), x * x);
+        }
+    }
+    // A rank holds a window of at most 16 tasks, the waiting one among them: the rest were
+    // still at rank 0.
+    let sent = cancelled.iter().filter(|c| !**c).count();
+    assert!(
+        sent <= 2 * 15,
+        "{sent} tasks were sent behind the waiting ones"
+    );
+    // The ranks go on serving, their windows right.
+    squares_in_order(executor, 1000);
+}
+
+/// `as_completed` over fast tasks that share a bundle with a slow one behind them, on one
+/// worker rank: the fast ones' answers come while the slow one still runs (it waits for rank
+/// 0, which lets it end only once it has them). Were the answers held until the bundle is
+/// done, this would never end; `as_completed` gives up after a minute instead.
+fn fast_answers_are_not_held_back(executor: &MpiPoolExecutor) {
+    assert_eq!(executor.max_workers(), 1);
+    // Short tasks first, so that the rank takes several tasks at a time.
+    assert_eq!(executor.map(square, 0..100).unwrap().count(), 100);
+    let hold = Gate::new("hold");
+    let slow = Gate::new("slow");
+    // While the rank waits on `hold`, the fast tasks and the slow one queue up together.
+    let first = executor.submit(gate, hold.path()).unwrap();
+    let fast: Vec<_> = (0..6u64)
+        .map(|x| executor.submit(square, x).unwrap())
+        .collect();
+    let last = executor.submit(gate, slow.path()).unwrap();
+    hold.open();
+    let mut values: Vec<u64> = as_completed(&fast, Some(Duration::from_secs(60)))
+        .map(|f| {
+            f.expect("the fast tasks' answers were held back behind the slow task")
+                .result()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, [0, 1, 4, 9, 16, 25]);
+    assert!(!last.done());
+    slow.open();
+    assert!(first.result().unwrap() && last.result().unwrap());
+}
+
 fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
     assert_eq!(executor.max_workers(), 2);
     assert_eq!(mpi.workers(), 2);
@@ -116,6 +279,8 @@ fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
     assert!(slow.next().is_none());
     drop(slow);
 
+    bundles(&executor);
+
     // wait and as_completed over MPI futures, mixed with local ones.
     let local = ProcessPoolExecutor::new(1).unwrap();
     let mut futures: Vec<_> = (1..=6)
@@ -142,8 +307,8 @@ fn checks(mpi: &proc_mpi::Mpi, executor: MpiPoolExecutor) {
         f.result().unwrap();
     }
 
-    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks. Each
-    // rank takes two tasks, the one it runs and the next.
+    // shutdown: cancel what no rank took, wait for the rest, then refuse new tasks. The last
+    // tasks took a millisecond or more, so each rank takes one task of `submit` at a time.
     let running: Vec<_> = (0..4)
         .map(|_| {
             executor
@@ -263,6 +428,7 @@ fn main() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(pids.len(), 1);
+    fast_answers_are_not_held_back(&one);
     drop(one);
     println!("mpi_suite: every check passed");
 }

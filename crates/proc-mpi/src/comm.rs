@@ -8,7 +8,8 @@ use mpi::topology::{Communicator, Rank};
 use proc_core::{Error, Result};
 
 use crate::executor::MpiPoolExecutor;
-use crate::peers::{Peers, serve};
+use crate::peers::Peers;
+use crate::worker::serve;
 
 /// Makes an executor of `comm`'s ranks for its rank `root` (mpi4py's
 /// `MPICommExecutor(comm, root)`): every rank of `comm` calls it; on `root` it returns

@@ -1,5 +1,6 @@
-//! Rank 0's engine: one thread that makes every MPI call of an executor, hands tasks to idle
-//! worker ranks and finishes futures with their answers.
+//! Rank 0's engine: one thread that makes every MPI call of an executor, hands tasks to the
+//! worker ranks — several in one message when several go to one rank — and finishes futures
+//! with their answers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,10 +10,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::Rank;
+use mpi::request::{Request, StaticScope};
+use mpi::topology::{Communicator, Rank};
 use proc_core::{Error, Result};
 use proc_pool::internal::QueuedTasks;
 
+use crate::backoff::Backoff;
 use crate::peers::Peers;
 use crate::wire;
 
@@ -24,7 +27,8 @@ pub(crate) struct Task {
     pub(crate) queue: Queue,
 }
 
-/// Where a task waits for a worker rank.
+/// Where a task waits for a worker rank while that rank's tasks are not known to be short
+/// (see [`Places`]); behind short tasks, either kind waits at the rank, in a window of a few.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Queue {
     /// At rank 0, until a worker rank is free (a task of `submit`, which may be cancelled
@@ -110,6 +114,11 @@ impl Engine {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether the executor was shut down: the engine takes no more tasks.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if let Some(why) = self.peers.lost() {
             return Err(Error::BrokenPool(why));
@@ -165,13 +174,41 @@ impl Engine {
     }
 }
 
-/// The room at the worker ranks: how many tasks each holds, the one it runs and at most one
-/// sent ahead. Sending the next chunk of a map ahead means a worker never waits a round trip
-/// for rank 0 between two chunks; a task of `submit` is sent only to a free worker, so that
-/// a long task never holds back one that an idle worker could run.
+/// The tasks a worker rank may hold (the one it runs and those waiting behind it) once its
+/// tasks are short: enough that it never waits a round trip to rank 0 for the next ones.
+const WINDOW: usize = 16;
+
+/// The most tasks in one bundle: half the window, so that a rank whose tasks are short holds
+/// two bundles, and runs one while the answers of the other travel and the next comes.
+const BUNDLE: usize = WINDOW / 2;
+
+/// The most bytes in a bundle of several tasks: a larger task goes alone (and is not copied).
+const BUNDLE_BYTES: usize = 1 << 20;
+
+/// Tasks that take less than this on average are short: a round trip between the ranks
+/// (tens of microseconds) would cost a large part of their time.
+const SHORT: Duration = Duration::from_millis(1);
+
+/// A worker rank as the engine sees it.
+#[derive(Debug)]
+struct Place {
+    rank: Rank,
+    /// How many tasks it holds: sent, not answered.
+    held: usize,
+    /// Whether its last answered tasks were short (the window is open).
+    short: bool,
+}
+
+/// The room at the worker ranks: how many tasks each holds.
+///
+/// Until a rank's tasks are known to be short, it holds one task of `submit` (it gets one
+/// only when it is free, so that a long task never holds back one that an idle rank could
+/// run) or two chunks of a map (the one it runs and the next, so that it does not wait a
+/// round trip for rank 0 between two chunks). Once its answers show short tasks, it holds up
+/// to [`WINDOW`] tasks of either kind, sent in bundles; once they show long ones, it is back
+/// to one or two.
 struct Places {
-    /// Each worker rank and how many tasks it holds (0 to 2).
-    held: Vec<(Rank, u8)>,
+    places: Vec<Place>,
     /// Where the next search starts, so that the work goes round the ranks.
     cursor: usize,
 }
@@ -179,38 +216,180 @@ struct Places {
 impl Places {
     fn new(workers: Vec<Rank>) -> Places {
         Places {
-            held: workers.into_iter().map(|rank| (rank, 0)).collect(),
+            places: workers
+                .into_iter()
+                .map(|rank| Place {
+                    rank,
+                    held: 0,
+                    short: false,
+                })
+                .collect(),
             cursor: 0,
         }
     }
 
-    /// A rank for a task: a free one, or, for a task that may wait at a worker, one that
-    /// runs a single task. `None` when there is no room.
-    fn take(&mut self, queue: Queue) -> Option<Rank> {
-        let len = self.held.len();
-        let limits: &[u8] = match queue {
-            Queue::AtRoot => &[0],
-            Queue::AtWorker => &[0, 1],
-        };
-        for &limit in limits {
-            let found = (0..len)
-                .map(|i| (self.cursor + i) % len)
-                .find(|&i| self.held[i].1 == limit);
-            if let Some(i) = found {
-                self.held[i].1 += 1;
-                self.cursor = (i + 1) % len;
-                return Some(self.held[i].0);
-            }
+    /// How many tasks `place` may hold while a task of `queue` is next.
+    fn limit(place: &Place, queue: Queue) -> usize {
+        match (place.short, queue) {
+            (true, _) => WINDOW,
+            (false, Queue::AtRoot) => 1,
+            (false, Queue::AtWorker) => 2,
         }
-        None
     }
 
-    /// A task of `rank` was answered.
-    fn answered(&mut self, rank: Rank) {
-        if let Some(place) = self.held.iter_mut().find(|(r, _)| *r == rank) {
-            place.1 = place.1.saturating_sub(1);
+    /// The place for a task that waits in `queue`: of those with room, the one that holds
+    /// fewest tasks (the first from the cursor among equals), so that idle ranks get work
+    /// first. `None` when there is no room.
+    fn take(&mut self, queue: Queue) -> Option<usize> {
+        let len = self.places.len();
+        let found = (0..len)
+            .map(|i| (self.cursor + i) % len)
+            .filter(|&i| self.places[i].held < Places::limit(&self.places[i], queue))
+            .min_by_key(|&i| self.places[i].held)?;
+        self.places[found].held += 1;
+        self.cursor = (found + 1) % len;
+        Some(found)
+    }
+
+    /// A task of the place `index` was not sent after all (it was cancelled).
+    fn give_back(&mut self, index: usize) {
+        let place = &mut self.places[index];
+        place.held = place.held.saturating_sub(1);
+    }
+
+    /// `rank` answered `count` tasks, which ran `busy` together.
+    fn answered(&mut self, rank: Rank, count: usize, busy: Duration) {
+        if let Some(place) = self.places.iter_mut().find(|p| p.rank == rank) {
+            place.held = place.held.saturating_sub(count);
+            if let Some(each) = u32::try_from(count).ok().and_then(|n| busy.checked_div(n)) {
+                place.short = each < SHORT;
+            }
         }
     }
+
+    fn rank(&self, index: usize) -> Rank {
+        self.places[index].rank
+    }
+}
+
+/// The bundles being filled for the ranks in one round of the engine, one at most per rank.
+struct Bundles {
+    /// For each place: the bundle's bytes and its number of tasks.
+    open: Vec<Option<(Vec<u8>, usize)>>,
+}
+
+impl Bundles {
+    fn new(places: usize) -> Bundles {
+        Bundles {
+            open: (0..places).map(|_| None).collect(),
+        }
+    }
+
+    /// Adds a task to the bundle of the place `index`, first sending that bundle when it
+    /// is full or the task does not fit.
+    fn add(&mut self, sends: &mut Sends<'_>, places: &Places, index: usize, message: Vec<u8>) {
+        let slot = &mut self.open[index];
+        if let Some((bundle, count)) = slot
+            && *count < BUNDLE
+            && wire::bundle(bundle, &message, BUNDLE_BYTES)
+        {
+            *count += 1;
+            return;
+        }
+        if let Some((bundle, _)) = slot.replace((message, 1)) {
+            sends.start(places.rank(index), bundle);
+        }
+    }
+
+    /// Sends every bundle not sent yet.
+    fn send_all(&mut self, sends: &mut Sends<'_>, places: &Places) {
+        for (index, slot) in self.open.iter_mut().enumerate() {
+            if let Some((bundle, _)) = slot.take() {
+                sends.start(places.rank(index), bundle);
+            }
+        }
+    }
+}
+
+/// The engine's sends under way. They are MPI's non-blocking sends (`MPI_Isend`): a
+/// blocking send of a bundle larger than MPI's eager limit (4 KiB for Open MPI on one node)
+/// waits until the worker receives it, which it does only between two bundles; meanwhile the
+/// worker may itself be sending a large reply that only this thread receives — each would
+/// wait for the other for ever. With non-blocking sends the engine goes on receiving.
+struct Sends<'c> {
+    comm: &'c dyn Communicator,
+    pending: Vec<Sending>,
+}
+
+/// One send under way: its request, and the buffer that MPI reads until it completes.
+struct Sending {
+    request: Request<'static, [u8]>,
+    /// The bundle, from `Box::into_raw`: freed once the request has completed.
+    buffer: *mut [u8],
+}
+
+impl<'c> Sends<'c> {
+    fn new(comm: &'c dyn Communicator) -> Sends<'c> {
+        Sends {
+            comm,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Starts sending `bundle` to `rank`.
+    fn start(&mut self, rank: Rank, bundle: Vec<u8>) {
+        let buffer = Box::into_raw(bundle.into_boxed_slice());
+        // SAFETY: `buffer` comes from `Box::into_raw`, so it is valid and nothing else refers
+        // to it; it is freed only in `free`, after MPI has completed the send that reads it
+        // (or never, in `abandon`), so the `'static` borrow that the request holds never
+        // outlives it.
+        let bytes: &'static [u8] = unsafe { &*buffer };
+        let request =
+            self.comm
+                .process_at_rank(rank)
+                .immediate_send_with_tag(StaticScope, bytes, wire::TASK);
+        self.pending.push(Sending { request, buffer });
+    }
+
+    /// Completes the sends that MPI has finished with, and frees their buffers.
+    fn progress(&mut self) {
+        self.pending = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|Sending { request, buffer }| match request.test() {
+                Ok(_) => {
+                    free(buffer);
+                    None
+                }
+                Err(request) => Some(Sending { request, buffer }),
+            })
+            .collect();
+    }
+
+    /// Waits until every send is complete (the engine ends after all its tasks were
+    /// answered, so each was received already).
+    fn finish(&mut self) {
+        for Sending { request, buffer } in self.pending.drain(..) {
+            request.wait();
+            free(buffer);
+        }
+    }
+
+    /// Leaves the sends to a lost worker as they are: they never complete, and waiting for
+    /// them would hang. Their buffers stay with MPI until the session aborts the job.
+    fn abandon(&mut self) {
+        for sending in self.pending.drain(..) {
+            // A request dropped before it completes panics (rsmpi's rule).
+            std::mem::forget(sending.request);
+        }
+    }
+}
+
+/// Frees the buffer of a completed send.
+fn free(buffer: *mut [u8]) {
+    // SAFETY: `buffer` comes from `Box::into_raw` in `Sends::start`, and its send has
+    // completed, so MPI no longer reads it; each buffer is freed once, when its request is
+    // taken out of `Sends::pending` for good.
+    drop(unsafe { Box::from_raw(buffer) });
 }
 
 /// How many quiet rounds of the engine (up to half a millisecond each) pass between two
@@ -221,10 +400,12 @@ const WATCH_EVERY: u32 = 200;
 fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
     let comm = peers.comm();
     let mut places = Places::new(workers);
+    let mut bundles = Bundles::new(places.places.len());
+    let mut sends = Sends::new(comm);
     let mut queue: VecDeque<Task> = VecDeque::new();
     let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
     let mut closed = false;
-    let mut quiet = 0u32;
+    let mut backoff = Backoff::default();
     let mut since_watch = 0u32;
     loop {
         let mut busy = false;
@@ -253,7 +434,7 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
             }
         }
         while let Some(wait) = queue.front().map(|task| task.queue) {
-            let Some(rank) = places.take(wait) else {
+            let Some(index) = places.take(wait) else {
                 break;
             };
             let Some(task) = queue.pop_front() else {
@@ -261,35 +442,45 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
             };
             // Marked running only now that it goes: until then it can be cancelled.
             if !task.job.start() {
-                places.answered(rank);
+                places.give_back(index);
                 task.job.done(Err(Error::Cancelled));
                 continue;
             }
-            tracing::trace!(id = task.id, rank, "task sent to a worker rank");
-            comm.process_at_rank(rank)
-                .send_with_tag(&task.message[..], wire::TASK);
+            tracing::trace!(
+                id = task.id,
+                rank = places.rank(index),
+                "task sent to a worker rank"
+            );
             running.insert(task.id, task.job);
+            bundles.add(&mut sends, &places, index, task.message);
             busy = true;
         }
+        bundles.send_all(&mut sends, &places);
+        sends.progress();
         while let Some(probed) = comm
             .any_process()
             .immediate_matched_probe_with_tag(wire::REPLY)
         {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
-            places.answered(status.source_rank());
             busy = true;
-            let Some((id, payload)) = wire::parse_reply(&bytes) else {
+            let Some((ran, answers)) = wire::parse_reply(&bytes) else {
                 continue;
             };
-            if let Some(job) = running.remove(&id) {
-                job.done(Ok(payload));
+            let mut count = 0;
+            for (id, payload) in answers.flatten() {
+                count += 1;
+                if let Some(job) = running.remove(&id) {
+                    job.done(Ok(payload));
+                }
             }
+            places.answered(status.source_rank(), count, ran);
         }
         if closed && queue.is_empty() && running.is_empty() {
+            sends.finish();
             return;
         }
         if busy {
-            quiet = 0;
+            backoff.reset();
         } else {
             since_watch += 1;
             if since_watch >= WATCH_EVERY && peers.is_watched() && !running.is_empty() {
@@ -303,17 +494,11 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
                     for task in queue.drain(..) {
                         task.job.done(Err(Error::BrokenPool(why.clone())));
                     }
+                    sends.abandon();
                     return;
                 }
             }
-            // Answers come as MPI messages, which nothing can wait on together with the
-            // command channel: poll, yielding first, then sleeping up to half a millisecond.
-            quiet = quiet.saturating_add(1);
-            if quiet < 64 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(u64::from(quiet.min(500))));
-            }
+            backoff.wait();
         }
     }
 }
@@ -333,26 +518,62 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn rank_of(places: &mut Places, queue: Queue) -> Option<Rank> {
+        places.take(queue).map(|i| places.rank(i))
+    }
+
     #[test]
     fn submitted_tasks_wait_for_a_free_rank_and_chunks_go_ahead() {
         let mut places = Places::new(vec![1, 2]);
-        assert_eq!(places.take(Queue::AtRoot), Some(1));
-        assert_eq!(places.take(Queue::AtRoot), Some(2));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(2));
         // Both run a task: a submitted task waits, a chunk goes behind one.
-        assert_eq!(places.take(Queue::AtRoot), None);
-        assert_eq!(places.take(Queue::AtWorker), Some(1));
-        assert_eq!(places.take(Queue::AtWorker), Some(2));
-        assert_eq!(places.take(Queue::AtWorker), None);
-        // Rank 2 answers: it runs its second task and has room for one more chunk only.
-        places.answered(2);
-        assert_eq!(places.take(Queue::AtRoot), None);
-        assert_eq!(places.take(Queue::AtWorker), Some(2));
-        places.answered(1);
-        places.answered(1);
-        assert_eq!(places.take(Queue::AtRoot), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), None);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(2));
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), None);
+        // Rank 2 answers a long task: it runs its second task and has room for one more
+        // chunk only.
+        places.answered(2, 1, SHORT * 50);
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), None);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(2));
+        places.answered(1, 2, SHORT * 100);
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(1));
         // An answer from a rank that is not a worker changes nothing.
-        places.answered(7);
-        assert_eq!(places.take(Queue::AtWorker), Some(1));
-        assert_eq!(places.take(Queue::AtWorker), None);
+        places.answered(7, 1, Duration::ZERO);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), None);
+    }
+
+    #[test]
+    fn short_tasks_open_the_window_and_long_ones_close_it() {
+        let mut places = Places::new(vec![1, 2]);
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(2));
+        // Both answer short tasks: each now holds up to a window of tasks of either kind,
+        // the work shared between them.
+        places.answered(1, 1, Duration::from_micros(3));
+        places.answered(2, 1, Duration::from_micros(3));
+        let mut got = Vec::new();
+        while let Some(rank) = rank_of(&mut places, Queue::AtRoot) {
+            got.push(rank);
+        }
+        assert_eq!(got.len(), 2 * WINDOW);
+        assert_eq!(got.iter().filter(|&&r| r == 1).count(), WINDOW);
+        assert_eq!(&got[..4], &[1, 2, 1, 2]);
+        // A cancelled task gives its room back.
+        places.give_back(1);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(2));
+        // Rank 1 answers a bundle whose tasks took 2 ms each on average: long, so it is back
+        // to one task of `submit`, which it holds already.
+        places.answered(1, 2, Duration::from_millis(4));
+        assert_eq!(places.places[0].held, WINDOW - 2);
+        places.answered(1, WINDOW - 2, Duration::from_secs(1));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), Some(1));
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), None);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(1));
+        // An empty reply says nothing of the tasks' length.
+        places.answered(2, 0, Duration::ZERO);
+        assert!(places.places[1].short);
     }
 }

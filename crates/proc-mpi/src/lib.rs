@@ -57,12 +57,14 @@
 //! [`Error::Panicked`]: proc_core::Error::Panicked
 #![warn(missing_docs)]
 
+mod backoff;
 mod comm;
 mod engine;
 mod executor;
 mod peers;
 mod session;
 mod wire;
+mod worker;
 
 pub use mpi;
 pub use proc_core as core;

@@ -1,5 +1,5 @@
-//! The worker ranks as the engine sees them: a communicator and the ranks in it that serve,
-//! and the loop those ranks run.
+//! The worker ranks as the engine sees them: a communicator and the ranks in it that serve
+//! (the loop those ranks run is in [`worker`](crate::worker)).
 //!
 //! Three kinds of worker ranks share this: the world's ranks 1 to N − 1 of a static launch
 //! (`mpirun -n N`), the children that a single-rank start spawned (the ranks of the remote
@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use mpi::point_to_point::{Destination, Source};
+use mpi::point_to_point::Destination;
 use mpi::topology::{Communicator, Rank};
 
 use crate::wire::{self, Hello};
@@ -99,22 +99,6 @@ impl Peers {
             self.comm
                 .process_at_rank(rank)
                 .send_with_tag(&[0u8; 0][..], wire::EXIT);
-        }
-    }
-}
-
-/// A worker rank's life: runs the tasks of `root`, one after another, until told to end.
-pub(crate) fn serve(comm: &dyn Communicator, root: Rank) {
-    let root = comm.process_at_rank(root);
-    loop {
-        let (message, status) = root.receive_vec::<u8>();
-        match status.tag() {
-            wire::TASK => {
-                let reply = wire::serve_task(&message);
-                root.send_with_tag(&reply[..], wire::REPLY);
-            }
-            wire::EXIT => return,
-            tag => tracing::warn!(tag, "a worker rank ignored a message with an unknown tag"),
         }
     }
 }

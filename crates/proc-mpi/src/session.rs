@@ -15,8 +15,9 @@ use proc_core::internal::Deadline;
 use proc_core::{Error, Result};
 
 use crate::engine::Engine;
-use crate::peers::{Peers, serve};
+use crate::peers::Peers;
 use crate::wire::{self, Hello};
+use crate::worker::serve;
 use proc_pool::internal::QueuedTasks;
 
 /// The executor's engine that runs now, if any: [`Mpi`]'s drop shuts it down before MPI

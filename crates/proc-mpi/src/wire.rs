@@ -1,11 +1,18 @@
 //! The messages between rank 0 and the worker ranks, and what a worker runs.
 //!
-//! A task is one MPI byte message with tag [`TASK`]: a header — the sender's build
-//! fingerprint (`u64`), the task id (`u64`) and the offset of the runner function in this
-//! build (`i64`), little-endian — then the task's items, `Vec<A>` in postcard. The answer,
-//! tag [`REPLY`], is the task id then a [`Reply`] in postcard. [`EXIT`] (empty) lets a worker
-//! go. A worker answers its tasks in the order they came; rank 0 sends a worker at most two
-//! at a time (the one it runs and the next), so it knows which worker has room. A spawned worker first says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
+//! Rank 0 sends tasks in bundles: one MPI byte message with tag [`TASK`] that holds one or
+//! more task frames back to back. A frame is its length (`u32`, little-endian) then the task:
+//! a header — the sender's build fingerprint (`u64`), the task id (`u64`) and the offset of
+//! the runner function in this build (`i64`), little-endian — then the task's items, `Vec<A>`
+//! in postcard. [`task`] makes one frame, which is also a bundle of one, so a bundle is the
+//! first task's buffer with the others appended (a lone task, a large one say, is sent with no
+//! copy). A reply, tag [`REPLY`], holds several answers: the time the worker spent running
+//! them (`u64` nanoseconds), then answer frames, each its length (`u32`), the task id (`u64`)
+//! and a [`Reply`] in postcard. A worker runs and answers its tasks in the order they came,
+//! every frame of a bundle once. [`EXIT`] (empty) lets a worker go. A spawned worker first
+//! says who it is, tag [`HELLO`]: a [`Hello`] in postcard.
+
+use std::time::Duration;
 
 use proc_core::Error;
 use proc_core::internal::{fingerprint, fn_at, fn_offset};
@@ -21,10 +28,16 @@ pub(crate) const REPLY: i32 = 2;
 pub(crate) const EXIT: i32 = 3;
 /// Tag of a spawned worker's first message, which says who it is.
 pub(crate) const HELLO: i32 = 4;
-/// The length of a task's header.
+/// The length of a task's header, after its frame's length.
 pub(crate) const HEADER: usize = 24;
+/// The length of a frame's length.
+const LEN: usize = 4;
+/// The length of a reply's header (the worker's busy time).
+pub(crate) const REPLY_HEADER: usize = 8;
 /// The longest message: MPI counts elements in a C `int`.
 pub(crate) const MAX_MESSAGE: usize = i32::MAX as usize;
+/// The longest answer (its id and its [`Reply`]), so that a reply of one fits a message.
+const MAX_ANSWER: usize = MAX_MESSAGE - REPLY_HEADER - LEN;
 
 /// What runs a task's items in the worker: the encoded items in, the encoded [`Reply`] out.
 pub(crate) type Runner = fn(&[u8]) -> Vec<u8>;
@@ -85,8 +98,12 @@ pub(crate) fn host() -> String {
 }
 
 /// A task message for `items`, to be run by `runner` in a worker of this build.
+///
+/// The message is one frame (its length first): a bundle of one, to which [`bundle`] appends
+/// other tasks' messages.
 pub(crate) fn task<A: Serialize>(id: u64, runner: Runner, items: &[A]) -> Result<Vec<u8>, Error> {
-    let mut bytes = Vec::with_capacity(HEADER + 16);
+    let mut bytes = Vec::with_capacity(LEN + HEADER + 16);
+    bytes.extend_from_slice(&[0; LEN]);
     bytes.extend_from_slice(&fingerprint().to_le_bytes());
     bytes.extend_from_slice(&id.to_le_bytes());
     // SAFETY: `Runner` is a function pointer type.
@@ -100,10 +117,73 @@ pub(crate) fn task<A: Serialize>(id: u64, runner: Runner, items: &[A]) -> Result
              split them into several tasks",
         ));
     }
+    let len = frame_len(bytes.len() - LEN);
+    bytes[..LEN].copy_from_slice(&len);
     Ok(bytes)
 }
 
-/// Runs a task message in a worker: the answer to send back (id first).
+/// A frame's length as its prefix: every frame is shorter than [`MAX_MESSAGE`], which fits.
+fn frame_len(len: usize) -> [u8; LEN] {
+    u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes()
+}
+
+/// Appends the task message `task` (from [`task`]) to the bundle `bundle`, when the bundle
+/// stays within `limit` bytes; `false` (and nothing appended) otherwise.
+pub(crate) fn bundle(bundle: &mut Vec<u8>, task: &[u8], limit: usize) -> bool {
+    if bundle.len() + task.len() > limit.min(MAX_MESSAGE) {
+        return false;
+    }
+    bundle.extend_from_slice(task);
+    true
+}
+
+/// The frames of a bundle or of a reply's answers, in order; a frame cut short (a message
+/// that no sender here makes) ends them with `None`.
+pub(crate) fn frames(mut bytes: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        let frame = bytes
+            .get(..LEN)
+            .and_then(|len| Some(u32::from_le_bytes(len.try_into().ok()?) as usize))
+            .and_then(|len| bytes.get(LEN..LEN + len));
+        match frame {
+            Some(frame) => {
+                bytes = &bytes[LEN + frame.len()..];
+                Some(Some(frame))
+            }
+            None => {
+                bytes = &[];
+                Some(None)
+            }
+        }
+    })
+}
+
+/// Appends an answer (from [`serve_task`]) to the answers of a reply.
+pub(crate) fn push_answer(answers: &mut Vec<u8>, answer: &[u8]) {
+    answers.extend_from_slice(&frame_len(answer.len()));
+    answers.extend_from_slice(answer);
+}
+
+/// The length that a reply holding `answers` (as [`push_answer`] made them) and one more
+/// answer of `answer` bytes would have.
+pub(crate) fn reply_len(answers: &[u8], answer: usize) -> usize {
+    REPLY_HEADER + answers.len() + LEN + answer
+}
+
+/// The reply message of `answers` that took the worker `busy` to run.
+pub(crate) fn reply(busy: Duration, answers: &[u8]) -> Vec<u8> {
+    let busy = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+    let mut bytes = Vec::with_capacity(REPLY_HEADER + answers.len());
+    bytes.extend_from_slice(&busy.to_le_bytes());
+    bytes.extend_from_slice(answers);
+    bytes
+}
+
+/// Runs a task frame (a task message without its length) in a worker: the answer to send
+/// back (id first).
 ///
 /// A message from another build (its fingerprint is not ours) is never run: its function
 /// offset would mean nothing here, so the answer is a build mismatch.
@@ -123,7 +203,7 @@ pub(crate) fn serve_task(message: &[u8]) -> Vec<u8> {
     // `task`), and only this crate sends messages with the task tag on this communicator.
     let runner: Runner = unsafe { fn_at(i64::from_le_bytes(offset)) };
     reply.extend_from_slice(&runner(&message[HEADER..]));
-    if reply.len() > MAX_MESSAGE {
+    if reply.len() > MAX_ANSWER {
         reply.truncate(8);
         let failed: Reply<()> = Reply::Failed(Remote::Failed(
             "the task's results encode to more than 2 GiB, the most one MPI message holds".into(),
@@ -133,10 +213,21 @@ pub(crate) fn serve_task(message: &[u8]) -> Vec<u8> {
     reply
 }
 
-/// Decodes an answer: the task id and its payload.
-pub(crate) fn parse_reply(message: &[u8]) -> Option<(u64, &[u8])> {
-    let id = u64::from_le_bytes(message.get(..8)?.try_into().ok()?);
-    Some((id, &message[8..]))
+/// An answer of a reply: the task id, and the payload for its job.
+pub(crate) type Answer<'a> = (u64, &'a [u8]);
+
+/// Decodes a reply: the time the worker spent running its tasks, and each answer (`None` for
+/// a malformed answer, which names no task).
+pub(crate) fn parse_reply(
+    message: &[u8],
+) -> Option<(Duration, impl Iterator<Item = Option<Answer<'_>>>)> {
+    let busy = u64::from_le_bytes(message.get(..REPLY_HEADER)?.try_into().ok()?);
+    let answers = frames(&message[REPLY_HEADER..]).map(|frame| {
+        let frame = frame?;
+        let id = u64::from_le_bytes(frame.get(..8)?.try_into().ok()?);
+        Some((id, &frame[8..]))
+    });
+    Some((Duration::from_nanos(busy), answers))
 }
 
 fn encode_after<T: Serialize>(mut bytes: Vec<u8>, value: &T) -> Vec<u8> {
@@ -236,10 +327,26 @@ mod tests {
         R: Serialize + DeserializeOwned,
     {
         let message = task(9, run_items::<F, A, R> as Runner, items).unwrap();
-        let answer = serve_task(&message);
-        let (id, payload) = parse_reply(&answer).unwrap();
+        let answer = serve(&message);
+        let (_, mut answers) = parse_reply(&answer).unwrap();
+        let (id, payload) = answers.next().unwrap().unwrap();
         assert_eq!(id, 9);
+        assert!(answers.next().is_none());
         decode_reply(payload, items.len())
+    }
+
+    /// The runner of a function from `u32` to `u32` (a fn item or a closure without captures).
+    fn runner_of<F: Fn(u32) -> u32 + Copy>(_: F) -> Runner {
+        run_items::<F, u32, u32>
+    }
+
+    /// What a worker makes of a bundle: a reply with an answer to each of its frames.
+    fn serve(bundle: &[u8]) -> Vec<u8> {
+        let mut answers = Vec::new();
+        for frame in frames(bundle) {
+            push_answer(&mut answers, &serve_task(frame.unwrap_or_default()));
+        }
+        reply(Duration::from_micros(3), &answers)
     }
 
     // These run the worker's side in this process: `fn_at` on an offset made by `task`, and
@@ -271,15 +378,13 @@ mod tests {
 
     #[test]
     fn another_build_is_refused_before_anything_runs() {
-        fn runner_of<F: Fn(u32) -> u32 + Copy>(_: F) -> Runner {
-            run_items::<F, u32, u32>
-        }
         let mut message = task(4, runner_of(double), &[1u32]).unwrap();
         // Another fingerprint, as from another build: the (here bogus) offset is not used.
-        message[0] ^= 0xff;
-        message[16..24].copy_from_slice(&i64::MAX.to_le_bytes());
-        let answer = serve_task(&message);
-        let (id, payload) = parse_reply(&answer).unwrap();
+        message[LEN] ^= 0xff;
+        message[LEN + 16..LEN + 24].copy_from_slice(&i64::MAX.to_le_bytes());
+        let answer = serve(&message);
+        let (_, mut answers) = parse_reply(&answer).unwrap();
+        let (id, payload) = answers.next().unwrap().unwrap();
         assert_eq!(id, 4);
         let error = decode_reply::<u32>(payload, 1).unwrap_err();
         assert!(matches!(error, Error::BuildMismatch), "{error:?}");
@@ -314,7 +419,61 @@ mod tests {
     #[test]
     fn a_truncated_message_is_not_run() {
         let answer = serve_task(&[1, 2, 3]);
-        assert_eq!(parse_reply(&answer).unwrap().0, u64::MAX);
+        assert_eq!(&answer[..], &u64::MAX.to_le_bytes());
         assert!(decode_reply::<u32>(&[0xff, 0xff], 1).is_err());
+        // A bundle whose last frame is cut short: the whole frames run, the rest is
+        // answered once, with no task's id.
+        let mut bundle = task(1, runner_of(double), &[5u32]).unwrap();
+        let second = task(2, runner_of(double), &[6u32]).unwrap();
+        bundle.extend_from_slice(&second[..second.len() - 1]);
+        let answer = serve(&bundle);
+        let (_, answers) = parse_reply(&answer).unwrap();
+        let answers: Vec<_> = answers.map(Option::unwrap).collect();
+        assert_eq!(answers.len(), 2);
+        assert_eq!(answers[0].0, 1);
+        assert_eq!(answers[1].0, u64::MAX);
+        assert!(parse_reply(&[0; 3]).is_none());
+    }
+
+    // A bundle is its tasks' messages back to back; the reply answers them in order, with
+    // the worker's busy time.
+    #[test]
+    fn a_bundle_is_answered_in_one_reply_in_order() {
+        let refuse = |x: u32| {
+            assert!(x != 20, "twenty is refused");
+            x
+        };
+        let mut bundle = task(1, runner_of(double), &[1u32, 2]).unwrap();
+        for (id, items) in [(2, vec![10u32]), (3, vec![20]), (4, vec![30, 40])] {
+            let message = task(id, runner_of(refuse), &items).unwrap();
+            assert!(super::bundle(&mut bundle, &message, 1 << 20));
+        }
+        // A limit that the bundle would pass refuses the task.
+        let more = task(5, runner_of(double), &[1u32]).unwrap();
+        assert!(!super::bundle(&mut bundle.clone(), &more, bundle.len()));
+        let answer = serve(&bundle);
+        let (busy, answers) = parse_reply(&answer).unwrap();
+        assert_eq!(busy, Duration::from_micros(3));
+        let answers: Vec<(u64, &[u8])> = answers.map(Option::unwrap).collect();
+        assert_eq!(
+            answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        let values = |payload, count| -> Vec<proc_core::Result<u32>> {
+            decode_reply(payload, count).unwrap()
+        };
+        let first: Vec<u32> = values(answers[0].1, 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(first, [2, 4]);
+        assert_eq!(values(answers[1].1, 1)[0].as_ref().unwrap(), &10);
+        // Only the task that panicked failed.
+        assert!(values(answers[2].1, 1)[0].as_ref().unwrap_err().is_panic());
+        let last: Vec<u32> = values(answers[3].1, 2)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(last, [30, 40]);
     }
 }
