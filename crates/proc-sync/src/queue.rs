@@ -211,11 +211,7 @@ struct Shared<S> {
 
 /// Waits on `cv` until notified or until the deadline of `block`; the guard again, and
 /// `false` when it did not wait because the deadline has passed (at once for [`Block::No`]).
-fn wait<'a, S>(
-    cv: &Condvar,
-    guard: MutexGuard<'a, State<S>>,
-    block: Block,
-) -> (MutexGuard<'a, State<S>>, bool) {
+fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>, block: Block) -> (MutexGuard<'a, T>, bool) {
     match block {
         Block::No => (guard, false),
         Block::Forever => (cv.wait(guard).unwrap_or_else(PoisonError::into_inner), true),

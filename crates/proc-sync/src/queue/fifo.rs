@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
-use super::{Block, GetError, PutError, TaskDoneError};
+use super::{Block, GetError, PutError, TaskDoneError, wait};
 
 /// `state`: a shutdown was asked for; puts fail from now on.
 const SHUT: usize = 1;
@@ -59,25 +59,6 @@ pub(super) struct Channel<T> {
 fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
     // The locks guard no data, so a poisoned one is as good as any.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Waits on `cv` until notified or until the deadline of `block`; the guard again, and
-/// `false` when it did not wait because the deadline has passed (at once for [`Block::No`]).
-fn wait<'a>(cv: &Condvar, guard: MutexGuard<'a, ()>, block: Block) -> (MutexGuard<'a, ()>, bool) {
-    match block {
-        Block::No => (guard, false),
-        Block::Forever => (cv.wait(guard).unwrap_or_else(PoisonError::into_inner), true),
-        Block::Until(deadline) => {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return (guard, false);
-            }
-            let (guard, _) = cv
-                .wait_timeout(guard, left)
-                .unwrap_or_else(PoisonError::into_inner);
-            (guard, true)
-        }
-    }
 }
 
 impl<T> Channel<T> {
