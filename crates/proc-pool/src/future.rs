@@ -227,6 +227,47 @@ impl<R: Send + 'static> Future<R> {
     }
 }
 
+/// Futures are equal when they are the same future (a clone is): Python's futures compare
+/// and hash by identity, so that they can be the keys of a map. (Clippy's
+/// `mutable_key_type` lint warns of such a map, as it cannot tell that the hash does not
+/// depend on the state inside; it is safe to allow it.)
+///
+/// # Examples
+///
+/// ```
+/// let executor = proc_pool::ThreadPoolExecutor::new(1).unwrap();
+/// let a = executor.submit(|x: u8| x, 1).unwrap();
+/// let b = executor.submit(|x: u8| x, 1).unwrap();
+/// assert_eq!(a, a.clone());
+/// assert_ne!(a, b);
+/// ```
+impl<R> PartialEq for Future<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.same(other)
+    }
+}
+
+impl<R> Eq for Future<R> {}
+
+/// Hashes the future's identity, as [`PartialEq`] compares it.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashSet;
+///
+/// let executor = proc_pool::ThreadPoolExecutor::new(1).unwrap();
+/// let a = executor.submit(|x: u8| x, 1).unwrap();
+/// let set: HashSet<_> = [a.clone(), a.clone()].into_iter().collect();
+/// assert_eq!(set.len(), 1);
+/// assert!(set.contains(&a));
+/// ```
+impl<R> std::hash::Hash for Future<R> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
 impl<R> Clone for Future<R> {
     fn clone(&self) -> Self {
         Future {
@@ -244,6 +285,11 @@ impl<R> Future<R> {
 
     fn lock(&self) -> MutexGuard<'_, Inner<R>> {
         lock(&self.shared.inner)
+    }
+
+    /// What tells this future from every other while it lives: the address of its state.
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.shared).cast::<()>() as usize
     }
 
     /// Whether two handles are the same future.
