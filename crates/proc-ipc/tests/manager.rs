@@ -206,7 +206,7 @@ fn a_million_item_update_and_extend_arrive_whole() {
             } else {
                 at as u32 - BULK
             };
-        let round = u32::from(want % 2 == 0);
+        let round = u32::from(want.is_multiple_of(2));
         assert_eq!((*key, value.as_str()), (want, &*bulk_value(want, round)));
     }
 
