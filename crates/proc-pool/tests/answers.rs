@@ -53,6 +53,72 @@ fn answers_by_the_ring_and_by_the_link_keep_their_order() {
     });
 }
 
+/// Past the ring's limit for the first and the last chunks of a map, small between: each
+/// chunk's frame is made for the size the last one took, and each worker encodes its answers
+/// into the buffer its last answer used, so a small chunk after a large one (and a large
+/// one after small ones) must come back whole.
+fn shrinking(i: u64) -> Vec<u8> {
+    let len = if !(8..400).contains(&i) {
+        20_000
+    } else {
+        (i % 5) as usize
+    };
+    vec![i as u8; len]
+}
+
+fn bumped(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.iter().rev().map(|b| b.wrapping_add(1)).collect()
+}
+
+#[test]
+fn chunks_that_shrink_below_and_grow_past_the_ring_limit_come_back_whole() {
+    each_method(|method| {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let inputs: Vec<Vec<u8>> = (0..408u64).map(shrinking).collect();
+        let expected: Vec<Vec<u8>> = inputs.iter().cloned().map(bumped).collect();
+        for chunksize in [4, 50] {
+            let got = pool.map_chunked(bumped, inputs.clone(), chunksize).unwrap();
+            assert_eq!(got.len(), expected.len());
+            for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(got, want, "item {i} with chunksize {chunksize}");
+            }
+        }
+        let lazy: Vec<Vec<u8>> = pool
+            .imap_chunked(bumped, inputs.clone(), 4)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lazy, expected);
+    });
+}
+
+fn triple(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+/// A million items in Python's default chunks (four per worker): every chunk's frame and
+/// answer are far past the ring's limit and go by the link; every value comes back, in
+/// order.
+#[test]
+fn a_million_items_in_default_chunks_come_back_in_order() {
+    each_method(|method| {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let got = pool.map(triple, 0..1_000_000u64).unwrap();
+        assert_eq!(got.len(), 1_000_000);
+        for (i, value) in got.iter().enumerate() {
+            assert_eq!(*value, triple(i as u64), "item {i}");
+        }
+    });
+}
+
 /// Answers that hold a handle cannot go through shared memory: a pipe made in the worker,
 /// with its number written into it, between plain answers.
 fn pipe_or_number(i: u64) -> Result<Handle, u64> {
