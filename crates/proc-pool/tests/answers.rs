@@ -278,6 +278,12 @@ fn tasks_holding_handles_go_by_the_link_between_the_others() {
 /// Appends `i` to the file at `path`, one line a run, and returns `i` doubled.
 #[cfg(unix)]
 fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
+    note_and_double_padded((path, i, Vec::new()))
+}
+
+/// `note_and_double` with padding that makes its task as large as one likes.
+#[cfg(unix)]
+fn note_and_double_padded((path, i, _padding): (PathBuf, u64, Vec<u8>)) -> u64 {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -313,7 +319,9 @@ fn scratch_file(name: &str, method: StartMethod) -> PathBuf {
 
 /// Mechanism 6 with tasks sent ahead: a worker killed while it runs one task has others
 /// waiting on its board. The one it ran fails with `WorkerDied`; each of the others runs
-/// exactly once, on the worker that replaces it.
+/// exactly once, on the worker that replaces it. The others are small tasks, then tasks
+/// past the ring's 4 KiB limit for small records, which are sent ahead in the ring while it
+/// has room for them.
 #[cfg(unix)]
 #[test]
 fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
@@ -333,29 +341,31 @@ fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
             .start_method(method)
             .build()
             .unwrap();
-        let path = scratch_file("killed", method);
-        let pids = Queue::new().unwrap();
-        let doomed = pool.apply_async(report_and_sleep, pids.clone()).unwrap();
-        let others: Vec<_> = (0..40u64)
-            .map(|i| {
-                pool.apply_async(note_and_double, (path.clone(), i))
-                    .unwrap()
-            })
-            .collect();
-        let victim = pids.get_timeout(PATIENCE).unwrap();
-        // Gives the pool a moment to send the others ahead to the sleeping worker; the
-        // assertions hold either way.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        // SAFETY: kill has no memory-safety preconditions.
-        let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
-        assert_eq!(killed, 0);
-        let err = doomed.get_timeout(PATIENCE).unwrap_err();
-        assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
-        for (i, r) in others.iter().enumerate() {
-            assert_eq!(r.get_timeout(PATIENCE).unwrap(), i as u64 * 2);
+        for padding in [0, 20_000] {
+            let path = scratch_file(&format!("killed-{padding}"), method);
+            let pids = Queue::new().unwrap();
+            let doomed = pool.apply_async(report_and_sleep, pids.clone()).unwrap();
+            let others: Vec<_> = (0..40u64)
+                .map(|i| {
+                    let task = (path.clone(), i, vec![7u8; padding]);
+                    pool.apply_async(note_and_double_padded, task).unwrap()
+                })
+                .collect();
+            let victim = pids.get_timeout(PATIENCE).unwrap();
+            // Gives the pool a moment to send the others ahead to the sleeping worker; the
+            // assertions hold either way.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // SAFETY: kill has no memory-safety preconditions.
+            let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+            assert_eq!(killed, 0);
+            let err = doomed.get_timeout(PATIENCE).unwrap_err();
+            assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
+            for (i, r) in others.iter().enumerate() {
+                assert_eq!(r.get_timeout(PATIENCE).unwrap(), i as u64 * 2);
+            }
+            assert_eq!(runs(&path), (0..40u64).collect::<Vec<_>>());
+            let _ = std::fs::remove_file(&path);
         }
-        assert_eq!(runs(&path), (0..40u64).collect::<Vec<_>>());
-        let _ = std::fs::remove_file(&path);
         pool.close();
         pool.join().unwrap();
     });

@@ -5,10 +5,11 @@
 //! before it starts the next; the manager keeps, per worker, the tasks sent and not yet
 //! answered. So when a worker dies the manager knows exactly which task it was running (the
 //! first unanswered one, which fails with `WorkerDied` if the worker marked it started on
-//! the board) and which it had not started yet (sent again to another worker). Tasks and answers that are small and hold no handles go
-//! through shared memory (the rings of each worker's `board`), and each worker is sent many
-//! tasks ahead, so that a worker finds its next task waiting when it finishes one and
-//! neither side makes a system call for it while both are busy.
+//! the board) and which it had not started yet (sent again to another worker). Tasks and
+//! answers that hold no handles go through shared memory (the rings of each worker's
+//! `board`: small ones always, a large chunk of `map` or its answer when the ring has room),
+//! and each worker is sent many tasks ahead, so that a worker finds its next task waiting
+//! when it finishes one and neither side makes a system call for it while both are busy.
 
 mod board;
 mod manager;
