@@ -10,10 +10,18 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use proc_core::Handle;
-#[cfg(unix)]
 use proc_core::StartMethod;
 use proc_pool::Pool;
 use procs_testkit::each_method;
+
+/// A pool of two workers started with `method`.
+fn two_workers(method: StartMethod) -> Pool {
+    Pool::builder()
+        .processes(2)
+        .start_method(method)
+        .build()
+        .unwrap()
+}
 
 /// Small for most items, then past the ring's limit (4 KiB) every 7th, so that the answers
 /// of one worker, or the tasks sent to it, alternate between the ring and the link.
@@ -29,11 +37,7 @@ fn sized(i: u64) -> Vec<u8> {
 #[test]
 fn answers_by_the_ring_and_by_the_link_keep_their_order() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         for chunksize in [1, 3] {
             let got = pool.map_chunked(sized, 0..2_000u64, chunksize).unwrap();
             assert_eq!(got.len(), 2_000);
@@ -73,11 +77,7 @@ fn bumped(bytes: Vec<u8>) -> Vec<u8> {
 #[test]
 fn chunks_that_shrink_below_and_grow_past_the_ring_limit_come_back_whole() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         let inputs: Vec<Vec<u8>> = (0..408u64).map(shrinking).collect();
         let expected: Vec<Vec<u8>> = inputs.iter().cloned().map(bumped).collect();
         for chunksize in [4, 50] {
@@ -106,11 +106,7 @@ fn triple(x: u64) -> u64 {
 #[test]
 fn a_million_items_in_default_chunks_come_back_in_order() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         let got = pool.map(triple, 0..1_000_000u64).unwrap();
         assert_eq!(got.len(), 1_000_000);
         for (i, value) in got.iter().enumerate() {
@@ -218,11 +214,7 @@ fn length_and_first(bytes: Vec<u8>) -> (usize, Option<u8>) {
 #[test]
 fn tasks_by_the_ring_and_by_the_link_keep_their_order() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         let inputs: Vec<Vec<u8>> = (0..1_000u64).map(sized).collect();
         let expected: Vec<_> = inputs
             .iter()
