@@ -127,8 +127,9 @@ pub const HEADER_LEN: usize = 4;
 /// assert_eq!(back, (1, "hi".to_string()));
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    forget_custom();
-    postcard::to_allocvec(value).map_err(encode_error)
+    let mut bytes = Vec::new();
+    encode_into(value, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// Encodes `value` with postcard at the end of `buf`, so that a caller can reuse one buffer
@@ -439,5 +440,24 @@ mod tests {
         assert!(err.to_string().contains("fresh words"), "{err}");
         let err = super::encode(&Fails("again")).unwrap_err();
         assert!(err.to_string().contains("again"), "{err}");
+    }
+
+    // `Append` copies short slices byte by byte and longer ones at once: either way the bytes
+    // are postcard's own, after whatever the buffer held.
+    #[test]
+    fn encode_into_appends_postcards_bytes_for_every_width() {
+        let numbers: Vec<u64> = (0..64).map(|shift| (1u64 << shift) - 1).collect();
+        let wide: Vec<u128> = (0..128).step_by(7).map(|shift| 1u128 << shift).collect();
+        let text = "x".repeat(20);
+        let value = (numbers, wide, text, b"short".to_vec(), i64::MIN, u128::MAX);
+        let mut buf = vec![1, 2, 3];
+        super::encode_into(&value, &mut buf).unwrap();
+        let expected = postcard::to_allocvec(&value).unwrap();
+        assert_eq!(&buf[..3], &[1, 2, 3]);
+        assert_eq!(&buf[3..], &expected[..]);
+        assert_eq!(
+            super::decode::<(Vec<u64>, Vec<u128>, String, Vec<u8>, i64, u128)>(&buf[3..]).unwrap(),
+            value
+        );
     }
 }

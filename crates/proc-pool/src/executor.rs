@@ -617,9 +617,7 @@ impl ProcessPoolExecutor {
         const { no_captures::<F>() };
         let _ = f;
         self.engine.check_open()?;
-        let engine = self.engine.clone();
-        let submit: Submit<A, R> =
-            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items));
+        let submit = self.engine.chunks::<Direct<F>, A, R>();
         let input = iterable.into_iter();
         map::imap(
             input,
