@@ -5,7 +5,7 @@
 //! length costs nothing; a frame cut short by a closed peer is an error, never a hang or a
 //! panic.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::io::{self, Read, Write};
 
@@ -19,6 +19,25 @@ thread_local! {
     /// such an error happened, so [`de_error`] and [`ser_error`] put the words aside here for
     /// [`encode`] and [`decode`] to report.
     static CUSTOM: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether [`CUSTOM`] may hold a message. A flag without a destructor costs one load to
+    /// look at, where `CUSTOM` costs a check of its destructor's registration and of its
+    /// borrow: [`encode_into`] runs once per item of a bulk call, and looks at this only.
+    static PUT_ASIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Forgets a message put aside by an earlier error, so that only this call's is reported.
+#[inline]
+fn forget_custom() {
+    if PUT_ASIDE.get() {
+        PUT_ASIDE.set(false);
+        CUSTOM.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Puts `message` aside for [`describe`].
+fn put_aside(message: String) {
+    CUSTOM.with(|c| *c.borrow_mut() = Some(message));
+    PUT_ASIDE.set(true);
 }
 
 /// A custom deserialization error whose message reaches the [`Error::Decode`] that
@@ -45,7 +64,7 @@ thread_local! {
 pub fn de_error<E: serde::de::Error>(message: impl Display) -> E {
     let message = message.to_string();
     let error = E::custom(&message);
-    CUSTOM.with(|c| *c.borrow_mut() = Some(message));
+    put_aside(message);
     error
 }
 
@@ -71,12 +90,13 @@ pub fn de_error<E: serde::de::Error>(message: impl Display) -> E {
 pub fn ser_error<E: serde::ser::Error>(message: impl Display) -> E {
     let message = message.to_string();
     let error = E::custom(&message);
-    CUSTOM.with(|c| *c.borrow_mut() = Some(message));
+    put_aside(message);
     error
 }
 
 /// The words of a custom error, if one was put aside, else postcard's.
 fn describe(error: postcard::Error) -> String {
+    PUT_ASIDE.set(false);
     let custom = CUSTOM.with(|c| c.borrow_mut().take());
     match (error, custom) {
         (postcard::Error::SerdeDeCustom | postcard::Error::SerdeSerCustom, Some(message)) => {
@@ -107,9 +127,9 @@ pub const HEADER_LEN: usize = 4;
 /// assert_eq!(back, (1, "hi".to_string()));
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    CUSTOM.with(|c| c.borrow_mut().take());
-    postcard::to_allocvec(value)
-        .map_err(|e| Error::Decode(format!("cannot encode: {}", describe(e))))
+    let mut bytes = Vec::new();
+    encode_into(value, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// Encodes `value` with postcard at the end of `buf`, so that a caller can reuse one buffer
@@ -126,10 +146,24 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// proc_core::codec::encode_into(&300u16, &mut buf).unwrap();
 /// assert_eq!(proc_core::codec::decode::<u16>(&buf[1..]).unwrap(), 300);
 /// ```
+#[inline]
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    CUSTOM.with(|c| c.borrow_mut().take());
-    postcard::serialize_with_flavor(value, Append(buf))
-        .map_err(|e| Error::Decode(format!("cannot encode: {}", describe(e))))
+    forget_custom();
+    // The serializer itself, not `postcard::serialize_with_flavor`, which is not inlined:
+    // its call would cost as much as encoding a small integer.
+    value
+        .serialize(&mut postcard::Serializer {
+            output: Append(buf),
+        })
+        .map_err(encode_error)
+}
+
+/// The error of an encode that failed, out of line: it formats, and the encoders that
+/// run once per item of a bulk call stay small enough to be inlined into its loop.
+#[cold]
+#[inline(never)]
+fn encode_error(error: postcard::Error) -> Error {
+    Error::Decode(format!("cannot encode: {}", describe(error)))
 }
 
 /// A postcard output that appends to a borrowed `Vec`, a slice at a time (postcard's own
@@ -139,11 +173,17 @@ struct Append<'a>(&'a mut Vec<u8>);
 impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        if data.len() <= 16 {
+            append_short(self.0, data);
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 
+    #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
         self.0.push(data);
         Ok(())
@@ -152,6 +192,27 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
     }
+}
+
+/// Appends `data`, at most 16 bytes, to `buf` without a call to `memcpy`.
+///
+/// Most slices that postcard writes are a varint (at most 10 bytes) or a short string. A
+/// copy of a length known only at run time is a call to `memcpy`, which costs more than the
+/// rest of encoding an integer. Here the room is made by a copy of a fixed size, and the
+/// bytes go one by one in a loop of a fixed count, which the compiler unrolls (and cannot
+/// turn back into `memcpy`); byte by byte, since postcard wrote the varint so, and a
+/// wider read of bytes just written one by one waits for them.
+#[inline]
+fn append_short(buf: &mut Vec<u8>, data: &[u8]) {
+    let (at, n) = (buf.len(), data.len());
+    buf.extend_from_slice(&[0; 16]);
+    let out = &mut buf[at..at + 16];
+    for i in 0..16 {
+        if i < n {
+            out[i] = data[i];
+        }
+    }
+    buf.truncate(at + n);
 }
 
 /// Decodes a postcard value that fills `bytes` exactly.
@@ -169,7 +230,7 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 /// assert!(matches!(codec::decode::<String>(&[200]), Err(Error::Decode(_))));
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    CUSTOM.with(|c| c.borrow_mut().take());
+    forget_custom();
     match postcard::take_from_bytes(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(Error::Decode(format!(
@@ -300,4 +361,103 @@ pub fn send<W: Write + ?Sized, T: Serialize + ?Sized>(writer: &mut W, value: &T)
 /// ```
 pub fn recv<R: Read + ?Sized, T: DeserializeOwned>(reader: &mut R, max: usize) -> Result<T> {
     decode(&read_frame(reader, max)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    /// Whatever `encode_into` appends is what postcard itself writes, for the lengths on
+    /// both sides of the short-slice path (`append_short`) and after earlier bytes.
+    #[test]
+    fn encode_into_writes_what_postcard_writes() {
+        /// A byte string (serde writes a `&[u8]` as a sequence of `u8`s).
+        struct Raw<'a>(&'a [u8]);
+        impl Serialize for Raw<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        #[derive(Serialize)]
+        struct Mixed<'a> {
+            n: u64,
+            s: &'a str,
+            b: Raw<'a>,
+            v: Vec<i32>,
+        }
+        let long: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
+        let mut buf = vec![0xee; 3];
+        let mut expected = buf.clone();
+        for len in 0..=long.len() {
+            let s = &long[..len];
+            for value in [
+                0,
+                1,
+                127,
+                128,
+                16_383,
+                16_384,
+                u64::from(u32::MAX),
+                u64::MAX,
+            ] {
+                let mixed = Mixed {
+                    n: value >> (len % 7),
+                    s,
+                    b: Raw(s.as_bytes()),
+                    v: vec![-1, i32::MIN, len as i32],
+                };
+                super::encode_into(&mixed, &mut buf).unwrap();
+                expected.extend(postcard::to_allocvec(&mixed).unwrap());
+                assert_eq!(buf, expected, "length {len}, value {value}");
+            }
+        }
+    }
+
+    /// A custom message put aside by an error that nobody reported is not the words of a
+    /// later error without one.
+    #[test]
+    fn a_stale_custom_message_is_forgotten() {
+        struct Fails(&'static str);
+        impl Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(super::ser_error(self.0))
+            }
+        }
+        // A message put aside and never taken, then a plain custom error.
+        let _: postcard::Error = super::ser_error("stale words");
+        struct Plain;
+        impl Serialize for Plain {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("plain"))
+            }
+        }
+        let mut buf = Vec::new();
+        let err = super::encode_into(&Plain, &mut buf)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("stale"), "{err}");
+        let err = super::encode_into(&Fails("fresh words"), &mut buf).unwrap_err();
+        assert!(err.to_string().contains("fresh words"), "{err}");
+        let err = super::encode(&Fails("again")).unwrap_err();
+        assert!(err.to_string().contains("again"), "{err}");
+    }
+
+    // `Append` copies short slices byte by byte and longer ones at once: either way the bytes
+    // are postcard's own, after whatever the buffer held.
+    #[test]
+    fn encode_into_appends_postcards_bytes_for_every_width() {
+        let numbers: Vec<u64> = (0..64).map(|shift| (1u64 << shift) - 1).collect();
+        let wide: Vec<u128> = (0..128).step_by(7).map(|shift| 1u128 << shift).collect();
+        let text = "x".repeat(20);
+        let value = (numbers, wide, text, b"short".to_vec(), i64::MIN, u128::MAX);
+        let mut buf = vec![1, 2, 3];
+        super::encode_into(&value, &mut buf).unwrap();
+        let expected = postcard::to_allocvec(&value).unwrap();
+        assert_eq!(&buf[..3], &[1, 2, 3]);
+        assert_eq!(&buf[3..], &expected[..]);
+        assert_eq!(
+            super::decode::<(Vec<u64>, Vec<u128>, String, Vec<u8>, i64, u128)>(&buf[3..]).unwrap(),
+            value
+        );
+    }
 }

@@ -176,6 +176,97 @@ fn bulk_calls_keep_python_order_and_refuse_more_than_a_call_carries() {
     assert_eq!(d.len().unwrap(), 1000);
 }
 
+/// The value of key `i` in the bulk tests: strings of 0 to 40 bytes, on both sides of the
+/// encoder's path for short slices.
+fn bulk_value(i: u32, round: u32) -> String {
+    let len = ((i + round) % 41) as usize;
+    format!("{round}:{i}:{}", "x".repeat(len))
+}
+
+const BULK: u32 = 1_000_000;
+
+/// Python's `d.update(mapping)` and `l.extend(iterable)` with a million items each, into
+/// a fresh dict (whose table the server sizes at once) and over keys it has: every item
+/// arrives, in order, with its value.
+#[test]
+fn a_million_item_update_and_extend_arrive_whole() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u32, String>().unwrap();
+    d.update((0..BULK).map(|i| (i, bulk_value(i, 0)))).unwrap();
+    assert_eq!(d.len().unwrap(), BULK as usize);
+    // Every other key set again, and as many new keys after the old ones.
+    d.update((0..2 * BULK).step_by(2).map(|i| (i, bulk_value(i, 1))))
+        .unwrap();
+    let items = d.items().unwrap();
+    assert_eq!(items.len(), (BULK + BULK / 2) as usize);
+    for (at, (key, value)) in items.iter().enumerate() {
+        let want = at as u32
+            + if at < BULK as usize {
+                0
+            } else {
+                at as u32 - BULK
+            };
+        let round = u32::from(want.is_multiple_of(2));
+        assert_eq!((*key, value.as_str()), (want, &*bulk_value(want, round)));
+    }
+
+    let l = manager.list::<String>().unwrap();
+    l.extend((0..BULK).map(|i| bulk_value(i, 2))).unwrap();
+    l.extend((0..3).map(|i| bulk_value(i, 3))).unwrap();
+    let all = l.to_vec().unwrap();
+    assert_eq!(all.len(), BULK as usize + 3);
+    assert!(all.iter().zip(0..BULK).all(|(v, i)| *v == bulk_value(i, 2)));
+    assert_eq!(all[BULK as usize..], [0, 1, 2].map(|i| bulk_value(i, 3)));
+}
+
+fn bulk_writer((d, l): (DictProxy<u32, String>, ListProxy<String>)) {
+    d.update((0..BULK).map(|i| (i, bulk_value(i, 0)))).unwrap();
+    l.extend((0..BULK).map(|i| bulk_value(i, 1))).unwrap();
+}
+
+/// Every length of the dict and the list that `bulk_reader` saw, until `done` was set.
+fn bulk_reader(
+    (d, l, done): (DictProxy<u32, String>, ListProxy<String>, EventProxy),
+) -> Vec<(usize, usize)> {
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let finished = done.is_set().unwrap();
+        seen.insert((d.len().unwrap(), l.len().unwrap()));
+        if finished {
+            return seen.into_iter().collect();
+        }
+    }
+}
+
+/// A bulk call from one process is seen whole by another that reads meanwhile: never a
+/// part of the items (the server applies a batch under the object's lock), and all of them
+/// once the call returned.
+#[test]
+fn a_bulk_call_from_a_child_is_seen_whole_by_another_process() {
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u32, String>().unwrap();
+    let l = manager.list::<String>().unwrap();
+    let done = manager.event().unwrap();
+    let mut reader = Process::spawn(bulk_reader, (d.clone(), l.clone(), done.clone())).unwrap();
+    Process::spawn(bulk_writer, (d.clone(), l.clone()))
+        .unwrap()
+        .join()
+        .unwrap();
+    done.set().unwrap();
+    let seen = reader.join().unwrap();
+    let n = BULK as usize;
+    assert!(
+        seen.iter()
+            .all(|&(dict, list)| [0, n].contains(&dict) && [0, n].contains(&list)),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&(n, n)));
+    let map = d.to_map().unwrap();
+    assert_eq!(map.len(), n);
+    assert!((0..BULK).all(|i| map[&i] == bulk_value(i, 0)));
+    assert_eq!(l.get(-1).unwrap(), Some(bulk_value(BULK - 1, 1)));
+}
+
 /// CPython's `test_nested_queue`-style nested proxies (Python 3.6+): a list stored in a
 /// dict stays a live proxy when read back, in another process too.
 #[test]

@@ -194,9 +194,7 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let future = Future::pending();
-        self.threads.submit_once(move || f(args), future.clone())?;
-        Ok(future)
+        self.threads.submit(move || f(args))
     }
 
     /// Runs `f` on every item; the iterator yields the results in input order (Python's
@@ -619,9 +617,7 @@ impl ProcessPoolExecutor {
         const { no_captures::<F>() };
         let _ = f;
         self.engine.check_open()?;
-        let engine = self.engine.clone();
-        let submit: Submit<A, R> =
-            Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items));
+        let submit = self.engine.chunks::<Direct<F>, A, R>();
         let input = iterable.into_iter();
         map::imap(
             input,

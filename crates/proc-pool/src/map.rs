@@ -167,13 +167,12 @@ pub(crate) fn map_all<A, R>(
     chunksize: usize,
     submit: &mut Submit<A, R>,
 ) -> Result<Vec<R>> {
+    let len = items.len();
     let chunks = submit_all(items, chunksize, submit)?;
-    // The last chunk first: by the time it is done the others mostly are, so this thread
-    // sleeps about once for the whole map instead of once per chunk.
-    if let Some(last) = chunks.last() {
-        last.wait_deadline(proc_core::internal::Deadline::never());
-    }
-    gather(chunks.into_iter().map(|c| c.into_result()))
+    // Each chunk in input order as soon as it is done: this thread decodes a worker's answer
+    // (see `Answer::Encoded`) while the workers run the chunks after it, instead of
+    // decoding them all once the last is done.
+    gather(chunks.into_iter().map(|c| c.into_result()), len)
 }
 
 fn submit_all<A, R>(
@@ -190,9 +189,12 @@ fn submit_all<A, R>(
     Ok(chunks)
 }
 
-/// Flattens the chunks' outcomes; the first error wins, after all were looked at.
-fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>) -> Result<Vec<R>> {
-    let mut values = Vec::new();
+/// Flattens the chunks' outcomes (`len` of them in all, when none is missing); the first
+/// error wins, after all were looked at.
+fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>, len: usize) -> Result<Vec<R>> {
+    // The room for every value at once: the items are in memory already, and growing the
+    // vector chunk by chunk would copy the values over and over.
+    let mut values = Vec::with_capacity(len);
     let mut first_error = None;
     for chunk in chunks {
         match chunk.and_then(Answer::decoded) {
@@ -228,6 +230,7 @@ pub(crate) fn map_async<A, R: Send + 'static>(
     submit: &mut Submit<A, R>,
     out: Future<Vec<R>>,
 ) -> Result<Future<Vec<R>>> {
+    let len = items.len();
     let chunks = submit_all(items, chunksize, submit)?;
     if chunks.is_empty() {
         out.finish(Ok(Vec::new()));
@@ -244,7 +247,7 @@ pub(crate) fn map_async<A, R: Send + 'static>(
             if left.0 == 0 {
                 let chunks = std::mem::take(&mut left.1);
                 drop(left);
-                out.finish(gather(chunks.iter().map(|c| c.take_outcome())));
+                out.finish(gather(chunks.iter().map(|c| c.take_outcome()), len));
             }
         });
     }

@@ -487,8 +487,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         const { no_captures::<F>() };
-        let engine = self.engine.clone();
-        Box::new(move |items| engine.submit_chunk::<Direct<F>, A, R>(items))
+        self.engine.chunks::<Direct<F>, A, R>()
     }
 
     fn star_chunks<F, T>(&self) -> Submit<T, F::Output>
@@ -498,8 +497,7 @@ impl Pool {
         F::Output: Serialize + DeserializeOwned + Send + 'static,
     {
         const { no_captures::<F>() };
-        let engine = self.engine.clone();
-        Box::new(move |items| engine.submit_chunk::<Star<F>, T, F::Output>(items))
+        self.engine.chunks::<Star<F>, T, F::Output>()
     }
 
     /// Runs `f` on every item in the workers and returns the results in order (Python's

@@ -1,5 +1,6 @@
 //! `wait` and `as_completed` over futures of any pool or executor.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,19 +27,20 @@ pub enum ReturnWhen {
 }
 
 /// The futures without repeats, in their first order.
-fn unique<R>(futures: &[Future<R>]) -> Vec<Future<R>> {
-    let mut seen: Vec<Future<R>> = Vec::with_capacity(futures.len());
-    for f in futures {
-        if !seen.iter().any(|s| s.same(f)) {
-            seen.push(f.clone());
-        }
-    }
-    seen
+fn unique<'a, R: 'a>(futures: impl IntoIterator<Item = &'a Future<R>>) -> Vec<Future<R>> {
+    let mut seen = HashSet::new();
+    futures
+        .into_iter()
+        .filter(|f| seen.insert(f.identity()))
+        .cloned()
+        .collect()
 }
 
 /// Waits for futures — of one executor or of several, mixed — until `return_when` holds or
 /// `timeout` passes (`None`: no limit), and returns `(done, not_done)`: Python's
-/// `concurrent.futures.wait`. A future given twice is counted once.
+/// `concurrent.futures.wait`. `futures` is anything that yields `&Future`s: a slice, a
+/// `Vec`, the keys of a map (futures compare and hash by identity, as Python's do). A future
+/// given twice is counted once.
 ///
 /// # Examples
 ///
@@ -56,8 +58,8 @@ fn unique<R>(futures: &[Future<R>]) -> Vec<Future<R>> {
 /// let (done, not_done) = wait(&[quick, slow], Some(Duration::from_secs(20)), ReturnWhen::AllCompleted);
 /// assert_eq!((done.len(), not_done.len()), (2, 0));
 /// ```
-pub fn wait<R>(
-    futures: &[Future<R>],
+pub fn wait<'a, R: 'a>(
+    futures: impl IntoIterator<Item = &'a Future<R>>,
     timeout: Option<Duration>,
     return_when: ReturnWhen,
 ) -> (Vec<Future<R>>, Vec<Future<R>>) {
@@ -65,29 +67,34 @@ pub fn wait<R>(
     let deadline = Deadline::from_timeout(timeout);
     let waiter = Waiter::new();
     let mut done = vec![false; futures.len()];
+    let (mut finished, mut failed) = (0, false);
     for (i, f) in futures.iter().enumerate() {
-        done[i] = !f.add_waiter(&waiter, i);
+        if !f.add_waiter(&waiter, i) {
+            done[i] = true;
+            finished += 1;
+            failed |= f.failed();
+        }
     }
     loop {
-        let all = done.iter().all(|d| *d);
         // Every condition holds once all are done — also for no futures at all.
-        let holds = all
+        let holds = finished == futures.len()
             || match return_when {
                 ReturnWhen::AllCompleted => false,
-                ReturnWhen::FirstCompleted => done.iter().any(|d| *d),
-                ReturnWhen::FirstException => {
-                    futures.iter().zip(&done).any(|(f, d)| *d && f.failed())
-                }
+                ReturnWhen::FirstCompleted => finished > 0,
+                ReturnWhen::FirstException => failed,
             };
         if holds {
             break;
         }
-        let finished = waiter.take(deadline);
-        if finished.is_empty() {
+        let now_done = waiter.take(deadline);
+        if now_done.is_empty() {
             break;
         }
-        for i in finished {
-            done[i] = true;
+        for i in now_done {
+            if !std::mem::replace(&mut done[i], true) {
+                finished += 1;
+                failed |= futures[i].failed();
+            }
         }
     }
     for f in &futures {
@@ -106,7 +113,8 @@ pub fn wait<R>(
 /// Yields futures as they finish (Python's `concurrent.futures.as_completed`): those done
 /// already first, then each as it finishes. Once `timeout` has passed (counted from the
 /// call) it yields one [`Error::FuturesUnfinished`] ("2 (of 4) futures unfinished") and
-/// ends. A future given twice is yielded once.
+/// ends. `futures` is anything that yields `&Future`s, as for [`wait`]. A future given
+/// twice is yielded once.
 ///
 /// # Examples
 ///
@@ -121,7 +129,32 @@ pub fn wait<R>(
 /// }
 /// assert_eq!(total, 100);
 /// ```
-pub fn as_completed<R>(futures: &[Future<R>], timeout: Option<Duration>) -> AsCompleted<R> {
+///
+/// The example of Python's documentation, which maps each future to what it works on:
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// use proc_pool::{ThreadPoolExecutor, as_completed};
+///
+/// fn load(url: &'static str) -> usize {
+///     url.len()
+/// }
+///
+/// let executor = ThreadPoolExecutor::new(5).unwrap();
+/// let urls = ["http://www.foxnews.com/", "http://www.cnn.com/", "http://europe.wsj.com/"];
+/// let future_to_url: HashMap<_, _> =
+///     urls.iter().map(|&url| (executor.submit(load, url).unwrap(), url)).collect();
+/// for future in as_completed(future_to_url.keys(), None) {
+///     let future = future.unwrap();
+///     let url = future_to_url[&future];
+///     assert_eq!(future.result().unwrap(), url.len());
+/// }
+/// ```
+pub fn as_completed<'a, R: 'a>(
+    futures: impl IntoIterator<Item = &'a Future<R>>,
+    timeout: Option<Duration>,
+) -> AsCompleted<R> {
     let futures = unique(futures);
     let waiter = Waiter::new();
     let mut ready = Vec::new();

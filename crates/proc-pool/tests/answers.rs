@@ -10,10 +10,18 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use proc_core::Handle;
-#[cfg(unix)]
 use proc_core::StartMethod;
 use proc_pool::Pool;
 use procs_testkit::each_method;
+
+/// A pool of two workers started with `method`.
+fn two_workers(method: StartMethod) -> Pool {
+    Pool::builder()
+        .processes(2)
+        .start_method(method)
+        .build()
+        .unwrap()
+}
 
 /// Small for most items, then past the ring's limit (4 KiB) every 7th, so that the answers
 /// of one worker, or the tasks sent to it, alternate between the ring and the link.
@@ -29,11 +37,7 @@ fn sized(i: u64) -> Vec<u8> {
 #[test]
 fn answers_by_the_ring_and_by_the_link_keep_their_order() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         for chunksize in [1, 3] {
             let got = pool.map_chunked(sized, 0..2_000u64, chunksize).unwrap();
             assert_eq!(got.len(), 2_000);
@@ -50,6 +54,64 @@ fn answers_by_the_ring_and_by_the_link_keep_their_order() {
             assert_eq!(lazy.next().unwrap().unwrap(), sized(i));
         }
         assert!(lazy.next().is_none());
+    });
+}
+
+/// Past the ring's limit for the first and the last chunks of a map, small between: each
+/// chunk's frame is made for the size the last one took, and each worker encodes its answers
+/// into the buffer its last answer used, so a small chunk after a large one (and a large
+/// one after small ones) must come back whole.
+fn shrinking(i: u64) -> Vec<u8> {
+    let len = if !(8..400).contains(&i) {
+        20_000
+    } else {
+        (i % 5) as usize
+    };
+    vec![i as u8; len]
+}
+
+fn bumped(bytes: Vec<u8>) -> Vec<u8> {
+    bytes.iter().rev().map(|b| b.wrapping_add(1)).collect()
+}
+
+#[test]
+fn chunks_that_shrink_below_and_grow_past_the_ring_limit_come_back_whole() {
+    each_method(|method| {
+        let pool = two_workers(method);
+        let inputs: Vec<Vec<u8>> = (0..408u64).map(shrinking).collect();
+        let expected: Vec<Vec<u8>> = inputs.iter().cloned().map(bumped).collect();
+        for chunksize in [4, 50] {
+            let got = pool.map_chunked(bumped, inputs.clone(), chunksize).unwrap();
+            assert_eq!(got.len(), expected.len());
+            for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(got, want, "item {i} with chunksize {chunksize}");
+            }
+        }
+        let lazy: Vec<Vec<u8>> = pool
+            .imap_chunked(bumped, inputs.clone(), 4)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lazy, expected);
+    });
+}
+
+fn triple(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+/// A million items in Python's default chunks (four per worker): every chunk's frame and
+/// answer are far past the ring's limit and go by the link; every value comes back, in
+/// order.
+#[test]
+fn a_million_items_in_default_chunks_come_back_in_order() {
+    each_method(|method| {
+        let pool = two_workers(method);
+        let got = pool.map(triple, 0..1_000_000u64).unwrap();
+        assert_eq!(got.len(), 1_000_000);
+        for (i, value) in got.iter().enumerate() {
+            assert_eq!(*value, triple(i as u64), "item {i}");
+        }
     });
 }
 
@@ -152,11 +214,7 @@ fn length_and_first(bytes: Vec<u8>) -> (usize, Option<u8>) {
 #[test]
 fn tasks_by_the_ring_and_by_the_link_keep_their_order() {
     each_method(|method| {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(method)
-            .build()
-            .unwrap();
+        let pool = two_workers(method);
         let inputs: Vec<Vec<u8>> = (0..1_000u64).map(sized).collect();
         let expected: Vec<_> = inputs
             .iter()
@@ -212,6 +270,12 @@ fn tasks_holding_handles_go_by_the_link_between_the_others() {
 /// Appends `i` to the file at `path`, one line a run, and returns `i` doubled.
 #[cfg(unix)]
 fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
+    note_and_double_padded((path, i, Vec::new()))
+}
+
+/// `note_and_double` with padding that makes its task as large as one likes.
+#[cfg(unix)]
+fn note_and_double_padded((path, i, _padding): (PathBuf, u64, Vec<u8>)) -> u64 {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -247,7 +311,9 @@ fn scratch_file(name: &str, method: StartMethod) -> PathBuf {
 
 /// Mechanism 6 with tasks sent ahead: a worker killed while it runs one task has others
 /// waiting on its board. The one it ran fails with `WorkerDied`; each of the others runs
-/// exactly once, on the worker that replaces it.
+/// exactly once, on the worker that replaces it. The others are small tasks, then tasks
+/// past the ring's 4 KiB limit for small records, which are sent ahead in the ring while it
+/// has room for them.
 #[cfg(unix)]
 #[test]
 fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
@@ -267,29 +333,31 @@ fn a_worker_killed_with_tasks_sent_ahead_loses_none_and_runs_none_twice() {
             .start_method(method)
             .build()
             .unwrap();
-        let path = scratch_file("killed", method);
-        let pids = Queue::new().unwrap();
-        let doomed = pool.apply_async(report_and_sleep, pids.clone()).unwrap();
-        let others: Vec<_> = (0..40u64)
-            .map(|i| {
-                pool.apply_async(note_and_double, (path.clone(), i))
-                    .unwrap()
-            })
-            .collect();
-        let victim = pids.get_timeout(PATIENCE).unwrap();
-        // Gives the pool a moment to send the others ahead to the sleeping worker; the
-        // assertions hold either way.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        // SAFETY: kill has no memory-safety preconditions.
-        let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
-        assert_eq!(killed, 0);
-        let err = doomed.get_timeout(PATIENCE).unwrap_err();
-        assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
-        for (i, r) in others.iter().enumerate() {
-            assert_eq!(r.get_timeout(PATIENCE).unwrap(), i as u64 * 2);
+        for padding in [0, 20_000] {
+            let path = scratch_file(&format!("killed-{padding}"), method);
+            let pids = Queue::new().unwrap();
+            let doomed = pool.apply_async(report_and_sleep, pids.clone()).unwrap();
+            let others: Vec<_> = (0..40u64)
+                .map(|i| {
+                    let task = (path.clone(), i, vec![7u8; padding]);
+                    pool.apply_async(note_and_double_padded, task).unwrap()
+                })
+                .collect();
+            let victim = pids.get_timeout(PATIENCE).unwrap();
+            // Gives the pool a moment to send the others ahead to the sleeping worker; the
+            // assertions hold either way.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            // SAFETY: kill has no memory-safety preconditions.
+            let killed = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
+            assert_eq!(killed, 0);
+            let err = doomed.get_timeout(PATIENCE).unwrap_err();
+            assert!(matches!(err, Error::WorkerDied { exitcode: -9 }), "{err}");
+            for (i, r) in others.iter().enumerate() {
+                assert_eq!(r.get_timeout(PATIENCE).unwrap(), i as u64 * 2);
+            }
+            assert_eq!(runs(&path), (0..40u64).collect::<Vec<_>>());
+            let _ = std::fs::remove_file(&path);
         }
-        assert_eq!(runs(&path), (0..40u64).collect::<Vec<_>>());
-        let _ = std::fs::remove_file(&path);
         pool.close();
         pool.join().unwrap();
     });

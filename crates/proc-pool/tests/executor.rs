@@ -5,7 +5,7 @@
 //! a running task, give a task a time limit.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future as StdFuture;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1313,6 +1313,57 @@ fn as_completed_yields_a_duplicate_once<E: Executor>(executor: &E) {
     assert_eq!(completed, 1);
 }
 
+/// The pattern of Python's `ThreadPoolExecutor` example: a map from each future to what it
+/// works on, `as_completed` over the map's keys, the key looked up again; and `wait` over a
+/// set, whose `done` says `contains` for the futures that finished. (Clippy cannot tell that
+/// a future hashes by identity only.)
+#[allow(clippy::mutable_key_type)]
+fn futures_are_keys_of_maps_and_sets<E: Executor>(executor: &E) {
+    let future_to_input: HashMap<Future<u64>, u64> = (1..=8u64)
+        .map(|ms| (executor.submit(nap, ms).unwrap(), ms))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for future in as_completed(future_to_input.keys(), Some(PATIENCE)) {
+        let future = future.unwrap();
+        let input = future_to_input[&future];
+        assert_eq!(future.result().unwrap(), input);
+        assert!(seen.insert(input));
+    }
+    assert_eq!(seen, (1..=8).collect());
+
+    let first = executor.submit(nap, 1).unwrap();
+    let set: HashSet<Future<u64>> = [
+        first.clone(),
+        first.clone(),
+        executor.submit(nap, 2).unwrap(),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(set.len(), 2);
+    let (done, not_done) = wait(&set, Some(PATIENCE), ReturnWhen::AllCompleted);
+    assert_eq!((done.len(), not_done.len()), (2, 0));
+    assert!(done.contains(&first));
+}
+
+/// `wait` and `as_completed` over tens of thousands of futures, duplicates among them, end
+/// (they once compared every future with every other).
+fn wait_and_as_completed_take_many_futures<E: Executor>(executor: &E, n: u64) {
+    let mut futures: Vec<_> = (0..n)
+        .map(|i| executor.submit(nap, u64::from(i % 1000 == 0)).unwrap())
+        .collect();
+    futures.extend(futures[..100].to_vec());
+    let (done, not_done) = wait(&futures, Some(PATIENCE * 4), ReturnWhen::AllCompleted);
+    assert_eq!((done.len(), not_done.len()), (n as usize, 0));
+    let (done, _) = wait(&futures, None, ReturnWhen::FirstException);
+    assert_eq!(done.len(), n as usize);
+    assert_eq!(
+        as_completed(&futures, Some(PATIENCE))
+            .map(Result::unwrap)
+            .count(),
+        n as usize
+    );
+}
+
 #[test]
 fn as_completed_yields_futures_as_they_finish_on_threads() {
     let executor = ThreadPoolExecutor::start(2);
@@ -1320,6 +1371,8 @@ fn as_completed_yields_futures_as_they_finish_on_threads() {
     as_completed_in_completion_order(&executor);
     as_completed_times_out(&executor);
     as_completed_yields_a_duplicate_once(&executor);
+    futures_are_keys_of_maps_and_sets(&executor);
+    wait_and_as_completed_take_many_futures(&executor, 50_000);
 }
 
 #[test]
@@ -1329,6 +1382,8 @@ fn as_completed_yields_futures_as_they_finish_on_processes() {
     as_completed_in_completion_order(&executor);
     as_completed_times_out(&executor);
     as_completed_yields_a_duplicate_once(&executor);
+    futures_are_keys_of_maps_and_sets(&executor);
+    wait_and_as_completed_take_many_futures(&executor, 5_000);
 }
 
 // Port of CPython test_as_completed.AsCompletedTests.test_correct_timeout_exception_msg.

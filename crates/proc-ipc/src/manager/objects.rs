@@ -191,6 +191,22 @@ impl Dict {
         self.entries.clear();
         self.places.clear();
     }
+
+    /// Makes room for `new` more keys at once, when the dict holds none: a bulk update of
+    /// an empty dict (Python's `manager.dict(mapping)`) then fills its table without
+    /// rehashing it as it grows. A dict with keys is left as it is, since the update may
+    /// only set keys it has.
+    fn reserve_if_empty(&mut self, new: usize) {
+        if self.len() == 0 {
+            let Dict {
+                entries,
+                places,
+                hasher,
+            } = self;
+            entries.reserve(new);
+            places.reserve(new, |&at| hasher.hash_one(key_at(entries, at)));
+        }
+    }
 }
 
 /// Appends the items of `batch` to `items`, unless there are more than a request may carry.
@@ -517,6 +533,7 @@ impl Object {
                 if pairs.len() > MAX_BATCH / 2 {
                     return Err(Failure::Protocol(too_many()));
                 }
+                d.reserve_if_empty(pairs.len());
                 for (k, v) in pairs.stored() {
                     d.insert(k, Bytes::from(v))?;
                 }

@@ -4,9 +4,10 @@
 //!   cancelled, or given to another worker when this one dies: whoever changes its word
 //!   first wins, the worker starting it or the pool taking it back.
 //! - Two rings of records, one per direction: tasks from the pool to the worker, answers
-//!   from the worker to the pool. A small record without handles is written into the ring
-//!   instead of the link, so that while both sides are busy neither makes a system call for
-//!   it. A reader about to sleep on the link says so in its ring; a writer that puts a
+//!   from the worker to the pool. A record without handles is written into the ring instead
+//!   of the link, so that while both sides are busy neither makes a system call for it: a
+//!   small one always, a large one (a chunk of `map`, or its answer) when the ring has room
+//!   for it and still for every small record the other side may be owed. A reader about to sleep on the link says so in its ring; a writer that puts a
 //!   record while the reader sleeps wakes it with an empty frame on the link. A record that
 //!   goes by the link instead (too large, or holding handles) leaves a mark in the ring
 //!   first, and the reader takes records in ring order, reading the link at each mark: so
@@ -33,23 +34,28 @@ const SLEEPING: usize = 0;
 const HEAD: usize = 64;
 const TAIL: usize = 128;
 const DATA: usize = 256;
-/// How many bytes a ring holds.
-const RING: usize = 512 * 1024;
+/// How many bytes a ring holds: room for a large record or two (a `map` chunk of a few
+/// hundred thousand small items) besides the reserve of small ones.
+const RING: usize = 1024 * 1024;
 /// Where the rings are: after the places' words, the tasks (whose positions are then in the
 /// board's first page with the words), then the answers.
 const TASKS: usize = 256;
 const ANSWERS: usize = TASKS + DATA + RING;
 const SIZE: usize = ANSWERS + DATA + RING;
 
-/// The largest record that goes through a ring (with its length, it takes 4 more bytes).
-/// A worker has at most a handful of tasks unanswered (the pool sends few ahead), so their
-/// tasks, and their answers, always fit a ring together.
+/// The largest small record (with its length, it takes 4 more bytes). A worker has at most
+/// a handful of tasks unanswered (the pool sends few ahead), so their tasks, and their
+/// answers, always fit a ring together.
 pub(crate) const MAX_RECORD: usize = 4 * 1024;
+
+/// The room a large record must leave free in its ring: every small record (or mark) the
+/// ring may have to take besides, so that putting one always succeeds as before.
+pub(crate) const RESERVE: usize = (PLACES + 2) * (4 + MAX_RECORD);
 
 // A worker owes at most one answer per place, plus its initializer's and a retiring note,
 // and is sent at most a task per place, plus its initializer and the word to end: all of
 // them at their largest fit a ring together.
-const _: () = assert!((PLACES + 2) * (4 + MAX_RECORD) <= RING);
+const _: () = assert!(RESERVE < RING / 2);
 const _: () = assert!(PLACES * 4 <= TASKS);
 
 /// What a reader takes from a ring.
@@ -176,14 +182,30 @@ impl Ring<'_> {
         }
     }
 
-    /// The writer: puts `record` in the ring; `false` when it is empty, too large or there
-    /// is no room (then it goes by the link). Afterwards, see [`Ring::wake_reader`].
+    /// The writer: puts `record` in the ring; `false` when it is empty or there is no room
+    /// (then it goes by the link). A record larger than [`MAX_RECORD`] must leave
+    /// [`RESERVE`] bytes free. Afterwards, see [`Ring::wake_reader`].
     pub(crate) fn put(&self, record: &[u8]) -> bool {
         // An empty record is the mark of `put_mark`.
-        if record.is_empty() || record.len() > MAX_RECORD {
+        if record.is_empty() || (record.len() > MAX_RECORD && !self.has_room_for(record.len())) {
             return false;
         }
         self.put_bytes(record)
+    }
+
+    /// The writer: whether a large record of `len` bytes would go into the ring now, leaving
+    /// [`RESERVE`] free. The reader only ever makes more room, so the answer holds until the
+    /// writer puts something.
+    pub(crate) fn has_room_for(&self, len: usize) -> bool {
+        self.room() >= RESERVE.saturating_add(4).saturating_add(len)
+    }
+
+    /// The writer: the bytes free in the ring (0 when the reader broke its position).
+    pub(crate) fn room(&self) -> usize {
+        let head = self.position(HEAD).load(Ordering::Acquire);
+        let tail = self.position(TAIL).load(Ordering::Relaxed);
+        let used = tail.wrapping_sub(head);
+        (RING as u64).saturating_sub(used) as usize
     }
 
     /// The writer: marks the place of a record that goes by the link; `false` when the
@@ -256,7 +278,7 @@ impl Ring<'_> {
         let mut len = [0u8; 4];
         self.read_at(head, &mut len);
         let len = u32::from_le_bytes(len) as usize;
-        if len > MAX_RECORD || (4 + len) as u64 > used {
+        if (4 + len) as u64 > used {
             return Err(Error::Protocol(format!(
                 "a worker's {} ring holds a record of {len} bytes in {used}",
                 self.what
@@ -343,7 +365,14 @@ mod tests {
                 assert_eq!(expect, next);
                 assert!(!reader.has_records());
             }
+            // A large record goes in while it leaves the reserve free, and not past that.
+            let large = RING - RESERVE - 4;
+            assert!(!writer.put(&vec![0; large + 1]));
+            assert!(writer.has_room_for(large));
+            assert!(writer.put(&vec![2; large]));
+            assert!(!writer.has_room_for(1));
             assert!(!writer.put(&vec![0; MAX_RECORD + 1]));
+            assert_eq!(reader.take().unwrap(), Some(Taken::Record(vec![2; large])));
             assert!(writer.put(&vec![1; MAX_RECORD]));
             assert!(!writer.put(&[]));
             assert!(writer.put_mark());

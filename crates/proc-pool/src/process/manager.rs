@@ -20,7 +20,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// The most bytes of tasks sent by the link to a worker while it still runs the task before
 /// them: they fit the link's buffer, so sending never waits for the worker. (Tasks in the
-/// board's ring need no such bound: it holds `PLACES` of the largest.)
+/// board's ring need no such bound: it holds `PLACES` of the largest small ones, and a large
+/// one is sent ahead only when the ring has room for it.)
 const SEND_AHEAD: usize = 4096;
 
 /// How many tasks a worker may have been sent and not answered: enough that it finds its
@@ -46,6 +47,8 @@ struct Flight {
     /// Kept so that a task the worker had not started can go to another worker (`None` once
     /// another worker took it).
     frame: Option<Outgoing>,
+    /// It went by the link, not the board's ring.
+    by_link: bool,
     /// `None` once the task was cancelled: its answer is dropped.
     sink: Option<Box<dyn Sink>>,
     /// The task's span (see `Job::span`).
@@ -141,17 +144,17 @@ impl Slot {
     }
 
     /// Puts a task frame on the worker's board, or marks its place there and sends it by
-    /// the link when it is too large or holds handles. Afterwards, see
-    /// [`Slot::wake_worker`].
+    /// the link when it holds handles or the ring has no room for it: whether it went by
+    /// the link. Afterwards, see [`Slot::wake_worker`].
     ///
     /// # Errors
     ///
     /// The link's error; [`Error::Protocol`] when the task ring has no room even for a mark,
     /// which the few tasks sent ahead never fill: the worker broke it.
-    fn post(&self, frame: &Outgoing) -> proc_core::Result<()> {
+    fn post(&self, frame: &Outgoing) -> proc_core::Result<bool> {
         let ring = self.board.tasks();
-        if !goes_by_link(frame) && frame.plain_bytes().is_some_and(|bytes| ring.put(bytes)) {
-            return Ok(());
+        if frame.plain_bytes().is_some_and(|bytes| ring.put(bytes)) {
+            return Ok(false);
         }
         if !ring.put_mark() {
             return Err(Error::Protocol(
@@ -168,7 +171,7 @@ impl Slot {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Wakes the worker if it sleeps waiting for tasks.
@@ -183,7 +186,7 @@ impl Slot {
     fn let_go(&self) {
         let _ = Outgoing::encode(vec![worker::EXIT], ())
             .and_then(|frame| self.post(&frame))
-            .and_then(|()| self.wake_worker());
+            .and_then(|_| self.wake_worker());
     }
 
     /// The bytes of the tasks sent by the link behind the one the worker runs: together they
@@ -192,7 +195,8 @@ impl Slot {
         self.flights
             .iter()
             .skip(1)
-            .filter_map(|f| f.frame.as_ref().filter(|frame| goes_by_link(frame)))
+            .filter(|f| f.by_link)
+            .filter_map(|f| f.frame.as_ref())
             .map(Outgoing::len)
             .sum()
     }
@@ -222,6 +226,12 @@ impl Slot {
                 .map(|j| j.frame.len())
                 .sum()
         };
+        // What `more` takes of the task ring at most: each job whole, or its mark.
+        let ring_bytes = |jobs: &[Job]| -> usize {
+            jobs.iter()
+                .map(|j| 4 + j.frame.plain_bytes().map_or(0, <[u8]>::len))
+                .sum()
+        };
         self.ready
             && !self.retiring
             && settings
@@ -233,7 +243,15 @@ impl Slot {
                     n < AHEAD
                         && (!goes_by_link(&job.frame)
                             || self.link_bytes_ahead() + link_bytes(more) + job.frame.len()
-                                <= SEND_AHEAD)
+                                <= SEND_AHEAD
+                            // A large chunk waits in the ring while the worker runs the task
+                            // before it (the ring only gains room until the manager puts
+                            // `more` and then it).
+                            || job.frame.plain_bytes().is_some_and(|bytes| {
+                                self.board
+                                    .tasks()
+                                    .has_room_for(ring_bytes(more) + bytes.len())
+                            }))
                 }
             }
     }
@@ -499,7 +517,7 @@ impl Manager {
         let mut dead = None;
         for job in jobs.by_ref() {
             match self.slots[i].post(&job.frame) {
-                Ok(()) => sent.push(job),
+                Ok(by_link) => sent.push((job, by_link)),
                 Err(e) if is_local(&e) => job.sink.fail(e),
                 Err(e) => {
                     dead = Some((vec![job], e));
@@ -518,7 +536,7 @@ impl Manager {
             slot.since = Instant::now();
         }
         slot.sent += sent.len();
-        for mut job in sent {
+        for (mut job, by_link) in sent {
             tracing::trace!(
                 parent: &job.span,
                 task = job.id,
@@ -529,6 +547,7 @@ impl Manager {
             slot.flights.push_back(Flight {
                 id: job.id,
                 frame: Some(job.frame),
+                by_link,
                 sink: Some(job.sink),
                 attempts: job.attempts,
                 place,
@@ -1008,8 +1027,8 @@ impl Manager {
     }
 }
 
-/// Whether the task `frame` goes by the link (with a mark in the ring) rather than in the
-/// board's ring.
+/// Whether the task `frame` may go by the link (with a mark in the ring) rather than in the
+/// board's ring: it holds handles, or is too large to be sure of the ring's room.
 fn goes_by_link(frame: &Outgoing) -> bool {
     frame
         .plain_bytes()

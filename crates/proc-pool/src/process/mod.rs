@@ -5,10 +5,11 @@
 //! before it starts the next; the manager keeps, per worker, the tasks sent and not yet
 //! answered. So when a worker dies the manager knows exactly which task it was running (the
 //! first unanswered one, which fails with `WorkerDied` if the worker marked it started on
-//! the board) and which it had not started yet (sent again to another worker). Tasks and answers that are small and hold no handles go
-//! through shared memory (the rings of each worker's `board`), and each worker is sent many
-//! tasks ahead, so that a worker finds its next task waiting when it finishes one and
-//! neither side makes a system call for it while both are busy.
+//! the board) and which it had not started yet (sent again to another worker). Tasks and
+//! answers that hold no handles go through shared memory (the rings of each worker's
+//! `board`: small ones always, a large chunk of `map` or its answer when the ring has room),
+//! and each worker is sent many tasks ahead, so that a worker finds its next task waiting
+//! when it finishes one and neither side makes a system call for it while both are busy.
 
 mod board;
 mod manager;
@@ -27,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
-use crate::map::{Answer, ChunkFuture};
+use crate::map::{Answer, ChunkFuture, Submit};
 use worker::{REPLY_HEADER, Results};
 
 /// Makes the frame that runs the initializer in a new worker.
@@ -495,8 +496,21 @@ impl Engine {
         self.submit(Job::new(id, frame, Box::new(One(future))))
     }
 
-    /// Queues `C` on each of `items` as one task, for `map`.
-    pub(crate) fn submit_chunk<C, A, R>(&self, items: Vec<A>) -> Result<ChunkFuture<R>>
+    /// The [`Submit`] of `map` and `imap`: queues `C` on each chunk of items it is given, as
+    /// one task per chunk.
+    pub(crate) fn chunks<C, A, R>(self: &Arc<Engine>) -> Submit<A, R>
+    where
+        C: Call<A, Output = R>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let engine = self.clone();
+        let mut size = FrameSize::default();
+        Box::new(move |items| engine.submit_chunk::<C, A, R>(items, &mut size))
+    }
+
+    /// Queues `C` on each of `items` as one task, its frame sized by `size`.
+    fn submit_chunk<C, A, R>(&self, items: Vec<A>, size: &mut FrameSize) -> Result<ChunkFuture<R>>
     where
         C: Call<A, Output = R>,
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -504,8 +518,10 @@ impl Engine {
     {
         let id = self.next_id();
         let count = items.len();
-        let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
+        let mut header = Vec::with_capacity(size.guess(count));
+        header.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
         let frame = Outgoing::encode(header, items)?;
+        size.learn(count, frame.len());
         let future = Future::pending();
         self.submit(Job::new(
             id,
@@ -516,6 +532,33 @@ impl Engine {
             }),
         ))?;
         Ok(future)
+    }
+}
+
+/// What the last chunk's frame of a `map` took, so that the next one is encoded into a
+/// buffer of about its size at once rather than one that grows (and copies itself) a dozen
+/// times on the way.
+#[derive(Debug, Default)]
+pub(crate) struct FrameSize {
+    /// The last frame's length in bytes, and how many items it held.
+    last: Option<(usize, usize)>,
+}
+
+impl FrameSize {
+    /// The room to make for a frame of `count` items: the last frame's bytes per item, a
+    /// little more for items that encode longer, and never more than twice the last frame
+    /// (one large item before many small ones must not make a huge buffer).
+    fn guess(&self, count: usize) -> usize {
+        let Some((len, items)) = self.last else {
+            return worker::HEADER;
+        };
+        let per_item = len.div_ceil(items.max(1));
+        let room = per_item.saturating_mul(count).saturating_add(per_item);
+        room.saturating_add(room / 16).min(len.saturating_mul(2))
+    }
+
+    fn learn(&mut self, count: usize, len: usize) {
+        self.last = Some((len, count));
     }
 }
 
@@ -530,4 +573,25 @@ where
         let header = worker::header(worker::INIT, 0, worker::run_init::<C, A>);
         Outgoing::encode(header, args.clone())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameSize;
+    use super::worker::HEADER;
+
+    #[test]
+    fn a_chunks_frame_is_sized_by_the_last_one_and_never_past_twice_it() {
+        let mut size = FrameSize::default();
+        assert_eq!(size.guess(1_000), HEADER);
+        // 1,000 items of 3 bytes: room for 1,000 more, with a little to spare.
+        size.learn(1_000, 3_000);
+        let guess = size.guess(1_000);
+        assert!((3_000..3_400).contains(&guess), "{guess}");
+        // One huge item, then a million small ones: no more than twice the last frame.
+        size.learn(1, 50 << 20);
+        assert_eq!(size.guess(1_000_000), 100 << 20);
+        size.learn(usize::MAX, usize::MAX);
+        assert_eq!(size.guess(usize::MAX), usize::MAX);
+    }
 }

@@ -68,17 +68,45 @@ pub(crate) struct Replies<'a> {
     /// A mark is in the ring whose answer did not go out (sending it failed): the next
     /// answer goes by the link in its place.
     owed: std::cell::Cell<bool>,
+    /// The buffer answers are encoded into, kept from one answer to the next: a chunk's
+    /// answer is encoded into room that is already there (and mapped) instead of a vector
+    /// that grows, copying itself, for each chunk.
+    buffer: std::cell::RefCell<Vec<u8>>,
 }
 
+/// The largest answer buffer a worker keeps between answers.
+const KEEP_BUFFER: usize = 16 << 20;
+
 impl Replies<'_> {
+    fn new<'a>(link: &'a Link, board: &'a Board) -> Replies<'a> {
+        Replies {
+            link,
+            board,
+            owed: std::cell::Cell::new(false),
+            buffer: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
     /// Sends the answer `header` + `value`.
     fn send<T: Serialize + ?Sized>(&self, header: &[u8], value: &T) -> Result<(), Error> {
-        let mut bytes = header.to_vec();
+        let mut bytes = self.buffer.take();
+        bytes.clear();
+        bytes.extend_from_slice(header);
+        let sent = self.send_in(&mut bytes, value);
+        if bytes.capacity() <= KEEP_BUFFER {
+            *self.buffer.borrow_mut() = bytes;
+        }
+        sent
+    }
+
+    /// Sends `bytes` (the answer's header) + `value`, encoding the value after the header.
+    fn send_in<T: Serialize + ?Sized>(&self, bytes: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+        let header_len = bytes.len();
         // Without procs's handle scope a value that holds handles does not encode: it goes
         // the way that carries them.
-        let plain = proc_core::codec::encode_into(value, &mut bytes).is_ok();
+        let plain = proc_core::codec::encode_into(value, bytes).is_ok();
         if !self.owed.get() {
-            if plain && self.board.answers().put(&bytes) {
+            if plain && self.board.answers().put(bytes) {
                 if self.board.answers().wake_reader() {
                     self.link.send_bytes(&reply_header(WAKE, 0))?;
                 }
@@ -93,9 +121,9 @@ impl Replies<'_> {
             self.owed.set(true);
         }
         let sent = if plain {
-            self.link.send_bytes(&bytes)
+            self.link.send_bytes(bytes)
         } else {
-            self.link.send_after(header, value)
+            self.link.send_after(&bytes[..header_len], value)
         };
         if sent.is_ok() {
             self.owed.set(false);
@@ -249,11 +277,7 @@ pub(crate) fn serve(setup: Setup) {
     let Ok(board) = Board::from_handle(board) else {
         return;
     };
-    let replies = Replies {
-        link: &link,
-        board: &board,
-        owed: std::cell::Cell::new(false),
-    };
+    let replies = Replies::new(&link, &board);
     let mut tasks = Tasks {
         link: &link,
         board: &board,
