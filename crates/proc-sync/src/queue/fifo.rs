@@ -8,16 +8,22 @@
 //!   once, and `maxsize` may be large); a bounded queue counts its items in `count`, a put
 //!   reserves a place there before it sends, a get frees one after it receives, and a put that
 //!   finds no place sleeps on `room` until a get makes one.
-//! - **`task_done`/`join`.** `unfinished` counts the items put and not yet marked done; a put
-//!   counts its item before sending it, so that a `task_done` for it can never come first.
-//! - **`shutdown`.** `state` holds the flags and the number of puts under way: a put enters
-//!   (one more under way) and fails if the shutdown flag is up, else sends and leaves. A
-//!   shutdown raises the flag, waits for the puts under way to leave, drains the channel if
-//!   `immediate`, marks the queue closed, and drops `shutdown_tx`, which wakes every getter
-//!   waiting on `shutdown_rx` beside the channel. Once the queue is closed no item can come
-//!   any more, so a getter that then finds the channel empty fails with `Closed`.
+//! - **`shutdown`.** `state` holds the flags and counts the puts let in: a put enters (one
+//!   more let in) unless the shutdown flag is up, in one compare-and-swap, then sends. The
+//!   getters count what they take out in `received`, on their own cache line. A shutdown
+//!   raises the flag, which fixes the number let in, and waits until every item let in is
+//!   in the channel or taken out (`received` + the channel's length), so a put under way
+//!   costs the shutdown a moment's wait and the put nothing more: a read-modify-write
+//!   after the send, to say that it left, cost a put as much as the send itself, waiting
+//!   for the send's stores. Then it drains the channel if `immediate`, marks the queue
+//!   closed, and drops `shutdown_tx`, which wakes every getter waiting on `shutdown_rx`
+//!   beside the channel. Once the queue is closed no item can come any more, so a getter
+//!   that then finds the channel empty fails with `Closed`.
+//! - **`task_done`/`join`.** The items let in and not yet marked done (`done` counts those)
+//!   are unfinished; a put is let in before it sends, so that a `task_done` for its item can
+//!   never come first.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crossbeam_channel::{Receiver, Select, Sender};
@@ -25,35 +31,57 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use super::{Block, GetError, PutError, TaskDoneError, wait};
 
 /// `state`: a shutdown was asked for; puts fail from now on.
-const SHUT: usize = 1;
+const SHUT: u64 = 1;
 /// `state`: the shutdown was immediate; gets fail from now on.
-const IMMEDIATE: usize = 2;
+const IMMEDIATE: u64 = 2;
 /// `state`: the shutdown is complete: no put is under way, none will come.
-const CLOSED: usize = 4;
-/// `state`: one put under way (the count is kept above the flags).
-const PUT: usize = 8;
+const CLOSED: u64 = 4;
+/// `state`: one put let in (the bits above the flags count them).
+const PUT: u64 = 1 << 3;
+
+/// The puts let in, in `state`.
+fn let_in(state: u64) -> u64 {
+    state / PUT
+}
 
 pub(super) struct Channel<T> {
     tx: Sender<T>,
     rx: Receiver<T>,
     /// Zero means unbounded, as in Python.
     pub(super) maxsize: usize,
-    /// The flags and puts under way, above.
-    state: AtomicUsize,
+    /// The flags and the puts let in, above; on a cache line of its own (every put writes
+    /// it), so that a getter reading the fields around does not pull the line away from the
+    /// putter at every item.
+    state: Apart<AtomicU64>,
+    /// Items taken out of the channel, by getters or by an immediate shutdown.
+    received: Apart<AtomicU64>,
+    /// Items marked done (or dropped by an immediate shutdown, which counts as done).
+    done: Apart<AtomicU64>,
     /// Dropped by the shutdown, which wakes the getters that wait on `shutdown_rx`.
     shutdown_tx: Mutex<Option<Sender<()>>>,
     shutdown_rx: Receiver<()>,
-    /// Items put and not yet marked done.
-    unfinished: AtomicUsize,
-    /// `join` sleeps on `all_done` under `done_lock` until `unfinished` is zero.
+    /// `join` sleeps on `all_done` under `done_lock` until no item is unfinished.
     done_lock: Mutex<()>,
     all_done: Condvar,
     /// A bounded queue's items, and the places that puts have reserved.
-    count: AtomicUsize,
+    count: Apart<AtomicUsize>,
     /// Puts asleep on `room` under `room_lock`, waiting for a place.
     putters: AtomicUsize,
     room_lock: Mutex<()>,
     room: Condvar,
+}
+
+/// A value on cache lines of its own (128 bytes: two lines, for the prefetchers of x86 that
+/// fetch lines in pairs, as crossbeam's `CachePadded`).
+#[repr(align(128))]
+struct Apart<T>(T);
+
+impl<T> std::ops::Deref for Apart<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
@@ -69,13 +97,14 @@ impl<T> Channel<T> {
             tx,
             rx,
             maxsize,
-            state: AtomicUsize::new(0),
+            state: Apart(AtomicU64::new(0)),
+            received: Apart(AtomicU64::new(0)),
+            done: Apart(AtomicU64::new(0)),
             shutdown_tx: Mutex::new(Some(shutdown_tx)),
             shutdown_rx,
-            unfinished: AtomicUsize::new(0),
             done_lock: Mutex::new(()),
             all_done: Condvar::new(),
-            count: AtomicUsize::new(0),
+            count: Apart(AtomicUsize::new(0)),
             putters: AtomicUsize::new(0),
             room_lock: Mutex::new(()),
             room: Condvar::new(),
@@ -88,15 +117,15 @@ impl<T> Channel<T> {
         {
             return Err(full.with(item));
         }
-        if self.state.fetch_add(PUT, SeqCst) & SHUT != 0 {
-            self.state.fetch_sub(PUT, SeqCst);
+        let entered = self
+            .state
+            .fetch_update(SeqCst, SeqCst, |s| (s & SHUT == 0).then_some(s + PUT));
+        if entered.is_err() {
             self.release();
             return Err(PutError::Closed(item));
         }
-        self.unfinished.fetch_add(1, SeqCst);
         // Never fails: this queue holds the receiver.
         let _ = self.tx.send(item);
-        self.state.fetch_sub(PUT, SeqCst);
         Ok(())
     }
 
@@ -129,6 +158,20 @@ impl<T> Channel<T> {
         }
     }
 
+    /// Counts an item taken out of the channel, and frees its place.
+    fn took(&self, item: T) -> T {
+        self.received.fetch_add(1, SeqCst);
+        self.release();
+        item
+    }
+
+    /// The items let in and not yet marked done.
+    fn unfinished(&self) -> u64 {
+        // `done` first: it never passes the puts let in, which only grow.
+        let done = self.done.load(SeqCst);
+        let_in(self.state.load(SeqCst)).saturating_sub(done)
+    }
+
     /// Frees a place of a bounded queue, waking a put that waits for one.
     fn release(&self) {
         if self.maxsize == 0 {
@@ -144,8 +187,14 @@ impl<T> Channel<T> {
     pub(super) fn get(&self, block: Block) -> Result<T, GetError> {
         loop {
             if let Ok(item) = self.rx.try_recv() {
-                self.release();
-                return Ok(item);
+                return Ok(self.took(item));
+            }
+            // A producer that puts as fast as it can has the next item in within a moment:
+            // looking again for that moment spares building a select and sleeping in it. It
+            // looks at the channel only: the state is on the putters' cache line, which a
+            // getter that read it at every empty look would pull away from them each time.
+            if !matches!(block, Block::No) && spin_until_ready(&self.rx) {
+                continue;
             }
             let state = self.state.load(SeqCst);
             if state & IMMEDIATE != 0 {
@@ -154,8 +203,7 @@ impl<T> Channel<T> {
             if state & CLOSED != 0 {
                 // No put is under way and none will come: what the channel holds is all.
                 let item = self.rx.try_recv().map_err(|_| GetError::Closed)?;
-                self.release();
-                return Ok(item);
+                return Ok(self.took(item));
             }
             if matches!(block, Block::No) {
                 return Err(GetError::Empty);
@@ -173,8 +221,7 @@ impl<T> Channel<T> {
             };
             if ready.index() == items {
                 if let Ok(item) = ready.recv(&self.rx) {
-                    self.release();
-                    return Ok(item);
+                    return Ok(self.took(item));
                 }
             } else {
                 // The shutdown: the loop looks at the state again.
@@ -192,11 +239,13 @@ impl<T> Channel<T> {
     }
 
     pub(super) fn task_done(&self) -> Result<(), TaskDoneError> {
-        let before = self
-            .unfinished
-            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        // One more done, as long as that does not pass the puts let in.
+        self.done
+            .fetch_update(SeqCst, SeqCst, |d| {
+                (d < let_in(self.state.load(SeqCst))).then_some(d + 1)
+            })
             .map_err(|_| TaskDoneError(()))?;
-        if before == 1 {
+        if self.unfinished() == 0 {
             let _guard = lock(&self.done_lock);
             self.all_done.notify_all();
         }
@@ -205,7 +254,7 @@ impl<T> Channel<T> {
 
     pub(super) fn join(&self, block: Block) -> bool {
         let mut guard = lock(&self.done_lock);
-        while self.unfinished.load(SeqCst) > 0 {
+        while self.unfinished() > 0 {
             let (again, waited) = wait(&self.all_done, guard, block);
             if !waited {
                 return false;
@@ -217,23 +266,29 @@ impl<T> Channel<T> {
 
     pub(super) fn shutdown(&self, immediate: bool) {
         let flags = if immediate { SHUT | IMMEDIATE } else { SHUT };
-        self.state.fetch_or(flags, SeqCst);
-        // A put under way sends without waiting (the channel is unbounded), so this waits
-        // only while a putting thread is between its look at the flag and its send.
-        while self.state.load(SeqCst) >= PUT {
+        // No put is let in after this: their number is final.
+        let let_in = let_in(self.state.fetch_or(flags, SeqCst));
+        // A put let in sends without waiting (the channel is unbounded), so this waits only
+        // while a putting thread is between its entry and its send. `received` is read
+        // first: an item taken out between the two reads is then counted by neither, and
+        // the loop looks again, where the other order could count it twice.
+        loop {
+            let received = self.received.load(SeqCst);
+            let in_channel = u64::try_from(self.rx.len()).unwrap_or(u64::MAX);
+            if received.saturating_add(in_channel) >= let_in {
+                break;
+            }
             std::thread::yield_now();
         }
         if immediate {
             // As in Python, every removed item counts as done, so that `join` returns once
             // the items already taken out are done too. Their destructors run here, outside
             // every lock.
-            let removed: Vec<T> = self.rx.try_iter().collect();
-            for _ in &removed {
-                self.release();
-            }
-            let _ = self
-                .unfinished
-                .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(removed.len())));
+            let removed: Vec<T> = self.rx.try_iter().map(|item| self.took(item)).collect();
+            let removed_tasks = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+            let _ = self.done.fetch_update(SeqCst, SeqCst, |d| {
+                Some(d.saturating_add(removed_tasks).min(let_in))
+            });
             let _guard = lock(&self.done_lock);
             self.all_done.notify_all();
         }
@@ -251,10 +306,23 @@ impl<T> Channel<T> {
     pub(super) fn status(&self) -> (usize, usize, bool) {
         (
             self.qsize(),
-            self.unfinished.load(SeqCst),
+            usize::try_from(self.unfinished()).unwrap_or(usize::MAX),
             self.is_shutdown(),
         )
     }
+}
+
+/// Spins a few hundred pauses (growing), looking for an item; whether one came.
+fn spin_until_ready<T>(rx: &Receiver<T>) -> bool {
+    for round in 0..7 {
+        for _ in 0..1u32 << round {
+            std::hint::spin_loop();
+        }
+        if !rx.is_empty() {
+            return true;
+        }
+    }
+    false
 }
 
 fn lock_sender(mutex: &Mutex<Option<Sender<()>>>) -> MutexGuard<'_, Option<Sender<()>>> {
