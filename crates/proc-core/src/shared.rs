@@ -838,8 +838,7 @@ pub fn identity_pid(identity: u32) -> u32 {
 /// An identity without a start time's hash (the platform cannot tell), or a process whose
 /// start cannot be read (`/proc` mounted with `hidepid`, say), is judged by the pid alone,
 /// as [`pid_alive_since`] does: an error here takes a live process for alive, never for
-/// dead. Two start times of one hash pass for each other (see
-/// [`Word::lock`](Word::lock#platform-specific-behavior)).
+/// dead. Two start times of one hash pass for each other (see [`Word::lock`]).
 ///
 /// # Examples
 ///
