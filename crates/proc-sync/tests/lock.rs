@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use proc_core::{Process, StartMethod};
 use proc_sync::{Barrier, Event, Lock, LockGuard, RLock, RLockGuard, RawValue};
 use procs_testkit::{PATIENCE, StateMap, assert_send_sync, builder, each_method};
 
@@ -117,18 +118,24 @@ fn hold_forever((lock, holding): (Lock, Event)) {
     }
 }
 
+/// Starts a child that takes `lock` and holds it until killed; returns once it holds it.
+fn holder_of(method: StartMethod, lock: &Lock) -> Process<()> {
+    let holding = Event::new().unwrap();
+    let holder = builder(method)
+        .spawn(hold_forever, (lock.clone(), holding.clone()))
+        .unwrap();
+    assert!(
+        holding.wait_timeout(PATIENCE),
+        "the holder never took the lock"
+    );
+    holder
+}
+
 #[test]
 fn a_holder_killed_does_not_block_the_next_acquirer() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_forever, (lock.clone(), holding.clone()))
-            .unwrap();
-        assert!(
-            holding.wait_timeout(PATIENCE),
-            "the holder never took the lock"
-        );
+        let mut holder = holder_of(method, &lock);
         assert!(lock.try_acquire().is_none());
         holder.kill().unwrap();
         // Not joined yet: the dead holder is a zombie, which must count as dead.
@@ -156,14 +163,7 @@ const WORD_AT: usize = 0;
 fn a_holder_killed_whose_pid_went_to_a_live_process_is_still_seen_dead() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_forever, (lock.clone(), holding.clone()))
-            .unwrap();
-        assert!(
-            holding.wait_timeout(PATIENCE),
-            "the holder never took the lock"
-        );
+        let mut holder = holder_of(method, &lock);
         let state = StateMap::of(&lock);
         let Some(stranger) = state.give_lock_away_and_kill(&mut holder, WORD_AT, method) else {
             return; // The lock's word cannot tell processes of one pid apart: nothing to test.
@@ -194,11 +194,7 @@ fn wait_for_the_lock((lock, waiting): (Lock, Event)) -> bool {
 fn a_waiter_blocked_on_a_killed_holder_takes_over() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_forever, (lock.clone(), holding.clone()))
-            .unwrap();
-        assert!(holding.wait_timeout(PATIENCE));
+        let mut holder = holder_of(method, &lock);
         let waiting = Event::new().unwrap();
         let mut waiter = builder(method)
             .spawn(wait_for_the_lock, (lock.clone(), waiting.clone()))
@@ -287,15 +283,25 @@ fn hold_rlock_forever((rlock, holding): (RLock, Event)) {
     }
 }
 
+/// Starts a child that takes `rlock` twice and holds it until killed; returns once it holds
+/// it.
+fn rlock_holder_of(method: StartMethod, rlock: &RLock) -> Process<()> {
+    let holding = Event::new().unwrap();
+    let holder = builder(method)
+        .spawn(hold_rlock_forever, (rlock.clone(), holding.clone()))
+        .unwrap();
+    assert!(
+        holding.wait_timeout(PATIENCE),
+        "the holder never took the lock"
+    );
+    holder
+}
+
 #[test]
 fn rlock_of_a_killed_holder_is_taken_over() {
     each_method(|method| {
         let rlock = RLock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_rlock_forever, (rlock.clone(), holding.clone()))
-            .unwrap();
-        assert!(holding.wait_timeout(PATIENCE));
+        let mut holder = rlock_holder_of(method, &rlock);
         holder.kill().unwrap();
         let guard = rlock.acquire_timeout(PATIENCE).unwrap();
         assert!(guard.owner_died());
@@ -323,11 +329,7 @@ fn rlock_of_a_killed_holder_is_taken_over() {
 fn rlock_of_a_killed_holder_whose_pid_went_to_a_live_process_is_taken_over() {
     each_method(|method| {
         let rlock = RLock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_rlock_forever, (rlock.clone(), holding.clone()))
-            .unwrap();
-        assert!(holding.wait_timeout(PATIENCE));
+        let mut holder = rlock_holder_of(method, &rlock);
         let state = StateMap::of(&rlock);
         let Some(stranger) = state.give_lock_away_and_kill(&mut holder, WORD_AT, method) else {
             return; // The lock's word cannot tell processes of one pid apart: nothing to test.
