@@ -745,12 +745,14 @@ impl Ring {
         }
     }
 
-    /// Counts one item fewer in this process's backlog (one that [`Ring::backlog_grew`]
-    /// counted): it is in the ring now, or lost. A `join` that waits for a lost one only
+    /// Counts `items` fewer in this process's backlog (items that [`Ring::backlog_grew`]
+    /// counted): they are in the ring now, or lost. A `join` that waits for a lost one only
     /// sees it at its next look by itself.
-    pub(crate) fn backlog_shrank(&self) {
-        if let Some(slot) = self.own_backlog_slot() {
-            slot.items.fetch_sub(1, Ordering::AcqRel);
+    pub(crate) fn backlog_shrank(&self, items: u32) {
+        if items > 0
+            && let Some(slot) = self.own_backlog_slot()
+        {
+            slot.items.fetch_sub(items, Ordering::AcqRel);
         }
     }
 
@@ -956,7 +958,7 @@ mod tests {
         assert!(ring.backlog_grew());
         assert!(ring.backlog_grew());
         assert_eq!(ring.backlog(), 2);
-        ring.backlog_shrank();
+        ring.backlog_shrank(1);
         assert_eq!(ring.backlog(), 1);
         // A process that died with three items in its feeder: they are not counted, and its
         // slot (the first free one after ours) goes to the next process without them.
@@ -973,7 +975,7 @@ mod tests {
         assert!(ring.backlog_grew());
         assert_eq!(slots[0].pid.load(Ordering::SeqCst), pid());
         assert_eq!(ring.backlog(), 1);
-        ring.backlog_shrank();
+        ring.backlog_shrank(1);
         assert_eq!(ring.backlog(), 0);
         // With every slot held by another live process (init), an item goes uncounted.
         for slot in slots {

@@ -746,3 +746,39 @@ fn an_immediate_shutdown_releases_join() {
     q.shutdown(true);
     waiter.join().unwrap().unwrap();
 }
+
+/// A joinable consumer: takes `n` items, marks each done, returns them in the order it got
+/// them.
+fn consume_joinable((q, n): (JoinableQueue<ByteBuf>, usize)) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            let item = q.get().unwrap();
+            q.task_done().unwrap();
+            u32::from_le_bytes(item[..4].try_into().unwrap())
+        })
+        .collect()
+}
+
+/// Many more small items than the ring holds, put with no consumer yet: they wait in the
+/// feeder, which writes them in batches once a consumer in another process makes room. They
+/// come out in order, each once, `qsize` and `join` count them all the way, and the
+/// feeder's backlog is empty at the end.
+#[test]
+fn a_backlog_of_small_items_comes_out_whole_and_in_order() {
+    const N: u32 = 20_000;
+    let q = JoinableQueue::<ByteBuf>::new().unwrap();
+    for i in 0..N {
+        let mut item = i.to_le_bytes().to_vec();
+        item.resize(200, 7);
+        q.put(ByteBuf::from(item)).unwrap();
+    }
+    // Every item is counted once it is put, whether in the ring or still in the feeder.
+    assert_eq!(q.qsize(), N as usize);
+    assert_eq!(q.unfinished_tasks(), N as usize);
+    assert!(q.join_timeout(Duration::ZERO).unwrap_err().is_timeout());
+    let mut child = proc_core::Process::spawn(consume_joinable, (q.clone(), N as usize)).unwrap();
+    assert_eq!(child.join().unwrap(), (0..N).collect::<Vec<_>>());
+    q.join_timeout(PATIENCE).unwrap();
+    assert_eq!(q.qsize(), 0);
+    assert_eq!(q.unfinished_tasks(), 0);
+}

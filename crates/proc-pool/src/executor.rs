@@ -194,9 +194,7 @@ impl ThreadPoolExecutor {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let future = Future::pending();
-        self.threads.submit_once(move || f(args), future.clone())?;
-        Ok(future)
+        self.threads.submit(move || f(args))
     }
 
     /// Runs `f` on every item; the iterator yields the results in input order (Python's

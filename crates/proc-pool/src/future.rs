@@ -34,6 +34,11 @@ struct Inner<R> {
     sleepers: usize,
 }
 
+/// What a future keeps beside its outcome: nothing, or the work of its task.
+trait Slot: Send {}
+
+impl Slot for () {}
+
 /// Who hears of a future's end, and who can stop its task.
 struct Extras<R> {
     callbacks: Vec<Callback<R>>,
@@ -57,9 +62,86 @@ impl<R> Inner<R> {
     }
 }
 
-struct Shared<R> {
+/// A future's state, and its slot last, so that a `Shared` with any slot is seen by every
+/// handle as a `Shared<R, dyn Slot>`.
+struct Shared<R, S: ?Sized = dyn Slot> {
     inner: Mutex<Inner<R>>,
     finished: Condvar,
+    /// The work of a thread pool's task, in its future's allocation until a thread takes it
+    /// (a [`Work`]), or nothing (`()`).
+    slot: Mutex<S>,
+}
+
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The work of a thread pool's task and the task's `procs.pool.task` span (made where the
+/// task was submitted, so that it is a child of the submitter's span).
+struct Work<W> {
+    work: Option<W>,
+    span: tracing::Span,
+}
+
+impl<W: Send> Slot for Work<W> {}
+
+/// A task for a thread of a pool: run it, or cancel it if it never runs. Its work lives in
+/// its future's allocation, so a task costs one allocation, made and freed by the
+/// submitter's thread (a thread that frees what another made contends for the allocator).
+pub(crate) struct Task(Arc<dyn Run>);
+
+trait Run: Send + Sync {
+    fn run(self: Arc<Self>);
+    fn cancel(self: Arc<Self>, error: Error);
+}
+
+impl<R, W> Run for Shared<R, Work<W>>
+where
+    R: Send + 'static,
+    W: FnOnce() -> R + Send + 'static,
+{
+    fn run(self: Arc<Self>) {
+        let (work, span) = self.take_work();
+        let future: Future<R> = Future { shared: self };
+        let _entered = span.enter();
+        // `None` once taken; and a task cancelled before a thread took it is finished.
+        if let Some(work) = work
+            && future.set_running()
+        {
+            tracing::trace!("procs.pool.task.start");
+            future.finish(unwind::catch(work).map_err(Error::from));
+            tracing::trace!("procs.pool.task.finish");
+        }
+    }
+
+    fn cancel(self: Arc<Self>, error: Error) {
+        let (work, span) = self.take_work();
+        drop(work);
+        span.in_scope(|| tracing::trace!(error = %error, "procs.pool.task.cancel"));
+        let future: Future<R> = Future { shared: self };
+        future.finish(Err(error));
+    }
+}
+
+impl<R, W> Shared<R, Work<W>> {
+    fn take_work(&self) -> (Option<W>, tracing::Span) {
+        let mut slot = lock(&self.slot);
+        let span = std::mem::replace(&mut slot.span, tracing::Span::none());
+        (slot.work.take(), span)
+    }
+}
+
+impl Task {
+    /// Runs the work (unless its future was cancelled first); the future gets its value or
+    /// its panic.
+    pub(crate) fn run(self) {
+        self.0.run();
+    }
+
+    /// Finishes the future with `error` instead of running the work.
+    pub(crate) fn cancel(self, error: Error) {
+        self.0.cancel(error);
+    }
 }
 
 /// What closing a pool or executor does with the tasks that no worker has taken yet.
@@ -114,6 +196,37 @@ pub struct Future<R> {
     shared: Arc<Shared<R>>,
 }
 
+impl<R, S> Shared<R, S> {
+    fn new(slot: S) -> Shared<R, S> {
+        Shared {
+            inner: Mutex::new(Inner {
+                status: Status::Pending,
+                outcome: None,
+                extras: None,
+                sleepers: 0,
+            }),
+            finished: Condvar::new(),
+            slot: Mutex::new(slot),
+        }
+    }
+}
+
+impl<R: Send + 'static> Future<R> {
+    /// A pending future and the task that runs `work` for it, in one allocation; `span` is
+    /// the task's span.
+    pub(crate) fn with_work<W>(work: W, span: tracing::Span) -> (Future<R>, Task)
+    where
+        W: FnOnce() -> R + Send + 'static,
+    {
+        let shared = Arc::new(Shared::new(Work {
+            work: Some(work),
+            span,
+        }));
+        let task = Task(shared.clone());
+        (Future { shared }, task)
+    }
+}
+
 impl<R> Clone for Future<R> {
     fn clone(&self) -> Self {
         Future {
@@ -125,21 +238,12 @@ impl<R> Clone for Future<R> {
 impl<R> Future<R> {
     /// A pending future, for the pool that will finish it.
     pub(crate) fn pending() -> Future<R> {
-        Future {
-            shared: Arc::new(Shared {
-                inner: Mutex::new(Inner {
-                    status: Status::Pending,
-                    outcome: None,
-                    extras: None,
-                    sleepers: 0,
-                }),
-                finished: Condvar::new(),
-            }),
-        }
+        let shared: Arc<Shared<R, ()>> = Arc::new(Shared::new(()));
+        Future { shared }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<R>> {
-        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.shared.inner)
     }
 
     /// Whether two handles are the same future.

@@ -10,51 +10,17 @@ use proc_core::internal::unwind;
 use proc_core::{Error, Result};
 
 use crate::call::Call;
-use crate::future::{Future, QueuedTasks};
+use crate::future::{Future, QueuedTasks, Task};
 use crate::map::{Answer, ChunkFuture, run_chunk};
 
-/// A task for a thread: run it, or cancel it if it never runs.
-trait Job: Send {
-    fn run(self: Box<Self>);
-    fn cancel(self: Box<Self>, error: Error);
+/// A task of `work` and its future, with the task's `procs.pool.task` span made here (on
+/// the submitter's thread, so that it is a child of the submitter's span; the work runs
+/// inside it, and so do the work's own events).
+fn task<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> (Future<R>, Task) {
+    let span = tracing::trace_span!("procs.pool.task", pool = "thread");
+    span.in_scope(|| tracing::trace!("procs.pool.submit"));
+    Future::with_work(work, span)
 }
-
-/// The one allocation of a task: its work, the future that gets the work's value, and the
-/// task's `procs.pool.task` span (made where the task was submitted, so that it is a child
-/// of the submitter's span; the work runs inside it, and so do the work's own events).
-struct Work<W, R> {
-    work: W,
-    future: Future<R>,
-    span: tracing::Span,
-}
-
-impl<W, R> Work<W, R> {
-    fn new(work: W, future: Future<R>) -> Box<Work<W, R>> {
-        let span = tracing::trace_span!("procs.pool.task", pool = "thread");
-        span.in_scope(|| tracing::trace!("procs.pool.submit"));
-        Box::new(Work { work, future, span })
-    }
-}
-
-impl<W: FnOnce() -> R + Send, R: Send> Job for Work<W, R> {
-    fn run(self: Box<Self>) {
-        let Work { work, future, span } = *self;
-        let _entered = span.enter();
-        if future.set_running() {
-            tracing::trace!("procs.pool.task.start");
-            future.finish(unwind::catch(work).map_err(Error::from));
-            tracing::trace!("procs.pool.task.finish");
-        }
-    }
-
-    fn cancel(self: Box<Self>, error: Error) {
-        self.span
-            .in_scope(|| tracing::trace!(error = %error, "procs.pool.task.cancel"));
-        self.future.finish(Err(error));
-    }
-}
-
-type Task = Box<dyn Job>;
 
 /// Runs once in each new thread before it takes tasks.
 pub(crate) type Init = Arc<dyn Fn() -> std::result::Result<(), Error> + Send + Sync>;
@@ -215,23 +181,27 @@ impl Threads {
             .map_err(|_| Error::InvalidState("the pool is shut down and takes no more tasks"))
     }
 
-    /// Runs `f(args)` on a thread; the future gets its value or its panic.
-    pub(crate) fn submit<C, A, R>(&self, f: Arc<C>, args: A, future: Future<R>) -> Result<()>
-    where
-        C: Call<A, Output = R>,
-        A: Send + 'static,
-        R: Send + 'static,
-    {
-        self.execute(Work::new(move || f.call(args), future))
-    }
-
     /// Runs `f()` once on a thread; the future gets its value or its panic.
-    pub(crate) fn submit_once<R: Send + 'static>(
+    pub(crate) fn submit<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
-        future: Future<R>,
-    ) -> Result<()> {
-        self.execute(Work::new(f, future))
+    ) -> Result<Future<R>> {
+        let (future, task) = task(f);
+        self.execute(task)?;
+        Ok(future)
+    }
+
+    /// Like [`submit`](Threads::submit), with `prepare` called on the future before the
+    /// task can run (to add callbacks that must not miss the outcome).
+    pub(crate) fn submit_prepared<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+        prepare: impl FnOnce(&Future<R>),
+    ) -> Result<Future<R>> {
+        let (future, task) = task(f);
+        prepare(&future);
+        self.execute(task)?;
+        Ok(future)
     }
 
     /// Runs `f` on each item of `items` on one thread, for `map`.
@@ -241,17 +211,14 @@ impl Threads {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let future = Future::pending();
         // `run_chunk` catches each item's panic: the whole chunk gives values.
-        let work = move || {
+        self.submit(move || {
             let (values, mixed) = run_chunk::<_, _, Error>(items, |item| f.call(item));
             match mixed {
                 None => Answer::Values(values),
                 Some(outcomes) => Answer::Mixed(outcomes),
             }
-        };
-        self.execute(Work::new(work, future.clone()))?;
-        Ok(future)
+        })
     }
 
     /// Takes no more tasks; the queued ones run or are cancelled, as `queued` says.

@@ -110,9 +110,7 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let future = Future::pending();
-        self.threads
-            .submit(Arc::new(Direct(f)), args, future.clone())?;
+        let future = self.threads.submit(move || Direct(f).call(args))?;
         Ok(AsyncResult::new(future))
     }
 
@@ -148,10 +146,10 @@ impl ThreadPool {
         C: FnOnce(&R) + Send + 'static,
         E: FnOnce(&Error) + Send + 'static,
     {
-        let future = Future::pending();
-        with_callbacks(&future, callback, error_callback);
-        self.threads
-            .submit(Arc::new(Direct(f)), args, future.clone())?;
+        let future = self.threads.submit_prepared(
+            move || Direct(f).call(args),
+            |future| with_callbacks(future, callback, error_callback),
+        )?;
         Ok(AsyncResult::new(future))
     }
 

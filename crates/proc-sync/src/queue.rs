@@ -7,7 +7,10 @@
 //! another handle on the same queue, and it is [`Send`] and [`Sync`] when its items are
 //! [`Send`], so threads share it by cloning or by reference.
 //!
-//! Blocking calls sleep on a condition variable; nothing spins. A call that cannot go on
+//! [`Queue`] and [`SimpleQueue`] stand on a crossbeam channel, whose blocking calls spin a
+//! little before they sleep (so that a producer and a consumer do not take turns at one
+//! lock, or wake each other through the kernel, at every item); [`LifoQueue`] and
+//! [`PriorityQueue`] sleep on a condition variable. A call that cannot go on
 //! returns an error instead of raising: [`GetError`] for the `get` family and [`PutError`] for
 //! the `put` family, which gives the rejected item back (as crossbeam-channel's
 //! `TrySendError` does). Both convert into [`proc_core::Error`] for use with `?`.
@@ -58,14 +61,19 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use proc_core::{GetError, PutError};
+
+use crossbeam_channel::{Receiver, Sender};
+
+mod fifo;
+
+use fifo::Channel;
 
 /// `task_done` was called more times than there were items put in the queue; Python raises
 /// `ValueError`.
@@ -131,20 +139,11 @@ trait Store: Default {
     fn take_all(&mut self) -> Vec<Self::Item>;
 }
 
-/// First in, first out.
-struct Fifo<T>(VecDeque<T>);
-
 /// Last in, first out.
 struct Lifo<T>(Vec<T>);
 
 /// Smallest first.
 struct Heap<T>(BinaryHeap<Reverse<T>>);
-
-impl<T> Default for Fifo<T> {
-    fn default() -> Self {
-        Fifo(VecDeque::new())
-    }
-}
 
 impl<T> Default for Lifo<T> {
     fn default() -> Self {
@@ -155,22 +154,6 @@ impl<T> Default for Lifo<T> {
 impl<T: Ord> Default for Heap<T> {
     fn default() -> Self {
         Heap(BinaryHeap::new())
-    }
-}
-
-impl<T> Store for Fifo<T> {
-    type Item = T;
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn push(&mut self, item: T) {
-        self.0.push_back(item);
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.0.pop_front()
-    }
-    fn take_all(&mut self) -> Vec<T> {
-        self.0.drain(..).collect()
     }
 }
 
@@ -228,11 +211,7 @@ struct Shared<S> {
 
 /// Waits on `cv` until notified or until the deadline of `block`; the guard again, and
 /// `false` when it did not wait because the deadline has passed (at once for [`Block::No`]).
-fn wait<'a, S>(
-    cv: &Condvar,
-    guard: MutexGuard<'a, State<S>>,
-    block: Block,
-) -> (MutexGuard<'a, State<S>>, bool) {
+fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>, block: Block) -> (MutexGuard<'a, T>, bool) {
     match block {
         Block::No => (guard, false),
         Block::Forever => (cv.wait(guard).unwrap_or_else(PoisonError::into_inner), true),
@@ -390,6 +369,12 @@ impl<S: Store> Shared<S> {
     fn is_shutdown(&self) -> bool {
         self.lock().shut_down
     }
+
+    /// The queue's size, unfinished tasks and whether it is shut down, for `Debug`.
+    fn status(&self) -> (usize, usize, bool) {
+        let state = self.lock();
+        (state.items.len(), state.unfinished_tasks, state.shut_down)
+    }
 }
 
 /// Declares one of the three queues of Python's `queue` module over a [`Store`]; the interface
@@ -397,11 +382,11 @@ impl<S: Store> Shared<S> {
 macro_rules! queue_type {
     (
         $(#[$attr:meta])*
-        $name:ident<T $(: $bound:ident)?>, $store:ident, $first:literal
+        $name:ident<T $(: $bound:ident)?>, $engine:ty, $first:literal
     ) => {
         $(#[$attr])*
         pub struct $name<T> {
-            shared: Arc<Shared<$store<T>>>,
+            shared: Arc<$engine>,
         }
 
         impl<T> Clone for $name<T> {
@@ -420,12 +405,12 @@ macro_rules! queue_type {
 
         impl<T $(: $bound)?> fmt::Debug for $name<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let state = self.shared.lock();
+                let (qsize, unfinished_tasks, is_shutdown) = self.shared.status();
                 f.debug_struct(stringify!($name))
-                    .field("qsize", &state.items.len())
+                    .field("qsize", &qsize)
                     .field("maxsize", &self.shared.maxsize)
-                    .field("unfinished_tasks", &state.unfinished_tasks)
-                    .field("is_shutdown", &state.shut_down)
+                    .field("unfinished_tasks", &unfinished_tasks)
+                    .field("is_shutdown", &is_shutdown)
                     .finish()
             }
         }
@@ -462,7 +447,7 @@ macro_rules! queue_type {
             /// assert!(q.put_nowait(3).unwrap_err().is_full());
             /// ```
             pub fn with_maxsize(maxsize: usize) -> Self {
-                $name { shared: Arc::new(Shared::new(maxsize)) }
+                $name { shared: Arc::new(<$engine>::new(maxsize)) }
             }
 
             /// Puts an item in the queue, waiting for room while the queue is full.
@@ -800,7 +785,7 @@ queue_type! {
     /// }
     /// assert_eq!([q.get(), q.get(), q.get()], [Ok(111), Ok(333), Ok(222)]);
     /// ```
-    Queue<T>, Fifo, "oldest"
+    Queue<T>, Channel<T>, "oldest"
 }
 
 queue_type! {
@@ -820,7 +805,7 @@ queue_type! {
     /// }
     /// assert_eq!([q.get(), q.get(), q.get()], [Ok(222), Ok(333), Ok(111)]);
     /// ```
-    LifoQueue<T>, Lifo, "newest"
+    LifoQueue<T>, Shared<Lifo<T>>, "newest"
 }
 
 queue_type! {
@@ -846,7 +831,7 @@ queue_type! {
     /// assert_eq!(q.get(), Ok((2, "code")));
     /// assert_eq!(q.get(), Ok((3, "sleep")));
     /// ```
-    PriorityQueue<T: Ord>, Heap, "smallest"
+    PriorityQueue<T: Ord>, Shared<Heap<T>>, "smallest"
 }
 
 /// An unbounded first-in, first-out queue with nothing but `put` and `get`; Python's
@@ -874,12 +859,11 @@ pub struct SimpleQueue<T> {
     shared: Arc<SimpleShared<T>>,
 }
 
+/// An unbounded crossbeam channel; the queue holds both ends, so that neither end ever
+/// finds the other gone.
 struct SimpleShared<T> {
-    items: Mutex<VecDeque<T>>,
-    not_empty: Condvar,
-    /// Threads asleep in a get; changed only under `items`' lock, so that `put` notifies
-    /// only when somebody sleeps (a notify is a system call even with nobody to wake).
-    getters: std::sync::atomic::AtomicUsize,
+    tx: Sender<T>,
+    rx: Receiver<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {
@@ -917,20 +901,11 @@ impl<T> SimpleQueue<T> {
     /// ```
     pub fn new() -> Self {
         SimpleQueue {
-            shared: Arc::new(SimpleShared {
-                items: Mutex::new(VecDeque::new()),
-                not_empty: Condvar::new(),
-                getters: std::sync::atomic::AtomicUsize::new(0),
+            shared: Arc::new({
+                let (tx, rx) = crossbeam_channel::unbounded();
+                SimpleShared { tx, rx }
             }),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
-        // No user code runs under the lock, so a poisoned lock still guards a valid queue.
-        self.shared
-            .items
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Puts an item in the queue; never waits and never fails.
@@ -943,13 +918,8 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.qsize(), 1);
     /// ```
     pub fn put(&self, item: T) {
-        let mut items = self.lock();
-        items.push_back(item);
-        let wake = self.shared.getters.load(Relaxed) > 0;
-        drop(items);
-        if wake {
-            self.shared.not_empty.notify_one();
-        }
+        // Never fails: the queue holds the receiver.
+        let _ = self.shared.tx.send(item);
     }
 
     /// Removes and returns the oldest item, waiting while the queue is empty.
@@ -963,42 +933,23 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.get(), 42);
     /// ```
     pub fn get(&self) -> T {
-        let mut items = self.lock();
-        loop {
-            if let Some(item) = items.pop_front() {
-                return item;
-            }
-            self.shared.getters.fetch_add(1, Relaxed);
-            items = self
-                .shared
-                .not_empty
-                .wait(items)
-                .unwrap_or_else(PoisonError::into_inner);
-            self.shared.getters.fetch_sub(1, Relaxed);
-        }
+        self.shared
+            .rx
+            .recv()
+            .expect("the queue holds a sender, so its channel is never disconnected")
     }
 
     fn get_until(&self, block: Block) -> Result<T, GetError> {
-        let deadline = match block {
-            Block::No => return self.lock().pop_front().ok_or(GetError::Empty),
-            Block::Forever => return Ok(self.get()),
-            Block::Until(deadline) => deadline,
-        };
-        let mut items = self.lock();
-        loop {
-            if let Some(item) = items.pop_front() {
-                return Ok(item);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(GetError::Timeout);
-            }
-            self.shared.getters.fetch_add(1, Relaxed);
-            items = match self.shared.not_empty.wait_timeout(items, left) {
-                Ok((items, _)) => items,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-            self.shared.getters.fetch_sub(1, Relaxed);
+        // The queue holds a sender, so its channel is never disconnected: a failure is the
+        // empty queue or the deadline.
+        match block {
+            Block::No => self.shared.rx.try_recv().map_err(|_| GetError::Empty),
+            Block::Forever => Ok(self.get()),
+            Block::Until(deadline) => self
+                .shared
+                .rx
+                .recv_deadline(deadline)
+                .map_err(|_| GetError::Timeout),
         }
     }
 
@@ -1055,7 +1006,7 @@ impl<T> SimpleQueue<T> {
     /// assert_eq!(q.qsize(), 2);
     /// ```
     pub fn qsize(&self) -> usize {
-        self.lock().len()
+        self.shared.rx.len()
     }
 
     /// Whether the queue holds no items (a snapshot).
@@ -1069,6 +1020,6 @@ impl<T> SimpleQueue<T> {
     /// assert!(!q.empty());
     /// ```
     pub fn empty(&self) -> bool {
-        self.lock().is_empty()
+        self.shared.rx.is_empty()
     }
 }

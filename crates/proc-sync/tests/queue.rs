@@ -272,6 +272,9 @@ for_each_queue! {
     shutdown_immediate_releases_join => shutdown_immediate_releases_join;
     many_producers_and_consumers => many_producers_and_consumers;
     many_producers_and_consumers_with_timeouts => many_producers_and_consumers_with_timeouts;
+    shutdown_while_producers_put => shutdown_while_producers_put;
+    immediate_shutdown_while_producers_put => immediate_shutdown_while_producers_put;
+    shutdown_wakes_every_blocked_putter => shutdown_wakes_every_blocked_putter;
 }
 
 /// CPython's `test_simple_queue`: done twice to make sure the same instance can be reused.
@@ -636,6 +639,100 @@ fn many_producers_and_consumers_with_timeouts<Q: TestQueue>() {
     }
     assert_eq!(seen.len() as u64, PRODUCERS * PER_PRODUCER);
     assert!((0..PRODUCERS * PER_PRODUCER).all(|i| seen.contains(&i)));
+}
+
+/// Puts `PER_PRODUCER` items from each of 4 threads until the queue is shut down in the
+/// middle; the items whose `put` succeeded, as the producers saw them.
+fn put_until_shut_down<Q: TestQueue>(q: &Q, immediate: bool) -> Vec<u64> {
+    const PRODUCERS: u64 = 4;
+    const PER_PRODUCER: u64 = 20_000;
+    let accepted = Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for p in 0..PRODUCERS {
+            let (q, accepted) = (q, &accepted);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..PER_PRODUCER {
+                    match q.put(p * PER_PRODUCER + i) {
+                        Ok(()) => mine.push(p * PER_PRODUCER + i),
+                        Err(PutError::Closed(_)) => break,
+                        Err(err) => panic!("unexpected {err}"),
+                    }
+                }
+                accepted.lock().unwrap().extend(mine);
+            });
+        }
+        // Shut down once some items are in, while the producers still put.
+        while q.qsize() < 1_000 {
+            thread::yield_now();
+        }
+        q.shutdown(immediate);
+    });
+    accepted.into_inner().unwrap()
+}
+
+/// A shutdown that races with puts: every put either fails with `Closed` or its item comes
+/// out afterwards, exactly once, and then the queue says `Closed`.
+fn shutdown_while_producers_put<Q: TestQueue>() {
+    let q = Q::make(0);
+    let mut accepted = put_until_shut_down(&q, false);
+    let mut got = Vec::new();
+    loop {
+        match q.get_timeout(Duration::from_secs(10)) {
+            Ok(item) => {
+                got.push(item);
+                q.task_done().unwrap();
+            }
+            Err(GetError::Closed) => break,
+            Err(err) => panic!("unexpected {err}"),
+        }
+    }
+    accepted.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, accepted);
+    assert!(q.join_timeout(Duration::from_secs(10)));
+    assert_eq!(q.put(1), Err(PutError::Closed(1)));
+}
+
+/// An immediate shutdown that races with puts drops every item that got in, so `join` returns
+/// at once and nothing is left to get.
+fn immediate_shutdown_while_producers_put<Q: TestQueue>() {
+    let q = Q::make(0);
+    let accepted = put_until_shut_down(&q, true);
+    assert!(accepted.len() >= 1_000);
+    assert!(q.join_timeout(Duration::from_secs(10)));
+    assert_eq!(q.qsize(), 0);
+    assert_eq!(q.get_nowait(), Err(GetError::Closed));
+    assert_eq!(q.get(), Err(GetError::Closed));
+    assert!(q.task_done().is_err());
+}
+
+/// Putters asleep on a full bounded queue all wake with `Closed` when it is shut down, and
+/// the items that were in still come out.
+fn shutdown_wakes_every_blocked_putter<Q: TestQueue>() {
+    let q = Q::make(2);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    thread::scope(|s| {
+        let putters: Vec<_> = (0..4)
+            .map(|i| {
+                s.spawn({
+                    let q = &q;
+                    move || q.put(10 + i)
+                })
+            })
+            .collect();
+        // No timing assumption: the shutdown comes whether or not they sleep already.
+        thread::sleep(Duration::from_millis(20));
+        q.shutdown(false);
+        for putter in putters {
+            assert!(matches!(putter.join().unwrap(), Err(PutError::Closed(_))));
+        }
+    });
+    let mut left = vec![q.get().unwrap(), q.get().unwrap()];
+    left.sort_unstable();
+    assert_eq!(left, [1, 2]);
+    assert_eq!(q.get(), Err(GetError::Closed));
 }
 
 /// A small deterministic pseudo-random sequence (a linear congruential generator).

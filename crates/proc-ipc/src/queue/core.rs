@@ -232,7 +232,7 @@ impl<T> Core<T> {
             Ok(thread)
         });
         if sent.is_err() && counted {
-            ring.backlog_shrank();
+            ring.backlog_shrank(1);
         }
         sent
     }

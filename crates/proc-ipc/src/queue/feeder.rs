@@ -1,6 +1,7 @@
 //! A process's feeder thread for one queue: what an unbounded `put` could not write at once,
 //! written into the ring as consumers make room (Python's queue feeder thread).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,6 +15,12 @@ use crate::ring::Ring;
 /// demand): a process is single-threaded again soon after a burst, which `Fork` needs.
 const FEEDER_IDLE: Duration = Duration::from_millis(100);
 
+/// How many items the feeder writes in one turn at the put lock, at most: enough that the
+/// feeder keeps up with a producer that puts small items as fast as it can (so that its
+/// backlog empties and its puts go straight into the ring again), few enough that other
+/// processes' producers wait for the lock only a moment.
+const BATCH: usize = 64;
+
 /// How long `shutdown` waits for this process's feeder to put what it holds.
 pub(super) const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
@@ -24,14 +31,15 @@ const FLUSH_WARNING: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub(super) struct Feed {
     state: Mutex<FeedState>,
+    /// Items handed to the feeder and not yet in the ring; changed under the state's lock,
+    /// read without it by every `put`, which goes straight to the ring only when it is 0.
+    pending: AtomicUsize,
     /// Signalled when `pending` drops to zero.
     drained: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct FeedState {
-    /// Items handed to the feeder and not yet in the ring.
-    pending: usize,
     /// Those of `pending` that the ring's backlog table does not count (it had no slot left
     /// for this process): only this process knows of them.
     uncounted: usize,
@@ -54,7 +62,7 @@ impl Feed {
     }
 
     pub(super) fn pending(&self) -> usize {
-        self.state().pending
+        self.pending.load(Ordering::Acquire)
     }
 
     pub(super) fn uncounted(&self) -> usize {
@@ -82,49 +90,54 @@ impl Feed {
         if !matches!(sent, Some(Ok(()))) {
             return Err(Error::InvalidState("the queue's feeder thread has ended"));
         }
-        state.pending += 1;
+        self.pending.fetch_add(1, Ordering::AcqRel);
         state.uncounted += usize::from(!counted);
         Ok(())
     }
 
-    /// The feeder's loop: writes what it receives until it is idle or told to end.
+    /// The feeder's loop: writes what it receives until it is idle or told to end, up to
+    /// [`BATCH`] items in one turn at the put lock.
     pub(super) fn run(&self, receiver: Receiver<Fed>, ring: &Ring, joinable: bool) {
         loop {
-            match receiver.recv_timeout(FEEDER_IDLE) {
-                Ok(Fed { payload, counted }) => {
-                    let turn = ring.lock_put(None).expect("no deadline");
-                    match ring.put(&turn, &payload, None, joinable) {
-                        Ok(_) => {}
-                        Err(Error::Closed) => {
-                            tracing::debug!(
-                                "the queue was shut down before its feeder put an item"
-                            );
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "the queue's feeder thread lost an item")
-                        }
-                    }
-                    drop(turn);
-                    // After the put: an item counted twice for a moment is safer than one
-                    // that nobody counts.
-                    if counted {
-                        ring.backlog_shrank();
-                    }
-                    let mut state = self.state();
-                    state.pending -= 1;
-                    state.uncounted -= usize::from(!counted);
-                    if state.pending == 0 {
-                        self.drained.notify_all();
-                    }
-                }
+            let first = match receiver.recv_timeout(FEEDER_IDLE) {
+                Ok(first) => first,
                 Err(RecvTimeoutError::Timeout) => {
                     let mut state = self.state();
-                    if state.pending == 0 {
+                    if self.pending() == 0 {
                         state.items = None;
                         return;
                     }
+                    continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let (mut written, mut counted) = (0usize, 0u32);
+            let turn = ring.lock_put(None).expect("no deadline");
+            for Fed {
+                payload,
+                counted: in_table,
+            } in std::iter::once(first).chain(receiver.try_iter().take(BATCH - 1))
+            {
+                match ring.put(&turn, &payload, None, joinable) {
+                    Ok(_) => {}
+                    Err(Error::Closed) => {
+                        tracing::debug!("the queue was shut down before its feeder put an item");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the queue's feeder thread lost an item")
+                    }
+                }
+                written += 1;
+                counted += u32::from(in_table);
+            }
+            drop(turn);
+            // After the puts: an item counted twice for a moment is safer than one that
+            // nobody counts.
+            ring.backlog_shrank(counted);
+            let mut state = self.state();
+            state.uncounted -= written - counted as usize;
+            if self.pending.fetch_sub(written, Ordering::AcqRel) == written {
+                self.drained.notify_all();
             }
         }
     }
@@ -133,7 +146,7 @@ impl Feed {
     /// time-out. Without a deadline it warns now and then that it still waits.
     pub(super) fn wait_drained(&self, deadline: Option<Instant>) -> bool {
         let mut state = self.state();
-        while state.pending > 0 {
+        while self.pending() > 0 {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return false;
@@ -144,9 +157,9 @@ impl Feed {
                 .wait_timeout(state, slice)
                 .unwrap_or_else(PoisonError::into_inner);
             state = next;
-            if deadline.is_none() && waited.timed_out() && state.pending > 0 {
+            if deadline.is_none() && waited.timed_out() && self.pending() > 0 {
                 tracing::warn!(
-                    pending = state.pending,
+                    pending = self.pending(),
                     "a queue waits for consumers to make room for the items this process put; \
                      cancel_join_thread lets the process go on without them"
                 );
