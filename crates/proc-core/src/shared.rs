@@ -4,10 +4,11 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`Segment`] | anonymous shared memory that owns its [`Handle`]; the handle and the length travel, [`Segment::from_handle`] maps them again |
-//! | [`Word`] | a futex word and the count of its sleepers, made to sit in a segment: [`sleep`](Word::sleep) and [`wake`](Word::wake), and a robust lock ([`lock`](Word::lock), [`unlock`](Word::unlock)) that holds its owner's pid |
+//! | [`Word`] | a futex word and the count of its sleepers, made to sit in a segment: [`sleep`](Word::sleep) and [`wake`](Word::wake), and a robust lock ([`lock`](Word::lock), [`unlock`](Word::unlock)) that holds its owner's [`identity`] |
 //! | [`Blocking`], [`Acquired`] | whether a lock call waits, and how it took the lock |
 //! | [`Parkers`] | what the words of one structure sleep on; it travels along with the segment |
-//! | [`pid`], [`pid_alive`] | the owner a lock stores, and whether that owner still runs |
+//! | [`identity`], [`identity_alive`] | the owner a lock stores (its pid, and a mark of its start time), and whether that owner still runs |
+//! | [`pid`], [`pid_alive`] | this process's id, cheaply, and whether a pid runs |
 //! | [`start_time`], [`pid_alive_since`] | what tells a process from a later one with the same pid, for records that hold it beside the pid |
 //!
 //! A structure in shared memory is a `#[repr(C)]` type made of atomics (so that shared
@@ -384,14 +385,14 @@ impl Parkers {
 ///   [`wake`](Word::wake); a waiter reads the value, decides, and [`sleep`](Word::sleep)s while
 ///   it still holds what it read;
 /// - as a robust lock: [`lock`](Word::lock) and [`unlock`](Word::unlock), with the owner's
-///   pid as the value (0 when free).
+///   [`identity`] as the value (0 when free).
 ///
 /// # Examples
 ///
 /// A word in a segment, locked and unlocked:
 ///
 /// ```
-/// use proc_core::shared::{Acquired, Blocking, Parkers, Segment, Word, pid};
+/// use proc_core::shared::{Acquired, Blocking, Parkers, Segment, Word, identity};
 ///
 /// let segment = Segment::anonymous(size_of::<Word>()).unwrap();
 /// let parkers = Parkers::new(1).unwrap();
@@ -399,7 +400,7 @@ impl Parkers {
 /// // reference does not outlive the segment.
 /// let word = unsafe { &*segment.as_ptr().cast::<Word>() };
 /// assert_eq!(word.lock(&parkers, 0, Blocking::Block, None), Some(Acquired::Free));
-/// assert_eq!(word.value().load(std::sync::atomic::Ordering::Relaxed), pid());
+/// assert_eq!(word.value().load(std::sync::atomic::Ordering::Relaxed), identity());
 /// word.unlock(&parkers, 0);
 /// assert!(!word.is_locked());
 /// ```
@@ -427,7 +428,7 @@ impl Word {
     }
 
     /// The value, which sleepers compare with what they expect, and which a lock sets to its
-    /// owner's pid.
+    /// owner's [`identity`].
     ///
     /// # Examples
     ///
@@ -515,11 +516,16 @@ impl Word {
     ///
     /// # Platform-specific behavior
     ///
-    /// The owner is recognised by its pid alone: the word is one futex word of 32 bits,
-    /// which the kernel compares as a whole, so it has no room for the owner's start time
-    /// (see [`pid_alive_since`]). A pid that the system gives to a new process between the
-    /// owner's death and a waiter's look hides the death: the lock then stays taken until
-    /// that process ends too. Processes in different pid namespaces must not share locks.
+    /// The word is one futex word of 32 bits, which the kernel compares as a whole; it holds
+    /// the owner's [`identity`]: its pid in the low bits and a hash of its start time in the
+    /// others. A waiter counts the owner dead when that pid does not run, or runs with a
+    /// start time of another hash ([`identity_alive`]), so a pid that the system gives to a
+    /// new process between the owner's death and a waiter's look does not hide the death —
+    /// unless the new process's start time has the same hash, one chance in 1,023 on Linux
+    /// and one in 32,767 on macOS and FreeBSD, and then the lock stays taken until that
+    /// process ends too. Windows pids may use all 32 bits, so there, and on the Unixes that
+    /// cannot tell start times, the word holds the pid alone and a recycled pid hides the
+    /// death as above. Processes in different pid namespaces must not share locks.
     ///
     /// # Examples
     ///
@@ -543,7 +549,7 @@ impl Word {
         deadline: Option<Instant>,
     ) -> Option<Acquired> {
         let word = &self.value;
-        let me = pid();
+        let me = identity();
         if word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -643,7 +649,33 @@ impl Word {
     /// assert!(!word.is_mine());
     /// ```
     pub fn is_mine(&self) -> bool {
-        self.value.load(Ordering::Relaxed) == pid()
+        self.value.load(Ordering::Relaxed) == identity()
+    }
+
+    /// Whether the lock is held by another process that has died: what [`lock`](Word::lock)
+    /// would take over. A look at the owner's life, so a system call or two when the lock
+    /// is held by another process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// use proc_core::shared::{Blocking, Parkers, Word, identity, identity_of, pid};
+    ///
+    /// let (word, parkers) = (Word::new(), Parkers::new(1).unwrap());
+    /// assert!(!word.held_by_dead());
+    /// word.lock(&parkers, 0, Blocking::Block, None).unwrap();
+    /// assert!(!word.held_by_dead(), "this process lives");
+    /// // What the word says once its owner died and the system gave the owner's pid to this
+    /// // process, where identities tell start times apart: this pid, another start time.
+    /// if let Some(dead) = (1..100).map(|s| identity_of(pid(), s)).find(|&i| i != identity()) {
+    ///     word.value().store(dead, Ordering::SeqCst);
+    ///     assert!(word.held_by_dead());
+    /// }
+    /// ```
+    pub fn held_by_dead(&self) -> bool {
+        dead_other(self.value.load(Ordering::Relaxed), identity())
     }
 }
 
@@ -707,36 +739,174 @@ impl Acquired {
 
 /// Takes the lock in `word` from `owner` if that process is dead.
 fn take_from_dead(word: &AtomicU32, owner: u32, me: u32) -> bool {
-    owner != 0
-        && owner != me
-        && !pid_alive(owner)
+    dead_other(owner, me)
         && word
             .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
 }
 
+/// Whether the lock word `owner` names a process other than `me` (this one's identity) that
+/// has died.
+fn dead_other(owner: u32, me: u32) -> bool {
+    owner != 0 && owner != me && !identity_alive(owner)
+}
+
+/// The bits of an identity that hold the pid.
+const PID_MASK: u32 = match 1u32.checked_shl(sys::PID_BITS) {
+    Some(bit) => bit - 1,
+    None => u32::MAX,
+};
+
+/// This process's identity, as a lock word stores its owner: [`pid`] in the low bits, a hash
+/// of [`start_time`] in the others (see [`identity_of`]). Never 0, which means "free"; it is
+/// cached, and forgotten in a forked child, which is another process.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{identity, identity_alive, identity_of, identity_pid, pid, start_time};
+///
+/// assert_eq!(identity(), identity_of(pid(), start_time()));
+/// assert_eq!(identity_pid(identity()), pid());
+/// assert!(identity_alive(identity()));
+/// ```
+// Inline: locks store it on every acquire and compare it on every release, and the cached
+// value is one load away; the first call's look at the system stays out of line.
+#[inline]
+pub fn identity() -> u32 {
+    let cached = IDENTITY.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    cache_identity()
+}
+
+#[cold]
+fn cache_identity() -> u32 {
+    // `pid` and `start_time` make the forked child forget this cache too.
+    let me = identity_of(pid(), start_time());
+    IDENTITY.store(me, Ordering::Relaxed);
+    me
+}
+
+/// The identity of the process `pid` that started at `start_time` (its [`start_time`], or 0
+/// when unknown): the pid in the low bits, and in the others a hash of the start time that
+/// is never 0 when the start time is known, and 0 when it is not.
+///
+/// # Platform-specific behavior
+///
+/// Linux and Android keep 22 bits for the pid (the kernel gives none beyond
+/// `PID_MAX_LIMIT`, 2^22) and 10 for the hash; macOS and FreeBSD 17 for the pid (at most
+/// `PID_MAX`, 99999) and 15 for the hash. Windows pids may use all 32 bits, and the other
+/// Unixes tell no start times: there the identity is the pid.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{identity_of, identity_pid};
+///
+/// let id = identity_of(4321, 98765);
+/// assert_ne!(id, 0);
+/// assert_eq!(identity_pid(id), 4321);
+/// // An unknown start time leaves the pid alone.
+/// assert_eq!(identity_of(4321, 0), 4321);
+/// ```
+pub fn identity_of(pid: u32, start_time: u64) -> u32 {
+    (pid & PID_MASK)
+        | start_mark(start_time)
+            .checked_shl(sys::PID_BITS)
+            .unwrap_or(0)
+}
+
+/// The pid that `identity` names, for whoever reports an owner.
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{identity, identity_pid, pid};
+///
+/// assert_eq!(identity_pid(identity()), pid());
+/// ```
+pub fn identity_pid(identity: u32) -> u32 {
+    identity & PID_MASK
+}
+
+/// Whether the process that `identity` names still runs: its pid does ([`pid_alive`]), and
+/// the process that now has the pid started at a time of the same hash, so that a dead
+/// owner whose pid went to another process is seen as dead.
+///
+/// An identity without a start time's hash (the platform cannot tell), or a process whose
+/// start cannot be read (`/proc` mounted with `hidepid`, say), is judged by the pid alone,
+/// as [`pid_alive_since`] does: an error here takes a live process for alive, never for
+/// dead. Two start times of one hash pass for each other (see [`Word::lock`]).
+///
+/// # Examples
+///
+/// A live pid with another start time is a recycled one:
+///
+/// ```
+/// use proc_core::shared::{identity, identity_alive, identity_of, pid, start_time};
+///
+/// assert!(identity_alive(identity()));
+/// assert!(identity_alive(identity_of(pid(), 0)));
+/// if identity_of(pid(), 1) != identity_of(pid(), 0) {
+///     // Start times whose hashes differ: the one of this process, and one of another.
+///     let other = (1..).find(|&s| identity_of(pid(), s) != identity()).unwrap();
+///     assert!(!identity_alive(identity_of(pid(), other)));
+/// }
+/// ```
+pub fn identity_alive(identity: u32) -> bool {
+    let pid = identity_pid(identity);
+    let mark = identity.checked_shr(sys::PID_BITS).unwrap_or(0);
+    sys::pid_alive(pid)
+        && (mark == 0 || sys::start_time(pid).is_none_or(|start| start_mark(start) == mark))
+}
+
+/// The hash of a start time that an identity holds beside the pid, in the bits the pid
+/// leaves: never 0 for a known start time, 0 for an unknown one (0) or where there are no
+/// bits to hold it.
+fn start_mark(start_time: u64) -> u32 {
+    let bits = 32 - sys::PID_BITS;
+    if bits == 0 || start_time == 0 {
+        return 0;
+    }
+    // The finalizer of splitmix64: start times that differ in their low bits alone (clock
+    // ticks a few apart) still land far apart. The modulus keeps 0 out.
+    let mut x = start_time;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let marks = (1u64 << bits) - 1;
+    // Below 2^bits, so it fits in the bits the pid leaves.
+    (x % marks + 1) as u32
+}
+
 /// The cached pid of this process; 0 until first asked and again in a forked child.
 static PID: AtomicU32 = AtomicU32::new(0);
+
+/// The cached identity of this process; 0 until first asked and again in a forked child.
+static IDENTITY: AtomicU32 = AtomicU32::new(0);
 
 /// The cached start time of this process, plus one; 0 until first asked and again in a
 /// forked child (1 when the platform cannot tell).
 static START: AtomicU64 = AtomicU64::new(0);
 
-/// Forgets the cached pid and start time; it runs in a forked child, where it must be
-/// async-signal-safe, as a store to an atomic is.
+/// Forgets the cached pid, start time and identity; it runs in a forked child, where it must
+/// be async-signal-safe, as a store to an atomic is.
 extern "C" fn forget_pid() {
     PID.store(0, Ordering::Relaxed);
     START.store(0, Ordering::Relaxed);
+    IDENTITY.store(0, Ordering::Relaxed);
 }
 
-/// Makes a forked child forget what [`pid`] and [`start_time`] cached.
+/// Makes a forked child forget what [`pid`], [`start_time`] and [`identity`] cached.
 fn forget_at_fork() {
     static AT_FORK: Once = Once::new();
     AT_FORK.call_once(|| sys::at_fork_child(forget_pid));
 }
 
-/// This process's id, cheaply: locks store it as their owner on every acquire, and asking
-/// the system is a system call on Unix. The cached value is forgotten in a forked child.
+/// This process's id, cheaply: records of holders store it on every acquire, and asking the
+/// system is a system call on Unix. The cached value is forgotten in a forked child.
 ///
 /// # Examples
 ///
@@ -760,7 +930,8 @@ pub fn pid() -> u32 {
 /// # Platform-specific behavior
 ///
 /// A recycled pid makes a dead process look alive: a record that can hold the start time
-/// beside the pid should use [`pid_alive_since`], which sees through that. Linux and Android
+/// beside the pid should use [`pid_alive_since`], and a lock word [`identity_alive`], which
+/// see through that. Linux and Android
 /// tell a zombie by `/proc`, because `kill` still finds it there; on the other Unixes `kill`
 /// alone judges.
 ///

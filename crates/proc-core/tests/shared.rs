@@ -1,14 +1,14 @@
 //! `proc_core::shared` between real processes, under every start method: segments that travel
 //! as their handles, words that processes sleep on and lock, a lock holder that dies (the
 //! robust-mutex guarantee that `proc-sync`'s `Lock` and `proc-ipc`'s queues build on), and
-//! the pid that locks store.
+//! the identity (pid and start time's hash) that locks store.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_core::shared::{
-    Acquired, Blocking, Parkers, Segment, Word, pid, pid_alive, pid_alive_since, start_time,
-    start_time_of,
+    Acquired, Blocking, Parkers, Segment, Word, identity, identity_alive, identity_of,
+    identity_pid, pid, pid_alive, pid_alive_since, start_time, start_time_of,
 };
 use proc_core::{Error, Handle};
 use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
@@ -176,7 +176,8 @@ fn a_held_lock_times_out_and_is_this_process_own() {
         Some(Acquired::Free)
     );
     assert!(word.is_locked() && word.is_mine());
-    assert_eq!(word.value().load(Ordering::SeqCst), pid());
+    assert_eq!(word.value().load(Ordering::SeqCst), identity());
+    assert_eq!(identity_pid(identity()), pid());
     // Ownership is per process: another thread of it waits too.
     std::thread::scope(|s| {
         let waited = s.spawn(|| {
@@ -253,8 +254,10 @@ fn a_holder_killed_does_not_block_the_next_locker() {
         let mut holder = builder(method).spawn(hold_forever, shared.parts()).unwrap();
         wait_for_flag(&shared);
         let holder_pid = holder.pid().unwrap();
-        assert_eq!(word.value().load(Ordering::SeqCst), holder_pid);
-        assert!(pid_alive(holder_pid));
+        // Under `Fork` too the holder is named as itself, not as its parent.
+        let holder_id = identity_of(holder_pid, start_time_of(holder_pid).unwrap_or(0));
+        assert_eq!(word.value().load(Ordering::SeqCst), holder_id);
+        assert!(pid_alive(holder_pid) && identity_alive(holder_id));
         assert_eq!(word.lock(parkers, LOCK, Blocking::NonBlocking, None), None);
         // A waiter that sleeps when the holder dies wakes to its death within a slice.
         let died = std::thread::scope(|s| {
@@ -280,7 +283,51 @@ fn a_holder_killed_does_not_block_the_next_locker() {
         );
         word.unlock(parkers, LOCK);
         assert!(holder.join().unwrap_err().signal().is_some() || cfg!(windows));
-        assert!(!pid_alive(holder_pid));
+        assert!(!pid_alive(holder_pid) && !identity_alive(holder_id));
+    });
+}
+
+// The pid reuse that a lock's word must see through: a holder killed with the lock, whose pid
+// the system gave to another process before anyone looked. The word is written as it reads
+// then (a test cannot make the system recycle a pid): the pid of a live stranger, with the
+// hash of the dead holder's start time. A waiter takes the lock over instead of waiting for
+// the stranger to end; with the pid alone in the word it would time out.
+#[test]
+fn a_killed_holder_whose_pid_went_to_a_live_process_does_not_block_the_next_locker() {
+    each_method(|method| {
+        let shared = Shared::new();
+        let (word, parkers) = (&shared.block().lock, &shared.parkers);
+        let mut holder = builder(method).spawn(hold_forever, shared.parts()).unwrap();
+        wait_for_flag(&shared);
+        let holder_pid = holder.pid().unwrap();
+        let start = start_time_of(holder_pid).unwrap_or(0);
+        holder.kill().unwrap();
+        assert!(holder.join_timeout(PATIENCE).is_err());
+        if identity_of(holder_pid, start) == holder_pid {
+            return; // The word cannot tell processes of one pid apart: nothing to test.
+        }
+        let stranger = procs_testkit::Stranger::unlike(method, |p, s| {
+            identity_of(p, s) != identity_of(p, start)
+        });
+        let recycled = identity_of(stranger.pid(), start);
+        word.value().store(recycled, Ordering::SeqCst);
+        assert_eq!(
+            word.lock(
+                parkers,
+                LOCK,
+                Blocking::Block,
+                Some(Instant::now() + PATIENCE)
+            ),
+            Some(Acquired::OwnerDied),
+            "the stranger passed for the dead holder"
+        );
+        assert!(word.is_mine());
+        assert!(!identity_alive(recycled));
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        word.unlock(parkers, LOCK);
     });
 }
 
@@ -382,9 +429,9 @@ fn the_cached_pid_is_this_process_and_alive() {
     assert!(!pid_alive(u32::MAX));
 }
 
-/// A child's own start time and the one that the system tells for its pid.
-fn own_start((): ()) -> (u32, u64, Option<u64>) {
-    (pid(), start_time(), start_time_of(pid()))
+/// A child's own start time, the one that the system tells for its pid, and its identity.
+fn own_start((): ()) -> (u32, u64, Option<u64>, u32) {
+    (pid(), start_time(), start_time_of(pid()), identity())
 }
 
 fn sleep_long(_: ()) {
@@ -414,9 +461,13 @@ fn a_live_pid_with_another_start_time_is_a_recycled_one() {
     assert!(!pid_alive_since(u32::MAX, 1));
     each_method(|method| {
         // Under `Fork` the child must not keep its parent's cached start time.
+        let me = identity();
         let mut p = builder(method).spawn(own_start, ()).unwrap();
-        let (child, start, seen) = p.join_timeout(PATIENCE).unwrap();
+        let (child, start, seen, id) = p.join_timeout(PATIENCE).unwrap();
         assert_eq!(seen.unwrap_or(0), start);
+        // Nor its identity, which a lock stores.
+        assert_eq!(id, identity_of(child, start));
+        assert_ne!(id, me);
         assert!(!pid_alive_since(child, start));
 
         let mut p = builder(method).spawn(sleep_long, ()).unwrap();

@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Blocking, Parkers, Segment, Word, pid, pid_alive};
+use proc_core::shared::{Blocking, Parkers, Segment, Word, identity_alive, pid, pid_alive};
 use proc_core::{Error, Handle, Result};
 
 /// The number of each word for its `Parkers`.
@@ -730,7 +730,7 @@ impl Ring {
     /// or held by a process that died.
     fn producer_gone(&self) -> bool {
         let owner = self.control().put_lock.word.value().load(Ordering::SeqCst);
-        owner == 0 || !pid_alive(owner)
+        owner == 0 || !identity_alive(owner)
     }
 
     /// Counts one more item in this process's backlog; `false` when every slot belongs to

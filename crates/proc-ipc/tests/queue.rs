@@ -246,6 +246,58 @@ fn a_getter_killed_while_it_reads_a_large_item_loses_that_item_only() {
     });
 }
 
+/// Puts one item of `len` bytes, says that the put returned (its feeder writes it on), and
+/// waits to be told to end.
+#[cfg(target_os = "linux")]
+fn put_big((q, talk, len): (Queue<ByteBuf>, Connection, usize)) {
+    q.put(ByteBuf::from(vec![7u8; len])).unwrap();
+    talk.send(&"put").unwrap();
+    let _ = talk.recv::<String>();
+}
+
+// Beyond CPython: a getter halfway through a large item looks every tenth of a second
+// whether the item's producer, which holds the ring's put lock, died. A producer that is only
+// slow (here frozen with SIGSTOP, mid-item, for several of those looks) must be waited for:
+// the item arrives whole once it goes on. The lock's word names the producer by its identity
+// (pid and start time's hash), which the look must read as such.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_getter_waits_for_a_live_producer_frozen_inside_a_large_item() {
+    use procs_testkit::{resume, stop, thread_states};
+    each_method(|method| {
+        // Eight times the ring: the producer's feeder waits for room with most of it unwritten.
+        const LEN: usize = 8 << 20;
+        let q = Queue::new().unwrap();
+        let (talk, talk_there) = Pipe::duplex().unwrap();
+        let mut child = builder(method)
+            .spawn(put_big, (q.clone(), talk_there, LEN))
+            .unwrap();
+        assert_eq!(talk.recv::<String>().unwrap(), "put");
+        let pid = child.pid().unwrap();
+        eventually("the producer's feeder waits for room", || {
+            thread_states(pid).is_some_and(|states| states.iter().all(|&s| s == 'S'))
+        });
+        stop(pid);
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || q.get_timeout(PATIENCE))
+        };
+        // Long enough for the getter to take what the ring holds and look at the frozen
+        // producer's life a few times.
+        thread::sleep(Duration::from_millis(500));
+        assert!(
+            !getter.is_finished(),
+            "the getter finished an item whose producer is frozen"
+        );
+        resume(pid);
+        let item = getter.join().unwrap().expect("the item arrived");
+        assert_eq!(item.len(), LEN, "a torn item");
+        assert!(item.iter().all(|&b| b == 7), "a torn item");
+        talk.send(&"done").unwrap();
+        child.join_timeout(PATIENCE).unwrap();
+    });
+}
+
 /// Puts numbers as fast as it can until it is killed.
 fn put_numbers(q: Queue<u64>) {
     for n in 0.. {

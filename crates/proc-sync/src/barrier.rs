@@ -98,8 +98,8 @@ unsafe impl State for BarrierState {
 /// those are not watched. A party is recognised by its pid and its start time, so that a
 /// party whose pid went to another process before the others looked is still seen dead
 /// ([`dead_party`](Barrier::dead_party) names the pid); where the platform cannot tell start
-/// times, the pid alone judges. The internal lock names its owner by pid alone, as a
-/// [`Lock`](crate::Lock) does.
+/// times, the pid alone judges. The internal lock names its owner as a
+/// [`Lock`](crate::Lock) does, by its pid and a hash of its start time.
 ///
 /// # Examples
 ///

@@ -1,8 +1,9 @@
 //! `Lock` and `RLock`: mutual exclusion between processes and threads (Python's
 //! `multiprocessing.Lock` and `multiprocessing.RLock`).
 //!
-//! A lock is one futex word in shared memory that holds the pid of the process that owns it
-//! (0 when free). Acquiring is one compare-and-swap when the lock is free; a waiter spins a
+//! A lock is one futex word in shared memory that holds the identity of the process that owns
+//! it (0 when free): its pid and a hash of its start time
+//! ([`identity`](proc_core::shared::identity)). Acquiring is one compare-and-swap when the lock is free; a waiter spins a
 //! little, then sleeps on the word. Because the word names its owner, a waiter can tell that
 //! the owner died: it looks every tenth of a second while it sleeps, and takes the lock of a
 //! dead owner over, which its guard reports with `owner_died()` — the `EOWNERDEAD` of robust
@@ -14,7 +15,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Acquired, Blocking, pid};
+use proc_core::shared::{Acquired, Blocking, identity};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +94,13 @@ unsafe impl State for LockState {
 ///
 /// # Platform-specific behavior
 ///
-/// The owner is recognised by its pid. A pid recycled by the system before the waiters look
-/// would hide the death; processes in different pid namespaces must not share locks.
+/// The owner is recognised by its pid and a hash of its start time, so that an owner whose
+/// pid the system gave to another process before the waiters looked is still seen dead —
+/// unless that process's start time has the same hash (one chance in 1,023 on Linux, in
+/// 32,767 on macOS and FreeBSD), and then the lock stays taken until it ends too. On
+/// Windows, whose pids may use all 32 bits of the lock's word, the pid alone recognises the
+/// owner, and a recycled pid hides the death so. Processes in different pid namespaces must
+/// not share locks.
 ///
 /// # Examples
 ///
@@ -277,7 +283,7 @@ impl Lock {
     fn release_mine(&self) {
         let word = self.shared.state().word.value();
         if word
-            .compare_exchange(pid(), 0, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(identity(), 0, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
             self.shared.wake(0, 1);
@@ -392,15 +398,17 @@ unsafe impl State for RLockState {
     }
 }
 
-/// A number for the current thread, unique among the threads of every process: the pid in
-/// the high half, a number unique within the process in the low half.
+/// A number for the current thread, unique among the threads of every process: the process's
+/// identity (what the lock's word names it by) in the high half, a number unique within the
+/// process in the low half.
 ///
-/// The pid makes it unique beyond the process. A taker of a dead process's lock stores its
-/// own number only after it took the word, so until then the dead owner's number is still
-/// there, and a thread of the taker's process with the same number within its process would
-/// otherwise pass for the owner and enter. The pid is read on every call rather than cached
-/// with the rest, so that a forked child's threads, which keep their parent's thread-locals,
-/// get numbers of their own.
+/// The identity makes it unique beyond the process, even beyond a dead process whose pid
+/// this one was given. A taker of a dead process's lock stores its own number only after it
+/// took the word, so until then the dead owner's number is still there, and a thread of the
+/// taker's process with the same number within its process would otherwise pass for the
+/// owner and enter. The identity is read on every call rather than cached with the rest, so
+/// that a forked child's threads, which keep their parent's thread-locals, get numbers of
+/// their own.
 pub(crate) fn thread_id() -> u64 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
@@ -415,7 +423,7 @@ pub(crate) fn thread_id() -> u64 {
             id.get()
         })
         .unwrap_or(u32::MAX);
-    (u64::from(pid()) << 32) | u64::from(local)
+    (u64::from(identity()) << 32) | u64::from(local)
 }
 
 /// A lock that the thread holding it may acquire again: Python's `multiprocessing.RLock`.
@@ -970,30 +978,40 @@ mod tests {
 
     #[test]
     fn a_dead_owners_thread_number_never_matches_a_thread_here() {
-        let rlock = RLock::new().unwrap();
-        let state = rlock.state();
-        // What a takeover leaves for a moment: the word names this process, the taker, while
-        // the thread number is still the dead owner's, whose thread had the same number
-        // within its process as this thread has within this one.
-        let dead = pid().wrapping_add(1);
-        let local = thread_id() & u64::from(u32::MAX);
-        state.word.value().store(pid(), Ordering::SeqCst);
-        state
-            .thread
-            .store((u64::from(dead) << 32) | local, Ordering::SeqCst);
-        state.count.store(1, Ordering::SeqCst);
-        assert!(!rlock.is_mine());
-        assert!(rlock.try_acquire().is_none(), "entered another's hold");
-        assert_eq!(rlock.count(), 1);
+        use proc_core::shared::{identity_of, pid, start_time};
+
+        let me = identity();
+        // A dead owner of another pid and, where identities tell start times apart, one whose
+        // pid the system gave to this process later.
+        let other = identity_of(pid().wrapping_add(1), start_time());
+        let recycled = (1..100)
+            .map(|s| identity_of(pid(), s))
+            .find(|&dead| dead != me);
+        for dead in std::iter::once(other).chain(recycled) {
+            let rlock = RLock::new().unwrap();
+            let state = rlock.state();
+            // What a takeover leaves for a moment: the word names this process, the taker,
+            // while the thread number is still the dead owner's, whose thread had the same
+            // number within its process as this thread has within this one.
+            let local = thread_id() & u64::from(u32::MAX);
+            state.word.value().store(me, Ordering::SeqCst);
+            state
+                .thread
+                .store((u64::from(dead) << 32) | local, Ordering::SeqCst);
+            state.count.store(1, Ordering::SeqCst);
+            assert!(!rlock.is_mine(), "{dead:#x} passed for {me:#x}");
+            assert!(rlock.try_acquire().is_none(), "entered another's hold");
+            assert_eq!(rlock.count(), 1);
+        }
     }
 
     #[test]
     fn thread_numbers_name_the_process_and_differ_between_threads() {
         let mine = thread_id();
-        assert_eq!(mine >> 32, u64::from(pid()));
+        assert_eq!(mine >> 32, u64::from(identity()));
         assert_eq!(thread_id(), mine);
         let other = std::thread::spawn(thread_id).join().unwrap();
         assert_ne!(other, mine);
-        assert_eq!(other >> 32, u64::from(pid()));
+        assert_eq!(other >> 32, u64::from(identity()));
     }
 }

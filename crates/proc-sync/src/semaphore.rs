@@ -57,7 +57,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Blocking, pid, pid_alive};
+use proc_core::shared::Blocking;
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -308,9 +308,7 @@ impl Counter {
     /// It looks without the lock first, so that the lock is never held through the system
     /// calls that tell whether a process lives unless someone died.
     fn reap(&self, deadline: Option<Instant>) -> u32 {
-        let owner = self.state().lock.value().load(Ordering::Relaxed);
-        let stuck = owner != 0 && owner != pid() && !pid_alive(owner);
-        if !stuck && !self.state().holders.any_dead() {
+        if !self.state().lock.held_by_dead() && !self.state().holders.any_dead() {
             return 0;
         }
         // At once from a dead owner (the blocking lock would sleep a slice first), and the
@@ -420,9 +418,9 @@ impl Counter {
 /// system gave to another process before the waiters looked is still seen dead (where the
 /// platform cannot tell start times, the pid alone judges; on Linux they are clock ticks,
 /// 10 ms, well within the time the system takes to give a pid out again). The internal lock
-/// of the few instructions of each call is a futex word that names its owner by pid alone,
-/// as a [`Lock`](crate::Lock)'s does: a process killed inside a call whose pid is recycled
-/// before anyone looks holds up the semaphore until that process ends too. Processes in
+/// of the few instructions of each call is a futex word that names its owner as a
+/// [`Lock`](crate::Lock)'s does, by its pid and a hash of its start time (the pid alone on
+/// Windows). Processes in
 /// different pid namespaces must not share semaphores. A guard that a forked child inherits
 /// names its parent's hold, and gives nothing back when it drops in the child.
 ///
@@ -787,6 +785,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 mod tests {
     use super::*;
     use crate::holders::{HOLDER_SLOTS, Holder};
+    use proc_core::shared::{pid, pid_alive};
 
     /// A pid that no process has: beyond every system's range.
     const DEAD: u32 = u32::MAX - 1;

@@ -498,6 +498,8 @@ fn churn(barrier: Barrier) {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_party_killed_inside_wait_is_never_counted_for_ever() {
+    use proc_core::shared::{identity_of, start_time_of};
+
     let barrier = Barrier::new(1).unwrap();
     let (lock, _) = maps_of(&barrier);
     let mut rng = procs_testkit::Rng::new(0xba77_1e15);
@@ -508,11 +510,12 @@ fn a_party_killed_inside_wait_is_never_counted_for_ever() {
         }
         let mut churner = Process::builder().spawn(churn, barrier.clone()).unwrap();
         let pid = churner.pid().unwrap();
+        let owner = identity_of(pid, start_time_of(pid).unwrap_or(0));
         for _ in 0..200 {
             std::thread::sleep(Duration::from_micros(rng.next_u64() % 300));
             procs_testkit::stop(pid);
-            // The lock's word holds its owner's pid.
-            if lock.word32(0).load(Ordering::SeqCst) == pid {
+            // The lock's word holds its owner's identity.
+            if lock.word32(0).load(Ordering::SeqCst) == owner {
                 inside += 1;
                 break;
             }

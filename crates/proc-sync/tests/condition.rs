@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use proc_core::{Process, StartMethod};
 use proc_sync::{Condition, Event, Lock, RLock, Value};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method, eventually};
+use procs_testkit::{PATIENCE, StateMap, assert_send_sync, builder, each_method, eventually};
 
 #[test]
 fn condition_is_send_and_sync() {
@@ -519,6 +519,56 @@ fn a_notifier_killed_holding_the_lock_leaves_the_waiter_its_timeout() {
             return;
         }
         panic!("the notifier never took the lock while the waiter waited");
+    });
+}
+
+/// Takes the condition's lock, notifies, says so, and waits to be killed before it lets
+/// the lock go.
+fn notify_and_hold((cond, holding): (Condition, Event)) {
+    let _guard = cond.acquire();
+    cond.notify_all().unwrap();
+    holding.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+// A notifier killed holding the lock after its notify, whose pid the system gave to another
+// process before the waiter looked: the woken waiter, which must take the lock back before
+// its wait returns, sees through the stranger (the lock's word holds a hash of its owner's
+// start time beside the pid) and takes the lock over from the dead instead of waiting for
+// it for ever. The word is written as it reads once the pid went to the stranger.
+#[test]
+fn a_waiter_takes_the_lock_back_from_a_killed_notifier_whose_pid_went_to_a_live_process() {
+    each_method(|method| {
+        let cond = Condition::new().unwrap();
+        let done = Event::new().unwrap();
+        let mut waiter = waiter_in_wait(method, &cond, &done, 2 * PATIENCE);
+        let holding = Event::new().unwrap();
+        let mut notifier = builder(method)
+            .spawn(notify_and_hold, (cond.clone(), holding.clone()))
+            .unwrap();
+        assert!(
+            holding.wait_timeout(PATIENCE),
+            "the notifier never notified"
+        );
+        let state = StateMap::of(cond.get_lock());
+        let Some(stranger) = state.give_lock_away_and_kill(&mut notifier, 0, method) else {
+            let _ = waiter.kill();
+            return; // The lock's word cannot tell processes of one pid apart: nothing to test.
+        };
+        let (notified, owner_died) = join_soon(&mut waiter, "the waiter");
+        assert!(notified, "the notify was lost");
+        assert!(
+            owner_died,
+            "the waiter did not take the lock over from the dead"
+        );
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        let guard = cond.acquire_timeout(PATIENCE).unwrap();
+        assert!(!guard.owner_died());
     });
 }
 

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use proc_core::{Process, StartMethod};
 use proc_sync::{Barrier, Event, Lock, LockGuard, RLock, RLockGuard, RawValue};
-use procs_testkit::{PATIENCE, assert_send_sync, builder, each_method};
+use procs_testkit::{PATIENCE, StateMap, assert_send_sync, builder, each_method};
 
 /// How long a contender stays inside the section between its read and its write: long
 /// enough that the others, started on the same barrier, would be inside too were the lock
@@ -117,18 +118,24 @@ fn hold_forever((lock, holding): (Lock, Event)) {
     }
 }
 
+/// Starts a child that takes `lock` and holds it until killed; returns once it holds it.
+fn holder_of(method: StartMethod, lock: &Lock) -> Process<()> {
+    let holding = Event::new().unwrap();
+    let holder = builder(method)
+        .spawn(hold_forever, (lock.clone(), holding.clone()))
+        .unwrap();
+    assert!(
+        holding.wait_timeout(PATIENCE),
+        "the holder never took the lock"
+    );
+    holder
+}
+
 #[test]
 fn a_holder_killed_does_not_block_the_next_acquirer() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_forever, (lock.clone(), holding.clone()))
-            .unwrap();
-        assert!(
-            holding.wait_timeout(PATIENCE),
-            "the holder never took the lock"
-        );
+        let mut holder = holder_of(method, &lock);
         assert!(lock.try_acquire().is_none());
         holder.kill().unwrap();
         // Not joined yet: the dead holder is a zombie, which must count as dead.
@@ -137,6 +144,39 @@ fn a_holder_killed_does_not_block_the_next_acquirer() {
         drop(guard);
         assert!(holder.join().unwrap_err().signal().is_some());
         // The lock works as before.
+        let guard = lock.acquire_timeout(PATIENCE).unwrap();
+        assert!(!guard.owner_died());
+    });
+}
+
+/// Where the word of a `Lock` or an `RLock` sits in its state: first. It holds its owner's
+/// identity, its pid and a hash of its start time.
+const WORD_AT: usize = 0;
+
+// Beyond CPython, whose locks are POSIX semaphores that no death gives back: the lock's word
+// names its owner by pid and a hash of its start time. A holder killed with the lock, whose
+// pid the system gave to another process before anyone looked, must not pass for that
+// process: the next acquirer takes the lock over and is told, while the new owner of the pid
+// lives on. The word is written as it reads once the pid went to the stranger (a test cannot
+// make the system recycle a pid); with the pid alone, the acquirer would time out.
+#[test]
+fn a_holder_killed_whose_pid_went_to_a_live_process_is_still_seen_dead() {
+    each_method(|method| {
+        let lock = Lock::new().unwrap();
+        let mut holder = holder_of(method, &lock);
+        let state = StateMap::of(&lock);
+        let Some(stranger) = state.give_lock_away_and_kill(&mut holder, WORD_AT, method) else {
+            return; // The lock's word cannot tell processes of one pid apart: nothing to test.
+        };
+        let guard = lock
+            .acquire_timeout(PATIENCE)
+            .expect("the stranger passed for the dead holder");
+        assert!(guard.owner_died());
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        drop(guard);
         let guard = lock.acquire_timeout(PATIENCE).unwrap();
         assert!(!guard.owner_died());
     });
@@ -154,11 +194,7 @@ fn wait_for_the_lock((lock, waiting): (Lock, Event)) -> bool {
 fn a_waiter_blocked_on_a_killed_holder_takes_over() {
     each_method(|method| {
         let lock = Lock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_forever, (lock.clone(), holding.clone()))
-            .unwrap();
-        assert!(holding.wait_timeout(PATIENCE));
+        let mut holder = holder_of(method, &lock);
         let waiting = Event::new().unwrap();
         let mut waiter = builder(method)
             .spawn(wait_for_the_lock, (lock.clone(), waiting.clone()))
@@ -247,15 +283,25 @@ fn hold_rlock_forever((rlock, holding): (RLock, Event)) {
     }
 }
 
+/// Starts a child that takes `rlock` twice and holds it until killed; returns once it holds
+/// it.
+fn rlock_holder_of(method: StartMethod, rlock: &RLock) -> Process<()> {
+    let holding = Event::new().unwrap();
+    let holder = builder(method)
+        .spawn(hold_rlock_forever, (rlock.clone(), holding.clone()))
+        .unwrap();
+    assert!(
+        holding.wait_timeout(PATIENCE),
+        "the holder never took the lock"
+    );
+    holder
+}
+
 #[test]
 fn rlock_of_a_killed_holder_is_taken_over() {
     each_method(|method| {
         let rlock = RLock::new().unwrap();
-        let holding = Event::new().unwrap();
-        let mut holder = builder(method)
-            .spawn(hold_rlock_forever, (rlock.clone(), holding.clone()))
-            .unwrap();
-        assert!(holding.wait_timeout(PATIENCE));
+        let mut holder = rlock_holder_of(method, &rlock);
         holder.kill().unwrap();
         let guard = rlock.acquire_timeout(PATIENCE).unwrap();
         assert!(guard.owner_died());
@@ -274,6 +320,37 @@ fn rlock_of_a_killed_holder_is_taken_over() {
         drop(guard);
         assert_eq!(rlock.count(), 0);
         let _ = holder.join();
+    });
+}
+
+// The same for an `RLock`, held twice by the killed process: the next owner gets it once,
+// and none of this process's other threads passes for it.
+#[test]
+fn rlock_of_a_killed_holder_whose_pid_went_to_a_live_process_is_taken_over() {
+    each_method(|method| {
+        let rlock = RLock::new().unwrap();
+        let mut holder = rlock_holder_of(method, &rlock);
+        let state = StateMap::of(&rlock);
+        let Some(stranger) = state.give_lock_away_and_kill(&mut holder, WORD_AT, method) else {
+            return; // The lock's word cannot tell processes of one pid apart: nothing to test.
+        };
+        let guard = rlock
+            .acquire_timeout(PATIENCE)
+            .expect("the stranger passed for the dead holder");
+        assert!(guard.owner_died());
+        assert_eq!(rlock.count(), 1);
+        std::thread::scope(|s| {
+            assert!(
+                !s.spawn(|| rlock.try_acquire().is_some()).join().unwrap(),
+                "another thread entered"
+            );
+        });
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+        drop(guard);
+        assert!(!rlock.is_locked());
     });
 }
 

@@ -6,11 +6,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use proc_core::{Link, Process, StartMethod};
+use proc_core::{Process, StartMethod};
 use proc_sync::{BoundedSemaphore, Event, Semaphore, SemaphoreGuard, Value};
-use procs_testkit::{
-    PATIENCE, StateMap, StateWire, assert_send_sync, builder, each_method, eventually,
-};
+use procs_testkit::{PATIENCE, StateMap, assert_send_sync, builder, each_method, eventually};
 #[test]
 fn semaphores_are_send_and_sync() {
     assert_send_sync::<Semaphore>();
@@ -442,9 +440,7 @@ fn a_holder_killed_anywhere_in_its_calls_loses_no_place() {
 
 /// A second mapping of a semaphore's shared state, as a peer holding it could write it.
 fn state_of(sem: &BoundedSemaphore) -> StateMap {
-    let (a, b) = Link::pair().unwrap();
-    a.send(sem).unwrap();
-    StateMap::new(b.recv::<StateWire>().unwrap())
+    StateMap::of(sem)
 }
 
 // Beyond CPython: a holder is its pid and its start time. A holder that was killed and whose
@@ -489,7 +485,7 @@ fn the_places_of_a_killed_holder_come_back_though_its_pid_went_to_a_live_process
 #[cfg(target_os = "linux")]
 const SEMAPHORE_STATE: usize = 8 + 8 + 4 + 4 + 8 + 128 * 16;
 
-/// Where the internal lock's word sits in the state: it holds its owner's pid.
+/// Where the internal lock's word sits in the state: it holds its owner's identity.
 #[cfg(target_os = "linux")]
 const LOCK_AT: usize = 8;
 
@@ -516,6 +512,8 @@ fn mid_change(state: &StateMap) -> bool {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_holder_killed_inside_a_call_loses_no_place_and_none_comes_back_twice() {
+    use proc_core::shared::{identity_of, start_time_of};
+
     let sem = BoundedSemaphore::new(2).unwrap();
     let state = state_of(&sem);
     assert_eq!(
@@ -535,13 +533,14 @@ fn a_holder_killed_inside_a_call_loses_no_place_and_none_comes_back_twice() {
             .unwrap();
         assert!(started.wait_timeout(PATIENCE), "the churner never started");
         let pid = churner.pid().unwrap();
+        let owner = identity_of(pid, start_time_of(pid).unwrap_or(0));
         for _ in 0..200 {
             std::thread::sleep(Duration::from_micros(rng.next_u64() % 300));
             procs_testkit::stop(pid);
             if state
                 .word32(LOCK_AT)
                 .load(std::sync::atomic::Ordering::SeqCst)
-                == pid
+                == owner
             {
                 inside += 1;
                 between += usize::from(mid_change(&state));

@@ -399,6 +399,22 @@ impl StateMap {
         StateMap { segment, size }
     }
 
+    /// Maps the state of `primitive`, a primitive of `proc-sync` whose wire form is a
+    /// [`StateWire`] (a `Lock`, an `RLock`, a `BoundedSemaphore`...), as a second process
+    /// would that received it.
+    ///
+    /// # Panics
+    ///
+    /// When the primitive does not travel as a `StateWire`, or its state cannot be mapped.
+    pub fn of(primitive: &impl serde::Serialize) -> StateMap {
+        let (a, b) = proc_core::Link::pair().expect("a link to send the primitive through");
+        a.send(primitive).expect("send the primitive");
+        StateMap::new(
+            b.recv::<StateWire>()
+                .expect("the primitive travels as a state"),
+        )
+    }
+
     /// The size of the state's type, as its header says.
     pub fn size(&self) -> usize {
         self.size
@@ -484,6 +500,58 @@ impl StateMap {
         Some(stranger)
     }
 
+    /// Makes the lock word at byte `offset` of this state, which names the live `victim` as
+    /// its owner, name a live [`Stranger`] (started with `method`) with the victim's start
+    /// time instead, then kills the victim: what the word says once its owner died and the
+    /// system gave the owner's pid to another process before anyone looked (a test cannot
+    /// make the system recycle a pid). The word is rewritten before the kill, so that it
+    /// never names a dead pid: only the hash of the start time that it holds beside the pid
+    /// can tell a waiter that the owner is gone. Returns the stranger, which must outlive
+    /// the test's checks; `None`, with the victim killed, where a lock's word cannot tell
+    /// processes of one pid apart (Windows).
+    ///
+    /// # Panics
+    ///
+    /// When the word does not hold `victim`'s identity (its pid and start time), or the
+    /// victim does not end by the signal.
+    pub fn give_lock_away_and_kill<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        victim: &mut Process<R>,
+        offset: usize,
+        method: StartMethod,
+    ) -> Option<Stranger> {
+        use proc_core::shared::identity_of;
+        use std::sync::atomic::Ordering;
+        let pid = victim.pid().expect("a started victim");
+        let start = proc_core::shared::start_time_of(pid);
+        let owner = identity_of(pid, start.unwrap_or(0));
+        let word = self.word32(offset);
+        assert_eq!(
+            word.load(Ordering::SeqCst),
+            owner,
+            "the lock's word does not name the victim by its identity"
+        );
+        let stranger = match start {
+            Some(start) if owner != pid => Some(Stranger::unlike(method, |p, s| {
+                identity_of(p, s) != identity_of(p, start)
+            })),
+            _ => None,
+        };
+        if let Some(stranger) = &stranger {
+            word.store(
+                identity_of(stranger.pid(), start.unwrap_or(0)),
+                Ordering::SeqCst,
+            );
+        }
+        victim.kill().expect("kill the victim");
+        let ended = victim.join_timeout(PATIENCE);
+        assert!(
+            ended.as_ref().err().and_then(|e| e.signal()).is_some() || cfg!(windows),
+            "the victim did not end by the signal"
+        );
+        stranger
+    }
+
     /// Makes the slot at word `index` name process `pid` instead, keeping its count and
     /// start time.
     fn give_pid_to(&self, index: usize, pid: u32) {
@@ -518,15 +586,28 @@ impl Stranger {
     ///
     /// When no process can be started, or none starts at another time than `start`.
     pub fn new(method: StartMethod, start: u64) -> Stranger {
+        Stranger::unlike(method, |_, s| s != start)
+    }
+
+    /// Starts one with `method` whose pid and start time pass `differs`: the start time
+    /// differs from the dead process's in what the record at hand keeps of it. A child that
+    /// does not pass is replaced (one started within the tick of the dead process, or whose
+    /// start time has the same hash).
+    ///
+    /// # Panics
+    ///
+    /// When no process can be started, or none of a hundred passes.
+    pub fn unlike(method: StartMethod, differs: impl Fn(u32, u64) -> bool) -> Stranger {
         for _ in 0..100 {
             let stranger = Stranger(builder(method).spawn(idle, ()).expect("start a stranger"));
-            if proc_core::shared::start_time_of(stranger.pid()).is_some_and(|s| s != start) {
+            let pid = stranger.pid();
+            if proc_core::shared::start_time_of(pid).is_some_and(|s| differs(pid, s)) {
                 return stranger;
             }
             drop(stranger);
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("no process started at another time than {start}");
+        panic!("no process started that differs from the dead one");
     }
 
     /// Its pid.

@@ -87,6 +87,8 @@ impl Daemonic {
 
 // Facts about processes (`os.rs`).
 pub(crate) use imp::{
+    // How many low bits of a lock word every pid fits in (32: no room for anything else).
+    PID_BITS,
     // Runs a handler when the process exits through `exit`.
     at_exit,
     // Runs a handler in the child of every fork (a no-op where there is no fork).

@@ -15,7 +15,7 @@ pub(crate) use child::Child;
 pub(crate) use exec::{default_executable, fork, remember_parent_channel, spawn};
 pub(crate) use forkserver::{forkserver_pid, forkserver_spawn, serve_forkserver};
 pub(crate) use os::{
-    at_exit, at_fork_child, before_main, exit_now, flush_std_streams, getpid, getppid,
+    PID_BITS, at_exit, at_fork_child, before_main, exit_now, flush_std_streams, getpid, getppid,
     is_peer_gone, pid_alive, prepare_child, random_bytes, resident_memory, signal_name, start_time,
     thread_count,
 };

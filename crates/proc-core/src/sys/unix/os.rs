@@ -67,6 +67,24 @@ pub(crate) fn flush_std_streams() {
     let _ = io::stdout().flush();
 }
 
+/// How many low bits of a 32-bit lock word a pid needs: every pid that the kernel gives out
+/// fits in them, which leaves the other bits to tell processes of one pid apart. Linux and
+/// Android give pids below `PID_MAX_LIMIT`, 2^22; macOS and FreeBSD at most `PID_MAX`, 99999,
+/// below 2^17. The other Unixes tell no start times, so their pids keep all 32 bits.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const PID_BITS: u32 = 22;
+
+#[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+pub(crate) const PID_BITS: u32 = 17;
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd"
+)))]
+pub(crate) const PID_BITS: u32 = 32;
+
 pub(crate) fn getpid() -> u32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() as u32 }

@@ -73,6 +73,11 @@ pub(crate) fn resident_memory() -> Option<u64> {
     None
 }
 
+/// How many low bits of a 32-bit lock word a pid needs: all of them, since Windows makes no
+/// promise that its process ids stay small, which leaves no room to tell processes of one
+/// pid apart.
+pub(crate) const PID_BITS: u32 = 32;
+
 pub(crate) fn getpid() -> u32 {
     std::process::id()
 }
