@@ -294,6 +294,33 @@ fn fork_refuses_a_multithreaded_parent() {
     assert!(err.to_string().contains("single-threaded"));
 }
 
+/// In a child: `rounds` times, a thread started and joined, then a `Fork` child at once.
+#[cfg(unix)]
+fn fork_right_after_a_join(rounds: u32) -> u32 {
+    let mut forked = 0;
+    for i in 0..rounds {
+        std::thread::spawn(move || i).join().unwrap();
+        let mut p = Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn(square, 2)
+            .unwrap();
+        forked += u32::from(p.join().unwrap() == 4);
+    }
+    forked
+}
+
+// A joined thread is counted for a moment after `join` returns (until the kernel has taken
+// it down): a `Fork` right then must wait for it to be gone, not refuse.
+#[cfg(unix)]
+#[test]
+fn fork_right_after_joining_a_thread_is_single_threaded() {
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(fork_right_after_a_join, 200)
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 200);
+}
+
 #[test]
 fn active_children_lists_running_children_only() {
     let mut p = Process::spawn(sleep_ms, 60_000).unwrap();

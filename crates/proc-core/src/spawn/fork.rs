@@ -9,6 +9,24 @@ use crate::registry;
 use crate::start::Request;
 use crate::sys::{self, Channel, Child};
 
+/// How long a fork waits for threads that are ending to be gone.
+const THREADS_ENDING: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether this process has one thread, or has it within [`THREADS_ENDING`]: a thread that
+/// was joined a moment ago is still counted until the kernel has taken it down (glibc's
+/// join returns when the thread's exit clears its tid, before the thread leaves its group).
+fn single_threaded() -> bool {
+    let deadline = std::time::Instant::now() + THREADS_ENDING;
+    loop {
+        match sys::thread_count() {
+            Some(1) => return true,
+            None => return false,
+            Some(_) if std::time::Instant::now() >= deadline => return false,
+            Some(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+        }
+    }
+}
+
 /// Forks a child that runs `request` on `theirs`, with its own copies of `handles`.
 ///
 /// # Errors
@@ -22,7 +40,7 @@ pub(super) fn start(
     handles: &[sys::RawHandle],
     settings: &Settings,
 ) -> Result<Child> {
-    if sys::thread_count() != Some(1) {
+    if !single_threaded() {
         return Err(Error::Unsupported(
             "fork needs a single-threaded process and this one has other threads \
              (or cannot tell); use StartMethod::ForkServer or StartMethod::Spawn",
