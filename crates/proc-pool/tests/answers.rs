@@ -268,7 +268,7 @@ fn tasks_holding_handles_go_by_the_link_between_the_others() {
 }
 
 /// Appends `i` to the file at `path`, one line a run, and returns `i` doubled.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn note_and_double((path, i): (PathBuf, u64)) -> u64 {
     note_and_double_padded((path, i, Vec::new()))
 }
