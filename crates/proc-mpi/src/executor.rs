@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proc_core::{Error, Result};
 use proc_pool::internal::{
-    Answer, Completer, Order, QueuedTasks, Submit, imap, no_captures, pending,
+    Answer, Completer, Order, QueuedTasks, Runs, Submit, imap_runs, no_captures, pending,
 };
 use proc_pool::{Future, Imap};
 use serde::Serialize;
@@ -225,6 +226,7 @@ impl MpiPoolExecutor {
             &[args],
             decode_one::<R>,
             Queue::AtRoot,
+            None,
         )
     }
 
@@ -318,7 +320,8 @@ impl MpiPoolExecutor {
     }
 
     /// The lazy map of `runner` (a `wire::run_items`) over `input`: proc-pool's, with
-    /// chunks that wait at the worker ranks.
+    /// chunks that wait at the worker ranks, several chunks in one task once the engine has
+    /// seen that the items are tiny.
     fn lazy<I, R>(
         &self,
         input: I,
@@ -333,10 +336,32 @@ impl MpiPoolExecutor {
     {
         self.engine.check_open()?;
         let engine = self.engine.clone();
+        // How many items this map's next task may carry: one at first, then as the engine
+        // sets it from the answers to the map's tasks.
+        let run = Arc::new(AtomicUsize::new(1));
+        let told = run.clone();
         let submit: Submit<I::Item, R> = Box::new(move |items| {
-            send(&engine, runner, &items, decode_chunk::<R>, Queue::AtWorker)
+            let run = Some(told.clone());
+            send(
+                &engine,
+                runner,
+                &items,
+                decode_chunk::<R>,
+                Queue::AtWorker,
+                run,
+            )
         });
-        imap(input, chunksize, timeout, self.max_workers(), order, submit)
+        let runs: Runs = Box::new(move || run.load(Ordering::Relaxed));
+        let workers = self.max_workers();
+        imap_runs(
+            input,
+            chunksize,
+            timeout,
+            workers,
+            order,
+            submit,
+            Some(runs),
+        )
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
@@ -385,13 +410,15 @@ where
 }
 
 /// Sends `runner` (a `wire::run_items`) over `items` as one task; `decode` makes the
-/// future's value of the answer's payload and the number of items.
+/// future's value of the answer's payload and the number of items; a map's task has `run`,
+/// where the engine says how many items the map's next tasks may carry.
 fn send<A: Serialize, T: Send + 'static>(
     engine: &Engine,
     runner: Runner,
     items: &[A],
     decode: fn(&[u8], usize) -> Result<T>,
     queue: Queue,
+    run: Option<Arc<AtomicUsize>>,
 ) -> Result<Future<T>> {
     let id = engine.next_id();
     let message = wire::task(id, runner, items)?;
@@ -406,6 +433,8 @@ fn send<A: Serialize, T: Send + 'static>(
         message,
         job,
         queue,
+        items: items.len(),
+        run,
     })?;
     Ok(future)
 }
