@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proc_core::{Error, Result};
-use proc_pool::internal::{Answer, Completer, QueuedTasks, Submit, pending};
+use proc_pool::internal::{Answer, Completer, QueuedTasks, Runs, Submit, pending};
 use proc_pool::{Backend, Executor, Future, Imap, TaskFn, Wire};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -170,18 +170,31 @@ impl Backend for Ranks {
     }
 
     fn chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> Submit<A, R> {
+        self.map_chunks::<F, A, R>().0
+    }
+
+    /// A lazy map's chunks, several in one task once the engine has seen that the map's
+    /// items are tiny.
+    fn map_chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> (Submit<A, R>, Option<Runs>) {
         let engine = self.engine.clone();
         let runner: Runner = wire::run_items::<F, A, R>;
-        Box::new(move |items| {
+        // How many items this map's next task may carry: one at first, then as the engine
+        // sets it from the answers to the map's tasks.
+        let run = Arc::new(AtomicUsize::new(1));
+        let told = run.clone();
+        let submit: Submit<A, R> = Box::new(move |items| {
+            let run = Some(told.clone());
             send(
                 &engine,
                 runner,
                 &items,
                 decode_chunk::<R>,
                 Queue::AtWorker,
-                None,
+                run,
             )
-        })
+        });
+        let runs: Runs = Box::new(move || run.load(Ordering::Relaxed));
+        (submit, Some(runs))
     }
 
     fn close(&self, queued: QueuedTasks) {
