@@ -310,9 +310,9 @@ fn decode_one<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<R> {
         .unwrap_or(Err(Error::Protocol("an empty answer".into())))
 }
 
-/// The value of a map chunk's answer: each item's outcome.
+/// The value of a map chunk's answer: its values, or each item's outcome once one failed.
 fn decode_chunk<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<Answer<R>> {
-    wire::decode_reply::<R>(payload, count).map(Answer::Mixed)
+    wire::decode_answer::<R>(payload, count)
 }
 
 /// What a future that was never answered gets: its job was dropped unanswered.
