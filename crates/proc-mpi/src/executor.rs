@@ -50,9 +50,12 @@ use crate::wire::{self, Runner};
 ///   free, and the chunks of a map are sent one ahead (a worker holds the chunk it runs and
 ///   the next), so that a worker does not wait a round trip to rank 0 between chunks — until
 ///   a rank's tasks are seen to be short (under a millisecond each): then it holds up to 16
-///   tasks of either kind, sent several in one MPI message and answered several in one
-///   reply. A task that runs long does not hold back the answers of those before it: they
-///   leave the worker within about a millisecond of being done.
+///   tasks of either kind (of a map's chunks, about a millisecond of them, up to 256), sent
+///   several in one MPI message and answered several in one reply. Once a map's answers show
+///   its items to be tiny, its next tasks carry several chunks each (about 10 µs of items,
+///   up to 64), each item still with its own outcome; every map starts at one chunk per task.
+///   A task that runs long does not hold back the answers of those before it: they leave the
+///   worker within about a millisecond of being done.
 ///
 /// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
 /// time.
