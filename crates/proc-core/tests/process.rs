@@ -309,6 +309,53 @@ fn fork_right_after_a_join(rounds: u32) -> u32 {
     forked
 }
 
+/// What a forked child saw: its name, and the length and sum of its argument.
+#[cfg(unix)]
+fn weigh(bytes: Vec<u8>) -> (String, usize, u64) {
+    let sum = bytes.iter().map(|&b| u64::from(b)).sum();
+    (
+        proc_core::current_process().name().to_string(),
+        bytes.len(),
+        sum,
+    )
+}
+
+/// In a child: two named `Fork` children, each given a 1 MiB argument. A forked child takes
+/// over its parent's request in its own copy of the memory, while the parent goes on using
+/// it (the name of the handle comes from it after the fork).
+#[cfg(unix)]
+fn fork_twice_with_a_large_argument(_: ()) -> Vec<(String, usize, u64)> {
+    let bytes: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    (0..2)
+        .map(|i| {
+            let mut p = Process::builder()
+                .name(format!("forked-{i}"))
+                .start_method(StartMethod::Fork)
+                .spawn(weigh, bytes.clone())
+                .unwrap();
+            assert_eq!(p.name(), format!("forked-{i}"));
+            p.join().unwrap()
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_forked_child_owns_its_request_and_the_parent_keeps_its_own() {
+    let mut p = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(fork_twice_with_a_large_argument, ())
+        .unwrap();
+    let sum: u64 = (0..1u32 << 20).map(|i| u64::from((i % 251) as u8)).sum();
+    assert_eq!(
+        p.join_timeout(Duration::from_secs(60)).unwrap(),
+        vec![
+            ("forked-0".to_string(), 1 << 20, sum),
+            ("forked-1".to_string(), 1 << 20, sum),
+        ]
+    );
+}
+
 // A joined thread is counted for a moment after `join` returns (until the kernel has taken
 // it down): a `Fork` right then must wait for it to be gone, not refuse.
 #[cfg(unix)]

@@ -48,14 +48,24 @@ pub(super) fn start(
     }
     sys::flush_std_streams();
     unwind::install_hook();
-    let (trampoline, request) = (settings.trampoline, request.clone());
+    let trampoline = settings.trampoline;
     // The closure runs only in the forked child, which owns its copy of `theirs` and
     // inherited every handle of the arguments; in the parent it is dropped, closing the
     // parent's copy of `theirs`.
     let links = registry::channel_handles();
     started(sys::fork(ours, &links, move || {
-        let copies: std::io::Result<Vec<_>> =
-            handles.iter().map(|h| sys::duplicate_handle(*h)).collect();
+        // SAFETY: this runs in the forked child, in its own copy of the parent's memory,
+        // which leaves through `_exit` when the closure returns: the `Request` that
+        // `request` points at is never used or dropped in this process, so the bitwise copy
+        // is its only owner here. The parent neither clones it nor frees the clone after
+        // the fork, where every write of its heap would copy a page the child shares.
+        let request = unsafe { std::ptr::read(request) };
+        // Arguments without handles (most) skip the collecting loop, and its code page.
+        let copies: std::io::Result<Vec<_>> = if handles.is_empty() {
+            Ok(Vec::new())
+        } else {
+            handles.iter().map(|h| sys::duplicate_handle(*h)).collect()
+        };
         match copies {
             Ok(copies) => child::run(theirs, request, copies, trampoline),
             Err(_) => 2,
