@@ -173,16 +173,16 @@ impl Replies<'_> {
     }
 }
 
-/// The header of a task frame.
-pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> Vec<u8> {
-    let mut header = Vec::with_capacity(HEADER);
-    header.push(kind);
-    // The place is set when the task is sent.
-    header.push(0);
-    header.extend_from_slice(&id.to_le_bytes());
+/// The header of a task frame: an array, which the caller copies into the frame's buffer
+/// (made once, with room for the items), so that a task costs no allocation for it.
+pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> [u8; HEADER] {
+    let mut header = [0; HEADER];
+    header[0] = kind;
+    // The place (`header[PLACE]`) is set when the task is sent.
+    header[2..10].copy_from_slice(&id.to_le_bytes());
     // SAFETY: `Runner` is a function pointer type.
     let offset = unsafe { proc_core::internal::fn_offset(runner) };
-    header.extend_from_slice(&offset.to_le_bytes());
+    header[10..].copy_from_slice(&offset.to_le_bytes());
     header
 }
 
