@@ -59,7 +59,42 @@ pub(crate) const REPLY_HEADER: usize = 9;
 const SPIN: Duration = Duration::from_micros(5);
 
 /// What runs a frame in the worker: returns whether the worker goes on.
-pub(crate) type Runner = fn(u64, Incoming, &Replies<'_>) -> bool;
+pub(crate) type Runner = fn(u64, Frame<'_>, &Replies<'_>) -> bool;
+
+/// A task frame as the worker got it: the bytes of a record of the board's task ring (in
+/// the worker's buffer, kept from one task to the next), or a frame of the link with the
+/// handles that came with it.
+#[derive(Debug)]
+pub(crate) enum Frame<'a> {
+    /// From the ring: plain bytes, so what it holds has no handles.
+    Ring(&'a [u8]),
+    /// From the link.
+    Link(Incoming),
+}
+
+impl Frame<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Ring(bytes) => bytes,
+            Frame::Link(frame) => frame.bytes(),
+        }
+    }
+
+    /// Decodes the value that starts at `offset`, as [`Incoming::decode`] does (a frame
+    /// of the ring has no handles to give it).
+    fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
+        match self {
+            Frame::Ring(bytes) => match bytes.get(offset..) {
+                Some(rest) => proc_core::codec::decode(rest),
+                None => Err(Error::Protocol(format!(
+                    "a frame of {} bytes is shorter than its header of {offset}",
+                    bytes.len()
+                ))),
+            },
+            Frame::Link(frame) => frame.decode(offset),
+        }
+    }
+}
 
 /// Where a worker's answers go: the board's ring when one is small and holds no handles,
 /// the link otherwise (see `board`).
@@ -218,17 +253,19 @@ struct Tasks<'a> {
     /// Frames read from the link while the worker slept, before the ring's mark of their
     /// place was.
     early: VecDeque<Incoming>,
+    /// The buffer the records of the ring are taken into (see [`Ring::take_into`](super::board::Ring::take_into)).
+    record: Vec<u8>,
 }
 
 impl Tasks<'_> {
     /// The next task frame; `None` when the worker ends: the pool is gone, or broke the
     /// ring.
-    fn next(&mut self) -> Option<Incoming> {
+    fn next(&mut self) -> Option<Frame<'_>> {
         let ring = self.board.tasks();
         loop {
-            match ring.take() {
-                Ok(Some(Taken::Record(bytes))) => return Some(Incoming::from_bytes(bytes)),
-                Ok(Some(Taken::OnLink)) => return self.on_link(),
+            match ring.take_into(&mut self.record) {
+                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&self.record)),
+                Ok(Some(Taken::OnLink)) => return self.on_link().map(Frame::Link),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "procs.pool.worker.broken_ring");
@@ -308,6 +345,7 @@ pub(crate) fn serve(setup: Setup) {
         link: &link,
         board: &board,
         early: VecDeque::new(),
+        record: Vec::new(),
     };
     while let Some(frame) = tasks.next() {
         match frame.bytes().first() {
@@ -347,7 +385,7 @@ fn parse_header(bytes: &[u8]) -> Option<(u64, i64)> {
 }
 
 /// Runs each item of a task with `C` and answers with all the results.
-pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
+pub(crate) fn run_items<C, A>(id: u64, frame: Frame<'_>, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,
@@ -442,7 +480,7 @@ fn on_send_error(link: &Replies<'_>, id: u64, error: Error) -> bool {
 }
 
 /// Runs the initializer; the worker goes on only when it succeeded.
-pub(crate) fn run_init<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
+pub(crate) fn run_init<C, A>(id: u64, frame: Frame<'_>, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,
