@@ -41,6 +41,12 @@ fn gate(path: String) -> bool {
     false
 }
 
+/// Opens the gate `mine`, then waits at most a minute for `theirs` ([`gate`]): two such
+/// tasks end at once only when they run at the same time.
+fn meet((mine, theirs): (String, String)) -> bool {
+    std::fs::write(&mine, b"").is_ok() && gate(theirs)
+}
+
 /// The file of a [`gate`] task, removed when dropped.
 struct Gate(std::path::PathBuf);
 
@@ -82,6 +88,22 @@ fn squares_in_order(executor: &MpiPoolExecutor, n: u64) {
 fn bundles(executor: &MpiPoolExecutor) {
     // A map of 10,000 tiny tasks, one item each.
     squares_in_order(executor, 10_000);
+
+    // The next map does not inherit the tiny map's runs of items (one task of many items, on
+    // one rank): its first items go one per task, so that these two, which each wait for
+    // the other, run on the two ranks at once.
+    let (one, two) = (Gate::new("meet-1"), Gate::new("meet-2"));
+    let pairs = vec![(one.path(), two.path()), (two.path(), one.path())];
+    let met: Vec<bool> = executor
+        .map(meet, pairs)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        met,
+        [true, true],
+        "two items of a map ran one after the other"
+    );
 
     // One task of a bundle panics: only its future fails (CPython's test_concurrent_futures
     // `test_map_exception`, per task).

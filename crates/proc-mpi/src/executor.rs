@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proc_core::{Error, Result};
-use proc_pool::internal::{Answer, Completer, QueuedTasks, Submit, pending};
+use proc_pool::internal::{Answer, Completer, QueuedTasks, Runs, Submit, pending};
 use proc_pool::{Backend, Executor, Future, Imap, TaskFn, Wire};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -49,9 +50,12 @@ use crate::wire::{self, Runner};
 ///   free, and the chunks of a map are sent one ahead (a worker holds the chunk it runs and
 ///   the next), so that a worker does not wait a round trip to rank 0 between chunks — until
 ///   a rank's tasks are seen to be short (under a millisecond each): then it holds up to 16
-///   tasks of either kind, sent several in one MPI message and answered several in one
-///   reply. A task that runs long does not hold back the answers of those before it: they
-///   leave the worker within about a millisecond of being done.
+///   tasks of either kind (of a map's chunks, about a millisecond of them, up to 256), sent
+///   several in one MPI message and answered several in one reply. Once a map's answers show
+///   its items to be tiny, its next tasks carry several chunks each (about 10 µs of items,
+///   up to 64), each item still with its own outcome; every map starts at one chunk per task.
+///   A task that runs long does not hold back the answers of those before it: they leave the
+///   worker within about a millisecond of being done.
 ///
 /// Dropping the executor is `shutdown(wait = true)`. One executor uses the worker ranks at a
 /// time.
@@ -164,13 +168,36 @@ impl Backend for Ranks {
             &[args],
             decode_one::<R>,
             Queue::AtRoot,
+            None,
         )
     }
 
     fn chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> Submit<A, R> {
+        self.map_chunks::<F, A, R>().0
+    }
+
+    /// A lazy map's chunks, several in one task once the engine has seen that the map's
+    /// items are tiny.
+    fn map_chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> (Submit<A, R>, Option<Runs>) {
         let engine = self.engine.clone();
         let runner: Runner = wire::run_items::<F, A, R>;
-        Box::new(move |items| send(&engine, runner, &items, decode_chunk::<R>, Queue::AtWorker))
+        // How many items this map's next task may carry: one at first, then as the engine
+        // sets it from the answers to the map's tasks.
+        let run = Arc::new(AtomicUsize::new(1));
+        let told = run.clone();
+        let submit: Submit<A, R> = Box::new(move |items| {
+            let run = Some(told.clone());
+            send(
+                &engine,
+                runner,
+                &items,
+                decode_chunk::<R>,
+                Queue::AtWorker,
+                run,
+            )
+        });
+        let runs: Runs = Box::new(move || run.load(Ordering::Relaxed));
+        (submit, Some(runs))
     }
 
     fn close(&self, queued: QueuedTasks) {
@@ -249,13 +276,15 @@ impl MpiPoolExecutorBuilder {
 }
 
 /// Sends `runner` (a `wire::run_items`) over `items` as one task; `decode` makes the
-/// future's value of the answer's payload and the number of items.
+/// future's value of the answer's payload and the number of items; a map's task may have
+/// `run`, where the engine says how many items the map's next tasks may carry.
 fn send<A: Serialize, T: Send + 'static>(
     engine: &Engine,
     runner: Runner,
     items: &[A],
     decode: fn(&[u8], usize) -> Result<T>,
     queue: Queue,
+    run: Option<Arc<AtomicUsize>>,
 ) -> Result<Future<T>> {
     let id = engine.next_id();
     let message = wire::task(id, runner, items)?;
@@ -270,6 +299,8 @@ fn send<A: Serialize, T: Send + 'static>(
         message,
         job,
         queue,
+        items: items.len(),
+        run,
     })?;
     Ok(future)
 }
@@ -282,9 +313,9 @@ fn decode_one<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<R> {
         .unwrap_or(Err(Error::Protocol("an empty answer".into())))
 }
 
-/// The value of a map chunk's answer: each item's outcome.
+/// The value of a map chunk's answer: its values, or each item's outcome once one failed.
 fn decode_chunk<R: DeserializeOwned>(payload: &[u8], count: usize) -> Result<Answer<R>> {
-    wire::decode_reply::<R>(payload, count).map(Answer::Mixed)
+    wire::decode_answer::<R>(payload, count)
 }
 
 /// What a future that was never answered gets: its job was dropped unanswered.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::future::{Future, QueuedTasks};
-use crate::map::{self, Imap, Order, Submit};
+use crate::map::{self, Imap, Order, Runs, Submit};
 use crate::pool::no_captures;
 
 /// A function an [`Executor`] runs in another process: an fn item or a closure that
@@ -90,6 +90,14 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// The [`Submit`] of a map: queues `F` on each chunk of items it is given.
     #[doc(hidden)]
     fn chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> Submit<A, R>;
+    /// The [`Submit`] of a lazy map and, for a backend that sends several of its chunks as
+    /// one task when they are tiny, the [`Runs`] that says how many items a task may carry
+    /// ([`imap_runs`](crate::internal::imap_runs)): [`chunks`](Backend::chunks) alone unless
+    /// overridden.
+    #[doc(hidden)]
+    fn map_chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> (Submit<A, R>, Option<Runs>) {
+        (self.chunks::<F, A, R>(), None)
+    }
     /// Takes no more tasks; `queued` says what becomes of those no worker took.
     #[doc(hidden)]
     fn close(&self, queued: QueuedTasks);
@@ -330,8 +338,9 @@ impl<B: Backend> Executor<B> {
         const { no_captures::<F>() };
         let _ = f;
         self.backend.check_open()?;
-        let submit = self.backend.chunks::<F, A, R>();
-        map::imap(input, chunksize, timeout, self.max_workers(), order, submit)
+        let (submit, runs) = self.backend.map_chunks::<F, A, R>();
+        let workers = self.max_workers();
+        map::imap_runs(input, chunksize, timeout, workers, order, submit, runs)
     }
 
     /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
