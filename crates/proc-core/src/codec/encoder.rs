@@ -236,8 +236,7 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
 
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
-        self.varint(len.ok_or(Error::SerializeSeqLengthUnknown)? as u64);
-        Ok(self)
+        counted(self, len)
     }
 
     #[inline]
@@ -258,14 +257,12 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, Error> {
-        self.varint(variant_index.into());
-        Ok(self)
+        tagged(self, variant_index)
     }
 
     #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self, Error> {
-        self.varint(len.ok_or(Error::SerializeSeqLengthUnknown)? as u64);
-        Ok(self)
+        counted(self, len)
     }
 
     #[inline]
@@ -281,8 +278,7 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, Error> {
-        self.varint(variant_index.into());
-        Ok(self)
+        tagged(self, variant_index)
     }
 
     fn collect_str<T: ?Sized + std::fmt::Display>(self, value: &T) -> Result<(), Error> {
@@ -308,6 +304,26 @@ impl<'b> ser::Serializer for &mut Encoder<'b> {
         self.varint(count.0 as u64);
         write!(Append(self.0), "{value}").map_err(|_| Error::CollectStrError)
     }
+}
+
+/// A variant of a compound enum: its index, then its fields.
+#[inline]
+fn tagged<'a, 'b>(
+    encoder: &'a mut Encoder<'b>,
+    variant_index: u32,
+) -> Result<&'a mut Encoder<'b>, Error> {
+    encoder.varint(variant_index.into());
+    Ok(encoder)
+}
+
+/// A sequence or map: its length, then its elements (postcard needs the length first).
+#[inline]
+fn counted<'a, 'b>(
+    encoder: &'a mut Encoder<'b>,
+    len: Option<usize>,
+) -> Result<&'a mut Encoder<'b>, Error> {
+    encoder.varint(len.ok_or(Error::SerializeSeqLengthUnknown)? as u64);
+    Ok(encoder)
 }
 
 /// The parts of a compound value follow one another with nothing between them.
@@ -444,7 +460,8 @@ mod tests {
             bytes: Raw(vec![7; i as usize % 40]),
             options: (
                 i.is_multiple_of(2).then_some(wide as u64),
-                i.is_multiple_of(3).then(|| Newtype("n".repeat(i as usize % 20))),
+                i.is_multiple_of(3)
+                    .then(|| Newtype("n".repeat(i as usize % 20))),
             ),
             units: ((), UnitStruct, TupleStruct(-1, !i.is_multiple_of(2), ())),
             kinds: vec![
