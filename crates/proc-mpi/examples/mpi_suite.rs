@@ -395,7 +395,10 @@ fn main() {
     if flag("--too-many") {
         // More workers than any machine here has slots, and no oversubscription.
         assert_eq!(mpi.size(), 1);
-        let error = MpiPoolExecutor::with_max_workers(&mpi, 512).unwrap_err();
+        let error = MpiPoolExecutor::builder()
+            .max_workers(512)
+            .build(&mpi)
+            .unwrap_err();
         assert!(matches!(error, Error::Io(_)), "{error:?}");
         assert!(error.to_string().contains("oversubscribe"), "{error}");
         assert_eq!(mpi.workers(), 0);
@@ -406,10 +409,13 @@ fn main() {
         assert_eq!(mpi.size(), 1, "run under `mpirun -n 1`, or alone");
         assert_eq!(mpi.workers(), 0);
         assert!(matches!(
-            MpiPoolExecutor::with_max_workers(&mpi, 0),
+            MpiPoolExecutor::builder().max_workers(0).build(&mpi),
             Err(Error::InvalidState(_))
         ));
-        MpiPoolExecutor::with_max_workers(&mpi, 2).unwrap()
+        MpiPoolExecutor::builder()
+            .max_workers(2)
+            .build(&mpi)
+            .unwrap()
     } else {
         assert_eq!(mpi.size(), 3, "run under `mpirun -n 3`");
         MpiPoolExecutor::new(&mpi).unwrap()
@@ -417,10 +423,13 @@ fn main() {
     checks(&mpi, executor);
     // The session's workers, spawned or not, serve a smaller executor, but no larger one.
     assert!(matches!(
-        MpiPoolExecutor::with_max_workers(&mpi, 3),
+        MpiPoolExecutor::builder().max_workers(3).build(&mpi),
         Err(Error::InvalidState(_))
     ));
-    let one = MpiPoolExecutor::with_max_workers(&mpi, 1).unwrap();
+    let one = MpiPoolExecutor::builder()
+        .max_workers(1)
+        .build(&mpi)
+        .unwrap();
     assert_eq!(one.max_workers(), 1);
     let pids: std::collections::HashSet<u32> = one
         .map(|(): ()| std::process::id(), vec![(); 8])
