@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use proc_core::Process;
 use proc_ipc::{GetError, PutError, Receiver, Sender, bounded, channel};
-use procs_testkit::{OwnerTable, PATIENCE, builder, each_method, eventually};
+#[cfg(unix)]
+use procs_testkit::{OwnerTable, PATIENCE};
+use procs_testkit::{builder, each_method, eventually};
 
 fn produce((tx, from, n): (Sender<u32>, u32, u32)) {
     for i in from..from + n {
