@@ -4,11 +4,10 @@
 //! A channel is a [`Queue`] plus a table of ends in shared memory: one slot per process, with
 //! how many senders and receivers that process holds. A process that dies holding ends
 //! stops counting at once (its pid is dead, or went to a process that started later: see
-//! [`owner`]), so a receiver learns that its last producer crashed without a
-//! sentinel; an end serialized for another process counts as "in
-//! transit" for its sender's process until the other side takes it (or for
-//! [`TRANSIT`] at most, if it never arrives), so that handing the only sender to a child and
-//! dropping one's own does not close the channel in between.
+//! [`owner`]), so a receiver learns that its last producer crashed without a sentinel; an end
+//! serialized for another process counts as "in transit" for its sender's process until the
+//! other side takes it (or for [`TRANSIT`] at most, if it never arrives), so that handing the
+//! only sender to a child and dropping one's own does not close the channel in between.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_core::internal::Deadline;
-use proc_core::shared::Segment;
+use proc_core::shared::{Instance, Segment};
 use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,7 +23,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::owner::{self, Owner};
 use crate::queue::Put;
 use crate::{GetError, PutError, Queue};
-use proc_core::shared::Instance;
 
 /// How many processes at once can hold ends of one channel.
 const SLOTS: usize = 256;

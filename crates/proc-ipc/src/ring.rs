@@ -922,8 +922,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn backlogs_count_live_processes_only() {
-        use proc_core::shared::Instance;
-        use proc_core::shared::start_time_of;
+        use proc_core::shared::{Instance, start_time_of};
         let ring = Ring::new(4096, 0).unwrap();
         assert_eq!(ring.backlog(), 0);
         assert!(ring.backlog_grew());
