@@ -11,7 +11,10 @@ fn main() {
     proc_core::init();
     let mpi = proc_mpi::init().unwrap();
     let executor = if std::env::args().any(|a| a == "--spawn") {
-        MpiPoolExecutor::with_max_workers(&mpi, 2).unwrap()
+        MpiPoolExecutor::builder()
+            .max_workers(2)
+            .build(&mpi)
+            .unwrap()
     } else {
         MpiPoolExecutor::new(&mpi).unwrap()
     };

@@ -41,6 +41,12 @@ fn gate(path: String) -> bool {
     false
 }
 
+/// Opens the gate `mine`, then waits at most a minute for `theirs` ([`gate`]): two such
+/// tasks end at once only when they run at the same time.
+fn meet((mine, theirs): (String, String)) -> bool {
+    std::fs::write(&mine, b"").is_ok() && gate(theirs)
+}
+
 /// The file of a [`gate`] task, removed when dropped.
 struct Gate(std::path::PathBuf);
 
@@ -82,6 +88,22 @@ fn squares_in_order(executor: &MpiPoolExecutor, n: u64) {
 fn bundles(executor: &MpiPoolExecutor) {
     // A map of 10,000 tiny tasks, one item each.
     squares_in_order(executor, 10_000);
+
+    // The next map does not inherit the tiny map's runs of items (one task of many items, on
+    // one rank): its first items go one per task, so that these two, which each wait for
+    // the other, run on the two ranks at once.
+    let (one, two) = (Gate::new("meet-1"), Gate::new("meet-2"));
+    let pairs = vec![(one.path(), two.path()), (two.path(), one.path())];
+    let met: Vec<bool> = executor
+        .map(meet, pairs)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        met,
+        [true, true],
+        "two items of a map ran one after the other"
+    );
 
     // One task of a bundle panics: only its future fails (CPython's test_concurrent_futures
     // `test_map_exception`, per task).
@@ -395,7 +417,10 @@ fn main() {
     if flag("--too-many") {
         // More workers than any machine here has slots, and no oversubscription.
         assert_eq!(mpi.size(), 1);
-        let error = MpiPoolExecutor::with_max_workers(&mpi, 512).unwrap_err();
+        let error = MpiPoolExecutor::builder()
+            .max_workers(512)
+            .build(&mpi)
+            .unwrap_err();
         assert!(matches!(error, Error::Io(_)), "{error:?}");
         assert!(error.to_string().contains("oversubscribe"), "{error}");
         assert_eq!(mpi.workers(), 0);
@@ -406,10 +431,13 @@ fn main() {
         assert_eq!(mpi.size(), 1, "run under `mpirun -n 1`, or alone");
         assert_eq!(mpi.workers(), 0);
         assert!(matches!(
-            MpiPoolExecutor::with_max_workers(&mpi, 0),
+            MpiPoolExecutor::builder().max_workers(0).build(&mpi),
             Err(Error::InvalidState(_))
         ));
-        MpiPoolExecutor::with_max_workers(&mpi, 2).unwrap()
+        MpiPoolExecutor::builder()
+            .max_workers(2)
+            .build(&mpi)
+            .unwrap()
     } else {
         assert_eq!(mpi.size(), 3, "run under `mpirun -n 3`");
         MpiPoolExecutor::new(&mpi).unwrap()
@@ -417,10 +445,13 @@ fn main() {
     checks(&mpi, executor);
     // The session's workers, spawned or not, serve a smaller executor, but no larger one.
     assert!(matches!(
-        MpiPoolExecutor::with_max_workers(&mpi, 3),
+        MpiPoolExecutor::builder().max_workers(3).build(&mpi),
         Err(Error::InvalidState(_))
     ));
-    let one = MpiPoolExecutor::with_max_workers(&mpi, 1).unwrap();
+    let one = MpiPoolExecutor::builder()
+        .max_workers(1)
+        .build(&mpi)
+        .unwrap();
     assert_eq!(one.max_workers(), 1);
     let pids: std::collections::HashSet<u32> = one
         .map(|(): ()| std::process::id(), vec![(); 8])

@@ -7,7 +7,7 @@ use mpi::environment::{Threading, threading_support};
 use mpi::topology::{Communicator, Rank};
 use proc_core::{Error, Result};
 
-use crate::executor::MpiPoolExecutor;
+use crate::executor::{MpiPoolExecutor, Ranks};
 use crate::peers::Peers;
 use crate::worker::serve;
 
@@ -94,5 +94,5 @@ where
     }
     let ranks = (0..size).filter(|&rank| rank != root).collect();
     let peers = Arc::new(Peers::new(Box::new(duplicate), ranks));
-    MpiPoolExecutor::owning(peers).map(Some)
+    Ranks::owning(peers).map(Some)
 }

@@ -3,7 +3,7 @@
 //! with their answers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +25,18 @@ pub(crate) struct Task {
     pub(crate) message: Vec<u8>,
     pub(crate) job: Box<dyn Job>,
     pub(crate) queue: Queue,
+    /// How many items it carries.
+    pub(crate) items: usize,
+    /// For a map's task: where the engine says how many items the map's next tasks may
+    /// carry, by how long this one's took (see [`run_items`]).
+    pub(crate) run: Option<Arc<AtomicUsize>>,
+}
+
+/// A task sent and not answered.
+struct Running {
+    job: Box<dyn Job>,
+    items: usize,
+    run: Option<Arc<AtomicUsize>>,
 }
 
 /// Where a task waits for a worker rank while that rank's tasks are not known to be short
@@ -178,8 +190,18 @@ impl Engine {
 /// tasks are short: enough that it never waits a round trip to rank 0 for the next ones.
 const WINDOW: usize = 16;
 
-/// The most tasks in one bundle: half the window, so that a rank whose tasks are short holds
-/// two bundles, and runs one while the answers of the other travel and the next comes.
+/// The most chunks of a map that a worker rank may hold once its tasks are tiny: a map's
+/// chunks go ahead anyway, and a round trip between ranks on a loaded node can take as long
+/// as hundreds of tiny tasks.
+const MAP_WINDOW: usize = 256;
+
+/// How much work a worker rank may hold of a map's short chunks, judged by how long its
+/// last ones took: at most this is stuck behind a chunk that turns out long, while another
+/// rank may be idle.
+const HOLD: Duration = Duration::from_millis(1);
+
+/// The fewest tasks in one bundle: half the window, so that a rank whose tasks are short
+/// holds two bundles, and runs one while the answers of the other travel and the next comes.
 const BUNDLE: usize = WINDOW / 2;
 
 /// The most bytes in a bundle of several tasks: a larger task goes alone (and is not copied).
@@ -189,14 +211,55 @@ const BUNDLE_BYTES: usize = 1 << 20;
 /// (tens of microseconds) would cost a large part of their time.
 const SHORT: Duration = Duration::from_millis(1);
 
+/// How much work a map's task of several chunks carries: tiny items go many in one task (one
+/// future, one frame each way), so that rank 0's costs per task — which are its limit on
+/// tiny items — are spread over them, while the runs stay far shorter than anything that
+/// could unbalance the ranks.
+const RUN_WORK: Duration = Duration::from_micros(10);
+
+/// The most items in a map's task of several chunks: the map's window (about a thousand
+/// items) is then shared by several tasks per worker rank.
+const MAX_RUN: usize = 64;
+
+/// How many items a map's task may carry when its items take `each` at a worker rank: about
+/// [`RUN_WORK`] of them, at least one and at most [`MAX_RUN`]. A map starts at one, and
+/// each answer to one of its tasks sets it anew.
+fn run_items(each: Duration) -> usize {
+    let fit = RUN_WORK.as_nanos() / each.as_nanos().max(1);
+    usize::try_from(fit).unwrap_or(MAX_RUN).clamp(1, MAX_RUN)
+}
+
 /// A worker rank as the engine sees it.
 #[derive(Debug)]
 struct Place {
     rank: Rank,
     /// How many tasks it holds: sent, not answered.
     held: usize,
-    /// Whether its last answered tasks were short (the window is open).
-    short: bool,
+    /// How long each of its last answered tasks took on average: `None` until it answers.
+    each: Option<Duration>,
+}
+
+impl Place {
+    /// The time of each of its tasks, when they are known to be short (the window is open).
+    fn short(&self) -> Option<Duration> {
+        self.each.filter(|&each| each < SHORT)
+    }
+
+    /// How many chunks of a map it may hold once its tasks are short: about [`HOLD`] of
+    /// them, at least [`WINDOW`] and at most [`MAP_WINDOW`].
+    fn map_window(each: Duration) -> usize {
+        let fit = HOLD.as_nanos() / each.as_nanos().max(1);
+        usize::try_from(fit)
+            .unwrap_or(MAP_WINDOW)
+            .clamp(WINDOW, MAP_WINDOW)
+    }
+
+    /// The most tasks in a bundle to it: half its largest window, so that it holds two
+    /// bundles.
+    fn bundle(&self) -> usize {
+        self.short()
+            .map_or(BUNDLE, |each| Place::map_window(each) / 2)
+    }
 }
 
 /// The room at the worker ranks: how many tasks each holds.
@@ -205,8 +268,9 @@ struct Place {
 /// only when it is free, so that a long task never holds back one that an idle rank could
 /// run) or two chunks of a map (the one it runs and the next, so that it does not wait a
 /// round trip for rank 0 between two chunks). Once its answers show short tasks, it holds up
-/// to [`WINDOW`] tasks of either kind, sent in bundles; once they show long ones, it is back
-/// to one or two.
+/// to [`WINDOW`] tasks of either kind, sent in bundles — and more of a map's chunks, about
+/// [`HOLD`] of them by their recent time, up to [`MAP_WINDOW`]; once they show long ones, it
+/// is back to one or two.
 struct Places {
     places: Vec<Place>,
     /// Where the next search starts, so that the work goes round the ranks.
@@ -221,7 +285,7 @@ impl Places {
                 .map(|rank| Place {
                     rank,
                     held: 0,
-                    short: false,
+                    each: None,
                 })
                 .collect(),
             cursor: 0,
@@ -230,10 +294,11 @@ impl Places {
 
     /// How many tasks `place` may hold while a task of `queue` is next.
     fn limit(place: &Place, queue: Queue) -> usize {
-        match (place.short, queue) {
-            (true, _) => WINDOW,
-            (false, Queue::AtRoot) => 1,
-            (false, Queue::AtWorker) => 2,
+        match (place.short(), queue) {
+            (Some(each), Queue::AtWorker) => Place::map_window(each),
+            (Some(_), Queue::AtRoot) => WINDOW,
+            (None, Queue::AtRoot) => 1,
+            (None, Queue::AtWorker) => 2,
         }
     }
 
@@ -262,7 +327,7 @@ impl Places {
         if let Some(place) = self.places.iter_mut().find(|p| p.rank == rank) {
             place.held = place.held.saturating_sub(count);
             if let Some(each) = u32::try_from(count).ok().and_then(|n| busy.checked_div(n)) {
-                place.short = each < SHORT;
+                place.each = Some(each);
             }
         }
     }
@@ -290,7 +355,7 @@ impl Bundles {
     fn add(&mut self, sends: &mut Sends<'_>, places: &Places, index: usize, message: Vec<u8>) {
         let slot = &mut self.open[index];
         if let Some((bundle, count)) = slot
-            && *count < BUNDLE
+            && *count < places.places[index].bundle()
             && wire::bundle(bundle, &message, BUNDLE_BYTES)
         {
             *count += 1;
@@ -403,7 +468,9 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
     let mut bundles = Bundles::new(places.places.len());
     let mut sends = Sends::new(comm);
     let mut queue: VecDeque<Task> = VecDeque::new();
-    let mut running: HashMap<u64, Box<dyn Job>> = HashMap::new();
+    let mut running: HashMap<u64, Running> = HashMap::new();
+    // The maps whose tasks a reply answered, told how many items their next tasks carry.
+    let mut runs: Vec<Arc<AtomicUsize>> = Vec::new();
     let mut closed = false;
     let mut backoff = Backoff::default();
     let mut since_watch = 0u32;
@@ -451,7 +518,12 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
                 rank = places.rank(index),
                 "task sent to a worker rank"
             );
-            running.insert(task.id, task.job);
+            let sent = Running {
+                job: task.job,
+                items: task.items,
+                run: task.run,
+            };
+            running.insert(task.id, sent);
             bundles.add(&mut sends, &places, index, task.message);
             busy = true;
         }
@@ -466,14 +538,22 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
             let Some((ran, answers)) = wire::parse_reply(&bytes) else {
                 continue;
             };
-            let mut count = 0;
+            let (mut count, mut items) = (0, 0);
             for (id, payload) in answers.flatten() {
                 count += 1;
-                if let Some(job) = running.remove(&id) {
-                    job.done(Ok(payload));
+                if let Some(task) = running.remove(&id) {
+                    items += task.items;
+                    runs.extend(task.run);
+                    task.job.done(Ok(payload));
                 }
             }
             places.answered(status.source_rank(), count, ran);
+            let each = u32::try_from(items).ok().and_then(|n| ran.checked_div(n));
+            for run in runs.drain(..) {
+                if let Some(each) = each {
+                    run.store(run_items(each), Ordering::Relaxed);
+                }
+            }
         }
         if closed && queue.is_empty() && running.is_empty() {
             sends.finish();
@@ -488,8 +568,8 @@ fn run(commands: Receiver<Command>, peers: &Peers, workers: Vec<Rank>) {
                 if let Some(why) = peers.check() {
                     // A spawned worker died (nothing outside ends a singleton's job): every
                     // task fails, and the engine stops.
-                    for (_, job) in running.drain() {
-                        job.done(Err(Error::BrokenPool(why.clone())));
+                    for (_, task) in running.drain() {
+                        task.job.done(Err(Error::BrokenPool(why.clone())));
                     }
                     for task in queue.drain(..) {
                         task.job.done(Err(Error::BrokenPool(why.clone())));
@@ -574,6 +654,41 @@ mod tests {
         assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(1));
         // An empty reply says nothing of the tasks' length.
         places.answered(2, 0, Duration::ZERO);
-        assert!(places.places[1].short);
+        assert!(places.places[1].short().is_some());
+    }
+
+    #[test]
+    fn tiny_chunks_of_a_map_open_a_wider_window() {
+        let mut places = Places::new(vec![1]);
+        assert_eq!(rank_of(&mut places, Queue::AtWorker), Some(1));
+        // Tasks of 2 µs: about a millisecond of them, 500, is more than the widest window.
+        places.answered(1, 1, Duration::from_micros(2));
+        let mut held = 0;
+        while rank_of(&mut places, Queue::AtWorker).is_some() {
+            held += 1;
+        }
+        assert_eq!(held, MAP_WINDOW);
+        assert_eq!(places.places[0].bundle(), MAP_WINDOW / 2);
+        // Tasks of submit still wait at rank 0 beyond the usual window.
+        assert_eq!(rank_of(&mut places, Queue::AtRoot), None);
+        // Tasks of 200 µs: five make a millisecond, fewer than the usual window.
+        places.answered(1, MAP_WINDOW, Duration::from_micros(200) * 256);
+        let mut held = 0;
+        while rank_of(&mut places, Queue::AtWorker).is_some() {
+            held += 1;
+        }
+        assert_eq!(held, WINDOW);
+        assert_eq!(places.places[0].bundle(), BUNDLE);
+        // A rank not heard from yet takes bundles of the usual size.
+        assert_eq!(Places::new(vec![2]).places[0].bundle(), BUNDLE);
+    }
+
+    #[test]
+    fn a_map_carries_more_items_per_task_the_tinier_they_are() {
+        assert_eq!(run_items(Duration::from_nanos(30)), MAX_RUN);
+        assert_eq!(run_items(Duration::ZERO), MAX_RUN);
+        assert_eq!(run_items(Duration::from_micros(1)), 10);
+        assert_eq!(run_items(RUN_WORK), 1);
+        assert_eq!(run_items(Duration::from_millis(50)), 1);
     }
 }

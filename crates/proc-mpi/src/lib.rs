@@ -9,7 +9,8 @@
 //! |---|---|
 //! | [`init`], [`Mpi`] | `python -m mpi4py.futures` (the workers' loop) |
 //! | [`MpiPoolExecutor`] | `mpi4py.futures.MPIPoolExecutor` |
-//! | [`MpiPoolExecutor::with_max_workers`] | `MPIPoolExecutor(max_workers)`, spawning them |
+//! | [`MpiPoolExecutorBuilder::max_workers`] | `MPIPoolExecutor(max_workers)`, spawning them |
+//! | [`Ranks`] | the worker ranks behind proc-pool's [`Executor`](proc_pool::Executor) |
 //! | [`comm_executor`] | `mpi4py.futures.MPICommExecutor(comm, root)` |
 //! | [`Map`] | its `map(..., unordered)` |
 //!
@@ -19,7 +20,7 @@
 //!   ./app`): rank 0 runs `main`; [`init`], called right after `procs::init()`, never returns
 //!   on the other ranks: they serve tasks until rank 0's [`Mpi`] session ends, then exit.
 //! - Dynamic launch, `mpirun -n 1 ./app` or `./app` alone (a singleton):
-//!   [`MpiPoolExecutor::with_max_workers`] spawns the workers with `MPI_Comm_spawn`, copies
+//!   [`MpiPoolExecutorBuilder::max_workers`] spawns the workers with `MPI_Comm_spawn`, copies
 //!   of the program that serve from inside [`init`] and exit when the session ends. Without
 //!   workers, [`MpiPoolExecutor::new`] says how to get some.
 //! - Inside a program that starts MPI itself: [`comm_executor`] on every rank of a
@@ -70,5 +71,5 @@ pub use mpi;
 pub use proc_core as core;
 
 pub use comm::comm_executor;
-pub use executor::{Map, MpiPoolExecutor};
+pub use executor::{Map, MpiPoolExecutor, MpiPoolExecutorBuilder, Ranks};
 pub use session::{Mpi, init};

@@ -79,7 +79,7 @@ impl std::fmt::Debug for Mpi {
 ///   rank 0 runs `main`, ranks 1 to N − 1 are the workers of
 ///   [`MpiPoolExecutor`](crate::MpiPoolExecutor).
 /// - Dynamic, `mpirun -n 1 ./app` or plain `./app` (a singleton): the world has one rank,
-///   and [`MpiPoolExecutor::with_max_workers`](crate::MpiPoolExecutor::with_max_workers)
+///   and [`MpiPoolExecutorBuilder::max_workers`](crate::MpiPoolExecutorBuilder::max_workers)
 ///   starts workers with `MPI_Comm_spawn`: copies of this executable, with the same
 ///   arguments, in which `init` serves the tasks and never returns.
 ///
@@ -199,7 +199,7 @@ impl Mpi {
         let Some(count) = count else {
             return Err(Error::InvalidState(
                 "there are no worker ranks: start the program as `mpirun -n N ./app` with N of \
-                 at least 2, or spawn workers with MpiPoolExecutor::with_max_workers",
+                 at least 2, or spawn workers with MpiPoolExecutor::builder().max_workers(n)",
             ));
         };
         let comm = spawn(count)?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use proc_core::Error;
 use proc_core::internal::{fingerprint, fn_at, fn_offset};
-use proc_pool::internal::{conjure, run_chunk};
+use proc_pool::internal::{self, conjure, run_chunk};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -293,20 +293,47 @@ pub(crate) fn decode_reply<R: DeserializeOwned>(
     payload: &[u8],
     count: usize,
 ) -> Result<Vec<proc_core::Result<R>>, Error> {
+    Ok(match decode(payload, count)? {
+        Ok(values) => values.into_iter().map(Ok).collect(),
+        Err(outcomes) => outcomes,
+    })
+}
+
+/// Decodes a map task's answer: every item's value as it came when none failed (with no
+/// pass over them), each item's outcome otherwise.
+pub(crate) fn decode_answer<R: DeserializeOwned>(
+    payload: &[u8],
+    count: usize,
+) -> Result<internal::Answer<R>, Error> {
+    Ok(match decode(payload, count)? {
+        Ok(values) => internal::Answer::Values(values),
+        Err(outcomes) => internal::Answer::Mixed(outcomes),
+    })
+}
+
+/// Decodes a task's answer of `count` items: all their values (`Ok`), or each item's
+/// outcome once one failed (`Err`).
+fn decode<R: DeserializeOwned>(
+    payload: &[u8],
+    count: usize,
+) -> Result<Result<Vec<R>, Vec<proc_core::Result<R>>>, Error> {
     let reply: Reply<R> = postcard::from_bytes(payload)
         .map_err(|e| Error::Decode(format!("cannot decode the task's result: {e}")))?;
-    let outcomes: Vec<proc_core::Result<R>> = match reply {
-        Reply::Values(values) => values.into_iter().map(Ok).collect(),
-        Reply::Mixed(outcomes) => outcomes
-            .into_iter()
-            .map(|o| o.map_err(Error::from))
-            .collect(),
+    let (outcomes, len) = match reply {
+        Reply::Values(values) => {
+            let len = values.len();
+            (Ok(values), len)
+        }
+        Reply::Mixed(outcomes) => {
+            let len = outcomes.len();
+            let outcomes = outcomes.into_iter().map(|o| o.map_err(Error::from));
+            (Err(outcomes.collect()), len)
+        }
         Reply::Failed(remote) => return Err(remote.into()),
     };
-    if outcomes.len() != count {
+    if len != count {
         return Err(Error::Protocol(format!(
-            "a worker rank answered {} results for {count} items",
-            outcomes.len()
+            "a worker rank answered {len} results for {count} items"
         )));
     }
     Ok(outcomes)
@@ -414,6 +441,31 @@ mod tests {
         assert!(gone.dead(host));
         // Seen from another host, a pid tells nothing.
         assert!(!gone.dead("node-2"));
+    }
+
+    #[test]
+    fn a_map_answer_keeps_its_values_whole_unless_one_failed() {
+        let answer = |items: &[u32]| {
+            let message = task(3, runner_of(|x: u32| 12 / x), items).unwrap();
+            let answer = serve(&message);
+            let (_, mut answers) = parse_reply(&answer).unwrap();
+            let (_, payload) = answers.next().unwrap().unwrap();
+            (decode_answer::<u32>(payload, items.len()), payload.to_vec())
+        };
+        let (values, _) = answer(&[1, 2, 3]);
+        assert!(matches!(values, Ok(internal::Answer::Values(v)) if v == [12, 6, 4]));
+        let (mixed, payload) = answer(&[1, 0, 3]);
+        match mixed {
+            Ok(internal::Answer::Mixed(outcomes)) => {
+                assert_eq!(outcomes.len(), 3);
+                assert!(outcomes[1].as_ref().unwrap_err().is_panic());
+                assert_eq!(outcomes[2].as_ref().unwrap(), &4);
+            }
+            other => panic!("expected each item's outcome, got {other:?}"),
+        }
+        // An answer of another length than the task's is refused.
+        let error = decode_answer::<u32>(&payload, 2).unwrap_err();
+        assert!(matches!(error, Error::Protocol(_)), "{error:?}");
     }
 
     #[test]

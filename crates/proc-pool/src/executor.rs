@@ -8,10 +8,11 @@ use proc_core::{Error, Result, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::{Backend, Executor, TaskFn, Wire};
 use crate::call::{Direct, InitOutput};
 use crate::future::{Future, QueuedTasks};
 use crate::map::{self, Imap, Order, Submit};
-use crate::pool::{PoolBuilder, no_captures};
+use crate::pool::PoolBuilder;
 use crate::process::{Engine, OnCancel};
 use crate::thread::{Init, Start, Threads};
 
@@ -434,18 +435,25 @@ impl ProcessPoolExecutorBuilder {
     /// assert!(proc_pool::ProcessPoolExecutor::builder().max_workers(0).build().is_err());
     /// ```
     pub fn build(self) -> Result<ProcessPoolExecutor> {
+        self.start().map(Executor::from_backend)
+    }
+
+    /// The worker processes of these settings.
+    fn start(self) -> Result<Processes> {
         let settings = self.pool.settings("ProcessPoolExecutor")?;
-        Ok(ProcessPoolExecutor {
-            engine: Arc::new(Engine::start(settings)?),
-        })
+        let engine = Arc::new(Engine::start(settings)?);
+        Ok(Processes { engine })
     }
 }
 
 /// Worker processes that run functions and give back [`Future`]s: Python's
-/// `concurrent.futures.ProcessPoolExecutor`.
+/// `concurrent.futures.ProcessPoolExecutor`. It is the [`Executor`] over [`Processes`]:
+/// [`new`](Executor::new), [`builder`](Executor::builder), [`submit`](Executor::submit),
+/// [`map`](Executor::map), [`map_with`](Executor::map_with),
+/// [`map_unordered`](Executor::map_unordered), [`shutdown`](Executor::shutdown).
 ///
 /// Unlike Python's, it does not break when a worker dies: the task that worker ran fails
-/// with [`Error::WorkerDied`] and a new worker takes its place (ask for
+/// with [`Error::WorkerDied`](proc_core::Error::WorkerDied) and a new worker takes its place (ask for
 /// [`broken_on_crash`](ProcessPoolExecutorBuilder::broken_on_crash) to get Python's
 /// behaviour). [`Future::cancel`] stops a running task by killing its worker. Dropping the
 /// executor is `shutdown(wait = true)`.
@@ -464,198 +472,66 @@ impl ProcessPoolExecutorBuilder {
 ///     assert_eq!(futures[3].result().unwrap(), 4);
 /// }
 /// ```
-pub struct ProcessPoolExecutor {
+pub type ProcessPoolExecutor = Executor<Processes>;
+
+/// The worker processes of a [`ProcessPoolExecutor`]: its [`Backend`].
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     proc_pool::core::init();
+///     let executor: proc_pool::Executor<proc_pool::Processes> = proc_pool::ProcessPoolExecutor::new(1).unwrap();
+///     assert_eq!(executor.max_workers(), 1);
+/// }
+/// ```
+pub struct Processes {
     engine: Arc<Engine>,
 }
 
-impl fmt::Debug for ProcessPoolExecutor {
+impl fmt::Debug for Processes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProcessPoolExecutor")
-            .field("max_workers", &self.engine.workers())
+        f.debug_struct("Processes")
+            .field("workers", &self.engine.workers())
             .finish()
     }
 }
 
-impl ProcessPoolExecutor {
-    /// An executor of `max_workers` worker processes.
-    ///
-    /// # Errors
-    ///
-    /// As [`ProcessPoolExecutorBuilder::build`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     let executor = proc_pool::ProcessPoolExecutor::new(1).unwrap();
-    ///     assert_eq!(executor.submit(|x: u8| x * 3, 3).unwrap().result().unwrap(), 9);
-    /// }
-    /// ```
-    pub fn new(max_workers: usize) -> Result<ProcessPoolExecutor> {
-        ProcessPoolExecutor::builder()
-            .max_workers(max_workers)
-            .build()
-    }
+impl Backend for Processes {
+    type New<'a> = usize;
+    type Builder = ProcessPoolExecutorBuilder;
+    const NAME: &'static str = "ProcessPoolExecutor";
 
-    /// A builder for an executor with settings.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let _ = proc_pool::ProcessPoolExecutor::builder().max_workers(2);
-    /// ```
-    pub fn builder() -> ProcessPoolExecutorBuilder {
+    fn start(max_workers: usize) -> Result<Processes> {
         ProcessPoolExecutorBuilder::default()
+            .max_workers(max_workers)
+            .start()
     }
 
-    /// The number of worker processes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     assert_eq!(proc_pool::ProcessPoolExecutor::new(2).unwrap().max_workers(), 2);
-    /// }
-    /// ```
-    pub fn max_workers(&self) -> usize {
+    fn workers(&self) -> usize {
         self.engine.workers()
     }
 
-    /// Runs `f(args)` in a worker process (Python's `submit(fn, *args)`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidState`] after [`shutdown`](ProcessPoolExecutor::shutdown), the
-    /// executor's error once it is broken, [`Error::Decode`] for arguments that do not
-    /// encode.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     let executor = proc_pool::ProcessPoolExecutor::new(1).unwrap();
-    ///     let future = executor.submit(|(a, b): (u64, u64)| a.pow(b as u32), (2, 10)).unwrap();
-    ///     assert_eq!(future.result().unwrap(), 1024);
-    /// }
-    /// ```
-    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        const { no_captures::<F>() };
-        let _ = f;
+    fn check_open(&self) -> Result<()> {
+        self.engine.check_open()
+    }
+
+    fn submit<F: TaskFn<A, R>, A: Wire, R: Wire>(&self, args: A) -> Result<Future<R>> {
         let future = Future::pending();
         self.engine
             .submit_one::<Direct<F>, A, R>(args, future.clone(), OnCancel::KillWorker)?;
         Ok(future)
     }
 
-    /// Runs `f` on every item; the iterator yields the results in input order (Python's
-    /// `map`, one item per task). The input is pulled lazily.
-    ///
-    /// # Errors
-    ///
-    /// As [`submit`](ProcessPoolExecutor::submit); each item's error comes in its place.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     let executor = proc_pool::ProcessPoolExecutor::new(2).unwrap();
-    ///     let v: Vec<u32> = executor.map(|x: u32| x * x, 1..=3).unwrap().map(Result::unwrap).collect();
-    ///     assert_eq!(v, [1, 4, 9]);
-    /// }
-    /// ```
-    pub fn map<F, I, A, R>(&self, f: F, iterable: I) -> Result<Imap<I::IntoIter, R>>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.map_with(f, iterable, 1, None)
+    fn chunks<F: TaskFn<A, R>, A: Wire, R: Wire>(&self) -> Submit<A, R> {
+        self.engine.chunks::<Direct<F>, A, R>()
     }
 
-    /// Like [`map`](ProcessPoolExecutor::map), `chunksize` items per task and at most
-    /// `timeout` from this call until the last result; see
-    /// [`ThreadPoolExecutor::map_with`].
-    ///
-    /// # Errors
-    ///
-    /// As [`map`](ProcessPoolExecutor::map), and [`Error::InvalidState`] for a `chunksize`
-    /// of 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     let executor = proc_pool::ProcessPoolExecutor::new(2).unwrap();
-    ///     let n = executor.map_with(|x: u32| x, 0..1000, 100, None).unwrap().count();
-    ///     assert_eq!(n, 1000);
-    /// }
-    /// ```
-    pub fn map_with<F, I, A, R>(
-        &self,
-        f: F,
-        iterable: I,
-        chunksize: usize,
-        timeout: Option<Duration>,
-    ) -> Result<Imap<I::IntoIter, R>>
-    where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        const { no_captures::<F>() };
-        let _ = f;
-        self.engine.check_open()?;
-        let submit = self.engine.chunks::<Direct<F>, A, R>();
-        let input = iterable.into_iter();
-        map::imap(
-            input,
-            chunksize,
-            timeout,
-            self.max_workers(),
-            Order::Input,
-            submit,
-        )
+    fn close(&self, queued: QueuedTasks) {
+        self.engine.close(queued);
     }
 
-    /// Takes no more tasks (Python's `shutdown(wait, cancel_futures)`): with
-    /// `cancel_futures`, the tasks no worker has taken are cancelled (a worker's tasks sent
-    /// ahead behind the one it runs too, if it has not started them); with `wait`, waits
-    /// until the others are done and the workers have ended.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn main() {
-    ///     proc_pool::core::init();
-    ///     let executor = proc_pool::ProcessPoolExecutor::new(1).unwrap();
-    ///     let future = executor.submit(|x: u8| x, 5).unwrap();
-    ///     executor.shutdown(true, false);
-    ///     assert_eq!(future.result().unwrap(), 5);
-    ///     assert!(executor.submit(|x: u8| x, 1).is_err());
-    /// }
-    /// ```
-    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.engine.close(QueuedTasks::cancelled_if(cancel_futures));
-        if wait {
-            self.engine.join_manager();
-        }
-    }
-}
-
-impl Drop for ProcessPoolExecutor {
-    fn drop(&mut self) {
-        self.shutdown(true, false);
+    fn join(&self) {
+        self.engine.join_manager();
     }
 }

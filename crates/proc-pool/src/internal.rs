@@ -7,7 +7,7 @@
 //! - [`imap`] over a [`Submit`] ("send a chunk of items, get a [`ChunkFuture`] of their
 //!   [`Answer`]"): the lazy windowed map of every pool and executor — the chunking, the
 //!   window, the time limit, the cancelling of what is left — in input or completion
-//!   [`Order`].
+//!   [`Order`]; [`imap_runs`] sends runs of several chunks at once, as [`Runs`] says.
 //! - [`QueuedTasks`]: what closing an engine does with the tasks not taken yet.
 //! - [`no_captures`]: the compile-time refusal of a closure that captures something, for
 //!   functions that run in another process, and [`conjure`], which makes the function there
@@ -18,7 +18,7 @@
 pub use crate::call::conjure;
 pub use crate::completer::{Completer, pending};
 pub use crate::future::QueuedTasks;
-pub use crate::map::{Answer, ChunkFuture, Order, Submit, imap, run_chunk};
+pub use crate::map::{Answer, ChunkFuture, Order, Runs, Submit, imap, imap_runs, run_chunk};
 pub use crate::pool::no_captures;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! | [`ThreadPool`] | `multiprocessing.pool.ThreadPool` |
 //! | [`AsyncResult`] | `multiprocessing.pool.AsyncResult` |
 //! | [`ProcessPoolExecutor`], [`ThreadPoolExecutor`] | `concurrent.futures` executors |
+//! | [`Executor`] | `concurrent.futures.Executor` (processes here, MPI ranks in proc-mpi) |
 //! | [`Future`], [`wait`], [`as_completed`], [`ReturnWhen`] | `concurrent.futures` |
 //!
 //! Process pools keep going when a task panics or a worker is killed: only that task fails
@@ -35,6 +36,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backend;
 mod call;
 mod completer;
 mod executor;
@@ -50,9 +52,11 @@ mod wait;
 
 pub use proc_core as core;
 
+pub use backend::{Backend, Executor, TaskFn, Wire};
 pub use call::{InitOutput, StarFn};
 pub use executor::{
-    ProcessPoolExecutor, ProcessPoolExecutorBuilder, ThreadPoolExecutor, ThreadPoolExecutorBuilder,
+    ProcessPoolExecutor, ProcessPoolExecutorBuilder, Processes, ThreadPoolExecutor,
+    ThreadPoolExecutorBuilder,
 };
 pub use future::{AsyncResult, Future};
 pub use map::Imap;

@@ -125,6 +125,10 @@ pub type ChunkFuture<R> = Future<Answer<R>>;
 /// Sends a chunk of items to the pool: the future of their results, or why it could not.
 pub type Submit<A, R> = Box<dyn FnMut(Vec<A>) -> Result<ChunkFuture<R>> + Send>;
 
+/// How many items one submission of a lazy map may carry, asked before each (see
+/// [`imap_runs`]): a whole number of chunks is sent, at least one.
+pub type Runs = Box<dyn Fn() -> usize + Send>;
+
 /// The order in which a lazy map yields its results.
 ///
 /// # Examples
@@ -275,6 +279,8 @@ pub struct Imap<I: Iterator, R> {
     input: Option<I>,
     submit: Submit<I::Item, R>,
     chunksize: usize,
+    /// How many items a submission may carry, when several chunks may go as one.
+    runs: Option<Runs>,
     window: usize,
     order: Order,
     deadline: Deadline,
@@ -328,12 +334,56 @@ pub fn imap<I: Iterator, R>(
     order: Order,
     submit: Submit<I::Item, R>,
 ) -> Result<Imap<I, R>> {
+    imap_runs(input, chunksize, timeout, workers, order, submit, None)
+}
+
+/// [`imap`], whose submissions may carry runs of several chunks: before each, `runs` says how
+/// many items it may carry (rounded down to whole chunks, at least one). An engine that sees
+/// its tasks are tiny can so make one task, one message and one future of many chunks,
+/// where each item still gets its own outcome. The window still holds as many items as
+/// [`imap`]'s, in fewer submissions.
+///
+/// # Errors
+///
+/// As [`imap`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use proc_pool::internal::{Answer, Order, imap_runs, pending};
+///
+/// // An "engine" that answers each submission at once, and takes up to 4 items in one.
+/// let sizes = Arc::new(Mutex::new(Vec::new()));
+/// let seen = sizes.clone();
+/// let submit = Box::new(move |items: Vec<u32>| {
+///     seen.lock().unwrap().push(items.len());
+///     let (chunk, completer) = pending();
+///     completer.finish(Ok(Answer::Values(items.iter().map(|x| x * x).collect())));
+///     Ok(chunk)
+/// });
+/// let squares = imap_runs(1..=10u32, 2, None, 1, Order::Input, submit, Some(Box::new(|| 5)))
+///     .unwrap();
+/// assert_eq!(squares.map(Result::unwrap).collect::<Vec<_>>(), [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
+/// // Two chunks of 2 in each submission (5 items round down to 4), the last one short.
+/// assert_eq!(*sizes.lock().unwrap(), [4, 4, 2]);
+/// ```
+pub fn imap_runs<I: Iterator, R>(
+    input: I,
+    chunksize: usize,
+    timeout: Option<Duration>,
+    workers: usize,
+    order: Order,
+    submit: Submit<I::Item, R>,
+    runs: Option<Runs>,
+) -> Result<Imap<I, R>> {
     let deadline = Deadline::from_timeout(timeout);
     let chunksize = check_chunksize(chunksize)?;
     Ok(Imap {
         input: Some(input),
         submit,
         chunksize,
+        runs,
         // Enough chunks in flight that the workers never wait for the next (a thousand
         // items, or four chunks per worker), few enough that memory stays flat.
         window: (workers.max(1) * 4).max(1024 / chunksize),
@@ -356,13 +406,22 @@ impl<I: Iterator, R> Imap<I, R> {
         self.queue.len() + self.flying.len()
     }
 
-    /// Sends chunks until the window is full or the input ends.
+    /// Sends chunks until the window is full or the input ends: `window` submissions, and
+    /// no more items than `window` chunks hold (which only runs of chunks could pass).
     fn fill(&mut self) {
-        while self.error.is_none() && self.flying_chunks() < self.window {
+        let most_items = self.window.saturating_mul(self.chunksize);
+        while self.error.is_none()
+            && self.flying_chunks() < self.window
+            && self.in_flight_items < most_items
+        {
             let Some(input) = self.input.as_mut() else {
                 return;
             };
-            let chunksize = self.chunksize;
+            let chunks = self
+                .runs
+                .as_ref()
+                .map_or(1, |runs| (runs() / self.chunksize).max(1));
+            let chunksize = self.chunksize.saturating_mul(chunks);
             let chunk = match unwind::catch(|| input.by_ref().take(chunksize).collect::<Vec<_>>()) {
                 Ok(chunk) => chunk,
                 Err(panic) => {

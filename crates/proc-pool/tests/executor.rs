@@ -414,6 +414,53 @@ fn a_crash_an_exit_or_a_panic_in_a_task_fails_only_that_task() {
     });
 }
 
+/// `n * 2`, but item 13 kills its worker and item 7 panics.
+#[cfg(unix)]
+fn double_but_13_dies_and_7_panics(n: u64) -> u64 {
+    match n {
+        13 => std::process::abort(),
+        7 => panic!("seven"),
+        n => n * 2,
+    }
+}
+
+// `map_unordered`, which proc-mpi's executor shares with this one (one `Executor` front):
+// every item's outcome comes exactly once, in completion order, and a worker that dies or a
+// task that panics fails only its own chunk's items.
+#[cfg(unix)]
+#[test]
+fn map_unordered_gives_every_outcome_once_when_a_worker_dies() {
+    each_method(|method| {
+        let executor = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let mut ok = Vec::new();
+        let mut died = 0;
+        let mut panicked = 0;
+        for outcome in executor
+            .map_unordered(double_but_13_dies_and_7_panics, 0..40u64, 1)
+            .unwrap()
+        {
+            match outcome {
+                Ok(v) => ok.push(v),
+                Err(Error::WorkerDied { exitcode: -6 }) => died += 1,
+                Err(Error::Panicked { message, .. }) if message.contains("seven") => panicked += 1,
+                Err(other) => panic!("{method}: {other}"),
+            }
+        }
+        ok.sort_unstable();
+        let expected: Vec<u64> = (0..40u64)
+            .filter(|&n| n != 13 && n != 7)
+            .map(|n| n * 2)
+            .collect();
+        assert_eq!(ok, expected, "{method}");
+        assert_eq!((died, panicked), (1, 1), "{method}");
+        assert_runs_tasks(&executor);
+    });
+}
+
 // Ports of CPython test_deadlock.ExecutorDeadlockTest.test_error_at_task_pickle,
 // test_error_at_task_unpickle, test_exit_at_task_unpickle and test_crash_at_task_unpickle.
 #[test]

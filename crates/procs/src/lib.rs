@@ -62,7 +62,7 @@ pub use proc_ipc::{
 };
 #[cfg(feature = "pool")]
 pub use proc_pool::{
-    AsCompleted, AsyncResult, Future, Imap, Pool, PoolBuilder, ProcessPoolExecutor,
+    AsCompleted, AsyncResult, Executor, Future, Imap, Pool, PoolBuilder, ProcessPoolExecutor,
     ProcessPoolExecutorBuilder, ReturnWhen, StarFn, ThreadPool, ThreadPoolExecutor,
     ThreadPoolExecutorBuilder, as_completed,
 };

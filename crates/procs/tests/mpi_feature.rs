@@ -2,16 +2,19 @@
 //! builds the facade with the feature; a default build has no `procs::mpi`).
 #![cfg(feature = "mpi")]
 
-use procs::mpi::{Map, Mpi, MpiPoolExecutor};
+use procs::mpi::{Map, Mpi, MpiPoolExecutor, MpiPoolExecutorBuilder};
 
 #[test]
 fn the_mpi_items_are_reexported() {
     // Naming the items is the test: a re-export that disappears fails to compile. Nothing
     // here starts MPI, so the test needs no `mpirun`.
     let init: fn() -> procs::Result<Mpi> = procs::mpi::init;
-    let new: fn(&Mpi) -> procs::Result<MpiPoolExecutor> = MpiPoolExecutor::new;
-    let spawn: fn(&Mpi, usize) -> procs::Result<MpiPoolExecutor> =
-        MpiPoolExecutor::with_max_workers;
+    let new = |mpi: &Mpi| -> procs::Result<MpiPoolExecutor> { MpiPoolExecutor::new(mpi) };
+    let spawn = |mpi: &Mpi, n: usize| -> procs::Result<MpiPoolExecutor> {
+        MpiPoolExecutor::builder().max_workers(n).build(mpi)
+    };
+    let _: fn(MpiPoolExecutorBuilder, &Mpi) -> procs::Result<MpiPoolExecutor> =
+        MpiPoolExecutorBuilder::build;
     let comm: fn(
         &procs::mpi::mpi::topology::SimpleCommunicator,
         procs::mpi::mpi::Rank,
