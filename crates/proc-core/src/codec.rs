@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod encoder;
+
 thread_local! {
     /// The message of the last custom serde error on this thread: postcard keeps only that
     /// such an error happened, so [`de_error`] and [`ser_error`] put the words aside here for
@@ -146,15 +148,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// proc_core::codec::encode_into(&300u16, &mut buf).unwrap();
 /// assert_eq!(proc_core::codec::decode::<u16>(&buf[1..]).unwrap(), 300);
 /// ```
-#[inline]
+// Always inlined: a bulk call runs it once per item, and its call (the saving of registers,
+// an error returned through memory) cost as much as encoding a small integer.
+#[inline(always)]
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
     forget_custom();
-    // The serializer itself, not `postcard::serialize_with_flavor`, which is not inlined:
-    // its call would cost as much as encoding a small integer.
     value
-        .serialize(&mut postcard::Serializer {
-            output: Append(buf),
-        })
+        .serialize(&mut encoder::Encoder(buf))
         .map_err(encode_error)
 }
 
@@ -166,42 +166,12 @@ fn encode_error(error: postcard::Error) -> Error {
     Error::Decode(format!("cannot encode: {}", describe(error)))
 }
 
-/// A postcard output that appends to a borrowed `Vec`, a slice at a time (postcard's own
-/// `to_extend` pushes byte by byte, which makes a large byte string several times slower).
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 16 {
-            append_short(self.0, data);
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
 /// Appends `data`, at most 16 bytes, to `buf` without a call to `memcpy`.
 ///
-/// Most slices that postcard writes are a varint (at most 10 bytes) or a short string. A
-/// copy of a length known only at run time is a call to `memcpy`, which costs more than the
-/// rest of encoding an integer. Here the room is made by a copy of a fixed size, and the
+/// Most strings and byte strings in values are short. A copy of a length known only at run
+/// time is a call to `memcpy`, which costs more than the rest of encoding a short string. Here the room is made by a copy of a fixed size, and the
 /// bytes go one by one in a loop of a fixed count, which the compiler unrolls (and cannot
-/// turn back into `memcpy`); byte by byte, since postcard wrote the varint so, and a
-/// wider read of bytes just written one by one waits for them.
+/// turn back into `memcpy`).
 #[inline]
 fn append_short(buf: &mut Vec<u8>, data: &[u8]) {
     let (at, n) = (buf.len(), data.len());
@@ -442,8 +412,9 @@ mod tests {
         assert!(err.to_string().contains("again"), "{err}");
     }
 
-    // `Append` copies short slices byte by byte and longer ones at once: either way the bytes
-    // are postcard's own, after whatever the buffer held.
+    // The encoder copies short slices byte by byte and longer ones at once, and writes
+    // varints of every length in place: either way the bytes are postcard's own, after
+    // whatever the buffer held.
     #[test]
     fn encode_into_appends_postcards_bytes_for_every_width() {
         let numbers: Vec<u64> = (0..64).map(|shift| (1u64 << shift) - 1).collect();

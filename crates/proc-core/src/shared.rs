@@ -9,7 +9,7 @@
 //! | [`Parkers`] | what the words of one structure sleep on; it travels along with the segment |
 //! | [`identity`], [`identity_alive`] | the owner a lock stores (its pid, and a mark of its start time), and whether that owner still runs |
 //! | [`pid`], [`pid_alive`] | this process's id, cheaply, and whether a pid runs |
-//! | [`start_time`], [`pid_alive_since`] | what tells a process from a later one with the same pid, for records that hold it beside the pid |
+//! | [`start_time`], [`pid_alive_since`], [`Instance`] | what tells a process from a later one with the same pid, for records that hold it beside the pid |
 //!
 //! A structure in shared memory is a `#[repr(C)]` type made of atomics (so that shared
 //! references to it are fine while other processes change it) and valid when all its bytes are
@@ -1026,4 +1026,62 @@ pub fn start_time_of(pid: u32) -> Option<u64> {
 pub fn pid_alive_since(pid: u32, start_time: u64) -> bool {
     sys::pid_alive(pid)
         && (start_time == 0 || sys::start_time(pid).is_none_or(|now| now == start_time))
+}
+
+/// One process, as a record in shared memory names it: its pid and its [`start_time`], so
+/// that a later process that the system gave the same pid is not taken for it (the holders
+/// of a semaphore's places, the owners of a queue's backlogs and of a channel's ends).
+///
+/// # Examples
+///
+/// ```
+/// use proc_core::shared::{Instance, pid, start_time};
+///
+/// let me = Instance::me();
+/// assert_eq!((me.pid, me.start), (pid(), start_time()));
+/// assert!(me.alive());
+/// if me.start != 0 {
+///     // This pid, started at another time: a process that is gone.
+///     assert!(!Instance { start: me.start + 1, ..me }.alive());
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Instance {
+    /// Its pid.
+    pub pid: u32,
+    /// When it started (its [`start_time`]); 0 where the platform cannot tell, which leaves
+    /// the pid alone to judge.
+    pub start: u64,
+}
+
+impl Instance {
+    /// This process: both halves cached, no system call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(proc_core::shared::Instance::me().pid, std::process::id());
+    /// ```
+    #[inline]
+    pub fn me() -> Instance {
+        Instance {
+            pid: pid(),
+            start: start_time(),
+        }
+    }
+
+    /// Whether the process still runs: its pid does, and was given to it, not to a later
+    /// one ([`pid_alive_since`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::shared::Instance;
+    ///
+    /// assert!(Instance::me().alive());
+    /// assert!(!Instance { pid: u32::MAX, start: 0 }.alive());
+    /// ```
+    pub fn alive(self) -> bool {
+        pid_alive_since(self.pid, self.start)
+    }
 }

@@ -3,11 +3,11 @@
 //!
 //! A channel is a [`Queue`] plus a table of ends in shared memory: one slot per process, with
 //! how many senders and receivers that process holds. A process that dies holding ends
-//! stops counting at once (its pid is dead), so a receiver learns that its last producer
-//! crashed without a sentinel; an end serialized for another process counts as "in
-//! transit" for its sender's process until the other side takes it (or for
-//! [`TRANSIT`] at most, if it never arrives), so that handing the only sender to a child and
-//! dropping one's own does not close the channel in between.
+//! stops counting at once (its pid is dead, or went to a process that started later: see
+//! [`owner`]), so a receiver learns that its last producer crashed without a sentinel; an end
+//! serialized for another process counts as "in transit" for its sender's process until the
+//! other side takes it (or for [`TRANSIT`] at most, if it never arrives), so that handing the
+//! only sender to a child and dropping one's own does not close the channel in between.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_core::internal::Deadline;
-use proc_core::shared::{Segment, pid, pid_alive, pid_alive_since, start_time};
+use proc_core::shared::{Instance, Segment};
 use proc_core::{Error, Handle, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::owner::{self, Owner};
 use crate::queue::Put;
 use crate::{GetError, PutError, Queue};
 
@@ -32,7 +33,7 @@ pub const TRANSIT: Duration = Duration::from_secs(10);
 /// How often a waiting end looks whether the other side is still there.
 const LOOK: Duration = Duration::from_millis(50);
 
-const MAGIC: u64 = u64::from_le_bytes(*b"procsCh2");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsCh3");
 
 /// One process's ends, for one side.
 #[repr(C)]
@@ -45,17 +46,10 @@ struct Count {
     since: AtomicU64,
 }
 
-/// The mark of a slot that the process whose pid is in the low bits is claiming: its start
-/// time and counts are not written yet. Pids stay below 2^31 on every platform we run on
-/// (Linux caps them at 2^22).
-const CLAIMING: u32 = 1 << 31;
-
 #[repr(C)]
 struct Slot {
-    /// The owner's pid; 0 for a free slot; `CLAIMING | pid` while `pid` claims it.
-    pid: AtomicU32,
-    /// The owner's start time (0: unknown), so that a recycled pid is not taken for it.
-    start: AtomicU64,
+    /// The process whose ends these are, by pid and start time.
+    owner: Owner,
     sides: [Count; 2],
 }
 
@@ -113,48 +107,20 @@ impl Ends {
         unsafe { &*self.segment.as_ptr().cast::<Table>() }
     }
 
-    /// This process's slot, claimed if it has none: a free one, or one of a dead process.
+    /// This process's slot, claimed if it has none: a free one, or one of a dead process
+    /// (a process with the pid of a dead one has a slot of its own, claimed afresh).
     fn slot(&self) -> Result<&Slot> {
-        // Threads of this process claim one at a time, so that none looks for this
-        // process's slot while another has taken it and not yet written its start time.
-        static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _claim = CLAIM
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let me = pid();
-        let slots = &self.table().slots;
-        if let Some(slot) = self.mine() {
-            return Ok(slot);
-        }
-        for slot in slots {
-            let owner = slot.pid.load(Ordering::Acquire);
-            let free = if owner == 0 {
-                true
-            } else if owner & CLAIMING != 0 {
-                // A claim under way: free only if its claimer died in the middle of it.
-                !pid_alive(owner & !CLAIMING)
-            } else {
-                !pid_alive_since(owner, slot.start.load(Ordering::Acquire))
-            };
-            // Claimed in two steps, so that no other process ever sees this pid beside the
-            // dead owner's start time (and takes the slot as a dead one's): first the mark,
-            // then the start time and the counts, then the pid.
-            if free
-                && slot
-                    .pid
-                    .compare_exchange(owner, CLAIMING | me, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                slot.start.store(start_time(), Ordering::Release);
+        owner::claim(
+            &self.table().slots,
+            |slot| &slot.owner,
+            |slot| {
                 for count in &slot.sides {
                     count.held.store(0, Ordering::Release);
                     count.transit.store(0, Ordering::Release);
                 }
-                slot.pid.store(me, Ordering::Release);
-                return Ok(slot);
-            }
-        }
-        Err(Error::InvalidState(
+            },
+        )
+        .ok_or(Error::InvalidState(
             "a channel's ends are held by too many processes at once (256)",
         ))
     }
@@ -166,13 +132,9 @@ impl Ends {
         Ok(())
     }
 
-    /// This process's slot, if it has one: its pid and its start time (a dead process
-    /// whose pid this one got has a slot of its own, which this one takes over afresh).
+    /// This process's slot, if it has one.
     fn mine(&self) -> Option<&Slot> {
-        let (me, since) = (pid(), start_time());
-        self.table().slots.iter().find(|s| {
-            s.pid.load(Ordering::Acquire) == me && s.start.load(Ordering::Acquire) == since
-        })
+        owner::mine(&self.table().slots, |slot| &slot.owner)
     }
 
     fn give_back(&self, side: Side) {
@@ -183,8 +145,8 @@ impl Ends {
     }
 
     /// Counts an end of `side` as on its way to another process; returns the slot it is
-    /// counted in.
-    fn send_off(&self, side: Side) -> Result<(usize, u32)> {
+    /// counted in and the process it belongs to.
+    fn send_off(&self, side: Side) -> Result<(usize, Instance)> {
         let slot = self.slot()?;
         let count = &slot.sides[side as usize];
         count.since.store(now_ms(), Ordering::Release);
@@ -195,13 +157,15 @@ impl Ends {
             .iter()
             .position(|s| std::ptr::eq(s, slot))
             .expect("a slot of the table");
-        Ok((index, pid()))
+        Ok((index, Instance::me()))
     }
 
-    /// An end of `side` sent off from slot `index` of process `from` has arrived.
-    fn arrived(&self, side: Side, index: usize, from: u32) {
+    /// An end of `side` sent off from slot `index` of process `from` has arrived. A slot
+    /// that another process took over since (`from` died, even if its pid went on to the new
+    /// owner) keeps its counts.
+    fn arrived(&self, side: Side, index: usize, from: Instance) {
         if let Some(slot) = self.table().slots.get(index)
-            && slot.pid.load(Ordering::Acquire) == from
+            && slot.owner.get() == Some(from)
         {
             let transit = &slot.sides[side as usize].transit;
             let _ = transit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -212,17 +176,14 @@ impl Ends {
     fn any(&self, side: Side) -> bool {
         let now = now_ms();
         self.table().slots.iter().any(|slot| {
-            let owner = slot.pid.load(Ordering::Acquire);
-            // A slot being claimed holds nothing yet: its claimer takes its end after.
-            if owner == 0 || owner & CLAIMING != 0 {
-                return false;
-            }
             let count = &slot.sides[side as usize];
             let held = count.held.load(Ordering::Acquire) > 0;
             let transit = count.transit.load(Ordering::Acquire) > 0
                 && now.saturating_sub(count.since.load(Ordering::Acquire))
                     < TRANSIT.as_millis() as u64;
-            (held || transit) && pid_alive_since(owner, slot.start.load(Ordering::Acquire))
+            // A slot being claimed holds nothing yet (its claimer takes its end after), and
+            // has no owner.
+            (held || transit) && slot.owner.alive()
         })
     }
 }
@@ -253,7 +214,8 @@ struct Wire<Q, H> {
     queue: Q,
     table: H,
     slot: u64,
-    from: u32,
+    /// The pid and start time of the process whose slot counts the end in transit.
+    from: (u32, u64),
 }
 
 fn serialize_end<Q: Serialize, S: Serializer>(
@@ -269,7 +231,7 @@ fn serialize_end<Q: Serialize, S: Serializer>(
         queue,
         table: end.ends.segment.handle(),
         slot: slot as u64,
-        from,
+        from: (from.pid, from.start),
     }
     .serialize(serializer)
 }
@@ -281,7 +243,9 @@ fn deserialize_end<'de, Q: Deserialize<'de>, D: Deserializer<'de>>(
     let wire = Wire::<Q, Handle>::deserialize(deserializer)?;
     let ends = Ends::from_handle(wire.table).map_err(proc_core::codec::de_error)?;
     let end = End::new(ends, side).map_err(proc_core::codec::de_error)?;
-    end.ends.arrived(side, wire.slot as usize, wire.from);
+    let (pid, start) = wire.from;
+    end.ends
+        .arrived(side, wire.slot as usize, Instance { pid, start });
     Ok((wire.queue, end))
 }
 
@@ -709,35 +673,46 @@ impl<'a, T: Serialize + DeserializeOwned> IntoIterator for &'a Receiver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_core::shared::{pid, start_time};
+
+    /// A process that is not alive.
+    const DEAD: Instance = Instance {
+        pid: i32::MAX as u32 - 1,
+        start: 7,
+    };
 
     #[test]
     fn a_slot_of_a_dead_process_is_taken_over() {
         let ends = Ends::new().unwrap();
         // A pid that is not alive holds ends: they do not count, and its slot is free.
         let dead = &ends.table().slots[0];
-        dead.pid.store(i32::MAX as u32 - 1, Ordering::Release);
-        dead.start.store(0, Ordering::Release);
+        dead.owner.set(DEAD);
         dead.sides[0].held.store(3, Ordering::Release);
         assert!(!ends.any(Side::Sender));
         ends.take(Side::Sender).unwrap();
         assert!(ends.any(Side::Sender));
-        assert_eq!(dead.pid.load(Ordering::Acquire), pid());
+        assert!(dead.owner.is_mine());
         assert_eq!(dead.sides[0].held.load(Ordering::Acquire), 1);
     }
 
     #[test]
     fn a_live_pid_with_another_start_time_is_a_dead_holder() {
+        if start_time() == 0 {
+            return; // The platform cannot tell processes of one pid apart.
+        }
         let ends = Ends::new().unwrap();
         // This process's pid, as a recycled one would look: alive, but started at another
         // time than the holder that wrote the slot.
         let slot = &ends.table().slots[0];
-        slot.pid.store(pid(), Ordering::Release);
-        slot.start
-            .store(start_time().wrapping_add(12345).max(1), Ordering::Release);
+        slot.owner.set(Instance {
+            pid: pid(),
+            start: start_time() + 12345,
+        });
         slot.sides[0].held.store(1, Ordering::Release);
-        if start_time() != 0 {
-            assert!(!ends.any(Side::Sender));
-        }
+        assert!(!ends.any(Side::Sender));
+        ends.take(Side::Receiver).unwrap();
+        assert!(slot.owner.is_mine(), "the dead holder's slot is taken over");
+        assert_eq!(slot.sides[0].held.load(Ordering::Acquire), 0);
     }
 
     #[test]
@@ -746,16 +721,15 @@ mod tests {
         // A live process (this one, as another would look) in the middle of its claim:
         // the old owner's counts are still there, but they count for nobody.
         let claimed = &ends.table().slots[0];
-        claimed.pid.store(CLAIMING | pid(), Ordering::Release);
+        claimed.owner.set_claiming(Instance::me());
         claimed.sides[0].held.store(3, Ordering::Release);
         assert!(!ends.any(Side::Sender));
         ends.take(Side::Sender).unwrap();
-        assert_eq!(
-            claimed.pid.load(Ordering::Acquire),
-            CLAIMING | pid(),
+        assert!(
+            claimed.owner.is_claiming(),
             "a live claimer's slot is left alone"
         );
-        assert_eq!(ends.table().slots[1].pid.load(Ordering::Acquire), pid());
+        assert!(ends.table().slots[1].owner.is_mine());
         assert!(ends.any(Side::Sender));
     }
 
@@ -763,14 +737,11 @@ mod tests {
     fn a_claim_whose_claimer_died_is_a_free_slot() {
         let ends = Ends::new().unwrap();
         let claimed = &ends.table().slots[0];
-        claimed
-            .pid
-            .store(CLAIMING | (i32::MAX as u32 - 1), Ordering::Release);
+        claimed.owner.set_claiming(DEAD);
         claimed.sides[1].held.store(2, Ordering::Release);
         ends.take(Side::Receiver).unwrap();
-        assert_eq!(claimed.pid.load(Ordering::Acquire), pid());
+        assert!(claimed.owner.is_mine());
         assert_eq!(claimed.sides[1].held.load(Ordering::Acquire), 1);
-        assert_eq!(claimed.start.load(Ordering::Acquire), start_time());
     }
 
     #[test]
@@ -782,6 +753,31 @@ mod tests {
         assert!(!ends.any(Side::Receiver));
         // A bogus slot or sender is ignored.
         ends.arrived(Side::Receiver, SLOTS + 5, from);
-        ends.arrived(Side::Receiver, 0, 1);
+        ends.arrived(Side::Receiver, 0, DEAD);
+    }
+
+    /// An end sent off by a process that died, arriving once its slot went to a process that
+    /// got the same pid, leaves the new owner's count alone.
+    #[test]
+    fn an_end_of_a_dead_process_arriving_leaves_the_new_owners_count() {
+        if start_time() == 0 {
+            return; // The platform cannot tell processes of one pid apart.
+        }
+        let ends = Ends::new().unwrap();
+        let (slot, me) = ends.send_off(Side::Sender).unwrap();
+        let earlier = Instance {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        ends.arrived(Side::Sender, slot, earlier);
+        assert_eq!(
+            ends.table().slots[slot].sides[0]
+                .transit
+                .load(Ordering::Acquire),
+            1,
+            "an arrival from a process of the same pid and another start time was counted"
+        );
+        ends.arrived(Side::Sender, slot, me);
+        assert!(!ends.any(Side::Sender));
     }
 }

@@ -48,6 +48,7 @@ mod channel;
 mod connection;
 mod listener;
 pub mod manager;
+mod owner;
 mod queue;
 mod ring;
 mod sys;

@@ -32,8 +32,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::{Blocking, Parkers, Segment, Word, identity_alive, pid, pid_alive};
+use proc_core::shared::{Blocking, Parkers, Segment, Word, identity_alive};
 use proc_core::{Error, Handle, Result};
+
+use crate::owner::{self, Owner};
 
 /// The number of each word for its `Parkers`.
 const PUT_LOCK: usize = 0;
@@ -44,7 +46,7 @@ const DONE: usize = 4;
 const WORDS: usize = 5;
 
 /// Marks a segment as a queue's, so that another kind of segment is refused on arrival.
-const MAGIC: u64 = u64::from_le_bytes(*b"procsQ03");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsQ04");
 
 /// How many processes at once can have the items their feeder threads hold counted by every
 /// process (see [`Backlogs`]).
@@ -144,11 +146,10 @@ const SHUT_NOW: u64 = 2;
 /// one slot per producing process, so that `qsize`, `unfinished_tasks` and `join` in every
 /// process count them from the moment of `put`, as Python's do.
 ///
-/// A slot is a pid and a count, claimed by a process on its first backlog and kept. The
-/// count of a dead process is not counted (its backlog died with it, and a `join` must not
-/// wait for it), and its slot goes to the next process that needs one. Counts are changed
-/// with wrapping arithmetic and summed per process the same way, so that two slots that one
-/// process claimed at once (two views of the queue racing) still add up right.
+/// A slot is an owner (a pid and a start time, see [`owner`]) and a count,
+/// claimed by a process on its first backlog and kept. The count of a dead process is not
+/// counted (its backlog died with it, and a `join` must not wait for it), even when its pid
+/// went to another process, and its slot goes to the next process that needs one.
 #[repr(C, align(64))]
 struct Backlogs {
     slots: [Backlog; BACKLOG_SLOTS],
@@ -156,7 +157,7 @@ struct Backlogs {
 
 #[repr(C)]
 struct Backlog {
-    pid: AtomicU32,
+    owner: Owner,
     items: AtomicU32,
 }
 
@@ -758,61 +759,29 @@ impl Ring {
 
     /// This process's backlog slot, if it has one.
     fn own_backlog_slot(&self) -> Option<&Backlog> {
-        let me = pid();
-        let slots = &self.control().backlogs.slots;
-        slots.iter().find(|s| s.pid.load(Ordering::Acquire) == me)
+        owner::mine(&self.control().backlogs.slots, |slot| &slot.owner)
     }
 
     /// This process's backlog slot; when it has none, a free one (or a dead process's, whose
     /// count is dropped) becomes ours.
     fn claim_backlog_slot(&self) -> Option<&Backlog> {
-        if let Some(slot) = self.own_backlog_slot() {
-            return Some(slot);
-        }
-        let me = pid();
-        for slot in &self.control().backlogs.slots {
-            let owner = slot.pid.load(Ordering::Acquire);
-            if owner != 0 && pid_alive(owner) {
-                continue;
-            }
-            // Nobody changes a dead owner's count but the one who takes its slot over, so it
-            // is read before and taken off after: a thread of ours that counts in the slot in
-            // between keeps its item.
-            let stale = slot.items.load(Ordering::Acquire);
-            if slot
-                .pid
-                .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                slot.items.fetch_sub(stale, Ordering::AcqRel);
-                return Some(slot);
-            }
-        }
-        None
+        owner::claim(
+            &self.control().backlogs.slots,
+            |slot| &slot.owner,
+            |slot| slot.items.store(0, Ordering::Release),
+        )
     }
 
     /// The items that the feeder threads of live processes hold, this one's included.
     pub(crate) fn backlog(&self) -> usize {
-        let slots = &self.control().backlogs.slots;
         let mut total: u64 = 0;
-        for (i, slot) in slots.iter().enumerate() {
-            let owner = slot.pid.load(Ordering::Acquire);
-            // Only the first slot of a pid is looked at, with the counts of all of its slots.
-            if owner == 0
-                || slots[..i]
-                    .iter()
-                    .any(|s| s.pid.load(Ordering::Relaxed) == owner)
+        for slot in &self.control().backlogs.slots {
+            let items = slot.items.load(Ordering::Acquire);
+            // A count beyond `i32::MAX` is garbage from a peer: none.
+            if items != 0
+                && items <= i32::MAX as u32
+                && (slot.owner.is_mine() || slot.owner.alive())
             {
-                continue;
-            }
-            let items = slots
-                .iter()
-                .filter(|s| s.pid.load(Ordering::Acquire) == owner)
-                .fold(0u32, |sum, s| {
-                    sum.wrapping_add(s.items.load(Ordering::Acquire))
-                });
-            // A count that reads as negative is a transient of two racing slots: none.
-            if items != 0 && items <= i32::MAX as u32 && (owner == pid() || pid_alive(owner)) {
                 total += u64::from(items);
             }
         }
@@ -953,6 +922,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn backlogs_count_live_processes_only() {
+        use proc_core::shared::{Instance, start_time_of};
         let ring = Ring::new(4096, 0).unwrap();
         assert_eq!(ring.backlog(), 0);
         assert!(ring.backlog_grew());
@@ -961,25 +931,32 @@ mod tests {
         ring.backlog_shrank(1);
         assert_eq!(ring.backlog(), 1);
         // A process that died with three items in its feeder: they are not counted, and its
-        // slot (the first free one after ours) goes to the next process without them.
+        // slot goes to the next process without them.
         let mut gone = std::process::Command::new("true").spawn().unwrap();
-        let dead = gone.id();
+        let dead = Instance {
+            pid: gone.id(),
+            start: start_time_of(gone.id()).unwrap_or(0),
+        };
         gone.wait().unwrap();
         let slots = &ring.control().backlogs.slots;
-        slots[1].pid.store(dead, Ordering::SeqCst);
+        slots[1].owner.set(dead);
         slots[1].items.store(3, Ordering::SeqCst);
         assert_eq!(ring.backlog(), 1);
-        slots[0].pid.store(dead, Ordering::SeqCst);
+        slots[0].owner.set(dead);
         slots[0].items.store(5, Ordering::SeqCst);
         assert_eq!(ring.backlog(), 0);
         assert!(ring.backlog_grew());
-        assert_eq!(slots[0].pid.load(Ordering::SeqCst), pid());
+        assert!(slots[0].owner.is_mine());
         assert_eq!(ring.backlog(), 1);
         ring.backlog_shrank(1);
         assert_eq!(ring.backlog(), 0);
         // With every slot held by another live process (init), an item goes uncounted.
+        let init = Instance {
+            pid: 1,
+            start: start_time_of(1).unwrap_or(0),
+        };
         for slot in slots {
-            slot.pid.store(1, Ordering::SeqCst);
+            slot.owner.set(init);
             slot.items.store(0, Ordering::SeqCst);
         }
         assert!(!ring.backlog_grew());

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use proc_core::Process;
 use proc_ipc::{GetError, PutError, Receiver, Sender, bounded, channel};
+#[cfg(unix)]
+use procs_testkit::{OwnerTable, PATIENCE};
 use procs_testkit::{builder, each_method, eventually};
 
 fn produce((tx, from, n): (Sender<u32>, u32, u32)) {
@@ -167,4 +169,54 @@ fn receivers_report_what_they_hold() {
     assert_eq!(rest, [1, 2, 3]);
     assert!(rx.is_empty());
     assert!(matches!(rx.try_recv(), Err(GetError::Closed)));
+}
+
+/// A second mapping of a channel's table of ends, as a process holding the channel maps it,
+/// laid out as `channel::Table` is: a mark, then 256 slots of 48 bytes (the owner, then per
+/// side the ends held, the ends in transit and when the last one left).
+#[cfg(unix)]
+fn ends_table(rx: &Receiver<u32>) -> OwnerTable {
+    use proc_core::Handle;
+    use proc_core::shared::Parkers;
+    type Queue = (u32, Handle, u64, Parkers);
+    let (a, b) = proc_core::Link::pair().unwrap();
+    a.send(rx).unwrap();
+    let (_, table, _, _): (Queue, Handle, u64, (u32, u64)) = b.recv().unwrap();
+    OwnerTable::new(table, 8 + 256 * 48, 8, 256, 48)
+}
+
+/// Where a slot of the table counts the senders held.
+#[cfg(unix)]
+const SENDERS_HELD: usize = 16;
+
+// Beyond crossbeam: an end's holder is its pid and its start time. A producer that was
+// killed holding its sender, and whose pid the system gave to another process before the
+// receiver looked, must not pass for that process: the channel disconnects while the new
+// owner of the pid lives on. The slot is written as it reads once the pid went to the
+// stranger (a test cannot make the system recycle a pid), before the kill, so that it never
+// names a dead pid; with the pid alone, `recv` would time out instead.
+#[cfg(unix)]
+#[test]
+fn a_killed_producer_disconnects_the_channel_though_its_pid_went_to_a_live_process() {
+    each_method(|method| {
+        let (tx, rx) = channel::<u32>().unwrap();
+        let (ready_tx, ready_rx) = channel::<()>().unwrap();
+        let mut child = builder(method)
+            .spawn(produce_then_hang, (tx, ready_tx))
+            .unwrap();
+        ready_rx.recv_timeout(PATIENCE).unwrap();
+        let stranger = ends_table(&rx).give_away_and_kill(&mut child, SENDERS_HELD, method);
+        let got: Vec<u32> = (0..10)
+            .map(|_| rx.recv_timeout(PATIENCE).unwrap())
+            .collect();
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        match rx.recv_timeout(PATIENCE) {
+            Err(GetError::Closed) => {}
+            other => panic!("the dead producer passed for the stranger: {other:?}"),
+        }
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
+    });
 }

@@ -573,30 +573,43 @@ fn take_and_finish(q: &JoinableQueue<ByteBuf>, n: usize) {
     }
 }
 
+/// A child started with `method` that put [`BACKLOGGED_ROUND`] items into a new queue, more
+/// than its ring holds, frozen (`SIGSTOP`) while its feeder waits for room with the rest;
+/// the pipe tells it to go once resumed.
+#[cfg(target_os = "linux")]
+fn frozen_producer(
+    method: proc_core::StartMethod,
+) -> (JoinableQueue<ByteBuf>, Connection, proc_core::Process<()>) {
+    use procs_testkit::{stop, thread_states};
+    let q = JoinableQueue::new().unwrap();
+    let (talk, talk_there) = Pipe::duplex().unwrap();
+    let child = builder(method)
+        .spawn(put_more_than_fits, (q.clone(), talk_there))
+        .unwrap();
+    assert_eq!(talk.recv::<String>().unwrap(), "queued");
+    let pid = child.pid().unwrap();
+    // Every item is counted once it is put: in the ring, or in the feeder's backlog. Once
+    // every thread of the child sleeps, its feeder waits for room (it does not sleep between
+    // writing an item and uncounting it), and is stopped there.
+    eventually("the child's feeder waits for room", || {
+        thread_states(pid).is_some_and(|states| states.iter().all(|&s| s == 'S'))
+            && q.qsize() == BACKLOGGED_ROUND
+    });
+    stop(pid);
+    (q, talk, child)
+}
+
 /// A producer is frozen with items in its feeder and none in the ring: the other processes
 /// still count them, as Python counts an item from its `put`, until they arrive or their
 /// producer dies.
 #[cfg(target_os = "linux")]
 #[test]
 fn join_and_qsize_count_what_another_process_feeder_holds() {
-    use procs_testkit::{resume, stop, thread_states};
+    use procs_testkit::resume;
     each_method(|method| {
         for then_kill in [false, true] {
-            let q = JoinableQueue::new().unwrap();
-            let (talk, talk_there) = Pipe::duplex().unwrap();
-            let mut child = builder(method)
-                .spawn(put_more_than_fits, (q.clone(), talk_there))
-                .unwrap();
-            assert_eq!(talk.recv::<String>().unwrap(), "queued");
+            let (q, talk, mut child) = frozen_producer(method);
             let pid = child.pid().unwrap();
-            // Every item is counted once it is put: in the ring, or in the feeder's backlog.
-            // Once every thread of the child sleeps, its feeder waits for room (it does not
-            // sleep between writing an item and uncounting it), and is stopped there.
-            eventually("the child's feeder waits for room", || {
-                thread_states(pid).is_some_and(|states| states.iter().all(|&s| s == 'S'))
-                    && q.qsize() == BACKLOGGED_ROUND
-            });
-            stop(pid);
             // Whatever reached the ring is taken; the rest is in the frozen feeder.
             let mut taken = 0;
             while let Ok(item) = q.get_timeout(Duration::from_millis(200)) {
@@ -634,6 +647,57 @@ fn join_and_qsize_count_what_another_process_feeder_holds() {
                 child.join().unwrap();
             }
         }
+    });
+}
+
+/// A second mapping of a queue's backlog table, as a process holding the queue maps it, laid
+/// out as `ring::Backlogs` is: after six 64-byte lines of the control block, 64 slots of 24
+/// bytes (the owner, then the items its feeder holds).
+#[cfg(target_os = "linux")]
+fn backlog_table(q: &JoinableQueue<ByteBuf>) -> procs_testkit::OwnerTable {
+    use proc_core::Handle;
+    use proc_core::shared::Parkers;
+    let (a, b) = proc_core::Link::pair().unwrap();
+    a.send(q).unwrap();
+    let (_, handle, len, _): (u32, Handle, u64, Parkers) = b.recv().unwrap();
+    procs_testkit::OwnerTable::new(handle, len as usize, 6 * 64, 64, 24)
+}
+
+/// Where a backlog slot counts its items.
+#[cfg(target_os = "linux")]
+const BACKLOG_ITEMS: usize = 16;
+
+// Beyond CPython: a backlog's owner is its pid and its start time. A producer killed with
+// items in its feeder, whose pid the system gave to another process before anyone looked,
+// must not pass for that process: its items stop counting while the new owner of the pid
+// lives on. The slot is written as it reads once the pid went to the stranger (a test cannot
+// make the system recycle a pid), before the kill, so that it never names a dead pid; with
+// the pid alone, `qsize` would still count them and `join` wait for them.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_producers_backlog_is_dropped_though_its_pid_went_to_a_live_process() {
+    each_method(|method| {
+        let (q, _talk, mut child) = frozen_producer(method);
+        let stranger = backlog_table(&q).give_away_and_kill(&mut child, BACKLOG_ITEMS, method);
+        // What reached the ring arrives; what its feeder held died with it.
+        let mut taken = 0;
+        while let Ok(item) = q.get_timeout(Duration::from_millis(200)) {
+            assert_eq!(item.len(), 100_000);
+            q.task_done().unwrap();
+            taken += 1;
+        }
+        assert!(taken < BACKLOGGED_ROUND, "nothing waited in the feeder");
+        assert_eq!(
+            q.qsize(),
+            0,
+            "the dead producer's backlog passed for the stranger's"
+        );
+        assert_eq!(q.unfinished_tasks(), 0);
+        q.join_timeout(PATIENCE).unwrap();
+        assert!(
+            stranger.is_alive(),
+            "the stranger must live on for the test to mean anything"
+        );
     });
 }
 

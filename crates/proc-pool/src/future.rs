@@ -1,5 +1,6 @@
 //! `Future<R>` and `AsyncResult<R>`: the result of a task that a pool or an executor runs.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,8 +31,10 @@ struct Inner<R> {
     /// What only some futures need, allocated when first asked for: most tasks of a busy
     /// executor have none of it, and a small future costs less to make and to free.
     extras: Option<Box<Extras<R>>>,
-    /// Threads blocked in `wait_until`: without any, finishing makes no system call.
-    sleepers: usize,
+    /// Threads blocked in `wait_until`: without any, finishing makes no system call. (A
+    /// `u32` packs beside `status`: a future small enough for the allocator's fast bins is
+    /// freed much more cheaply, and a busy executor frees one per task.)
+    sleepers: u32,
 }
 
 /// What a future keeps beside its outcome: nothing, or the work of its task.
@@ -69,18 +72,30 @@ struct Shared<R, S: ?Sized = dyn Slot> {
     finished: Condvar,
     /// The work of a thread pool's task, in its future's allocation until a thread takes it
     /// (a [`Work`]), or nothing (`()`).
-    slot: Mutex<S>,
+    slot: TaskSlot<S>,
 }
+
+/// The cell of a future's [`Slot`]. Only the one [`Task`] of the future reaches into it
+/// (once, as it runs or is cancelled), so it needs no lock: a task costs one lock less, and
+/// its future is smaller.
+struct TaskSlot<S: ?Sized>(UnsafeCell<S>);
+
+// SAFETY: the slot's value is reached only by the future's one `Task` (see `take_work`),
+// which one thread at a time owns, or dropped with the last handle: as with a `Mutex<S>`,
+// sharing the cell between threads only ever moves an `S` to one of them, so `S: Send` is
+// enough.
+unsafe impl<S: ?Sized + Send> Sync for TaskSlot<S> {}
 
 fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The work of a thread pool's task and the task's `procs.pool.task` span (made where the
-/// task was submitted, so that it is a child of the submitter's span).
+/// task was submitted, so that it is a child of the submitter's span). The span is boxed,
+/// and only when it is enabled: a disabled one would still take 40 bytes of every future.
 struct Work<W> {
     work: Option<W>,
-    span: tracing::Span,
+    span: Option<Box<tracing::Span>>,
 }
 
 impl<W: Send> Slot for Work<W> {}
@@ -124,9 +139,17 @@ where
 }
 
 impl<R, W> Shared<R, Work<W>> {
+    /// Takes the work and the span out of the slot: called only by the future's one
+    /// [`Task`], which `run` and `cancel` consume.
     fn take_work(&self) -> (Option<W>, tracing::Span) {
-        let mut slot = lock(&self.slot);
-        let span = std::mem::replace(&mut slot.span, tracing::Span::none());
+        // SAFETY: only `Run::run` and `Run::cancel` call this, each on the `Arc` that the
+        // future's one `Task` (neither `Clone` nor `Copy`) gives up to it, so no other thread
+        // reaches into the slot meanwhile, and none ever again (the work is taken).
+        let slot = unsafe { &mut *self.slot.0.get() };
+        let span = slot
+            .span
+            .take()
+            .map_or_else(tracing::Span::none, |span| *span);
         (slot.work.take(), span)
     }
 }
@@ -206,7 +229,7 @@ impl<R, S> Shared<R, S> {
                 sleepers: 0,
             }),
             finished: Condvar::new(),
-            slot: Mutex::new(slot),
+            slot: TaskSlot(UnsafeCell::new(slot)),
         }
     }
 }
@@ -218,6 +241,7 @@ impl<R: Send + 'static> Future<R> {
     where
         W: FnOnce() -> R + Send + 'static,
     {
+        let span = (!span.is_none()).then(|| Box::new(span));
         let shared = Arc::new(Shared::new(Work {
             work: Some(work),
             span,
@@ -967,5 +991,31 @@ impl<R> std::future::Future for AsyncResult<R> {
 impl<R> fmt::Debug for AsyncResult<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("AsyncResult").field(&self.future).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Future;
+
+    // The task's slot has no lock: its one `Task` takes the work, on another thread, while
+    // the future's handles look at the state; a task cancelled instead drops the work
+    // unrun, and the span goes with the work either way.
+    #[test]
+    fn a_tasks_work_is_taken_once_by_the_task_that_runs_or_cancels_it() {
+        let span = tracing::trace_span!("test");
+        let (ran, task) = Future::with_work(|| 7u32, span);
+        let runner = std::thread::spawn(move || task.run());
+        assert_eq!(ran.result().unwrap(), 7);
+        runner.join().unwrap();
+
+        let dropped = std::sync::Arc::new(());
+        let held = dropped.clone();
+        let (cancelled, task) = Future::with_work(move || drop(held), tracing::Span::none());
+        std::thread::spawn(move || task.cancel(proc_core::Error::Cancelled))
+            .join()
+            .unwrap();
+        assert!(cancelled.cancelled());
+        assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
     }
 }

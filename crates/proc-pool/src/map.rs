@@ -100,10 +100,22 @@ impl<R> Outcomes<R> {
 /// ```
 pub fn run_chunk<A, R, E: From<unwind::Panic>>(
     items: Vec<A>,
+    call: impl FnMut(A) -> R,
+) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
+    run_chunk_into(items, Vec::new(), call)
+}
+
+/// Like [`run_chunk`], pushing the values into `values` (emptied first): a worker that
+/// hands it the vector of its last chunk writes into memory it has already touched, instead
+/// of a fresh allocation that the kernel must fault in page by page.
+pub(crate) fn run_chunk_into<A, R, E: From<unwind::Panic>>(
+    items: Vec<A>,
+    mut values: Vec<R>,
     mut call: impl FnMut(A) -> R,
 ) -> (Vec<R>, Option<Vec<std::result::Result<R, E>>>) {
     let mut items = items.into_iter();
-    let mut values = Vec::with_capacity(items.len());
+    values.clear();
+    values.reserve(items.len());
     let panic = match unwind::catch(|| {
         for item in items.by_ref() {
             values.push(call(item));

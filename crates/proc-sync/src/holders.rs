@@ -10,7 +10,7 @@
 //! names its holder by the pid and by the process's start time
 //! ([`start_time`](proc_core::shared::start_time), read once per process and cached), and a
 //! holder counts as alive only when its pid runs *and* the process that has it started then
-//! ([`pid_alive_since`]). Only the look for dead holders asks the system about other
+//! ([`Instance::alive`]). Only the look for dead holders asks the system about other
 //! processes; recording a hold makes no system call.
 //!
 //! # The slot protocol
@@ -46,7 +46,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use proc_core::shared::{pid, pid_alive_since, start_time};
+use proc_core::shared::Instance;
 
 /// How many processes a [`Holders`] table records at once. A process beyond them holds its
 /// places unrecorded, as every holder did before the table: they are lost if it dies.
@@ -54,26 +54,7 @@ pub(crate) const HOLDER_SLOTS: usize = 128;
 
 /// A process, as a slot names it: its pid, and when it started (0 where the platform cannot
 /// tell, which leaves the pid alone to judge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Holder {
-    pub(crate) pid: u32,
-    pub(crate) start: u64,
-}
-
-impl Holder {
-    /// This process: both halves cached, no system call.
-    pub(crate) fn me() -> Holder {
-        Holder {
-            pid: pid(),
-            start: start_time(),
-        }
-    }
-
-    /// Whether the process still runs: its pid does, and was given to it, not to a later one.
-    fn alive(self) -> bool {
-        pid_alive_since(self.pid, self.start)
-    }
-}
+pub(crate) type Holder = Instance;
 
 /// One holder's record (see the module docs for the order of its writes).
 #[repr(C)]
@@ -246,6 +227,7 @@ impl Holders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_core::shared::pid;
 
     /// A table as a fresh segment holds it: zeroed.
     fn table() -> Box<Holders> {

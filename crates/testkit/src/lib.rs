@@ -562,6 +562,120 @@ impl StateMap {
     }
 }
 
+/// A second mapping of a table of owner slots in a segment of `proc-ipc` (a queue's
+/// backlogs, a channel's ends), for tests that write what a recycled pid leaves there. A slot
+/// starts with its owner as `proc-ipc` lays it out: a word with the pid in its low half (the
+/// low bits of the start time above it), then the start time.
+#[derive(Debug)]
+pub struct OwnerTable {
+    segment: proc_core::shared::Segment,
+    at: usize,
+    slots: usize,
+    slot: usize,
+}
+
+impl OwnerTable {
+    /// Maps the segment that `handle` and `len` name, whose table has `slots` slots of
+    /// `slot` bytes from byte `at` on.
+    ///
+    /// # Panics
+    ///
+    /// When the segment cannot be mapped or the table does not fit in it, or a slot is not
+    /// made of aligned 64-bit words.
+    pub fn new(
+        handle: proc_core::Handle,
+        len: usize,
+        at: usize,
+        slots: usize,
+        slot: usize,
+    ) -> OwnerTable {
+        assert!(at.is_multiple_of(8) && slot.is_multiple_of(8) && slot >= 16);
+        assert!(at + slots * slot <= len, "a table larger than its segment");
+        let segment = proc_core::shared::Segment::from_handle(handle, len).expect("map the table");
+        OwnerTable {
+            segment,
+            at,
+            slots,
+            slot,
+        }
+    }
+
+    /// The 64-bit word at byte `offset` of slot `index`.
+    ///
+    /// # Panics
+    ///
+    /// When `index` or `offset` is out of the table or `offset` is not 8-byte aligned.
+    pub fn word(&self, index: usize, offset: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!(index < self.slots && offset + 8 <= self.slot && offset.is_multiple_of(8));
+        // SAFETY: the segment is page-aligned and holds the whole table (checked in `new`),
+        // so the offset is an aligned `u64` inside it; every process reads and writes the
+        // table with atomics, and the view lives as long as `self`.
+        unsafe {
+            &*self
+                .segment
+                .as_ptr()
+                .add(self.at + index * self.slot + offset)
+                .cast::<std::sync::atomic::AtomicU64>()
+        }
+    }
+
+    /// The slot that names process `pid`, started at `start`, with a count above 0 in the
+    /// low half of its word at byte `count_at`.
+    pub fn slot_of(&self, pid: u32, start: u64, count_at: usize) -> Option<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
+        (0..self.slots).find(|&i| {
+            self.word(i, 0).load(SeqCst) as u32 == pid
+                && self.word(i, 8).load(SeqCst) == start
+                && self.word(i, count_at).load(SeqCst) as u32 > 0
+        })
+    }
+
+    /// Makes the slot of the live `victim` (whose count at byte `count_at` is above 0) name a
+    /// live [`Stranger`] (started with `method`) with the victim's start time instead, then
+    /// kills the victim: what the slot says once its owner died and the system gave the
+    /// owner's pid to another process before anyone looked (a test cannot make the system
+    /// recycle a pid). The slot is rewritten before the kill, so that it never names a dead
+    /// pid: only the start time can tell a reader that the owner is gone. Returns the
+    /// stranger, which must outlive the test's checks.
+    ///
+    /// # Panics
+    ///
+    /// When the victim's start time cannot be read, no slot names it by its pid and start
+    /// time, or it does not end.
+    pub fn give_away_and_kill<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        victim: &mut Process<R>,
+        count_at: usize,
+        method: StartMethod,
+    ) -> Stranger {
+        let pid = victim.pid().expect("a started victim");
+        let start = proc_core::shared::start_time_of(pid).expect("the victim's start time");
+        let slot = self
+            .slot_of(pid, start, count_at)
+            .expect("the victim's slot names its pid and start time and counts something");
+        let stranger = Stranger::new(method, start);
+        self.give_to(slot, stranger.pid());
+        victim.kill().expect("kill the victim");
+        assert!(
+            victim.join_timeout(PATIENCE).is_err(),
+            "the victim did not end by the signal"
+        );
+        stranger
+    }
+
+    /// Makes slot `index` name `pid` instead, keeping the rest of what it says (the start
+    /// time and the counts): what it reads once its owner died and the system gave the pid
+    /// to another process.
+    pub fn give_to(&self, index: usize, pid: u32) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let word = self.word(index, 0);
+        word.store(
+            (word.load(SeqCst) & !u64::from(u32::MAX)) | u64::from(pid),
+            SeqCst,
+        );
+    }
+}
+
 /// Sleeps until killed.
 fn idle((): ()) {
     loop {

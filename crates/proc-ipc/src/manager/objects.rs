@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use proc_core::internal::{Deadline, fn_at, unwind};
 
-use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::wire::{
     Batch, Bytes, Failure, Invalid, Kind, MAX_BATCH, Op, Owner, Pairs, Reply, Response, too_many,
@@ -49,7 +49,7 @@ pub(crate) struct Object {
 
 enum State {
     Dict(Dict),
-    List(Vec<Bytes>),
+    List(Items),
     Queue(QueueState),
     Lock(Option<Owner>),
     RLock(Reentrant),
@@ -58,7 +58,7 @@ enum State {
     Condition(ConditionState),
     Barrier(BarrierState),
     Value(Bytes),
-    Array(Vec<Bytes>),
+    Array(Items),
     Custom(Box<dyn Custom>),
 }
 
@@ -82,6 +82,28 @@ fn key_at(entries: &[Option<(Bytes, Bytes)>], place: u32) -> &[u8] {
     entries[place as usize].as_ref().map_or(&[], |(key, _)| key)
 }
 
+/// Whether two keys are the same bytes, without a call to `memcmp` for a key of up to 16
+/// bytes: the call cost more than the rest of comparing a short key, once per entry of a
+/// bulk update. Two loads from each side, at its start and at its end, overlap to cover
+/// every byte.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+        bytes[at..at + N].try_into().unwrap_or([0; N])
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=8 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        9..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        _ => a == b,
+    }
+}
+
 impl Dict {
     fn len(&self) -> usize {
         self.places.len()
@@ -100,23 +122,19 @@ impl Dict {
             hasher,
         } = self;
         let hash = hasher.hash_one(key.as_ref());
-        let found = places.entry(
-            hash,
-            |&at| key_at(entries, at) == key.as_ref(),
-            |&at| hasher.hash_one(key_at(entries, at)),
-        );
-        match found {
-            hash_table::Entry::Occupied(place) => Ok(entries[*place.get() as usize]
+        // A lookup, then an insertion only for a new key: a lookup costs half as much as
+        // hashbrown's `entry`, which looks for a free place as it goes, and most keys of a
+        // bulk update of a dict in use are there already.
+        if let Some(&at) = places.find(hash, |&at| same(key_at(entries, at), key.as_ref())) {
+            return Ok(entries[at as usize]
                 .as_mut()
-                .map(|(_, old)| std::mem::replace(old, value))),
-            hash_table::Entry::Vacant(place) => {
-                let at = u32::try_from(entries.len())
-                    .map_err(|_| Failure::Invalid(Invalid::TooManyEntries))?;
-                place.insert(at);
-                entries.push(Some((key.into(), value)));
-                Ok(None)
-            }
+                .map(|(_, old)| std::mem::replace(old, value)));
         }
+        let at =
+            u32::try_from(entries.len()).map_err(|_| Failure::Invalid(Invalid::TooManyEntries))?;
+        places.insert_unique(hash, at, |&at| hasher.hash_one(key_at(entries, at)));
+        entries.push(Some((key.into(), value)));
+        Ok(None)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
@@ -124,7 +142,7 @@ impl Dict {
         let entries = &mut self.entries;
         let (at, _) = self
             .places
-            .find_entry(hash, |&at| key_at(entries, at) == key)
+            .find_entry(hash, |&at| same(key_at(entries, at), key))
             .ok()?
             .remove();
         let (_, value) = entries[at as usize].take()?;
@@ -156,7 +174,7 @@ impl Dict {
         let hash = self.hasher.hash_one(key);
         let at = *self
             .places
-            .find(hash, |&at| key_at(&self.entries, at) == key)?;
+            .find(hash, |&at| same(key_at(&self.entries, at), key))?;
         self.entries[at as usize].as_ref().map(|(_, value)| value)
     }
 
@@ -209,20 +227,64 @@ impl Dict {
     }
 }
 
-/// Appends the items of `batch` to `items`, unless there are more than a request may carry.
-fn store(items: &mut Vec<Bytes>, batch: &Batch) -> Result<(), Failure> {
-    if batch.len() > MAX_BATCH {
-        return Err(Failure::Protocol(too_many()));
-    }
-    items.extend(batch.iter().stored());
-    Ok(())
+/// A list's or array's items: the ones split into entries, then a tail of items that came
+/// in bulk and are still as they arrived, in one [`Batch`].
+///
+/// A bulk call ([`Op::Extend`], [`Kind::Array`]) keeps its batch as it came off the wire,
+/// which costs the copy of its bytes and nothing per item: storing 100k small items as
+/// [`Bytes`] wrote 2.4 MB of fresh memory, several times the frame. The tail is split into
+/// entries the first time an operation needs an item by its place (`get`, `pop`, `set`,
+/// ...); `len`, `extend`, `to_vec` and `clear` never need to. Either way a call sees the
+/// whole batch or none of it, since the batch is stored under the object's lock in one
+/// step.
+#[derive(Default)]
+struct Items {
+    split: Vec<Bytes>,
+    tail: Batch,
 }
 
-/// A list's or array's items, to send.
-fn batch_of(items: &[Bytes]) -> Batch {
-    let mut batch = Batch::with_capacity(items.len());
-    items.iter().for_each(|item| batch.push_stored(item));
-    batch
+impl Items {
+    /// The items of `batch`, unless there are more than a request may carry.
+    fn from_batch(batch: Batch) -> Result<Items, Failure> {
+        let mut items = Items::default();
+        items.extend(batch)?;
+        Ok(items)
+    }
+
+    fn len(&self) -> usize {
+        self.split.len() + self.tail.len()
+    }
+
+    /// Appends the items of `batch`, unless there are more than a request may carry.
+    fn extend(&mut self, batch: Batch) -> Result<(), Failure> {
+        if batch.len() > MAX_BATCH {
+            return Err(Failure::Protocol(too_many()));
+        }
+        self.tail.append(batch);
+        Ok(())
+    }
+
+    /// Every item as an entry of its own, for the operations that find one by its place.
+    fn split(&mut self) -> &mut Vec<Bytes> {
+        if self.tail.len() > 0 {
+            let tail = std::mem::take(&mut self.tail);
+            self.split.extend(tail.iter().stored());
+        }
+        &mut self.split
+    }
+
+    /// The items, to send.
+    fn to_batch(&self) -> Batch {
+        let mut batch = Batch::with_capacity(self.split.len());
+        self.split.iter().for_each(|item| batch.push_stored(item));
+        batch.append_copy(&self.tail);
+        batch
+    }
+
+    fn clear(&mut self) {
+        self.split.clear();
+        self.tail = Batch::default();
+    }
 }
 
 struct QueueState {
@@ -319,7 +381,7 @@ impl Object {
     pub(crate) fn new(kind: Kind, caller: &dyn Caller) -> Result<Object, Failure> {
         let state = match kind {
             Kind::Dict | Kind::Namespace => State::Dict(Dict::default()),
-            Kind::List => State::List(Vec::new()),
+            Kind::List => State::List(Items::default()),
             Kind::Queue { maxsize } => State::Queue(QueueState {
                 items: VecDeque::new(),
                 maxsize: usize::try_from(maxsize).unwrap_or(usize::MAX),
@@ -353,11 +415,7 @@ impl Object {
                 })
             }
             Kind::Value(bytes) => State::Value(bytes),
-            Kind::Array(batch) => {
-                let mut items = Vec::new();
-                store(&mut items, &batch)?;
-                State::Array(items)
-            }
+            Kind::Array(batch) => State::Array(Items::from_batch(batch)?),
             Kind::Custom { make, state } => {
                 if !caller.same_build() {
                     return Err(Failure::BuildMismatch);
@@ -576,40 +634,51 @@ impl Object {
                 Ok(Reply::Unit)
             }
             (State::List(l), Op::Push(v)) => {
-                l.push(v);
+                l.split().push(v);
                 Ok(Reply::Unit)
             }
-            (State::List(l), Op::Pop(None)) => Ok(Reply::Item(l.pop())),
-            (State::List(l), Op::Pop(Some(i))) => match index(i, l.len()) {
-                Some(at) => Ok(Reply::Item(Some(l.remove(at)))),
-                None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
-            },
+            (State::List(l), Op::Pop(None)) => Ok(Reply::Item(l.split().pop())),
+            (State::List(l), Op::Pop(Some(i))) => {
+                let l = l.split();
+                match index(i, l.len()) {
+                    Some(at) => Ok(Reply::Item(Some(l.remove(at)))),
+                    None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
+                }
+            }
             (State::List(l) | State::Array(l), Op::At(i)) => {
+                let l = l.split();
                 Ok(Reply::Item(index(i, l.len()).map(|at| l[at].clone())))
             }
-            (State::List(l) | State::Array(l), Op::SetAt(i, v)) => match index(i, l.len()) {
-                Some(at) => {
-                    l[at] = v;
-                    Ok(Reply::Unit)
+            (State::List(l) | State::Array(l), Op::SetAt(i, v)) => {
+                let l = l.split();
+                match index(i, l.len()) {
+                    Some(at) => {
+                        l[at] = v;
+                        Ok(Reply::Unit)
+                    }
+                    None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
                 }
-                None => Err(Failure::Invalid(Invalid::IndexOutOfRange)),
-            },
+            }
             (State::List(l), Op::InsertAt(i, v)) => {
+                let l = l.split();
                 // Python's `list.insert` clamps the index to the list.
                 let len = l.len() as i64;
                 let at = if i < 0 { (len + i).max(0) } else { i.min(len) };
                 l.insert(at as usize, v);
                 Ok(Reply::Unit)
             }
-            (State::List(l), Op::RemoveValue(v)) => match l.iter().position(|x| *x == v) {
-                Some(at) => {
-                    l.remove(at);
-                    Ok(Reply::Bool(true))
+            (State::List(l), Op::RemoveValue(v)) => {
+                let l = l.split();
+                match l.iter().position(|x| *x == v) {
+                    Some(at) => {
+                        l.remove(at);
+                        Ok(Reply::Bool(true))
+                    }
+                    None => Ok(Reply::Bool(false)),
                 }
-                None => Ok(Reply::Bool(false)),
-            },
-            (State::List(l), Op::Extend(items)) => store(l, &items).map(|()| Reply::Unit),
-            (State::List(l) | State::Array(l), Op::ToVec) => Ok(Reply::Items(batch_of(l))),
+            }
+            (State::List(l), Op::Extend(items)) => l.extend(items).map(|()| Reply::Unit),
+            (State::List(l) | State::Array(l), Op::ToVec) => Ok(Reply::Items(l.to_batch())),
             (State::Value(v), Op::Load) => Ok(Reply::Item(Some(v.clone()))),
             (State::Value(v), Op::Store(new)) => {
                 *v = new;
@@ -887,7 +956,7 @@ impl Object {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bytes, Dict};
+    use super::{Batch, Bytes, Dict, Items};
 
     fn key(i: u32) -> Bytes {
         // Long keys too, so that heap entries move through the holes and compactions.
@@ -948,5 +1017,98 @@ mod tests {
         dict.clear();
         assert_eq!(dict.len(), 0);
         assert!(dict.iter().next().is_none());
+    }
+
+    /// Keys of every length the short comparisons cover and past them, unequal at each
+    /// place in turn.
+    #[test]
+    fn keys_compare_by_every_byte_whatever_their_length() {
+        for len in 0..40 {
+            let key: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            assert!(super::same(&key, &key.clone()));
+            for at in 0..len {
+                let mut other = key.clone();
+                other[at] ^= 0x10;
+                assert!(!super::same(&key, &other), "length {len}, byte {at}");
+            }
+            let mut longer = key.clone();
+            longer.push(0);
+            assert!(!super::same(&key, &longer));
+            assert!(!super::same(&longer, &key));
+        }
+    }
+
+    fn batch(items: &[Vec<u8>]) -> Batch {
+        let mut batch = Batch::default();
+        items.iter().for_each(|item| batch.push(item));
+        batch
+    }
+
+    fn contents(items: &Items) -> Vec<Vec<u8>> {
+        items.to_batch().iter().map(<[u8]>::to_vec).collect()
+    }
+
+    /// A list's bulk items stay as they came until an operation needs one by its place;
+    /// whatever the mix of bulk calls, splits and single changes, the list is the one a
+    /// vector would be, in order.
+    #[test]
+    fn a_list_is_its_split_items_then_its_bulk_tail_in_order() {
+        let mut items = Items::default();
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        let mut next = 0u32;
+        let mut fresh = |n: usize| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|_| {
+                    next += 1;
+                    // Inline and heap entries, and lengths of one and two LEB128 bytes.
+                    vec![next as u8; [0, 3, 22, 23, 200][next as usize % 5]]
+                })
+                .collect()
+        };
+        for round in 0..40 {
+            // Bulk calls onto an empty tail (which takes the batch) and onto a tail.
+            for _ in 0..round % 3 {
+                let bulk = fresh(round % 7);
+                items.extend(batch(&bulk)).unwrap();
+                model.extend(bulk);
+            }
+            assert_eq!(items.len(), model.len());
+            assert_eq!(contents(&items), model, "round {round}");
+            match round % 4 {
+                0 => {
+                    let item = fresh(1).remove(0);
+                    items.split().push(Bytes::from(&item[..]));
+                    model.push(item);
+                }
+                1 if !model.is_empty() => {
+                    let at = round % model.len();
+                    assert_eq!(items.split().remove(at)[..], model.remove(at)[..]);
+                }
+                2 => {
+                    let item = fresh(1).remove(0);
+                    items.split().insert(0, Bytes::from(&item[..]));
+                    model.insert(0, item);
+                }
+                _ => {}
+            }
+            assert_eq!(contents(&items), model, "round {round}");
+            if round == 25 {
+                items.clear();
+                model.clear();
+                assert_eq!(items.len(), 0);
+            }
+        }
+        assert!(!model.is_empty());
+        let split: Vec<Vec<u8>> = items.split().iter().map(|b| b.to_vec()).collect();
+        assert_eq!(split, model);
+    }
+
+    #[test]
+    fn a_bulk_call_of_more_than_a_request_carries_leaves_the_list_as_it_was() {
+        let mut items = Items::from_batch(batch(&[vec![1], vec![2]])).unwrap();
+        let mut big = Batch::default();
+        (0..=super::MAX_BATCH).for_each(|_| big.push(&[]));
+        assert!(items.extend(big).is_err());
+        assert_eq!(contents(&items), [vec![1], vec![2]]);
     }
 }

@@ -58,11 +58,12 @@ pub(crate) const RESERVE: usize = (PLACES + 2) * (4 + MAX_RECORD);
 const _: () = assert!(RESERVE < RING / 2);
 const _: () = assert!(PLACES * 4 <= TASKS);
 
-/// What a reader takes from a ring.
+/// What a reader takes from a ring: a record (its bytes, or `()` when they went into the
+/// reader's buffer, see [`Ring::take_into`]), or a mark.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Taken {
+pub(crate) enum Taken<B = Vec<u8>> {
     /// A record.
-    Record(Vec<u8>),
+    Record(B),
     /// The next record is on the link.
     OnLink,
 }
@@ -263,6 +264,22 @@ impl Ring<'_> {
     /// [`Error::Protocol`] when the writer's positions or lengths are out of range: a
     /// writer that puts garbage there is treated as broken.
     pub(crate) fn take(&self) -> Result<Option<Taken>> {
+        let mut record = Vec::new();
+        Ok(self.take_into(&mut record)?.map(|taken| match taken {
+            Taken::Record(()) => Taken::Record(record),
+            Taken::OnLink => Taken::OnLink,
+        }))
+    }
+
+    /// Like [`take`](Ring::take), with the record's bytes put in `record` (emptied first)
+    /// instead of a new vector: a reader that takes one large record after another writes
+    /// each into memory it touched for the one before, instead of memory that the kernel
+    /// must fault in page by page. `record` is left as it was unless a record is taken.
+    ///
+    /// # Errors
+    ///
+    /// As [`take`](Ring::take).
+    pub(crate) fn take_into(&self, record: &mut Vec<u8>) -> Result<Option<Taken<()>>> {
         let head = self.position(HEAD).load(Ordering::Relaxed);
         let tail = self.position(TAIL).load(Ordering::Acquire);
         if tail == head {
@@ -284,15 +301,22 @@ impl Ring<'_> {
                 self.what
             )));
         }
-        let mut record = vec![0u8; len];
-        self.read_at(head.wrapping_add(4), &mut record);
+        if len == 0 {
+            self.position(HEAD)
+                .store(head.wrapping_add(4), Ordering::Release);
+            return Ok(Some(Taken::OnLink));
+        }
+        if record.capacity() < len {
+            // Zeroed memory from the allocator: fresh pages need no pass to clear them.
+            *record = vec![0; len];
+        } else {
+            record.clear();
+            record.resize(len, 0);
+        }
+        self.read_at(head.wrapping_add(4), record);
         self.position(HEAD)
             .store(head.wrapping_add(4 + len as u64), Ordering::Release);
-        Ok(Some(if len == 0 {
-            Taken::OnLink
-        } else {
-            Taken::Record(record)
-        }))
+        Ok(Some(Taken::Record(())))
     }
 
     fn data(&self) -> *mut u8 {
@@ -401,6 +425,32 @@ mod tests {
             board.tasks().take().unwrap(),
             Some(Taken::Record(b"task".to_vec()))
         );
+    }
+
+    // A reader's buffer takes a large record, then a smaller one into the same memory; a
+    // mark or an empty ring leaves it as it was.
+    #[test]
+    fn take_into_reuses_the_readers_buffer() {
+        let board = Board::new().unwrap();
+        let ring = board.tasks();
+        assert!(ring.put(&[7; 3000]));
+        assert!(ring.put(b"short"));
+        assert!(ring.put_mark());
+        let mut record = Vec::new();
+        assert_eq!(
+            ring.take_into(&mut record).unwrap(),
+            Some(Taken::Record(()))
+        );
+        assert_eq!(record, [7; 3000]);
+        let memory = record.as_ptr();
+        assert_eq!(
+            ring.take_into(&mut record).unwrap(),
+            Some(Taken::Record(()))
+        );
+        assert_eq!((&record[..], record.as_ptr()), (&b"short"[..], memory));
+        assert_eq!(ring.take_into(&mut record).unwrap(), Some(Taken::OnLink));
+        assert_eq!(ring.take_into(&mut record).unwrap(), None);
+        assert_eq!(record, b"short");
     }
 
     #[test]

@@ -488,8 +488,9 @@ impl Engine {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let id = self.next_id();
-        let header = worker::header(worker::JOB, id, worker::run_items::<C, A>);
-        let frame = Outgoing::encode(header, vec![args])?;
+        let mut bytes = Vec::with_capacity(ONE_ITEM_FRAME);
+        bytes.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
+        let frame = Outgoing::encode(bytes, vec![args])?;
         if on_cancel == OnCancel::KillWorker {
             future.set_canceller(self.canceller(id));
         }
@@ -535,6 +536,10 @@ impl Engine {
     }
 }
 
+/// The room made at once for the frame of a task of one item: the header and small
+/// arguments fit, so encoding them grows no buffer (larger ones grow it as they go).
+const ONE_ITEM_FRAME: usize = 64;
+
 /// What the last chunk's frame of a `map` took, so that the next one is encoded into a
 /// buffer of about its size at once rather than one that grows (and copies itself) a dozen
 /// times on the way.
@@ -571,7 +576,7 @@ where
 {
     Arc::new(move || {
         let header = worker::header(worker::INIT, 0, worker::run_init::<C, A>);
-        Outgoing::encode(header, args.clone())
+        Outgoing::encode(header.to_vec(), args.clone())
     })
 }
 

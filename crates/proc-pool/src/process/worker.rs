@@ -9,6 +9,7 @@
 //! before it starts the next, and marks on the board each task it starts, the pool knows
 //! which task a worker that dies was running and which it had not started.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,42 @@ pub(crate) const REPLY_HEADER: usize = 9;
 const SPIN: Duration = Duration::from_micros(5);
 
 /// What runs a frame in the worker: returns whether the worker goes on.
-pub(crate) type Runner = fn(u64, Incoming, &Replies<'_>) -> bool;
+pub(crate) type Runner = fn(u64, Frame<'_>, &Replies<'_>) -> bool;
+
+/// A task frame as the worker got it: the bytes of a record of the board's task ring (in
+/// the worker's buffer, kept from one task to the next), or a frame of the link with the
+/// handles that came with it.
+#[derive(Debug)]
+pub(crate) enum Frame<'a> {
+    /// From the ring: plain bytes, so what it holds has no handles.
+    Ring(&'a [u8]),
+    /// From the link.
+    Link(Incoming),
+}
+
+impl Frame<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Ring(bytes) => bytes,
+            Frame::Link(frame) => frame.bytes(),
+        }
+    }
+
+    /// Decodes the value that starts at `offset`, as [`Incoming::decode`] does (a frame
+    /// of the ring has no handles to give it).
+    fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
+        match self {
+            Frame::Ring(bytes) => match bytes.get(offset..) {
+                Some(rest) => proc_core::codec::decode(rest),
+                None => Err(Error::Protocol(format!(
+                    "a frame of {} bytes is shorter than its header of {offset}",
+                    bytes.len()
+                ))),
+            },
+            Frame::Link(frame) => frame.decode(offset),
+        }
+    }
+}
 
 /// Where a worker's answers go: the board's ring when one is small and holds no handles,
 /// the link otherwise (see `board`).
@@ -72,6 +108,9 @@ pub(crate) struct Replies<'a> {
     /// answer is encoded into room that is already there (and mapped) instead of a vector
     /// that grows, copying itself, for each chunk.
     buffer: std::cell::RefCell<Vec<u8>>,
+    /// The values vector of the last chunk, emptied, for the next chunk of the same result
+    /// type (see [`Replies::spare`]).
+    spare: std::cell::RefCell<Option<Box<dyn Any>>>,
 }
 
 /// The largest answer buffer a worker keeps between answers.
@@ -84,6 +123,28 @@ impl Replies<'_> {
             board,
             owed: std::cell::Cell::new(false),
             buffer: std::cell::RefCell::new(Vec::new()),
+            spare: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The values vector that the last chunk with results of type `R` left (empty), or a
+    /// new one. The worker writes a chunk's results into room it touched for the chunk
+    /// before; freeing it after every chunk would let the allocator give the pages back to
+    /// the kernel, and the next chunk would fault them in afresh (a tenth of a worker's time
+    /// on a `map` of tiny tasks).
+    fn spare<R: 'static>(&self) -> Vec<R> {
+        match self.spare.take().map(|spare| spare.downcast::<Vec<R>>()) {
+            Some(Ok(values)) => *values,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keeps `values` (emptied) for the next chunk, unless it is larger than the answer
+    /// buffer may be: one huge chunk must not hold its memory for the worker's life.
+    fn keep<R: 'static>(&self, mut values: Vec<R>) {
+        values.clear();
+        if values.capacity().saturating_mul(size_of::<R>()) <= KEEP_BUFFER {
+            *self.spare.borrow_mut() = Some(Box::new(values));
         }
     }
 
@@ -147,16 +208,16 @@ impl Replies<'_> {
     }
 }
 
-/// The header of a task frame.
-pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> Vec<u8> {
-    let mut header = Vec::with_capacity(HEADER);
-    header.push(kind);
-    // The place is set when the task is sent.
-    header.push(0);
-    header.extend_from_slice(&id.to_le_bytes());
+/// The header of a task frame: an array, which the caller copies into the frame's buffer
+/// (made once, with room for the items), so that a task costs no allocation for it.
+pub(crate) fn header(kind: u8, id: u64, runner: Runner) -> [u8; HEADER] {
+    let mut header = [0; HEADER];
+    header[0] = kind;
+    // The place (`header[PLACE]`) is set when the task is sent.
+    header[2..10].copy_from_slice(&id.to_le_bytes());
     // SAFETY: `Runner` is a function pointer type.
     let offset = unsafe { proc_core::internal::fn_offset(runner) };
-    header.extend_from_slice(&offset.to_le_bytes());
+    header[10..].copy_from_slice(&offset.to_le_bytes());
     header
 }
 
@@ -192,17 +253,19 @@ struct Tasks<'a> {
     /// Frames read from the link while the worker slept, before the ring's mark of their
     /// place was.
     early: VecDeque<Incoming>,
+    /// The buffer the records of the ring are taken into (see [`Ring::take_into`](super::board::Ring::take_into)).
+    record: Vec<u8>,
 }
 
 impl Tasks<'_> {
     /// The next task frame; `None` when the worker ends: the pool is gone, or broke the
     /// ring.
-    fn next(&mut self) -> Option<Incoming> {
+    fn next(&mut self) -> Option<Frame<'_>> {
         let ring = self.board.tasks();
         loop {
-            match ring.take() {
-                Ok(Some(Taken::Record(bytes))) => return Some(Incoming::from_bytes(bytes)),
-                Ok(Some(Taken::OnLink)) => return self.on_link(),
+            match ring.take_into(&mut self.record) {
+                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&self.record)),
+                Ok(Some(Taken::OnLink)) => return self.on_link().map(Frame::Link),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "procs.pool.worker.broken_ring");
@@ -282,6 +345,7 @@ pub(crate) fn serve(setup: Setup) {
         link: &link,
         board: &board,
         early: VecDeque::new(),
+        record: Vec::new(),
     };
     while let Some(frame) = tasks.next() {
         match frame.bytes().first() {
@@ -321,11 +385,11 @@ fn parse_header(bytes: &[u8]) -> Option<(u64, i64)> {
 }
 
 /// Runs each item of a task with `C` and answers with all the results.
-pub(crate) fn run_items<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
+pub(crate) fn run_items<C, A>(id: u64, frame: Frame<'_>, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,
-    C::Output: Serialize,
+    C::Output: Serialize + 'static,
 {
     let items: Vec<A> = match frame.decode(HEADER) {
         Ok(items) => items,
@@ -338,12 +402,18 @@ where
     // `no_captures` — the `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn`
     // impls); on stable Rust a zero-sized one is a fn item or a closure with no captures.
     let f: C = unsafe { conjure() };
-    let (values, mixed) = crate::map::run_chunk::<_, _, Remote>(items, |item| f.call(item));
+    let (values, mixed) =
+        crate::map::run_chunk_into::<_, _, Remote>(items, link.spare(), |item| f.call(item));
     let header = reply_header(OK, id);
     let Some(outcomes) = mixed else {
         let all = Results::AllOk(values);
         return match link.send(&header, &all) {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Results::AllOk(values) = all {
+                    link.keep(values);
+                }
+                true
+            }
             // Some value does not encode: find which, item by item.
             Err(Error::Decode(_)) => match all {
                 Results::AllOk(values) => {
@@ -410,7 +480,7 @@ fn on_send_error(link: &Replies<'_>, id: u64, error: Error) -> bool {
 }
 
 /// Runs the initializer; the worker goes on only when it succeeded.
-pub(crate) fn run_init<C, A>(id: u64, frame: Incoming, link: &Replies<'_>) -> bool
+pub(crate) fn run_init<C, A>(id: u64, frame: Frame<'_>, link: &Replies<'_>) -> bool
 where
     C: Call<A>,
     A: DeserializeOwned,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::channel::poll_fd;
-use super::os::pid_alive;
+use super::os::{pid_alive, start_time};
 use super::{cvt, cvt_retry};
 
 /// Python's exit code from a `waitpid` status: the code, or minus the signal number.
@@ -39,6 +39,9 @@ enum Watch {
     Server {
         status: OwnedFd,
         pidfd: Option<OwnedFd>,
+        /// Where there is no pidfd: the child's start time, read while its server still
+        /// holds it unreaped, so that a recycled pid is not taken for the child.
+        start: Option<u64>,
         orphaned: std::sync::atomic::AtomicBool,
     },
 }
@@ -76,11 +79,17 @@ impl Child {
     /// pidfd is only ever consulted for a child that the server did not reap, whose pid
     /// named it still when the pidfd was opened.
     pub(super) fn served(pid: libc::pid_t, status: OwnedFd) -> Child {
+        let pidfd = pidfd_open(pid);
+        let start = match pidfd {
+            Some(_) => None,
+            None => start_time(pid as u32),
+        };
         Child {
             pid,
             watch: Watch::Server {
                 status,
-                pidfd: pidfd_open(pid),
+                pidfd,
+                start,
                 orphaned: std::sync::atomic::AtomicBool::new(false),
             },
             exitcode: Mutex::new(None),
@@ -125,6 +134,7 @@ impl Child {
             Watch::Server {
                 status,
                 pidfd,
+                start,
                 orphaned,
             } => {
                 use std::sync::atomic::Ordering::Relaxed;
@@ -153,7 +163,7 @@ impl Child {
                 }
                 let ended = match pidfd {
                     Some(pidfd) => poll_fd(pidfd.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))?,
-                    None => !pid_alive(self.pid as u32),
+                    None => !alive_since(self.pid as u32, *start),
                 };
                 if !ended {
                     return Ok(None);
@@ -320,4 +330,28 @@ fn pidfd_send_signal(pidfd: &OwnedFd, sig: libc::c_int) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn pidfd_send_signal(_pidfd: &OwnedFd, _sig: libc::c_int) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Whether `pid` runs and, when `start` is known, is the process that started then (not a
+/// later one that was given the same pid).
+fn alive_since(pid: u32, start: Option<u64>) -> bool {
+    pid_alive(pid) && start.is_none_or(|start| start_time(pid).is_none_or(|now| now == start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // What a served child's end is judged by where there is no pidfd: a live pid whose start
+    // time is another than the child's is a recycled pid, not the child.
+    #[test]
+    fn a_live_pid_with_another_start_time_is_not_the_child() {
+        let me = std::process::id();
+        assert!(alive_since(me, None));
+        let Some(start) = start_time(me) else {
+            return; // A platform that cannot tell judges by the pid alone.
+        };
+        assert!(alive_since(me, Some(start)));
+        assert!(!alive_since(me, Some(start + 1)));
+    }
 }

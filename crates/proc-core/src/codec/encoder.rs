@@ -1,0 +1,533 @@
+//! postcard's format, written straight into a `Vec`: what [`encode_into`](super::encode_into)
+//! runs.
+//!
+//! postcard's own serializer writes every integer as a varint into a buffer on the stack and
+//! then copies that buffer into its output, through a flavor's `try_extend`: about sixty
+//! instructions for a small `u64`, most of a bulk call's cost per item. This one writes the
+//! varint's bytes where they go, in about twenty. The bytes are postcard's, bit for bit (the
+//! tests below compare the two on every kind of value serde has), so that postcard reads
+//! them back; only the writing differs.
+
+use std::mem::MaybeUninit;
+
+use postcard::Error;
+use serde::ser::{self, Serialize};
+
+/// The most bytes a varint of a `u64` takes.
+const VARINT_MAX: usize = 10;
+
+/// Serializes into the end of a `Vec`, as postcard would.
+pub(super) struct Encoder<'a>(pub(super) &'a mut Vec<u8>);
+
+impl Encoder<'_> {
+    #[inline]
+    fn varint(&mut self, mut n: u64) {
+        let buf = &mut *self.0;
+        buf.reserve(VARINT_MAX);
+        let len = buf.len();
+        let Some(room) = buf.spare_capacity_mut().first_chunk_mut::<VARINT_MAX>() else {
+            // Never: room for `VARINT_MAX` bytes was made above.
+            return;
+        };
+        let mut i = 0;
+        // A u64 takes at most ten groups of seven bits; `i < 9` lets the compiler see that
+        // the index stays in `room`, and the tenth group is what is left.
+        while n >= 0x80 && i < VARINT_MAX - 1 {
+            room[i] = MaybeUninit::new((n as u8) | 0x80);
+            n >>= 7;
+            i += 1;
+        }
+        room[i] = MaybeUninit::new(n as u8);
+        // SAFETY: the bytes from `len` to `len + i + 1` (`i` is at most 9, and there is room
+        // for 10 past `len`) were written just above.
+        unsafe { buf.set_len(len + i + 1) };
+    }
+
+    #[inline]
+    fn varint_u128(&mut self, n: u128) {
+        match u64::try_from(n) {
+            Ok(small) => self.varint(small),
+            Err(_) => self.varint_u128_long(n),
+        }
+    }
+
+    #[cold]
+    fn varint_u128_long(&mut self, mut n: u128) {
+        while n >= 0x80 {
+            self.0.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.0.push(n as u8);
+    }
+
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.varint(bytes.len() as u64);
+        if bytes.len() <= 16 {
+            super::append_short(self.0, bytes);
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+}
+
+impl<'b> ser::Serializer for &mut Encoder<'b> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        self.0.push(u8::from(v));
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.0.push(v as u8);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+
+    #[inline]
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.serialize_i64(v.into())
+    }
+
+    #[inline]
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        // Zigzag, as postcard: the sign in the lowest bit, so that small negatives are short.
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+        self.varint_u128(((v << 1) ^ (v >> 127)) as u128);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.0.push(v);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.varint(v.into());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.varint(v.into());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        self.varint(v);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_u128(self, v: u128) -> Result<(), Error> {
+        self.varint_u128(v);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.bytes(v.as_bytes());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        self.bytes(v);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_none(self) -> Result<(), Error> {
+        self.0.push(0);
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        self.0.push(1);
+        value.serialize(self)
+    }
+
+    #[inline]
+    fn serialize_unit(self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        variant_index: u32,
+        _variant: &'static str,
+    ) -> Result<(), Error> {
+        self.varint(variant_index.into());
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    #[inline]
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        variant_index: u32,
+        _variant: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.varint(variant_index.into());
+        value.serialize(self)
+    }
+
+    #[inline]
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
+        counted(self, len)
+    }
+
+    #[inline]
+    fn serialize_tuple(self, _len: usize) -> Result<Self, Error> {
+        Ok(self)
+    }
+
+    #[inline]
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, Error> {
+        Ok(self)
+    }
+
+    #[inline]
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        variant_index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, Error> {
+        tagged(self, variant_index)
+    }
+
+    #[inline]
+    fn serialize_map(self, len: Option<usize>) -> Result<Self, Error> {
+        counted(self, len)
+    }
+
+    #[inline]
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, Error> {
+        Ok(self)
+    }
+
+    #[inline]
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        variant_index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, Error> {
+        tagged(self, variant_index)
+    }
+
+    fn collect_str<T: ?Sized + std::fmt::Display>(self, value: &T) -> Result<(), Error> {
+        // postcard's way: the text's length first, so the text is formatted twice, the first
+        // time only to count.
+        use std::fmt::Write;
+        struct Count(usize);
+        impl Write for Count {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        struct Append<'a>(&'a mut Vec<u8>);
+        impl Write for Append<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.extend_from_slice(s.as_bytes());
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        write!(count, "{value}").map_err(|_| Error::CollectStrError)?;
+        self.varint(count.0 as u64);
+        write!(Append(self.0), "{value}").map_err(|_| Error::CollectStrError)
+    }
+}
+
+/// A variant of a compound enum: its index, then its fields.
+#[inline]
+fn tagged<'a, 'b>(
+    encoder: &'a mut Encoder<'b>,
+    variant_index: u32,
+) -> Result<&'a mut Encoder<'b>, Error> {
+    encoder.varint(variant_index.into());
+    Ok(encoder)
+}
+
+/// A sequence or map: its length, then its elements (postcard needs the length first).
+#[inline]
+fn counted<'a, 'b>(
+    encoder: &'a mut Encoder<'b>,
+    len: Option<usize>,
+) -> Result<&'a mut Encoder<'b>, Error> {
+    encoder.varint(len.ok_or(Error::SerializeSeqLengthUnknown)? as u64);
+    Ok(encoder)
+}
+
+/// The parts of a compound value follow one another with nothing between them.
+macro_rules! compound {
+    ($($trait:ident { $method:ident $(, $key:ty)? })*) => {$(
+        impl ser::$trait for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = Error;
+
+            #[inline]
+            fn $method<T: ?Sized + Serialize>(
+                &mut self,
+                $(_key: $key,)?
+                value: &T,
+            ) -> Result<(), Error> {
+                value.serialize(&mut **self)
+            }
+
+            #[inline]
+            fn end(self) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+compound! {
+    SerializeSeq { serialize_element }
+    SerializeTuple { serialize_element }
+    SerializeTupleStruct { serialize_field }
+    SerializeTupleVariant { serialize_field }
+    SerializeStruct { serialize_field, &'static str }
+    SerializeStructVariant { serialize_field, &'static str }
+}
+
+impl ser::SerializeMap for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    #[inline]
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
+        key.serialize(&mut **self)
+    }
+
+    #[inline]
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        value.serialize(&mut **self)
+    }
+
+    #[inline]
+    fn end(self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use serde::Serialize;
+
+    use super::Encoder;
+
+    /// Every kind of value serde has, each at the edges of its widths.
+    #[derive(Serialize)]
+    enum Kinds {
+        Unit,
+        Newtype(i16),
+        Tuple(u8, char),
+        Struct { a: Option<u32>, b: f32 },
+    }
+
+    #[derive(Serialize)]
+    struct UnitStruct;
+
+    #[derive(Serialize)]
+    struct Newtype(String);
+
+    #[derive(Serialize)]
+    struct TupleStruct(i8, bool, ());
+
+    #[derive(Serialize)]
+    struct Everything {
+        ints: (i8, i16, i32, i64, i128),
+        uints: (u8, u16, u32, u64, u128),
+        floats: (f32, f64),
+        chars: Vec<char>,
+        texts: Vec<String>,
+        bytes: Raw,
+        options: (Option<u64>, Option<Newtype>),
+        units: ((), UnitStruct, TupleStruct),
+        kinds: Vec<Kinds>,
+        map: BTreeMap<String, Vec<u16>>,
+        // A type that serializes through `collect_str` only when human readable: here its
+        // bytes, and `collect_str` itself through the `Display` wrapper below.
+        address: IpAddr,
+        shown: Shown,
+    }
+
+    /// A byte string (serde writes a `Vec<u8>` as a sequence of `u8`s).
+    struct Raw(Vec<u8>);
+
+    impl Serialize for Raw {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    /// A value that serde writes with `collect_str`.
+    struct Shown(u64);
+
+    impl Serialize for Shown {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&format_args!("shown {}", self.0))
+        }
+    }
+
+    fn everything(i: u32) -> Everything {
+        let shift = i % 128;
+        let wide = 1u128.checked_shl(shift).unwrap_or(0).wrapping_sub(1);
+        Everything {
+            ints: (
+                (wide as i8).wrapping_neg(),
+                wide as i16,
+                -(wide as i32),
+                wide as i64 ^ i64::MIN,
+                -(wide as i128),
+            ),
+            uints: (wide as u8, wide as u16, wide as u32, wide as u64, wide),
+            floats: (shift as f32 * -0.5, f64::MAX / (shift as f64 + 1.0)),
+            chars: vec!['a', 'é', '€', '𝄞'],
+            texts: (0..3).map(|n| "xyz".repeat((i as usize + n) % 9)).collect(),
+            bytes: Raw(vec![7; i as usize % 40]),
+            options: (
+                i.is_multiple_of(2).then_some(wide as u64),
+                i.is_multiple_of(3)
+                    .then(|| Newtype("n".repeat(i as usize % 20))),
+            ),
+            units: ((), UnitStruct, TupleStruct(-1, !i.is_multiple_of(2), ())),
+            kinds: vec![
+                Kinds::Unit,
+                Kinds::Newtype(i16::MIN),
+                Kinds::Tuple(u8::MAX, 'q'),
+                Kinds::Struct {
+                    a: Some(u32::MAX >> (i % 32)),
+                    b: f32::NAN,
+                },
+            ],
+            map: (0..i % 5)
+                .map(|n| (format!("key {n}"), vec![n as u16; n as usize]))
+                .collect(),
+            address: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            shown: Shown(wide as u64),
+        }
+    }
+
+    #[test]
+    fn the_encoder_writes_what_postcard_writes_for_every_kind_of_value() {
+        for i in 0..300 {
+            let value = everything(i);
+            let mut buf = vec![0xab; i as usize % 3];
+            let before = buf.clone();
+            value.serialize(&mut Encoder(&mut buf)).unwrap();
+            let expected = postcard::to_allocvec(&value).unwrap();
+            assert_eq!(&buf[..before.len()], &before[..]);
+            assert_eq!(&buf[before.len()..], &expected[..], "value {i}");
+        }
+    }
+
+    /// Each varint length on its own, in a buffer whose room runs out at every place, so
+    /// that the writes in place (`set_len`) meet every capacity.
+    #[test]
+    fn varints_of_every_length_are_postcards_whatever_the_room() {
+        let numbers: Vec<u64> = (0..=64)
+            .map(|shift| 1u64.checked_shl(shift).map_or(u64::MAX, |n| n - 1))
+            .chain((0..64).map(|shift| 1u64 << shift))
+            .collect();
+        for &n in &numbers {
+            let expected = postcard::to_allocvec(&n).unwrap();
+            for start in 0..12 {
+                let mut buf = Vec::with_capacity(start + 3);
+                buf.resize(start, 5);
+                n.serialize(&mut Encoder(&mut buf)).unwrap();
+                assert_eq!(&buf[start..], &expected[..], "{n} after {start} bytes");
+                assert_eq!(postcard::from_bytes::<u64>(&buf[start..]).unwrap(), n);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sequence_of_unknown_length_is_refused_as_postcard_refuses_it() {
+        struct Unknown;
+        impl Serialize for Unknown {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq;
+                let seq = s.serialize_seq(None)?;
+                seq.end()
+            }
+        }
+        let mut buf = Vec::new();
+        assert_eq!(
+            Unknown.serialize(&mut Encoder(&mut buf)).unwrap_err(),
+            postcard::to_allocvec(&Unknown).unwrap_err()
+        );
+    }
+}
