@@ -30,7 +30,8 @@ use crate::wire::{self, Runner};
 ///
 /// # Failures
 ///
-/// - A task that panics fails its own future with [`Error::Panicked`](proc_core::Error::Panicked); the worker rank goes on.
+/// - A task that panics fails its own future with
+///   [`Error::Panicked`](proc_core::Error::Panicked); the worker rank goes on.
 /// - A worker rank that dies (killed, `abort`, a segfault): MPI does not survive the loss of
 ///   a rank, and Open MPI's `mpirun` then ends the whole job — rank 0 included — with a
 ///   message that names the rank that died and a non-zero exit status. Rank 0 does not hang,
@@ -39,10 +40,11 @@ use crate::wire::{self, Runner};
 ///   would not help: the runtime, not an error handler, ends the job.)
 /// - A singleton (`./app` without `mpirun`) whose spawned worker dies is not ended by
 ///   anything outside: its engine watches the spawned workers' processes while tasks run
-///   (about every tenth of a second), fails every pending future with [`Error::BrokenPool`](proc_core::Error::BrokenPool)
-///   naming the worker, refuses new tasks, and the [`Mpi`] session's end then calls
-///   `MPI_Abort` (exit status 1), since MPI cannot disconnect from or finalize with a lost
-///   process. Workers spawned on another host are not watched.
+///   (about every tenth of a second), fails every pending future with
+///   [`Error::BrokenPool`](proc_core::Error::BrokenPool) naming the worker, refuses new
+///   tasks, and the [`Mpi`] session's end then calls `MPI_Abort` (exit status 1), since MPI
+///   cannot disconnect from or finalize with a lost process. Workers spawned on another host
+///   are not watched.
 /// - Use a local [`ProcessPoolExecutor`](proc_pool::ProcessPoolExecutor) where tasks may
 ///   crash their process: it replaces the worker and fails only that task.
 /// - A task sent to a worker rank cannot be cancelled ([`Future::cancel`] is `false`); one

@@ -203,8 +203,9 @@ impl<B: Backend> Executor<B> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`](proc_core::Error::InvalidState) after [`shutdown`](Executor::shutdown), the executor's error
-    /// once it is broken, [`Error::Decode`](proc_core::Error::Decode) for arguments that do not encode.
+    /// [`Error::InvalidState`](proc_core::Error::InvalidState) after
+    /// [`shutdown`](Executor::shutdown), the executor's error once it is broken,
+    /// [`Error::Decode`](proc_core::Error::Decode) for arguments that do not encode.
     ///
     /// # Examples
     ///
@@ -260,12 +261,13 @@ impl<B: Backend> Executor<B> {
 
     /// Like [`map`](Executor::map), `chunksize` items per task (one message each way), and
     /// at most `timeout` from this call until the last result (Python's `map(timeout,
-    /// chunksize)`): when it passes, the iterator yields [`Error::Timeout`](proc_core::Error::Timeout), cancels what it
-    /// has not sent, and ends.
+    /// chunksize)`): when it passes, the iterator yields
+    /// [`Error::Timeout`](proc_core::Error::Timeout), cancels what it has not sent, and ends.
     ///
     /// # Errors
     ///
-    /// As [`map`](Executor::map), and [`Error::InvalidState`](proc_core::Error::InvalidState) for a `chunksize` of 0.
+    /// As [`map`](Executor::map), and [`Error::InvalidState`](proc_core::Error::InvalidState)
+    /// for a `chunksize` of 0.
     ///
     /// # Examples
     ///
