@@ -462,6 +462,17 @@ impl<R> Future<R> {
         Some(inner)
     }
 
+    /// Like [`wait_until`](Future::wait_until), with [`Error::Timeout`] when `deadline`
+    /// came first. The error is made only then: `ok_or(Error::Timeout)` would make one and
+    /// drop it on every call (a third of the instructions of `result()` on a finished
+    /// future).
+    fn wait_or_timeout(&self, deadline: Deadline) -> Result<MutexGuard<'_, Inner<R>>> {
+        match self.wait_until(deadline) {
+            Some(inner) => Ok(inner),
+            None => Err(Error::Timeout),
+        }
+    }
+
     /// Registers `waiter` to hear (as `index`) when the future finishes; `false` when it has
     /// finished already, and the waiter is not registered.
     pub(crate) fn add_waiter(&self, waiter: &Arc<Waiter>, index: usize) -> bool {
@@ -639,9 +650,7 @@ impl<R> Future<R> {
     /// assert!(future.exception_timeout(Duration::from_secs(20)).unwrap().is_none());
     /// ```
     pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<Error>> {
-        let inner = self
-            .wait_until(Deadline::after(timeout))
-            .ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::after(timeout))?;
         Ok(error_of(&inner))
     }
 
@@ -662,7 +671,7 @@ impl<R> Future<R> {
     /// assert_eq!(future.into_result().unwrap().0, 3);
     /// ```
     pub fn into_result(self) -> Result<R> {
-        let mut inner = self.wait_until(Deadline::never()).ok_or(Error::Timeout)?;
+        let mut inner = self.wait_or_timeout(Deadline::never())?;
         take(&mut inner)
     }
 }
@@ -706,7 +715,7 @@ impl<R: Clone> Future<R> {
     /// assert_eq!(future.result().unwrap(), 4);
     /// ```
     pub fn result(&self) -> Result<R> {
-        let inner = self.wait_until(Deadline::never()).ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::never())?;
         value_of(&inner)
     }
 
@@ -728,9 +737,7 @@ impl<R: Clone> Future<R> {
     /// slow.result_timeout(Duration::MAX).unwrap();
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
-        let inner = self
-            .wait_until(Deadline::after(timeout))
-            .ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::after(timeout))?;
         value_of(&inner)
     }
 }
