@@ -187,19 +187,19 @@ impl Dict {
     }
 
     fn keys(&self) -> Batch {
-        let mut keys = Batch::with_capacity(self.len());
+        let mut keys = Batch::with_capacity(self.len(), 4);
         self.iter().for_each(|(key, _)| keys.push_stored(key));
         keys
     }
 
     fn values(&self) -> Batch {
-        let mut values = Batch::with_capacity(self.len());
+        let mut values = Batch::with_capacity(self.len(), 4);
         self.iter().for_each(|(_, value)| values.push_stored(value));
         values
     }
 
     fn items(&self) -> Pairs {
-        let mut items = Pairs::with_capacity(self.len());
+        let mut items = Pairs::with_capacity(self.len(), 8);
         self.iter()
             .for_each(|(key, value)| items.push_stored(key, value));
         items
@@ -275,7 +275,7 @@ impl Items {
 
     /// The items, to send.
     fn to_batch(&self) -> Batch {
-        let mut batch = Batch::with_capacity(self.split.len());
+        let mut batch = Batch::with_capacity(self.split.len(), 4);
         self.split.iter().for_each(|item| batch.push_stored(item));
         batch.append_copy(&self.tail);
         batch
