@@ -50,8 +50,27 @@ enum Watch {
 /// (`popen_forkserver` reads 255 when the status pipe ends empty).
 pub(crate) const LOST_EXITCODE: i32 = 255;
 
-/// How long a wait looks again before it sleeps.
+/// How long a wait looks again before it sleeps, when looking pays (see [`SPIN_PAYS`]).
 const SPIN: Duration = Duration::from_micros(60);
+
+/// Whether the last wait found its child ended within [`SPIN`]: then the next wait spins
+/// before it sleeps, else it sleeps at once. On an idle machine a child that has sent its
+/// result ends within the spin, which saves a wake-up; on a loaded one it often does not (it
+/// waits for a CPU, maybe the one the spin holds), and a spin that fails only burns the time
+/// slice that the child or the next step needs. A wait that sleeps still measures how soon
+/// the child ended, so the choice follows the machine's load both ways.
+static SPIN_PAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Notes whether a spin would have caught a child that ended `took` after its wait began.
+fn note_spin(took: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pays = took < SPIN;
+    // Read first: most joins leave the choice as it was, and a write would dirty the page
+    // in a parent that may fork again before the next wait.
+    if SPIN_PAYS.load(Relaxed) != pays {
+        SPIN_PAYS.store(pays, Relaxed);
+    }
+}
 
 /// A started child process.
 #[derive(Debug)]
@@ -184,16 +203,29 @@ impl Child {
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // A child that has just sent its result is about to exit: look again for a few
         // microseconds before going to sleep, which saves a cross-core wake-up (~25 µs here)
-        // on the common path of every join. A spin, not `yield_now`: on a loaded machine a
-        // yield hands whole time slices to busy processes (7.8 ms a join instead of 0.2 ms
-        // with three busy loops on two cores).
-        let spin_until = Instant::now() + SPIN.min(timeout.unwrap_or(SPIN));
-        while Instant::now() < spin_until {
-            std::hint::spin_loop();
-            if let Some(code) = self.try_wait()? {
-                return Ok(Some(code));
+        // on the common path of every join, while the last waits show that it pays. A spin,
+        // not `yield_now`: on a loaded machine a yield hands whole time slices to busy
+        // processes (7.8 ms a join instead of 0.2 ms with three busy loops on two cores).
+        let began = Instant::now();
+        if SPIN_PAYS.load(std::sync::atomic::Ordering::Relaxed) {
+            let spin_until = began + SPIN.min(timeout.unwrap_or(SPIN));
+            while Instant::now() < spin_until {
+                std::hint::spin_loop();
+                if let Some(code) = self.try_wait()? {
+                    return Ok(Some(code));
+                }
             }
         }
+        let code = self.sleep_until_end(remaining)?;
+        if code.is_some() {
+            note_spin(began.elapsed());
+        }
+        Ok(code)
+    }
+
+    /// The sleeping part of [`wait`](Child::wait): on the status pipe or pidfd, or by
+    /// looking again and again where there is neither.
+    fn sleep_until_end(&self, remaining: impl Fn() -> Option<Duration>) -> io::Result<Option<i32>> {
         match &self.watch {
             Watch::Server { status, pidfd, .. } => {
                 if !self.orphaned() {
