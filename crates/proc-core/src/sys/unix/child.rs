@@ -247,9 +247,10 @@ impl Child {
             Watch::Direct { pidfd } => {
                 let pidfd = {
                     // Our child's pid cannot be reused before we reap it, and reaping takes this
-                    // lock: a pid that is not reaped under it names our child.
-                    let mut known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(code) = self.try_wait_locked(&mut known)? {
+                    // lock and notes the code under it: a pid with no code noted names our
+                    // child (ended or not: a pidfd of a child that has ended is readable).
+                    let known = self.exitcode.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(code) = *known {
                         return Ok(Some(code));
                     }
                     pidfd.get_or_init(|| pidfd_open(self.pid)).as_ref()
