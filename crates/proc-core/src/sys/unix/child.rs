@@ -375,6 +375,30 @@ fn alive_since(pid: u32, start: Option<u64>) -> bool {
 mod tests {
     use super::*;
 
+    // Both ways of waiting for our own child, the spin first (an idle machine's) and the
+    // sleep at once (a loaded one's), end with the child's exit code; and each notes from
+    // its own wait whether spinning pays for the next.
+    #[test]
+    fn a_wait_gives_the_exit_code_whether_it_spins_or_not() {
+        for pays in [false, true] {
+            SPIN_PAYS.store(pays, std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: the child only sleeps and calls _exit, which are async-signal-safe, so
+            // the test harness's threads that it lacks (and their locks) cannot matter.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: as above; usleep and _exit touch no memory of the parent's.
+                unsafe {
+                    libc::usleep(2_000);
+                    libc::_exit(7);
+                }
+            }
+            assert!(pid > 0, "fork failed: {}", io::Error::last_os_error());
+            let child = Child::direct(pid);
+            assert_eq!(child.wait(None).unwrap(), Some(7));
+            assert_eq!(child.try_wait().unwrap(), Some(7));
+        }
+    }
+
     // What a served child's end is judged by where there is no pidfd: a live pid whose start
     // time is another than the child's is a recycled pid, not the child.
     #[test]
