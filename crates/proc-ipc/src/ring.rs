@@ -46,7 +46,7 @@ const DONE: usize = 4;
 const WORDS: usize = 5;
 
 /// Marks a segment as a queue's, so that another kind of segment is refused on arrival.
-const MAGIC: u64 = u64::from_le_bytes(*b"procsQ04");
+const MAGIC: u64 = u64::from_le_bytes(*b"procsQ05");
 
 /// How many processes at once can have the items their feeder threads hold counted by every
 /// process (see [`Backlogs`]).
@@ -120,6 +120,12 @@ fn record_len(len: u64) -> u64 {
 struct Side {
     pos: AtomicU64,
     moved: Word,
+    /// On the head's side only: a `tail` that a producer read, kept under the put lock, so
+    /// that a put that finds room by it does not read the consumers' cache line (a miss on
+    /// every item while a consumer keeps up). Consumers only move `tail` forward and a
+    /// producer moves `head` only within the room this leaves, so it stays within the
+    /// capacity behind `head` and never says there is more room than there is.
+    seen: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -528,23 +534,32 @@ impl Ring {
                     // producer gives up.
                     return Err(Error::Closed);
                 }
+                // An item starts only when all of it fits (or, larger than the ring, when the
+                // ring is empty), so that a producer with a deadline does not give up halfway
+                // for want of room.
+                let room = if first { self.item_room(total) } else { rec };
+                let fits = |tail: u64| {
+                    let used = used(head, tail);
+                    let counted = !first
+                        || ((self.maxsize == 0 || items(head, tail) < self.maxsize)
+                            && (!joinable || self.unfinished_at(head) < MAX_ITEMS));
+                    counted && used <= self.capacity && self.capacity - used >= room
+                };
+                // The tail seen last is behind the real one, so room by it is room.
+                let seen = c.head.seen.load(Ordering::Acquire);
+                if items(head, seen) <= MAX_ITEMS && fits(seen) {
+                    return Ok(Some(()));
+                }
                 let tail = c.tail.pos.load(Ordering::Acquire);
-                let used = used(head, tail);
-                if used > self.capacity || items(head, tail) > MAX_ITEMS {
+                if used(head, tail) > self.capacity || items(head, tail) > MAX_ITEMS {
                     // Consumers start the queue over when they meet this; a producer only
                     // says so.
                     return Err(Error::Protocol(
                         "the queue's shared memory is corrupt (positions out of range)".into(),
                     ));
                 }
-                let counted = !first
-                    || ((self.maxsize == 0 || items(head, tail) < self.maxsize)
-                        && (!joinable || self.unfinished_at(head) < MAX_ITEMS));
-                // An item starts only when all of it fits (or, larger than the ring, when the
-                // ring is empty), so that a producer with a deadline does not give up halfway
-                // for want of room.
-                let room = if first { self.item_room(total) } else { rec };
-                Ok((counted && self.capacity - used >= room).then_some(()))
+                c.head.seen.store(tail, Ordering::Release);
+                Ok(fits(tail).then_some(()))
             })?;
             match waited {
                 Waited::Ready(()) => {}
@@ -961,6 +976,36 @@ mod tests {
         }
         assert!(!ring.backlog_grew());
         assert_eq!(ring.backlog(), 0);
+    }
+
+    #[test]
+    fn a_put_finds_room_that_consumers_made_since_the_tail_was_last_read() {
+        let ring = Ring::new(4096, 0).unwrap();
+        let c = ring.control();
+        let item = [5u8; 100];
+        let mut fitted = 0;
+        loop {
+            let turn = ring.lock_put(None).unwrap();
+            if !ring.put(&turn, &item, Some(Instant::now()), false).unwrap() {
+                break;
+            }
+            fitted += 1;
+        }
+        // The failed put read the tail of a full ring; later puts must look again.
+        for round in 0..3 * fitted {
+            assert_eq!(get(&ring, MAX_ITEM).unwrap().unwrap(), item);
+            let turn = ring.lock_put(None).unwrap();
+            assert!(
+                ring.put(&turn, &item, Some(Instant::now()), false).unwrap(),
+                "round {round}: the room one get made was not found"
+            );
+            let head = c.head.pos.load(Ordering::Acquire);
+            let tail = c.tail.pos.load(Ordering::Acquire);
+            let seen = c.head.seen.load(Ordering::Acquire);
+            assert!(used(head, seen) <= ring.capacity);
+            assert!(used(head, tail) <= used(head, seen));
+        }
+        assert_eq!(ring.items(), fitted);
     }
 
     #[test]

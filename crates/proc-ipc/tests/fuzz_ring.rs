@@ -108,7 +108,7 @@ fn the_mirrored_layout_is_the_queues() {
     let s = Scribbler::of(&queue);
     assert_eq!(
         s.word(MAGIC).load(Ordering::Relaxed).to_le_bytes(),
-        *b"procsQ04"
+        *b"procsQ05"
     );
     assert_eq!(s.word(CAPACITY).load(Ordering::Relaxed), s.capacity());
     queue.put(7).unwrap();
@@ -354,7 +354,7 @@ fn a_segment_that_is_no_queue_is_refused_on_arrival() {
             s.write(0, &rng.bytes(CONTROL));
             if rng.one_in(2) {
                 s.word(MAGIC)
-                    .store(u64::from_le_bytes(*b"procsQ04"), Ordering::Relaxed);
+                    .store(u64::from_le_bytes(*b"procsQ05"), Ordering::Relaxed);
             }
             let claimed = match rng.below(3) {
                 0 => len as u64,
