@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod decoder;
 mod encoder;
 
 thread_local! {
@@ -201,11 +202,12 @@ fn append_short(buf: &mut Vec<u8>, data: &[u8]) {
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     forget_custom();
-    match postcard::take_from_bytes(bytes) {
-        Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(Error::Decode(format!(
+    let mut decoder = decoder::Decoder::new(bytes);
+    match T::deserialize(&mut decoder) {
+        Ok(value) if decoder.rest().is_empty() => Ok(value),
+        Ok(_) => Err(Error::Decode(format!(
             "{} bytes left over after the value",
-            rest.len()
+            decoder.rest().len()
         ))),
         Err(e) => Err(Error::Decode(describe(e))),
     }

@@ -20,14 +20,17 @@ enum Status {
 }
 
 type Callback<R> = Box<dyn FnOnce(&Future<R>) + Send>;
-type Hook<R> = Box<dyn FnOnce(&Result<R>) + Send>;
+type Hook<R> = Box<dyn FnOnce(Result<&R, &Error>) + Send>;
 
 /// Kills a running task on request; returns whether it could.
 pub(crate) type Canceller = Box<dyn Fn() -> bool + Send + Sync>;
 
 struct Inner<R> {
     status: Status,
-    outcome: Option<Result<R>>,
+    /// The error boxed: an `Error` is 48 bytes, most tasks give a value, and every byte
+    /// of a future is one the executor's submitter writes to fresh memory (a page fault for
+    /// every 4 KiB of futures alive at once).
+    outcome: Option<std::result::Result<R, Box<Error>>>,
     /// What only some futures need, allocated when first asked for: most tasks of a busy
     /// executor have none of it, and a small future costs less to make and to free.
     extras: Option<Box<Extras<R>>>,
@@ -358,7 +361,7 @@ impl<R> Future<R> {
             // outcome first, and the future is ready only after them.
             drop(inner);
             for hook in hooks {
-                if let Err(panic) = unwind::catch(|| hook(&outcome)) {
+                if let Err(panic) = unwind::catch(|| hook(outcome.as_ref())) {
                     tracing::error!(message = %panic.message, "a result callback panicked");
                 }
             }
@@ -373,14 +376,14 @@ impl<R> Future<R> {
 
     /// Runs `hook` with the outcome before the future becomes ready (the callbacks of
     /// `apply_async_with`); on this thread at once if it is ready already.
-    pub(crate) fn before_ready(&self, hook: impl FnOnce(&Result<R>) + Send + 'static) {
+    pub(crate) fn before_ready(&self, hook: impl FnOnce(Result<&R, &Error>) + Send + 'static) {
         let mut inner = self.lock();
         if matches!(inner.status, Status::Pending | Status::Running) {
             inner.extras().before_ready.push(Box::new(hook));
             return;
         }
         if let Some(outcome) = &inner.outcome {
-            hook(outcome);
+            hook(outcome.as_ref().map_err(|e| &**e));
         }
     }
 
@@ -397,7 +400,7 @@ impl<R> Future<R> {
         } else {
             Status::Finished
         };
-        inner.outcome = Some(outcome);
+        inner.outcome = Some(outcome.map_err(Box::new));
         let extras = inner.extras.take();
         let sleepers = inner.sleepers;
         drop(inner);
@@ -457,6 +460,17 @@ impl<R> Future<R> {
             inner.sleepers -= 1;
         }
         Some(inner)
+    }
+
+    /// Like [`wait_until`](Future::wait_until), with [`Error::Timeout`] when `deadline`
+    /// came first. The error is made only then: `ok_or(Error::Timeout)` would make one and
+    /// drop it on every call (a third of the instructions of `result()` on a finished
+    /// future).
+    fn wait_or_timeout(&self, deadline: Deadline) -> Result<MutexGuard<'_, Inner<R>>> {
+        match self.wait_until(deadline) {
+            Some(inner) => Ok(inner),
+            None => Err(Error::Timeout),
+        }
     }
 
     /// Registers `waiter` to hear (as `index`) when the future finishes; `false` when it has
@@ -636,9 +650,7 @@ impl<R> Future<R> {
     /// assert!(future.exception_timeout(Duration::from_secs(20)).unwrap().is_none());
     /// ```
     pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<Error>> {
-        let inner = self
-            .wait_until(Deadline::after(timeout))
-            .ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::after(timeout))?;
         Ok(error_of(&inner))
     }
 
@@ -659,7 +671,7 @@ impl<R> Future<R> {
     /// assert_eq!(future.into_result().unwrap().0, 3);
     /// ```
     pub fn into_result(self) -> Result<R> {
-        let mut inner = self.wait_until(Deadline::never()).ok_or(Error::Timeout)?;
+        let mut inner = self.wait_or_timeout(Deadline::never())?;
         take(&mut inner)
     }
 }
@@ -667,8 +679,9 @@ impl<R> Future<R> {
 fn take<R>(inner: &mut Inner<R>) -> Result<R> {
     match inner.outcome.take() {
         Some(Err(e)) => {
-            inner.outcome = Some(Err(e.clone()));
-            Err(e)
+            let error = Error::clone(&e);
+            inner.outcome = Some(Err(e));
+            Err(error)
         }
         Some(Ok(value)) => Ok(value),
         None => Err(Error::InvalidState(
@@ -679,7 +692,7 @@ fn take<R>(inner: &mut Inner<R>) -> Result<R> {
 
 fn error_of<R>(inner: &Inner<R>) -> Option<Error> {
     match &inner.outcome {
-        Some(Err(e)) => Some(e.clone()),
+        Some(Err(e)) => Some(Error::clone(e)),
         _ => None,
     }
 }
@@ -702,7 +715,7 @@ impl<R: Clone> Future<R> {
     /// assert_eq!(future.result().unwrap(), 4);
     /// ```
     pub fn result(&self) -> Result<R> {
-        let inner = self.wait_until(Deadline::never()).ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::never())?;
         value_of(&inner)
     }
 
@@ -724,9 +737,7 @@ impl<R: Clone> Future<R> {
     /// slow.result_timeout(Duration::MAX).unwrap();
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
-        let inner = self
-            .wait_until(Deadline::after(timeout))
-            .ok_or(Error::Timeout)?;
+        let inner = self.wait_or_timeout(Deadline::after(timeout))?;
         value_of(&inner)
     }
 }
@@ -734,7 +745,7 @@ impl<R: Clone> Future<R> {
 fn value_of<R: Clone>(inner: &Inner<R>) -> Result<R> {
     match &inner.outcome {
         Some(Ok(value)) => Ok(value.clone()),
-        Some(Err(e)) => Err(e.clone()),
+        Some(Err(e)) => Err(Error::clone(e)),
         None => Err(Error::InvalidState(
             "the result was already taken out of the future",
         )),

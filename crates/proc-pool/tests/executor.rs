@@ -1839,6 +1839,42 @@ fn a_blocking_thread_task_does_not_stall_the_others() {
     filling.result().unwrap();
 }
 
+// A thread that finds the queue empty sleeps, and a task queued then must wake one: a task
+// alone, and bursts from several submitters at once, each after the threads fell asleep,
+// must lose no wake-up (the pool wakes a thread only for tasks that no awake one covers).
+#[test]
+fn bursts_from_many_submitters_to_sleeping_threads_all_run() {
+    within_patience("bursts from four submitters", || {
+        let executor = Arc::new(ThreadPoolExecutor::new(3).unwrap());
+        for round in 0..20u64 {
+            // Long enough for the threads to stop looking for tasks and sleep: then one task
+            // alone, and bursts.
+            thread::sleep(Duration::from_millis(5));
+            assert_eq!(
+                value(&executor.submit(|x: u64| x + 1, round).unwrap()),
+                round + 1
+            );
+            thread::sleep(Duration::from_millis(5));
+            let submitters: Vec<_> = (0..4u64)
+                .map(|s| {
+                    let executor = executor.clone();
+                    thread::spawn(move || {
+                        (0..50u64)
+                            .map(|i| executor.submit(|x: u64| x * 2, round * 1000 + s * 100 + i))
+                            .collect::<Result<Vec<_>>>()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            for (s, submitter) in (0..4u64).zip(submitters) {
+                for (i, future) in (0..50u64).zip(submitter.join().unwrap()) {
+                    assert_eq!(value(&future), 2 * (round * 1000 + s * 100 + i));
+                }
+            }
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // map
 
