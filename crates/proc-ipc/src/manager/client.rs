@@ -403,12 +403,7 @@ fn entry_size<T>() -> usize {
 pub(crate) fn encode_all<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Batch> {
     let items = items.into_iter();
     let mut batch = Batch::with_capacity(room(items.size_hint()), entry_size::<T>());
-    for item in items {
-        if batch.len() == MAX_BATCH {
-            return Err(Error::Protocol(too_many()));
-        }
-        batch.push_with(|buf| proc_core::codec::encode_into(&item, buf))?;
-    }
+    batch.extend_encoded(items)?;
     Ok(batch)
 }
 

@@ -200,13 +200,7 @@ impl Batch {
     /// Appends the length of an entry.
     #[inline(always)]
     fn push_len(&mut self, len: usize) {
-        if len < 0x80 {
-            self.lens.push(len as u8);
-        } else {
-            let mut head = [0; 10];
-            let n = leb128(len, &mut head);
-            self.lens.extend_from_slice(&head[..n]);
-        }
+        push_leb128(&mut self.lens, len);
         self.count += 1;
     }
 
@@ -246,6 +240,30 @@ impl Batch {
         }
         self.push_len(self.bytes.len() - start);
         Ok(())
+    }
+
+    /// Appends the encodings of `items`, an entry each, while the batch holds at most
+    /// [`MAX_BATCH`] entries; when an item does not encode, the batch ends with the items
+    /// before it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when an item does not encode, [`Error::Protocol`] when there are
+    /// more than [`MAX_BATCH`].
+    #[inline]
+    pub(crate) fn extend_encoded<T: Serialize>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+    ) -> proc_core::Result<()> {
+        let Batch { count, lens, bytes } = self;
+        proc_core::codec::encode_each(items, bytes, |len| {
+            if *count == MAX_BATCH {
+                return Err(Error::Protocol(too_many()));
+            }
+            push_leb128(lens, len);
+            *count += 1;
+            Ok(())
+        })
     }
 
     /// Appends the entries of `other`, taking its buffers when this batch is empty.
@@ -295,6 +313,18 @@ impl Batch {
             total
         };
         (total == bytes.len() as u64).then_some(Batch { count, lens, bytes })
+    }
+}
+
+/// Appends `len` as LEB128 to `lens`.
+#[inline(always)]
+fn push_leb128(lens: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        lens.push(len as u8);
+    } else {
+        let mut head = [0; 10];
+        let n = leb128(len, &mut head);
+        lens.extend_from_slice(&head[..n]);
     }
 }
 
