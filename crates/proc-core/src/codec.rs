@@ -159,6 +159,46 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
         .map_err(encode_error)
 }
 
+/// Encodes each of `items` with postcard after the other at the end of `buf`, and after
+/// each calls `each` with the number of bytes it took: many values into one buffer, with
+/// what [`encode_into`] sets up per value done once (a bulk call's loop).
+///
+/// # Errors
+///
+/// As [`encode`] for the first item that does not encode (`buf` then ends with the items
+/// before it), or the first error of `each` (after its item).
+///
+/// # Examples
+///
+/// ```
+/// let (mut buf, mut lens) = (Vec::new(), Vec::new());
+/// proc_core::codec::encode_each([1u32, 300, 70_000], &mut buf, |len| {
+///     lens.push(len);
+///     Ok::<_, proc_core::Error>(())
+/// })
+/// .unwrap();
+/// assert_eq!(lens, [1, 2, 3]);
+/// assert_eq!(proc_core::codec::decode::<u32>(&buf[1..3]).unwrap(), 300);
+/// ```
+#[inline]
+pub fn encode_each<T: Serialize, E: From<Error>>(
+    items: impl IntoIterator<Item = T>,
+    buf: &mut Vec<u8>,
+    mut each: impl FnMut(usize) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    forget_custom();
+    let mut encoder = encoder::Encoder(buf);
+    for item in items {
+        let start = encoder.0.len();
+        if let Err(error) = item.serialize(&mut encoder) {
+            encoder.0.truncate(start);
+            return Err(encode_error(error).into());
+        }
+        each(encoder.0.len() - start)?;
+    }
+    Ok(())
+}
+
 /// The error of an encode that failed, out of line: it formats, and the encoders that
 /// run once per item of a bulk call stay small enough to be inlined into its loop.
 #[cold]

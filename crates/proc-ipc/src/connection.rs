@@ -221,6 +221,12 @@ impl Connection {
         self.writing()?.send_bytes(bytes)
     }
 
+    /// Sends `parts`, one after the other, as one byte message, from where they lie (see
+    /// [`Link::send_bytes_parts`]).
+    pub(crate) fn send_bytes_parts(&self, parts: &[&[u8]]) -> Result<()> {
+        self.writing()?.send_bytes_parts(parts)
+    }
+
     /// Receives a byte message.
     ///
     /// # Errors

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::wire::{
-    Batch, Bytes, Kind, MAX_BATCH, Op, Owner, Pairs, Reply, Request, Response, too_many,
+    Batch, Bytes, Kind, MAX_BATCH, Op, Outgoing, Owner, Pairs, Reply, Request, Response, too_many,
 };
 use crate::{Address, Client, Connection};
 
@@ -110,7 +110,9 @@ impl Endpoint {
         }
     }
 
-    fn call(&self, request: &Request) -> Result<Reply> {
+    fn call(&self, request: Request) -> Result<Reply> {
+        // Encoded once, also for the second try below.
+        let request = Outgoing::new(request)?;
         let reused = self
             .idle
             .lock()
@@ -121,7 +123,7 @@ impl Endpoint {
             Some(conn) => conn,
             None => self.connect()?,
         };
-        match Self::exchange(&conn, request) {
+        match Self::exchange(&conn, &request) {
             Ok(response) => {
                 self.idle
                     .lock()
@@ -134,7 +136,7 @@ impl Endpoint {
             Err(Error::Closed) if !fresh => {
                 drop(conn);
                 let conn = self.connect()?;
-                let response = Self::exchange(&conn, request)?;
+                let response = Self::exchange(&conn, &request)?;
                 self.idle
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -145,8 +147,8 @@ impl Endpoint {
         }
     }
 
-    fn exchange(conn: &Connection, request: &Request) -> Result<Response> {
-        conn.send(request).map_err(gone)?;
+    fn exchange(conn: &Connection, request: &Outgoing) -> Result<Response> {
+        conn.send_bytes_parts(&request.parts()).map_err(gone)?;
         conn.recv::<Response>().map_err(gone)
     }
 
@@ -251,12 +253,12 @@ impl Remote {
         }
     }
 
-    pub(crate) fn request(&self, request: &Request) -> Result<Reply> {
+    pub(crate) fn request(&self, request: Request) -> Result<Reply> {
         self.endpoint().call(request)
     }
 
     pub(crate) fn create(&self, kind: Kind) -> Result<Token> {
-        match self.request(&Request::Create(kind))? {
+        match self.request(Request::Create(kind))? {
             Reply::Count(id) => Ok(Token {
                 remote: self.clone(),
                 id,
@@ -314,7 +316,7 @@ pub(crate) struct Token {
 
 impl Token {
     pub(crate) fn call(&self, op: Op) -> Result<Reply> {
-        self.remote.request(&Request::Call { id: self.id, op })
+        self.remote.request(Request::Call { id: self.id, op })
     }
 
     pub(crate) fn unit(&self, op: Op) -> Result<()> {
@@ -401,12 +403,7 @@ fn entry_size<T>() -> usize {
 pub(crate) fn encode_all<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Batch> {
     let items = items.into_iter();
     let mut batch = Batch::with_capacity(room(items.size_hint()), entry_size::<T>());
-    for item in items {
-        if batch.len() == MAX_BATCH {
-            return Err(Error::Protocol(too_many()));
-        }
-        batch.push_with(|buf| proc_core::codec::encode_into(&item, buf))?;
-    }
+    batch.extend_encoded(items)?;
     Ok(batch)
 }
 

@@ -354,12 +354,12 @@ impl Manager {
     /// ```
     pub fn shutdown(&mut self) -> Result<()> {
         if !self.owns {
-            return self.remote.request(&Request::Shutdown).map(drop);
+            return self.remote.request(Request::Shutdown).map(drop);
         }
         if let Some(mut server) = self.server.take() {
             {
                 if server.is_alive() {
-                    let _ = self.remote.request(&Request::Shutdown);
+                    let _ = self.remote.request(Request::Shutdown);
                     if server.join_timeout(SHUTDOWN_GRACE).is_err() && server.is_alive() {
                         let _ = server.kill();
                         let _ = server.join_timeout(SHUTDOWN_GRACE);

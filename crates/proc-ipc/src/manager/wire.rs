@@ -200,13 +200,7 @@ impl Batch {
     /// Appends the length of an entry.
     #[inline(always)]
     fn push_len(&mut self, len: usize) {
-        if len < 0x80 {
-            self.lens.push(len as u8);
-        } else {
-            let mut head = [0; 10];
-            let n = leb128(len, &mut head);
-            self.lens.extend_from_slice(&head[..n]);
-        }
+        push_leb128(&mut self.lens, len);
         self.count += 1;
     }
 
@@ -246,6 +240,30 @@ impl Batch {
         }
         self.push_len(self.bytes.len() - start);
         Ok(())
+    }
+
+    /// Appends the encodings of `items`, an entry each, while the batch holds at most
+    /// [`MAX_BATCH`] entries; when an item does not encode, the batch ends with the items
+    /// before it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when an item does not encode, [`Error::Protocol`] when there are
+    /// more than [`MAX_BATCH`].
+    #[inline]
+    pub(crate) fn extend_encoded<T: Serialize>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+    ) -> proc_core::Result<()> {
+        let Batch { count, lens, bytes } = self;
+        proc_core::codec::encode_each(items, bytes, |len| {
+            if *count == MAX_BATCH {
+                return Err(Error::Protocol(too_many()));
+            }
+            push_leb128(lens, len);
+            *count += 1;
+            Ok(())
+        })
     }
 
     /// Appends the entries of `other`, taking its buffers when this batch is empty.
@@ -295,6 +313,18 @@ impl Batch {
             total
         };
         (total == bytes.len() as u64).then_some(Batch { count, lens, bytes })
+    }
+}
+
+/// Appends `len` as LEB128 to `lens`.
+#[inline(always)]
+fn push_leb128(lens: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        lens.push(len as u8);
+    } else {
+        let mut head = [0; 10];
+        let n = leb128(len, &mut head);
+        lens.extend_from_slice(&head[..n]);
     }
 }
 
@@ -510,6 +540,67 @@ pub(crate) fn decode_request(mut frame: Vec<u8>) -> proc_core::Result<Request> {
         *batch = Batch::from_parts(count as u64, lens, frame).ok_or_else(refused)?;
     }
     Ok(request)
+}
+
+/// A request as the parts of its frame: the bytes `codec::encode` makes of it, with the
+/// lengths and bytes of the batch it carries (which end it) left in the batch's buffers, so
+/// that the frame is sent from them (`Link::send_bytes_parts`). Copied into one frame, they
+/// cost a bulk call a fresh buffer as large as the batch, and the copy into it.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The request up to the lengths of its batch's buffers (the whole request without one).
+    head: Vec<u8>,
+    /// The batch's lengths, the LEB128 length of its bytes (and how long that is), and its
+    /// bytes; all empty without a batch.
+    lens: Vec<u8>,
+    bytes_len: ([u8; 10], usize),
+    bytes: Vec<u8>,
+}
+
+impl Outgoing {
+    /// The parts of `request`'s frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the request does not encode.
+    pub(crate) fn new(mut request: Request) -> proc_core::Result<Outgoing> {
+        let mut bytes_len = ([0; 10], 0);
+        let Some(batch) = request.batch_mut() else {
+            return Ok(Outgoing {
+                head: proc_core::codec::encode(&request)?,
+                lens: Vec::new(),
+                bytes_len,
+                bytes: Vec::new(),
+            });
+        };
+        let lens = std::mem::take(&mut batch.lens);
+        let bytes = std::mem::take(&mut batch.bytes);
+        // The request ends with the batch, which ends with its two buffers as byte
+        // strings: empty now, each is its length, a LEB128 zero of one byte. In their place
+        // go the length of the lengths, and (as a part of its own) that of the bytes.
+        let mut head = proc_core::codec::encode(&request)?;
+        head.truncate(head.len().saturating_sub(2));
+        let mut lens_len = [0; 10];
+        let n = leb128(lens.len(), &mut lens_len);
+        head.extend_from_slice(&lens_len[..n]);
+        bytes_len.1 = leb128(bytes.len(), &mut bytes_len.0);
+        Ok(Outgoing {
+            head,
+            lens,
+            bytes_len,
+            bytes,
+        })
+    }
+
+    /// The parts, in order: the frame is their concatenation.
+    pub(crate) fn parts(&self) -> [&[u8]; 4] {
+        [
+            &self.head,
+            &self.lens,
+            &self.bytes_len.0[..self.bytes_len.1],
+            &self.bytes,
+        ]
+    }
 }
 
 /// Keys and values one after the other in a [`Batch`]: a bulk update, a dict's items.
@@ -850,6 +941,53 @@ mod tests {
         let expected: Vec<Bytes> = entries().into_iter().map(Bytes::from).collect();
         assert_eq!(stored, expected);
         assert!(stored.iter().zip(entries()).all(|(s, e)| **s == e[..]));
+    }
+
+    #[test]
+    fn a_request_in_parts_is_the_frame_it_encodes_to() {
+        let batch = |count: usize| {
+            let mut batch = Batch::default();
+            for entry in entries().iter().cycle().take(count) {
+                batch.push(entry);
+            }
+            batch
+        };
+        let mut pairs = Pairs::default();
+        for (key, value) in entries().iter().zip(entries().iter().rev()) {
+            pairs.push(key, value);
+        }
+        // Batches empty, small, and long enough that the lengths of both buffers take
+        // several bytes of LEB128; and requests without a batch.
+        let requests = [
+            Request::Call {
+                id: 3,
+                op: Op::Extend(batch(0)),
+            },
+            Request::Call {
+                id: 1 << 40,
+                op: Op::Extend(batch(5)),
+            },
+            Request::Call {
+                id: 7,
+                op: Op::Extend(batch(200)),
+            },
+            Request::Call {
+                id: 8,
+                op: Op::Update(pairs),
+            },
+            Request::Create(Kind::Array(batch(17))),
+            Request::Call { id: 9, op: Op::Len },
+            Request::Shutdown,
+        ];
+        for request in requests {
+            let whole = codec::encode(&request).unwrap();
+            let described = format!("{request:?}");
+            let outgoing = super::Outgoing::new(request).unwrap();
+            assert_eq!(outgoing.parts().concat(), whole, "{described}");
+            // And the server reads it back as the request it was.
+            let back = decode_request(whole.clone()).unwrap();
+            assert_eq!(codec::encode(&back).unwrap(), whole, "{described}");
+        }
     }
 
     #[test]

@@ -473,6 +473,30 @@ impl Channel {
         (&mut &*self).write_all(rest)
     }
 
+    /// Sends one frame without handles whose payload is `parts` one after the other, from
+    /// where they lie (`sendmsg` with an iovec per part): the bytes `send_frame` sends for
+    /// their concatenation, without making it.
+    pub(crate) fn send_frame_parts(&self, parts: &[&[u8]]) -> io::Result<()> {
+        let total = parts.iter().map(|part| part.len()).sum::<usize>();
+        let len = u32::try_from(total)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame of 4 GiB or more"))?;
+        let len = len.to_le_bytes();
+        let mut slices: Vec<io::IoSlice<'_>> = std::iter::once(&len[..])
+            .chain(parts.iter().copied())
+            .map(io::IoSlice::new)
+            .collect();
+        let mut rest = &mut slices[..];
+        // A stream socket may take part of the frame: go on from where it stopped.
+        while !rest.is_empty() {
+            match (&mut &*self).write_vectored(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Makes a read that waits longer than `timeout` for bytes fail with `WouldBlock`
     /// (`SO_RCVTIMEO`); `None` waits forever again.
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -604,6 +628,32 @@ impl Write for &Channel {
         loop {
             // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
             let n = unsafe { libc::send(self.raw(), buf.as_ptr().cast(), buf.len(), flags) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// All of `bufs` that fits, in one `sendmsg` (the default writes only the first).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        let flags = libc::MSG_NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        let flags = 0;
+        // SAFETY: an all-zero msghdr is a valid empty message. `IoSlice` is ABI-compatible
+        // with `iovec` (std guarantees it on Unix), and `bufs` outlives the call; sendmsg
+        // only reads through the pointers, at most `bufs.len()` entries (a few, far under
+        // IOV_MAX, for the frames sent here).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len() as _;
+        loop {
+            // SAFETY: `msg` is a valid message whose buffers stay borrowed for the call.
+            let n = unsafe { libc::sendmsg(self.raw(), &msg, flags) };
             if n >= 0 {
                 return Ok(n as usize);
             }

@@ -343,6 +343,13 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends one frame without handles whose payload is `parts` one after the other: the
+    /// bytes `send_frame` sends for their concatenation. Windows has no gathering write for
+    /// both pipes and sockets here, so the parts are joined first.
+    pub(crate) fn send_frame_parts(&self, parts: &[&[u8]]) -> io::Result<()> {
+        self.send_frame(&parts.concat(), &[])
+    }
+
     /// Sends several frames without handles in one write: what `send_frame` would send for
     /// each, back to back.
     pub(crate) fn send_frames(&self, payloads: &[&[u8]]) -> io::Result<()> {
