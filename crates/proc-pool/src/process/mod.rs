@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, Submit};
-use worker::{REPLY_HEADER, Results};
+use worker::{OneResult, REPLY_HEADER, Results, Single};
 
 /// Makes the frame that runs the initializer in a new worker.
 pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
@@ -385,9 +385,7 @@ fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<A
         Results::Mixed(outcomes) => outcomes.len(),
     };
     if len != count {
-        return Err(Error::Protocol(format!(
-            "a worker answered a task of {count} items with {len} results"
-        )));
+        return Err(miscount(count, len));
     }
     Ok(match results {
         Results::AllOk(values) => Answer::Values(values),
@@ -400,6 +398,44 @@ fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<A
     })
 }
 
+/// The outcome of a one-item task from its `OK` answer, as [`decode_answer`] with a count
+/// of 1 gives it, without the vector.
+fn decode_one<R: DeserializeOwned>(frame: Incoming) -> Result<R> {
+    let results: OneResult<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
+        .map_err(Error::from)??;
+    let (first, len) = match results {
+        OneResult::AllOk(Single { first, len }) => (first.map(Ok), len),
+        OneResult::Mixed(Single { first, len }) => (first.map(|r| r.map_err(Error::from)), len),
+    };
+    match first {
+        Some(outcome) if len == 1 => outcome,
+        _ => Err(miscount(1, len)),
+    }
+}
+
+/// The error of an answer with `len` results to a task of `count` items.
+fn miscount(count: usize, len: usize) -> Error {
+    Error::Protocol(format!(
+        "a worker answered a task of {count} items with {len} results"
+    ))
+}
+
+/// One task's argument, encoded as the one-item sequence that `run_items` reads (the bytes
+/// of `vec![arg]`) without a vector for it.
+struct OneItem<A>(A);
+
+impl<A: Serialize> Serialize for OneItem<A> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(1))?;
+        seq.serialize_element(&self.0)?;
+        seq.end()
+    }
+}
+
 /// The sink of a task of one item: its future gets the item's result.
 pub(crate) struct One<R>(pub(crate) Future<R>);
 
@@ -409,12 +445,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
     }
 
     fn deliver(self: Box<Self>, frame: Incoming) {
-        let outcome = decode_answer::<R>(frame, 1).and_then(|answer| match answer {
-            Answer::Values(mut values) => values.pop().ok_or(Error::Closed),
-            Answer::Mixed(mut outcomes) => outcomes.pop().unwrap_or(Err(Error::Closed)),
-            Answer::Encoded { .. } => Err(Error::Closed),
-        });
-        self.0.finish(outcome);
+        self.0.finish(decode_one::<R>(frame));
     }
 
     fn fail(self: Box<Self>, error: Error) {
@@ -497,7 +528,7 @@ impl Engine {
         let id = self.next_id();
         let mut bytes = Vec::with_capacity(ONE_ITEM_FRAME);
         bytes.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
-        let frame = Outgoing::encode(bytes, vec![args])?;
+        let frame = Outgoing::encode(bytes, OneItem(args))?;
         if on_cancel == OnCancel::KillWorker {
             future.set_canceller(self.canceller(id));
         }
@@ -589,8 +620,52 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::FrameSize;
-    use super::worker::HEADER;
+    use proc_core::Error;
+    use proc_core::internal::Incoming;
+
+    use super::worker::{HEADER, OK, Remote, Results, reply_header};
+    use super::{FrameSize, OneItem, decode_one};
+
+    /// An `OK` answer frame with `results`, as a worker sends it.
+    fn answer(results: &Results<String>) -> Incoming {
+        let mut bytes = reply_header(OK, 7).to_vec();
+        proc_core::codec::encode_into(results, &mut bytes).unwrap();
+        Incoming::from_bytes(bytes)
+    }
+
+    #[test]
+    fn one_items_argument_has_the_bytes_of_a_vector_of_it() {
+        let arg = (3u8, "three".to_string());
+        assert_eq!(
+            proc_core::codec::encode(&OneItem(arg.clone())).unwrap(),
+            proc_core::codec::encode(&vec![arg]).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_one_item_answer_reads_as_its_one_outcome_and_a_miscount_fails() {
+        let value = decode_one::<String>(answer(&Results::AllOk(vec!["x".into()])));
+        assert_eq!(value.unwrap(), "x");
+        let failed = Results::Mixed(vec![Err(Remote::Failed("no".into()))]);
+        let failed = decode_one::<String>(answer(&failed)).unwrap_err();
+        assert!(
+            matches!(&failed, Error::Decode(m) if m == "no"),
+            "{failed:?}"
+        );
+        let ok = decode_one::<String>(answer(&Results::Mixed(vec![Ok("y".into())])));
+        assert_eq!(ok.unwrap(), "y");
+        for results in [
+            Results::AllOk(Vec::new()),
+            Results::AllOk(vec!["a".into(), "b".into()]),
+            Results::Mixed(vec![Ok("a".into()), Err(Remote::Failed("b".into()))]),
+        ] {
+            let e = decode_one::<String>(answer(&results)).unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        }
+        // Bytes that are no answer at all.
+        let e = decode_one::<String>(Incoming::from_bytes(vec![0; 12])).unwrap_err();
+        assert!(matches!(e, Error::Decode(_) | Error::Protocol(_)), "{e:?}");
+    }
 
     #[test]
     fn a_chunks_frame_is_sized_by_the_last_one_and_never_past_twice_it() {

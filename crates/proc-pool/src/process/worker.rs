@@ -434,6 +434,49 @@ pub(crate) enum Results<R> {
     Mixed(Vec<Result<R, Remote>>),
 }
 
+/// The [`Results`] of a one-item task, read from the same bytes without a vector for the
+/// one result (a task of `apply_async` or `submit` is answered this way many times over).
+#[derive(Debug, Deserialize)]
+#[serde(bound = "R: Deserialize<'de>")]
+pub(crate) enum OneResult<R> {
+    AllOk(Single<R>),
+    Mixed(Single<Result<R, Remote>>),
+}
+
+/// The first item of a sequence, and how many items it held (the others are read and
+/// dropped), so that a worker that answers with the wrong count is still caught.
+#[derive(Debug)]
+pub(crate) struct Single<T> {
+    pub(crate) first: Option<T>,
+    pub(crate) len: usize,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Single<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Single<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of results")
+            }
+
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Single<T>, S::Error> {
+                let first = seq.next_element()?;
+                let mut len = usize::from(first.is_some());
+                while seq.next_element::<T>()?.is_some() {
+                    len += 1;
+                }
+                Ok(Single { first, len })
+            }
+        }
+        deserializer.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
 fn send_mixed<R: Serialize>(
     link: &Replies<'_>,
     header: &[u8],
