@@ -263,6 +263,7 @@ impl Ring<'_> {
     ///
     /// [`Error::Protocol`] when the writer's positions or lengths are out of range: a
     /// writer that puts garbage there is treated as broken.
+    #[cfg(test)]
     pub(crate) fn take(&self) -> Result<Option<Taken>> {
         let mut record = Vec::new();
         Ok(self.take_into(&mut record)?.map(|taken| match taken {

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, Submit};
-use worker::{OneResult, REPLY_HEADER, Results, Single};
+use worker::{Frame, OneResult, REPLY_HEADER, Results, Single};
 
 /// Makes the frame that runs the initializer in a new worker.
 pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
@@ -53,7 +53,7 @@ pub(crate) trait Sink: Send {
     /// Marks the task running; `false` when it was cancelled and must not be sent.
     fn set_running(&self) -> bool;
     /// Decodes an `OK` answer and finishes the task with it.
-    fn deliver(self: Box<Self>, frame: Incoming);
+    fn deliver(self: Box<Self>, frame: Frame<'_>);
     /// Finishes the task with an error.
     fn fail(self: Box<Self>, error: Error);
 }
@@ -400,7 +400,7 @@ fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<A
 
 /// The outcome of a one-item task from its `OK` answer, as [`decode_answer`] with a count
 /// of 1 gives it, without the vector.
-fn decode_one<R: DeserializeOwned>(frame: Incoming) -> Result<R> {
+fn decode_one<R: DeserializeOwned>(frame: Frame<'_>) -> Result<R> {
     let results: OneResult<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
         .map_err(Error::from)??;
     let (first, len) = match results {
@@ -444,7 +444,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
         self.0.set_running()
     }
 
-    fn deliver(self: Box<Self>, frame: Incoming) {
+    fn deliver(self: Box<Self>, frame: Frame<'_>) {
         self.0.finish(decode_one::<R>(frame));
     }
 
@@ -488,9 +488,9 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
         self.future.set_running()
     }
 
-    fn deliver(self: Box<Self>, frame: Incoming) {
+    fn deliver(self: Box<Self>, frame: Frame<'_>) {
         self.future.finish(Ok(Answer::Encoded {
-            frame,
+            frame: frame.into_incoming(),
             count: self.count,
             decode: decode_answer::<R>,
         }));
@@ -624,13 +624,25 @@ mod tests {
     use proc_core::internal::Incoming;
 
     use super::worker::{HEADER, OK, Remote, Results, reply_header};
-    use super::{FrameSize, OneItem, decode_one};
+    use super::{Frame, FrameSize, OneItem, decode_one};
 
-    /// An `OK` answer frame with `results`, as a worker sends it.
-    fn answer(results: &Results<String>) -> Incoming {
+    /// An `OK` answer with `results`, as a worker sends it.
+    fn answer(results: &Results<String>) -> Vec<u8> {
         let mut bytes = reply_header(OK, 7).to_vec();
         proc_core::codec::encode_into(results, &mut bytes).unwrap();
-        Incoming::from_bytes(bytes)
+        bytes
+    }
+
+    /// The outcome read from `results` as a record of the ring, and as a frame of the link
+    /// (both the same).
+    fn outcome(results: &Results<String>) -> proc_core::Result<String> {
+        let mut record = answer(results);
+        let from_ring = decode_one::<String>(Frame::Ring(&mut record));
+        let from_link = decode_one::<String>(Frame::Link(Incoming::from_bytes(answer(results))));
+        assert_eq!(format!("{from_ring:?}"), format!("{from_link:?}"));
+        // The record stays in the manager's buffer.
+        assert_eq!(record, answer(results));
+        from_ring
     }
 
     #[test]
@@ -644,26 +656,26 @@ mod tests {
 
     #[test]
     fn a_one_item_answer_reads_as_its_one_outcome_and_a_miscount_fails() {
-        let value = decode_one::<String>(answer(&Results::AllOk(vec!["x".into()])));
+        let value = outcome(&Results::AllOk(vec!["x".into()]));
         assert_eq!(value.unwrap(), "x");
         let failed = Results::Mixed(vec![Err(Remote::Failed("no".into()))]);
-        let failed = decode_one::<String>(answer(&failed)).unwrap_err();
+        let failed = outcome(&failed).unwrap_err();
         assert!(
             matches!(&failed, Error::Decode(m) if m == "no"),
             "{failed:?}"
         );
-        let ok = decode_one::<String>(answer(&Results::Mixed(vec![Ok("y".into())])));
+        let ok = outcome(&Results::Mixed(vec![Ok("y".into())]));
         assert_eq!(ok.unwrap(), "y");
         for results in [
             Results::AllOk(Vec::new()),
             Results::AllOk(vec!["a".into(), "b".into()]),
             Results::Mixed(vec![Ok("a".into()), Err(Remote::Failed("b".into()))]),
         ] {
-            let e = decode_one::<String>(answer(&results)).unwrap_err();
+            let e = outcome(&results).unwrap_err();
             assert!(matches!(e, Error::Protocol(_)), "{e:?}");
         }
         // Bytes that are no answer at all.
-        let e = decode_one::<String>(Incoming::from_bytes(vec![0; 12])).unwrap_err();
+        let e = decode_one::<String>(Frame::Ring(&mut vec![0; 12])).unwrap_err();
         assert!(matches!(e, Error::Decode(_) | Error::Protocol(_)), "{e:?}");
     }
 

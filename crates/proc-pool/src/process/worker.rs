@@ -61,19 +61,28 @@ const SPIN: Duration = Duration::from_micros(5);
 /// What runs a frame in the worker: returns whether the worker goes on.
 pub(crate) type Runner = fn(u64, Frame<'_>, &Replies<'_>) -> bool;
 
-/// A task frame as the worker got it: the bytes of a record of the board's task ring (in
-/// the worker's buffer, kept from one task to the next), or a frame of the link with the
-/// handles that came with it.
+/// A frame as the worker (a task) or the manager (an answer) got it: the bytes of a record
+/// of a board's ring (in the reader's buffer, kept from one record to the next), or a frame
+/// of the link with the handles that came with it.
 #[derive(Debug)]
 pub(crate) enum Frame<'a> {
     /// From the ring: plain bytes, so what it holds has no handles.
-    Ring(&'a [u8]),
+    Ring(&'a mut Vec<u8>),
     /// From the link.
     Link(Incoming),
 }
 
 impl Frame<'_> {
-    fn bytes(&self) -> &[u8] {
+    /// The frame as an [`Incoming`] of its own, for a reader that keeps it: a record takes
+    /// the reader's buffer with it (the next record grows a new one).
+    pub(super) fn into_incoming(self) -> Incoming {
+        match self {
+            Frame::Ring(bytes) => Incoming::from_bytes(std::mem::take(bytes)),
+            Frame::Link(frame) => frame,
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
         match self {
             Frame::Ring(bytes) => bytes,
             Frame::Link(frame) => frame.bytes(),
@@ -82,7 +91,7 @@ impl Frame<'_> {
 
     /// Decodes the value that starts at `offset`, as [`Incoming::decode`] does (a frame
     /// of the ring has no handles to give it).
-    fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
+    pub(super) fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
         match self {
             Frame::Ring(bytes) => match bytes.get(offset..) {
                 Some(rest) => proc_core::codec::decode(rest),
@@ -264,7 +273,7 @@ impl Tasks<'_> {
         let ring = self.board.tasks();
         loop {
             match ring.take_into(&mut self.record) {
-                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&self.record)),
+                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&mut self.record)),
                 Ok(Some(Taken::OnLink)) => return self.on_link().map(Frame::Link),
                 Ok(None) => {}
                 Err(e) => {
