@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, Submit};
-use worker::{Frame, OneResult, REPLY_HEADER, Results, Single};
+use worker::{AppendResults, Frame, OneResult, REPLY_HEADER, Single};
 
 /// Makes the frame that runs the initializer in a new worker.
 pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
@@ -375,27 +375,42 @@ fn check_open(state: &State) -> Result<()> {
     }
 }
 
-/// Decodes the results of an `OK` answer; a `Deserialize` impl that panics is that task's
-/// error, not the manager thread's end.
-fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Answer<R>> {
-    let results: Results<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
-        .map_err(Error::from)??;
-    let len = match &results {
-        Results::AllOk(values) => values.len(),
-        Results::Mixed(outcomes) => outcomes.len(),
+/// Decodes the results of an `OK` answer to a task of `count` items: the values at the end
+/// of `values` when all are values (`None`), each item's outcome otherwise (see
+/// `Answer::Encoded`). On an error `values` is as it was; a `Deserialize` impl that panics
+/// is that task's error, not the end of the thread that decodes.
+fn decode_answer<R: DeserializeOwned>(
+    mut frame: Incoming,
+    count: usize,
+    values: &mut Vec<R>,
+) -> Result<Option<Vec<Result<R>>>> {
+    let before = values.len();
+    let seed = AppendResults {
+        values: &mut *values,
     };
-    if len != count {
-        return Err(miscount(count, len));
-    }
-    Ok(match results {
-        Results::AllOk(values) => Answer::Values(values),
-        Results::Mixed(outcomes) => Answer::Mixed(
+    let decoded = proc_core::internal::unwind::catch(|| frame.decode_seed(REPLY_HEADER, seed))
+        .map_err(Error::from)
+        .and_then(|decoded| decoded);
+    let len = match &decoded {
+        Ok(None) => values.len() - before,
+        Ok(Some(outcomes)) => outcomes.len(),
+        Err(_) => 0,
+    };
+    let outcome = match decoded {
+        Ok(_) if len != count => Err(miscount(count, len)),
+        Ok(mixed) => Ok(mixed.map(|outcomes| {
             outcomes
                 .into_iter()
                 .map(|r| r.map_err(Error::from))
-                .collect(),
-        ),
-    })
+                .collect()
+        })),
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        // Values of a miscounted answer, or read before its error or panic.
+        values.truncate(before);
+    }
+    outcome
 }
 
 /// The outcome of a one-item task from its `OK` answer, as [`decode_answer`] with a count
@@ -652,6 +667,33 @@ mod tests {
             proc_core::codec::encode(&OneItem(arg.clone())).unwrap(),
             proc_core::codec::encode(&vec![arg]).unwrap()
         );
+    }
+
+    #[test]
+    fn a_chunks_values_go_to_the_end_of_the_output_and_a_bad_answer_leaves_it_as_it_was() {
+        let decode = |results: &Results<String>, count: usize, values: &mut Vec<String>| {
+            super::decode_answer(Incoming::from_bytes(answer(results)), count, values)
+        };
+        let mut values = vec!["a".to_string()];
+        let all = Results::AllOk(vec!["b".into(), "c".into()]);
+        assert!(decode(&all, 2, &mut values).unwrap().is_none());
+        assert_eq!(values, ["a", "b", "c"]);
+        let mixed = Results::Mixed(vec![Ok("d".into()), Err(Remote::Failed("e".into()))]);
+        let outcomes = decode(&mixed, 2, &mut values).unwrap().unwrap();
+        assert_eq!(outcomes[0].as_ref().unwrap(), "d");
+        assert!(matches!(&outcomes[1], Err(Error::Decode(m)) if m == "e"));
+        assert_eq!(values, ["a", "b", "c"]);
+        for (results, count) in [(&all, 3), (&all, 1), (&mixed, 3)] {
+            let e = decode(results, count, &mut values).unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+            assert_eq!(values, ["a", "b", "c"]);
+        }
+        // Values, then bytes cut short: the values read before the error are taken back.
+        let mut cut = answer(&all);
+        cut.pop();
+        let e = super::decode_answer(Incoming::from_bytes(cut), 2, &mut values).unwrap_err();
+        assert!(matches!(e, Error::Decode(_)), "{e:?}");
+        assert_eq!(values, ["a", "b", "c"]);
     }
 
     #[test]

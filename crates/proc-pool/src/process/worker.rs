@@ -443,6 +443,72 @@ pub(crate) enum Results<R> {
     Mixed(Vec<Result<R, Remote>>),
 }
 
+/// Reads [`Results`] with the values of `AllOk` put at the end of a vector the caller has
+/// (the output of `map`, sized for every item), and the outcomes of `Mixed` given back.
+pub(crate) struct AppendResults<'v, R> {
+    pub(crate) values: &'v mut Vec<R>,
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::DeserializeSeed<'de> for AppendResults<'_, R> {
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_enum("Results", &["AllOk", "Mixed"], self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::Visitor<'de> for AppendResults<'_, R> {
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a task's results")
+    }
+
+    fn visit_enum<E: serde::de::EnumAccess<'de>>(self, data: E) -> Result<Self::Value, E::Error> {
+        use serde::de::VariantAccess;
+        let (variant, access): (u32, _) = data.variant()?;
+        match variant {
+            0 => access
+                .newtype_variant_seed(Append(self.values))
+                .map(|()| None),
+            1 => access.newtype_variant().map(Some),
+            other => Err(serde::de::Error::invalid_value(
+                serde::de::Unexpected::Unsigned(other.into()),
+                &"the variant 0 or 1 of a task's results",
+            )),
+        }
+    }
+}
+
+/// Reads a sequence onto the end of a vector.
+struct Append<'v, R>(&'v mut Vec<R>);
+
+impl<'de, R: Deserialize<'de>> serde::de::DeserializeSeed<'de> for Append<'_, R> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::Visitor<'de> for Append<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence of results")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while let Some(value) = seq.next_element()? {
+            self.0.push(value);
+        }
+        Ok(())
+    }
+}
+
 /// The [`Results`] of a one-item task, read from the same bytes without a vector for the
 /// one result (a task of `apply_async` or `submit` is answered this way many times over).
 #[derive(Debug, Deserialize)]
