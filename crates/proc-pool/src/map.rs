@@ -37,9 +37,13 @@ pub enum Answer<R> {
         /// Decodes `frame`, a chunk of `count` items: their values at the end of the vector
         /// when all are values (`None`), each one's outcome otherwise; on an error the
         /// vector is as it was.
-        decode: fn(Incoming, usize, &mut Vec<R>) -> Result<Option<Vec<Result<R>>>>,
+        decode: DecodeInto<R>,
     },
 }
+
+/// How an [`Answer::Encoded`] is decoded: the frame of a chunk of so many items, onto the
+/// end of a vector.
+pub(crate) type DecodeInto<R> = fn(Incoming, usize, &mut Vec<R>) -> Result<Option<Vec<Result<R>>>>;
 
 impl<R> Answer<R> {
     /// The answer with its values decoded.
