@@ -70,13 +70,20 @@ impl ChildState {
         // copy of its end, so the child's exit is looked at too, a slice at a time. The lock
         // is taken only to read, never to wait, so that every waiter keeps its own deadline.
         while !self.outcome_arrived() {
-            let exited = self.child.try_wait()?.is_some();
-            let slice = if exited {
-                Some(Duration::ZERO)
-            } else {
-                min(remaining(), LIFE_CHECK)
-            };
-            let readable = self.channel.wait_readable(slice)?;
+            let mut slice = min(remaining(), LIFE_CHECK);
+            let mut readable = self.channel.wait_readable(slice)?;
+            // Only a look that found nothing asks after the exit: a child that sent its
+            // outcome or died (closing the channel) is readable first, and the common join
+            // saves the system call.
+            let mut exited = false;
+            if !readable {
+                exited = self.child.try_wait()?.is_some();
+                if exited {
+                    // What the child wrote before it exited is all buffered by now.
+                    slice = Some(Duration::ZERO);
+                    readable = self.channel.wait_readable(slice)?;
+                }
+            }
             if readable || exited {
                 let mut outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
                 if outcome.is_none() {

@@ -385,6 +385,13 @@ fn room(hint: (usize, Option<usize>)) -> usize {
     hint.0.min(MAX_BATCH)
 }
 
+/// The bytes to make room for per entry of a `T`: its size in memory, which is about as
+/// long as postcard encodes a small value (an integer's varint is shorter, and room that
+/// is never written costs no memory), at most 16.
+fn entry_size<T>() -> usize {
+    size_of::<T>().clamp(1, 16)
+}
+
 /// Encodes the items of a bulk call into one batch.
 ///
 /// # Errors
@@ -393,7 +400,7 @@ fn room(hint: (usize, Option<usize>)) -> usize {
 /// than [`MAX_BATCH`] (checked before they are sent, as the server checks again).
 pub(crate) fn encode_all<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Batch> {
     let items = items.into_iter();
-    let mut batch = Batch::with_capacity(room(items.size_hint()));
+    let mut batch = Batch::with_capacity(room(items.size_hint()), entry_size::<T>());
     for item in items {
         if batch.len() == MAX_BATCH {
             return Err(Error::Protocol(too_many()));
@@ -408,7 +415,10 @@ pub(crate) fn encode_pairs<K: Serialize, V: Serialize>(
     entries: impl IntoIterator<Item = (K, V)>,
 ) -> Result<Pairs> {
     let entries = entries.into_iter();
-    let mut pairs = Pairs::with_capacity(room(entries.size_hint()));
+    let mut pairs = Pairs::with_capacity(
+        room(entries.size_hint()),
+        entry_size::<K>() + entry_size::<V>(),
+    );
     for (key, value) in entries {
         if pairs.len() == MAX_BATCH / 2 {
             return Err(Error::Protocol(too_many()));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use proc_core::{Error, Result};
 
 use super::objects::{Caller, Object};
-use super::wire::{Failure, Invalid, Kind, Op, Reply, Request, Response};
+use super::wire::{Failure, Invalid, Kind, Op, Reply, Request, Response, decode_request};
 use crate::listener::{Pending, wake};
 use crate::{Address, Connection, Listener};
 
@@ -228,7 +228,7 @@ fn serve_client(shared: &Shared, pending: Pending) {
         same_build: fingerprint == shared.fingerprint,
     };
     while !shared.stopping() {
-        let request = match conn.recv::<Request>() {
+        let request = match conn.recv_bytes().and_then(decode_request) {
             Ok(request) => request,
             Err(Error::Decode(message)) => {
                 let answer: Response = Err(Failure::Decode(message));

@@ -303,6 +303,15 @@ impl Channel {
     /// Receives up to `buf.len()` bytes and the descriptors that came with them.
     /// Returns 0 bytes at end-of-file.
     pub(crate) fn recv_with_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        self.recv_with_flags(buf, 0)
+    }
+
+    /// [`recv_with_fds`](Channel::recv_with_fds) with `extra` `MSG_*` flags.
+    fn recv_with_flags(
+        &self,
+        buf: &mut [u8],
+        extra: libc::c_int,
+    ) -> io::Result<(usize, Vec<OwnedFd>)> {
         const MAX_FDS: usize = MAX_HANDLES;
         // On the stack (a read per frame should not allocate); u64s keep it aligned for
         // cmsghdr, and 1 KiB is more than CMSG_SPACE of MAX_FDS descriptors anywhere.
@@ -315,9 +324,9 @@ impl Channel {
             iov_len: buf.len(),
         };
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        let flags = libc::MSG_CMSG_CLOEXEC;
+        let flags = libc::MSG_CMSG_CLOEXEC | extra;
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-        let flags = 0;
+        let flags = extra;
         // SAFETY: as in `send_with_fds`; the kernel writes at most `msg_controllen` bytes of
         // control data, and every SCM_RIGHTS descriptor it reports is new and ours to own.
         unsafe {
@@ -528,6 +537,13 @@ impl Channel {
     ) -> crate::error::Result<Option<(Vec<u8>, Vec<OwnedHandle>)>> {
         use crate::error::Error;
         let mut read = |buf: &mut [u8]| {
+            // Most reads follow a wait that saw the channel readable (a join's): a read that
+            // does not block comes first, and the poll only when it finds nothing, which
+            // saves a system call per frame.
+            match self.recv_with_flags(buf, libc::MSG_DONTWAIT) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other.or_else(reset_is_eof),
+            }
             if !poll_fd(self.raw(), libc::POLLIN, deadline.remaining())? {
                 return Err(io::Error::from(io::ErrorKind::TimedOut));
             }
