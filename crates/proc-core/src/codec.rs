@@ -10,7 +10,7 @@ use std::fmt::Display;
 use std::io::{self, Read, Write};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::error::{Error, Result};
 
@@ -241,9 +241,18 @@ fn append_short(buf: &mut Vec<u8>, data: &[u8]) {
 /// assert!(matches!(codec::decode::<String>(&[200]), Err(Error::Decode(_))));
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    decode_seed(bytes, std::marker::PhantomData::<T>)
+}
+
+/// [`decode`] with a seed: the value that `seed` makes of the bytes (a seed may put what it
+/// reads into memory its caller has, say).
+pub(crate) fn decode_seed<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<S::Value> {
     forget_custom();
     let mut decoder = decoder::Decoder::new(bytes);
-    match T::deserialize(&mut decoder) {
+    match seed.deserialize(&mut decoder) {
         Ok(value) if decoder.rest().is_empty() => Ok(value),
         Ok(_) => Err(Error::Decode(format!(
             "{} bytes left over after the value",

@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
@@ -94,6 +94,15 @@ pub(crate) fn decode_with_handles<T: DeserializeOwned>(
     bytes: &[u8],
     handles: Vec<sys::OwnedHandle>,
 ) -> Result<T> {
+    decode_seed_with_handles(bytes, handles, std::marker::PhantomData::<T>)
+}
+
+/// [`decode_with_handles`] with a seed (see [`codec::decode_seed`]).
+pub(crate) fn decode_seed_with_handles<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    handles: Vec<sys::OwnedHandle>,
+    seed: S,
+) -> Result<S::Value> {
     /// Puts the outer decode's table back, also when a `Deserialize` impl panics.
     struct Restore(*mut Vec<Option<sys::OwnedHandle>>);
 
@@ -105,7 +114,7 @@ pub(crate) fn decode_with_handles<T: DeserializeOwned>(
 
     let mut table: Vec<Option<sys::OwnedHandle>> = handles.into_iter().map(Some).collect();
     let _restore = Restore(INCOMING.replace(&mut table));
-    codec::decode(bytes)
+    codec::decode_seed(bytes, seed)
     // `_restore` drops before `table`: no pointer to it outlives this frame.
 }
 

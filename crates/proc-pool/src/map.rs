@@ -34,10 +34,16 @@ pub enum Answer<R> {
         frame: Incoming,
         /// How many items the chunk had.
         count: usize,
-        /// Decodes `frame` into one of the other variants.
-        decode: fn(Incoming, usize) -> Result<Answer<R>>,
+        /// Decodes `frame`, a chunk of `count` items: their values at the end of the vector
+        /// when all are values (`None`), each one's outcome otherwise; on an error the
+        /// vector is as it was.
+        decode: DecodeInto<R>,
     },
 }
+
+/// How an [`Answer::Encoded`] is decoded: the frame of a chunk of so many items, onto the
+/// end of a vector.
+pub(crate) type DecodeInto<R> = fn(Incoming, usize, &mut Vec<R>) -> Result<Option<Vec<Result<R>>>>;
 
 impl<R> Answer<R> {
     /// The answer with its values decoded.
@@ -47,7 +53,13 @@ impl<R> Answer<R> {
                 frame,
                 count,
                 decode,
-            } => decode(frame, count),
+            } => {
+                let mut values = Vec::new();
+                Ok(match decode(frame, count, &mut values)? {
+                    None => Answer::Values(values),
+                    Some(outcomes) => Answer::Mixed(outcomes),
+                })
+            }
             other => Ok(other),
         }
     }
@@ -213,7 +225,17 @@ fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>, len: usize) -> Res
     let mut values = Vec::with_capacity(len);
     let mut first_error = None;
     for chunk in chunks {
-        match chunk.and_then(Answer::decoded) {
+        let chunk = match chunk {
+            // Straight into the output: no vector of the chunk's own, nor copying from it.
+            Ok(Answer::Encoded {
+                frame,
+                count,
+                decode,
+            }) if first_error.is_none() => decode(frame, count, &mut values)
+                .map(|mixed| mixed.map_or(Answer::Values(Vec::new()), Answer::Mixed)),
+            chunk => chunk.and_then(Answer::decoded),
+        };
+        match chunk {
             Ok(Answer::Values(chunk)) if first_error.is_none() => values.extend(chunk),
             Ok(Answer::Values(_) | Answer::Encoded { .. }) => {}
             Ok(Answer::Mixed(outcomes)) => {

@@ -2,7 +2,7 @@
 //! handles inside it; and functions named to a peer of the same build.
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::error::{Error, Result};
 use crate::fingerprint;
@@ -170,14 +170,47 @@ impl Incoming {
     /// [`Error::Protocol`] when the frame is shorter than `offset`, [`Error::Decode`] when
     /// the bytes are not a `T`.
     pub fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T> {
-        let Some(rest) = self.bytes.get(offset..) else {
-            return Err(Error::Protocol(format!(
-                "a frame of {} bytes is shorter than its header of {offset}",
-                self.bytes.len()
-            )));
-        };
-        handle::decode_with_handles(rest, self.handles)
+        handle::decode_with_handles(after_header(&self.bytes, offset)?, self.handles)
     }
+
+    /// [`decode`](Incoming::decode) with a seed: the value that `seed` makes of the bytes
+    /// from `offset` (a seed may put what it reads into memory its caller has, say). The
+    /// frame gives its handles to the value and keeps its bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Incoming::decode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::marker::PhantomData;
+    ///
+    /// let mut frame = vec![9];
+    /// proc_core::codec::encode_into(&(7u8, "seven"), &mut frame).unwrap();
+    /// let mut frame = proc_core::internal::Incoming::from_bytes(frame);
+    /// let value = frame.decode_seed(1, PhantomData::<(u8, String)>).unwrap();
+    /// assert_eq!(value, (7, "seven".to_string()));
+    /// assert!(frame.decode_seed(100, PhantomData::<u8>).is_err());
+    /// ```
+    pub fn decode_seed<'a, S: DeserializeSeed<'a>>(
+        &'a mut self,
+        offset: usize,
+        seed: S,
+    ) -> Result<S::Value> {
+        let rest = after_header(&self.bytes, offset)?;
+        handle::decode_seed_with_handles(rest, std::mem::take(&mut self.handles), seed)
+    }
+}
+
+/// The bytes of `frame` after a header of `offset` bytes.
+fn after_header(frame: &[u8], offset: usize) -> Result<&[u8]> {
+    frame.get(offset..).ok_or_else(|| {
+        Error::Protocol(format!(
+            "a frame of {} bytes is shorter than its header of {offset}",
+            frame.len()
+        ))
+    })
 }
 
 /// Where function `f` is in this build, as a distance from an anchor that a peer running the

@@ -263,6 +263,7 @@ impl Ring<'_> {
     ///
     /// [`Error::Protocol`] when the writer's positions or lengths are out of range: a
     /// writer that puts garbage there is treated as broken.
+    #[cfg(test)]
     pub(crate) fn take(&self) -> Result<Option<Taken>> {
         let mut record = Vec::new();
         Ok(self.take_into(&mut record)?.map(|taken| match taken {
@@ -306,14 +307,17 @@ impl Ring<'_> {
                 .store(head.wrapping_add(4), Ordering::Release);
             return Ok(Some(Taken::OnLink));
         }
-        if record.capacity() < len {
-            // Zeroed memory from the allocator: fresh pages need no pass to clear them.
-            *record = vec![0; len];
-        } else {
-            record.clear();
-            record.resize(len, 0);
+        // Straight into the buffer, not zeroed first (a buffer that left with the record
+        // before it is new here, and zeroing it cost an allocator's `calloc` per record).
+        record.clear();
+        record.reserve(len);
+        // SAFETY: `record` has room for `len` bytes (reserved above), which `copy_out`
+        // writes all of (`len` is at most `RING`: it fits `used`, checked above); they are
+        // plain bytes, so once written they are `len` initialized elements.
+        unsafe {
+            self.copy_out(head.wrapping_add(4), record.as_mut_ptr(), len);
+            record.set_len(len);
         }
-        self.read_at(head.wrapping_add(4), record);
         self.position(HEAD)
             .store(head.wrapping_add(4 + len as u64), Ordering::Release);
         Ok(Some(Taken::Record(())))
@@ -341,16 +345,27 @@ impl Ring<'_> {
 
     /// Copies ring bytes from position `at` on into `dst` (at most `RING` bytes), wrapping.
     fn read_at(&self, at: u64, dst: &mut [u8]) {
+        // SAFETY: `dst` is valid for writes of its own length.
+        unsafe { self.copy_out(at, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Copies `len` ring bytes (at most `RING`) from position `at` on to `dst`, wrapping.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes, and not overlap the ring.
+    unsafe fn copy_out(&self, at: u64, dst: *mut u8, len: usize) {
         let off = (at % RING as u64) as usize;
-        let first = dst.len().min(RING - off);
-        // SAFETY: in bounds as in `write_at`; the bytes were published before the `TAIL`
-        // the reader loaded with `Acquire`, and the writer writes none of them again before
-        // the reader moves `HEAD` past them. A writer that breaks that protocol can only make
-        // the bytes wrong (any byte pattern is a valid `u8`), which decoding then refuses.
+        let first = len.min(RING - off);
+        // SAFETY: in bounds as in `write_at` (and `dst` as the caller promises); the bytes
+        // were published before the `TAIL` the reader loaded with `Acquire`, and the writer
+        // writes none of them again before the reader moves `HEAD` past them. A writer that
+        // breaks that protocol can only make the bytes wrong (any byte pattern is a valid
+        // `u8`), which decoding then refuses.
         unsafe {
             let data = self.data();
-            std::ptr::copy_nonoverlapping(data.add(off), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(data.add(off), dst, first);
+            std::ptr::copy_nonoverlapping(data, dst.add(first), len - first);
         }
     }
 }

@@ -11,7 +11,9 @@ use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Process, StartMethod};
 
 use super::board::{Board, MAX_RECORD, PLACES, Taken};
-use super::worker::{self, FAILED, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE};
+use super::worker::{
+    self, FAILED, Frame, INIT_FAILED, INIT_OK, OK, RETIRE, Remote, SKIPPED, Setup, WAKE,
+};
 use super::{Job, Mode, Settings, Shared, Sink};
 
 /// How long the manager sleeps at most between two looks at its workers' lives and
@@ -263,6 +265,10 @@ struct Manager {
     woken: Link,
     /// Workers started so far, for names.
     started: usize,
+    /// The buffer the answers of the workers' rings are read into, kept from one to the
+    /// next: an answer decoded here (of a one-item task) leaves it for the next, and only
+    /// one that goes to its caller whole (a chunk's) takes it along.
+    record: Vec<u8>,
 }
 
 /// The manager thread's body.
@@ -274,6 +280,7 @@ pub(super) fn run(shared: Arc<Shared>, slots: Vec<Slot>, woken: Link) {
         slots,
         woken,
         started,
+        record: Vec::new(),
     };
     if let Err(panic) = unwind::catch(|| manager.serve()) {
         // A bug of ours must not leave futures waiting forever: the pool breaks instead.
@@ -715,12 +722,20 @@ impl Manager {
     /// Reads the answers worker `i` put on its board: whether there were any, and why the
     /// worker leaves, if one says so (or the ring holds garbage).
     fn read_ring(&mut self, i: usize) -> (bool, Option<Exit>) {
+        let mut record = std::mem::take(&mut self.record);
+        let read = self.read_ring_into(i, &mut record);
+        self.record = record;
+        read
+    }
+
+    /// [`Manager::read_ring`], each record read into `record`.
+    fn read_ring_into(&mut self, i: usize, record: &mut Vec<u8>) -> (bool, Option<Exit>) {
         let mut any = false;
         loop {
-            let frame = match self.slots[i].board.answers().take() {
-                Ok(Some(Taken::Record(bytes))) => Incoming::from_bytes(bytes),
+            let frame = match self.slots[i].board.answers().take_into(record) {
+                Ok(Some(Taken::Record(()))) => Frame::Ring(record),
                 Ok(Some(Taken::OnLink)) => match self.link_answer(i) {
-                    Ok(frame) => frame,
+                    Ok(frame) => Frame::Link(frame),
                     Err(exit) => return (any, Some(exit)),
                 },
                 Ok(None) => return (any, None),
@@ -734,7 +749,7 @@ impl Manager {
     }
 
     /// Handles one answer of worker `i`.
-    fn answer(&mut self, i: usize, frame: Incoming) -> Option<Exit> {
+    fn answer(&mut self, i: usize, frame: Frame<'_>) -> Option<Exit> {
         let Some((kind, id)) = worker::parse_reply(frame.bytes()) else {
             return Some(Exit::Broke(Error::Protocol(
                 "a worker sent a frame too short to be an answer".into(),

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
 use crate::map::{Answer, ChunkFuture, Submit};
-use worker::{REPLY_HEADER, Results};
+use worker::{AppendResults, Frame, OneResult, REPLY_HEADER, Single};
 
 /// Makes the frame that runs the initializer in a new worker.
 pub(crate) type MakeInit = Arc<dyn Fn() -> Result<Outgoing> + Send + Sync>;
@@ -53,7 +53,7 @@ pub(crate) trait Sink: Send {
     /// Marks the task running; `false` when it was cancelled and must not be sent.
     fn set_running(&self) -> bool;
     /// Decodes an `OK` answer and finishes the task with it.
-    fn deliver(self: Box<Self>, frame: Incoming);
+    fn deliver(self: Box<Self>, frame: Frame<'_>);
     /// Finishes the task with an error.
     fn fail(self: Box<Self>, error: Error);
 }
@@ -375,29 +375,80 @@ fn check_open(state: &State) -> Result<()> {
     }
 }
 
-/// Decodes the results of an `OK` answer; a `Deserialize` impl that panics is that task's
-/// error, not the manager thread's end.
-fn decode_answer<R: DeserializeOwned>(frame: Incoming, count: usize) -> Result<Answer<R>> {
-    let results: Results<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
-        .map_err(Error::from)??;
-    let len = match &results {
-        Results::AllOk(values) => values.len(),
-        Results::Mixed(outcomes) => outcomes.len(),
+/// Decodes the results of an `OK` answer to a task of `count` items: the values at the end
+/// of `values` when all are values (`None`), each item's outcome otherwise (see
+/// `Answer::Encoded`). On an error `values` is as it was; a `Deserialize` impl that panics
+/// is that task's error, not the end of the thread that decodes.
+fn decode_answer<R: DeserializeOwned>(
+    mut frame: Incoming,
+    count: usize,
+    values: &mut Vec<R>,
+) -> Result<Option<Vec<Result<R>>>> {
+    let before = values.len();
+    let seed = AppendResults {
+        values: &mut *values,
     };
-    if len != count {
-        return Err(Error::Protocol(format!(
-            "a worker answered a task of {count} items with {len} results"
-        )));
-    }
-    Ok(match results {
-        Results::AllOk(values) => Answer::Values(values),
-        Results::Mixed(outcomes) => Answer::Mixed(
+    let decoded = proc_core::internal::unwind::catch(|| frame.decode_seed(REPLY_HEADER, seed))
+        .map_err(Error::from)
+        .and_then(|decoded| decoded);
+    let len = match &decoded {
+        Ok(None) => values.len() - before,
+        Ok(Some(outcomes)) => outcomes.len(),
+        Err(_) => 0,
+    };
+    let outcome = match decoded {
+        Ok(_) if len != count => Err(miscount(count, len)),
+        Ok(mixed) => Ok(mixed.map(|outcomes| {
             outcomes
                 .into_iter()
                 .map(|r| r.map_err(Error::from))
-                .collect(),
-        ),
-    })
+                .collect()
+        })),
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() {
+        // Values of a miscounted answer, or read before its error or panic.
+        values.truncate(before);
+    }
+    outcome
+}
+
+/// The outcome of a one-item task from its `OK` answer, as [`decode_answer`] with a count
+/// of 1 gives it, without the vector.
+fn decode_one<R: DeserializeOwned>(frame: Frame<'_>) -> Result<R> {
+    let results: OneResult<R> = proc_core::internal::unwind::catch(|| frame.decode(REPLY_HEADER))
+        .map_err(Error::from)??;
+    let (first, len) = match results {
+        OneResult::AllOk(Single { first, len }) => (first.map(Ok), len),
+        OneResult::Mixed(Single { first, len }) => (first.map(|r| r.map_err(Error::from)), len),
+    };
+    match first {
+        Some(outcome) if len == 1 => outcome,
+        _ => Err(miscount(1, len)),
+    }
+}
+
+/// The error of an answer with `len` results to a task of `count` items.
+fn miscount(count: usize, len: usize) -> Error {
+    Error::Protocol(format!(
+        "a worker answered a task of {count} items with {len} results"
+    ))
+}
+
+/// One task's argument, encoded as the one-item sequence that `run_items` reads (the bytes
+/// of `vec![arg]`) without a vector for it.
+struct OneItem<A>(A);
+
+impl<A: Serialize> Serialize for OneItem<A> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(1))?;
+        seq.serialize_element(&self.0)?;
+        seq.end()
+    }
 }
 
 /// The sink of a task of one item: its future gets the item's result.
@@ -408,13 +459,8 @@ impl<R: DeserializeOwned + Send + 'static> Sink for One<R> {
         self.0.set_running()
     }
 
-    fn deliver(self: Box<Self>, frame: Incoming) {
-        let outcome = decode_answer::<R>(frame, 1).and_then(|answer| match answer {
-            Answer::Values(mut values) => values.pop().ok_or(Error::Closed),
-            Answer::Mixed(mut outcomes) => outcomes.pop().unwrap_or(Err(Error::Closed)),
-            Answer::Encoded { .. } => Err(Error::Closed),
-        });
-        self.0.finish(outcome);
+    fn deliver(self: Box<Self>, frame: Frame<'_>) {
+        self.0.finish(decode_one::<R>(frame));
     }
 
     fn fail(self: Box<Self>, error: Error) {
@@ -457,9 +503,9 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Chunk<R> {
         self.future.set_running()
     }
 
-    fn deliver(self: Box<Self>, frame: Incoming) {
+    fn deliver(self: Box<Self>, frame: Frame<'_>) {
         self.future.finish(Ok(Answer::Encoded {
-            frame,
+            frame: frame.into_incoming(),
             count: self.count,
             decode: decode_answer::<R>,
         }));
@@ -497,7 +543,7 @@ impl Engine {
         let id = self.next_id();
         let mut bytes = Vec::with_capacity(ONE_ITEM_FRAME);
         bytes.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
-        let frame = Outgoing::encode(bytes, vec![args])?;
+        let frame = Outgoing::encode(bytes, OneItem(args))?;
         if on_cancel == OnCancel::KillWorker {
             future.set_canceller(self.canceller(id));
         }
@@ -589,8 +635,91 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::FrameSize;
-    use super::worker::HEADER;
+    use proc_core::Error;
+    use proc_core::internal::Incoming;
+
+    use super::worker::{HEADER, OK, Remote, Results, reply_header};
+    use super::{Frame, FrameSize, OneItem, decode_one};
+
+    /// An `OK` answer with `results`, as a worker sends it.
+    fn answer(results: &Results<String>) -> Vec<u8> {
+        let mut bytes = reply_header(OK, 7).to_vec();
+        proc_core::codec::encode_into(results, &mut bytes).unwrap();
+        bytes
+    }
+
+    /// The outcome read from `results` as a record of the ring, and as a frame of the link
+    /// (both the same).
+    fn outcome(results: &Results<String>) -> proc_core::Result<String> {
+        let mut record = answer(results);
+        let from_ring = decode_one::<String>(Frame::Ring(&mut record));
+        let from_link = decode_one::<String>(Frame::Link(Incoming::from_bytes(answer(results))));
+        assert_eq!(format!("{from_ring:?}"), format!("{from_link:?}"));
+        // The record stays in the manager's buffer.
+        assert_eq!(record, answer(results));
+        from_ring
+    }
+
+    #[test]
+    fn one_items_argument_has_the_bytes_of_a_vector_of_it() {
+        let arg = (3u8, "three".to_string());
+        assert_eq!(
+            proc_core::codec::encode(&OneItem(arg.clone())).unwrap(),
+            proc_core::codec::encode(&vec![arg]).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_chunks_values_go_to_the_end_of_the_output_and_a_bad_answer_leaves_it_as_it_was() {
+        let decode = |results: &Results<String>, count: usize, values: &mut Vec<String>| {
+            super::decode_answer(Incoming::from_bytes(answer(results)), count, values)
+        };
+        let mut values = vec!["a".to_string()];
+        let all = Results::AllOk(vec!["b".into(), "c".into()]);
+        assert!(decode(&all, 2, &mut values).unwrap().is_none());
+        assert_eq!(values, ["a", "b", "c"]);
+        let mixed = Results::Mixed(vec![Ok("d".into()), Err(Remote::Failed("e".into()))]);
+        let outcomes = decode(&mixed, 2, &mut values).unwrap().unwrap();
+        assert_eq!(outcomes[0].as_ref().unwrap(), "d");
+        assert!(matches!(&outcomes[1], Err(Error::Decode(m)) if m == "e"));
+        assert_eq!(values, ["a", "b", "c"]);
+        for (results, count) in [(&all, 3), (&all, 1), (&mixed, 3)] {
+            let e = decode(results, count, &mut values).unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+            assert_eq!(values, ["a", "b", "c"]);
+        }
+        // Values, then bytes cut short: the values read before the error are taken back.
+        let mut cut = answer(&all);
+        cut.pop();
+        let e = super::decode_answer(Incoming::from_bytes(cut), 2, &mut values).unwrap_err();
+        assert!(matches!(e, Error::Decode(_)), "{e:?}");
+        assert_eq!(values, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_one_item_answer_reads_as_its_one_outcome_and_a_miscount_fails() {
+        let value = outcome(&Results::AllOk(vec!["x".into()]));
+        assert_eq!(value.unwrap(), "x");
+        let failed = Results::Mixed(vec![Err(Remote::Failed("no".into()))]);
+        let failed = outcome(&failed).unwrap_err();
+        assert!(
+            matches!(&failed, Error::Decode(m) if m == "no"),
+            "{failed:?}"
+        );
+        let ok = outcome(&Results::Mixed(vec![Ok("y".into())]));
+        assert_eq!(ok.unwrap(), "y");
+        for results in [
+            Results::AllOk(Vec::new()),
+            Results::AllOk(vec!["a".into(), "b".into()]),
+            Results::Mixed(vec![Ok("a".into()), Err(Remote::Failed("b".into()))]),
+        ] {
+            let e = outcome(&results).unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        }
+        // Bytes that are no answer at all.
+        let e = decode_one::<String>(Frame::Ring(&mut vec![0; 12])).unwrap_err();
+        assert!(matches!(e, Error::Decode(_) | Error::Protocol(_)), "{e:?}");
+    }
 
     #[test]
     fn a_chunks_frame_is_sized_by_the_last_one_and_never_past_twice_it() {

@@ -61,19 +61,28 @@ const SPIN: Duration = Duration::from_micros(5);
 /// What runs a frame in the worker: returns whether the worker goes on.
 pub(crate) type Runner = fn(u64, Frame<'_>, &Replies<'_>) -> bool;
 
-/// A task frame as the worker got it: the bytes of a record of the board's task ring (in
-/// the worker's buffer, kept from one task to the next), or a frame of the link with the
-/// handles that came with it.
+/// A frame as the worker (a task) or the manager (an answer) got it: the bytes of a record
+/// of a board's ring (in the reader's buffer, kept from one record to the next), or a frame
+/// of the link with the handles that came with it.
 #[derive(Debug)]
 pub(crate) enum Frame<'a> {
     /// From the ring: plain bytes, so what it holds has no handles.
-    Ring(&'a [u8]),
+    Ring(&'a mut Vec<u8>),
     /// From the link.
     Link(Incoming),
 }
 
 impl Frame<'_> {
-    fn bytes(&self) -> &[u8] {
+    /// The frame as an [`Incoming`] of its own, for a reader that keeps it: a record takes
+    /// the reader's buffer with it (the next record grows a new one).
+    pub(super) fn into_incoming(self) -> Incoming {
+        match self {
+            Frame::Ring(bytes) => Incoming::from_bytes(std::mem::take(bytes)),
+            Frame::Link(frame) => frame,
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
         match self {
             Frame::Ring(bytes) => bytes,
             Frame::Link(frame) => frame.bytes(),
@@ -82,7 +91,7 @@ impl Frame<'_> {
 
     /// Decodes the value that starts at `offset`, as [`Incoming::decode`] does (a frame
     /// of the ring has no handles to give it).
-    fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
+    pub(super) fn decode<T: DeserializeOwned>(self, offset: usize) -> Result<T, Error> {
         match self {
             Frame::Ring(bytes) => match bytes.get(offset..) {
                 Some(rest) => proc_core::codec::decode(rest),
@@ -264,7 +273,7 @@ impl Tasks<'_> {
         let ring = self.board.tasks();
         loop {
             match ring.take_into(&mut self.record) {
-                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&self.record)),
+                Ok(Some(Taken::Record(()))) => return Some(Frame::Ring(&mut self.record)),
                 Ok(Some(Taken::OnLink)) => return self.on_link().map(Frame::Link),
                 Ok(None) => {}
                 Err(e) => {
@@ -432,6 +441,115 @@ where
 pub(crate) enum Results<R> {
     AllOk(Vec<R>),
     Mixed(Vec<Result<R, Remote>>),
+}
+
+/// Reads [`Results`] with the values of `AllOk` put at the end of a vector the caller has
+/// (the output of `map`, sized for every item), and the outcomes of `Mixed` given back.
+pub(crate) struct AppendResults<'v, R> {
+    pub(crate) values: &'v mut Vec<R>,
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::DeserializeSeed<'de> for AppendResults<'_, R> {
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_enum("Results", &["AllOk", "Mixed"], self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::Visitor<'de> for AppendResults<'_, R> {
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a task's results")
+    }
+
+    fn visit_enum<E: serde::de::EnumAccess<'de>>(self, data: E) -> Result<Self::Value, E::Error> {
+        use serde::de::VariantAccess;
+        let (variant, access): (u32, _) = data.variant()?;
+        match variant {
+            0 => access
+                .newtype_variant_seed(Append(self.values))
+                .map(|()| None),
+            1 => access.newtype_variant().map(Some),
+            other => Err(serde::de::Error::invalid_value(
+                serde::de::Unexpected::Unsigned(other.into()),
+                &"the variant 0 or 1 of a task's results",
+            )),
+        }
+    }
+}
+
+/// Reads a sequence onto the end of a vector.
+struct Append<'v, R>(&'v mut Vec<R>);
+
+impl<'de, R: Deserialize<'de>> serde::de::DeserializeSeed<'de> for Append<'_, R> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: Deserialize<'de>> serde::de::Visitor<'de> for Append<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence of results")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while let Some(value) = seq.next_element()? {
+            self.0.push(value);
+        }
+        Ok(())
+    }
+}
+
+/// The [`Results`] of a one-item task, read from the same bytes without a vector for the
+/// one result (a task of `apply_async` or `submit` is answered this way many times over).
+#[derive(Debug, Deserialize)]
+#[serde(bound = "R: Deserialize<'de>")]
+pub(crate) enum OneResult<R> {
+    AllOk(Single<R>),
+    Mixed(Single<Result<R, Remote>>),
+}
+
+/// The first item of a sequence, and how many items it held (the others are read and
+/// dropped), so that a worker that answers with the wrong count is still caught.
+#[derive(Debug)]
+pub(crate) struct Single<T> {
+    pub(crate) first: Option<T>,
+    pub(crate) len: usize,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Single<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Single<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of results")
+            }
+
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Single<T>, S::Error> {
+                let first = seq.next_element()?;
+                let mut len = usize::from(first.is_some());
+                while seq.next_element::<T>()?.is_some() {
+                    len += 1;
+                }
+                Ok(Single { first, len })
+            }
+        }
+        deserializer.deserialize_seq(Visit(std::marker::PhantomData))
+    }
 }
 
 fn send_mixed<R: Serialize>(
