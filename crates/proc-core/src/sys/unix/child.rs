@@ -50,27 +50,8 @@ enum Watch {
 /// (`popen_forkserver` reads 255 when the status pipe ends empty).
 pub(crate) const LOST_EXITCODE: i32 = 255;
 
-/// How long a wait looks again before it sleeps, when looking pays (see [`SPIN_PAYS`]).
+/// How long a wait looks again before it sleeps.
 const SPIN: Duration = Duration::from_micros(60);
-
-/// Whether the last wait found its child ended within [`SPIN`]: then the next wait spins
-/// before it sleeps, else it sleeps at once. On an idle machine a child that has sent its
-/// result ends within the spin, which saves a wake-up; on a loaded one it often does not (it
-/// waits for a CPU, maybe the one the spin holds), and a spin that fails only burns the time
-/// slice that the child or the next step needs. A wait that sleeps still measures how soon
-/// the child ended, so the choice follows the machine's load both ways.
-static SPIN_PAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Notes whether a spin would have caught a child that ended `took` after its wait began.
-fn note_spin(took: Duration) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let pays = took < SPIN;
-    // Read first: most joins leave the choice as it was, and a write would dirty the page
-    // in a parent that may fork again before the next wait.
-    if SPIN_PAYS.load(Relaxed) != pays {
-        SPIN_PAYS.store(pays, Relaxed);
-    }
-}
 
 /// A started child process.
 #[derive(Debug)]
@@ -203,24 +184,18 @@ impl Child {
         let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // A child that has just sent its result is about to exit: look again for a few
         // microseconds before going to sleep, which saves a cross-core wake-up (~25 µs here)
-        // on the common path of every join, while the last waits show that it pays. A spin,
-        // not `yield_now`: on a loaded machine a yield hands whole time slices to busy
-        // processes (7.8 ms a join instead of 0.2 ms with three busy loops on two cores).
-        let began = Instant::now();
-        if SPIN_PAYS.load(std::sync::atomic::Ordering::Relaxed) {
-            let spin_until = began + SPIN.min(timeout.unwrap_or(SPIN));
-            while Instant::now() < spin_until {
-                std::hint::spin_loop();
-                if let Some(code) = self.try_wait()? {
-                    return Ok(Some(code));
-                }
+        // on the common path of every join. A spin, not `yield_now`: on a loaded machine a
+        // yield hands whole time slices to busy processes (7.8 ms a join instead of 0.2 ms
+        // with three busy loops on two cores). (A spin that turned itself off after a wait
+        // the spin would have missed measured no better under load and worse idle.)
+        let spin_until = Instant::now() + SPIN.min(timeout.unwrap_or(SPIN));
+        while Instant::now() < spin_until {
+            std::hint::spin_loop();
+            if let Some(code) = self.try_wait()? {
+                return Ok(Some(code));
             }
         }
-        let code = self.sleep_until_end(remaining)?;
-        if code.is_some() {
-            note_spin(began.elapsed());
-        }
-        Ok(code)
+        self.sleep_until_end(remaining)
     }
 
     /// The sleeping part of [`wait`](Child::wait): on the status pipe or pidfd, or by
@@ -375,28 +350,24 @@ fn alive_since(pid: u32, start: Option<u64>) -> bool {
 mod tests {
     use super::*;
 
-    // Both ways of waiting for our own child, the spin first (an idle machine's) and the
-    // sleep at once (a loaded one's), end with the child's exit code; and each notes from
-    // its own wait whether spinning pays for the next.
+    // A wait for our own child that outlasts the spin sleeps on its pidfd (or looks again)
+    // and ends with the child's exit code, which `try_wait` then keeps.
     #[test]
-    fn a_wait_gives_the_exit_code_whether_it_spins_or_not() {
-        for pays in [false, true] {
-            SPIN_PAYS.store(pays, std::sync::atomic::Ordering::Relaxed);
-            // SAFETY: the child only sleeps and calls _exit, which are async-signal-safe, so
-            // the test harness's threads that it lacks (and their locks) cannot matter.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                // SAFETY: as above; usleep and _exit touch no memory of the parent's.
-                unsafe {
-                    libc::usleep(2_000);
-                    libc::_exit(7);
-                }
+    fn a_wait_past_the_spin_gives_the_exit_code() {
+        // SAFETY: the child only sleeps and calls _exit, which are async-signal-safe, so the
+        // test harness's threads that it lacks (and their locks) cannot matter.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: as above; usleep and _exit touch no memory of the parent's.
+            unsafe {
+                libc::usleep(2_000);
+                libc::_exit(7);
             }
-            assert!(pid > 0, "fork failed: {}", io::Error::last_os_error());
-            let child = Child::direct(pid);
-            assert_eq!(child.wait(None).unwrap(), Some(7));
-            assert_eq!(child.try_wait().unwrap(), Some(7));
         }
+        assert!(pid > 0, "fork failed: {}", io::Error::last_os_error());
+        let child = Child::direct(pid);
+        assert_eq!(child.wait(None).unwrap(), Some(7));
+        assert_eq!(child.try_wait().unwrap(), Some(7));
     }
 
     // What a served child's end is judged by where there is no pidfd: a live pid whose start
