@@ -296,7 +296,7 @@ impl Ring<'_> {
         let mut len = [0u8; 4];
         self.read_at(head, &mut len);
         let len = u32::from_le_bytes(len) as usize;
-        if (4 + len) as u64 > used {
+        if 4 + len as u64 > used {
             return Err(Error::Protocol(format!(
                 "a worker's {} ring holds a record of {len} bytes in {used}",
                 self.what
