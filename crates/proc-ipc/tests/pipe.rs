@@ -115,6 +115,44 @@ fn a_killed_peer_is_end_of_file() {
     });
 }
 
+/// Takes one message and ends without answering, leaving what else came unread.
+fn leave_on_cue(conn: Connection) {
+    let _ = conn.recv::<u8>();
+}
+
+/// `conn.recv` on another thread, waited for at most `PATIENCE`: a receive that hangs fails
+/// the test instead of stalling the suite.
+fn recv_in_time(conn: Connection) -> Result<u8, Error> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(conn.recv::<u8>()));
+    result
+        .recv_timeout(PATIENCE)
+        .expect("a receive from a dead peer returns")
+}
+
+#[test]
+fn a_peer_that_dies_while_the_receive_spins_is_end_of_file() {
+    // The receive starts right after the cue, so it spins while the peer ends: the end of
+    // the stream, or the reset of a peer that died with bytes unread, must end the spin (or
+    // the sleep after it) with `Closed`.
+    each_method(|method| {
+        for unread in [false, true] {
+            let (here, there) = Pipe::duplex().unwrap();
+            let mut child = Process::builder()
+                .start_method(method)
+                .spawn(leave_on_cue, there)
+                .unwrap();
+            here.send(&1u8).unwrap();
+            if unread {
+                // The peer may be gone before this is written: then it fails.
+                let _ = here.send_bytes(&[7; 100_000]);
+            }
+            assert!(matches!(recv_in_time(here), Err(Error::Closed)));
+            child.join_timeout(PATIENCE).unwrap();
+        }
+    });
+}
+
 /// Sends bytes that are no `u64`, then a good message.
 fn send_garbage(conn: Connection) {
     conn.send_bytes(&[0xff, 0xff, 0xff]).unwrap();
