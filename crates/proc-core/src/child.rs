@@ -176,17 +176,24 @@ pub(crate) fn run(
         tracing::debug_span!("procs.child", name = %current::current_process().name()).entered();
     sys::remember_parent_channel(&channel, sys::Daemonic::of(daemon));
     // Shared with the watchdog thread only when there is one: a forked child that allocates
-    // writes to heap pages, and every page it writes is a copy of its parent's.
+    // writes to heap pages, and every page it writes is a copy of its parent's. Never closed
+    // here: the end of the process closes it, without a system call of its own between the
+    // result and the exit.
     let (owned, shared);
     let channel: &Channel = if daemon {
-        shared = std::sync::Arc::new(channel);
-        watch_parent(shared.clone());
+        shared = std::mem::ManuallyDrop::new(std::sync::Arc::new(channel));
+        watch_parent(std::sync::Arc::clone(&shared));
         &shared
     } else {
-        owned = channel;
+        owned = std::mem::ManuallyDrop::new(channel);
         &owned
     };
     let code = trampoline(&request.payload, handles, &mut |outcome, handles| {
+        // What the function printed goes out before its result: the parent wakes up when the
+        // result arrives and then waits for the exit, which this no longer holds up (the
+        // flush's code pages are faults in a forked child). The flush below sends what the
+        // result's destructors print.
+        sys::flush_std_streams();
         if let Err(e) = send_outcome(channel, outcome, handles) {
             tracing::debug!(error = %e, "could not send the result to the parent");
         }

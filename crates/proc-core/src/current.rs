@@ -83,8 +83,9 @@ pub(crate) fn next_child(name: Option<String>, daemon: bool, authkey: Option<Vec
 
 /// This process's pid, start time and name, as a parent tells its children.
 pub(crate) fn as_parent() -> (u32, u64, String) {
+    // The cached pid (`start_time` caches it): `getpid` is a system call on every start.
     let start = crate::shared::start_time();
-    with_state(|state| (sys::getpid(), start, state.me.name.clone()))
+    with_state(|state| (crate::shared::pid(), start, state.me.name.clone()))
 }
 
 /// What Python's `current_process()` tells: this process's name, pid, daemon flag and key.
@@ -185,7 +186,7 @@ impl CurrentProcess {
 pub fn current_process() -> CurrentProcess {
     with_state(|state| CurrentProcess {
         identity: state.me.clone(),
-        pid: sys::getpid(),
+        pid: crate::shared::pid(),
         method: state.method,
     })
 }

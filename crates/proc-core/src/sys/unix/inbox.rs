@@ -25,6 +25,17 @@ const READ_AHEAD: usize = 16 * 1024;
 /// cost a join four page copies.
 const FIRST_READ_AHEAD: usize = 512;
 
+/// A zeroed buffer of `len` bytes from `malloc` and `memset`, not `calloc`: glibc's `calloc`
+/// bypasses the thread's cache of freed chunks and takes one from the arena, writing the
+/// arena's state in libc's data, a page that a parent that has just forked must copy (one page
+/// fault per join). The length goes through `black_box` because LLVM turns an allocation of
+/// a known length followed by zeroing into the zeroed allocation, which is `calloc`.
+fn malloc_zeroed(len: usize) -> Box<[u8]> {
+    let mut buf = Vec::with_capacity(std::hint::black_box(len));
+    buf.resize(len, 0);
+    buf.into_boxed_slice()
+}
+
 /// Whether reads may go past the frame under way (see the module docs).
 const READS_AHEAD: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
@@ -118,7 +129,7 @@ impl Inbox {
     /// One read into the free space, at most `want` bytes; returns how many came.
     fn fill(&mut self, want: usize, read: &mut ReadFn<'_>) -> io::Result<usize> {
         if self.buf.is_empty() {
-            self.buf = vec![0; FIRST_READ_AHEAD].into_boxed_slice();
+            self.buf = malloc_zeroed(FIRST_READ_AHEAD);
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
