@@ -245,11 +245,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 /// [`decode`] with a seed: the value that `seed` makes of the bytes (a seed may put what it
-/// reads into memory its caller has, say).
-pub(crate) fn decode_seed<'de, S: DeserializeSeed<'de>>(
-    bytes: &'de [u8],
-    seed: S,
-) -> Result<S::Value> {
+/// reads into memory its caller has, say, or act on each item of a sequence as it is read).
+///
+/// # Errors
+///
+/// As [`decode`].
+///
+/// # Examples
+///
+/// ```
+/// use std::marker::PhantomData;
+/// use proc_core::codec;
+///
+/// let bytes = codec::encode(&(1u8, 2u16)).unwrap();
+/// assert_eq!(codec::decode_seed(&bytes, PhantomData::<(u8, u16)>).unwrap(), (1, 2));
+/// assert!(codec::decode_seed(&bytes, PhantomData::<u8>).is_err());
+/// ```
+pub fn decode_seed<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Value> {
     forget_custom();
     let mut decoder = decoder::Decoder::new(bytes);
     match seed.deserialize(&mut decoder) {

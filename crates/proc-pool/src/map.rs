@@ -182,18 +182,72 @@ pub(crate) fn check_chunksize(chunksize: usize) -> Result<usize> {
     Ok(chunksize)
 }
 
-/// The items of `iterable`, or the panic of its iterator.
-pub(crate) fn collect<I: IntoIterator>(iterable: I) -> Result<Vec<I::Item>> {
-    unwind::catch(|| iterable.into_iter().collect()).map_err(Error::from)
+/// The items of an eager map, and how many there are.
+///
+/// An iterator that says exactly how many items it has (a range, a vector's, a `map` of
+/// either) is taken as it is, and its items are pulled a chunk at a time as the chunks are
+/// sent: a map of many small items then makes no copy of them all first (for 200,000 `u64`s,
+/// 1.6 MB written and read again, and hundreds of fresh pages faulted in). Python's `map`
+/// likewise takes an input with a length as it is. Any other input is collected first, as
+/// its length decides the chunk size.
+pub(crate) enum Items<I: Iterator> {
+    /// The iterator, and the length it gave. A length that is wrong only makes the chunks
+    /// another size: the chunks take what the iterator yields.
+    Exact { iter: I, len: usize },
+    /// The items, collected.
+    Collected(std::vec::IntoIter<I::Item>),
+}
+
+/// The [`Items`] of `iterable`, or the panic of its iterator.
+pub(crate) fn items<I: IntoIterator>(iterable: I) -> Result<Items<I::IntoIter>> {
+    unwind::catch(|| {
+        let iter = iterable.into_iter();
+        match iter.size_hint() {
+            (low, Some(high)) if low == high => Items::Exact { iter, len: low },
+            _ => Items::Collected(iter.collect::<Vec<_>>().into_iter()),
+        }
+    })
+    .map_err(Error::from)
+}
+
+impl<I: Iterator> Items<I> {
+    /// How many items there are (as the iterator said, for an exact one).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Items::Exact { len, .. } => *len,
+            Items::Collected(items) => items.len(),
+        }
+    }
+}
+
+impl<I: Iterator> Iterator for Items<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        match self {
+            Items::Exact { iter, .. } => iter.next(),
+            Items::Collected(items) => items.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Items::Exact { iter, .. } => iter.size_hint(),
+            Items::Collected(items) => items.size_hint(),
+        }
+    }
 }
 
 /// Sends every chunk of `items`, then waits for all of them: the values in input order, or
 /// the first error (in input order) once no chunk is still running — Python's no-failfast
 /// rule.
-pub(crate) fn map_all<A, R>(
-    items: Vec<A>,
+///
+/// A panic of the input's iterator while the chunks are cut (see [`Items`]) is the error,
+/// as a failed submission is; the chunks sent before it still run.
+pub(crate) fn map_all<I: Iterator, R>(
+    items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<A, R>,
+    submit: &mut Submit<I::Item, R>,
 ) -> Result<Vec<R>> {
     let len = items.len();
     let chunks = submit_all(items, chunksize, submit)?;
@@ -203,26 +257,45 @@ pub(crate) fn map_all<A, R>(
     gather(chunks.into_iter().map(|c| c.into_result()), len)
 }
 
-fn submit_all<A, R>(
-    items: Vec<A>,
+fn submit_all<I: Iterator, R>(
+    mut items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<A, R>,
+    submit: &mut Submit<I::Item, R>,
 ) -> Result<Vec<ChunkFuture<R>>> {
-    let mut chunks = Vec::with_capacity(items.len().div_ceil(chunksize.max(1)));
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let chunk: Vec<A> = items.by_ref().take(chunksize).collect();
+    // As many chunks as the length says, and no room made past that for a length that
+    // lies: the vector grows if there are more.
+    let mut chunks = Vec::with_capacity(items.len().div_ceil(chunksize.max(1)).min(1024));
+    // A chunk is pushed item by item: collecting it would make room for as many items as
+    // the iterator's lower bound says, which an exact one that lies could make huge.
+    let room = chunksize
+        .min(items.len())
+        .min(CHUNK_ROOM / size_of::<I::Item>().max(1));
+    loop {
+        let chunk = unwind::catch(|| {
+            let mut chunk = Vec::with_capacity(room);
+            for item in items.by_ref().take(chunksize) {
+                chunk.push(item);
+            }
+            chunk
+        })?;
+        if chunk.is_empty() {
+            return Ok(chunks);
+        }
         chunks.push(submit(chunk)?);
     }
-    Ok(chunks)
 }
+
+/// The most bytes a chunk's vector is given at once (it grows past them as it must).
+const CHUNK_ROOM: usize = 16 << 20;
 
 /// Flattens the chunks' outcomes (`len` of them in all, when none is missing); the first
 /// error wins, after all were looked at.
 fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>, len: usize) -> Result<Vec<R>> {
-    // The room for every value at once: the items are in memory already, and growing the
-    // vector chunk by chunk would copy the values over and over.
-    let mut values = Vec::with_capacity(len);
+    // The room for every value at once: growing the vector chunk by chunk would copy the
+    // values over and over. Only tried: `len` may be an iterator's word (see `Items`),
+    // and one that lies must not abort the program; the vector grows as it goes then.
+    let mut values = Vec::new();
+    let _ = values.try_reserve_exact(len);
     let mut first_error = None;
     for chunk in chunks {
         let chunk = match chunk {
@@ -262,10 +335,10 @@ fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>, len: usize) -> Res
 
 /// Sends every chunk of `items` and returns a future of all their values, finished (on the
 /// thread that finishes the last chunk) once every chunk is done.
-pub(crate) fn map_async<A, R: Send + 'static>(
-    items: Vec<A>,
+pub(crate) fn map_async<I: Iterator, R: Send + 'static>(
+    items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<A, R>,
+    submit: &mut Submit<I::Item, R>,
     out: Future<Vec<R>>,
 ) -> Result<Future<Vec<R>>> {
     let len = items.len();

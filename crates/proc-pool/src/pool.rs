@@ -526,7 +526,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         self.map_chunked(f, items, chunksize)
     }
@@ -556,7 +556,7 @@ impl Pool {
         let _ = f;
         let chunksize = map::check_chunksize(chunksize)?;
         self.engine.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         map::map_all(items, chunksize, &mut self.chunks::<F, A, R>())
     }
 
@@ -628,7 +628,7 @@ impl Pool {
     {
         let _ = f;
         self.engine.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         let out = Future::pending();
         with_callbacks(&out, callback, error_callback);
@@ -799,7 +799,7 @@ impl Pool {
         T: Serialize + DeserializeOwned + Send + 'static,
         F::Output: Serialize + DeserializeOwned + Send + 'static,
     {
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         self.starmap_chunked(f, items, chunksize)
     }
@@ -835,7 +835,7 @@ impl Pool {
         let _ = f;
         let chunksize = map::check_chunksize(chunksize)?;
         self.engine.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         map::map_all(items, chunksize, &mut self.star_chunks::<F, T>())
     }
 
@@ -864,7 +864,7 @@ impl Pool {
     {
         let _ = f;
         self.engine.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         let out = map::map_async(
             items,

@@ -183,7 +183,7 @@ impl ThreadPool {
         A: Send + 'static,
         R: Send + 'static,
     {
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         self.map_chunked(f, items, chunksize)
     }
@@ -209,7 +209,7 @@ impl ThreadPool {
     {
         let chunksize = map::check_chunksize(chunksize)?;
         self.threads.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         map::map_all(items, chunksize, &mut self.chunks(Direct(f)))
     }
 
@@ -269,7 +269,7 @@ impl ThreadPool {
         E: FnOnce(&Error) + Send + 'static,
     {
         self.threads.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         let out = Future::pending();
         with_callbacks(&out, callback, error_callback);
@@ -416,7 +416,7 @@ impl ThreadPool {
         T: Send + 'static,
         F::Output: Send + 'static,
     {
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         self.starmap_chunked(f, items, chunksize)
     }
@@ -447,7 +447,7 @@ impl ThreadPool {
     {
         let chunksize = map::check_chunksize(chunksize)?;
         self.threads.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         map::map_all(items, chunksize, &mut self.chunks(Star(f)))
     }
 
@@ -472,7 +472,7 @@ impl ThreadPool {
         F::Output: Send + 'static,
     {
         self.threads.check_open()?;
-        let items = map::collect(iterable)?;
+        let items = map::items(iterable)?;
         let chunksize = map::default_chunksize(items.len(), self.processes());
         let out = map::map_async(
             items,

@@ -115,6 +115,88 @@ fn a_million_items_in_default_chunks_come_back_in_order() {
     });
 }
 
+fn unlucky(x: u64) -> u64 {
+    assert_ne!(x % 1_000, 3, "three is unlucky");
+    x
+}
+
+/// A worker runs a chunk's items as it decodes them: an item that panics fails alone, the
+/// items after it still run, in chunks of the ring and of the link alike.
+#[test]
+fn an_item_that_panics_in_a_chunk_fails_alone() {
+    each_method(|method| {
+        let pool = two_workers(method);
+        // Chunks of 1,000 go through the ring; one of 300,000 is past it (the link).
+        for (len, chunksize) in [(10_000u64, 1_000), (300_000, 300_000)] {
+            let outcomes: Vec<_> = pool
+                .imap_chunked(unlucky, 0..len, chunksize)
+                .unwrap()
+                .collect();
+            assert_eq!(outcomes.len(), len as usize);
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                match outcome {
+                    Err(e) if i % 1_000 == 3 => assert!(e.is_panic(), "item {i}: {e}"),
+                    Ok(value) if i % 1_000 != 3 => assert_eq!(value, i as u64),
+                    other => panic!("item {i}: {other:?}"),
+                }
+            }
+            assert!(
+                pool.map_chunked(unlucky, 0..len, chunksize)
+                    .unwrap_err()
+                    .is_panic()
+            );
+        }
+    });
+}
+
+/// A `u64` whose `Deserialize` panics on 13: only a worker ever decodes it.
+#[derive(Debug, serde::Serialize)]
+struct Spooky(u64);
+
+impl<'de> serde::Deserialize<'de> for Spooky {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = u64::deserialize(deserializer)?;
+        assert_ne!(n, 13, "thirteen does not decode");
+        Ok(Spooky(n))
+    }
+}
+
+fn unwrap_spooky(spooky: Spooky) -> u64 {
+    spooky.0
+}
+
+/// An argument whose `Deserialize` panics in the worker fails its chunk with an error
+/// that says so, and the worker goes on.
+#[test]
+fn an_argument_whose_decoding_panics_fails_its_chunk() {
+    each_method(|method| {
+        let pool = two_workers(method);
+        let items = || (0..100).map(Spooky);
+        let error = pool.map_chunked(unwrap_spooky, items(), 10).unwrap_err();
+        assert!(
+            matches!(&error, proc_core::Error::Decode(m) if m.contains("thirteen")),
+            "{error:?}"
+        );
+        let outcomes: Vec<_> = pool
+            .imap_chunked(unwrap_spooky, items(), 10)
+            .unwrap()
+            .collect();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            assert_eq!(
+                outcome.is_err(),
+                (10..20).contains(&i),
+                "item {i}: {outcome:?}"
+            );
+        }
+        let fine: Vec<u64> = (0..13).chain(14..100).collect();
+        assert_eq!(
+            pool.map(unwrap_spooky, fine.iter().copied().map(Spooky))
+                .unwrap(),
+            fine
+        );
+    });
+}
+
 /// Answers that hold a handle cannot go through shared memory: a pipe made in the worker,
 /// with its number written into it, between plain answers.
 fn pipe_or_number(i: u64) -> Result<Handle, u64> {

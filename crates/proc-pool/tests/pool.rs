@@ -288,6 +288,65 @@ on_both_pools! {
     }
 }
 
+/// `0..yields`, whose iterator claims to know it has exactly `claims` items: a `map` takes an
+/// input that gives its length without collecting it, and a length that lies must change
+/// nothing but the chunks.
+#[derive(Debug)]
+struct Claiming {
+    next: u64,
+    yields: u64,
+    claims: usize,
+}
+
+impl Iterator for Claiming {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.yields).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+fn claiming(yields: u64, claims: usize) -> Claiming {
+    Claiming {
+        next: 0,
+        yields,
+        claims,
+    }
+}
+
+on_both_pools! {
+    fn map_takes_what_an_input_yields_whatever_length_it_claims(pool: 2) {
+        for (yields, claims) in [(100, 3), (3, 100), (0, 10), (10, 0), (1_000, 1 << 60)] {
+            let expected: Vec<u64> = (0..yields).map(sqr).collect();
+            assert_eq!(pool.map(sqr, claiming(yields, claims)).unwrap(), expected);
+            let result = pool.map_async(sqr, claiming(yields, claims)).unwrap();
+            assert_eq!(result.get_timeout(PATIENCE).unwrap(), expected);
+            let pairs = claiming(yields, claims).map(|i| (i, 2));
+            let expected: Vec<u64> = (0..yields).map(|i| mul(i, 2)).collect();
+            assert_eq!(pool.starmap(mul, pairs).unwrap(), expected);
+        }
+    }
+}
+
+on_both_pools! {
+    fn map_of_an_input_of_known_length_that_panics_midway(pool: 2) {
+        // `Map` keeps the range's exact length, so the chunks are cut as they are sent: the
+        // panic comes after some went out, and is still the error of the call.
+        let input = || (0..1_000u64).map(|i| if i == 700 { panic!("not this one") } else { i });
+        assert!(pool.map(sqr, input()).unwrap_err().is_panic());
+        assert!(pool.map_chunked(sqr, input(), 10).unwrap_err().is_panic());
+        assert!(pool.map_async(sqr, input()).unwrap_err().is_panic());
+        assert_eq!(pool.map(sqr, 0..4).unwrap(), [0, 1, 4, 9]);
+    }
+}
+
 // Port of CPython _TestPool.test_async.
 on_both_pools! {
     fn apply_async(pool: 2) {

@@ -86,17 +86,52 @@ pub(crate) struct Ring<'a> {
 
 impl Board {
     /// A new board, every place free and both rings empty.
+    ///
+    /// The pages the pool writes (the places' words and the task ring) are touched here,
+    /// one by one, while the pool starts: otherwise the first tasks through the ring would
+    /// fault each page in (a page allocated, zeroed and mapped), hundreds of faults in the
+    /// first `map` of a new pool that every later one is spared. The pages the pool only
+    /// reads (the answers' ring) the worker touches (see [`Board::from_handle`]): a page
+    /// that exists is mapped for a reader sixteen at a time.
     pub(crate) fn new() -> Result<Board> {
-        Ok(Board {
+        let board = Board {
             segment: Segment::anonymous(SIZE)?,
-        })
+        };
+        // SAFETY: no other process has the board yet, and it is all zeros, as written.
+        unsafe { board.zero(0, ANSWERS) };
+        Ok(board)
     }
 
     /// The board behind `handle`, sent by the pool.
+    ///
+    /// The worker touches the bytes of its answers' ring here, before it writes any answer,
+    /// so that its first answers do not fault each page in (see [`Board::new`]).
     pub(crate) fn from_handle(handle: Handle) -> Result<Board> {
-        Ok(Board {
+        let board = Board {
             segment: Segment::from_handle(handle, SIZE)?,
-        })
+        };
+        // SAFETY: the answers' ring has no record yet (the worker is its only writer and has
+        // written none), so the pool reads none of its bytes; they are zeros, as written.
+        unsafe { board.zero(ANSWERS + DATA, RING) };
+        Ok(board)
+    }
+
+    /// Writes zeros over `len` bytes from `at`, one per page, so that the pages are mapped
+    /// in this process from now on.
+    ///
+    /// # Safety
+    ///
+    /// `at + len` is at most `SIZE`, and no other process reads or writes these bytes now
+    /// (their value stays zero: this only maps them).
+    unsafe fn zero(&self, at: usize, len: usize) {
+        // The smallest page of any platform: touching more often than the pages are large
+        // costs only the extra writes.
+        const PAGE: usize = 4096;
+        for offset in (at..at + len).step_by(PAGE) {
+            // SAFETY: `offset` is inside the mapping (`at + len <= SIZE`, as promised), and
+            // no one else touches the byte now.
+            unsafe { self.segment.as_ptr().add(offset).write_volatile(0) };
+        }
     }
 
     /// A handle to send the board to a worker.

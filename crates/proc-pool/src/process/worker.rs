@@ -103,6 +103,24 @@ impl Frame<'_> {
             Frame::Link(frame) => frame.decode(offset),
         }
     }
+
+    /// Decodes the value that starts at `offset` with `seed`, as [`Frame::decode`] does.
+    pub(super) fn decode_seed<'a, S: serde::de::DeserializeSeed<'a>>(
+        &'a mut self,
+        offset: usize,
+        seed: S,
+    ) -> Result<S::Value, Error> {
+        match self {
+            Frame::Ring(bytes) => match bytes.get(offset..) {
+                Some(rest) => proc_core::codec::decode_seed(rest, seed),
+                None => Err(Error::Protocol(format!(
+                    "a frame of {} bytes is shorter than its header of {offset}",
+                    bytes.len()
+                ))),
+            },
+            Frame::Link(frame) => frame.decode_seed(offset, seed),
+        }
+    }
 }
 
 /// Where a worker's answers go: the board's ring when one is small and holds no handles,
@@ -400,19 +418,25 @@ where
     A: DeserializeOwned,
     C::Output: Serialize + 'static,
 {
-    let items: Vec<A> = match frame.decode(HEADER) {
-        Ok(items) => items,
+    // SAFETY: the pool only names callables built from a type `F: Fn(..)` that passed
+    // `no_captures` — the `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn`
+    // impls); on stable Rust a zero-sized one is a fn item or a closure with no captures.
+    let f: C = unsafe { conjure() };
+    let mut values = link.spare();
+    values.clear();
+    let seed = RunEach {
+        call: |item| f.call(item),
+        values: &mut values,
+        items: std::marker::PhantomData,
+    };
+    let mut frame = frame;
+    let mixed = match frame.decode_seed(HEADER, seed) {
+        Ok(mixed) => mixed,
         Err(e) => {
             let failed = Remote::Failed(format!("cannot decode the task's arguments: {e}"));
             return link.send(&reply_header(FAILED, id), &failed).is_ok();
         }
     };
-    // SAFETY: the pool only names callables built from a type `F: Fn(..)` that passed
-    // `no_captures` — the `Direct`/`Star` wrappers of one (`StarFn` is sealed to the `Fn`
-    // impls); on stable Rust a zero-sized one is a fn item or a closure with no captures.
-    let f: C = unsafe { conjure() };
-    let (values, mixed) =
-        crate::map::run_chunk_into::<_, _, Remote>(items, link.spare(), |item| f.call(item));
     let header = reply_header(OK, id);
     let Some(outcomes) = mixed else {
         let all = Results::AllOk(values);
@@ -434,6 +458,82 @@ where
         };
     };
     send_mixed(link, &header, outcomes)
+}
+
+/// Runs `call` on each item of a task's sequence as it is decoded, its value pushed onto
+/// `values` (empty at first): the items make no vector of their own, which for a chunk of
+/// tiny items would be written once and read once, in memory often fresh from the kernel.
+/// The value is `None` when every item gave a value, each item's outcome once one panicked
+/// (the items run under one `catch_unwind` until then, the rest one by one, as
+/// [`run_chunk`](crate::map::run_chunk) runs them).
+///
+/// An item that does not decode fails the whole task, as before any ran; the items before
+/// it have run by then (an encoding the pool made always decodes, unless an item's
+/// `Serialize` and `Deserialize` disagree). So does a `Deserialize` that panics.
+struct RunEach<'v, A, R, F> {
+    call: F,
+    values: &'v mut Vec<R>,
+    items: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<'de, A, R, F> serde::de::DeserializeSeed<'de> for RunEach<'_, A, R, F>
+where
+    A: Deserialize<'de>,
+    F: FnMut(A) -> R,
+{
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, A, R, F> serde::de::Visitor<'de> for RunEach<'_, A, R, F>
+where
+    A: Deserialize<'de>,
+    F: FnMut(A) -> R,
+{
+    type Value = Option<Vec<Result<R, Remote>>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence of a task's items")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let RunEach {
+            mut call, values, ..
+        } = self;
+        // The items decoded whole: one more than the values when a panic is the call's,
+        // and then the sequence can go on.
+        let mut decoded = 0usize;
+        let caught = unwind::catch(|| {
+            while let Some(item) = seq.next_element::<A>()? {
+                decoded += 1;
+                values.push(call(item));
+            }
+            Ok(())
+        });
+        let panic = match caught {
+            Ok(result) => return result.map(|()| None),
+            Err(panic) if decoded > values.len() => panic,
+            Err(panic) => {
+                return Err(proc_core::codec::de_error(format_args!(
+                    "an item's Deserialize panicked: {}",
+                    panic.message
+                )));
+            }
+        };
+        // The item that panicked was taken from the sequence and not pushed.
+        let mut outcomes: Vec<Result<R, Remote>> = values.drain(..).map(Ok).collect();
+        outcomes.push(Err(Remote::from(panic)));
+        while let Some(item) = seq.next_element::<A>()? {
+            outcomes.push(unwind::catch(|| call(item)).map_err(Remote::from));
+        }
+        Ok(Some(outcomes))
+    }
 }
 
 /// The results of a task's items, as they travel: all values when none failed.
