@@ -165,6 +165,7 @@ pub(crate) fn run(
     trampoline: Trampoline,
 ) -> i32 {
     sys::prepare_child();
+    crate::shared::forget_inherited_identity();
     unwind::install_hook();
     registry::forget_inherited();
     let daemon = request.identity.daemon;

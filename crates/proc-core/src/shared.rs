@@ -899,6 +899,14 @@ extern "C" fn forget_pid() {
     IDENTITY.store(0, Ordering::Relaxed);
 }
 
+/// Forgets what [`pid`], [`start_time`] and [`identity`] cached, in a new child before it
+/// runs anything of its parent's: the fork server's children are made by a `clone3` that runs
+/// no atfork handler, so a cache the server had filled would reach them (three atomic stores,
+/// on a page that a forked child has written already).
+pub(crate) fn forget_inherited_identity() {
+    forget_pid();
+}
+
 /// Makes a forked child forget what [`pid`], [`start_time`] and [`identity`] cached.
 fn forget_at_fork() {
     static AT_FORK: Once = Once::new();

@@ -399,15 +399,21 @@ mod tests {
 
     // A forked child of the (multi-threaded) test harness has one thread: the count of a
     // single-threaded process, where `unshare` answers. The child only calls unshare and
-    // _exit, which are async-signal-safe.
+    // _exit, which are async-signal-safe: where unshare is refused (a seccomp filter) it
+    // leaves with 2 before `thread_count`'s procfs fallback, which allocates, and could wait
+    // forever for an allocator lock that a harness thread held at the fork.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_forked_child_counts_one_thread() {
-        // SAFETY: the child runs only async-signal-safe calls (unshare, the atomic-free
-        // return of `thread_count` on its success, _exit) before it leaves; the locks of the
-        // harness's threads that it lacks are never taken.
+        // SAFETY: the child runs only async-signal-safe calls (unshare, the return of
+        // `thread_count` on its success, _exit) before it leaves; the locks of the harness's
+        // threads that it lacks are never taken.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: as in `thread_count`: with CLONE_VM alone it changes nothing.
+            if unsafe { libc::unshare(libc::CLONE_VM) } != 0 {
+                super::exit_now(2);
+            }
             let code = match super::thread_count() {
                 Some(1) => 0,
                 _ => 1,
@@ -419,11 +425,11 @@ mod tests {
         // SAFETY: `status` is a writable c_int, and `pid` is our child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(libc::WIFEXITED(status));
-        assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "the child did not count one thread"
-        );
+        match libc::WEXITSTATUS(status) {
+            0 => {}
+            2 => eprintln!("SKIPPED: unshare(CLONE_VM) is refused here; procfs counts threads"),
+            _ => panic!("the child did not count one thread"),
+        }
     }
 
     #[test]
