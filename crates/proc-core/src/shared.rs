@@ -921,11 +921,19 @@ fn forget_at_fork() {
 /// ```
 /// assert_eq!(proc_core::shared::pid(), std::process::id());
 /// ```
+#[inline]
 pub fn pid() -> u32 {
     let cached = PID.load(Ordering::Relaxed);
     if cached != 0 {
         return cached;
     }
+    cache_pid()
+}
+
+// Out of line, so that the cached read above inlines into the callers' fast paths (every
+// acquire of a semaphore reads the pid twice).
+#[cold]
+fn cache_pid() -> u32 {
     forget_at_fork();
     let pid = sys::getpid();
     PID.store(pid, Ordering::Relaxed);

@@ -136,7 +136,8 @@ impl Holders {
     pub(crate) fn add(&self) -> Option<usize> {
         let me = Holder::me();
         let home = me.pid as usize % HOLDER_SLOTS;
-        for i in (home..HOLDER_SLOTS).chain(0..home) {
+        // The same walk as `(home..HOLDER_SLOTS).chain(0..home)`, in fewer instructions.
+        for i in (0..HOLDER_SLOTS).map(|k| (home + k) % HOLDER_SLOTS) {
             let slot = &self.slots[i];
             let hold = slot.hold.load(Ordering::Relaxed);
             if hold == 0 {

@@ -52,12 +52,32 @@
 //! the next process that needs it (after a slice, as [`Word::lock`] does), and by a waiter's
 //! look for dead holders, which looks at the lock's owner too: a waiter that sleeps because
 //! the dead owner lowered the count goes on within about a tenth of a second.
+//!
+//! # One locked instruction per call
+//!
+//! An uncontended acquire, and a guard's drop, make one locked instruction each: the
+//! compare-and-swap that takes the lock. Everything else is plain loads and stores, which
+//! the lock orders:
+//!
+//! - only the owner of the lock writes the count and the lock's word (waiters compare and
+//!   sleep on them, they do not change them), so both are written with plain stores, the
+//!   unlock included;
+//! - a waiter for a place counts itself in `waiting` under the lock, after it found no
+//!   place, and before it sleeps on the count; whoever raises the count reads `waiting` under
+//!   the lock too, so that with none counted no one sleeps, or will sleep, on the count as
+//!   it was, and no wake is owed. With some counted, the raiser fences before it looks at the
+//!   count's sleepers, as a wake must;
+//! - a waiter for the lock cannot count itself under the lock, so the unlock's look at
+//!   `lock_waiting` may miss one that counts itself at that instant: such a waiter sleeps
+//!   [`LOCK_POLL`] at most before it looks again. The lock is held for a few instructions,
+//!   and a waiter spins through them before it sleeps, so that happens only when the owner
+//!   was stopped in between.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use proc_core::shared::Blocking;
+use proc_core::shared::{Acquired, Blocking, identity};
 use proc_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +88,15 @@ use crate::wire::Kind;
 /// How long a waiter sleeps before it looks for dead holders: the time a dead holder's
 /// places may stay lost while others wait for them.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// How many times a process that finds the lock taken looks again before it sleeps: the
+/// lock is held for a few instructions, so one of these looks nearly always finds it free.
+const SPINS: u32 = 100;
+
+/// The longest a process waiting for the lock sleeps before it looks again. The unlock makes
+/// no locked instruction, so it may miss a waiter that announces itself at that very moment
+/// (see [`Locked`]'s drop); such a waiter finds the lock free this much later, not never.
+const LOCK_POLL: Duration = Duration::from_millis(1);
 
 /// The number of the count's word, which waiters sleep on.
 const COUNT: usize = 0;
@@ -92,6 +121,12 @@ pub(crate) struct SemaphoreState {
     total: AtomicU64,
     /// Who holds places through a guard.
     holders: Holders,
+    /// The waiters for a place that are about to sleep on the count or sleep there: raised
+    /// under the lock, read under the lock by whoever raises the count, so that a raise
+    /// without waiters needs no fence to know there are none.
+    waiting: AtomicU32,
+    /// The processes about to sleep on the lock or sleeping there.
+    lock_waiting: AtomicU32,
 }
 
 // SAFETY: `#[repr(C)]`, atomics only (an array of them included); zero is a valid (empty,
@@ -105,6 +140,35 @@ unsafe impl State for SemaphoreState {
             COUNT => &self.count,
             _ => &self.lock,
         }
+    }
+}
+
+impl SemaphoreState {
+    /// The most the count may reach.
+    fn limit(&self) -> u32 {
+        match self.bound.load(Ordering::Relaxed) {
+            0 => u32::MAX,
+            bound => bound,
+        }
+    }
+
+    /// Whether the place just taken is one that a dead holder's death gave back; tells one
+    /// acquirer per such place.
+    fn take_orphan(&self) -> bool {
+        let orphans = &self.orphans;
+        let mut current = orphans.load(Ordering::Relaxed);
+        while current > 0 {
+            match orphans.compare_exchange_weak(
+                current,
+                current - 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+        false
     }
 }
 
@@ -123,8 +187,32 @@ struct Locked<'a> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.counter.shared.unlock(LOCK);
-        if self.wake > 0 {
+        let state = self.state();
+        // Read under the lock, where waiters for a place announce themselves: none announced
+        // means none sleeps or will sleep on the count as it was before this raise.
+        let waiting = if self.wake > 0 {
+            state.waiting.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        // A plain store: only the owner writes the word while it is taken (waiters compare
+        // and sleep on it, they do not change it), so the uncontended path has no locked
+        // instruction here. The price: the look at `lock_waiting` below may run before the
+        // store shows and miss a waiter that announces itself at that instant; that waiter
+        // sleeps at most `LOCK_POLL` before it looks again.
+        state.lock.value().store(0, Ordering::Release);
+        let lock_waiting = state.lock_waiting.load(Ordering::Relaxed);
+        if waiting == 0 && lock_waiting == 0 {
+            return;
+        }
+        // Orders the stores of the count and of the lock before the looks at the words'
+        // sleepers, against a sleeper's count of itself before its look at the word (the
+        // `SeqCst` of `Word::sleep`): one of the two sees the other.
+        fence(Ordering::SeqCst);
+        if lock_waiting > 0 {
+            self.counter.shared.wake(LOCK, 1);
+        }
+        if waiting > 0 {
             self.counter.shared.wake(COUNT, self.wake);
         }
     }
@@ -149,17 +237,18 @@ impl<'a> Locked<'a> {
 
     /// Raises the count by `n`, which the caller checked against the bound.
     fn raise(&mut self, n: u32) {
-        // `SeqCst`, before the look at the sleepers when `self` drops.
+        // A plain store: only the owner of the lock writes the count, and the drop of `self`
+        // fences before it looks at the sleepers when some waiter announced itself.
         self.state()
             .count
             .value()
-            .store(self.count() + n, Ordering::SeqCst);
+            .store(self.count() + n, Ordering::Relaxed);
         self.wake = self.wake.saturating_add(n);
     }
 
     /// Whether one more place fits under the bound.
     fn room(&self) -> bool {
-        self.count() < self.counter.limit()
+        self.count() < self.state().limit()
     }
 
     /// Takes a free place for a guard of this process: the count first, the record next
@@ -181,7 +270,7 @@ impl<'a> Locked<'a> {
         Some(SemaphoreGuard {
             counter: self.counter,
             slot,
-            owner_died: self.counter.take_orphan(),
+            owner_died: self.state().take_orphan(),
         })
     }
 
@@ -206,7 +295,7 @@ impl<'a> Locked<'a> {
         let state = self.state();
         state.holders.reap(|_, _| {});
         let held = state.holders.sum();
-        let limit = self.counter.limit();
+        let limit = state.limit();
         let count = self.count();
         let fixed = self.total().saturating_sub(held).min(u64::from(limit)) as u32;
         // Told before they show (acquirers take them under this lock anyway); a repair never
@@ -218,7 +307,7 @@ impl<'a> Locked<'a> {
         if fixed >= count {
             self.raise(back);
         } else {
-            state.count.value().store(fixed, Ordering::SeqCst);
+            state.count.value().store(fixed, Ordering::Relaxed);
         }
         self.set_total(u64::from(fixed) + held);
         back
@@ -241,21 +330,30 @@ impl Counter {
         self.shared.state()
     }
 
-    fn limit(&self) -> u32 {
-        match self.state().bound.load(Ordering::Relaxed) {
-            0 => u32::MAX,
-            bound => bound,
-        }
-    }
-
     fn value(&self) -> u32 {
         self.state().count.value().load(Ordering::Relaxed)
     }
 
     /// Takes the lock, waiting at most until `deadline`; repairs the state when the lock
     /// was taken over from a dead owner.
+    ///
+    /// The word holds its owner's identity as [`Word::lock`]'s does, and a dead owner's lock
+    /// is taken over by [`Word::lock`] itself; but the wait is this semaphore's own, because
+    /// its unlock (the drop of [`Locked`]) makes no locked instruction and a waiter must
+    /// not count on being woken.
+    #[inline]
     fn lock(&self, deadline: Option<Instant>) -> Option<Locked<'_>> {
-        let acquired = self.shared.lock(LOCK, Blocking::Block, deadline)?;
+        let free = self
+            .state()
+            .lock
+            .value()
+            .compare_exchange(0, identity(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        let acquired = if free {
+            Acquired::Free
+        } else {
+            self.lock_contended(deadline)?
+        };
         let mut locked = Locked {
             counter: self,
             wake: 0,
@@ -266,8 +364,69 @@ impl Counter {
         Some(locked)
     }
 
+    /// The wait of [`lock`](Counter::lock) for a lock that another holds: a spin, then
+    /// sleeps of at most [`LOCK_POLL`]; a dead owner's lock is taken over once the owner
+    /// held it a whole [`LIVENESS_SLICE`], or when `deadline` passes (so that a caller that
+    /// only ever waits briefly is not kept out by a dead owner forever).
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, deadline: Option<Instant>) -> Option<Acquired> {
+        let state = self.state();
+        let word = state.lock.value();
+        let me = identity();
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if word.load(Ordering::Relaxed) == 0
+                && word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Some(Acquired::Free);
+            }
+        }
+        // The owner last seen, and since when: only an owner that held the lock a whole
+        // slice is worth the system calls of a look at its life.
+        let mut seen = (word.load(Ordering::Relaxed), Instant::now());
+        loop {
+            let owner = word.load(Ordering::Relaxed);
+            if owner == 0 {
+                if word
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some(Acquired::Free);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if owner != seen.0 {
+                seen = (owner, now);
+            }
+            let out_of_time = expired(deadline);
+            if out_of_time || now.saturating_duration_since(seen.1) >= LIVENESS_SLICE {
+                // Takes the lock if it came free or its owner is dead, at once.
+                if let Some(acquired) = self.shared.lock(LOCK, Blocking::NonBlocking, None) {
+                    return Some(acquired);
+                }
+                if out_of_time {
+                    return None;
+                }
+                seen.1 = now;
+            }
+            let poll = crate::shared::deadline(Some(LOCK_POLL));
+            let until = match (deadline, poll) {
+                (Some(d), Some(p)) => Some(d.min(p)),
+                (d, p) => d.or(p),
+            };
+            state.lock_waiting.fetch_add(1, Ordering::SeqCst);
+            self.shared.sleep(LOCK, owner, until);
+            state.lock_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     /// Takes a free place for a guard if there is one; `None` when there is none, or when
     /// `deadline` passed while another process held the lock.
+    #[inline]
     fn take(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
         // Read without the lock, so that a waiter that finds no place does not take it.
         if self.value() == 0 {
@@ -295,7 +454,19 @@ impl Counter {
                 (Some(d), Some(s)) => Some(d.min(s)),
                 (d, s) => d.or(s),
             };
+            // The waiter announces itself under the lock, where whoever raises the count
+            // looks for waiters (see `Locked`'s drop); `None` means the deadline passed
+            // while another held the lock, which the next turn handles.
+            let Some(locked) = self.lock(deadline) else {
+                continue;
+            };
+            if let Some(guard) = locked.take() {
+                return Some(guard);
+            }
+            self.state().waiting.fetch_add(1, Ordering::SeqCst);
+            drop(locked);
             self.shared.sleep(COUNT, 0, until);
+            self.state().waiting.fetch_sub(1, Ordering::SeqCst);
             if !expired(deadline) && expired(slice_end) && self.value() == 0 {
                 self.reap(deadline);
             }
@@ -316,7 +487,7 @@ impl Counter {
         let taken = self
             .shared
             .lock(LOCK, Blocking::NonBlocking, None)
-            .or_else(|| self.shared.lock(LOCK, Blocking::Block, deadline));
+            .or_else(|| self.lock_contended(deadline));
         if taken.is_none() {
             return 0;
         }
@@ -325,25 +496,6 @@ impl Counter {
             wake: 0,
         }
         .repair()
-    }
-
-    /// Whether the place just taken is one that a dead holder's death gave back; tells one
-    /// acquirer per such place.
-    fn take_orphan(&self) -> bool {
-        let orphans = &self.state().orphans;
-        let mut current = orphans.load(Ordering::Relaxed);
-        while current > 0 {
-            match orphans.compare_exchange_weak(
-                current,
-                current - 1,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
-        false
     }
 
     fn give(&self) -> Result<()> {
@@ -359,7 +511,18 @@ impl Counter {
 
     // What `Semaphore` and `BoundedSemaphore` share: they differ only in `release`.
 
+    #[inline]
     fn acquire(&self) -> SemaphoreGuard<'_> {
+        match self.take(None) {
+            Some(guard) => guard,
+            None => self.wait_for_a_place(),
+        }
+    }
+
+    /// The wait of [`acquire`](Counter::acquire) when no place was free: out of line, so
+    /// that the uncontended acquire is the few instructions of `take`.
+    #[inline(never)]
+    fn wait_for_a_place(&self) -> SemaphoreGuard<'_> {
         self.take_until(None)
             .expect("a wait without a deadline ends with a place")
     }
@@ -1031,6 +1194,48 @@ mod tests {
         drop(guard);
         assert_eq!(sem.get_value(), 2);
         assert!(sem.release().is_err());
+        assert!(consistent(&sem.counter));
+    }
+
+    /// Yields until `ready` holds, failing the test after [`PATIENCE`].
+    fn until(ready: impl Fn() -> bool) {
+        let give_up = Instant::now() + PATIENCE;
+        while !ready() {
+            assert!(Instant::now() < give_up, "the waiter never counted itself");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_counted_waiter_for_a_place_is_woken_by_the_drop_and_uncounted() {
+        let sem = Semaphore::new(1).unwrap();
+        let place = sem.acquire();
+        let state = sem.counter.state();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| sem.acquire_timeout(PATIENCE).map(|g| g.owner_died()));
+            // Counted under the lock: the drop below must see it, and wake it.
+            until(|| state.waiting.load(Ordering::SeqCst) == 1);
+            drop(place);
+            assert_eq!(waiter.join().unwrap().ok(), Some(false));
+        });
+        assert_eq!(state.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(sem.get_value(), 1);
+        assert!(consistent(&sem.counter));
+    }
+
+    #[test]
+    fn a_waiter_for_the_lock_sleeps_counted_and_gets_it_once_free() {
+        let sem = Semaphore::new(1).unwrap();
+        let state = sem.counter.state();
+        let locked = sem.counter.lock(None).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| sem.acquire_timeout(PATIENCE).map(|g| g.owner_died()));
+            // Past its spin: asleep on the lock, or about to be.
+            until(|| state.lock_waiting.load(Ordering::SeqCst) == 1);
+            drop(locked);
+            assert_eq!(waiter.join().unwrap().ok(), Some(false));
+        });
+        assert_eq!(state.lock_waiting.load(Ordering::SeqCst), 0);
         assert!(consistent(&sem.counter));
     }
 

@@ -481,9 +481,9 @@ fn the_places_of_a_killed_holder_come_back_though_its_pid_went_to_a_live_process
 
 /// The size of a semaphore's state, as this file mirrors it: the count's word and the
 /// lock's word (a value and a count of sleepers each), the bound, the orphans, the total,
-/// then 128 holder slots of two words.
+/// 128 holder slots of two words, then the counts of waiters for a place and for the lock.
 #[cfg(target_os = "linux")]
-const SEMAPHORE_STATE: usize = 8 + 8 + 4 + 4 + 8 + 128 * 16;
+const SEMAPHORE_STATE: usize = 8 + 8 + 4 + 4 + 8 + 128 * 16 + 4 + 4;
 
 /// Where the internal lock's word sits in the state: it holds its owner's identity.
 #[cfg(target_os = "linux")]
@@ -497,7 +497,7 @@ fn mid_change(state: &StateMap) -> bool {
     let words = state.words();
     let count = words[0].load(Ordering::SeqCst) & u64::from(u32::MAX);
     let total = words[3].load(Ordering::SeqCst);
-    let held: u64 = words[4..]
+    let held: u64 = words[4..4 + 128 * 2]
         .iter()
         .step_by(2)
         .map(|w| w.load(Ordering::SeqCst) & u64::from(u32::MAX))
