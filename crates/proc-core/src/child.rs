@@ -189,6 +189,8 @@ pub(crate) fn run(
         owned = std::mem::ManuallyDrop::new(channel);
         &owned
     };
+    // The start's short time slice, inherited, ends here: user code runs with the default.
+    sys::leave_inherited();
     let code = trampoline(&request.payload, handles, &mut |outcome, handles| {
         // What the function printed goes out before its result: the parent wakes up when the
         // result arrives and then waits for the exit, which this no longer holds up (the

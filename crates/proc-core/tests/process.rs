@@ -707,3 +707,28 @@ fn a_child_cannot_set_its_start_method_again() {
         );
     });
 }
+
+/// The calling thread's scheduler time slice in nanoseconds, from procfs (`None` where the
+/// kernel does not show it).
+#[cfg(target_os = "linux")]
+fn time_slice((): ()) -> Option<u64> {
+    let sched = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+    let line = sched.lines().find(|line| line.starts_with("se.slice"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
+}
+
+// A start shortens the parent's time slice while it starts the child (where Linux allows),
+// and the child inherits it: the parent has its own back when the start returns, and the
+// child runs user code with the one it would have had without procs, its parent's.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_child_runs_user_code_with_the_parents_time_slice() {
+    each_method(|method| {
+        let Some(before) = time_slice(()) else {
+            return eprintln!("SKIPPED: /proc/thread-self/sched shows no time slice here");
+        };
+        let mut p = builder(method).spawn(time_slice, ()).unwrap();
+        assert_eq!(time_slice(()), Some(before), "under {method}");
+        assert_eq!(p.join().unwrap(), Some(before), "under {method}");
+    });
+}

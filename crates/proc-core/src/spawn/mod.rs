@@ -46,6 +46,11 @@ pub(crate) fn launch(
     // `theirs` stays open here until the request went out, whatever the flavour did with
     // its copy.
     let (ours, theirs) = Channel::pair()?;
+    // A short time slice until the request is out: on a loaded machine each wake-up of the
+    // start (this thread's, the fork server's) is then picked before a busy process's slice
+    // runs out, and the child inherits it for its own start-up (it puts the default back
+    // before user code, `child::run`).
+    let slice = sys::ShortSlice::take();
     let child = match method {
         StartMethod::Spawn => exec::start(settings, &theirs)?,
         StartMethod::ForkServer => forkserver::start(&theirs)?,
@@ -74,6 +79,7 @@ pub(crate) fn launch(
         }
         Ok(()) => {}
     }
+    drop(slice);
     Ok(state)
 }
 

@@ -19,6 +19,8 @@
 //!   timeout)` (returns at once unless `word` holds `expected`; may return spuriously) and
 //!   `wake(i, word, n)`. Futexes where the kernel has them; kernel semaphores, whose handles
 //!   travel with the value, on Windows. `Clone`, `Debug`, `Serialize` and `Deserialize`.
+//! - `ShortSlice`, a guard: `take` (the calling thread runs with the shortest time slice until
+//!   the guard drops, where Linux allows; nothing elsewhere).
 //!
 //! `sys` calls nothing above it but `codec` and `error` (for frames) and `internal::Deadline`:
 //! where it needs the rest of the crate, it takes a callback (`serve_forkserver`, `fork`,
@@ -116,6 +118,14 @@ pub(crate) use imp::{
     start_time,
     // How many threads this process has, where the platform tells it.
     thread_count,
+};
+
+// The scheduler (Unix's `sched.rs`, Windows's `os.rs`).
+pub(crate) use imp::{
+    // Shortens the calling thread's time slice while it lives (methods above).
+    ShortSlice,
+    // Puts the default slice back in a new child that inherited the short one.
+    leave_inherited,
 };
 
 // Shared memory (`shm.rs`), for `crate::shared`.

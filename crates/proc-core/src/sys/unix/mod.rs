@@ -6,6 +6,7 @@ mod exec;
 mod forkserver;
 mod inbox;
 mod os;
+mod sched;
 mod shm;
 
 use std::io;
@@ -19,6 +20,7 @@ pub(crate) use os::{
     is_peer_gone, pid_alive, prepare_child, random_bytes, resident_memory, signal_name, start_time,
     thread_count,
 };
+pub(crate) use sched::{ShortSlice, leave_inherited};
 pub(crate) use shm::{
     Parkers, anonymous_segment, create_named_segment, map_segment, open_named_segment,
     refuse_arrived_segment, unlink_named_segment, unmap_segment,

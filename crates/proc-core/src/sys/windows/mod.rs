@@ -19,9 +19,9 @@ pub(crate) use exec::{
     serve_forkserver, spawn,
 };
 pub(crate) use os::{
-    PID_BITS, at_exit, at_fork_child, before_main, exit_now, flush_std_streams, getpid, getppid,
-    is_peer_gone, pid_alive, prepare_child, random_bytes, resident_memory, signal_name, start_time,
-    thread_count,
+    PID_BITS, ShortSlice, at_exit, at_fork_child, before_main, exit_now, flush_std_streams, getpid,
+    getppid, is_peer_gone, leave_inherited, pid_alive, prepare_child, random_bytes,
+    resident_memory, signal_name, start_time, thread_count,
 };
 pub(crate) use shm::{
     Parkers, anonymous_segment, create_named_segment, map_segment, open_named_segment,

@@ -216,6 +216,22 @@ pub(crate) fn at_fork_child(_handler: extern "C" fn()) {}
 /// closed pipe already fails with an error.
 pub(crate) fn prepare_child() {}
 
+/// Would shorten the calling thread's time slice around a start, as on Linux: Windows has no
+/// such setting for a thread, so the guard does nothing.
+#[must_use = "the slice is put back when the guard drops"]
+#[derive(Debug)]
+pub(crate) struct ShortSlice {}
+
+impl ShortSlice {
+    /// Does nothing (see the type).
+    pub(crate) fn take() -> ShortSlice {
+        ShortSlice {}
+    }
+}
+
+/// Would put back the default slice that a start changed: there is none to put back here.
+pub(crate) fn leave_inherited() {}
+
 /// Whether an error from writing to a child means only that the child is gone.
 pub(crate) fn is_peer_gone(err: &io::Error) -> bool {
     is_os_error(
