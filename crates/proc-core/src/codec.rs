@@ -187,16 +187,25 @@ pub fn encode_each<T: Serialize, E: From<Error>>(
     mut each: impl FnMut(usize) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     forget_custom();
-    let mut encoder = encoder::Encoder(buf);
+    // The items go into a `Vec` of this function's own, never lent out, so that it stays
+    // in registers through the loop (see `encoder`'s docs); `buf` gets it back at the end.
+    let mut own = std::mem::take(buf);
+    let mut encoder = encoder::Encoder(&mut own);
+    let mut done = Ok(());
     for item in items {
         let start = encoder.0.len();
         if let Err(error) = item.serialize(&mut encoder) {
             encoder.0.truncate(start);
-            return Err(encode_error(error).into());
+            done = Err(encode_error(error).into());
+            break;
         }
-        each(encoder.0.len() - start)?;
+        if let Err(error) = each(encoder.0.len() - start) {
+            done = Err(error);
+            break;
+        }
     }
-    Ok(())
+    *buf = own;
+    done
 }
 
 /// The error of an encode that failed, out of line: it formats, and the encoders that
@@ -210,20 +219,25 @@ fn encode_error(error: postcard::Error) -> Error {
 /// Appends `data`, at most 16 bytes, to `buf` without a call to `memcpy`.
 ///
 /// Most strings and byte strings in values are short. A copy of a length known only at run
-/// time is a call to `memcpy`, which costs more than the rest of encoding a short string. Here the room is made by a copy of a fixed size, and the
-/// bytes go one by one in a loop of a fixed count, which the compiler unrolls (and cannot
-/// turn back into `memcpy`).
+/// time is a call to `memcpy`, which costs more than the rest of encoding a short string.
+/// Here the bytes go one by one into room for 16, in a loop of a fixed count, which the
+/// compiler unrolls (and cannot turn back into `memcpy`).
 #[inline]
 fn append_short(buf: &mut Vec<u8>, data: &[u8]) {
     let (at, n) = (buf.len(), data.len());
-    buf.extend_from_slice(&[0; 16]);
-    let out = &mut buf[at..at + 16];
+    encoder::reserve(buf, 16);
+    let Some(out) = buf.spare_capacity_mut().first_chunk_mut::<16>() else {
+        // Never: room for 16 bytes was made above.
+        return;
+    };
     for i in 0..16 {
         if i < n {
-            out[i] = data[i];
+            out[i].write(data[i]);
         }
     }
-    buf.truncate(at + n);
+    // SAFETY: `n` is at most 16, and the `n` bytes from `at` on were written just above,
+    // within the room made.
+    unsafe { buf.set_len(at + n.min(16)) };
 }
 
 /// Decodes a postcard value that fills `bytes` exactly.

@@ -92,6 +92,7 @@ impl Bytes {
     /// entries after it), which lets a short entry be copied as a block of fixed size: a
     /// copy of a length only known at run time is a call to `memcpy`, which costs more than
     /// the rest of storing a short entry. What is copied past `len` is never read.
+    #[inline(always)]
     fn from_prefix(bytes: &[u8], len: usize) -> Bytes {
         match bytes.first_chunk::<INLINE>() {
             Some(window) if len <= INLINE => Bytes(Repr::Inline {
@@ -174,12 +175,27 @@ pub(crate) fn too_many() -> String {
 /// the compiler turns into vector instructions) rather than a walk from entry to entry,
 /// where each step waits for the length read before it: the walk cost the server more
 /// than storing a batch of small items.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+///
+/// A batch that a server decoded keeps its bytes in the request's frame, where they end
+/// it: `bytes[skip..]` are the entries', and what comes before them is the rest of the
+/// request, never read again. Moving the entries to the front of the frame instead was a
+/// copy of nearly all of it (the server's largest cost after the socket for a bulk call);
+/// what is kept is at most the frame that came in.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Batch {
     count: usize,
     lens: Vec<u8>,
     bytes: Vec<u8>,
+    skip: usize,
 }
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.count == other.count && self.lens == other.lens && self.data() == other.data()
+    }
+}
+
+impl Eq for Batch {}
 
 impl Batch {
     /// An empty batch with room for about `entries` entries of `size` bytes (an estimate:
@@ -189,7 +205,14 @@ impl Batch {
             count: 0,
             lens: Vec::with_capacity(entries),
             bytes: Vec::with_capacity(entries.saturating_mul(size).min(1 << 26)),
+            skip: 0,
         }
+    }
+
+    /// The entries' bytes, back to back.
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.bytes.get(self.skip..).unwrap_or_default()
     }
 
     /// How many entries the batch holds.
@@ -255,15 +278,24 @@ impl Batch {
         &mut self,
         items: impl IntoIterator<Item = T>,
     ) -> proc_core::Result<()> {
-        let Batch { count, lens, bytes } = self;
-        proc_core::codec::encode_each(items, bytes, |len| {
-            if *count == MAX_BATCH {
+        // The lengths and the count go into variables of this function's own, never lent
+        // out (`push_leb128` grows the lengths by value), for the reason
+        // `codec::encode_each` keeps its buffer so: the compiler keeps them in registers
+        // through the loop rather than reading them back from memory after each byte
+        // written. The batch gets them back at the end.
+        let mut lens = std::mem::take(&mut self.lens);
+        let mut count = self.count;
+        let done = proc_core::codec::encode_each(items, &mut self.bytes, |len| {
+            if count == MAX_BATCH {
                 return Err(Error::Protocol(too_many()));
             }
-            push_leb128(lens, len);
-            *count += 1;
+            push_leb128(&mut lens, len);
+            count += 1;
             Ok(())
-        })
+        });
+        self.lens = lens;
+        self.count = count;
+        done
     }
 
     /// Appends the entries of `other`, taking its buffers when this batch is empty.
@@ -278,7 +310,7 @@ impl Batch {
     /// Appends a copy of the entries of `other`.
     pub(crate) fn append_copy(&mut self, other: &Batch) {
         self.lens.extend_from_slice(&other.lens);
-        self.bytes.extend_from_slice(&other.bytes);
+        self.bytes.extend_from_slice(other.data());
         self.count += other.count;
     }
 
@@ -286,19 +318,20 @@ impl Batch {
     pub(crate) fn iter(&self) -> Entries<'_> {
         Entries {
             lens: &self.lens,
-            rest: &self.bytes,
+            rest: self.data(),
             left: self.count,
         }
     }
 
-    /// The batch of `count` entries of `lens` in `bytes`, if the lengths are `count`
-    /// LEB128 numbers that add up to the length of `bytes`.
-    fn from_parts(count: u64, lens: Vec<u8>, bytes: Vec<u8>) -> Option<Batch> {
+    /// The batch of `count` entries of `lens` in `bytes[skip..]`, if the lengths are
+    /// `count` LEB128 numbers that add up to the length of `bytes[skip..]`.
+    fn from_parts(count: u64, lens: Vec<u8>, bytes: Vec<u8>, skip: usize) -> Option<Batch> {
         let count = usize::try_from(count).ok()?;
+        let data = bytes.len().checked_sub(skip)?;
         // The common case, every entry under 128 bytes: a length per byte, and a sum.
-        let total = if lens.iter().fold(0, |high, &len| high | len) < 0x80 {
+        let total = if let Some(total) = sum_short(&lens) {
             (lens.len() == count).then_some(())?;
-            lens.iter().map(|&len| len as u64).sum::<u64>()
+            total
         } else {
             // Every length takes one byte at least, so that this loop ends soon whatever
             // the count claims.
@@ -312,20 +345,58 @@ impl Batch {
             rest.is_empty().then_some(())?;
             total
         };
-        (total == bytes.len() as u64).then_some(Batch { count, lens, bytes })
+        (total == data as u64).then_some(Batch {
+            count,
+            lens,
+            bytes,
+            skip,
+        })
     }
 }
 
-/// Appends `len` as LEB128 to `lens`.
+/// The sum of `lens` when each is one byte of LEB128 (under 128), else `None`: one pass
+/// that sums a block of 256 at a time in 16 bits (which cannot overflow: 256 × 127 <
+/// 2¹⁶), where a sum in 64 bits widened every byte to a lane of its own. The compiler turns
+/// both loops into vector instructions; the pass took a third of the time of a check of
+/// the high bits followed by a 64-bit sum (5 µs against 15 for a batch of 100k entries).
+fn sum_short(lens: &[u8]) -> Option<u64> {
+    let mut total = 0u64;
+    let mut high = 0u8;
+    for block in lens.chunks(256) {
+        let mut sum = 0u16;
+        for &len in block {
+            high |= len;
+            sum += u16::from(len & 0x7f);
+        }
+        total += u64::from(sum);
+    }
+    (high < 0x80).then_some(total)
+}
+
+/// Appends `len` as LEB128 to `lens`. The common case, a length of one byte within the
+/// room there is, is written in place; the others go out of line with the `Vec` by value,
+/// never lent to a call, so that a caller's loop keeps it in registers (see
+/// [`Batch::extend_encoded`]).
 #[inline(always)]
 fn push_leb128(lens: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        lens.push(len as u8);
-    } else {
-        let mut head = [0; 10];
-        let n = leb128(len, &mut head);
-        lens.extend_from_slice(&head[..n]);
+    let at = lens.len();
+    match lens.spare_capacity_mut().first_mut() {
+        Some(slot) if len < 0x80 => {
+            slot.write(len as u8);
+            // SAFETY: the byte at `at`, within the capacity, was written just above.
+            unsafe { lens.set_len(at + 1) };
+        }
+        _ => *lens = push_leb128_slow(std::mem::take(lens), len),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn push_leb128_slow(mut lens: Vec<u8>, len: usize) -> Vec<u8> {
+    let mut head = [0; 10];
+    let n = leb128(len, &mut head);
+    lens.extend_from_slice(&head[..n]);
+    lens
 }
 
 /// Writes `n` as LEB128 into `out` and returns how many bytes it took.
@@ -371,6 +442,10 @@ pub(crate) struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
+    // Inlined into the server's loops over a bulk call's entries, as the compiler chose
+    // to do until the batch's bytes began past the start of their buffer: a call for
+    // each entry cost a bulk update a sixth more.
+    #[inline(always)]
     fn next_entry(&mut self) -> Option<Entry<'a>> {
         self.left = self.left.checked_sub(1)?;
         // Never `None`: the batch was checked when it was made.
@@ -416,6 +491,7 @@ impl AsRef<[u8]> for Entry<'_> {
 }
 
 impl From<Entry<'_>> for Bytes {
+    #[inline(always)]
     fn from(entry: Entry<'_>) -> Bytes {
         Bytes::from_prefix(entry.tail, entry.len)
     }
@@ -433,7 +509,7 @@ impl Serialize for Batch {
         let mut tuple = serializer.serialize_tuple(3)?;
         tuple.serialize_element(&(self.count as u64))?;
         tuple.serialize_element(&Raw(&self.lens))?;
-        tuple.serialize_element(&Raw(&self.bytes))?;
+        tuple.serialize_element(&Raw(self.data()))?;
         tuple.end()
     }
 }
@@ -455,9 +531,10 @@ impl<'de> Deserialize<'de> for Batch {
                 count,
                 lens,
                 bytes: Vec::new(),
+                skip: 0,
             });
         };
-        Batch::from_parts(count, lens, bytes).ok_or_else(|| de_error(UNFILLED))
+        Batch::from_parts(count, lens, bytes, 0).ok_or_else(|| de_error(UNFILLED))
     }
 }
 
@@ -524,9 +601,10 @@ impl Request {
 }
 
 /// Decodes a request from its frame, as `codec::decode` does, with the bytes of the batch
-/// it carries (which end the frame) moved in from the frame rather than copied: a copy into
-/// fresh memory, as large as the frame, was most of the server's time for a bulk call.
-pub(crate) fn decode_request(mut frame: Vec<u8>) -> proc_core::Result<Request> {
+/// it carries (which end the frame) left in the frame, which the batch takes, rather than
+/// copied: a copy into fresh memory, as large as the frame, was most of the server's time
+/// for a bulk call.
+pub(crate) fn decode_request(frame: Vec<u8>) -> proc_core::Result<Request> {
     let end = frame.as_ptr() as usize + frame.len();
     let before = FRAME.replace(Some((end, None)));
     let decoded = proc_core::codec::decode::<Request>(&frame);
@@ -535,9 +613,9 @@ pub(crate) fn decode_request(mut frame: Vec<u8>) -> proc_core::Result<Request> {
     if let Some(start) = tail {
         let refused = || Error::Decode(UNFILLED.into());
         let batch = request.batch_mut().ok_or_else(refused)?;
-        frame.drain(..start - frame.as_ptr() as usize);
+        let skip = start - frame.as_ptr() as usize;
         let Batch { count, lens, .. } = std::mem::take(batch);
-        *batch = Batch::from_parts(count as u64, lens, frame).ok_or_else(refused)?;
+        *batch = Batch::from_parts(count as u64, lens, frame, skip).ok_or_else(refused)?;
     }
     Ok(request)
 }
@@ -574,7 +652,9 @@ impl Outgoing {
             });
         };
         let lens = std::mem::take(&mut batch.lens);
-        let bytes = std::mem::take(&mut batch.bytes);
+        let mut bytes = std::mem::take(&mut batch.bytes);
+        // Never a copy on a client, whose batches start their buffers.
+        bytes.drain(..std::mem::take(&mut batch.skip).min(bytes.len()));
         // The request ends with the batch, which ends with its two buffers as byte
         // strings: empty now, each is its length, a LEB128 zero of one byte. In their place
         // go the length of the lengths, and (as a part of its own) that of the bytes.
@@ -1102,7 +1182,45 @@ mod tests {
             // Moved in: the buffer is the frame's, longer than the bytes.
             if !sent.bytes.is_empty() {
                 assert!(got.bytes.capacity() >= frame.len(), "copied, not moved");
+                assert!(got.skip > 0);
             }
+            // A batch that starts past the front of its frame reads, grows, joins others
+            // and travels again as the batch it holds.
+            let mut grown = got.clone();
+            grown.push(b"one more");
+            let mut expected = sent.clone();
+            expected.push(b"one more");
+            assert_eq!(grown, expected);
+            assert_eq!(
+                grown.iter().collect::<Vec<_>>(),
+                expected.iter().collect::<Vec<_>>()
+            );
+            let mut joined = Batch::default();
+            joined.push(b"first");
+            joined.append(grown.clone());
+            let mut taken = Batch::default();
+            taken.append(grown.clone());
+            taken.append(got.clone());
+            let (mut joined_expected, mut taken_expected) = (Batch::default(), expected.clone());
+            joined_expected.push(b"first");
+            joined_expected.append_copy(&expected);
+            taken_expected.append_copy(&sent);
+            assert_eq!(joined, joined_expected);
+            assert_eq!(taken, taken_expected);
+            let resent = Request::Call {
+                id: 6,
+                op: Op::Extend(grown),
+            };
+            let whole = codec::encode(&Request::Call {
+                id: 6,
+                op: Op::Extend(expected),
+            })
+            .unwrap();
+            assert_eq!(codec::encode(&resent).unwrap(), whole);
+            assert_eq!(
+                super::Outgoing::new(resent).unwrap().parts().concat(),
+                whole
+            );
             // The same frame with its last entry one byte short, and with a byte over.
             let mut short = frame.clone();
             let mut long = frame.clone();
@@ -1119,6 +1237,7 @@ mod tests {
             count: 2,
             lens: vec![1, 1],
             bytes: vec![7; 3],
+            skip: 0,
         };
         for op in [Op::Extend(unfilled.clone()), Op::Update(Pairs(unfilled))] {
             let frame = codec::encode(&Request::Call { id: 2, op }).unwrap();
@@ -1134,6 +1253,26 @@ mod tests {
             decode_request(frame).unwrap(),
             Request::Call { id: 1, op: Op::Len }
         ));
+    }
+
+    /// The blockwise sum of one-byte lengths is the plain sum, across block edges and for
+    /// the largest lengths, and refuses a high bit wherever it is.
+    #[test]
+    fn short_lengths_sum_as_a_plain_sum_does() {
+        for n in [0, 1, 255, 256, 257, 512, 1000, 100_000] {
+            for fill in [|i: usize| (i * 37 % 128) as u8, |_| 127] {
+                let mut lens: Vec<u8> = (0..n).map(fill).collect();
+                let plain: u64 = lens.iter().map(|&len| u64::from(len)).sum();
+                assert_eq!(super::sum_short(&lens), Some(plain), "{n} lengths");
+                for at in [0, n / 2, n.saturating_sub(1)] {
+                    if let Some(len) = lens.get_mut(at) {
+                        let was = std::mem::replace(len, 0x80);
+                        assert_eq!(super::sum_short(&lens), None, "high bit at {at} of {n}");
+                        lens[at] = was;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

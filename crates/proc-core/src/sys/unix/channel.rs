@@ -2,7 +2,7 @@
 //! (`SCM_RIGHTS`), and `poll`-based waits on one descriptor or several.
 
 use std::io::{self, Read, Write};
-use std::mem::size_of;
+use std::mem::{MaybeUninit, size_of};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -307,7 +307,7 @@ impl Channel {
     /// Receives up to `buf.len()` bytes and the descriptors that came with them.
     /// Returns 0 bytes at end-of-file.
     pub(crate) fn recv_with_fds(&self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-        self.recv_with_flags(buf, 0)
+        self.recv_with_flags(inbox::as_room(buf), 0)
     }
 
     /// [`recv_with_fds`](Channel::recv_with_fds) without blocking, tried again and again for
@@ -322,7 +322,7 @@ impl Channel {
     /// stops while it finds nothing (see [`SpinGauge`]).
     fn recv_spinning(
         &self,
-        buf: &mut [u8],
+        buf: &mut [MaybeUninit<u8>],
         spin: Duration,
     ) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
         // Where spinning does not pay, the receive sleeps at once: the system calls are
@@ -364,10 +364,11 @@ impl Channel {
         }
     }
 
-    /// [`recv_with_fds`](Channel::recv_with_fds) with `extra` `MSG_*` flags.
+    /// [`recv_with_fds`](Channel::recv_with_fds) with `extra` `MSG_*` flags, into room that
+    /// may never have been written (see `inbox::ReadFn`).
     fn recv_with_flags(
         &self,
-        buf: &mut [u8],
+        buf: &mut [MaybeUninit<u8>],
         extra: libc::c_int,
     ) -> io::Result<(usize, Vec<OwnedFd>)> {
         const MAX_FDS: usize = MAX_HANDLES;
@@ -387,6 +388,8 @@ impl Channel {
         let flags = extra;
         // SAFETY: as in `send_with_fds`; the kernel writes at most `msg_controllen` bytes of
         // control data, and every SCM_RIGHTS descriptor it reports is new and ours to own.
+        // `buf` may be memory never written: the kernel only writes bytes into it, the `n`
+        // it reports, from its start.
         unsafe {
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_iov = &mut iov;
@@ -665,9 +668,9 @@ impl Channel {
         max: usize,
     ) -> crate::error::Result<(Vec<u8>, Vec<OwnedHandle>)> {
         use crate::error::Error;
-        let mut read = |buf: &mut [u8]| match self.recv_spinning(buf, RECV_SPIN)? {
+        let mut read = |buf: &mut [MaybeUninit<u8>]| match self.recv_spinning(buf, RECV_SPIN)? {
             Some(read) => Ok(read),
-            None => self.recv_with_fds(buf).or_else(reset_is_eof),
+            None => self.recv_with_flags(buf, 0).or_else(reset_is_eof),
         };
         match self.lock_inbox().frame(max, &mut read) {
             Ok(frame) => Ok(frame),
@@ -685,7 +688,7 @@ impl Channel {
         deadline: crate::internal::Deadline,
     ) -> crate::error::Result<Option<(Vec<u8>, Vec<OwnedHandle>)>> {
         use crate::error::Error;
-        let mut read = |buf: &mut [u8]| {
+        let mut read = |buf: &mut [MaybeUninit<u8>]| {
             // Most reads follow a wait that saw the channel readable (a join's): a read that
             // does not block comes first (in the spin), and the poll only when it finds
             // nothing, which saves a system call per frame.
@@ -695,7 +698,7 @@ impl Channel {
             if !poll_fd(self.raw(), libc::POLLIN, deadline.remaining())? {
                 return Err(io::Error::from(io::ErrorKind::TimedOut));
             }
-            self.recv_with_fds(buf).or_else(reset_is_eof)
+            self.recv_with_flags(buf, 0).or_else(reset_is_eof)
         };
         match self.lock_inbox().frame(max, &mut read) {
             Ok(frame) => Ok(Some(frame)),

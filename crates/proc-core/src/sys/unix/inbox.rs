@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 
 /// How many bytes one read may bring: enough for a batch of small frames.
@@ -74,9 +75,19 @@ impl fmt::Debug for Inbox {
     }
 }
 
-/// One read from the channel: up to `buf.len()` bytes and the descriptors that came with
-/// them; 0 bytes at the end of the stream.
-pub(super) type ReadFn<'a> = dyn FnMut(&mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> + 'a;
+/// One read from the channel: up to `buf.len()` bytes, written at the start of `buf`, and
+/// the descriptors that came with them; 0 bytes at the end of the stream. It may be given
+/// memory never written (a frame's room, so that it is not zeroed first, which cost a bulk
+/// call a `memset` of the frame), and writes only bytes into it, never uninitialized ones.
+pub(super) type ReadFn<'a> =
+    dyn FnMut(&mut [MaybeUninit<u8>]) -> io::Result<(usize, Vec<OwnedFd>)> + 'a;
+
+/// `bytes` as memory that a [`ReadFn`] may write.
+pub(super) fn as_room(bytes: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and a `ReadFn` writes only bytes
+    // into the room it is given, so that `bytes` stays initialized.
+    unsafe { &mut *(bytes as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
 
 /// What [`Inbox::frame`] found wrong with the stream.
 #[derive(Debug)]
@@ -137,7 +148,7 @@ impl Inbox {
             self.start = 0;
         }
         let room = (self.buf.len() - self.end).min(want);
-        let (n, fds) = read(&mut self.buf[self.end..self.end + room])?;
+        let (n, fds) = read(as_room(&mut self.buf[self.end..self.end + room]))?;
         let first = self.offset + self.ahead() as u64;
         self.end += n;
         if n == room && room < want && self.buf.len() < READ_AHEAD {
@@ -198,7 +209,8 @@ impl Inbox {
                 }
                 // The rest of the frame is read straight into it, never past its end, so
                 // every descriptor that comes now is this frame's.
-                let payload = self.buf[self.start..self.end].to_vec();
+                let mut payload = Vec::with_capacity(len.min(FIRST_READ));
+                payload.extend_from_slice(&self.buf[self.start..self.end]);
                 let filled = payload.len();
                 self.consume(filled);
                 Partial {
@@ -211,11 +223,15 @@ impl Inbox {
             }
         };
         while partial.filled < partial.len {
-            if partial.filled == partial.payload.len() {
+            if partial.filled == partial.payload.capacity() {
                 let grown = partial.len.min((2 * partial.filled).max(FIRST_READ));
-                partial.payload.resize(grown, 0);
+                partial.payload.reserve_exact(grown - partial.filled);
             }
-            let (n, mut got) = match read(&mut partial.payload[partial.filled..]) {
+            // The room is read into as it is, never zeroed (see `ReadFn`).
+            let left = partial.len - partial.filled;
+            let spare = partial.payload.spare_capacity_mut();
+            let room = spare.len().min(left);
+            let (n, mut got) = match read(&mut spare[..room]) {
                 Ok(read) => read,
                 Err(e) => {
                     if matches!(
@@ -236,6 +252,10 @@ impl Inbox {
                     partial.filled, partial.len
                 )));
             }
+            let n = n.min(room);
+            // SAFETY: the read wrote its `n` bytes at the start of the room, which begins at
+            // `filled`, the payload's length, and lies within its capacity.
+            unsafe { partial.payload.set_len(partial.filled + n) };
             partial.filled += n;
             self.offset += n as u64;
         }
@@ -332,14 +352,23 @@ mod tests {
         out
     }
 
+    /// Writes `bytes` at the start of `room`, as a read does.
+    fn write(room: &mut [MaybeUninit<u8>], bytes: &[u8]) {
+        for (slot, &byte) in room.iter_mut().zip(bytes) {
+            slot.write(byte);
+        }
+    }
+
     /// A reader that hands out the scripted reads, cut to the room given.
-    fn reader(mut script: Script) -> impl FnMut(&mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-        move |buf: &mut [u8]| {
+    fn reader(
+        mut script: Script,
+    ) -> impl FnMut(&mut [MaybeUninit<u8>]) -> io::Result<(usize, Vec<OwnedFd>)> {
+        move |buf: &mut [MaybeUninit<u8>]| {
             let Some((mut bytes, fds)) = script.pop_front() else {
                 return Ok((0, Vec::new()));
             };
             let n = bytes.len().min(buf.len());
-            buf[..n].copy_from_slice(&bytes[..n]);
+            write(buf, &bytes[..n]);
             if n < bytes.len() {
                 script.push_front((bytes.split_off(n), Vec::new()));
             }
@@ -424,6 +453,33 @@ mod tests {
         ));
     }
 
+    /// A frame past the room made before its bytes arrive (`FIRST_READ`), in reads of
+    /// every size: its room grows as they come, is read into without being zeroed, and
+    /// holds the frame's bytes and nothing else.
+    #[test]
+    fn a_frame_past_the_first_room_grows_and_arrives_whole() {
+        let payload: Vec<u8> = (0..2 * FIRST_READ + 12_345)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let wire = frame_bytes(&payload);
+        let mut cuts = vec![0, 1, 5, 700];
+        while *cuts.last().unwrap() < wire.len() {
+            let at = *cuts.last().unwrap();
+            cuts.push((at + 1 + at / 3).min(wire.len()));
+        }
+        let pieces: Vec<(&[u8], usize)> = cuts.windows(2).map(|w| (&wire[w[0]..w[1]], 0)).collect();
+        let (script, _) = reads(&pieces);
+        let mut read = reader(script);
+        let mut inbox = Inbox::default();
+        let (got, _) = inbox.frame(usize::MAX, &mut read).unwrap();
+        assert_eq!(got.len(), payload.len());
+        assert!(got == payload);
+        assert!(matches!(
+            inbox.frame(64, &mut read),
+            Err(FrameError::Closed)
+        ));
+    }
+
     #[test]
     fn broken_streams_are_errors() {
         let (script, _) = reads(&[(&[5, 0], 0)]);
@@ -472,7 +528,7 @@ mod tests {
             from = to;
         }
         let mut timed_out = false;
-        let mut read = |buf: &mut [u8]| -> io::Result<(usize, Vec<OwnedFd>)> {
+        let mut read = |buf: &mut [MaybeUninit<u8>]| -> io::Result<(usize, Vec<OwnedFd>)> {
             timed_out = !timed_out;
             if timed_out {
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -481,7 +537,7 @@ mod tests {
                 return Ok((0, Vec::new()));
             };
             let n = piece.len().min(buf.len());
-            buf[..n].copy_from_slice(&piece[..n]);
+            write(buf, &piece[..n]);
             if n < piece.len() {
                 pieces.push_front(piece.split_off(n));
             }
