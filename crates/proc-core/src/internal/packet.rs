@@ -112,6 +112,24 @@ impl Outgoing {
         &mut self.bytes[..self.header_len]
     }
 
+    /// The frame's buffer, for a caller that is done with the frame and would otherwise
+    /// allocate another of about its size: memory that was written once is mapped already,
+    /// where a new allocation of many pages is faulted in page by page. The value a frame
+    /// with handles keeps is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::internal::Outgoing;
+    ///
+    /// let frame = Outgoing::encode(vec![7], 300u16).unwrap();
+    /// let bytes = frame.into_bytes();
+    /// assert_eq!(bytes, [7, 0xac, 0x02]);
+    /// ```
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     pub(crate) fn frame(&self) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<sys::RawHandle>)> {
         match &self.keep {
             None => Ok((std::borrow::Cow::Borrowed(&self.bytes), Vec::new())),
