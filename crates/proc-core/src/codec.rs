@@ -208,6 +208,40 @@ pub fn encode_each<T: Serialize, E: From<Error>>(
     done
 }
 
+/// Encodes values one after the other at the end of a buffer, with what [`encode_into`]
+/// sets up per value done once: for a caller that must look at each value after it is
+/// encoded (the handle-aware encoder of a sequence's items keeps those with handles).
+pub(crate) struct EachEncoder<'a>(encoder::Encoder<'a>);
+
+impl<'a> EachEncoder<'a> {
+    /// An encoder that appends to `buf`.
+    pub(crate) fn new(buf: &'a mut Vec<u8>) -> EachEncoder<'a> {
+        forget_custom();
+        EachEncoder(encoder::Encoder(buf))
+    }
+
+    /// The length of the buffer: where the next value's bytes start.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.0.len()
+    }
+
+    /// Encodes `value` after the values before it.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`]; the buffer then ends with the values before this one.
+    #[inline(always)]
+    pub(crate) fn encode<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let start = self.0.0.len();
+        if let Err(error) = value.serialize(&mut self.0) {
+            self.0.0.truncate(start);
+            return Err(encode_error(error));
+        }
+        Ok(())
+    }
+}
+
 /// The error of an encode that failed, out of line: it formats, and the encoders that
 /// run once per item of a bulk call stay small enough to be inlined into its loop.
 #[cold]

@@ -25,6 +25,9 @@ use crate::sys;
 thread_local! {
     /// While a value is encoded for another process: the handles met so far.
     static OUTGOING: RefCell<Option<Vec<sys::RawHandle>>> = const { RefCell::new(None) };
+    /// Set when a handle is encoded for another process: [`encode_items_with_handles_into`]
+    /// looks at it after each item, where looking into `OUTGOING` would cost a borrow.
+    static MET: Cell<bool> = const { Cell::new(false) };
     /// While a value from another process is decoded: the table of the handles that came
     /// with it, owned by [`decode_with_handles`]'s frame (null outside of one). A plain
     /// pointer needs no destructor, so a thread's first decode registers none: a forked
@@ -86,6 +89,55 @@ pub(crate) fn encode_with_handles_into<T: Serialize + ?Sized>(
     let encoded = codec::encode_into(value, buf);
     let handles = scope.take().unwrap_or_default();
     encoded.map(|()| handles)
+}
+
+/// What [`encode_items_with_handles_into`] did: how many items it encoded, and the items
+/// from the first one that holds a handle on, with where that one's bytes start.
+pub(crate) struct EncodedItems<T> {
+    pub(crate) count: usize,
+    pub(crate) kept: Option<(usize, Vec<T>)>,
+}
+
+/// Encodes the items of `items` for another process one after the other at the end of
+/// `buf` (the elements of a sequence, without its length), taking each from the iterator as
+/// it goes. An item without handles is dropped once it is encoded: its bytes are all there
+/// is to send. The items from the first that holds a handle on are kept, for they own the
+/// handles until they are sent, and are encoded again then (see
+/// [`Outgoing`](crate::internal::Outgoing)); the bytes before that first one are the same in
+/// every encoding, as they hold no handle numbers.
+pub(crate) fn encode_items_with_handles_into<T: Serialize>(
+    mut items: impl Iterator<Item = T>,
+    buf: &mut Vec<u8>,
+) -> Result<EncodedItems<T>> {
+    let _scope = Scope::enter(&OUTGOING, Some(Vec::new()));
+    // An item's `Serialize` may encode a sequence of its own: the flag it leaves is put
+    // back together with this one's.
+    let outer = MET.replace(false);
+    let mut encoder = codec::EachEncoder::new(buf);
+    let mut count = 0usize;
+    let mut kept = None;
+    let encoded = (|| {
+        // Until an item holds a handle, nothing but a flag is looked at after each.
+        for item in items.by_ref() {
+            let start = encoder.len();
+            encoder.encode(&item)?;
+            count += 1;
+            if MET.get() {
+                kept = Some((start, vec![item]));
+                break;
+            }
+        }
+        if let Some((_, kept)) = &mut kept {
+            for item in items {
+                encoder.encode(&item)?;
+                count += 1;
+                kept.push(item);
+            }
+        }
+        Ok(())
+    })();
+    MET.set(outer || MET.get());
+    encoded.map(|()| EncodedItems { count, kept })
 }
 
 /// Decodes a value from another process, giving it the handles that came with it. Handles
@@ -200,6 +252,9 @@ fn serialize_raw<S: Serializer>(
             handles.len() - 1
         })
     });
+    if index.is_some() {
+        MET.set(true);
+    }
     match index {
         Some(index) => serializer.serialize_u32(index as u32),
         None => Err(crate::codec::ser_error(

@@ -238,6 +238,49 @@ impl<I: Iterator> Iterator for Items<I> {
     }
 }
 
+/// How an eager map ([`map_all`], [`map_async`]) sends its chunks as it cuts them from its
+/// items: a [`Submit`] takes each chunk as a vector, and a process pool encodes each item as
+/// it takes it, into the chunk's frame, without a vector of them.
+pub(crate) trait SendChunks<A, R> {
+    /// Sends the next chunk, the next `chunksize` items of `items` (fewer at its end): its
+    /// future, or `None` when `items` has no more.
+    ///
+    /// # Errors
+    ///
+    /// The submission's error, and [`Error::Panicked`] for a panic of the iterator (the
+    /// items it gave before are dropped, unsent).
+    fn send_chunk<I: Iterator<Item = A>>(
+        &mut self,
+        items: &mut I,
+        chunksize: usize,
+    ) -> Result<Option<ChunkFuture<R>>>;
+}
+
+impl<A, R> SendChunks<A, R> for Submit<A, R> {
+    fn send_chunk<I: Iterator<Item = A>>(
+        &mut self,
+        items: &mut I,
+        chunksize: usize,
+    ) -> Result<Option<ChunkFuture<R>>> {
+        // A chunk is pushed item by item: collecting it would make room for as many items as
+        // the iterator's lower bound says, which an exact one that lies could make huge.
+        let room = chunksize
+            .min(items.size_hint().0)
+            .min(CHUNK_ROOM / size_of::<A>().max(1));
+        let chunk = unwind::catch(|| {
+            let mut chunk = Vec::with_capacity(room);
+            for item in items.by_ref().take(chunksize) {
+                chunk.push(item);
+            }
+            chunk
+        })?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        self(chunk).map(Some)
+    }
+}
+
 /// Sends every chunk of `items`, then waits for all of them: the values in input order, or
 /// the first error (in input order) once no chunk is still running — Python's no-failfast
 /// rule.
@@ -247,10 +290,10 @@ impl<I: Iterator> Iterator for Items<I> {
 pub(crate) fn map_all<I: Iterator, R>(
     items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<I::Item, R>,
+    send: &mut impl SendChunks<I::Item, R>,
 ) -> Result<Vec<R>> {
     let len = items.len();
-    let chunks = submit_all(items, chunksize, submit)?;
+    let chunks = submit_all(items, chunksize, send)?;
     // Each chunk in input order as soon as it is done: this thread decodes a worker's answer
     // (see `Answer::Encoded`) while the workers run the chunks after it, instead of
     // decoding them all once the last is done.
@@ -258,31 +301,27 @@ pub(crate) fn map_all<I: Iterator, R>(
 }
 
 fn submit_all<I: Iterator, R>(
-    mut items: Items<I>,
+    items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<I::Item, R>,
+    send: &mut impl SendChunks<I::Item, R>,
 ) -> Result<Vec<ChunkFuture<R>>> {
     // As many chunks as the length says, and no room made past that for a length that
     // lies: the vector grows if there are more.
     let mut chunks = Vec::with_capacity(items.len().div_ceil(chunksize.max(1)).min(1024));
-    // A chunk is pushed item by item: collecting it would make room for as many items as
-    // the iterator's lower bound says, which an exact one that lies could make huge.
-    let room = chunksize
-        .min(items.len())
-        .min(CHUNK_ROOM / size_of::<I::Item>().max(1));
-    loop {
-        let chunk = unwind::catch(|| {
-            let mut chunk = Vec::with_capacity(room);
-            for item in items.by_ref().take(chunksize) {
-                chunk.push(item);
+    // Each kind of input on its own, so that taking an item is not a match of the kind.
+    match items {
+        Items::Exact { mut iter, .. } => {
+            while let Some(chunk) = send.send_chunk(&mut iter, chunksize)? {
+                chunks.push(chunk);
             }
-            chunk
-        })?;
-        if chunk.is_empty() {
-            return Ok(chunks);
         }
-        chunks.push(submit(chunk)?);
+        Items::Collected(mut iter) => {
+            while let Some(chunk) = send.send_chunk(&mut iter, chunksize)? {
+                chunks.push(chunk);
+            }
+        }
     }
+    Ok(chunks)
 }
 
 /// The most bytes a chunk's vector is given at once (it grows past them as it must).
@@ -338,11 +377,11 @@ fn gather<R>(chunks: impl Iterator<Item = Result<Answer<R>>>, len: usize) -> Res
 pub(crate) fn map_async<I: Iterator, R: Send + 'static>(
     items: Items<I>,
     chunksize: usize,
-    submit: &mut Submit<I::Item, R>,
+    send: &mut impl SendChunks<I::Item, R>,
     out: Future<Vec<R>>,
 ) -> Result<Future<Vec<R>>> {
     let len = items.len();
-    let chunks = submit_all(items, chunksize, submit)?;
+    let chunks = submit_all(items, chunksize, send)?;
     if chunks.is_empty() {
         out.finish(Ok(Vec::new()));
         return Ok(out);

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::call::{Direct, InitOutput, Star, StarFn};
 use crate::future::{AsyncResult, Future, QueuedTasks};
 use crate::map::{self, Imap, Order, Submit};
-use crate::process::{Engine, MakeInit, OnCancel, Settings, make_init};
+use crate::process::{ChunkEncoder, Engine, MakeInit, OnCancel, Settings, make_init};
 
 /// Fails to compile for a closure that captures something: a worker process could not get
 /// the captured values. Call it as `const { no_captures::<F>() }`.
@@ -490,14 +490,24 @@ impl Pool {
         self.engine.chunks::<Direct<F>, A, R>()
     }
 
-    fn star_chunks<F, T>(&self) -> Submit<T, F::Output>
+    fn chunk_encoder<F, A, R>(&self) -> ChunkEncoder<Direct<F>, A, R>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        const { no_captures::<F>() };
+        self.engine.chunk_encoder::<Direct<F>, A, R>()
+    }
+
+    fn star_chunk_encoder<F, T>(&self) -> ChunkEncoder<Star<F>, T, F::Output>
     where
         F: StarFn<T> + Copy,
         T: Serialize + DeserializeOwned + Send + 'static,
         F::Output: Serialize + DeserializeOwned + Send + 'static,
     {
         const { no_captures::<F>() };
-        self.engine.chunks::<Star<F>, T, F::Output>()
+        self.engine.chunk_encoder::<Star<F>, T, F::Output>()
     }
 
     /// Runs `f` on every item in the workers and returns the results in order (Python's
@@ -557,7 +567,7 @@ impl Pool {
         let chunksize = map::check_chunksize(chunksize)?;
         self.engine.check_open()?;
         let items = map::items(iterable)?;
-        map::map_all(items, chunksize, &mut self.chunks::<F, A, R>())
+        map::map_all(items, chunksize, &mut self.chunk_encoder::<F, A, R>())
     }
 
     /// Like [`map`](Pool::map), without waiting: the [`AsyncResult`] gets every value, or
@@ -632,7 +642,7 @@ impl Pool {
         let chunksize = map::default_chunksize(items.len(), self.processes());
         let out = Future::pending();
         with_callbacks(&out, callback, error_callback);
-        let out = map::map_async(items, chunksize, &mut self.chunks::<F, A, R>(), out)?;
+        let out = map::map_async(items, chunksize, &mut self.chunk_encoder::<F, A, R>(), out)?;
         Ok(AsyncResult::new(out))
     }
 
@@ -836,7 +846,7 @@ impl Pool {
         let chunksize = map::check_chunksize(chunksize)?;
         self.engine.check_open()?;
         let items = map::items(iterable)?;
-        map::map_all(items, chunksize, &mut self.star_chunks::<F, T>())
+        map::map_all(items, chunksize, &mut self.star_chunk_encoder::<F, T>())
     }
 
     /// Like [`starmap`](Pool::starmap), without waiting (Python's `starmap_async`).
@@ -869,7 +879,7 @@ impl Pool {
         let out = map::map_async(
             items,
             chunksize,
-            &mut self.star_chunks::<F, T>(),
+            &mut self.star_chunk_encoder::<F, T>(),
             Future::pending(),
         )?;
         Ok(AsyncResult::new(out))

@@ -900,6 +900,38 @@ fn values_and_locks_passed_to_tasks_are_shared_with_the_parent() {
     });
 }
 
+fn add_if_given((counter, n): (Option<Value<u64>>, u64)) -> u64 {
+    if let Some(counter) = counter {
+        counter.with_lock(|c| *c += n);
+    }
+    n * 2
+}
+
+// A `map` encodes a chunk's items as it takes them from an input of known length; items
+// with handles among items without (here from the middle of each chunk on) still reach the
+// worker as the parent's own handles.
+#[test]
+fn handles_among_plain_items_of_a_map_are_shared_with_the_parent() {
+    each_method(|method| {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        let counter = Value::new(0u64).unwrap();
+        let items = || (0..100u64).map(|i| ((i % 10 >= 5).then(|| counter.clone()), i));
+        let expected: Vec<u64> = (0..100).map(|i| i * 2).collect();
+        assert_eq!(
+            pool.map_chunked(add_if_given, items(), 10).unwrap(),
+            expected
+        );
+        let given: u64 = (0..100).filter(|i| i % 10 >= 5).sum();
+        assert_eq!(counter.get(), given, "under {method:?}");
+        assert_eq!(pool.map(add_if_given, items()).unwrap(), expected);
+        assert_eq!(counter.get(), 2 * given, "under {method:?}");
+    });
+}
+
 fn wait_then_pid(gate: Event) -> u32 {
     gate.wait();
     getpid()

@@ -4,23 +4,46 @@
 use serde::Serialize;
 use serde::de::{DeserializeOwned, DeserializeSeed};
 
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::handle::{self, Link};
 use crate::sys;
 
-/// The arguments of a frame, whatever their type, kept while they hold handles.
+/// The arguments of a frame, whatever their type, kept while they hold handles: encoded
+/// again after the first `from` bytes of the frame (which they leave as they are) when the
+/// frame is sent.
 trait Reencode: Send {
-    fn encode_into(&self, header: &[u8]) -> Result<(Vec<u8>, Vec<sys::RawHandle>)>;
+    fn encode_after(&self, frame: &[u8], from: usize) -> Result<(Vec<u8>, Vec<sys::RawHandle>)>;
 }
 
 impl<T: Serialize + Send> Reencode for T {
-    fn encode_into(&self, header: &[u8]) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
+    fn encode_after(&self, frame: &[u8], from: usize) -> Result<(Vec<u8>, Vec<sys::RawHandle>)> {
         let (value, handles) = handle::encode_with_handles(self)?;
-        let mut bytes = Vec::with_capacity(header.len() + value.len());
-        bytes.extend_from_slice(header);
+        let before = &frame[..from.min(frame.len())];
+        let mut bytes = Vec::with_capacity(before.len() + value.len());
+        bytes.extend_from_slice(before);
         bytes.extend_from_slice(&value);
         Ok((bytes, handles))
+    }
+}
+
+/// The items of a sequence, one after the other without the sequence's length: the tail of
+/// a sequence that [`Outgoing::encode_seq`] kept, from its first item with handles on.
+struct Tail<T>(Vec<T>);
+
+impl<T: Serialize> Serialize for Tail<T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        // A tuple's elements follow one another with nothing before them.
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for item in &self.0 {
+            tuple.serialize_element(item)?;
+        }
+        tuple.end()
     }
 }
 
@@ -46,6 +69,8 @@ pub struct Outgoing {
     pub(crate) bytes: Vec<u8>,
     header_len: usize,
     keep: Option<Box<dyn Reencode>>,
+    /// Where the bytes that `keep` encodes again start (the header's end for a whole value).
+    kept_from: usize,
 }
 
 impl Outgoing {
@@ -63,7 +88,67 @@ impl Outgoing {
             bytes,
             header_len,
             keep,
+            kept_from: header_len,
         })
+    }
+
+    /// `header` followed by the items of `items` as a sequence (the bytes of a `Vec` of
+    /// them), each taken from the iterator as it is encoded: a large batch of small items
+    /// makes no vector of them first, which would be written once and read once in memory
+    /// often fresh from the kernel. Also the frame's number of items.
+    ///
+    /// Items are kept only from the first that holds handles on (they own the handles until
+    /// the frame is sent, and are encoded again then); the others are dropped once encoded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when an item does not serialize (the items taken so far are
+    /// dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::internal::Outgoing;
+    ///
+    /// let (frame, count) = Outgoing::encode_seq(vec![7], (1..=3u16).map(|x| x * 100)).unwrap();
+    /// assert_eq!(count, 3);
+    /// let same = Outgoing::encode(vec![7], vec![100u16, 200, 300]).unwrap();
+    /// assert_eq!(frame.plain_bytes(), same.plain_bytes());
+    /// ```
+    pub fn encode_seq<T: Serialize + Send + 'static>(
+        header: Vec<u8>,
+        items: impl Iterator<Item = T>,
+    ) -> Result<(Outgoing, usize)> {
+        let header_len = header.len();
+        let mut bytes = header;
+        // The length goes first: the iterator's word for it, written again (and the items
+        // moved, if it takes another number of bytes) when the iterator yields another
+        // number of items.
+        let guess = items.size_hint().0;
+        codec::encode_into(&guess, &mut bytes)?;
+        let guess_end = bytes.len();
+        let encoded = handle::encode_items_with_handles_into(items, &mut bytes)?;
+        let mut shift = 0isize;
+        if encoded.count != guess {
+            let mut len = Vec::new();
+            codec::encode_into(&encoded.count, &mut len)?;
+            shift = len.len() as isize - (guess_end - header_len) as isize;
+            bytes.splice(header_len..guess_end, len);
+        }
+        let (keep, kept_from) = match encoded.kept {
+            Some((from, items)) => (
+                Some(Box::new(Tail(items)) as Box<dyn Reencode>),
+                from.saturating_add_signed(shift),
+            ),
+            None => (None, header_len),
+        };
+        let frame = Outgoing {
+            bytes,
+            header_len,
+            keep,
+            kept_from,
+        };
+        Ok((frame, encoded.count))
     }
 
     /// The length of the frame in bytes.
@@ -112,11 +197,29 @@ impl Outgoing {
         &mut self.bytes[..self.header_len]
     }
 
+    /// The frame's buffer, for a caller that is done with the frame and would otherwise
+    /// allocate another of about its size: memory that was written once is mapped already,
+    /// where a new allocation of many pages is faulted in page by page. The value a frame
+    /// with handles keeps is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proc_core::internal::Outgoing;
+    ///
+    /// let frame = Outgoing::encode(vec![7], 300u16).unwrap();
+    /// let bytes = frame.into_bytes();
+    /// assert_eq!(bytes, [7, 0xac, 0x02]);
+    /// ```
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     pub(crate) fn frame(&self) -> Result<(std::borrow::Cow<'_, [u8]>, Vec<sys::RawHandle>)> {
         match &self.keep {
             None => Ok((std::borrow::Cow::Borrowed(&self.bytes), Vec::new())),
             Some(value) => {
-                let (bytes, handles) = value.encode_into(&self.bytes[..self.header_len])?;
+                let (bytes, handles) = value.encode_after(&self.bytes, self.kept_from)?;
                 Ok((std::borrow::Cow::Owned(bytes), handles))
             }
         }
@@ -320,5 +423,88 @@ impl Link {
         let _turn = self.receiving.lock().unwrap_or_else(|e| e.into_inner());
         let (bytes, handles) = self.channel.recv_frame(self.max_frame)?;
         Ok(Incoming { bytes, handles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outgoing;
+    use crate::Link;
+
+    /// `0..yields` of `make`'s items, from an iterator that claims `claims` of them.
+    struct Claiming<F> {
+        next: usize,
+        yields: usize,
+        claims: usize,
+        make: F,
+    }
+
+    impl<T, F: FnMut(usize) -> T> Iterator for Claiming<F> {
+        type Item = T;
+
+        fn next(&mut self) -> Option<T> {
+            (self.next < self.yields).then(|| {
+                self.next += 1;
+                (self.make)(self.next - 1)
+            })
+        }
+
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            (self.claims, Some(self.claims))
+        }
+    }
+
+    // A sequence encoded as it is taken from its iterator sends what the vector of its items
+    // sends, the same bytes and as many handles: with no handles, with handles from the first
+    // item or from the middle on, and whatever length the iterator claims (a length of
+    // another width moves the bytes of the items kept for their handles).
+    #[test]
+    fn a_sequence_taken_from_an_iterator_sends_what_its_vector_sends() {
+        let links = |first: Option<usize>| {
+            move |i: usize| {
+                let with = first.is_some_and(|first| i >= first && i % 3 == first % 3);
+                (i as u32 * 1000, with.then(|| Link::pair().unwrap().0))
+            }
+        };
+        for first in [None, Some(0), Some(150)] {
+            for (yields, claims) in [(200, 200), (200, 0), (200, 100_000), (0, 5), (3, 1)] {
+                let mut make = links(first);
+                let whole: Vec<_> = (0..yields).map(&mut make).collect();
+                let whole = Outgoing::encode(vec![9; 3], whole).unwrap();
+                let items = Claiming {
+                    next: 0,
+                    yields,
+                    claims,
+                    make: links(first),
+                };
+                let (seq, count) = Outgoing::encode_seq(vec![9; 3], items).unwrap();
+                assert_eq!(count, yields);
+                assert_eq!(seq.has_handles(), whole.has_handles() && yields > 0);
+                let (seq_bytes, seq_handles) = seq.frame().unwrap();
+                let (whole_bytes, whole_handles) = whole.frame().unwrap();
+                assert_eq!(seq_bytes, whole_bytes, "{first:?} {yields} {claims}");
+                assert_eq!(seq_handles.len(), whole_handles.len());
+            }
+        }
+    }
+
+    // An item that does not encode fails the sequence, and a later encoding of handles is
+    // not confused by the one that failed.
+    #[test]
+    fn a_sequence_with_an_item_that_does_not_encode_fails() {
+        struct Refuses;
+        impl serde::Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let items = (0..10).map(|i| (i == 5).then_some(Refuses));
+        assert!(Outgoing::encode_seq(Vec::new(), items).is_err());
+        let items = (0..4).map(|i| (i == 2).then(|| Link::pair().unwrap().0));
+        let (frame, count) = Outgoing::encode_seq(Vec::new(), items).unwrap();
+        assert_eq!((count, frame.has_handles()), (4, true));
+        let items = (0..4).map(|_| None::<Link>);
+        let (frame, _) = Outgoing::encode_seq(Vec::new(), items).unwrap();
+        assert!(!frame.has_handles());
     }
 }

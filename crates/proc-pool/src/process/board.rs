@@ -36,7 +36,7 @@ const TAIL: usize = 128;
 const DATA: usize = 256;
 /// How many bytes a ring holds: room for a large record or two (a `map` chunk of a few
 /// hundred thousand small items) besides the reserve of small ones.
-const RING: usize = 1024 * 1024;
+pub(crate) const RING: usize = 1024 * 1024;
 /// Where the rings are: after the places' words, the tasks (whose positions are then in the
 /// board's first page with the words), then the answers.
 const TASKS: usize = 256;

@@ -21,14 +21,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
-use proc_core::internal::{Incoming, Outgoing};
+use proc_core::internal::{Incoming, Outgoing, unwind};
 use proc_core::{Error, Link, Result, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::{Call, InitOutput};
 use crate::future::{Future, QueuedTasks};
-use crate::map::{Answer, ChunkFuture, Submit};
+use crate::map::{Answer, ChunkFuture, SendChunks, Submit};
 use worker::{AppendResults, Frame, OneResult, REPLY_HEADER, Single};
 
 /// Makes the frame that runs the initializer in a new worker.
@@ -563,6 +563,21 @@ impl Engine {
         Box::new(move |items| engine.submit_chunk::<C, A, R>(items, &mut size))
     }
 
+    /// The [`SendChunks`] of `map` and `map_async`: queues `C` on each chunk of items as
+    /// one task, encoding the items as it takes them from the input.
+    pub(crate) fn chunk_encoder<C, A, R>(self: &Arc<Engine>) -> ChunkEncoder<C, A, R>
+    where
+        C: Call<A, Output = R>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ChunkEncoder {
+            engine: self.clone(),
+            size: FrameSize::default(),
+            call: std::marker::PhantomData,
+        }
+    }
+
     /// Queues `C` on each of `items` as one task, its frame sized by `size`.
     fn submit_chunk<C, A, R>(&self, items: Vec<A>, size: &mut FrameSize) -> Result<ChunkFuture<R>>
     where
@@ -576,6 +591,14 @@ impl Engine {
         header.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
         let frame = Outgoing::encode(header, items)?;
         size.learn(count, frame.len());
+        self.submit_frame(id, frame, count)
+    }
+
+    /// Queues the task `id` of `frame`, a chunk of `count` items.
+    fn submit_frame<R>(&self, id: u64, frame: Outgoing, count: usize) -> Result<ChunkFuture<R>>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
         let future = Future::pending();
         self.submit(Job::new(
             id,
@@ -586,6 +609,44 @@ impl Engine {
             }),
         ))?;
         Ok(future)
+    }
+}
+
+/// Sends the chunks of an eager map to an engine: `C` on each chunk, its items encoded as
+/// they are taken from the input (see [`Engine::chunk_encoder`]).
+pub(crate) struct ChunkEncoder<C, A, R> {
+    engine: Arc<Engine>,
+    size: FrameSize,
+    call: std::marker::PhantomData<Calls<C, A, R>>,
+}
+
+/// What a [`ChunkEncoder`] sends: `C` on items of `A`, giving `R` (a function type, so that
+/// the encoder is `Send` whatever they are).
+type Calls<C, A, R> = fn() -> (C, A, R);
+
+impl<C, A, R> SendChunks<A, R> for ChunkEncoder<C, A, R>
+where
+    C: Call<A, Output = R>,
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn send_chunk<I: Iterator<Item = A>>(
+        &mut self,
+        items: &mut I,
+        chunksize: usize,
+    ) -> Result<Option<ChunkFuture<R>>> {
+        let id = self.engine.next_id();
+        let mut header = Vec::with_capacity(self.size.guess(chunksize.min(items.size_hint().0)));
+        header.extend_from_slice(&worker::header(worker::JOB, id, worker::run_items::<C, A>));
+        // The iterator runs here: its panic is the map's error, as while a `Submit`'s chunk
+        // is collected (and so is one of an item's `Serialize`).
+        let (frame, count) =
+            unwind::catch(|| Outgoing::encode_seq(header, items.by_ref().take(chunksize)))??;
+        if count == 0 {
+            return Ok(None);
+        }
+        self.size.learn(count, frame.len());
+        self.engine.submit_frame(id, frame, count).map(Some)
     }
 }
 
