@@ -1,6 +1,7 @@
 //! The children of this process: their shared state, `active_children()`, and what happens to
 //! them when this process exits (daemonic ones are terminated, the others joined).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -166,23 +167,48 @@ impl ChildState {
 }
 
 static CHILDREN: Mutex<Vec<Arc<ChildState>>> = Mutex::new(Vec::new());
+/// How many children `CHILDREN` holds, written under its lock: a new child, which holds its
+/// parent's list, reads it to skip the lock when the list is empty (the common case), since
+/// taking the lock writes its page, a copy of the parent's in a forked child (a page fault).
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+
+/// The list of children, locked, for a change that `REGISTERED` follows.
+fn children() -> ChildrenGuard {
+    ChildrenGuard(CHILDREN.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The locked list of children, which notes its length in `REGISTERED` when it is let go.
+struct ChildrenGuard(std::sync::MutexGuard<'static, Vec<Arc<ChildState>>>);
+
+impl std::ops::Deref for ChildrenGuard {
+    type Target = Vec<Arc<ChildState>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildrenGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildrenGuard {
+    fn drop(&mut self) {
+        REGISTERED.store(self.0.len(), Ordering::Release);
+    }
+}
 static AT_EXIT: Once = Once::new();
 
 /// Adds a started child; the first one also installs the exit handler.
 pub(crate) fn register(state: Arc<ChildState>) {
     AT_EXIT.call_once(|| crate::sys::at_exit(on_exit));
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(state);
+    children().push(state);
 }
 
 /// Forgets children that have ended, reaping them (Python's `_cleanup()`).
 pub(crate) fn cleanup() {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|c| c.exitcode().is_none());
+    children().retain(|c| c.exitcode().is_none());
 }
 
 /// The children that still run.
@@ -206,14 +232,21 @@ pub(crate) fn channel_handles() -> Vec<sys::RawHandle> {
 /// number before (see `channel_handles`), and the parent's `Process` values in this copy of
 /// its memory still point at the same states, so nothing may be dropped here.
 pub(crate) fn forget_inherited() {
-    std::mem::forget(std::mem::take(
-        &mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()),
-    ));
+    // A new child is single-threaded here: the count its parent left is the list's length.
+    if REGISTERED.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    std::mem::forget(std::mem::take(&mut *children()));
 }
 
 /// Terminates daemonic children, then waits for all children: what Python does at exit.
 pub(crate) fn shutdown() {
-    let children = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    // No lock (no write) when there is nothing to wait for: the end of every child that
+    // started none.
+    if REGISTERED.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let children = std::mem::take(&mut *children());
     for child in children.iter().filter(|c| c.daemon) {
         let _ = child.child.terminate();
     }
